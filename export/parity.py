@@ -1,0 +1,31 @@
+"""ONNX-vs-torch parity: the exported graph must reproduce the torch model within a stated tolerance."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from runtime.backend import OrtBackend
+
+FP32_ATOL = 1e-4  # absolute tolerance for fp32 graphs (outputs are O(1))
+
+
+def check_parity(model: torch.nn.Module, path: Path, spec, batches=(1, 3), frames=(7, 25), seed: int = 0) -> dict:
+    """Run torch and onnxruntime on random inputs at several batch/time sizes; return the worst difference."""
+    from .onnx_export import random_inputs
+
+    rng = np.random.default_rng(seed)
+    be = OrtBackend(path, "cpu")
+    worst = 0.0
+    for b in batches:
+        for t in frames:
+            x = random_inputs(spec, b, t, rng)
+            with torch.no_grad():
+                ref = model(*[torch.from_numpy(x[n]) for n in spec.inputs])
+            got = be.run(x)
+            for name, r in zip(spec.outputs, ref):
+                worst = max(worst, float(np.abs(got[name] - r.numpy()).max()))
+    if worst > FP32_ATOL:
+        raise AssertionError(f"ONNX parity failed for {path.name}: max|diff| {worst:.2e} > {FP32_ATOL:.0e}")
+    return {"max_abs_diff": worst, "atol": FP32_ATOL, "batches": list(batches), "frames": list(frames)}

@@ -1,0 +1,107 @@
+"""Audio input: WAV/FLAC (by content, not by name) -> mono float32 16 kHz in [-1, 1]."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import InputNotFound, InvalidAudio, UnsupportedAudioFormat
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+ACCEPTED_AUDIO_FORMATS = ("WAV", "FLAC")
+MAX_AUDIO_SECONDS = 3 * 3600
+
+AudioLike = Union[str, os.PathLike, np.ndarray]
+
+
+def _accepted() -> str:
+    return "accepted audio formats: WAV (PCM 8/16/24/32-bit or float) and FLAC"
+
+
+def sniff_audio(head: bytes) -> str:
+    """Name the container from its first bytes; raise UnsupportedAudioFormat for anything but WAV/FLAC."""
+    if len(head) >= 12 and head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    known = {
+        b"ID3": "MP3", b"\xff\xfb": "MP3", b"\xff\xf3": "MP3", b"\xff\xf2": "MP3", b"OggS": "Ogg",
+        b"\x1aE\xdf\xa3": "Matroska/WebM", b"FORM": "AIFF", b"caff": "CAF",
+    }
+    for magic, name in known.items():
+        if head.startswith(magic):
+            raise UnsupportedAudioFormat(f"{name} audio is not supported; {_accepted()}")
+    if len(head) >= 8 and head[4:8] == b"ftyp":
+        raise UnsupportedAudioFormat(f"MP4/M4A audio is not supported; {_accepted()}")
+    raise UnsupportedAudioFormat(f"not a WAV or FLAC file; {_accepted()}")
+
+
+def check_audio_path(src: Union[str, os.PathLike]) -> Path:
+    """Validate an audio path cheaply (exists, WAV/FLAC by content) before any work is done."""
+    path = Path(src)
+    if not path.exists():
+        raise InputNotFound(f"audio not found: {path}")
+    if path.is_dir():
+        raise UnsupportedAudioFormat(f"{path} is a directory; {_accepted()}")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        raise UnsupportedAudioFormat(f"{path} is empty (0 bytes); {_accepted()}")
+    try:
+        sniff_audio(head)
+    except UnsupportedAudioFormat as e:
+        raise UnsupportedAudioFormat(f"{path}: {e}") from None
+    return path
+
+
+def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Downmix to mono, convert to float32 and resample to 16 kHz (soxr, high quality)."""
+    a = np.asarray(samples)
+    if a.dtype.kind == "i":
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
+    elif a.dtype.kind == "u":
+        info = np.iinfo(a.dtype)
+        a = (a.astype(np.float32) - (info.max + 1) / 2) / ((info.max + 1) / 2)
+    elif a.dtype.kind != "f":
+        raise InvalidAudio(f"audio array dtype {a.dtype} not understood; use float32 in [-1, 1] or int16")
+    a = a.astype(np.float32, copy=False)
+    if a.ndim == 2:
+        a = a.mean(axis=1) if a.shape[1] <= 8 else a.mean(axis=0)
+    elif a.ndim != 1:
+        raise InvalidAudio(f"audio array of shape {a.shape}; expected [N] or [N, channels]")
+    if not np.isfinite(a).all():
+        raise InvalidAudio("audio contains NaN or inf samples")
+    if not 1000 <= int(sample_rate) <= 768_000:
+        raise InvalidAudio(f"sample rate {sample_rate} Hz is out of range (1 kHz .. 768 kHz)")
+    if int(sample_rate) != SAMPLE_RATE and a.size:
+        a = soxr.resample(a, int(sample_rate), SAMPLE_RATE, quality="HQ").astype(np.float32)
+    return np.clip(a, -1.0, 1.0)
+
+
+def load_audio(src: AudioLike, sample_rate: int | None = None) -> np.ndarray:
+    """Load WAV/FLAC (or take an array with its `sample_rate`) -> mono float32 16 kHz."""
+    if isinstance(src, np.ndarray):
+        return to_mono_16k(src, sample_rate or SAMPLE_RATE)
+    if not isinstance(src, (str, os.PathLike)):
+        raise UnsupportedAudioFormat(f"expected an audio path or a numpy array, got {type(src).__name__}")
+    path = check_audio_path(src)
+    try:
+        info = sf.info(str(path))
+        if info.duration > MAX_AUDIO_SECONDS:
+            raise InvalidAudio(f"{path}: {info.duration:.0f} s exceeds the {MAX_AUDIO_SECONDS} s cap")
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        if isinstance(e, InvalidAudio):
+            raise
+        raise UnsupportedAudioFormat(f"{path}: cannot decode ({e}); {_accepted()}") from None
+    if data.shape[0] == 0:
+        raise InvalidAudio(f"{path}: contains no samples")
+    log.debug("loaded %s: %d Hz, %d ch, %.2f s", path, sr, data.shape[1], data.shape[0] / sr)
+    return to_mono_16k(data, sr)

@@ -1,0 +1,143 @@
+"""One ``Backend`` protocol over inference engines; outputs are looked up by name.
+
+``OrtBackend`` runs ONNX files with onnxruntime (CPU, CUDA or TensorRT execution providers).
+Model files follow ``name.<precision>.onnx`` with a ``name.onnx.json`` sidecar whose sha256 is
+checked on load. A TensorRT ``.plan`` backend joins this protocol in the export issue.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "int8", "fp16")
+BACKENDS = ("auto", "cpu", "cuda", "tensorrt")
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def _providers_for(backend: str) -> list[str]:
+    avail = available_providers()
+    wanted = {
+        "cpu": ["CPUExecutionProvider"],
+        "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        "auto": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    }[backend]
+    if backend in ("cuda", "tensorrt") and wanted[0] not in avail:
+        raise ModelError(f"backend {backend!r} needs {wanted[0]}, but onnxruntime here offers {avail}; "
+                         "install toonsync[gpu] on a machine with an NVIDIA GPU, or use --backend cpu")
+    return [p for p in wanted if p in avail]
+
+
+class OrtBackend:
+    """onnxruntime session; ``run`` takes and returns dicts keyed by graph I/O names."""
+
+    def __init__(self, path: str | os.PathLike, backend: str = "auto", threads: int | None = None):
+        import onnxruntime as ort
+
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown backend {backend!r}; accepted: {', '.join(BACKENDS)}")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = threads
+        providers = _providers_for(backend)
+        try:
+            self._sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
+            raise ModelError(f"cannot load ONNX model {path}: {str(e).splitlines()[0][:300]}") from None
+        self.name = f"onnxruntime:{self._sess.get_providers()[0]}"
+        self.input_names = [i.name for i in self._sess.get_inputs()]
+        self.output_names = [o.name for o in self._sess.get_outputs()]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = set(self.input_names) - set(inputs)
+        if missing:
+            raise ModelError(f"missing model inputs {sorted(missing)}; the graph takes {self.input_names}")
+        outs = self._sess.run(self.output_names, {k: inputs[k] for k in self.input_names})
+        return dict(zip(self.output_names, outs))
+
+
+@dataclass
+class LoadedModel:
+    """A backend plus its sidecar metadata."""
+
+    name: str
+    path: Path
+    backend: Backend
+    meta: dict = field(default_factory=dict)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.backend.run(inputs)
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("TOONSYNC_MODEL_DIR", DEFAULT_MODEL_DIR))
+
+
+def read_sidecar(directory: Path, name: str) -> dict:
+    side = directory / f"{name}.onnx.json"
+    if not side.is_file():
+        raise ModelError(f"model sidecar {side} not found; run `toonsync export` or reinstall toonsync")
+    try:
+        return json.loads(side.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"model sidecar {side} is not valid JSON ({e})") from None
+
+
+def load_model(name: str, precision: str = "fp32", backend: str = "auto", directory: str | os.PathLike | None = None,
+               threads: int | None = None, verify: bool = True) -> LoadedModel:
+    """Load ``name.<precision>.onnx`` from the model directory, checking its sha256 against the sidecar."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    d = Path(directory) if directory else model_dir()
+    if not d.is_dir():
+        raise ModelError(f"model directory {d} does not exist")
+    path = d / f"{name}.{precision}.onnx"
+    if not path.is_file():
+        have = sorted(p.name for p in d.glob(f"{name}.*.onnx"))
+        raise ModelError(f"model file {path} not found (have: {have or 'none'}); run `toonsync export`")
+    meta = read_sidecar(d, name)
+    if verify:
+        want = meta.get("files", {}).get(path.name, {}).get("sha256")
+        got = sha256_file(path)
+        if want and want != got:
+            raise ModelError(f"{path} does not match its sidecar (sha256 {got[:12]}… != {want[:12]}…); "
+                             "the file is corrupt or was replaced — re-export it")
+    lm = LoadedModel(name, path, OrtBackend(path, backend, threads), meta)
+    log.debug("loaded %s on %s", path.name, lm.backend.name)
+    return lm

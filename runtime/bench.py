@@ -1,0 +1,100 @@
+"""``toonsync bench`` v0: per-stage latency (p50/p90/p99/max ms) and end-to-end real-time factor.
+
+Cases: log-mel of one 40 ms frame, audio2motion per 40 ms frame (batch 1, streaming state carried),
+avatar draw per frame, H.264+AAC encode, and a full offline render of a ``seconds``-long clip.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .audio_io import load_audio
+from .demo import DEMO_FACE, DEMO_SPEECH, asset
+from .mel import MELS_PER_FRAME, N_MELS, SAMPLES_PER_FRAME, log_mel
+from .pipeline import Animator, render
+from .prepare import load_face
+
+
+def _stats(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"n": int(a.size), "p50_ms": round(float(np.percentile(a, 50)), 3),
+            "p90_ms": round(float(np.percentile(a, 90)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
+            "max_ms": round(float(a.max()), 3), "fps": round(1e3 / float(np.percentile(a, 50)), 1)}
+
+
+def _time(fn, n: int, warmup: int = 5) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200) -> dict:
+    speech = load_audio(asset(DEMO_SPEECH))
+    reps = int(np.ceil(seconds * 16000 / speech.size))
+    clip = np.tile(speech, reps)[: int(seconds * 16000)]
+    animator = Animator(backend)
+    avatar = load_face(asset(DEMO_FACE))
+    renderer = avatar.renderer(256)
+    cases: dict[str, dict] = {}
+
+    chunk = clip[:SAMPLES_PER_FRAME * 2]
+    cases["logmel_per_frame"] = _stats(_time(lambda: log_mel(chunk), frames))
+
+    m = animator.model
+    state = {"mel_ctx": np.zeros((1, N_MELS, animator.ctx), np.float32),
+             "h": np.zeros((1, 1, animator.hidden), np.float32), "c": np.zeros((1, 1, animator.hidden), np.float32)}
+    mel = log_mel(clip)[: MELS_PER_FRAME][None]
+
+    def step():
+        out = m.run({"mel": mel, **state})
+        state.update(mel_ctx=out["mel_ctx_out"], h=out["h_out"], c=out["c_out"])
+
+    cases["audio2motion_per_frame"] = _stats(_time(step, frames))
+    motion = animator.animate(clip[: SAMPLES_PER_FRAME * frames], avatar.neutral)
+    i = iter(range(10**9))
+    cases["draw_per_frame"] = _stats(_time(
+        lambda: (k := next(i) % motion.n_frames,
+                 renderer.draw(motion.landmarks[k], motion.pose[k], float(motion.blink[k]), motion.emotion[k])),
+        frames))
+    with tempfile.TemporaryDirectory() as td:
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            res = render(avatar, clip, Path(td) / "b.mp4", animator=animator)
+            runs.append((time.perf_counter() - t) * 1e3)
+    total = float(np.median(runs))
+    cases["render_offline"] = {"clip_s": seconds, "frames": res.frames, "median_ms": round(total, 1),
+                               "ms_per_frame": round(total / res.frames, 3),
+                               "realtime_factor": round(seconds * 1e3 / total, 2), "stages_ms": res.timings_ms}
+    per_frame = sum(cases[k]["p50_ms"] for k in ("logmel_per_frame", "audio2motion_per_frame", "draw_per_frame"))
+    return {
+        "schema": "toonsync-bench/0",
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "python": platform.python_version(), "backend": m.backend.name},
+        "cases": cases,
+        "stream_budget": {"per_frame_p50_ms": round(per_frame, 3), "budget_ms": 40.0,
+                          "headroom": round(40.0 / per_frame, 2)},
+    }
+
+
+def print_report(rep: dict) -> None:
+    print(f"machine: {rep['machine']}")
+    print(f"{'case':28s} {'p50':>8s} {'p90':>8s} {'p99':>8s} {'max':>8s} {'fps':>8s}")
+    for name, c in rep["cases"].items():
+        if "p50_ms" in c:
+            print(f"{name:28s} {c['p50_ms']:8.2f} {c['p90_ms']:8.2f} {c['p99_ms']:8.2f} {c['max_ms']:8.2f} {c['fps']:8.0f}")
+    r = rep["cases"]["render_offline"]
+    print(f"render_offline: {r['clip_s']:.0f} s clip, {r['frames']} frames in {r['median_ms'] / 1e3:.2f} s "
+          f"= {r['ms_per_frame']:.2f} ms/frame, {r['realtime_factor']:.1f}x real time")
+    s = rep["stream_budget"]
+    print(f"per-frame work p50 {s['per_frame_p50_ms']:.2f} ms of the 40 ms budget ({s['headroom']:.1f}x headroom)")

@@ -1,0 +1,191 @@
+"""``toonsync`` command line. Run ``toonsync --help`` or ``toonsync COMMAND --help``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from .errors import ToonsyncError
+
+log = logging.getLogger("toonsync")
+
+EPILOG = """examples:
+  toonsync demo                                   # bundled photo + speech -> demo.mp4 + demo_sheet.png
+  toonsync render face.jpg speech.wav -o out.mp4  # your photo, your speech
+  toonsync render face.avatar speech.flac -o out.mp4 --emotion happy --seed 3
+  toonsync prepare face.jpg -o face.avatar        # prepare once, render/stream many times
+  toonsync preprocess clip.mp4 -o clips.h5        # frames + 68 landmarks + log-mel -> HDF5
+  toonsync train audio2motion --minutes 60        # build the TTS corpus and train (needs toonsync[train])
+  toonsync export                                 # checkpoint -> ONNX + sidecar in the model dir
+  toonsync bench                                  # latency per stage (p50/p99) and real-time factor
+  toonsync doctor                                 # versions, providers, model files and checksums
+"""
+
+
+def _add_render_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=int, default=256, help="output width = height in pixels (even, 64..2048; default 256)")
+    p.add_argument("--fps", type=int, default=25, help="output frame rate (1..60; the models run at 25; default 25)")
+    p.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (default 0)")
+    p.add_argument("--emotion", help="override the expression: angry, disgusted, fearful, happy, neutral, sad")
+    p.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                   help="inference backend (default auto: the fastest available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="toonsync", description="Anime talking avatars from a face photo and speech.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="render the bundled demo (photo + speech) to demo.mp4 and a contact sheet")
+    d.add_argument("--out-dir", type=Path, default=Path("."), help="where demo.mp4 and demo_sheet.png go (default .)")
+    _add_render_opts(d)
+
+    r = sub.add_parser("render", help="FACE + AUDIO -> anime talking-avatar MP4 (H.264 + AAC)")
+    r.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP) or a prepared .avatar bundle")
+    r.add_argument("audio", help="speech, WAV or FLAC (any rate, mono or stereo)")
+    r.add_argument("-o", "--output", required=True, type=Path, help="output .mp4 (written atomically)")
+    r.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the frames")
+    _add_render_opts(r)
+
+    pr = sub.add_parser("prepare", help="face photo -> reusable .avatar bundle (no photo pixels inside)")
+    pr.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP)")
+    pr.add_argument("-o", "--output", required=True, type=Path, help="output .avatar file")
+
+    pp = sub.add_parser("preprocess", help="video/audio files -> HDF5 clips (frames, 68 landmarks, pose, log-mel)")
+    pp.add_argument("inputs", nargs="+", help="video (.mp4 .mov .mkv .webm .avi) or audio (.wav .flac) files")
+    pp.add_argument("-o", "--output", required=True, type=Path, help="output .h5")
+    pp.add_argument("--frame-size", type=int, default=256, help="downscale stored frames to this long side (0 = keep)")
+
+    t = sub.add_parser("train", help="train a model (needs `pip install toonsync[train]`)")
+    t.add_argument("model", choices=["audio2motion"], help="which model")
+    t.add_argument("--corpus-dir", type=Path, default=Path("corpus"), help="where the TTS corpus is built/read")
+    t.add_argument("--minutes", type=float, default=60.0, help="minutes of training speech to synthesise")
+    t.add_argument("--steps", type=int, default=4000, help="optimisation steps")
+    t.add_argument("--out", type=Path, default=Path("runs/audio2motion"), help="checkpoint directory")
+    t.add_argument("--seed", type=int, default=0)
+
+    e = sub.add_parser("export", help="trained checkpoint -> name.fp32.onnx + name.onnx.json (needs toonsync[export])")
+    e.add_argument("--checkpoint", type=Path, default=Path("runs/audio2motion/audio2motion.pt"))
+    e.add_argument("--model-dir", type=Path, help="destination (default: the runtime's model directory)")
+
+    b = sub.add_parser("bench", help="measure latency per stage (p50/p90/p99) and real-time factor")
+    b.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    b.add_argument("--seconds", type=float, default=10.0, help="length of the speech clip to benchmark (default 10)")
+    b.add_argument("--json", type=Path, help="also write the results as JSON")
+
+    sub.add_parser("doctor", help="versions, execution providers, model files and checksums, detectors")
+    return p
+
+
+def cmd_render(a: argparse.Namespace) -> int:
+    from .pipeline import render
+    from .sheet import contact_sheet
+
+    res = render(a.face, a.audio, a.output, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend)
+    log.info("wrote %s: %d frames, %.2f s, %dx%d @ %d fps (%s) in %.1f s", res.output, res.frames, res.duration_s,
+             res.size, res.size, res.fps, res.backend, res.timings_ms["total_ms"] / 1e3)
+    if a.sheet:
+        contact_sheet(res.output, a.sheet)
+        log.info("wrote %s", a.sheet)
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(a.out_dir, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend)
+    return 0
+
+
+def cmd_prepare(a: argparse.Namespace) -> int:
+    from .prepare import load_face
+
+    if a.output.suffix != ".avatar":
+        raise ToonsyncError(f"output must end in .avatar, got {a.output.name}")
+    av = load_face(a.face)
+    av.save(a.output)
+    log.info("wrote %s (style %s)", a.output, av.style.to_dict())
+    return 0
+
+
+def cmd_preprocess(a: argparse.Namespace) -> int:
+    from .preprocess import preprocess
+
+    n = preprocess(a.inputs, a.output, a.frame_size or None)
+    log.info("wrote %d clips to %s", n, a.output)
+    return 0
+
+
+def _heavy(module: str, extra: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ToonsyncError(f"this command needs `pip install toonsync[{extra}]` ({e})") from None
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    return _heavy("training.cli", "train").train_cli(a)
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    return _heavy("export.cli", "export").export_cli(a)
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import print_report, run_bench
+
+    rep = run_bench(backend=a.backend, seconds=a.seconds)
+    print_report(rep)
+    if a.json:
+        from .atomic import atomic_path
+
+        with atomic_path(a.json) as tmp:
+            tmp.write_text(json.dumps(rep, indent=2))
+    return 0
+
+
+def cmd_doctor(a: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    ok = doctor()
+    return 0 if ok else 1
+
+
+COMMANDS = {"demo": cmd_demo, "render": cmd_render, "prepare": cmd_prepare, "preprocess": cmd_preprocess,
+            "train": cmd_train, "export": cmd_export, "bench": cmd_bench, "doctor": cmd_doctor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    level = logging.DEBUG if a.debug else logging.ERROR if a.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s" if not a.debug else "%(levelname)s %(name)s: %(message)s")
+    if not a.cmd:
+        parser.print_help()
+        return 2
+    warnings.simplefilter("default")
+    logging.captureWarnings(True)
+    t0 = time.perf_counter()
+    try:
+        rc = COMMANDS[a.cmd](a)
+    except ToonsyncError as e:
+        if a.debug:
+            raise
+        print(f"toonsync {a.cmd}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"toonsync {a.cmd}: interrupted", file=sys.stderr)
+        return 130
+    log.debug("%s took %.2f s", a.cmd, time.perf_counter() - t0)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""``toonsync doctor``: what this machine has, and whether the shipped models are intact."""
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import platform
+import shutil
+import sys
+
+from .backend import available_providers, model_dir, sha256_file
+from .errors import ModelError
+
+
+def _ver(pkg: str) -> str:
+    try:
+        return md.version(pkg)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def doctor(out=sys.stdout) -> bool:
+    """Print a report; return False if something the runtime needs is broken."""
+    ok = True
+    w = lambda s="": print(s, file=out)  # noqa: E731  (doctor output is the product here, not logging)
+    w(f"toonsync {_ver('toonsync')}  Python {platform.python_version()}  {platform.platform()}")
+    w("packages:")
+    for pkg in ("numpy", "onnxruntime", "onnxruntime-gpu", "opencv-python-headless", "soundfile", "av", "h5py",
+                "dlib-bin", "soxr", "torch", "onnx", "tensorrt", "sounddevice"):
+        w(f"  {pkg:24s} {_ver(pkg)}")
+    w(f"onnxruntime providers: {', '.join(available_providers())}")
+    try:
+        from .face import find_predictor
+
+        w(f"landmarks: dlib 68-point predictor at {find_predictor()}")
+    except ModelError as e:
+        ok = False
+        w(f"landmarks: MISSING — {e}")
+    w(f"flite (training corpus): {shutil.which('flite') or 'not installed'}")
+    d = model_dir()
+    w(f"models in {d}:")
+    sidecars = sorted(d.glob("*.onnx.json"))
+    if not sidecars:
+        ok = False
+        w("  none — run `toonsync train audio2motion && toonsync export`")
+    for side in sidecars:
+        meta = json.loads(side.read_text())
+        for fname, info in meta.get("files", {}).items():
+            f = d / fname
+            if not f.exists():
+                ok, state = False, "MISSING"
+            else:
+                got = sha256_file(f)
+                state = "ok" if got == info["sha256"] else "SHA256 MISMATCH"
+                ok = ok and state == "ok"
+            w(f"  {fname:28s} {info.get('bytes', 0) / 1024:8.0f} KiB  sha256 {info['sha256'][:16]}…  {state}")
+        m = meta.get("metrics", {})
+        if m:
+            w(f"    metrics: " + ", ".join(f"{k}={v}" for k, v in m.items()))
+    w("status: " + ("ok" if ok else "PROBLEMS FOUND (see above)"))
+    return ok

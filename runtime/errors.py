@@ -1,0 +1,50 @@
+"""Typed errors raised at the product boundary.
+
+Every error says what was wrong *and* what is accepted, so a user never has to
+read a traceback from numpy, OpenCV or onnxruntime.
+"""
+from __future__ import annotations
+
+
+class ToonsyncError(Exception):
+    """Base class of every error toonsync raises on purpose."""
+
+
+class InputError(ToonsyncError, ValueError):
+    """Bad user input (file, array or argument)."""
+
+
+class InputNotFound(ToonsyncError, FileNotFoundError):
+    """An input path does not exist."""
+
+
+class UnsupportedImageFormat(InputError):
+    """The image is not one of the accepted formats (or cannot be decoded)."""
+
+
+class UnsupportedAudioFormat(InputError):
+    """The audio is not one of the accepted formats (or cannot be decoded)."""
+
+
+class ImageTooLarge(InputError):
+    """The image exceeds the pixel cap; refused before decoding."""
+
+
+class InvalidAudio(InputError):
+    """Audio decoded but its content is unusable (empty, NaN/inf...)."""
+
+
+class NoFaceError(InputError):
+    """No face was found in the image."""
+
+
+class ModelError(ToonsyncError, RuntimeError):
+    """A model file is missing, corrupt or does not match its sidecar."""
+
+
+class SideProfileWarning(UserWarning):
+    """The face is turned away (profile view); a frontal fallback avatar is used."""
+
+
+class MultipleFacesWarning(UserWarning):
+    """More than one face was found; the largest one is used."""

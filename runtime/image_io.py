@@ -1,0 +1,161 @@
+"""Image input: format check from the file's bytes, size cap before decoding, RGB uint8 out."""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+
+from .errors import ImageTooLarge, InputNotFound, UnsupportedImageFormat
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WebP")
+ACCEPTED_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+MAX_PIXELS = 50_000_000  # ~ 8660 x 5773; refused from the header, before decoding
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+ImageLike = Union[str, os.PathLike, np.ndarray]
+
+
+def _accepted() -> str:
+    return "accepted image formats: " + ", ".join(ACCEPTED_IMAGE_FORMATS)
+
+
+def sniff_image(head: bytes) -> tuple[str, tuple[int, int] | None]:
+    """Return (format, (width, height) or None) from the first bytes of a file.
+
+    Raises UnsupportedImageFormat when the bytes are none of the accepted formats.
+    """
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        if len(head) >= 24 and head[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", head[16:24])
+            return "PNG", (w, h)
+        return "PNG", None
+    if head.startswith(b"\xff\xd8"):
+        return "JPEG", _jpeg_size(head)
+    if head.startswith(b"BM") and len(head) >= 26:
+        w, h = struct.unpack("<ii", head[18:26])
+        return "BMP", (abs(w), abs(h))
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP", _webp_size(head)
+    raise UnsupportedImageFormat(f"not an image toonsync can read ({_accepted()})")
+
+
+def _jpeg_size(b: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 < len(b):
+        if b[i] != 0xFF:
+            i += 1
+            continue
+        marker = b[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        (seg_len,) = struct.unpack(">H", b[i + 2 : i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", b[i + 5 : i + 9])
+            return w, h
+        i += 2 + seg_len
+    return None
+
+
+def _webp_size(b: bytes) -> tuple[int, int] | None:
+    chunk = b[12:16]
+    if chunk == b"VP8 " and len(b) >= 30:
+        w, h = struct.unpack("<HH", b[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if chunk == b"VP8L" and len(b) >= 25:
+        bits = int.from_bytes(b[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(b) >= 30:
+        return int.from_bytes(b[24:27], "little") + 1, int.from_bytes(b[27:30], "little") + 1
+    return None
+
+
+def _check_pixels(size: tuple[int, int] | None, what: str) -> None:
+    if size is None:
+        return
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise UnsupportedImageFormat(f"{what}: image header says {w}x{h} pixels ({_accepted()})")
+    if w * h > MAX_PIXELS:
+        raise ImageTooLarge(
+            f"{what}: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the {MAX_PIXELS / 1e6:.0f} MP cap; "
+            "downscale the image first"
+        )
+
+
+def to_rgb_uint8(img: np.ndarray, what: str = "image") -> np.ndarray:
+    """Convert gray / RGBA / 16-bit / float arrays to contiguous RGB uint8 [H, W, 3]."""
+    a = np.asarray(img)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or min(a.shape[:2]) < 1:
+        raise UnsupportedImageFormat(
+            f"{what}: array of shape {a.shape} is not an image; accepted arrays: [H, W], [H, W, 3] RGB "
+            "or [H, W, 4] RGBA"
+        )
+    if a.dtype == np.uint16:
+        a = (a.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise UnsupportedImageFormat(f"{what}: float image contains NaN or inf")
+        scale = 255.0 if a.max(initial=0.0) <= 1.0 else 1.0
+        a = np.clip(a * scale, 0, 255).round().astype(np.uint8)
+    elif a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    elif a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif a.shape[2] == 4:  # composite over white
+        alpha = a[:, :, 3:4].astype(np.float32) / 255.0
+        a = (a[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+def load_image(src: ImageLike) -> np.ndarray:
+    """Load an image file (PNG/JPEG/BMP/WebP) or accept an array; return RGB uint8 [H, W, 3].
+
+    EXIF orientation of JPEGs is applied. Images above MAX_PIXELS are refused from the header
+    alone, before any pixel is decoded.
+    """
+    if isinstance(src, np.ndarray):
+        return to_rgb_uint8(src)
+    if not isinstance(src, (str, os.PathLike)):
+        raise UnsupportedImageFormat(f"expected an image path or a numpy array, got {type(src).__name__}")
+    path = Path(src)
+    if not path.exists():
+        raise InputNotFound(f"image not found: {path}")
+    if path.is_dir():
+        raise UnsupportedImageFormat(f"{path} is a directory, not an image ({_accepted()})")
+    size = path.stat().st_size
+    if size == 0:
+        raise UnsupportedImageFormat(f"{path} is empty (0 bytes); {_accepted()}")
+    if size > MAX_FILE_BYTES:
+        raise ImageTooLarge(f"{path} is {size / 2**20:.0f} MiB; the cap is {MAX_FILE_BYTES / 2**20:.0f} MiB")
+    data = path.read_bytes()
+    try:
+        fmt, dims = sniff_image(data[:65536])
+    except UnsupportedImageFormat as e:
+        raise UnsupportedImageFormat(f"{path}: {e}") from None
+    _check_pixels(dims, str(path))
+    buf = np.frombuffer(data, np.uint8)
+    flags = cv2.IMREAD_COLOR if fmt == "JPEG" else cv2.IMREAD_UNCHANGED
+    try:
+        img = cv2.imdecode(buf, flags)
+    except cv2.error:
+        img = None
+    if img is None:
+        raise UnsupportedImageFormat(f"{path}: {fmt} data is truncated or corrupt ({_accepted()})")
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    log.debug("loaded %s image %s: %s", fmt, path, img.shape)
+    return to_rgb_uint8(img, str(path))

@@ -1,0 +1,84 @@
+"""Mouth parameters <-> 68-point landmark offsets (a fixed linear basis, shared by training and runtime).
+
+Offsets are in canvas units (0..1) of the canonical avatar frame, where the eye centres are
+0.28 apart. ``mouth_basis() @ params`` moves lips and jaw; ``close_mouth`` gives a neutral face
+whose inner lips meet, so that every avatar starts from a closed mouth.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+N_PARAMS = 3  # open, spread, labio (training.visemes.MOUTH_PARAMS)
+MAX_GAP = 0.10  # inner-lip gap at open = 1
+
+UPPER_INNER = (61, 62, 63)
+LOWER_INNER = (65, 66, 67)
+UPPER_OUTER = (49, 50, 51, 52, 53)
+LOWER_OUTER = (55, 56, 57, 58, 59)
+CORNERS_L, CORNERS_R = (48, 60), (54, 64)
+
+
+@lru_cache(maxsize=1)
+def mouth_basis() -> np.ndarray:
+    """[3, 68, 2] float32: landmark offset per unit of (open, spread, labio)."""
+    b = np.zeros((N_PARAMS, 68, 2), np.float32)
+    up, down = 0.3 * MAX_GAP, 0.7 * MAX_GAP
+    # open: upper lip up a little, lower lip + jaw down, corners drop slightly and come in
+    for i, w in zip(UPPER_INNER, (0.8, 1.0, 0.8)):
+        b[0, i, 1] = -up * w
+    for i, w in zip(UPPER_OUTER, (0.5, 0.85, 1.0, 0.85, 0.5)):
+        b[0, i, 1] = -up * w
+    for i, w in zip(LOWER_INNER, (0.8, 1.0, 0.8)):
+        b[0, i, 1] = down * w
+    for i, w in zip(LOWER_OUTER, (0.5, 0.85, 1.0, 0.85, 0.5)):
+        b[0, i, 1] = down * w
+    for i in CORNERS_L + CORNERS_R:
+        b[0, i, 1] = 0.2 * down
+    for i in CORNERS_L:
+        b[0, i, 0] = 0.01
+    for i in CORNERS_R:
+        b[0, i, 0] = -0.01
+    for i, w in zip(range(4, 13), (0.15, 0.35, 0.6, 0.85, 1.0, 0.85, 0.6, 0.35, 0.15)):
+        b[0, i, 1] = 0.75 * down * w  # jaw follows the lower lip
+    # spread (+) widens the corners; rounded (-) narrows them and pouts the outer lips
+    for i in CORNERS_L:
+        b[1, i, 0] = -0.028
+    for i in CORNERS_R:
+        b[1, i, 0] = 0.028
+    for i, s in ((49, -1), (59, -1), (53, 1), (55, 1)):
+        b[1, i, 0] = 0.014 * s
+    for i, w in zip((50, 51, 52), (0.6, 1.0, 0.6)):
+        b[1, i, 1] = 0.008 * w  # spread flattens the lips (rounded: negative -> taller)
+    for i, w in zip((56, 57, 58), (0.6, 1.0, 0.6)):
+        b[1, i, 1] = -0.008 * w
+    # labio: lower lip up under the upper teeth, jaw slightly up
+    for i in LOWER_INNER + LOWER_OUTER:
+        b[2, i, 1] = -0.015
+    for i in UPPER_INNER:
+        b[2, i, 1] = -0.004
+    return b
+
+
+def apply_mouth(neutral: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Neutral landmarks [68, 2] + params [..., 3] -> landmarks [..., 68, 2]."""
+    return neutral + np.tensordot(np.asarray(params, np.float32), mouth_basis(), axes=([-1], [0]))
+
+
+def close_mouth(landmarks: np.ndarray) -> np.ndarray:
+    """Return a copy whose inner lips meet along their midline (neutral, closed mouth)."""
+    lm = np.array(landmarks, np.float32, copy=True)
+    up, lo = list(UPPER_INNER), list(LOWER_INNER[::-1])  # pairs 61-67, 62-66, 63-65
+    gap = float(np.maximum(lm[lo, 1] - lm[up, 1], 0).mean())
+    mid = (lm[lo, 1] + lm[up, 1]) / 2
+    lm[up, 1] = np.minimum(lm[up, 1], mid)
+    lm[lo, 1] = np.minimum(lm[lo, 1], mid)
+    lm[list(LOWER_OUTER) + list(range(5, 12)), 1] -= gap / 2  # outer lower lip and jaw follow
+    return lm
+
+
+def inner_lip_gap(landmarks: np.ndarray) -> np.ndarray:
+    """Mean vertical inner-lip gap [...] (canvas units) — the mouth-opening measure used in evaluation."""
+    lm = np.asarray(landmarks)
+    return np.mean(lm[..., list(LOWER_INNER[::-1]), 1] - lm[..., list(UPPER_INNER), 1], axis=-1)

@@ -1,0 +1,164 @@
+"""Offline rendering: face + speech -> anime talking-avatar frames -> MP4 (``runtime.render``)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio_io import AudioLike, check_audio_path, load_audio
+from .backend import LoadedModel, load_model
+from .errors import InputError
+from .mel import FPS, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, LOG_FLOOR, log_mel
+from .motion import EMOTIONS, blinks, emotion_vector, frame_energy, head_motion
+from .prepare import Avatar, FaceLike, load_face
+
+log = logging.getLogger(__name__)
+SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0
+MIN_SIZE, MAX_SIZE = 64, 2048
+MIN_FPS, MAX_FPS = 1, 60
+
+
+@dataclass
+class Motion:
+    """Per-frame animation at the output fps."""
+
+    mouth: np.ndarray  # [T, 3] open, spread, labio
+    landmarks: np.ndarray  # [T, 68, 2] in 0..1 (before head pose)
+    pose: np.ndarray  # [T, 3] yaw, pitch, roll (rad)
+    blink: np.ndarray  # [T]
+    emotion: np.ndarray  # [T, 6] CREMA-D order
+    embedding: np.ndarray | None = None  # [T25, H] speech embedding at 25 fps
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.mouth.shape[0])
+
+
+@dataclass
+class RenderResult:
+    output: Path | None
+    frames: int
+    fps: int
+    size: int
+    duration_s: float
+    motion: Motion
+    timings_ms: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    backend: str = ""
+
+
+class Animator:
+    """Audio -> Motion with the exported audio2motion model (loaded once, reused across renders)."""
+
+    def __init__(self, backend: str = "auto", precision: str = "fp32", model_dir: str | os.PathLike | None = None):
+        self.model: LoadedModel = load_model("audio2motion", precision, backend, model_dir)
+        cfg = self.model.meta.get("config", {})
+        self.lookahead = int(self.model.meta.get("lookahead_frames", 2))
+        self.hidden = int(cfg.get("hidden", 128))
+        self.ctx = int(cfg.get("kernel", 5)) - 1
+
+    def mouth(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """16 kHz audio -> (mouth [T, 3], landmark offsets [T, 68, 2], embedding [T, H]) at 25 fps, T = ceil(N / 640)."""
+        n = max(1, -(-audio.size // SAMPLES_PER_FRAME))
+        padded = np.zeros(n * SAMPLES_PER_FRAME, np.float32)
+        padded[: audio.size] = audio
+        mel = log_mel(padded)
+        tail = np.full((self.lookahead * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)
+        mel = np.concatenate([mel, tail])[None]
+        out = self.model.run({"mel": mel, "mel_ctx": np.zeros((1, N_MELS, self.ctx), np.float32),
+                              "h": np.zeros((1, 1, self.hidden), np.float32),
+                              "c": np.zeros((1, 1, self.hidden), np.float32)})
+        L = self.lookahead
+        return out["mouth"][0, L:], out["landmarks"][0, L:], out["embedding"][0, L:]
+
+    def animate(self, audio: np.ndarray, neutral: np.ndarray, seed: int = 0, emotion: str | None = None,
+                fps: int = FPS) -> Motion:
+        mouth, offsets, emb = self.mouth(audio)
+        n25 = mouth.shape[0]
+        energy = (frame_energy(audio, n25) + 60.0) / 60.0
+        pose = head_motion(n25, energy, seed)
+        blink = blinks(n25, seed)
+        emo = np.tile(emotion_vector(emotion or "neutral"), (n25, 1))
+        lms = neutral[None] + offsets
+        if fps != FPS:
+            n_out = max(1, int(round(audio.size / SAMPLE_RATE * fps)))
+            mouth, lms, pose, blink, emo = (_resample(x, n_out) for x in (mouth, lms, pose, blink, emo))
+        return Motion(mouth, lms.astype(np.float32), pose, blink, emo, emb)
+
+
+def _resample(x: np.ndarray, n: int) -> np.ndarray:
+    """Linear resampling along axis 0 to n frames."""
+    src = np.linspace(0, 1, x.shape[0])
+    dst = np.linspace(0, 1, n)
+    flat = x.reshape(x.shape[0], -1)
+    out = np.stack([np.interp(dst, src, flat[:, j]) for j in range(flat.shape[1])], axis=1)
+    return out.reshape(n, *x.shape[1:]).astype(np.float32)
+
+
+def _check_options(size: int, fps: int, emotion: str | None) -> None:
+    if not isinstance(size, (int, np.integer)) or not MIN_SIZE <= size <= MAX_SIZE or size % 2:
+        raise InputError(f"size must be an even number of pixels in {MIN_SIZE}..{MAX_SIZE}, got {size!r}")
+    if not isinstance(fps, (int, np.integer)) or not MIN_FPS <= fps <= MAX_FPS:
+        raise InputError(f"fps must be an integer in {MIN_FPS}..{MAX_FPS}, got {fps!r}")
+    if emotion is not None:
+        emotion_vector(emotion)
+
+
+def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = None, *, size: int = 256,
+           fps: int = FPS, seed: int = 0, emotion: str | None = None, backend: str = "auto",
+           animator: Animator | None = None, sample_rate: int | None = None) -> RenderResult:
+    """Render ``face`` (photo path/array, ``.avatar`` bundle or ``Avatar``) speaking ``audio`` (WAV/FLAC path
+    or array) to ``out`` (MP4, H.264 + AAC, written atomically). With ``out=None`` only the motion and
+    frames count are computed (no video). Bad input raises a typed ``ToonsyncError`` before any output.
+    """
+    t = {}
+    t0 = time.perf_counter()
+    _check_options(size, fps, emotion)
+    if isinstance(audio, (str, os.PathLike)):
+        check_audio_path(audio)  # format errors before any work is done
+    if out is not None:
+        outp = Path(out)
+        for src in (face, audio):
+            if isinstance(src, (str, os.PathLike)) and Path(src).resolve() == outp.resolve():
+                raise InputError(f"output path {outp} is also an input; choose another file name")
+        if outp.suffix.lower() != ".mp4":
+            raise InputError(f"output must be an .mp4 file, got {outp.name}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        avatar: Avatar = load_face(face)
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=2)
+    t["face_ms"] = (time.perf_counter() - t0) * 1e3
+    t1 = time.perf_counter()
+    pcm = load_audio(audio, sample_rate)
+    t["audio_ms"] = (time.perf_counter() - t1) * 1e3
+    t2 = time.perf_counter()
+    animator = animator or Animator(backend)
+    motion = animator.animate(pcm, avatar.neutral, seed=seed, emotion=emotion, fps=fps)
+    t["motion_ms"] = (time.perf_counter() - t2) * 1e3
+    renderer = avatar.renderer(size)
+
+    def frames():
+        for i in range(motion.n_frames):
+            yield renderer.draw(motion.landmarks[i], motion.pose[i], float(motion.blink[i]), motion.emotion[i])
+
+    t3 = time.perf_counter()
+    outp = None
+    if out is not None:
+        from .video import write_mp4
+
+        outp = write_mp4(out, frames(), pcm, fps=fps)
+    t["render_encode_ms"] = (time.perf_counter() - t3) * 1e3
+    t["total_ms"] = (time.perf_counter() - t0) * 1e3
+    log.info("rendered %d frames (%.2f s) in %.0f ms", motion.n_frames, pcm.size / SAMPLE_RATE, t["total_ms"])
+    return RenderResult(outp, motion.n_frames, fps, size, pcm.size / SAMPLE_RATE, motion,
+                        {k: round(v, 1) for k, v in t.items()}, [str(w.message) for w in caught],
+                        animator.model.backend.name)
+
+
+__all__ = ["render", "RenderResult", "Motion", "Animator", "EMOTIONS"]

@@ -1,0 +1,65 @@
+"""Speech -> mouth motion (seed modules 3 + motion half of 7, v0): causal CNN over log-mel + LSTM.
+
+Streaming-ready: every piece of state is an explicit input/output —
+``mel_ctx`` (the causal conv's left context), ``h``/``c`` (LSTM). Chunked output equals
+whole-clip output exactly. The model predicts the mouth ``lookahead`` frames late (output step
+t describes video frame t - lookahead), so it hears 80 ms of the future without breaking causality.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from runtime.mouth import mouth_basis
+
+
+@dataclass
+class Audio2MotionConfig:
+    n_mels: int = 80
+    mels_per_frame: int = 4
+    channels: int = 128
+    kernel: int = 5  # first conv over mel frames (causal, left context kernel - 1)
+    hidden: int = 128  # LSTM size = speech embedding size
+    n_params: int = 3  # open, spread, labio
+    lookahead: int = 2  # video frames (80 ms)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Audio2Motion(nn.Module):
+    def __init__(self, cfg: Audio2MotionConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        self.norm = nn.LayerNorm(cfg.n_mels)
+        self.conv1 = nn.Conv1d(cfg.n_mels, c, cfg.kernel)  # causal via explicit left context
+        self.conv2 = nn.Conv1d(c, c, cfg.mels_per_frame, stride=cfg.mels_per_frame)  # -> 25 fps
+        self.act = nn.GELU()
+        self.lstm = nn.LSTM(c, cfg.hidden, batch_first=True)
+        self.head = nn.Linear(cfg.hidden, cfg.n_params)
+        self.register_buffer("basis", torch.from_numpy(mouth_basis().reshape(cfg.n_params, -1)), persistent=False)
+
+    @property
+    def ctx_len(self) -> int:
+        return self.cfg.kernel - 1
+
+    def initial_state(self, batch: int):
+        z = torch.zeros
+        return (z(batch, self.cfg.n_mels, self.ctx_len), z(1, batch, self.cfg.hidden), z(1, batch, self.cfg.hidden))
+
+    def forward(self, mel, mel_ctx, h, c):
+        """mel [B, 4T, 80], mel_ctx [B, 80, k-1], h/c [1, B, H] ->
+        mouth [B, T, 3], landmarks [B, T, 68, 2] (offsets), embedding [B, T, H], mel_ctx', h', c'."""
+        x = self.norm(mel).transpose(1, 2)  # [B, 80, 4T]
+        x = torch.cat([mel_ctx, x], dim=2)
+        new_ctx = x[:, :, x.shape[2] - self.ctx_len:]
+        x = self.act(self.conv1(x))
+        x = self.act(self.conv2(x)).transpose(1, 2)  # [B, T, C]
+        emb, (h2, c2) = self.lstm(x, (h, c))
+        raw = self.head(emb)
+        mouth = torch.cat([torch.sigmoid(raw[..., :1]), torch.tanh(raw[..., 1:2]), torch.sigmoid(raw[..., 2:3])], -1)
+        lms = (mouth @ self.basis).reshape(mouth.shape[0], mouth.shape[1], 68, 2)
+        return mouth, lms, emb, new_ctx, h2, c2

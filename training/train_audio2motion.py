@@ -1,0 +1,175 @@
+"""Train the audio -> mouth-motion model on an HDF5 clip store (from training.corpus).
+
+    python -m training.train_audio2motion --train corpus/train.h5 --test corpus/test.h5 -o runs/a2m
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from runtime.dataset import ClipStore
+from runtime.mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS
+
+from .evaluate import lipsync_metrics
+from .models.audio2motion import Audio2Motion, Audio2MotionConfig
+
+log = logging.getLogger(__name__)
+SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0  # value of a mel bin of digital silence
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch: int = 32
+    crop_frames: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 2
+    eval_every: int = 500
+
+
+def load_pairs(path: Path, split: str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(mel [4T, 80], mouth [T, 3])] for every clip with mouth targets."""
+    out = []
+    with ClipStore(path) as store:
+        for cid in store.ids(split):
+            c = store[cid]
+            if c.mouth is None or c.mel is None:
+                continue
+            t = min(c.mouth.shape[0], c.mel.shape[0] // MELS_PER_FRAME)
+            out.append((c.mel[: t * MELS_PER_FRAME].astype(np.float32), c.mouth[:t].astype(np.float32)))
+    return out
+
+
+def sample_batch(pairs, cfg: TrainConfig, lookahead: int, rng: np.random.Generator):
+    """Random crops; targets shifted by ``lookahead`` (output t -> frame t - lookahead, silence before 0)."""
+    T = cfg.crop_frames
+    mels = np.full((cfg.batch, T * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)
+    tgts = np.zeros((cfg.batch, T, 3), np.float32)
+    for b in range(cfg.batch):
+        mel, mouth = pairs[rng.integers(len(pairs))]
+        n = mouth.shape[0]
+        s = int(rng.integers(0, max(1, n - T + lookahead)))
+        m = mel[s * MELS_PER_FRAME : (s + T) * MELS_PER_FRAME]
+        mels[b, : m.shape[0]] = m
+        shifted = np.concatenate([np.zeros((lookahead, 3), np.float32), mouth])[s : s + T]
+        tgts[b, : shifted.shape[0]] = shifted
+    return torch.from_numpy(mels), torch.from_numpy(tgts)
+
+
+@torch.no_grad()
+def predict_clip(model: Audio2Motion, mel: np.ndarray) -> np.ndarray:
+    """Offline prediction for one clip: pad ``lookahead`` silent frames, drop the first outputs -> [T, 3]."""
+    L = model.cfg.lookahead
+    pad = np.full((L * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)
+    x = torch.from_numpy(np.concatenate([mel, pad]))[None]
+    mouth, *_ = model(x, *model.initial_state(1))
+    return mouth[0, L:].numpy()
+
+
+def evaluate(model: Audio2Motion, path: Path, split: str | None = None) -> dict:
+    model.eval()
+    preds, refs = [], []
+    with ClipStore(path) as store:
+        for cid in store.ids(split):
+            c = store[cid]
+            preds.append(predict_clip(model, c.mel[: c.mouth.shape[0] * MELS_PER_FRAME]))
+            refs.append(c)
+    return lipsync_metrics(preds, refs)
+
+
+def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2MotionConfig,
+          tcfg: TrainConfig) -> dict:
+    torch.manual_seed(tcfg.seed)
+    torch.set_num_threads(tcfg.threads)
+    rng = np.random.default_rng(tcfg.seed)
+    pairs = load_pairs(train_path, "train")
+    if not pairs:
+        raise ValueError(f"{train_path} has no train clips with mouth targets")
+    hours = sum(p[1].shape[0] for p in pairs) / 25 / 3600
+    log.info("train: %d clips, %.2f h", len(pairs), hours)
+    model = Audio2Motion(mcfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
+    w = torch.tensor([2.0, 1.0, 1.0])
+    t0 = time.time()
+    history = []
+    try:
+        from tqdm import tqdm
+
+        it = tqdm(range(tcfg.steps), desc="audio2motion", mininterval=5)
+    except ImportError:  # pragma: no cover
+        it = range(tcfg.steps)
+    for step in it:
+        model.train()
+        mel, tgt = sample_batch(pairs, tcfg, mcfg.lookahead, rng)
+        mouth, *_ = model(mel, *model.initial_state(mel.shape[0]))
+        loss = (((mouth - tgt) ** 2) * w).mean()
+        vel = ((mouth[:, 1:] - mouth[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])).pow(2).mean()
+        total = loss + 2.0 * vel
+        opt.zero_grad()
+        total.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
+            rec = {"step": step + 1, "loss": loss.item(), "vel": vel.item(), "seconds": round(time.time() - t0, 1)}
+            if test_path is not None:
+                rec.update({k: v for k, v in evaluate(model, test_path).items() if k.startswith("r_")})
+            history.append(rec)
+            log.info("%s", rec)
+    train_seconds = time.time() - t0
+    metrics = evaluate(model, test_path) if test_path is not None else {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = {
+        "model": "audio2motion",
+        "config": mcfg.to_dict(),
+        "train_config": tcfg.__dict__,
+        "train_data": {"path": str(train_path), "clips": len(pairs), "hours": round(hours, 3)},
+        "eval_data": str(test_path) if test_path else None,
+        "train_seconds": round(train_seconds, 1),
+        "params": sum(p.numel() for p in model.parameters()),
+        "metrics": metrics,
+        "history": history,
+        "torch": torch.__version__,
+    }
+    torch.save({"config": mcfg.to_dict(), "state_dict": model.state_dict(), "info": info}, out_dir / "audio2motion.pt")
+    (out_dir / "audio2motion.train.json").write_text(json.dumps(info, indent=2))
+    log.info("saved %s (%.0f s): %s", out_dir / "audio2motion.pt", train_seconds, metrics)
+    return info
+
+
+def load_checkpoint(path: Path) -> Audio2Motion:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = Audio2Motion(Audio2MotionConfig(**ck["config"]))
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    model.info = ck.get("info", {})
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m training.train_audio2motion", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", type=Path, required=True)
+    p.add_argument("--test", type=Path)
+    p.add_argument("-o", "--out", type=Path, default=Path("runs/audio2motion"))
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--batch", type=int, default=TrainConfig.batch)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    train(a.train, a.test, a.out, Audio2MotionConfig(), TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Phonemes -> visemes -> smooth mouth-parameter trajectories (dominance-function co-articulation).
+
+Mouth parameters (``MOUTH_PARAMS``), per 40 ms video frame:
+  open   0..1   vertical inner-lip gap (jaw + lips)
+  spread -1..1  lip-corner width: + spread (/iy/), - rounded/protruded (/uw/, /w/)
+  labio  0..1   lower lip tucked to the upper teeth (/f/, /v/)
+
+Blending follows Cohen & Massaro: every phone i has a target T_i and a dominance
+D_i(t) = alpha_i * exp(-theta_i * |t - c_i|); the mouth at time t is sum(D_i T_i) / sum(D_i).
+Bilabials and labiodentals get strong, narrow dominance (the lips *must* close / tuck),
+/h/ and velars weak dominance (they borrow the neighbouring vowel's shape).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MOUTH_PARAMS = ("open", "spread", "labio")
+FPS = 25
+
+# phone -> (open, spread, labio, alpha, theta [1/s])
+_V = 1.0, 12.0  # vowels
+_TABLE: dict[str, tuple[float, float, float, float, float]] = {
+    "pau": (0.0, 0.0, 0.0, 0.6, 8.0), "sil": (0.0, 0.0, 0.0, 0.6, 8.0), "h#": (0.0, 0.0, 0.0, 0.6, 8.0),
+    "aa": (0.95, 0.05, 0, *_V), "ae": (0.8, 0.35, 0, *_V), "ah": (0.65, 0.05, 0, *_V),
+    "ao": (0.75, -0.4, 0, *_V), "aw": (0.8, -0.2, 0, *_V), "ax": (0.45, 0.0, 0, 0.7, 14.0),
+    "axr": (0.4, -0.15, 0, 0.7, 14.0), "ay": (0.85, 0.2, 0, *_V), "eh": (0.6, 0.35, 0, *_V),
+    "er": (0.4, -0.3, 0, *_V), "ey": (0.5, 0.45, 0, *_V), "ih": (0.4, 0.4, 0, *_V),
+    "iy": (0.3, 0.65, 0, *_V), "ow": (0.55, -0.6, 0, *_V), "oy": (0.6, -0.45, 0, *_V),
+    "uh": (0.4, -0.45, 0, *_V), "uw": (0.3, -0.75, 0, *_V),
+    "b": (0.0, 0.0, 0, 4.0, 30.0), "p": (0.0, 0.0, 0, 4.0, 30.0), "m": (0.0, 0.0, 0, 4.0, 30.0),
+    "f": (0.08, 0.1, 1.0, 3.0, 28.0), "v": (0.08, 0.1, 1.0, 3.0, 28.0),
+    "th": (0.22, 0.1, 0, 1.0, 20.0), "dh": (0.2, 0.1, 0, 0.8, 20.0),
+    "t": (0.18, 0.25, 0, 0.6, 20.0), "d": (0.18, 0.25, 0, 0.6, 20.0), "n": (0.15, 0.2, 0, 0.6, 20.0),
+    "l": (0.25, 0.15, 0, 0.5, 18.0), "s": (0.1, 0.4, 0, 1.0, 22.0), "z": (0.1, 0.4, 0, 1.0, 22.0),
+    "sh": (0.2, -0.4, 0, 1.2, 22.0), "zh": (0.2, -0.4, 0, 1.2, 22.0),
+    "ch": (0.2, -0.35, 0, 1.2, 22.0), "jh": (0.2, -0.35, 0, 1.2, 22.0),
+    "k": (0.3, 0.1, 0, 0.3, 16.0), "g": (0.3, 0.1, 0, 0.3, 16.0), "ng": (0.25, 0.1, 0, 0.3, 16.0),
+    "hh": (0.45, 0.0, 0, 0.15, 14.0), "r": (0.25, -0.4, 0, 0.8, 18.0), "w": (0.12, -0.85, 0, 2.0, 22.0),
+    "y": (0.22, 0.45, 0, 0.8, 18.0),
+}
+
+
+@dataclass(frozen=True)
+class Phone:
+    label: str
+    start: float  # seconds
+    end: float
+
+
+def phone_target(label: str) -> tuple[float, float, float, float, float]:
+    """(open, spread, labio, alpha, theta) for a phone label; stress digits are ignored."""
+    key = label.lower().rstrip("012")
+    return _TABLE.get(key, (0.3, 0.0, 0.0, 0.3, 16.0))
+
+
+def mouth_trajectory(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.ndarray:
+    """Per-video-frame mouth parameters [n_frames, 3] from timed phones (frame k sampled at its centre)."""
+    out = np.zeros((n_frames, len(MOUTH_PARAMS)), np.float32)
+    if not phones or n_frames == 0:
+        return out
+    t = (np.arange(n_frames) + 0.5) / fps
+    targets = np.array([phone_target(p.label)[:3] for p in phones], np.float64)
+    params = np.array([phone_target(p.label)[3:] for p in phones], np.float64)
+    centres = np.array([(p.start + p.end) / 2 for p in phones])
+    half = np.array([(p.end - p.start) / 2 for p in phones])
+    # dominance is flat inside the phone and decays outside it
+    dist = np.maximum(np.abs(t[:, None] - centres[None, :]) - half[None, :] * 0.6, 0.0)
+    dom = params[None, :, 0] * np.exp(-params[None, :, 1] * dist) + 1e-9
+    out[:] = (dom @ targets) / dom.sum(axis=1, keepdims=True)
+    return out
+
+
+def mouth_opening_envelope(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.ndarray:
+    """Step function of each phone's target opening per frame (no co-articulation): the reference
+    'phoneme envelope' that evaluation correlates predicted mouth opening against."""
+    out = np.zeros(n_frames, np.float32)
+    t = (np.arange(n_frames) + 0.5) / fps
+    for p in phones:
+        out[(t >= p.start) & (t < p.end)] = phone_target(p.label)[0]
+    return out
