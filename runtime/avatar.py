@@ -348,8 +348,8 @@ def _animeify(P: np.ndarray, size: int) -> np.ndarray:
     P[48:68, 0] = mc[0] + (P[48:68, 0] - mc[0]) * _MOUTH_SX
     # pointier chin: pull lower jaw toward the chin's x, push chin tip down a hair
     cx = float(P[8, 0])
-    for i in range(3, 14):
-        k = 0.2 * math.sin(math.pi * (1.0 - abs(i - 8) / 5.0))
+    for i in range(2, 15):
+        k = 0.15 * math.sin(math.pi * (1.0 - abs(i - 8) / 6.0))
         P[i, 0] = cx + (P[i, 0] - cx) * (1.0 - k)
     P[8, 1] += 0.008 * size
     return P
@@ -415,20 +415,27 @@ def _catmull(pts: np.ndarray, n: int = 6, closed: bool = False) -> np.ndarray:
     else:
         ext = np.concatenate([2 * p[:1] - p[1:2], p, 2 * p[-1:] - p[-2:-1]])
         nseg = len(p) - 1
-    t = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
-    t2, t3 = t * t, t * t * t
-    B = 0.5 * np.stack([-t3 + 2 * t2 - t, 3 * t3 - 5 * t2 + 2, -3 * t3 + 4 * t2 + t, t3 - t2], 1)
+    B = _CR_BASIS.get(n)
+    if B is None:
+        t = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+        t2, t3 = t * t, t * t * t
+        B = 0.5 * np.stack([-t3 + 2 * t2 - t, 3 * t3 - 5 * t2 + 2, -3 * t3 + 4 * t2 + t, t3 - t2], 1)
+        _CR_BASIS[n] = B
     idx = np.arange(nseg)[:, None] + np.arange(4)[None]
-    seg = ext[idx]  # [nseg,4,2]
-    out = np.einsum("nk,skd->snd", B, seg).reshape(-1, 2)
+    out = np.einsum("nk,skd->snd", B, ext[idx]).reshape(-1, 2)
     if not closed:
         out = np.concatenate([out, p[-1:]])
     return out
 
 
+_CR_BASIS: dict[int, np.ndarray] = {}
+
+
 def _bez(p0, c, p1, n: int = 6) -> np.ndarray:
+    """Quadratic Bezier from ``p0`` to ``p1`` with control ``c`` (n samples, inclusive)."""
     t = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
-    return (1 - t) ** 2 * np.asarray(p0) + 2 * (1 - t) * t * np.asarray(c) + t * t * np.asarray(p1)
+    return ((1 - t) ** 2 * np.asarray(p0, np.float32) + 2 * (1 - t) * t * np.asarray(c, np.float32)
+            + t * t * np.asarray(p1, np.float32))
 
 
 _SHIFT = 3
@@ -439,61 +446,83 @@ def _ip(pts: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(pts, np.float32) * _SC).astype(np.int32).reshape(-1, 1, 2)
 
 
-def _fill(img: np.ndarray, pts: np.ndarray, color: RGB) -> None:
-    cv2.fillPoly(img, [_ip(pts)], color, cv2.LINE_AA, _SHIFT)
+def _fill(img: np.ndarray, pts: np.ndarray, color, aa: bool = True) -> None:
+    cv2.fillPoly(img, [_ip(pts)], color, cv2.LINE_AA if aa else cv2.LINE_8, _SHIFT)
 
 
-def _line(img: np.ndarray, pts: np.ndarray, color: RGB, th: float, closed: bool = False) -> None:
-    cv2.polylines(img, [_ip(pts)], closed, color, max(1, int(round(th))), cv2.LINE_AA, _SHIFT)
+def _line(img: np.ndarray, pts, color, th: float, closed: bool = False) -> None:
+    """Anti-aliased polyline(s); ``pts`` is one [n,2] array or a list of them."""
+    arrs = [_ip(a) for a in pts] if isinstance(pts, (list, tuple)) else [_ip(pts)]
+    cv2.polylines(img, arrs, closed, color, max(1, int(round(th))), cv2.LINE_AA, _SHIFT)
 
 
-def _stroke(centre: np.ndarray, widths: np.ndarray) -> np.ndarray:
-    """Closed polygon of a variable-width stroke along ``centre`` (widths per point)."""
+def _outline(img: np.ndarray, poly: np.ndarray, color, th: float) -> None:
+    """Closed outline drawn as one even-odd filled ribbon (faster than thick polylines)."""
+    _fill(img, _stroke(np.concatenate([poly, poly[:1]]), th), color)
+
+
+def _stroke(centre: np.ndarray, widths) -> np.ndarray:
+    """Closed polygon of a variable-width stroke along ``centre``."""
     c = np.asarray(centre, np.float32)
     d = np.gradient(c, axis=0)
     n = np.stack([-d[:, 1], d[:, 0]], 1)
     n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-6
-    w = np.asarray(widths, np.float32)[:, None] * 0.5
+    w = np.broadcast_to(np.asarray(widths, np.float32), (len(c),))[:, None] * 0.5
     return np.concatenate([c + n * w, (c - n * w)[::-1]])
 
 
-def _bbox(pts: np.ndarray, pad: float, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+def _taper(n: int, w: float, head: float = 0.35, tail: float = 0.35) -> np.ndarray:
+    """Stroke widths that swell from the ends to ``w`` in the middle."""
+    s = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    return w * np.minimum(np.minimum(s / max(head, 1e-3), (1 - s) / max(tail, 1e-3)), 1.0) ** 0.6 + 0.5
+
+
+def _bbox(pts: np.ndarray, pad: float, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
     x0 = max(int(pts[:, 0].min() - pad), 0)
     y0 = max(int(pts[:, 1].min() - pad), 0)
     x1 = min(int(pts[:, 0].max() + pad) + 1, shape[1])
     y1 = min(int(pts[:, 1].max() + pad) + 1, shape[0])
-    if x1 <= x0 or y1 <= y0:
+    if x1 <= x0 + 1 or y1 <= y0 + 1:
         return None
     return x0, y0, x1, y1
 
 
-def _composite(img: np.ndarray, box: tuple[int, int, int, int], layer: np.ndarray,
-               mask: np.ndarray) -> None:
-    """Alpha-blend ``layer`` into ``img[box]`` with a uint8 ``mask``."""
+def _blend(img: np.ndarray, box: tuple[int, int, int, int], layer: np.ndarray, mask: np.ndarray,
+           alpha: float = 1.0) -> None:
+    """Alpha-composite ``layer`` into ``img[box]`` through a uint8 (anti-aliased) ``mask``."""
     x0, y0, x1, y1 = box
     roi = img[y0:y1, x0:x1]
-    a = mask.astype(np.uint16)[..., None]
-    roi[:] = ((layer.astype(np.uint16) * a + roi.astype(np.uint16) * (255 - a) + 127) // 255).astype(np.uint8)
+    w1 = mask.astype(np.float32) * (alpha / 255.0)
+    roi[:] = cv2.blendLinear(layer, roi, w1, 1.0 - w1)
 
 
-def _fill_clipped(img: np.ndarray, poly: np.ndarray, color: RGB, clip: np.ndarray,
-                  alpha: float = 1.0) -> None:
-    """Fill ``poly`` only where it lies inside ``clip`` (both anti-aliased)."""
-    box = _bbox(poly, 2, img.shape[:2])
+def _paste(dst: np.ndarray, src: np.ndarray, mask: np.ndarray, x: int, y: int) -> None:
+    """Alpha-paste ``src`` (with uint8 ``mask``) at integer offset (x, y), clipped to ``dst``."""
+    h, w = src.shape[:2]
+    xa, ya = max(x, 0), max(y, 0)
+    xb, yb = min(x + w, dst.shape[1]), min(y + h, dst.shape[0])
+    if xb <= xa or yb <= ya:
+        return
+    _blend(dst, (xa, ya, xb, yb), np.ascontiguousarray(src[ya - y:yb - y, xa - x:xb - x]),
+           mask[ya - y:yb - y, xa - x:xb - x])
+
+
+def _fill_clipped(img: np.ndarray, poly: np.ndarray, color, clip: np.ndarray) -> None:
+    """Fill ``poly`` (anti-aliased) restricted to the inside of ``clip``.
+
+    The clip edge is hard (at the supersampled resolution); callers draw an outline over it.
+    """
+    box = _bbox(poly, 2, img.shape)
     if box is None:
         return
     x0, y0, x1, y1 = box
     off = np.array([x0, y0], np.float32)
-    m1 = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    m2 = np.zeros_like(m1)
-    _fill(m1, poly - off, (255,))
-    _fill(m2, clip - off, (255,))
-    m = cv2.min(m1, m2)
-    if alpha < 1.0:
-        m = (m.astype(np.float32) * alpha).astype(np.uint8)
-    layer = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
-    layer[:] = color
-    _composite(img, box, layer, m)
+    roi = img[y0:y1, x0:x1]
+    layer = roi.copy()
+    _fill(layer, poly - off, color)
+    m = np.zeros(roi.shape[:2], np.uint8)
+    _fill(m, clip - off, 255, aa=False)
+    cv2.copyTo(layer, m, roi)
 
 
 # --------------------------------------------------------------------------- renderer
@@ -501,11 +530,16 @@ class AvatarRenderer:
     """Draws a cel-shaded anime bust from animated 68-point landmarks.
 
     ``neutral`` is the person's canonical neutral shape ([68,2] in 0..1, e.g. from
-    :func:`canonical_landmarks`); it fixes the head/hair geometry and the eye-openness
-    reference.  Drawing happens at 2x and is downsampled with ``INTER_AREA``.
+    :func:`canonical_landmarks`); it fixes the head/hair/body geometry and the
+    eye-openness reference.  Drawing happens at 2x and is downsampled with ``INTER_AREA``.
+
+    Pose convention: ``yaw > 0`` moves the facial features toward +x (image right),
+    ``pitch > 0`` moves them down (looking down), ``roll > 0`` rotates the head
+    clockwise on screen (about the chin/neck pivot).
     """
 
     SS = 2  # supersampling factor
+    EYE_SCALE = 1.12  # extra anime enlargement of the drawn eyes
 
     def __init__(self, style: AvatarStyle, neutral: np.ndarray, size: int = 256) -> None:
         self.style = style
@@ -516,18 +550,22 @@ class AvatarRenderer:
         self.palette = self._make_palette(style)
         N = self.neutral * self.W
         self._N = N
-        W = float(self.W)
-        # head frame from the neutral shape
-        self.cx = float(0.5 * (N[0, 0] + N[16, 0]) * 0.5 + 0.5 * N[27:31, 0].mean())
+        self.cx = float(0.25 * (N[0, 0] + N[16, 0]) + 0.5 * N[27:31, 0].mean())
         self.eye_y = float(N[36:48, 1].mean())
-        self.chin = N[8].copy()
-        self.pivot = np.array([self.cx, N[8, 1] - 0.02 * W], np.float32)
-        self.iod = float(np.linalg.norm(N[42:48].mean(0) - N[36:42].mean(0)))
+        self.pivot = np.array([self.cx, N[8, 1] - 0.02 * self.W], np.float32)
         self._eye_ref = [self._eye_open(N, k) for k in (0, 1)]
-        self._eye_aspect = [float(np.clip(0.66 * ((self._eye_ref[k] / max(np.linalg.norm(
-            N[[39, 42][k]] - N[[36, 45][k]]), 1e-3)) / 0.36) ** 0.6, 0.5, 0.85)) for k in (0, 1)]
+        self._eye_aspect = []
+        for k, (a, b) in enumerate(((36, 39), (45, 42))):
+            asp = self._eye_ref[k] / max(float(np.linalg.norm(N[b] - N[a])), 1e-3)
+            self._eye_aspect.append(float(np.clip(0.68 * (asp / 0.36) ** 0.6, 0.52, 0.85)))
+        self._w68 = np.ones(68, np.float32)
+        for i in range(17):
+            self._w68[i] = np.clip(1.0 - abs(i - 8) / 6.0, 0.0, 1.0) * 0.9
+        self._sprites: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._build_static()
+        self._pack_static()
         self._bg = self._make_background()
+        self._body_layer, self._body_mask, self._body_box = self._make_body()
 
     # ----------------------------------------------------------------- palette
     @staticmethod
@@ -535,150 +573,155 @@ class AvatarRenderer:
         hh, hs, hv = _rgb2hsv(st.hair)
         sh, ss_, sv = _rgb2hsv(st.skin)
         eh, es, ev = _rgb2hsv(st.eyes)
-        lh, ls, lv = _rgb2hsv(st.lips)
+        lh, _ls, _lv = _rgb2hsv(st.lips)
         bh, bs, bv = _rgb2hsv(st.background)
         p: dict[str, RGB] = {}
         p["bg"] = st.background
         p["bg_edge"] = _hsv2rgb(bh, bs * 1.15 + 0.03, bv * 0.86)
+        p["bg_dot"] = _mix(st.background, (255, 255, 255), 0.3)
         p["skin"] = st.skin
-        p["skin_sh"] = _hsv2rgb(sh - 6, ss_ * 1.25 + 0.08, sv * 0.86)
+        p["skin_sh"] = _hsv2rgb(sh - 6, ss_ * 1.2 + 0.1, sv * 0.88)
         p["skin_line"] = _hsv2rgb(sh - 8, min(0.75, ss_ * 1.3 + 0.25), sv * 0.42)
         p["hair"] = st.hair
         p["hair_sh"] = _hsv2rgb(hh + 4, hs * 1.1 + 0.04, hv * 0.72)
-        p["hair_hi"] = _mix(_hsv2rgb(hh, hs * 0.8, min(1.0, hv * 1.25 + 0.12)), (255, 255, 255), 0.22)
+        p["hair_hi"] = _mix(_hsv2rgb(hh, hs * 0.8, min(1.0, hv * 1.25 + 0.12)), (255, 255, 255), 0.25)
         p["hair_line"] = _hsv2rgb(hh, min(0.8, hs * 1.1 + 0.1), min(hv * 0.42, 0.3))
-        p["brow"] = _hsv2rgb(hh, min(0.85, hs * 1.1 + 0.1), min(hv * 0.6, 0.4))
-        p["lash"] = _hsv2rgb(hh, min(0.7, hs * 0.8 + 0.2), min(hv * 0.3, 0.16))
+        p["brow"] = _hsv2rgb(hh, min(0.85, hs * 1.1 + 0.1), min(hv * 0.6, 0.38))
+        p["lash"] = _hsv2rgb(hh, min(0.7, hs * 0.8 + 0.2), min(hv * 0.3, 0.15))
         p["sclera"] = (252, 252, 255)
-        p["sclera_sh"] = (214, 218, 236)
+        p["sclera_sh"] = (208, 212, 234)
         p["iris"] = st.eyes
         p["iris_dark"] = _hsv2rgb(eh, min(1.0, es * 1.1 + 0.1), ev * 0.5)
-        p["iris_light"] = _mix(_hsv2rgb(eh, es * 0.8, min(1.0, ev * 1.3 + 0.1)), (255, 255, 255), 0.2)
-        p["pupil"] = _hsv2rgb(eh, min(1.0, es + 0.1), ev * 0.22)
-        p["mouth_in"] = _hsv2rgb(lh - 4, 0.62, 0.42)
-        p["mouth_line"] = _hsv2rgb(lh - 6, 0.6, 0.28)
-        p["tongue"] = _hsv2rgb(lh + 2, 0.45, 0.9)
+        p["iris_light"] = _mix(_hsv2rgb(eh - 8, es * 0.85, min(1.0, ev * 1.35 + 0.12)), (255, 255, 255), 0.15)
+        p["pupil"] = _hsv2rgb(eh, min(1.0, es + 0.1), ev * 0.2)
+        p["mouth_in"] = _hsv2rgb(lh - 4, 0.7, 0.5)
+        p["mouth_line"] = _hsv2rgb(lh - 10, 0.55, 0.24)
+        p["tongue"] = _hsv2rgb(lh + 2, 0.42, 0.92)
         p["teeth"] = (255, 255, 255)
-        p["lips"] = st.lips
         p["blush"] = _hsv2rgb(352, 0.5, 1.0)
+        p["blush_line"] = _hsv2rgb(350, 0.55, 0.85)
         p["nose"] = _hsv2rgb(sh - 8, ss_ * 1.3 + 0.15, sv * 0.7)
         p["cloth"] = _hsv2rgb(eh + 10, 0.42, 0.5)
-        p["cloth_sh"] = _hsv2rgb(eh + 14, 0.48, 0.38)
+        p["cloth_sh"] = _hsv2rgb(eh + 14, 0.48, 0.4)
         p["cloth_line"] = _hsv2rgb(eh + 14, 0.5, 0.2)
         p["collar"] = (250, 250, 252)
-        p["collar_sh"] = (205, 210, 226)
-        p["glasses"] = (60, 56, 70)
-        p["beard"] = _mix(st.hair, _hsv2rgb(sh, ss_, sv * 0.8), 0.35)
+        p["glasses"] = (62, 56, 72)
+        p["beard"] = _mix(st.hair, _hsv2rgb(sh, ss_, sv * 0.8), 0.3)
         return p
 
     # ----------------------------------------------------------------- static geometry
     def _build_static(self) -> None:
-        """Hair / head / body contours in neutral 2x-canvas coordinates."""
+        """Hair / head / body contours in neutral (supersampled) canvas coordinates."""
         N, W, st = self._N, float(self.W), self.style
         rng = np.random.default_rng(self._seed)
-        j0, j16 = N[0], N[16]
         cx = self.cx
+        j0, j16 = N[0], N[16]
         yc = float(0.5 * (j0[1] + j16[1]))
         rx = float(0.5 * (j16[0] - j0[0])) * 1.02
         chin_y = float(N[8, 1])
-        top = max(yc - 1.0 * (chin_y - yc), 0.11 * W)
+        top = max(yc - 0.95 * (chin_y - yc), 0.13 * W)
         ry = yc - top
-        self.head = dict(cx=cx, yc=yc, rx=rx, ry=ry)
         t = np.linspace(0.0, math.pi, 24, dtype=np.float32)
-        # forehead arc from the right temple (j16 side) over the top to the left (j0 side)
-        self.fore_arc = np.stack([cx + rx * np.cos(t), yc - ry * np.sin(t)], 1)
+        self.fore_arc = np.stack([cx + rx * np.cos(t), yc - ry * np.sin(t)], 1)  # j16 -> over top -> j0
         self.fore_arc[0], self.fore_arc[-1] = j16, j0
 
         L = float(np.clip(st.hair_length, 0.0, 1.0))
-        vol = 0.085 * W
-        hx, hy = rx + vol, ry + vol * 0.9
-        hyc = yc + 0.01 * W
+        vol = 0.08 * W
+        hx, hy, hyc = rx + vol, ry + 0.9 * vol, yc + 0.01 * W
+        phase = float(rng.uniform(0, 2 * math.pi))
 
-        def outer(a: np.ndarray) -> np.ndarray:
-            return np.stack([cx + hx * np.cos(a), hyc - hy * np.sin(a)], 1)
+        def outer(a: np.ndarray, bumps: float = 0.0) -> np.ndarray:
+            r = 1.0 + bumps * np.sin(9.0 * a + phase)
+            return np.stack([cx + hx * r * np.cos(a), hyc - hy * r * np.sin(a)], 1).astype(np.float32)
 
-        # back hair: outer dome + sides falling to a length-dependent end
-        y_end = yc + (0.12 + 0.75 * L) * W
-        a = np.linspace(-0.25, math.pi + 0.25, 30, dtype=np.float32)
-        dome = outer(a)
-        flare = 0.03 * W + 0.06 * W * L
-        r_bot = np.array([dome[0, 0] + flare, y_end], np.float32)
-        r_mid = np.array([dome[0, 0] + 0.4 * flare, 0.5 * (dome[0, 1] + y_end)], np.float32)
-        l_bot = np.array([dome[-1, 0] - flare, y_end], np.float32)
-        l_mid = np.array([dome[-1, 0] - 0.4 * flare, 0.5 * (dome[-1, 1] + y_end)], np.float32)
-        outline = _catmull(np.concatenate([r_bot[None], r_mid[None], dome, l_mid[None], l_bot[None]]), 3)
-        n_tip = 6
-        xs_t = np.linspace(l_bot[0], r_bot[0], n_tip + 1)[1:-1]
-        tips = np.stack([xs_t, y_end - 0.045 * W * (np.arange(len(xs_t)) % 2 == 0)], 1).astype(np.float32)
-        self.hair_back = np.concatenate([outline, tips]).astype(np.float32)
+        # back hair (drawn behind everything)
+        y_end = yc + (0.1 + 0.72 * L) * W
+        dome = outer(np.linspace(-0.3, math.pi + 0.3, 32, dtype=np.float32))
+        ymid_r, ymid_l = 0.5 * (dome[0, 1] + y_end), 0.5 * (dome[-1, 1] + y_end)
+        if L < 0.35:
+            r_bot, l_bot = (cx + 0.7 * rx, y_end), (cx - 0.7 * rx, y_end)
+            r_mid, l_mid = (dome[0, 0] - 0.01 * W, ymid_r), (dome[-1, 0] + 0.01 * W, ymid_l)
+        else:
+            fl = 0.05 * W * L
+            r_bot, l_bot = (dome[0, 0] + fl, y_end), (dome[-1, 0] - fl, y_end)
+            r_mid, l_mid = (dome[0, 0] + 0.4 * fl, ymid_r), (dome[-1, 0] - 0.4 * fl, ymid_l)
+        outline = _catmull(np.concatenate([np.array([r_bot, r_mid], np.float32), dome,
+                                           np.array([l_mid, l_bot], np.float32)]), 3)
+        xs_t = np.linspace(l_bot[0], r_bot[0], 8)[1:-1]
+        tips = np.stack([xs_t, y_end - 0.06 * W * (np.arange(len(xs_t)) % 2 == 0)], 1)
+        self.hair_back = np.concatenate([outline, tips.astype(np.float32)])
 
-        # front hair: dome top, side locks, spiky fringe
-        fringe_y = float(N[17:27, 1].min()) - 0.012 * W
+        # front hair: bumpy dome, spiky fringe, two side locks
+        fringe_y = float(N[17:27, 1].min()) - 0.01 * W
         notch_y = fringe_y - 0.085 * W
-        lock_y = yc + (0.2 + 0.38 * L) * W
+        lock_y = yc + (0.13 + 0.42 * L) * W
         part = cx + rx * float(rng.uniform(-0.3, 0.3))
-        a = np.linspace(math.pi + 0.22, -0.22, 34, dtype=np.float32)
-        dome_f = outer(a)
-        xl_in, xr_in = cx - rx * 0.86, cx + rx * 0.86
+        dome_f = outer(np.linspace(math.pi + 0.1, -0.1, 40, dtype=np.float32), 0.018)
+        xl_in, xr_in = cx - 0.8 * rx, cx + 0.8 * rx
+        y_tmp = fringe_y + 0.015 * W
         n_str = 6
         xs = np.linspace(xl_in, xr_in, n_str + 1)
-        xs[1:-1] += rng.uniform(-0.25, 0.25, n_str - 1) * (xs[1] - xs[0])
-        edge = [np.array([[xl_in, yc - 0.06 * W]], np.float32)]
-        prev = np.array([xl_in, yc - 0.06 * W], np.float32)
+        xs[1:-1] += rng.uniform(-0.2, 0.2, n_str - 1) * (xs[1] - xs[0])
+        prev = np.array([xl_in, y_tmp], np.float32)
+        edge = [prev[None]]
+        notches = []
         for i in range(n_str):
-            xa_, xb_ = xs[i], xs[i + 1]
-            mid = 0.5 * (xa_ + xb_)
-            lean = np.clip((mid - part) / (rx * 0.9), -1, 1)
-            tip_len = fringe_y + rng.uniform(-0.015, 0.012) * W - 0.02 * W * abs(lean)
-            tip = np.array([mid + lean * 0.04 * W, tip_len], np.float32)
-            nb = np.array([xb_, notch_y + rng.uniform(-0.02, 0.025) * W], np.float32)
+            mid = 0.5 * (xs[i] + xs[i + 1])
+            lean = float(np.clip((mid - part) / (0.9 * rx), -1, 1))
+            tip = np.array([mid + lean * 0.035 * W,
+                            fringe_y + (rng.uniform(-0.012, 0.01) - 0.025 * abs(lean) ** 1.5) * W], np.float32)
             if i == n_str - 1:
-                nb = np.array([xr_in, yc - 0.06 * W], np.float32)
-            c1 = 0.5 * (prev + tip) + np.array([-0.015 * W * lean - 0.004 * W, 0.01 * W], np.float32)
-            c2 = 0.5 * (tip + nb) + np.array([-0.015 * W * lean + 0.004 * W, 0.01 * W], np.float32)
-            edge.append(_bez(prev, c1, tip, 6)[1:])
-            edge.append(_bez(tip, c2, nb, 6)[1:])
+                nb = np.array([xr_in, y_tmp], np.float32)
+            else:
+                nb = np.array([xs[i + 1], notch_y + rng.uniform(-0.015, 0.025) * W], np.float32)
+                notches.append(nb)
+            bow = np.array([-0.012 * W * lean, 0.012 * W], np.float32)
+            edge.append(_bez(prev, 0.5 * (prev + tip) + bow + (-0.005 * W, 0), tip, 6)[1:])
+            edge.append(_bez(tip, 0.5 * (tip + nb) + bow + (0.005 * W, 0), nb, 6)[1:])
             prev = nb
         fringe = np.concatenate(edge)  # left -> right
-        # side locks (hang over the cheeks), drawn as part of the front polygon
-        rl_top = dome_f[-1]  # right outer (angle -0.22)
-        ll_top = dome_f[0]
-        r_lock = np.concatenate([
-            _bez(rl_top, (rl_top[0] + 0.01 * W, 0.5 * (rl_top[1] + lock_y)),
-                 (cx + rx * 0.88, lock_y), 8)[1:],
-            _bez((cx + rx * 0.88, lock_y), (cx + rx * 0.72, 0.5 * (yc + lock_y)),
-                 (xr_in, yc - 0.06 * W), 8)[1:]])
-        l_lock = np.concatenate([
-            _bez((xl_in, yc - 0.06 * W), (cx - rx * 0.72, 0.5 * (yc + lock_y)),
-                 (cx - rx * 0.88, lock_y), 8)[1:],
-            _bez((cx - rx * 0.88, lock_y), (ll_top[0] - 0.01 * W, 0.5 * (ll_top[1] + lock_y)),
-                 ll_top, 8)[1:]])
-        # polygon: dome left->right, right lock down & up, fringe right->left, left lock
-        self.hair_front = np.concatenate([dome_f, r_lock, fringe[::-1], l_lock]).astype(np.float32)
+        locks = []
+        for sgn, top_pt, x_in in ((1, dome_f[-1], xr_in), (-1, dome_f[0], xl_in)):
+            tip1 = np.array([cx + sgn * (rx + 0.015 * W), lock_y], np.float32)
+            notch = np.array([cx + sgn * (rx - 0.012 * W), lock_y - 0.085 * W], np.float32)
+            tip2 = np.array([cx + sgn * 0.84 * rx, lock_y - 0.04 * W], np.float32)
+            end = np.array([x_in, y_tmp], np.float32)
+            lk = np.concatenate([
+                _bez(top_pt, (top_pt[0] + sgn * 0.004 * W, 0.45 * top_pt[1] + 0.55 * tip1[1]), tip1, 9),
+                _bez(tip1, 0.5 * (tip1 + notch) + (-sgn * 0.008 * W, 0.0), notch, 5)[1:],
+                _bez(notch, 0.5 * (notch + tip2) + (sgn * 0.006 * W, 0.01 * W), tip2, 5)[1:],
+                _bez(tip2, (cx + sgn * 0.74 * rx, 0.5 * (y_tmp + tip2[1])), end, 9)[1:]])
+            locks.append(lk)
+        r_lock, l_lock = locks
+        self.hair_front = np.concatenate([dome_f, r_lock[1:], fringe[::-1][1:],
+                                          l_lock[::-1][1:-1]]).astype(np.float32)
         self.fringe_edge = fringe.astype(np.float32)
-        # highlight band ("angel ring") inside the dome
-        a = np.linspace(math.pi * 0.78, math.pi * 0.22, 16, dtype=np.float32)
-        ring_r = 0.72
-        ring_c = np.stack([cx + hx * ring_r * np.cos(a), hyc - hy * ring_r * np.sin(a) + 0.05 * W], 1)
-        wv = 0.018 * W * (0.4 + 0.6 * np.sin(np.linspace(0, math.pi, 16)))
-        self.hair_ring = _stroke(ring_c, wv)
-        # strand lines from notches upward
-        self.hair_strands = []
-        for i in range(1, n_str):
-            x = xs[i]
-            p0 = np.array([x, notch_y + 0.01 * W])
-            p1 = np.array([x + (x - cx) * 0.25, notch_y - 0.1 * W])
-            self.hair_strands.append(_bez(p0, 0.5 * (p0 + p1) + np.array([0.01 * W, 0]), p1, 6))
+        # lock separation lines (strand texture)
+        self.hair_strands = [_bez(n_ + (0, 0.008 * W), n_ + ((n_[0] - cx) * 0.12 + 0.01 * W, -0.05 * W),
+                                  n_ + ((n_[0] - cx) * 0.15, -0.085 * W), 6)
+                             for n_ in notches]
+        for sgn in (1, -1):
+            a_ = np.array([cx + sgn * (rx - 0.012 * W), lock_y - 0.085 * W], np.float32)
+            self.hair_strands.append(_bez(a_, a_ + (sgn * 0.004 * W, -0.05 * W),
+                                          a_ + (sgn * 0.01 * W, -0.1 * W), 6))
+        # highlight band ("angel ring")
+        a = np.linspace(math.pi * 0.8, math.pi * 0.2, 16, dtype=np.float32)
+        ring_c = np.stack([cx + hx * 0.74 * np.cos(a), hyc - hy * 0.74 * np.sin(a) + 0.05 * W], 1)
+        self.hair_ring = _stroke(ring_c, 0.02 * W * (0.3 + 0.7 * np.sin(np.linspace(0, math.pi, 16))))
+        # ahoge: a single curly strand on top
+        base = np.array([cx + 0.12 * rx, hyc - hy + 0.02 * W], np.float32)
+        sgn = 1.0 if rng.uniform() > 0.5 else -1.0
+        c_ = _bez(base, base + (sgn * 0.06 * W, -0.08 * W), base + (sgn * -0.03 * W, -0.07 * W), 10)
+        self.ahoge = _stroke(c_, np.linspace(0.022 * W, 0.5, 10))
 
         # ears (hidden under long hair)
         self.ears = []
         if L < 0.55:
             for side, j in ((-1, N[1]), (1, N[15])):
-                c = np.array([j[0] + side * 0.012 * W, j[1] - 0.01 * W], np.float32)
-                self.ears.append((c, side))
+                self.ears.append((np.array([j[0] + side * 0.012 * W, j[1] - 0.01 * W], np.float32), side))
 
-        # neck & shoulders (body stays still)
-        nw = 0.34 * (N[12, 0] - N[4, 0])
+        # neck & shoulders (the body never moves)
+        nw = 0.34 * float(N[12, 0] - N[4, 0])
         self.neck = np.array([
             (cx - nw * 0.5, yc), (cx + nw * 0.5, yc),
             (cx + nw * 0.5, chin_y + 0.05 * W), (cx + nw * 0.62, chin_y + 0.12 * W),
@@ -686,48 +729,66 @@ class AvatarRenderer:
         sh_y = max(chin_y + 0.085 * W, 0.82 * W)
         body = [(cx - nw * 0.55, sh_y - 0.01 * W), (cx - nw * 1.6, sh_y + 0.02 * W),
                 (cx - nw * 2.8, sh_y + 0.07 * W), (cx - nw * 3.5, sh_y + 0.16 * W),
-                (cx - nw * 3.8, W + 0.1 * W), (cx + nw * 3.8, W + 0.1 * W),
+                (cx - nw * 3.8, 1.1 * W), (cx + nw * 3.8, 1.1 * W),
                 (cx + nw * 3.5, sh_y + 0.16 * W), (cx + nw * 2.8, sh_y + 0.07 * W),
                 (cx + nw * 1.6, sh_y + 0.02 * W), (cx + nw * 0.55, sh_y - 0.01 * W)]
         self.body = _catmull(np.array(body, np.float32), 4)
-        self.collar = [
-            np.array([(cx - nw * 0.6, sh_y - 0.02 * W), (cx - nw * 1.25, sh_y + 0.02 * W),
-                      (cx - nw * 0.35, sh_y + 0.11 * W), (cx, sh_y + 0.05 * W)], np.float32),
-            np.array([(cx + nw * 0.6, sh_y - 0.02 * W), (cx + nw * 1.25, sh_y + 0.02 * W),
-                      (cx + nw * 0.35, sh_y + 0.11 * W), (cx, sh_y + 0.05 * W)], np.float32)]
+        half = self.body[len(self.body) // 2:]
+        self.body_shadow = np.concatenate([half, np.array([(cx + 0.02 * W, 1.1 * W)], np.float32)])
+        self.collar = [np.array([(cx + s * nw * 0.6, sh_y - 0.02 * W), (cx + s * nw * 1.25, sh_y + 0.02 * W),
+                                 (cx + s * nw * 0.35, sh_y + 0.11 * W), (cx, sh_y + 0.05 * W)], np.float32)
+                       for s in (-1, 1)]
         self.neck_shadow = np.array([
-            (cx + nw * 0.1, chin_y + 0.0 * W), (cx + nw * 0.52, chin_y - 0.03 * W),
+            (cx + nw * 0.1, chin_y), (cx + nw * 0.52, chin_y - 0.03 * W),
             (cx + nw * 0.55, sh_y + 0.02 * W), (cx + nw * 0.25, sh_y + 0.02 * W)], np.float32)
 
-    def _make_background(self) -> np.ndarray:
+    def _pack_static(self) -> None:
+        """Concatenate all head-attached contours so one pose transform per frame suffices."""
+        parts = [("hair_back", self.hair_back), ("neck", self.neck), ("fore_arc", self.fore_arc),
+                 ("fringe_edge", self.fringe_edge), ("hair_front", self.hair_front),
+                 ("hair_ring", self.hair_ring), ("ahoge", self.ahoge)]
+        parts += [(f"strand{i}", s_) for i, s_ in enumerate(self.hair_strands)]
+        parts += [(f"ear{i}", c[None]) for i, (c, _) in enumerate(self.ears)]
+        self._slices: dict[str, slice] = {}
+        n = 68
+        for name, arr in parts:
+            self._slices[name] = slice(n, n + len(arr))
+            n += len(arr)
+        self._static_pts = np.concatenate([np.zeros((68, 2), np.float32)] + [a for _, a in parts]).astype(np.float32)
+        self._static_w = np.concatenate([self._w68, np.zeros(n - 68, np.float32)])
+
+    def _make_body(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+        """Pre-render the (static) shoulders into a layer + anti-aliased mask."""
         W = self.W
-        p = self.palette
+        layer = np.zeros((W, W, 3), np.uint8)
+        self._draw_body(layer)
+        mask = np.zeros((W, W), np.uint8)
+        _fill(mask, self.body, 255)
+        _line(mask, self.body, 255, 0.007 * W)
+        for c in self.collar:
+            _fill(mask, c, 255)
+        box = _bbox(self.body, 4, (W, W)) or (0, 0, W, W)
+        x0, y0, x1, y1 = box
+        return layer[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1].copy(), box
+
+    def _make_background(self) -> np.ndarray:
+        """Flat pastel with a soft vignette and a faint polka-dot pattern (computed once)."""
+        W, p = self.W, self.palette
         yy, xx = np.mgrid[0:W, 0:W].astype(np.float32) / W
         r = np.sqrt((xx - 0.5) ** 2 + (yy - 0.45) ** 2)
-        t = np.clip((r - 0.35) / 0.45, 0, 1)[..., None] ** 1.5
+        t = (np.clip((r - 0.35) / 0.45, 0, 1) ** 1.5)[..., None]
         bg = (1 - t) * np.array(p["bg"], np.float32) + t * np.array(p["bg_edge"], np.float32)
         img = np.round(bg).astype(np.uint8)
-        # soft pastel polka dots (deterministic pattern)
-        dot = _mix(p["bg"], (255, 255, 255), 0.35)
         step = W // 8
         for j in range(9):
             for i in range(9):
                 x = i * step + (step // 2 if j % 2 else 0)
-                y = j * step
-                cv2.circle(img, (x, y), max(2, W // 90), dot, -1, cv2.LINE_AA)
+                cv2.circle(img, (x, j * step), max(2, W // 90), p["bg_dot"], -1, cv2.LINE_AA)
         return img
 
     # ----------------------------------------------------------------- pose
-    @staticmethod
-    def _weights() -> np.ndarray:
-        w = np.ones(68, np.float32)
-        for i in range(17):
-            w[i] = np.clip(1.0 - abs(i - 8) / 6.0, 0.0, 1.0) * 0.9
-        return w
-
-    _W68 = None
-
     def _pose_fn(self, pose: Sequence[float]):
+        """Point transform for a head pose; ``w`` in [0,1] = how much a point is a facial feature."""
         yaw, pitch, roll = (float(v) for v in pose)
         sy, sp = math.sin(yaw), math.sin(pitch)
         W, cx, cy = float(self.W), self.cx, self.eye_y
@@ -737,7 +798,7 @@ class AvatarRenderer:
 
         def f(pts: np.ndarray, w: np.ndarray | float = 0.0) -> np.ndarray:
             p = np.asarray(pts, np.float32).reshape(-1, 2)
-            w = np.broadcast_to(np.asarray(w, np.float32), (len(p),))
+            w = np.asarray(w, np.float32)
             x = cx + (p[:, 0] - cx) * (1.0 - (0.07 + 0.08 * w) * abs(sy)) + W * (0.03 + 0.07 * w) * sy
             y = cy + (p[:, 1] - cy) * (1.0 - 0.06 * w * abs(sp)) + W * (0.01 + 0.05 * w) * sp
             q = np.stack([x, y], 1) - piv
@@ -748,95 +809,102 @@ class AvatarRenderer:
     # ----------------------------------------------------------------- public
     def draw(self, landmarks: np.ndarray, pose: np.ndarray | tuple = (0, 0, 0), blink: float = 0.0,
              emotion: np.ndarray | None = None) -> np.ndarray:
-        """Render one frame; returns uint8 RGB [size, size, 3]."""
+        """Render one frame; returns uint8 RGB ``[size, size, 3]``.
+
+        ``landmarks``: [68,2] in 0..1 canvas coords (un-posed); ``pose``: (yaw, pitch, roll)
+        radians; ``blink``: 0 open .. 1 closed; ``emotion``: optional probabilities in
+        :data:`EMOTIONS` order.
+        """
         W, p = float(self.W), self.palette
         L = np.asarray(landmarks, np.float32).reshape(68, 2) * W
-        pose = np.zeros(3) if pose is None else np.clip(np.asarray(pose, np.float32).reshape(3), -0.6, 0.6)
+        pose = np.zeros(3, np.float32) if pose is None else np.clip(
+            np.asarray(pose, np.float32).reshape(3), -0.6, 0.6)
         blink = float(np.clip(blink, 0.0, 1.0))
-        emo = np.zeros(6, np.float32) if emotion is None else np.asarray(emotion, np.float32).reshape(6)
-        ang, dis, fea, hap, _neu, sad = (float(v) for v in np.clip(emo, 0, 1))
+        emo = np.zeros(6, np.float32) if emotion is None else np.clip(
+            np.asarray(emotion, np.float32).reshape(6), 0.0, 1.0)
+        ang, dis, fea, hap, _neu, sad = (float(v) for v in emo)
         L = self._apply_emotion(L, ang, dis, fea, hap, sad)
-
-        if AvatarRenderer._W68 is None:
-            AvatarRenderer._W68 = self._weights()
         f = self._pose_fn(pose)
-        P = f(L, AvatarRenderer._W68)
+        pts = self._static_pts.copy()
+        pts[:68] = L
+        Q = f(pts, self._static_w)
+        P = Q[:68]
+        S = {k: Q[v] for k, v in self._slices.items()}
         img = self._bg.copy()
 
-        # back hair, ears, neck, body
-        _fill(img, f(self.hair_back), p["hair_sh"])
-        _line(img, f(self.hair_back), p["hair_line"], 0.006 * W, closed=True)
-        neck = f(self.neck)
-        neck[2:5] = self.neck[2:5]  # base of the neck stays on the shoulders
+        # --- behind the head: back hair, neck, body, ears
+        hb = S["hair_back"]
+        _fill(img, hb, p["hair_sh"])
+        _outline(img, hb, p["hair_line"], 0.006 * W)
+        neck = S["neck"]
+        neck[2:5] = self.neck[2:5]  # the base of the neck stays on the shoulders
         _fill(img, neck, p["skin"])
         _fill_clipped(img, self.neck_shadow, p["skin_sh"], neck)
-        face = np.concatenate([_catmull(P[0:17], 5), f(self.fore_arc)[1:-1]])
-        chin_sh = np.concatenate([P[3:14] + np.array([0, 0.035 * W], np.float32), P[13:2:-1]])
+        chin_sh = np.concatenate([P[3:14] + np.array([0.0, 0.035 * W], np.float32), P[13:2:-1]])
         _fill_clipped(img, chin_sh, p["skin_sh"], neck)
-        _line(img, neck[[5, 0]], p["skin_line"], 0.005 * W)
-        _line(img, neck[[1, 2]], p["skin_line"], 0.005 * W)
-        self._draw_body(img)
-        for c, side in self.ears:
-            self._draw_ear(img, f(c[None])[0], side, pose)
+        _line(img, [neck[[5, 0]], neck[[1, 2]]], p["skin_line"], 0.005 * W)
+        _blend(img, self._body_box, self._body_layer, self._body_mask)
+        for i, (_c, side) in enumerate(self.ears):
+            self._draw_ear(img, S[f"ear{i}"][0], side, pose)
 
-        # face
+        # --- face
+        jaw = _catmull(P[0:17], 5)
+        face = np.concatenate([jaw, S["fore_arc"][1:-1]])
         _fill(img, face, p["skin"])
-        _line(img, _catmull(P[0:17], 5), p["skin_line"], 0.007 * W)
-        fe = f(self.fringe_edge)
-        shadow = np.concatenate([fe + np.array([0.004 * W, 0.03 * W], np.float32),
-                                 fe[::-1] - np.array([0, 0.05 * W], np.float32)])
+        fe = S["fringe_edge"]
+        shadow = np.concatenate([fe + np.array([0.004 * W, 0.022 * W], np.float32),
+                                 fe[::-1] - np.array([0.0, 0.05 * W], np.float32)])
         _fill_clipped(img, shadow, p["skin_sh"], face)
+        _fill(img, _stroke(jaw, 0.007 * W), p["skin_line"])
         if self.style.beard:
             self._draw_beard(img, P)
-        self._draw_blush(img, P, 0.22 + 0.5 * hap + 0.15 * ang - 0.1 * fea)
+        self._draw_blush(img, P, 0.25 + 0.5 * hap + 0.15 * ang - 0.1 * fea)
         self._draw_nose(img, P)
-        self._draw_mouth(img, P, hap, sad, ang)
+        self._draw_mouth(img, P)
         for k in (0, 1):
             self._draw_eye(img, P, k, blink, fea, sad, hap)
 
-        # front hair
-        hf = f(self.hair_front)
+        # --- front hair, brows, glasses
+        hf = S["hair_front"]
         _fill(img, hf, p["hair"])
-        _fill_clipped(img, f(self.hair_ring), p["hair_hi"], hf)
-        for s_ in self.hair_strands:
-            _line(img, f(s_), p["hair_sh"], 0.005 * W)
-        _line(img, hf, p["hair_line"], 0.007 * W, closed=True)
+        _fill_clipped(img, S["hair_ring"], p["hair_hi"], hf)
+        _line(img, [S[f"strand{i}"] for i in range(len(self.hair_strands))], p["hair_sh"], 0.005 * W)
+        ah = S["ahoge"]
+        _fill(img, ah, p["hair"])
+        _outline(img, ah, p["hair_line"], 0.005 * W)
+        _outline(img, hf, p["hair_line"], 0.007 * W)
         self._draw_brows(img, P)
         if self.style.glasses:
             self._draw_glasses(img, P)
-
         return cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA)
 
     # ----------------------------------------------------------------- parts
     def _apply_emotion(self, L: np.ndarray, ang: float, dis: float, fea: float, hap: float,
                        sad: float) -> np.ndarray:
+        """Subtle landmark offsets: brow tilt, mouth corners, mouth width."""
         if ang + dis + fea + hap + sad < 1e-3:
             return L
         L = L.copy()
         W = float(self.W)
-        # brows: inner ends up for SAD/FEA, down for ANG/DIS; HAP lifts a bit
-        inner = W * (0.02 * (sad + fea) - 0.022 * ang - 0.012 * dis)
+        inner = W * (0.02 * (sad + fea) - 0.022 * ang - 0.012 * dis)  # + = inner brow ends up
         lift = W * (0.008 * hap + 0.01 * fea)
         for idx, w in ((21, 1.0), (20, 0.6), (19, 0.3), (22, 1.0), (23, 0.6), (24, 0.3)):
             L[idx, 1] -= inner * w + lift
         for idx in (17, 18, 25, 26):
             L[idx, 1] -= lift - W * 0.006 * sad
-        # mouth corners: up for HAP, down for SAD/ANG/DIS
-        dy = W * (-0.02 * hap + 0.016 * sad + 0.008 * ang + 0.01 * dis)
+        dy = W * (-0.02 * hap + 0.016 * sad + 0.008 * ang + 0.01 * dis)  # + = corners down
         for idx in (48, 60, 54, 64):
             L[idx, 1] += dy
         for idx in (49, 59, 53, 55, 61, 67, 63, 65):
             L[idx, 1] += 0.45 * dy
-        # HAP widens the mouth a touch
-        mc = L[48:68, 0].mean()
+        mc = float(L[48:68, 0].mean())
         L[48:68, 0] = mc + (L[48:68, 0] - mc) * (1.0 + 0.08 * hap - 0.06 * ang)
         return L
 
     def _draw_body(self, img: np.ndarray) -> None:
         p, W = self.palette, float(self.W)
         _fill(img, self.body, p["cloth"])
-        half = self.body[len(self.body) // 2:]
-        _fill_clipped(img, np.concatenate([half, [(self.cx + 0.02 * W, W)]]), p["cloth_sh"], self.body)
+        _fill_clipped(img, self.body_shadow, p["cloth_sh"], self.body)
         _line(img, self.body, p["cloth_line"], 0.007 * W)
         for c in self.collar:
             _fill(img, c, p["collar"])
@@ -850,21 +918,19 @@ class AvatarRenderer:
                                int(ang), 0, 360, 15).astype(np.float32) / 8.0
         _fill(img, pts, p["skin"])
         _line(img, pts, p["skin_line"], 0.005 * W, closed=True)
-        inner = c + (pts - c) * 0.5 - np.array([side * 0.006 * W, 0], np.float32)
-        _fill(img, inner, p["skin_sh"])
+        _fill(img, c + (pts - c) * 0.5 - np.array([side * 0.006 * W, 0], np.float32), p["skin_sh"])
 
     def _draw_blush(self, img: np.ndarray, P: np.ndarray, strength: float) -> None:
         if strength <= 0.02:
             return
-        W = float(self.W)
+        W, p = float(self.W), self.palette
         for k, sl in enumerate((_R_EYE, _L_EYE)):
             e = P[sl]
-            c = e.mean(0)
             w = float(np.linalg.norm(e[3] - e[0]))
             out = -1.0 if k == 0 else 1.0
-            cc = c + np.array([out * 0.15 * w, 0.95 * w], np.float32)
-            ax = np.array([0.5 * w, 0.2 * w])
-            box = _bbox(np.array([cc - ax * 1.6, cc + ax * 1.6]), 0, img.shape[:2])
+            cc = e.mean(0) + np.array([out * 0.15 * w, 1.0 * w], np.float32)
+            ax = np.array([0.5 * w, 0.2 * w], np.float32)
+            box = _bbox(np.array([cc - ax * 1.6, cc + ax * 1.6]), 0, img.shape)
             if box is None:
                 continue
             x0, y0, x1, y1 = box
@@ -873,192 +939,189 @@ class AvatarRenderer:
                         cv2.LINE_AA)
             k_ = int(ax[1]) | 1
             m = cv2.GaussianBlur(m, (k_, k_), 0)
-            m = (m.astype(np.float32) * min(strength, 0.85) * 0.7).astype(np.uint8)
             layer = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
-            layer[:] = self.palette["blush"]
-            _composite(img, box, layer, m)
+            layer[:] = p["blush"]
+            _blend(img, box, layer, m, min(strength, 0.85) * 0.7)
             if strength > 0.45:  # anime "///" hatching
                 for i in range(3):
                     a = cc + np.array([(i - 1) * 0.22 * w - 0.04 * w, -0.08 * w], np.float32)
-                    _line(img, np.array([a, a + np.array([-0.1 * w, 0.16 * w])]), self.palette["blush_line"]
-                          if "blush_line" in self.palette else _shade(self.palette["blush"], 1.2, 0.8), 0.004 * W)
+                    _line(img, np.array([a, a + np.array([-0.1 * w, 0.16 * w])]), p["blush_line"], 0.004 * W)
 
     def _draw_nose(self, img: np.ndarray, P: np.ndarray) -> None:
         W = float(self.W)
-        t = P[30]
-        b = P[33]
+        t, b = P[30], P[33]
         pts = np.array([t + 0.3 * (b - t) + np.array([0.004 * W, 0]), b + np.array([-0.008 * W, 0.001 * W]),
                         b + np.array([0.001 * W, 0.003 * W])], np.float32)
         _line(img, _catmull(pts, 4), self.palette["nose"], 0.006 * W)
 
-    def _draw_mouth(self, img: np.ndarray, P: np.ndarray, hap: float, sad: float, ang: float) -> None:
+    @staticmethod
+    def mouth_opening(P: np.ndarray) -> float:
+        """Mean inner-lip gap (61-63 vs 67-65), in the units of ``P``."""
+        return float(np.mean(np.linalg.norm(P[[67, 66, 65]] - P[[61, 62, 63]], axis=1)))
+
+    def _draw_mouth(self, img: np.ndarray, P: np.ndarray) -> None:
         p, W = self.palette, float(self.W)
         inner = P[60:68]
-        upper = inner[[1, 2, 3]]
-        lower = inner[[7, 6, 5]]
-        opening = float(np.mean(np.linalg.norm(lower - upper, axis=1)))
+        opening = self.mouth_opening(P)
         if opening < 0.015 * W:
-            mid = 0.5 * (upper + lower)
-            pts = np.concatenate([inner[:1], mid, inner[4:5]])
-            c = _catmull(pts, 5)
-            n = len(c)
-            wv = 0.0065 * W * (0.45 + 0.55 * np.sin(np.linspace(0, math.pi, n)) ** 0.6)
-            _fill(img, _stroke(c, wv), p["mouth_line"])
-            # little lower-lip hint
-            lc = P[57] * 0.55 + mid[1] * 0.45
+            mid = 0.5 * (P[[61, 62, 63]] + P[[67, 66, 65]])
+            c = _catmull(np.concatenate([inner[:1], mid, inner[4:5]]), 5)
+            _fill(img, _stroke(c, _taper(len(c), 0.0065 * W, 0.45, 0.45)), p["mouth_line"])
+            lc = 0.55 * P[57] + 0.45 * mid[1]
             hw = 0.18 * float(np.linalg.norm(inner[4] - inner[0]))
             _line(img, _bez(lc - (hw, 0), lc + (0, 0.004 * W), lc + (hw, 0), 5), p["skin_sh"], 0.005 * W)
             return
         poly = _catmull(inner, 5, closed=True)
-        box = _bbox(poly, 3, img.shape[:2])
+        box = _bbox(poly, 3, img.shape)
         if box is None:
             return
         x0, y0, x1, y1 = box
-        off = np.array([x0, y0], np.float32)
-        q = poly - off
+        q = poly - np.array([x0, y0], np.float32)
         layer = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
         layer[:] = p["mouth_in"]
-        top_y = float(q[:, 1].min())
-        bot_y = float(q[:, 1].max())
-        xm = float(np.mean(q[:, 0]))
+        top_y, bot_y = float(q[:, 1].min()), float(q[:, 1].max())
+        xm = float(q[:, 0].mean())
         hw = 0.5 * float(q[:, 0].max() - q[:, 0].min())
-        # tongue (lower part)
-        tc = np.array([xm, bot_y + 0.2 * opening], np.float32)
+        tc = np.array([xm, bot_y + 0.2 * opening], np.float32)  # tongue (lower part)
         cv2.ellipse(layer, _ip(tc).reshape(2), (int(hw * 0.62 * _SC), int(max(opening * 0.55, 1) * _SC)),
                     0, 0, 360, p["tongue"], -1, cv2.LINE_AA, _SHIFT)
-        # upper teeth band
-        th = min(0.22 * opening + 0.004 * W, 0.022 * W)
-        teeth = np.array([(xm - hw * 1.2, top_y - 5), (xm + hw * 1.2, top_y - 5),
-                          (xm + hw * 1.2, top_y + th), (xm - hw * 1.2, top_y + th)], np.float32)
-        _fill(layer, teeth, p["teeth"])
+        th = min(0.22 * opening + 0.004 * W, 0.022 * W)  # upper teeth band
+        _fill(layer, np.array([(xm - hw * 1.2, top_y - 5), (xm + hw * 1.2, top_y - 5),
+                               (xm + hw * 1.2, top_y + th), (xm - hw * 1.2, top_y + th)], np.float32), p["teeth"])
         m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        _fill(m, q, (255,))
-        _composite(img, box, layer, m)
+        _fill(m, q, 255)
+        _blend(img, box, layer, m)
         _line(img, poly, p["mouth_line"], 0.005 * W, closed=True)
         up_c = _catmull(inner[[0, 1, 2, 3, 4]], 4)
-        _fill(img, _stroke(up_c, 0.006 * W * (0.5 + 0.5 * np.sin(np.linspace(0, math.pi, len(up_c))))),
-              p["mouth_line"])
+        _fill(img, _stroke(up_c, _taper(len(up_c), 0.007 * W, 0.5, 0.5)), p["mouth_line"])
 
-    def _eye_open(self, L: np.ndarray, k: int) -> float:
-        idx = (37, 38, 41, 40) if k == 0 else (43, 44, 47, 46)
-        up = L[list(idx[:2])].mean(0)
-        dn = L[list(idx[2:])].mean(0)
-        return float(np.linalg.norm(dn - up))
+    @staticmethod
+    def _eye_open(L: np.ndarray, k: int) -> float:
+        up, dn = ((37, 38), (41, 40)) if k == 0 else ((43, 44), (47, 46))
+        return float(np.linalg.norm(L[list(dn)].mean(0) - L[list(up)].mean(0)))
+
+    _U = np.linspace(0.0, 1.0, 14, dtype=np.float32)
+    _SU = np.clip(np.sin(math.pi * _U), 0.0, 1.0)
+    _VUP = 0.6 * _SU ** 0.7 * (1.0 + 0.2 * (0.5 - _U))  # upper lid, in units of eye height
+    _VLO = -0.38 * _SU ** 0.9  # lower lid
+
+    def _iris_sprite(self, k: int, rx: float, ry: float, angd: float) -> tuple[np.ndarray, np.ndarray]:
+        """Iris + pupil + highlights (layer, AA mask), cached on quantised size/angle."""
+        key = (k, int(round(rx * 2)), int(round(ry * 2)), int(round(angd / 2.0)))
+        hit = self._sprites.get(key)
+        if hit is not None:
+            return hit
+        p = self.palette
+        rx, ry, angd = key[1] / 2.0, key[2] / 2.0, key[3] * 2.0
+        R = int(max(rx, ry)) + 3
+        layer = np.zeros((2 * R + 1, 2 * R + 1, 3), np.uint8)
+        a = math.radians(angd)
+        fx = np.array([math.cos(a), math.sin(a)], np.float32)
+        dn = np.array([-fx[1], fx[0]], np.float32)
+        c = np.array([R, R], np.float32)
+
+        def ell(img, cc, ea, eb, col, th=-1) -> None:
+            cv2.ellipse(img, _ip(cc).reshape(2), (max(int(ea * _SC), 1), max(int(eb * _SC), 1)),
+                        angd, 0, 360, col, th, cv2.LINE_AA, _SHIFT)
+
+        side = -1.0 if k == 0 else 1.0
+        ell(layer, c, rx, ry, p["iris_dark"])
+        ell(layer, c + dn * 0.1 * ry, rx * 0.86, ry * 0.84, p["iris"])
+        ell(layer, c + dn * 0.5 * ry, rx * 0.62, ry * 0.34, p["iris_light"])
+        ell(layer, c - dn * 0.55 * ry, rx * 1.1, ry * 0.6, p["iris_dark"])
+        ell(layer, c + dn * 0.04 * ry, rx * 0.4, ry * 0.48, p["pupil"])
+        ell(layer, c, rx, ry, p["pupil"], max(1, int(round(0.09 * rx))))
+        ell(layer, c + fx * side * 0.32 * rx - dn * 0.36 * ry, 0.3 * rx, 0.25 * ry, (255, 255, 255))
+        ell(layer, c - fx * side * 0.34 * rx + dn * 0.5 * ry, 0.13 * rx, 0.11 * ry, (255, 255, 255))
+        mask = np.zeros(layer.shape[:2], np.uint8)
+        ell(mask, c, rx, ry, 255)
+        if len(self._sprites) > 64:
+            self._sprites.clear()
+        self._sprites[key] = (layer, mask)
+        return layer, mask
 
     def _draw_eye(self, img: np.ndarray, P: np.ndarray, k: int, blink: float, fea: float, sad: float,
                   hap: float) -> None:
-        p, W = self.palette, float(self.W)
-        A, B = (P[36], P[39]) if k == 0 else (P[45], P[42])  # outer, inner corners
-        ax = B - A
-        w = float(np.linalg.norm(ax)) + 1e-6
-        ex = ax / w
+        p = self.palette
+        A, B = (P[36], P[39]) if k == 0 else (P[45], P[42])  # outer, inner corner
+        ctr = 0.5 * (A + B)
+        ax = (B - A) * self.EYE_SCALE
+        w = float(np.hypot(ax[0], ax[1])) + 1e-6
         fx = P[42:48].mean(0) - P[36:42].mean(0)
-        fx /= np.linalg.norm(fx) + 1e-6
+        fx /= float(np.hypot(fx[0], fx[1])) + 1e-6
         up = np.array([fx[1], -fx[0]], np.float32)
+        A = ctr - 0.5 * ax + up * (0.02 * w)
         o = float(np.clip(self._eye_open(P, k) / max(self._eye_ref[k], 1e-3), 0.0, 1.35))
         o *= (1.0 - blink) * (1.0 + 0.12 * fea - 0.12 * sad - 0.1 * hap)
         H = w * self._eye_aspect[k]
-        base = 0.5 * (A + B) + up * (0.02 * w)
-        A = base - ex * 0.5 * w
-        u = np.linspace(0.0, 1.0, 14, dtype=np.float32)
-        su = np.clip(np.sin(math.pi * u), 0.0, 1.0)
-        v_up = H * 0.6 * su ** 0.75 * (1.0 + 0.22 * (0.5 - u))
-        v_lo = -H * 0.38 * su ** 0.9
+        U, SU = self._U, self._SU
+        M = np.stack([ax, up]).astype(np.float32)  # (u, v) -> offset from A
 
-        def pt(uu, vv):
-            return (A[None] + uu[:, None] * ax[None] + vv[:, None] * up[None]).astype(np.float32)
+        def pt(uu, vv) -> np.ndarray:
+            return A + np.stack([np.asarray(uu, np.float32), np.asarray(vv, np.float32)], 1) @ M
 
-        lash_c = p["lash"]
-        if o < 0.12:
-            # closed eye: relaxed downward arc with a small outer lash
-            vv = -H * 0.12 * su + 0.1 * H
-            c = pt(u, vv)
-            wv = 0.065 * w * (0.35 + 0.65 * su ** 0.5)
-            _fill(img, _stroke(c, wv), lash_c)
+        if o < 0.12:  # closed: a relaxed, downward-curved lash line
+            c = pt(U, H * (0.1 - 0.12 * SU))
+            _fill(img, _stroke(c, 0.065 * w * (0.35 + 0.65 * SU ** 0.5)), p["lash"])
             return
         o = min(o, 1.2)
+        v_up, v_lo = H * self._VUP, H * self._VLO
         v_top = v_lo + o * (v_up - v_lo)
-        upper = pt(u, v_top)
-        lower = pt(u[::-1], v_lo[::-1])
-        poly = np.concatenate([upper, lower[1:-1]])
-        box = _bbox(np.concatenate([poly, pt(np.array([0.5]), np.array([H]))]), 4, img.shape[:2])
+        upper = pt(U, v_top)
+        poly = np.concatenate([upper, pt(U[-2:0:-1], v_lo[-2:0:-1])])
+        box = _bbox(poly, 3, img.shape)
         if box is not None:
             x0, y0, x1, y1 = box
             off = np.array([x0, y0], np.float32)
             layer = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
             layer[:] = p["sclera"]
-            # lid shadow on the sclera
-            _fill(layer, np.concatenate([upper, pt(u[::-1], (v_top - 0.18 * H)[::-1])]) - off, p["sclera_sh"])
-            ic = pt(np.array([0.52]), np.array([0.02 * H]))[0] - off
-            rx, ry = 0.29 * w, 0.5 * H
-            angd = math.degrees(math.atan2(float(ex[1]), float(ex[0])))
-            if k == 1:
-                angd += 180.0
-
-            def ell(c, a, b, col, th=-1):
-                cv2.ellipse(layer, _ip(c).reshape(2), (max(int(a * _SC), 1), max(int(b * _SC), 1)),
-                            angd, 0, 360, col, th, cv2.LINE_AA, _SHIFT)
-
-            ell(ic, rx, ry, p["iris_dark"])
-            ell(ic + np.array([0, 0.12 * ry]), rx * 0.84, ry * 0.82, p["iris"])
-            ell(ic + np.array([0, 0.42 * ry]), rx * 0.6, ry * 0.38, p["iris_light"])
-            ell(ic + np.array([0, 0.05 * ry]), rx * 0.4, ry * 0.5, p["pupil"])
-            # upper-iris shadow band
-            _fill(layer, np.concatenate([upper, pt(u[::-1], (v_top - 0.3 * H)[::-1])]) - off, p["iris_dark"])
-            ell(ic, rx, ry, p["iris_dark"], max(1, int(0.05 * w)))
-            # highlights
-            side = -1.0 if k == 0 else 1.0
-            ell(ic + np.array([side * 0.35 * rx, -0.4 * ry]), 0.26 * rx, 0.22 * ry, (255, 255, 255))
-            ell(ic + np.array([-side * 0.3 * rx, 0.45 * ry]), 0.12 * rx, 0.1 * ry, (255, 255, 255))
+            _fill(layer, np.concatenate([upper, pt(U[::-1], (v_top - 0.22 * H)[::-1])]) - off, p["sclera_sh"])
+            rx, ry = 0.31 * w, 0.54 * H
+            angd = math.degrees(math.atan2(float(fx[1]), float(fx[0])))
+            spr, sm = self._iris_sprite(k, rx, ry, angd)
+            ic = pt([0.52], [0.02 * H])[0] - off
+            R = spr.shape[0] // 2
+            _paste(layer, spr, sm, int(round(ic[0])) - R, int(round(ic[1])) - R)
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            _fill(m, poly - off, (255,))
-            _composite(img, box, layer, m)
-        # upper lash line (tapered, thick, with an outer wing)
-        th = 0.11 * w * (0.35 + 0.65 * np.clip(su * 1.3, 0, 1) ** 0.5) * (0.6 + 0.4 * min(o, 1.0))
-        th[0] = 0.09 * w
-        top_edge = pt(u, v_top + th)
-        wing = pt(np.array([-0.13]), np.array([v_top[0] + 0.2 * H]))
-        lash = np.concatenate([wing, top_edge, pt(u[::-1], v_top[::-1] - 0.01 * w)])
-        _fill(img, lash, lash_c)
-        # lower lid (outer part) and crease
-        lo = pt(u[1:9], v_lo[1:9])
-        _line(img, lo, p["skin_line"], 0.02 * w)
-        crease = pt(u[3:11], v_up[3:11] * max(o, 0.6) + 0.17 * H + 0.04 * w)
-        _line(img, crease, p["skin_sh"], 0.018 * w)
+            _fill(m, poly - off, 255)
+            _blend(img, box, layer, m)
+        # thick upper lash line with an outer wing, thin lower line, lid crease
+        th = 0.1 * w * (0.3 + 0.7 * np.clip(SU * 1.3, 0, 1) ** 0.5) * (0.6 + 0.4 * min(o, 1.0))
+        th[0] = 0.08 * w
+        wing = pt([-0.12], [v_top[0] + 0.22 * H])
+        _fill(img, np.concatenate([wing, pt(U, v_top + th), pt(U[::-1], v_top[::-1] - 0.01 * w)]), p["lash"])
+        _line(img, [pt(U[1:9], v_lo[1:9])], p["skin_line"], 0.02 * w)
+        _line(img, [pt(U[3:11], v_up[3:11] * max(o, 0.6) + 0.17 * H + 0.04 * w)], p["skin_sh"], 0.018 * w)
 
     def _draw_brows(self, img: np.ndarray, P: np.ndarray) -> None:
         W = float(self.W)
         for idx in ((21, 20, 19, 18, 17), (22, 23, 24, 25, 26)):  # inner -> outer
             c = _catmull(P[list(idx)], 4)
-            n = len(c)
-            s = np.linspace(0, 1, n)
+            s = np.linspace(0, 1, len(c))
             wv = 0.016 * W * (1.0 - 0.8 * s ** 1.4) * (0.5 + 0.5 * np.clip(s * 5, 0, 1))
             _fill(img, _stroke(c, wv), self.palette["brow"])
 
     def _draw_glasses(self, img: np.ndarray, P: np.ndarray) -> None:
         W, col = float(self.W), self.palette["glasses"]
-        centres = []
+        a = math.degrees(math.atan2(float(P[45, 1] - P[36, 1]), float(P[45, 0] - P[36, 0])))
+        rims = []
         for sl in (_R_EYE, _L_EYE):
             e = P[sl]
             c = e.mean(0) + np.array([0, 0.004 * W], np.float32)
-            w = float(np.linalg.norm(e[3] - e[0]))
-            a = math.degrees(math.atan2(*(P[45] - P[36])[::-1]))
-            pts = cv2.ellipse2Poly((int(c[0] * 8), int(c[1] * 8)), (int(w * 0.78 * 8), int(w * 0.6 * 8)),
+            w = float(np.linalg.norm(e[3] - e[0])) * self.EYE_SCALE
+            pts = cv2.ellipse2Poly((int(c[0] * 8), int(c[1] * 8)), (int(w * 0.72 * 8), int(w * 0.58 * 8)),
                                    int(a), 0, 360, 10).astype(np.float32) / 8.0
-            # squarer frames
-            pts = c + np.sign(pts - c) * np.abs(pts - c) ** 0.93 * np.abs(pts - c).max() ** 0.07
             _line(img, pts, col, 0.008 * W, closed=True)
-            g = c + np.array([0.35 * w, -0.25 * w], np.float32)
-            _line(img, np.array([g, g + np.array([-0.18 * w, 0.18 * w])]), (255, 255, 255), 0.008 * W)
-            centres.append((c, w))
-        (c0, w0), (c1, w1) = centres
-        a = c0 + np.array([0.72 * w0, -0.1 * w0])
-        b = c1 - np.array([0.72 * w1, 0.1 * w1])
-        _line(img, _bez(a, 0.5 * (a + b) - np.array([0, 0.04 * W]), b, 6), col, 0.007 * W)
+            g = c + np.array([0.32 * w, -0.22 * w], np.float32)
+            _line(img, np.array([g, g + np.array([-0.16 * w, 0.16 * w])]), (255, 255, 255), 0.007 * W)
+            rims.append((c, w))
+        (c0, w0), (c1, w1) = rims
+        p0 = c0 + np.array([0.7 * w0, -0.12 * w0], np.float32)
+        p1 = c1 - np.array([0.7 * w1, 0.12 * w1], np.float32)
+        _line(img, _bez(p0, 0.5 * (p0 + p1) - np.array([0, 0.03 * W]), p1, 6), col, 0.007 * W)
 
     def _draw_beard(self, img: np.ndarray, P: np.ndarray) -> None:
         mc = P[48:60].mean(0)
-        inner = [P[i] + 0.5 * (mc - P[i]) for i in range(13, 2, -1)]
-        poly = np.concatenate([_catmull(P[3:14], 4), np.array(inner, np.float32)])
-        _fill(img, poly, self.palette["beard"])
-        _line(img, np.concatenate([P[[48]], P[59:54:-1], P[[54]]]), self.palette["beard"], 0.01 * self.W)
+        inner = np.array([P[i] + 0.5 * (mc - P[i]) for i in range(13, 2, -1)], np.float32)
+        _fill(img, np.concatenate([_catmull(P[3:14], 4), inner]), self.palette["beard"])
+        _line(img, P[[48, 59, 58, 57, 56, 55, 54]], self.palette["beard"], 0.01 * self.W)

@@ -2,7 +2,8 @@
 
 Engine: Debian's ``flite`` (voices slt, awb, rms, kal16), whose ``-psdur`` prints every phone's
 end time. Voices vary in pitch (``int_f0_target_mean``) and rate (``duration_stretch``); audio is
-augmented with gain, noise and telephone band-limiting. Sentences come from a seeded grammar.
+augmented with gain, noise and telephone band-limiting. Sentences come from a seeded grammar; ~8% of training clips are flat non-speech (tones, hum,
+stationary noise, DC, silence) with a closed mouth, so such audio gives a neutral face.
 Speed perturbation (0.85-1.2x, which shifts pitch and formants like a different vocal tract)
 widens the voice range. Held out for evaluation, never trained on: the whole ``rms`` voice (``split="test"``).
 
@@ -121,6 +122,9 @@ def augment(audio: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, st
         a = soxr.resample(soxr.resample(a, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)[: a.size]
         a = np.pad(a, (0, audio.size - a.size))
         desc.append("tel8k")
+    if rng.random() < 0.15:
+        a = a + float(rng.uniform(-0.2, 0.2))
+        desc.append("dc")
     if rng.random() < 0.5:
         snr_db = rng.uniform(10, 35)
         p = float(np.mean(a**2)) + 1e-9
@@ -139,6 +143,13 @@ def speed_perturb(audio: np.ndarray, phones: list[Phone], factor: float) -> tupl
 
 def _make(job: Job) -> Clip:
     rng = np.random.default_rng(job.seed)
+    if job.voice == "nonspeech":
+        audio = nonspeech(job.text, float(rng.uniform(1.5, 5.0)), rng)
+        n_frames = audio.size // SAMPLES_PER_FRAME
+        return Clip(job.clip_id, audio=audio[: n_frames * SAMPLES_PER_FRAME], mouth=np.zeros((n_frames, 3), np.float32),
+                    phones=phones_array([("pau", 0.0, audio.size / SAMPLE_RATE)]),
+                    attrs=dict(text="", voice="nonspeech", engine="synthetic", split=job.split,
+                               source=f"nonspeech {job.text}", emotion="NEU"))
     audio, phones = synthesize_flite(job.text, job.voice, job.f0_mean, job.stretch)
     aug = ""
     if job.split == "train":
@@ -158,6 +169,38 @@ def _make(job: Job) -> Clip:
                            emotion="NEU"))
 
 
+NONSPEECH_KINDS = ("silence", "tone", "chord", "hum", "white", "pink", "brown", "dc")
+
+
+def nonspeech(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Flat, non-speech audio (tones, hum, stationary noise, DC, silence): the mouth must stay closed."""
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    amp = float(10 ** rng.uniform(-2.5, -0.3))
+    if kind == "silence":
+        a = np.zeros(n)
+    elif kind == "tone":
+        f = rng.uniform(60, 4000) * (1 + 0.01 * np.sin(2 * np.pi * rng.uniform(2, 6) * t))
+        a = np.sin(2 * np.pi * np.cumsum(f) / SAMPLE_RATE)
+    elif kind == "chord":
+        a = sum(np.sin(2 * np.pi * rng.uniform(80, 1500) * t + rng.uniform(0, 6)) for _ in range(3)) / 3
+    elif kind == "hum":
+        f0 = rng.choice([50.0, 60.0])
+        a = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+    elif kind == "dc":
+        a = np.full(n, rng.choice([-1.0, 1.0])) + 0.01 * rng.standard_normal(n)
+    else:
+        w = rng.standard_normal(n)
+        if kind == "pink":
+            spec = np.fft.rfft(w) / np.sqrt(np.maximum(np.arange(n // 2 + 1), 1))
+            w = np.fft.irfft(spec, n)
+        elif kind == "brown":
+            w = np.cumsum(w)
+            w -= np.convolve(w, np.ones(801) / 801, mode="same")
+        a = w / (np.abs(w).max() + 1e-9)
+    return np.clip(amp * a / (np.abs(a).max() + 1e-9), -1, 1).astype(np.float32)
+
+
 def plan_jobs(minutes: float, voices: tuple[str, ...], split: str, seed: int) -> list[Job]:
     """Enough sentences (~4 s each) for ``minutes`` of audio, spread across ``voices``."""
     rng = np.random.default_rng(seed)
@@ -168,6 +211,10 @@ def plan_jobs(minutes: float, voices: tuple[str, ...], split: str, seed: int) ->
         f0 = float(rng.uniform(90, 220)) if rng.random() < 0.7 else None
         stretch = float(rng.uniform(0.8, 1.35))
         jobs.append(Job(f"{split}_{voice}_{i:05d}", sentence(rng), voice, split, f0, stretch, int(rng.integers(1 << 31))))
+    if split == "train":  # ~8% flat non-speech clips with a closed mouth
+        for i in range(max(1, n // 12)):
+            kind = NONSPEECH_KINDS[i % len(NONSPEECH_KINDS)]
+            jobs.append(Job(f"{split}_nonspeech_{i:05d}", kind, "nonspeech", split, None, 1.0, int(rng.integers(1 << 31))))
     return jobs
 
 

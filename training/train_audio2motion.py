@@ -35,6 +35,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     eval_every: int = 500
+    freq_masks: int = 2  # SpecAugment: masks of up to 12 mel bins ...
+    time_masks: int = 2  # ... and up to 8 mel frames, per example
 
 
 def load_pairs(path: Path, split: str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -63,6 +65,12 @@ def sample_batch(pairs, cfg: TrainConfig, lookahead: int, rng: np.random.Generat
         mels[b, : m.shape[0]] = m
         shifted = np.concatenate([np.zeros((lookahead, 3), np.float32), mouth])[s : s + T]
         tgts[b, : shifted.shape[0]] = shifted
+        for _ in range(cfg.freq_masks):
+            w, f0 = int(rng.integers(0, 13)), int(rng.integers(0, N_MELS - 12))
+            mels[b, :, f0 : f0 + w] = SILENT_MEL
+        for _ in range(cfg.time_masks):
+            w, t0 = int(rng.integers(0, 9)), int(rng.integers(0, T * MELS_PER_FRAME - 8))
+            mels[b, t0 : t0 + w] = SILENT_MEL
     return torch.from_numpy(mels), torch.from_numpy(tgts)
 
 

@@ -24,6 +24,7 @@ class Audio2MotionConfig:
     hidden: int = 128  # LSTM size = speech embedding size
     n_params: int = 3  # open, spread, labio
     lookahead: int = 2  # video frames (80 ms)
+    dropout: float = 0.2  # on conv features (training only)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,6 +39,7 @@ class Audio2Motion(nn.Module):
         self.conv1 = nn.Conv1d(cfg.n_mels, c, cfg.kernel)  # causal via explicit left context
         self.conv2 = nn.Conv1d(c, c, cfg.mels_per_frame, stride=cfg.mels_per_frame)  # -> 25 fps
         self.act = nn.GELU()
+        self.drop = nn.Dropout(cfg.dropout)
         self.lstm = nn.LSTM(c, cfg.hidden, batch_first=True)
         self.head = nn.Linear(cfg.hidden, cfg.n_params)
         self.register_buffer("basis", torch.from_numpy(mouth_basis().reshape(cfg.n_params, -1)), persistent=False)
@@ -57,7 +59,7 @@ class Audio2Motion(nn.Module):
         x = torch.cat([mel_ctx, x], dim=2)
         new_ctx = x[:, :, x.shape[2] - self.ctx_len:]
         x = self.act(self.conv1(x))
-        x = self.act(self.conv2(x)).transpose(1, 2)  # [B, T, C]
+        x = self.drop(self.act(self.conv2(x))).transpose(1, 2)  # [B, T, C]
         emb, (h2, c2) = self.lstm(x, (h, c))
         raw = self.head(emb)
         mouth = torch.cat([torch.sigmoid(raw[..., :1]), torch.tanh(raw[..., 1:2]), torch.sigmoid(raw[..., 2:3])], -1)

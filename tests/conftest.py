@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+ASSETS = Path(__file__).resolve().parent.parent / "runtime" / "assets"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def frontal_face() -> Path:
+    return ASSETS / "demo_face.jpg"  # scikit-image astronaut (public domain), cropped
+
+
+@pytest.fixture(scope="session")
+def speech_wav() -> Path:
+    return DATA / "speech_short.wav"  # flite voice rms: held out from training
+
+
+@pytest.fixture(scope="session")
+def animator():
+    from runtime.pipeline import Animator
+
+    return Animator("cpu")
+
+
+def read_phones(path: Path) -> list[tuple[str, float, float]]:
+    """flite -psdur output (phone:end ...) -> [(label, start, end)]."""
+    out, start = [], 0.0
+    for tok in path.read_text().split():
+        lab, _, end = tok.rpartition(":")
+        out.append((lab, start, float(end)))
+        start = float(end)
+    return out
+
+
+def tone(seconds: float, freq: float = 440.0, amp: float = 0.3, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

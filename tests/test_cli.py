@@ -1,0 +1,57 @@
+"""The CLI: readable help, one-line errors with a non-zero exit, no output left on failure."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from runtime.cli import build_parser, main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "runtime", *args], capture_output=True, text=True)
+
+
+def test_help_lists_every_command():
+    h = build_parser().format_help()
+    for cmd in ("demo", "render", "prepare", "preprocess", "train", "export", "bench", "doctor"):
+        assert cmd in h
+
+
+def test_render_bad_audio_is_one_line_and_nonzero(tmp_path, data_dir, frontal_face):
+    out = tmp_path / "o.mp4"
+    r = run("render", str(frontal_face), str(data_dir / "speech_short.mp3"), "-o", str(out))
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and "accepted audio formats" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+
+
+def test_render_no_face_and_bad_size(tmp_path, data_dir, speech_wav, frontal_face):
+    assert main(["-q", "render", str(data_dir / "no_face_coffee.jpg"), str(speech_wav), "-o", str(tmp_path / "o.mp4")]) == 1
+    assert main(["-q", "render", str(frontal_face), str(speech_wav), "-o", str(tmp_path / "o.mp4"), "--size", "-5"]) == 1
+    assert main(["-q", "render", str(frontal_face), str(speech_wav), "-o", str(speech_wav)]) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_flag_exits_2():
+    with pytest.raises(SystemExit) as e:
+        main(["render", "--no-such-flag"])
+    assert e.value.code == 2
+
+
+def test_prepare_then_render_from_bundle(tmp_path, frontal_face, speech_wav):
+    bundle = tmp_path / "me.avatar"
+    assert main(["-q", "prepare", str(frontal_face), "-o", str(bundle)]) == 0
+    assert main(["-q", "render", str(bundle), str(speech_wav), "-o", str(tmp_path / "b.mp4"),
+                 "--emotion", "happy", "--fps", "30", "--size", "192"]) == 0
+    from runtime.video import probe
+
+    info = probe(tmp_path / "b.mp4")
+    assert info.fps == 30 and info.width == 192
+
+
+def test_doctor_reports_models_ok(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "audio2motion.fp32.onnx" in out and "status: ok" in out

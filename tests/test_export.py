@@ -1,0 +1,89 @@
+"""Training code path (tiny) -> ONNX export -> parity with torch; shipped model sidecar and streaming state."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+from runtime.backend import load_model, model_dir, sha256_file
+from runtime.errors import ModelError
+from runtime.mel import log_mel
+from runtime.audio_io import load_audio
+
+torch = pytest.importorskip("torch", reason="export tests need toonsync[export]")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """Build a tiny real corpus with flite and train a few steps (the CI proof of the training path)."""
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
+    from training import corpus
+    from training.models.audio2motion import Audio2MotionConfig
+    from training.train_audio2motion import TrainConfig, train
+
+    d = tmp_path_factory.mktemp("tiny")
+    corpus.build(d / "train.h5", minutes=0.5, split="train", seed=0, workers=2)
+    corpus.build(d / "test.h5", minutes=0.2, split="test", seed=1, workers=2)
+    info = train(d / "train.h5", d / "test.h5", d / "run", Audio2MotionConfig(channels=32, hidden=32),
+                 TrainConfig(steps=30, batch=8, crop_frames=32, eval_every=30))
+    assert info["history"][-1]["loss"] < 0.2 and info["metrics"]["clips"] > 0
+    return d / "run" / "audio2motion.pt"
+
+
+def test_export_parity_and_sidecar(tiny_checkpoint, tmp_path):
+    from export.onnx_export import export_audio2motion
+
+    meta = export_audio2motion(tiny_checkpoint, tmp_path)
+    assert meta["parity"]["max_abs_diff"] <= meta["parity"]["atol"] == 1e-4
+    f = tmp_path / "audio2motion.fp32.onnx"
+    assert meta["files"]["audio2motion.fp32.onnx"]["sha256"] == sha256_file(f)
+    side = json.loads((tmp_path / "audio2motion.onnx.json").read_text())
+    for key in ("config", "inputs", "outputs", "sample_rate", "fps", "training", "metrics", "files"):
+        assert key in side
+    props = {p.key: p.value for p in onnx.load(str(f)).metadata_props}
+    assert json.loads(props["config"]) == side["config"] and props["name"] == "audio2motion"
+    g = onnx.load(str(f)).graph
+    assert [i.name for i in g.input] == ["mel", "mel_ctx", "h", "c"]
+    assert [o.name for o in g.output] == ["mouth", "landmarks", "embedding", "mel_ctx_out", "h_out", "c_out"]
+    assert g.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_tampered_model_is_refused(tiny_checkpoint, tmp_path):
+    from export.onnx_export import export_audio2motion
+
+    export_audio2motion(tiny_checkpoint, tmp_path)
+    f = tmp_path / "audio2motion.fp32.onnx"
+    f.write_bytes(f.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ModelError, match="does not match its sidecar"):
+        load_model("audio2motion", directory=tmp_path)
+    f.write_bytes(b"not onnx")
+    with pytest.raises(ModelError, match="cannot load ONNX model"):
+        load_model("audio2motion", directory=tmp_path, verify=False)
+
+
+def test_shipped_model_has_sidecar_metrics_and_size():
+    side = json.loads((model_dir() / "audio2motion.onnx.json").read_text())
+    total = sum(f.stat().st_size for f in model_dir().glob("*.onnx"))
+    assert total < 60 * 2**20
+    assert side["training"]["train_data"]["hours"] > 0.5 and side["metrics"]["r_target"] > 0.5
+    assert side["parity"]["max_abs_diff"] <= 1e-4
+
+
+def test_shipped_model_chunked_equals_whole(speech_wav):
+    """Streaming state (mel_ctx, h, c) is explicit graph I/O: 1-frame chunks reproduce the whole-clip run."""
+    m = load_model("audio2motion", backend="cpu")
+    cfg = m.meta["config"]
+    mel = log_mel(load_audio(speech_wav))[None, : 4 * 50]
+    zero = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    state = {"mel_ctx": zero(1, 80, cfg["kernel"] - 1), "h": zero(1, 1, cfg["hidden"]), "c": zero(1, 1, cfg["hidden"])}
+    whole = m.run({"mel": mel, **state})["mouth"]
+    parts = []
+    for i in range(0, mel.shape[1], 4):
+        o = m.run({"mel": mel[:, i : i + 4], **state})
+        state = {"mel_ctx": o["mel_ctx_out"], "h": o["h_out"], "c": o["c_out"]}
+        parts.append(o["mouth"])
+    np.testing.assert_allclose(np.concatenate(parts, 1), whole, atol=1e-5)
