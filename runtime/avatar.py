@@ -18,6 +18,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .mouth import close_mouth as _close_mouth
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -26,7 +28,6 @@ __all__ = [
     "style_from_photo",
     "canonical_landmarks",
     "mean_face_landmarks",
-    "close_mouth_landmarks",
     "EMOTIONS",
 ]
 
@@ -130,12 +131,6 @@ def _hsv2rgb(h: float, s: float, v: float) -> RGB:
 def _mix(a: Sequence[float], b: Sequence[float], t: float) -> RGB:
     r = (1.0 - t) * np.asarray(a, np.float32) + t * np.asarray(b, np.float32)
     return tuple(int(x) for x in np.clip(np.round(r), 0, 255))  # type: ignore[return-value]
-
-
-def _shade(c: Sequence[float], ds: float = 1.0, dv: float = 1.0, dh: float = 0.0,
-           s_add: float = 0.0) -> RGB:
-    h, s, v = _rgb2hsv(c)
-    return _hsv2rgb(h + dh, s * ds + s_add, v * dv)
 
 
 def _robust_median(px: np.ndarray) -> np.ndarray:
@@ -255,19 +250,20 @@ def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarS
     face_h = max(chin_y - eye_y, 1.0)
     y_end = eye_y - 0.5 * face_h
     ys = np.arange(int(max(brow_y, 0)), int(min(H, chin_y + 1.5 * face_h)))
-    gap = 0
-    for y in ys:
-        xs_l = np.arange(int(L[0, 0] - 0.55 * iod), int(L[0, 0] - 0.05 * iod))
-        xs_r = np.arange(int(L[16, 0] + 0.05 * iod), int(L[16, 0] + 0.55 * iod))
-        xs = np.clip(np.concatenate([xs_l, xs_r]), 0, W - 1)
-        row = _to_lab(img[y, xs])
-        frac = float((np.linalg.norm(row - hair_lab, axis=1) < 16.0).mean())
-        if frac > 0.25:
-            y_end, gap = float(y), 0
-        else:
-            gap += 1
-            if gap > 0.25 * face_h and y > chin_y:
-                break
+    xs = np.concatenate([np.arange(int(L[0, 0] - 0.55 * iod), int(L[0, 0] - 0.05 * iod)),
+                         np.arange(int(L[16, 0] + 0.05 * iod), int(L[16, 0] + 0.55 * iod))])
+    xs = np.clip(xs, 0, W - 1)
+    if len(ys) and len(xs):
+        strip = _to_lab(img[ys][:, xs]).reshape(len(ys), len(xs), 3)
+        frac = (np.linalg.norm(strip - hair_lab, axis=2) < 16.0).mean(1)
+        gap = 0
+        for y, fr in zip(ys, frac):
+            if fr > 0.25:
+                y_end, gap = float(y), 0
+            else:
+                gap += 1
+                if gap > 0.25 * face_h and y > chin_y:
+                    break
     hair_length = float(np.clip((y_end - eye_y) / (2.0 * face_h), 0.0, 1.0))
 
     # glasses: horizontal structure across the nose bridge between the eyes
@@ -355,22 +351,6 @@ def _animeify(P: np.ndarray, size: int) -> np.ndarray:
     return P
 
 
-def close_mouth_landmarks(L: np.ndarray) -> np.ndarray:
-    """Close parted inner lips (e.g. a smiling photo) to get a neutral, mouth-closed shape."""
-    L = np.asarray(L, np.float32).reshape(68, 2).copy()
-    up, lo = [61, 62, 63], [67, 66, 65]
-    d = L[lo] - L[up]
-    gap = float(np.mean(d[:, 1]))
-    if gap <= 0:
-        return L
-    mid = 0.5 * (L[up] + L[lo])
-    L[up], L[lo] = mid, mid
-    L[55:60, 1] -= 0.5 * gap
-    for i, w in ((6, 0.15), (7, 0.35), (8, 0.5), (9, 0.35), (10, 0.15)):
-        L[i, 1] -= w * gap
-    return L
-
-
 def canonical_landmarks(landmarks_px: np.ndarray, size: int = 256, close_mouth: bool = True) -> np.ndarray:
     """Align photo landmarks into a ``size`` canvas and anime-fy them; returns [68,2] in 0..1.
 
@@ -379,7 +359,7 @@ def canonical_landmarks(landmarks_px: np.ndarray, size: int = 256, close_mouth: 
     """
     L = np.asarray(landmarks_px, np.float32).reshape(68, 2)
     if close_mouth:
-        L = close_mouth_landmarks(L)
+        L = _close_mouth(L)
     M = _similarity_to_canonical(L, size)
     P = L @ M[:, :2].T + M[:, 2]
     P = _animeify(P, size)
@@ -464,8 +444,10 @@ def _outline(img: np.ndarray, poly: np.ndarray, color, th: float) -> None:
 def _stroke(centre: np.ndarray, widths) -> np.ndarray:
     """Closed polygon of a variable-width stroke along ``centre``."""
     c = np.asarray(centre, np.float32)
-    d = np.gradient(c, axis=0)
-    n = np.stack([-d[:, 1], d[:, 0]], 1)
+    d = np.empty_like(c)
+    d[1:-1] = c[2:] - c[:-2]
+    d[0], d[-1] = c[1] - c[0], c[-1] - c[-2]
+    n = d[:, ::-1] * np.array([-1.0, 1.0], np.float32)
     n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-6
     w = np.broadcast_to(np.asarray(widths, np.float32), (len(c),))[:, None] * 0.5
     return np.concatenate([c + n * w, (c - n * w)[::-1]])
@@ -496,7 +478,7 @@ def _blend(img: np.ndarray, box: tuple[int, int, int, int], layer: np.ndarray, m
     roi[:] = cv2.blendLinear(layer, roi, w1, 1.0 - w1)
 
 
-def _paste(dst: np.ndarray, src: np.ndarray, mask: np.ndarray, x: int, y: int) -> None:
+def _paste(dst: np.ndarray, src: np.ndarray, mask: np.ndarray, x: int, y: int, alpha: float = 1.0) -> None:
     """Alpha-paste ``src`` (with uint8 ``mask``) at integer offset (x, y), clipped to ``dst``."""
     h, w = src.shape[:2]
     xa, ya = max(x, 0), max(y, 0)
@@ -504,7 +486,7 @@ def _paste(dst: np.ndarray, src: np.ndarray, mask: np.ndarray, x: int, y: int) -
     if xb <= xa or yb <= ya:
         return
     _blend(dst, (xa, ya, xb, yb), np.ascontiguousarray(src[ya - y:yb - y, xa - x:xb - x]),
-           mask[ya - y:yb - y, xa - x:xb - x])
+           mask[ya - y:yb - y, xa - x:xb - x], alpha)
 
 
 def _fill_clipped(img: np.ndarray, poly: np.ndarray, color, clip: np.ndarray) -> None:
@@ -565,6 +547,7 @@ class AvatarRenderer:
         self._build_static()
         self._pack_static()
         self._bg = self._make_background()
+        self._blush = self._blush_sprite()
         self._body_layer, self._body_mask, self._body_box = self._make_body()
 
     # ----------------------------------------------------------------- palette
@@ -886,13 +869,13 @@ class AvatarRenderer:
             return L
         L = L.copy()
         W = float(self.W)
-        inner = W * (0.02 * (sad + fea) - 0.022 * ang - 0.012 * dis)  # + = inner brow ends up
+        inner = W * (0.026 * (sad + fea) - 0.028 * ang - 0.014 * dis)  # + = inner brow ends up
         lift = W * (0.008 * hap + 0.01 * fea)
         for idx, w in ((21, 1.0), (20, 0.6), (19, 0.3), (22, 1.0), (23, 0.6), (24, 0.3)):
             L[idx, 1] -= inner * w + lift
         for idx in (17, 18, 25, 26):
             L[idx, 1] -= lift - W * 0.006 * sad
-        dy = W * (-0.02 * hap + 0.016 * sad + 0.008 * ang + 0.01 * dis)  # + = corners down
+        dy = W * (-0.015 * hap + 0.016 * sad + 0.008 * ang + 0.01 * dis)  # + = corners down
         for idx in (48, 60, 54, 64):
             L[idx, 1] += dy
         for idx in (49, 59, 53, 55, 61, 67, 63, 65):
@@ -920,32 +903,39 @@ class AvatarRenderer:
         _line(img, pts, p["skin_line"], 0.005 * W, closed=True)
         _fill(img, c + (pts - c) * 0.5 - np.array([side * 0.006 * W, 0], np.float32), p["skin_sh"])
 
+    def _blush_sprite(self) -> tuple[np.ndarray, np.ndarray]:
+        """Soft pink ellipse (layer, blurred mask) sized from the neutral eye width."""
+        N = self._N
+        w = 0.5 * float(np.linalg.norm(N[39] - N[36]) + np.linalg.norm(N[45] - N[42]))
+        ax = (max(int(0.5 * w), 2), max(int(0.2 * w), 2))
+        R = (int(ax[0] * 1.6), int(ax[1] * 1.6) + ax[1] // 2)
+        m = np.zeros((2 * R[1] + 1, 2 * R[0] + 1), np.uint8)
+        cv2.ellipse(m, (R[0], R[1]), ax, 0, 0, 360, 255, -1, cv2.LINE_AA)
+        k = ax[1] | 1
+        m = cv2.GaussianBlur(m, (k, k), 0)
+        layer = np.empty(m.shape + (3,), np.uint8)
+        layer[:] = self.palette["blush"]
+        return layer, m
+
     def _draw_blush(self, img: np.ndarray, P: np.ndarray, strength: float) -> None:
         if strength <= 0.02:
             return
         W, p = float(self.W), self.palette
+        layer, mask = self._blush
+        h, w_ = mask.shape
         for k, sl in enumerate((_R_EYE, _L_EYE)):
             e = P[sl]
             w = float(np.linalg.norm(e[3] - e[0]))
             out = -1.0 if k == 0 else 1.0
             cc = e.mean(0) + np.array([out * 0.15 * w, 1.0 * w], np.float32)
-            ax = np.array([0.5 * w, 0.2 * w], np.float32)
-            box = _bbox(np.array([cc - ax * 1.6, cc + ax * 1.6]), 0, img.shape)
-            if box is None:
-                continue
-            x0, y0, x1, y1 = box
-            m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.ellipse(m, (int(cc[0] - x0), int(cc[1] - y0)), (int(ax[0]), int(ax[1])), 0, 0, 360, 255, -1,
-                        cv2.LINE_AA)
-            k_ = int(ax[1]) | 1
-            m = cv2.GaussianBlur(m, (k_, k_), 0)
-            layer = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
-            layer[:] = p["blush"]
-            _blend(img, box, layer, m, min(strength, 0.85) * 0.7)
+            _paste(img, layer, mask, int(round(cc[0])) - w_ // 2, int(round(cc[1])) - h // 2,
+                   min(strength, 0.85) * 0.7)
             if strength > 0.45:  # anime "///" hatching
+                segs = []
                 for i in range(3):
                     a = cc + np.array([(i - 1) * 0.22 * w - 0.04 * w, -0.08 * w], np.float32)
-                    _line(img, np.array([a, a + np.array([-0.1 * w, 0.16 * w])]), p["blush_line"], 0.004 * W)
+                    segs.append(np.array([a, a + np.array([-0.1 * w, 0.16 * w])]))
+                _line(img, segs, p["blush_line"], 0.004 * W)
 
     def _draw_nose(self, img: np.ndarray, P: np.ndarray) -> None:
         W = float(self.W)
@@ -971,6 +961,10 @@ class AvatarRenderer:
             hw = 0.18 * float(np.linalg.norm(inner[4] - inner[0]))
             _line(img, _bez(lc - (hw, 0), lc + (0, 0.004 * W), lc + (hw, 0), 5), p["skin_sh"], 0.005 * W)
             return
+        # anime mouths get rounder as they open: narrow the width with the opening
+        mc = inner.mean(0)
+        sw = 1.0 - 0.3 * min(opening / (0.07 * W), 1.0)
+        inner = mc + (inner - mc) * np.array([sw, 1.0], np.float32)
         poly = _catmull(inner, 5, closed=True)
         box = _bbox(poly, 3, img.shape)
         if box is None:
@@ -991,9 +985,9 @@ class AvatarRenderer:
         m = np.zeros((y1 - y0, x1 - x0), np.uint8)
         _fill(m, q, 255)
         _blend(img, box, layer, m)
-        _line(img, poly, p["mouth_line"], 0.005 * W, closed=True)
+        _line(img, poly, p["mouth_line"], 0.004 * W, closed=True)
         up_c = _catmull(inner[[0, 1, 2, 3, 4]], 4)
-        _fill(img, _stroke(up_c, _taper(len(up_c), 0.007 * W, 0.5, 0.5)), p["mouth_line"])
+        _fill(img, _stroke(up_c, _taper(len(up_c), 0.006 * W, 0.5, 0.5)), p["mouth_line"])
 
     @staticmethod
     def _eye_open(L: np.ndarray, k: int) -> float:

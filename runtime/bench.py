@@ -20,6 +20,16 @@ from .pipeline import Animator, render
 from .prepare import load_face
 
 
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _stats(ms: list[float]) -> dict:
     a = np.asarray(ms)
     return {"n": int(a.size), "p50_ms": round(float(np.percentile(a, 50)), 3),
@@ -79,7 +89,7 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200) -
     per_frame = sum(cases[k]["p50_ms"] for k in ("logmel_per_frame", "audio2motion_per_frame", "draw_per_frame"))
     return {
         "schema": "toonsync-bench/0",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "backend": m.backend.name},
         "cases": cases,
         "stream_budget": {"per_frame_p50_ms": round(per_frame, 3), "budget_ms": 40.0,

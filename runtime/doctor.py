@@ -55,6 +55,6 @@ def doctor(out=sys.stdout) -> bool:
             w(f"  {fname:28s} {info.get('bytes', 0) / 1024:8.0f} KiB  sha256 {info['sha256'][:16]}…  {state}")
         m = meta.get("metrics", {})
         if m:
-            w(f"    metrics: " + ", ".join(f"{k}={v}" for k, v in m.items()))
+            w("    metrics: " + ", ".join(f"{k}={v}" for k, v in m.items()))
     w("status: " + ("ok" if ok else "PROBLEMS FOUND (see above)"))
     return ok

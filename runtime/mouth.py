@@ -67,14 +67,20 @@ def apply_mouth(neutral: np.ndarray, params: np.ndarray) -> np.ndarray:
 
 
 def close_mouth(landmarks: np.ndarray) -> np.ndarray:
-    """Return a copy whose inner lips meet along their midline (neutral, closed mouth)."""
-    lm = np.array(landmarks, np.float32, copy=True)
+    """Close parted inner lips (e.g. a smiling photo) -> a neutral, mouth-closed copy.
+
+    The inner lips meet at their midline; the outer lower lip and the chin follow up.
+    """
+    lm = np.asarray(landmarks, np.float32).reshape(68, 2).copy()
     up, lo = list(UPPER_INNER), list(LOWER_INNER[::-1])  # pairs 61-67, 62-66, 63-65
-    gap = float(np.maximum(lm[lo, 1] - lm[up, 1], 0).mean())
-    mid = (lm[lo, 1] + lm[up, 1]) / 2
-    lm[up, 1] = np.minimum(lm[up, 1], mid)
-    lm[lo, 1] = np.minimum(lm[lo, 1], mid)
-    lm[list(LOWER_OUTER) + list(range(5, 12)), 1] -= gap / 2  # outer lower lip and jaw follow
+    gap = float(np.mean(lm[lo, 1] - lm[up, 1]))
+    if gap <= 0:
+        return lm
+    mid = 0.5 * (lm[up] + lm[lo])
+    lm[up], lm[lo] = mid, mid
+    lm[list(LOWER_OUTER), 1] -= 0.5 * gap
+    for i, w in ((6, 0.15), (7, 0.35), (8, 0.5), (9, 0.35), (10, 0.15)):
+        lm[i, 1] -= w * gap
     return lm
 
 

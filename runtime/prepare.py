@@ -10,7 +10,6 @@ avatar uses the mean frontal face geometry with the colours estimated from the p
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -28,7 +27,6 @@ from .avatar import AvatarRenderer, AvatarStyle, canonical_landmarks, mean_face_
 from .errors import InputError, InputNotFound, SideProfileWarning
 from .face import PROFILE_YAW_DEG, detect_face
 from .image_io import load_image
-from .mouth import close_mouth
 
 log = logging.getLogger(__name__)
 BUNDLE_VERSION = 1
@@ -90,7 +88,7 @@ def avatar_from_image(image: np.ndarray, source: str = "array") -> Avatar:
         meta["fallback"] = "side-profile: mean frontal geometry"
     else:
         neutral = canonical_landmarks(face.landmarks)
-    return Avatar(style, close_mouth(neutral), meta)
+    return Avatar(style, neutral, meta)
 
 
 def load_face(face: FaceLike) -> Avatar:

@@ -24,7 +24,7 @@ class Audio2MotionConfig:
     hidden: int = 128  # LSTM size = speech embedding size
     n_params: int = 3  # open, spread, labio
     lookahead: int = 2  # video frames (80 ms)
-    dropout: float = 0.2  # on conv features (training only)
+    dropout: float = 0.0  # on conv features (training only; 0.2 measured worse on the held-out voice)
 
     def to_dict(self) -> dict:
         return asdict(self)
