@@ -2,7 +2,6 @@
 
 Targets (40 ms per frame at 25 fps) are read from these reports, never asserted in unit tests.
 """
-import numpy as np
 
 from runtime.mel import log_mel
 
@@ -13,14 +12,13 @@ def test_logmel_one_frame(benchmark, ctx):
 
 
 def test_audio2motion_one_frame_streaming(benchmark, ctx):
-    an = ctx["animator"]
-    mel = log_mel(ctx["audio"])[None, :4]
-    state = {"mel_ctx": np.zeros((1, 80, an.ctx), np.float32), "h": np.zeros((1, 1, an.hidden), np.float32),
-             "c": np.zeros((1, 1, an.hidden), np.float32)}
+    am = ctx["animator"].audio_model
+    mel = log_mel(ctx["audio"])[:4]
+    state = am.initial_state()
 
     def step():
-        out = an.model.run({"mel": mel, **state})
-        state.update(mel_ctx=out["mel_ctx_out"], h=out["h_out"], c=out["c_out"])
+        nonlocal state
+        _, state = am.run(mel, state)
 
     benchmark.pedantic(step, rounds=200, warmup_rounds=10)
 

@@ -16,7 +16,8 @@ _LAZY = {
     "render": "pipeline", "RenderResult": "pipeline", "Animator": "pipeline", "Motion": "pipeline",
     "load_image": "image_io", "load_audio": "audio_io", "log_mel": "mel", "MelStream": "mel",
     "detect_face": "face", "Avatar": "prepare", "load_face": "prepare", "load_model": "backend",
-    "Backend": "backend", "OrtBackend": "backend", "ClipStore": "dataset", "write_clips": "dataset",
+    "Backend": "backend", "stream": "live", "Microphone": "live", "WavSource": "live", "WindowSink": "live",
+    "StreamStats": "live", "Stream": "streaming", "Frame": "streaming", "AudioModel": "streaming", "OrtBackend": "backend", "ClipStore": "dataset", "write_clips": "dataset",
 }
 
 

@@ -61,8 +61,8 @@ def check_audio_path(src: Union[str, os.PathLike]) -> Path:
     return path
 
 
-def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Downmix to mono, convert to float32 and resample to 16 kHz (soxr, high quality)."""
+def to_mono_float(samples: np.ndarray) -> np.ndarray:
+    """Any PCM array [N] or [N, channels] (int, uint or float) -> mono float32; NaN/inf refused."""
     a = np.asarray(samples)
     if a.dtype.kind == "i":
         a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
@@ -78,11 +78,45 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         raise InvalidAudio(f"audio array of shape {a.shape}; expected [N] or [N, channels]")
     if not np.isfinite(a).all():
         raise InvalidAudio("audio contains NaN or inf samples")
+    return a
+
+
+def _check_rate(sample_rate: int) -> int:
     if not 1000 <= int(sample_rate) <= 768_000:
         raise InvalidAudio(f"sample rate {sample_rate} Hz is out of range (1 kHz .. 768 kHz)")
-    if int(sample_rate) != SAMPLE_RATE and a.size:
+    return int(sample_rate)
+
+
+def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Downmix to mono, convert to float32 and resample to 16 kHz (soxr, high quality)."""
+    a = to_mono_float(samples)
+    if _check_rate(sample_rate) != SAMPLE_RATE and a.size:
         a = soxr.resample(a, int(sample_rate), SAMPLE_RATE, quality="HQ").astype(np.float32)
     return np.clip(a, -1.0, 1.0)
+
+
+class StreamResampler:
+    """Chunked conversion of any-rate PCM to mono float32 16 kHz (soxr streaming; rate changes restart it)."""
+
+    def __init__(self) -> None:
+        self._rate: int | None = None
+        self._rs = None
+
+    def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        a = to_mono_float(samples)
+        rate = _check_rate(sample_rate)
+        if rate == SAMPLE_RATE:
+            return np.clip(a, -1.0, 1.0)
+        if rate != self._rate:
+            self._rate, self._rs = rate, soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        return np.clip(self._rs.resample_chunk(a), -1.0, 1.0)
+
+    def flush(self) -> np.ndarray:
+        if self._rs is None:
+            return np.zeros(0, np.float32)
+        out = self._rs.resample_chunk(np.zeros(0, np.float32), last=True)
+        self._rate, self._rs = None, None
+        return np.clip(out, -1.0, 1.0)
 
 
 def load_audio(src: AudioLike, sample_rate: int | None = None) -> np.ndarray:

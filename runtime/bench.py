@@ -15,16 +15,17 @@ import numpy as np
 
 from .audio_io import load_audio
 from .demo import DEMO_FACE, DEMO_SPEECH, asset
-from .mel import MELS_PER_FRAME, N_MELS, SAMPLES_PER_FRAME, log_mel
+from .mel import MELS_PER_FRAME, SAMPLES_PER_FRAME, log_mel
 from .pipeline import Animator, render
 from .prepare import load_face
 
 
 def cpu_model() -> str:
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or platform.machine()
@@ -60,14 +61,13 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200) -
     chunk = clip[:SAMPLES_PER_FRAME * 2]
     cases["logmel_per_frame"] = _stats(_time(lambda: log_mel(chunk), frames))
 
-    m = animator.model
-    state = {"mel_ctx": np.zeros((1, N_MELS, animator.ctx), np.float32),
-             "h": np.zeros((1, 1, animator.hidden), np.float32), "c": np.zeros((1, 1, animator.hidden), np.float32)}
-    mel = log_mel(clip)[: MELS_PER_FRAME][None]
+    am, m = animator.audio_model, animator.model
+    state = am.initial_state()
+    mel = log_mel(clip)[:MELS_PER_FRAME]
 
     def step():
-        out = m.run({"mel": mel, **state})
-        state.update(mel_ctx=out["mel_ctx_out"], h=out["h_out"], c=out["c_out"])
+        nonlocal state
+        _, state = am.run(mel, state)
 
     cases["audio2motion_per_frame"] = _stats(_time(step, frames))
     motion = animator.animate(clip[: SAMPLES_PER_FRAME * frames], avatar.neutral)
@@ -108,3 +108,27 @@ def print_report(rep: dict) -> None:
           f"= {r['ms_per_frame']:.2f} ms/frame, {r['realtime_factor']:.1f}x real time")
     s = rep["stream_budget"]
     print(f"per-frame work p50 {s['per_frame_p50_ms']:.2f} ms of the 40 ms budget ({s['headroom']:.1f}x headroom)")
+
+
+def run_stream_bench(backend: str = "auto", chunk_ms: float = 20.0) -> dict:
+    """Stream the demo speech through ``runtime.stream`` in real time (as a live microphone would deliver it)
+    and report fps, audio->frame latency p50/p99, drops and A/V sync."""
+    from .live import WavSource, stream
+    from .streaming import AudioModel
+
+    model = AudioModel(backend)
+    avatar = load_face(asset(DEMO_FACE))
+    stats = stream(WavSource(asset(DEMO_SPEECH), realtime=True, chunk_ms=chunk_ms), avatar, sink=lambda f: None,
+                   model=model)
+    return {"schema": "toonsync-bench-stream/0",
+            "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "backend": model.model.backend.name},
+            "chunk_ms": chunk_ms, "lookahead_ms": 80.0, **stats.summary()}
+
+
+def print_stream_report(rep: dict) -> None:
+    print(f"machine: {rep['machine']}")
+    print(f"stream {rep['audio_s']:.2f} s of speech in {rep['chunk_ms']:.0f} ms chunks, real time: "
+          f"{rep['frames']} frames at {rep['fps']:.2f} fps, dropped {rep['dropped']}, underruns {rep['underruns']}")
+    print(f"audio->frame latency (chunk arrival -> frame drawn): p50 {rep['latency_p50_ms']:.1f} ms, "
+          f"p99 {rep['latency_p99_ms']:.1f} ms, max {rep['latency_max_ms']:.1f} ms "
+          f"(+ {rep['lookahead_ms']:.0f} ms model look-ahead); A/V sync {rep['av_sync_ms']:.0f} ms")

@@ -19,6 +19,8 @@ EPILOG = """examples:
   toonsync render face.jpg speech.wav -o out.mp4  # your photo, your speech
   toonsync render face.avatar speech.flac -o out.mp4 --emotion happy --seed 3
   toonsync prepare face.jpg -o face.avatar        # prepare once, render/stream many times
+  toonsync stream --mic --face face.avatar --record live.mp4     # live microphone, 25 fps
+  toonsync stream --wav speech.wav --face face.jpg --record o.mp4 # a file played as if live
   toonsync preprocess clip.mp4 -o clips.h5        # frames + 68 landmarks + log-mel -> HDF5
   toonsync train audio2motion --minutes 60        # build the TTS corpus and train (needs toonsync[train])
   toonsync export                                 # checkpoint -> ONNX + sidecar in the model dir
@@ -58,6 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP)")
     pr.add_argument("-o", "--output", required=True, type=Path, help="output .avatar file")
 
+    s = sub.add_parser("stream", help="live: microphone (or a WAV played as if live) -> avatar at 25 fps")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mic", nargs="?", const="default", metavar="DEVICE",
+                     help="record from a microphone (default device, or a name/index)")
+    src.add_argument("--wav", type=Path, help="stream a WAV/FLAC file as if it were live")
+    s.add_argument("--face", required=True, help="face photo or .avatar bundle")
+    s.add_argument("--record", type=Path, help="also record an MP4 (H.264 + AAC), finalised on Ctrl-C")
+    s.add_argument("--window", action="store_true", help="show an OpenCV window (needs a display + GUI OpenCV)")
+    s.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
+    s.add_argument("--max-backlog", type=int, default=2, help="frames allowed to queue before dropping (default 2)")
+    s.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--emotion", help="expression override (happy, sad, ...)")
+    s.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+
     pp = sub.add_parser("preprocess", help="video/audio files -> HDF5 clips (frames, 68 landmarks, pose, log-mel)")
     pp.add_argument("inputs", nargs="+", help="video (.mp4 .mov .mkv .webm .avi) or audio (.wav .flac) files")
     pp.add_argument("-o", "--output", required=True, type=Path, help="output .h5")
@@ -79,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     b.add_argument("--seconds", type=float, default=10.0, help="length of the speech clip to benchmark (default 10)")
     b.add_argument("--json", type=Path, help="also write the results as JSON")
+    b.add_argument("--stream", action="store_true",
+                   help="benchmark live streaming instead: the demo speech in real time, audio->frame latency")
 
     sub.add_parser("doctor", help="versions, execution providers, model files and checksums, detectors")
     return p
@@ -101,6 +120,26 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(a.out_dir, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend)
+    return 0
+
+
+def cmd_stream(a: argparse.Namespace) -> int:
+    from .live import Microphone, WindowSink, stream
+
+    if a.mic is not None:
+        mic = Microphone(None if a.mic == "default" else int(a.mic) if a.mic.isdigit() else a.mic)
+    else:
+        mic = a.wav
+    sink = WindowSink() if a.window else (lambda f: None)
+
+    def report(st):
+        s = st.summary()
+        log.info("%6.1f s  fps %5.1f  latency p50 %5.1f ms p99 %5.1f ms  dropped %d  underruns %d", s["audio_s"],
+                 s["fps"], s["latency_p50_ms"], s["latency_p99_ms"], s["dropped"], s["underruns"])
+
+    stats = stream(mic, a.face, sink=sink, backend=a.backend, size=a.size, seed=a.seed, emotion=a.emotion,
+                   realtime=not a.fast, max_backlog=a.max_backlog, record=a.record, on_stats=report)
+    log.info("done: %s", json.dumps(stats.summary()))
     return 0
 
 
@@ -139,10 +178,14 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from .bench import print_report, run_bench
+    from .bench import print_report, print_stream_report, run_bench, run_stream_bench
 
-    rep = run_bench(backend=a.backend, seconds=a.seconds)
-    print_report(rep)
+    if a.stream:
+        rep = run_stream_bench(backend=a.backend)
+        print_stream_report(rep)
+    else:
+        rep = run_bench(backend=a.backend, seconds=a.seconds)
+        print_report(rep)
     if a.json:
         from .atomic import atomic_path
 
@@ -158,7 +201,7 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"demo": cmd_demo, "render": cmd_render, "prepare": cmd_prepare, "preprocess": cmd_preprocess,
+COMMANDS = {"demo": cmd_demo, "render": cmd_render, "stream": cmd_stream, "prepare": cmd_prepare, "preprocess": cmd_preprocess,
             "train": cmd_train, "export": cmd_export, "bench": cmd_bench, "doctor": cmd_doctor}
 
 

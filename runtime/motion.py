@@ -43,47 +43,76 @@ def frame_energy(audio: np.ndarray, n_frames: int, samples_per_frame: int = 640)
 
 
 _BLINK = np.array([0.45, 1.0, 1.0, 0.6, 0.25], np.float32)  # 200 ms lid profile
+_NOD_KERNEL = np.exp(-np.arange(8) / 3.0)
+_NOD_KERNEL /= _NOD_KERNEL.sum()
 
 
-def _smooth_noise(rng: np.random.Generator, n: int, tau_frames: float) -> np.ndarray:
-    """Unit-variance low-pass Gaussian noise (two cascaded one-pole filters)."""
-    a = np.exp(-1.0 / max(tau_frames, 1.0))
-    x = rng.standard_normal(n + int(6 * tau_frames)).astype(np.float64)
-    for _ in range(2):
-        y = np.empty_like(x)
-        acc = 0.0
-        for i, v in enumerate(x):
-            acc = a * acc + (1 - a) * v
-            y[i] = acc
-        x = y
-    x = x[int(6 * tau_frames):]
-    s = x.std()
-    return (x / s if s > 0 else x).astype(np.float32)
+class MotionNoise:
+    """Causal, seeded noise embedding: head sway, speech-driven nods and blinks, frame by frame.
+
+    ``step(energy)`` takes the speech energy (0..1) of the next frames and returns their
+    (pose [n, 3], blink [n]). Generating in chunks gives exactly the frames of one long call,
+    so streaming equals offline. Same seed => identical motion.
+    """
+
+    def __init__(self, seed: int = 0, cfg: NoiseConfig = NoiseConfig()):
+        self.seed, self.cfg = seed, cfg
+        self.reset()
+
+    def reset(self) -> None:
+        cfg = self.cfg
+        self._rng = np.random.default_rng(self.seed)
+        self._blink_rng = np.random.default_rng(self.seed + 7919)
+        tau = cfg.sway_seconds * cfg.fps / 2
+        self._a = float(np.exp(-1.0 / max(tau, 1.0)))
+        a = self._a
+        # std of white noise through two cascaded one-pole low-passes (from the impulse response)
+        h1 = (1 - a) * a ** np.arange(int(40 * tau) + 1)
+        self._norm = float(np.sqrt((np.convolve(h1, h1) ** 2).sum()))
+        self._s1 = np.zeros(3)
+        self._s2 = np.zeros(3)
+        for _ in range(int(6 * tau)):  # warm the filters up to a stationary state
+            self._sway()
+        self._rises: list[float] = [0.0] * (len(_NOD_KERNEL) - 1)
+        self._last_energy: float | None = None
+        self._frame = 0
+        self._next_blink = int(self._blink_rng.uniform(0.4, cfg.blink_mean_s) * cfg.fps)
+        self._blink_tail: list[float] = []
+
+    def _sway(self) -> np.ndarray:
+        x = self._rng.standard_normal(3)
+        self._s1 = self._a * self._s1 + (1 - self._a) * x
+        self._s2 = self._a * self._s2 + (1 - self._a) * self._s1
+        return self._s2 / self._norm
+
+    def _blink(self) -> float:
+        cfg = self.cfg
+        if self._frame == self._next_blink:
+            self._blink_tail = [max(p, q) for p, q in zip(_BLINK, self._blink_tail + [0.0] * len(_BLINK))]
+            gap = cfg.blink_min_s + self._blink_rng.gamma(2.0, (cfg.blink_mean_s - cfg.blink_min_s) / 2.0)
+            self._next_blink = self._frame + max(1, int(gap * cfg.fps))
+        v = self._blink_tail.pop(0) if self._blink_tail else 0.0
+        return float(v)
+
+    def step(self, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e = np.asarray(energy, np.float32).reshape(-1)
+        pose = np.zeros((e.size, 3), np.float32)
+        blink = np.zeros(e.size, np.float32)
+        sway = np.asarray(self.cfg.sway_rad, np.float64)
+        for i, en in enumerate(e):
+            prev = float(en) if self._last_energy is None else self._last_energy
+            self._rises.append(max(float(en) - prev, 0.0))
+            self._last_energy = float(en)
+            nod = float(np.dot(_NOD_KERNEL, self._rises[::-1][: len(_NOD_KERNEL)]))
+            self._rises.pop(0)
+            p = self._sway() * sway
+            p[1] += self.cfg.nod_gain * nod
+            pose[i] = np.clip(p, -0.3, 0.3)
+            blink[i] = self._blink()
+            self._frame += 1
+        return pose, blink
 
 
-def head_motion(n_frames: int, energy: np.ndarray | None, seed: int, cfg: NoiseConfig = NoiseConfig()) -> np.ndarray:
-    """[T, 3] yaw, pitch, roll (rad): slow seeded sway + small nods when speech energy rises."""
-    rng = np.random.default_rng(seed)
-    tau = cfg.sway_seconds * cfg.fps / 2
-    pose = np.stack([_smooth_noise(rng, n_frames, tau) * s for s in cfg.sway_rad], axis=1)
-    if energy is not None and n_frames:
-        e = np.asarray(energy, np.float32)[:n_frames]
-        rise = np.maximum(np.diff(e, prepend=e[:1]), 0)
-        k = np.exp(-np.arange(8) / 3.0)
-        pose[: e.size, 1] += cfg.nod_gain * np.convolve(rise, k / k.sum(), mode="full")[: e.size]
-    return np.clip(pose, -0.3, 0.3).astype(np.float32)
-
-
-def blinks(n_frames: int, seed: int, cfg: NoiseConfig = NoiseConfig()) -> np.ndarray:
-    """[T] eyelid closure 0..1 with seeded, irregular blink times."""
-    rng = np.random.default_rng(seed + 7919)
-    out = np.zeros(n_frames, np.float32)
-    t = rng.uniform(0.4, cfg.blink_mean_s)
-    while True:
-        i = int(t * cfg.fps)
-        if i >= n_frames:
-            break
-        seg = _BLINK[: n_frames - i]
-        out[i : i + seg.size] = np.maximum(out[i : i + seg.size], seg)
-        t += cfg.blink_min_s + rng.gamma(2.0, (cfg.blink_mean_s - cfg.blink_min_s) / 2.0)
-    return out
+def speech_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
+    """Per-frame speech energy mapped to 0..1 (-60 dB -> 0, 0 dB -> 1): the nod driver."""
+    return np.clip((frame_energy(audio, n_frames) + 60.0) / 60.0, 0.0, 1.0)

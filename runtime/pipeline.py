@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from .audio_io import AudioLike, check_audio_path, load_audio
-from .backend import LoadedModel, load_model
 from .errors import InputError
-from .mel import FPS, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, LOG_FLOOR, log_mel
-from .motion import EMOTIONS, blinks, emotion_vector, frame_energy, head_motion
+from .mel import FPS, SAMPLE_RATE
+from .errors import InvalidAudio
+from .motion import EMOTIONS, emotion_vector
+from .streaming import AudioModel, Stream
 from .prepare import Avatar, FaceLike, load_face
 
 log = logging.getLogger(__name__)
-SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0
 MIN_SIZE, MAX_SIZE = 64, 2048
 MIN_FPS, MAX_FPS = 1, 60
 
@@ -32,7 +32,6 @@ class Motion:
     pose: np.ndarray  # [T, 3] yaw, pitch, roll (rad)
     blink: np.ndarray  # [T]
     emotion: np.ndarray  # [T, 6] CREMA-D order
-    embedding: np.ndarray | None = None  # [T25, H] speech embedding at 25 fps
 
     @property
     def n_frames(self) -> int:
@@ -53,42 +52,28 @@ class RenderResult:
 
 
 class Animator:
-    """Audio -> Motion with the exported audio2motion model (loaded once, reused across renders)."""
+    """Whole-clip audio -> Motion through a ``Stream`` (so offline equals streaming by construction).
+    Holds the loaded audio model; reuse one Animator across renders."""
 
     def __init__(self, backend: str = "auto", precision: str = "fp32", model_dir: str | os.PathLike | None = None):
-        self.model: LoadedModel = load_model("audio2motion", precision, backend, model_dir)
-        cfg = self.model.meta.get("config", {})
-        self.lookahead = int(self.model.meta.get("lookahead_frames", 2))
-        self.hidden = int(cfg.get("hidden", 128))
-        self.ctx = int(cfg.get("kernel", 5)) - 1
-
-    def mouth(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """16 kHz audio -> (mouth [T, 3], landmark offsets [T, 68, 2], embedding [T, H]) at 25 fps, T = ceil(N / 640)."""
-        n = max(1, -(-audio.size // SAMPLES_PER_FRAME))
-        padded = np.zeros(n * SAMPLES_PER_FRAME, np.float32)
-        padded[: audio.size] = audio
-        mel = log_mel(padded)
-        tail = np.full((self.lookahead * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)
-        mel = np.concatenate([mel, tail])[None]
-        out = self.model.run({"mel": mel, "mel_ctx": np.zeros((1, N_MELS, self.ctx), np.float32),
-                              "h": np.zeros((1, 1, self.hidden), np.float32),
-                              "c": np.zeros((1, 1, self.hidden), np.float32)})
-        L = self.lookahead
-        return out["mouth"][0, L:], out["landmarks"][0, L:], out["embedding"][0, L:]
+        self.audio_model = AudioModel(backend, precision, model_dir)
+        self.model = self.audio_model.model
 
     def animate(self, audio: np.ndarray, neutral: np.ndarray, seed: int = 0, emotion: str | None = None,
                 fps: int = FPS) -> Motion:
-        mouth, offsets, emb = self.mouth(audio)
-        n25 = mouth.shape[0]
-        energy = (frame_energy(audio, n25) + 60.0) / 60.0
-        pose = head_motion(n25, energy, seed)
-        blink = blinks(n25, seed)
-        emo = np.tile(emotion_vector(emotion or "neutral"), (n25, 1))
-        lms = neutral[None] + offsets
+        """16 kHz mono audio -> Motion at ``fps`` (T = ceil(N / 640) frames at 25 fps)."""
+        if audio.size == 0:
+            raise InvalidAudio("audio is empty (0 samples)")
+        s = Stream(self.audio_model, neutral, None, seed=seed, emotion=emotion)
+        s.accept_audio(audio)
+        s.flush()
+        frames = [s.step(draw=False) for _ in range(s.ready())]
+        mouth, lms, pose, blink, emo = (np.stack([getattr(f, k) for f in frames]).astype(np.float32)
+                                        for k in ("mouth", "landmarks", "pose", "blink", "emotion"))
         if fps != FPS:
             n_out = max(1, int(round(audio.size / SAMPLE_RATE * fps)))
             mouth, lms, pose, blink, emo = (_resample(x, n_out) for x in (mouth, lms, pose, blink, emo))
-        return Motion(mouth, lms.astype(np.float32), pose, blink, emo, emb)
+        return Motion(mouth, lms, pose, blink, emo)
 
 
 def _resample(x: np.ndarray, n: int) -> np.ndarray:

@@ -17,44 +17,94 @@ from .errors import InputError, InputNotFound
 log = logging.getLogger(__name__)
 
 
+class Mp4Writer:
+    """Incremental H.264 + AAC MP4 writer: ``add_frame`` / ``add_audio`` in any order, ``close`` renames
+    the finished file into place; ``abort`` (or an exception inside ``with``) leaves nothing behind."""
+
+    def __init__(self, path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_000, audio: bool = True,
+                 crf: int = 20):
+        self.path = Path(path)
+        self.fps, self.sample_rate, self.crf = fps, sample_rate, crf
+        self._ctx = atomic_path(self.path, suffix=".mp4")
+        self._tmp = self._ctx.__enter__()
+        self._out = av.open(str(self._tmp), mode="w", format="mp4")
+        self._v = None
+        self._a = None
+        if audio:
+            self._a = self._out.add_stream("aac", rate=sample_rate, layout="mono")
+            self._a.bit_rate = 64_000
+        self._apts = 0
+        self.frames = 0
+        self._closed = False
+
+    def add_frame(self, img: np.ndarray) -> None:
+        if self._v is None:
+            h, w = img.shape[:2]
+            self._v = self._out.add_stream("libx264", rate=Fraction(self.fps, 1))
+            self._v.width, self._v.height, self._v.pix_fmt = w, h, "yuv420p"
+            self._v.options = {"crf": str(self.crf), "preset": "veryfast", "tune": "animation"}
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        vf.pts = self.frames
+        vf.time_base = Fraction(1, self.fps)
+        self._out.mux(self._v.encode(vf))
+        self.frames += 1
+
+    def add_audio(self, samples: np.ndarray) -> None:
+        if self._a is None or samples.size == 0:
+            return
+        pcm = (np.clip(np.asarray(samples, np.float32), -1, 1) * 32767).astype(np.int16)
+        af = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
+        af.sample_rate, af.pts, af.time_base = self.sample_rate, self._apts, Fraction(1, self.sample_rate)
+        self._apts += pcm.size
+        self._out.mux(self._a.encode(af))
+
+    def close(self) -> Path:
+        if self._closed:
+            return self.path
+        self._closed = True
+        try:
+            if self._v is None:
+                raise InputError("no frames to write")
+            self._out.mux(self._v.encode())
+            if self._a is not None:
+                self._out.mux(self._a.encode())
+            self._out.close()
+        except BaseException as e:
+            self._out.close()
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+            raise
+        self._ctx.__exit__(None, None, None)
+        return self.path
+
+    def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._out.close()
+            err = RuntimeError("aborted")
+            try:
+                self._ctx.__exit__(RuntimeError, err, None)
+            except RuntimeError:
+                pass
+
+    def __enter__(self) -> "Mp4Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], audio: np.ndarray | None, fps: int = 25,
               sample_rate: int = 16_000, crf: int = 20) -> Path:
     """Encode RGB uint8 frames + mono float32 audio into ``path`` (temp file + rename)."""
-    path = Path(path)
-    with atomic_path(path, suffix=".mp4") as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as out:
-            vs = None
-            astream = None
-            if audio is not None:
-                astream = out.add_stream("aac", rate=sample_rate, layout="mono")
-                astream.bit_rate = 64_000
-            for img in frames:
-                if vs is None:
-                    h, w = img.shape[:2]
-                    vs = out.add_stream("libx264", rate=Fraction(fps, 1))
-                    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-                    vs.options = {"crf": str(crf), "preset": "veryfast", "tune": "animation"}
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                for pkt in vs.encode(vf):
-                    out.mux(pkt)
-            if vs is None:
-                raise InputError("no frames to write")
-            for pkt in vs.encode():
-                out.mux(pkt)
-            if astream is not None:
-                a = np.clip(np.asarray(audio, np.float32), -1, 1)
-                pcm = (a * 32767).astype(np.int16)
-                step = 1024 * 16
-                for i in range(0, pcm.size, step):
-                    af = av.AudioFrame.from_ndarray(pcm[None, i : i + step], format="s16", layout="mono")
-                    af.sample_rate = sample_rate
-                    af.pts = i
-                    af.time_base = Fraction(1, sample_rate)
-                    for pkt in astream.encode(af):
-                        out.mux(pkt)
-                for pkt in astream.encode():
-                    out.mux(pkt)
-    return path
+    with Mp4Writer(path, fps, sample_rate, audio is not None, crf) as w:
+        for img in frames:
+            w.add_frame(img)
+        if audio is not None:
+            w.add_audio(audio)
+    return w.path
 
 
 @dataclass

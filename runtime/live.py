@@ -1,0 +1,381 @@
+"""``runtime.stream(mic, face)``: live audio -> avatar frames at 25 fps, with bounded latency.
+
+Sources: ``Microphone`` (sounddevice), ``WavSource`` (a WAV/FLAC played as if live, or as fast as
+possible), or any iterable / async iterable of numpy chunks. Audio capture runs in its own thread
+and never waits for inference; if drawing falls behind, frames are dropped (counted) so latency
+stays bounded; if audio stops arriving on a live source, silence is fed so the avatar keeps
+breathing and blinking (idle animation) instead of freezing. Sinks: a callback, an MP4 recording
+(``record=``, finalised on Ctrl-C too), an OpenCV window, or — with no sink — a generator of frames.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from .audio_io import check_audio_path
+from .errors import InputError
+from .mel import SAMPLE_RATE, SAMPLES_PER_FRAME
+from .prepare import FaceLike, load_face
+from .streaming import AudioModel, Frame, Stream
+
+log = logging.getLogger(__name__)
+FRAME_S = SAMPLES_PER_FRAME / SAMPLE_RATE
+_END = object()
+
+
+class MicrophoneError(InputError):
+    """The microphone cannot be opened (no device, no permission, no sounddevice)."""
+
+
+# -- sources -----------------------------------------------------------------------------------
+class WavSource:
+    """A WAV/FLAC file delivered in ``chunk_ms`` chunks; ``realtime`` paces them like a live microphone."""
+
+    def __init__(self, path: str | os.PathLike, realtime: bool = True, chunk_ms: float = 20.0):
+        import soundfile as sf
+
+        self.path = check_audio_path(path)
+        self.realtime = realtime
+        self.sample_rate = int(sf.info(str(self.path)).samplerate)
+        self.chunk = max(1, int(self.sample_rate * chunk_ms / 1000))
+        self._stop = threading.Event()
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        import soundfile as sf
+
+        t0, sent = time.perf_counter(), 0
+        with sf.SoundFile(str(self.path)) as f:
+            for block in f.blocks(blocksize=self.chunk, dtype="float32", always_2d=True):
+                if self._stop.is_set():
+                    return
+                sent += block.shape[0]
+                if self.realtime:  # a live source delivers a chunk once its last sample was "recorded"
+                    delay = t0 + sent / self.sample_rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                yield block
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def input_devices() -> list[str]:
+    """Names of the audio input devices sounddevice sees (empty without a sound card)."""
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError):
+        return []
+    try:
+        return [d["name"] for d in sd.query_devices() if d.get("max_input_channels", 0) > 0]
+    except Exception:  # PortAudio without devices
+        return []
+
+
+class Microphone:
+    """A sounddevice input (default device, or by name/index); chunks arrive from PortAudio's thread."""
+
+    realtime = True
+
+    def __init__(self, device: int | str | None = None, sample_rate: int = SAMPLE_RATE, chunk_ms: float = 20.0):
+        try:
+            import sounddevice as sd
+        except (ImportError, OSError) as e:
+            raise MicrophoneError(f"microphone input needs `pip install toonsync[mic]` and PortAudio "
+                                  f"(apt-get install libportaudio2) ({e}); or use --wav FILE") from None
+        devices = input_devices()
+        if not devices:
+            raise MicrophoneError("no audio input device found (available input devices: none); "
+                                  "plug in a microphone, or stream a file with --wav FILE")
+        self.sample_rate = sample_rate
+        self.device = device
+        self.overflows = 0
+        self._q: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+
+        def callback(indata, frames, t, status):
+            if status and status.input_overflow:
+                self.overflows += 1
+            self._q.put(indata.copy())
+
+        try:
+            self._sd = sd.InputStream(device=device, channels=1, samplerate=sample_rate, dtype="float32",
+                                      blocksize=int(sample_rate * chunk_ms / 1000), callback=callback)
+        except Exception as e:
+            raise MicrophoneError(f"cannot open input device {device!r}: {e}; available input devices: "
+                                  + (", ".join(devices) or "none") + "; or use --wav FILE") from None
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        self._sd.start()
+        while not self._stop.is_set():
+            try:
+                yield self._q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sd.stop()
+        self._sd.close()
+
+
+class IterableSource:
+    """Any iterable or async iterable of numpy chunks at ``sample_rate`` (not paced: as fast as produced)."""
+
+    def __init__(self, chunks: Any, sample_rate: int = SAMPLE_RATE, realtime: bool = False):
+        self._it, self.sample_rate, self.realtime = chunks, sample_rate, realtime
+        self._stop = threading.Event()
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        if hasattr(self._it, "__aiter__"):
+            yield from _drain_async(self._it, self._stop)
+            return
+        for c in self._it:
+            if self._stop.is_set():
+                return
+            yield c
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def _drain_async(ait, stop: threading.Event) -> Iterator[np.ndarray]:
+    q: queue.Queue = queue.Queue(maxsize=64)
+
+    async def pump():
+        try:
+            async for c in ait:
+                if stop.is_set():
+                    break
+                q.put(c)
+        finally:
+            q.put(_END)
+
+    th = threading.Thread(target=lambda: asyncio.run(pump()), daemon=True)
+    th.start()
+    while (c := q.get()) is not _END:
+        yield c
+
+
+def as_source(mic: Any, sample_rate: int = SAMPLE_RATE, realtime: bool | None = None):
+    """``None`` -> default Microphone; a WAV/FLAC path -> WavSource; a source object; or an (async) iterable."""
+    if mic is None:
+        return Microphone()
+    if hasattr(mic, "chunks") and hasattr(mic, "realtime"):
+        return mic
+    if isinstance(mic, (str, os.PathLike)):
+        return WavSource(mic, realtime=True if realtime is None else realtime)
+    if isinstance(mic, np.ndarray):
+        raise InputError("pass audio arrays as an iterable of chunks (e.g. np.array_split(audio, n)), "
+                         "or use runtime.render for a whole clip")
+    if hasattr(mic, "__iter__") or hasattr(mic, "__aiter__"):
+        return IterableSource(mic, sample_rate, bool(realtime))
+    raise InputError(f"cannot stream from {type(mic).__name__}; accepted: None (default microphone), "
+                     "runtime.Microphone(device), a WAV/FLAC path, or an (async) iterable of numpy chunks")
+
+
+# -- sinks -------------------------------------------------------------------------------------
+class WindowSink:
+    """Show frames in an OpenCV window (needs an OpenCV build with GUI support and a display)."""
+
+    def __init__(self, title: str = "toonsync", scale: int = 2):
+        import cv2
+
+        if not os.environ.get("DISPLAY") and os.name != "nt":
+            raise InputError("no display (DISPLAY is not set): record with --record out.mp4 instead")
+        try:
+            cv2.namedWindow(title)
+        except cv2.error:
+            raise InputError("this OpenCV build has no GUI (opencv-python-headless): install opencv-python "
+                             "for a window, or record with --record out.mp4") from None
+        self.title, self.scale = title, scale
+
+    def __call__(self, frame: Frame) -> None:
+        import cv2
+
+        if frame.image is None:
+            return
+        img = cv2.resize(frame.image, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_NEAREST)
+        cv2.imshow(self.title, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+            raise KeyboardInterrupt
+
+    def close(self) -> None:
+        import cv2
+
+        cv2.destroyWindow(self.title)
+
+
+# -- the loop ----------------------------------------------------------------------------------
+@dataclass
+class StreamStats:
+    frames: int = 0
+    dropped: int = 0
+    underruns: int = 0  # times no audio arrived in time on a live source (silence was fed)
+    silence_fed_s: float = 0.0
+    audio_s: float = 0.0  # audio consumed (incl. fed silence), 16 kHz seconds
+    chunks: int = 0
+    wall_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    recording: Path | None = None
+
+    @property
+    def fps(self) -> float:
+        return (self.frames + self.dropped) / self.wall_s if self.wall_s > 0 else 0.0
+
+    def latency(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    @property
+    def av_sync_ms(self) -> float:
+        """Video duration minus audio duration (|.| <= one frame after a clean end)."""
+        return (self.frames + self.dropped) * FRAME_S * 1e3 - self.audio_s * 1e3
+
+    def summary(self) -> dict:
+        return {"frames": self.frames, "dropped": self.dropped, "underruns": self.underruns,
+                "silence_fed_s": round(self.silence_fed_s, 3), "audio_s": round(self.audio_s, 3),
+                "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
+                "latency_p50_ms": round(self.latency(50), 2), "latency_p99_ms": round(self.latency(99), 2),
+                "latency_max_ms": round(max(self.latencies_ms, default=float("nan")), 2),
+                "av_sync_ms": round(self.av_sync_ms, 1), "recording": str(self.recording) if self.recording else None}
+
+
+class StreamRun:
+    """An iterable of ``Frame``s from a running stream; ``stats`` fills as it goes; ``close()`` stops it."""
+
+    def __init__(self, gen: Iterator[Frame], stats: StreamStats):
+        self._gen, self.stats = gen, stats
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._gen
+
+    def __next__(self) -> Frame:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def __enter__(self) -> "StreamRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _frames(source, stream: Stream, stats: StreamStats, max_backlog: int, record, on_stats, stats_every: float
+            ) -> Iterator[Frame]:
+    from .video import Mp4Writer
+
+    recorder = Mp4Writer(record) if record is not None else None
+    stream.audio_tap = recorder.add_audio if recorder else None
+    last_image = None
+    q: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for chunk in source.chunks():
+                q.put((chunk, time.perf_counter()))
+                if stop.is_set():
+                    break
+        except BaseException as e:  # surfaced in the consumer
+            q.put((e, time.perf_counter()))
+        finally:
+            q.put((_END, time.perf_counter()))
+
+    th = threading.Thread(target=produce, name="toonsync-capture", daemon=True)
+    t0 = last_report = time.perf_counter()
+    th.start()
+    done = False
+    try:
+        while not done:
+            try:
+                item, arrived = q.get(timeout=1.5 * FRAME_S if source.realtime else None)
+            except queue.Empty:  # live source starved: keep the avatar alive with a frame of silence
+                stats.underruns += 1
+                stats.silence_fed_s += FRAME_S
+                stream.accept_audio(np.zeros(SAMPLES_PER_FRAME, np.float32), SAMPLE_RATE)
+            else:
+                if item is _END:
+                    stream.flush()
+                    done = True
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    stats.chunks += 1
+                    stream.accept_audio(item, source.sample_rate, arrived_at=arrived)
+            while stream.ready():
+                if source.realtime and not done and stream.ready() > max_backlog:
+                    stream.skip()  # behind: drop without drawing; motion state stays exact
+                    stats.dropped += 1
+                    if recorder is not None and last_image is not None:
+                        recorder.add_frame(last_image)  # the recording keeps its A/V sync
+                    continue
+                f = stream.step()
+                stats.frames += 1
+                stats.latencies_ms.append(f.latency_ms)
+                if len(stats.latencies_ms) > 100_000:  # bounded memory on endless streams
+                    del stats.latencies_ms[:50_000]
+                if recorder is not None and f.image is not None:
+                    recorder.add_frame(f.image)
+                    last_image = f.image
+                yield f
+            stats.audio_s = stream.samples_in / SAMPLE_RATE
+            stats.wall_s = time.perf_counter() - t0
+            if on_stats and stats_every and time.perf_counter() - last_report >= stats_every:
+                last_report = time.perf_counter()
+                on_stats(stats)
+    finally:
+        stop.set()
+        source.close()
+        stats.wall_s = time.perf_counter() - t0
+        stats.audio_s = stream.samples_in / SAMPLE_RATE
+        if recorder is not None:
+            if recorder.frames:
+                stats.recording = recorder.close()
+            else:
+                recorder.abort()
+
+
+def stream(mic: Any, face: FaceLike, *, sink: Callable[[Frame], Any] | None = None, backend: str = "auto",
+           size: int = 256, seed: int = 0, emotion: str | None = None, sample_rate: int = SAMPLE_RATE,
+           realtime: bool | None = None, max_backlog: int = 2, record: str | os.PathLike | None = None,
+           draw: bool = True, model: AudioModel | None = None, on_stats: Callable[[StreamStats], Any] | None = None,
+           stats_every: float = 1.0) -> StreamRun | StreamStats:
+    """Stream ``mic`` (None = default microphone, ``Microphone(...)``, a WAV/FLAC path played live, or an
+    (async) iterable of numpy chunks at ``sample_rate``) through the avatar of ``face``.
+
+    With ``sink=None`` returns a ``StreamRun`` to iterate frames from; with a sink (a callable, e.g.
+    ``WindowSink()``) runs to the end of the input (or Ctrl-C) and returns ``StreamStats``. ``record``
+    also writes an MP4 (H.264 + AAC of the same audio), finalised even on Ctrl-C.
+    """
+    if record is not None and Path(record).suffix.lower() != ".mp4":
+        raise InputError(f"recording must be an .mp4 file, got {Path(record).name}")
+    source = as_source(mic, sample_rate, realtime)
+    try:
+        avatar = load_face(face)
+        model = model or AudioModel(backend)
+    except BaseException:
+        source.close()
+        raise
+    st = Stream(model, avatar.neutral, avatar.renderer(size) if draw or record else None, seed=seed, emotion=emotion)
+    stats = StreamStats()
+    run = StreamRun(_frames(source, st, stats, max_backlog, record, on_stats, stats_every), stats)
+    if sink is None:
+        return run
+    try:
+        for f in run:
+            sink(f)
+    finally:
+        run.close()
+        if hasattr(sink, "close"):
+            sink.close()
+    return stats

@@ -1,0 +1,189 @@
+"""Streaming: Stream state machine, runtime.stream over every source kind, recording, Ctrl-C, idle, soak."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime.audio_io import load_audio
+from runtime.errors import InputError
+from runtime.live import MicrophoneError, Microphone, WavSource, input_devices
+from runtime.prepare import load_face
+from runtime.streaming import Stream
+from runtime.video import probe
+
+
+@pytest.fixture(scope="module")
+def avatar(frontal_face):
+    return load_face(frontal_face)
+
+
+@pytest.fixture(scope="module")
+def speech(speech_wav):
+    return load_audio(speech_wav)
+
+
+@pytest.fixture(scope="module")
+def offline(animator, avatar, speech):
+    return animator.animate(speech, avatar.neutral)
+
+
+def chunked(a: np.ndarray, ms: float, rate: int = 16000):
+    n = max(1, int(rate * ms / 1000))
+    return [a[i : i + n] for i in range(0, a.size, n)]
+
+
+@pytest.mark.parametrize("ms", [10, 37, 160, 1000])
+def test_chunked_stream_equals_offline_render(animator, avatar, speech, offline, ms):
+    run = runtime.stream(chunked(speech, ms), avatar, model=animator.audio_model)
+    frames = list(run)
+    assert len(frames) == offline.n_frames == -(-speech.size // 640)
+    np.testing.assert_allclose(np.stack([f.landmarks for f in frames]), offline.landmarks, atol=1e-5)
+    np.testing.assert_allclose(np.stack([f.pose for f in frames]), offline.pose, atol=1e-6)
+    np.testing.assert_array_equal([f.blink for f in frames], offline.blink)
+    r = avatar.renderer(256)
+    for k in (0, len(frames) // 2, len(frames) - 1):  # the drawn images are the offline frames
+        m = offline
+        np.testing.assert_array_equal(frames[k].image, r.draw(m.landmarks[k], m.pose[k], float(m.blink[k]), m.emotion[k]))
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert run.stats.frames == len(frames) and abs(run.stats.av_sync_ms) <= 40
+
+
+def test_stream_object_contract(animator, avatar, speech, offline):
+    s = Stream(animator.audio_model, avatar.neutral)
+    rng = np.random.default_rng(1)
+    got, i = [], 0
+    while i < speech.size:
+        k = int(rng.integers(1, 3000))
+        s.accept_audio(speech[i : i + k])
+        i += k
+        while s.ready():
+            got.append(s.step(draw=False))
+        # look-ahead is bounded: at most 2 frames + the partial frame of audio are held back
+        assert i // 640 - len(got) <= 2
+    s.flush()
+    got += [s.step(draw=False) for _ in range(s.ready())]
+    assert len(got) == offline.n_frames
+    with pytest.raises(InputError, match="no frame ready"):
+        s.step()
+    with pytest.raises(InputError, match="flushed"):
+        s.accept_audio(speech[:100])
+    s.reset()
+    s.accept_audio(speech)
+    s.flush()
+    again = [s.step(draw=False) for _ in range(s.ready())]
+    np.testing.assert_allclose(np.stack([f.landmarks for f in again]), offline.landmarks, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_high_rate_stereo_int16_input_is_resampled(animator, avatar, speech, offline, rate):
+    import soxr
+
+    up = soxr.resample(speech, 16000, rate)
+    stereo = (np.stack([up, up], 1) * 32767).astype(np.int16)
+    run = runtime.stream(chunked(stereo, 23, rate), avatar, model=animator.audio_model, sample_rate=rate, draw=False)
+    frames = list(run)
+    assert abs(len(frames) - offline.n_frames) <= 1
+    n = min(len(frames), offline.n_frames)
+    open_stream = np.array([f.mouth[0] for f in frames[:n]])
+    assert np.corrcoef(open_stream, offline.mouth[:n, 0])[0, 1] > 0.95
+
+
+def test_async_iterable_source(animator, avatar, speech, offline):
+    async def chunks():
+        for c in chunked(speech, 50):
+            await asyncio.sleep(0)
+            yield c
+
+    frames = list(runtime.stream(chunks(), avatar, model=animator.audio_model, draw=False))
+    np.testing.assert_allclose(np.stack([f.landmarks for f in frames]), offline.landmarks, atol=1e-5)
+
+
+def test_realtime_wav_with_recording(tmp_path, animator, avatar, speech_wav, speech):
+    out = tmp_path / "live.mp4"
+    stats = runtime.stream(WavSource(speech_wav, realtime=True, chunk_ms=20), avatar, sink=lambda f: None,
+                           model=animator.audio_model, record=out)
+    n = -(-speech.size // 640)
+    assert stats.frames + stats.dropped == n
+    assert stats.wall_s >= 0.9 * speech.size / 16000  # paced like a live source, not faster
+    assert len(stats.latencies_ms) == stats.frames and abs(stats.av_sync_ms) <= 40
+    info = probe(out)
+    assert (info.video_codec, info.audio_codec, info.frames, info.fps) == ("h264", "aac", n, 25)
+    assert [p.name for p in tmp_path.iterdir()] == ["live.mp4"]
+
+
+def test_ctrl_c_finalises_the_recording(tmp_path, animator, avatar, speech):
+    out = tmp_path / "cut.mp4"
+    seen = []
+
+    def sink(f):
+        seen.append(f.index)
+        if len(seen) == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runtime.stream(chunked(speech, 40), avatar, sink=sink, model=animator.audio_model, record=out)
+    info = probe(out)
+    assert info.video_codec == "h264" and 11 <= info.frames <= 13
+    assert [p.name for p in tmp_path.iterdir()] == ["cut.mp4"]
+
+
+def test_starved_live_source_keeps_animating(animator, avatar, speech):
+    """A live source that stops delivering: silence is fed (counted), frames keep coming, the mouth closes."""
+
+    def bursty():
+        yield speech[:8000]
+        time.sleep(0.5)  # nothing arrives for 0.5 s
+        yield speech[8000:16000]
+
+    run = runtime.stream(runtime.live.IterableSource(bursty(), realtime=True), avatar,
+                         model=animator.audio_model, draw=False)
+    frames = list(run)
+    st = run.stats
+    assert st.underruns >= 3
+    # every 40 ms of audio or fed silence became a frame (a burst of past audio is dropped, not shown late)
+    assert st.frames + st.dropped == -(-(16000 + round(st.silence_fed_s * 16000)) // 640)
+    assert st.dropped > 0 and len(frames) == st.frames
+
+
+def test_no_microphone_is_a_clear_error():
+    if input_devices():
+        pytest.skip("this machine has an audio input device")
+    with pytest.raises(MicrophoneError, match=r"available input devices: none.*--wav"):
+        Microphone()
+
+
+def test_bad_sources_are_typed_errors(avatar, data_dir):
+    with pytest.raises(InputError, match="iterable of chunks"):
+        runtime.stream(np.zeros(100, np.float32), avatar)
+    with pytest.raises(runtime.UnsupportedAudioFormat):
+        runtime.stream(data_dir / "speech_short.mp3", avatar)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def test_soak_30_minutes_keeps_memory_flat_and_loses_no_audio(animator, avatar, speech):
+    total = 30 * 60 * 16000
+
+    def source():
+        sent = 0
+        while sent < total:
+            c = speech[sent % speech.size :][:3200][: total - sent]
+            sent += c.size
+            yield c
+
+    run = runtime.stream(source(), avatar, model=animator.audio_model, draw=False)
+    n, base = 0, None
+    for _ in run:
+        n += 1
+        if n == 5000:
+            base = _rss_mb()
+    grown = _rss_mb() - base
+    assert n == total // 640 and run.stats.audio_s * 16000 == total
+    assert grown < 20, f"RSS grew {grown:.1f} MB over 30 simulated minutes"
