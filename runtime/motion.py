@@ -32,6 +32,8 @@ class NoiseConfig:
     nod_gain: float = 0.05  # pitch (rad) per unit of speech-energy rise
     blink_mean_s: float = 3.2
     blink_min_s: float = 1.2
+    breath_rad: float = 0.012  # slow breathing bob (pitch), so an idle avatar never looks frozen
+    breath_hz: float = 0.23
     fps: int = 25
 
 
@@ -48,7 +50,7 @@ _NOD_KERNEL /= _NOD_KERNEL.sum()
 
 
 class MotionNoise:
-    """Causal, seeded noise embedding: head sway, speech-driven nods and blinks, frame by frame.
+    """Causal, seeded noise embedding: head sway, breathing, speech-driven nods and blinks, frame by frame.
 
     ``step(energy)`` takes the speech energy (0..1) of the next frames and returns their
     (pose [n, 3], blink [n]). Generating in chunks gives exactly the frames of one long call,
@@ -107,6 +109,7 @@ class MotionNoise:
             self._rises.pop(0)
             p = self._sway() * sway
             p[1] += self.cfg.nod_gain * nod
+            p[1] += self.cfg.breath_rad * np.sin(2 * np.pi * self.cfg.breath_hz * self._frame / self.cfg.fps)
             pose[i] = np.clip(p, -0.3, 0.3)
             blink[i] = self._blink()
             self._frame += 1

@@ -55,3 +55,16 @@ def test_doctor_reports_models_ok(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "audio2motion.fp32.onnx" in out and "status: ok" in out
+
+
+def test_stream_cli_wav_records_and_mic_fails_clearly(tmp_path, frontal_face, speech_wav):
+    out = tmp_path / "s.mp4"
+    assert main(["-q", "stream", "--wav", str(speech_wav), "--face", str(frontal_face), "--record", str(out),
+                 "--fast"]) == 0
+    from runtime.live import input_devices
+    from runtime.video import probe
+
+    assert probe(out).frames > 0
+    if not input_devices():
+        r = run("stream", "--mic", "--face", str(frontal_face))
+        assert r.returncode == 1 and "available input devices: none" in r.stderr and "--wav" in r.stderr
