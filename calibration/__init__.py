@@ -1,0 +1,1 @@
+"""Calibration data, INT8 quantization and the quantization report (numpy + onnxruntime)."""

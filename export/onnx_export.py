@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from runtime.atomic import atomic_path
-from runtime.backend import sha256_file
+
+from .sidecar import write_sidecar
 from runtime.mel import FPS, HOP, N_MELS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -67,24 +68,6 @@ def export_onnx(wrapper: nn.Module, example: tuple, spec: GraphSpec, path: Path)
         onnx.checker.check_model(str(tmp), full_check=True)
 
 
-def write_sidecar(model_dir: Path, name: str, meta: dict) -> dict:
-    """Hash every ``name.*.onnx`` next to it, write ``name.onnx.json`` and stamp the ONNX metadata."""
-    files = sorted(model_dir.glob(f"{name}.*.onnx"))
-    for f in files:  # metadata first (it changes the bytes), hashes after
-        m = onnx.load(str(f))
-        del m.metadata_props[:]
-        for k, v in meta.items():
-            m.metadata_props.add(key=k, value=json.dumps(v) if not isinstance(v, str) else v)
-        with atomic_path(f) as tmp:
-            onnx.save(m, str(tmp))
-    meta = dict(meta)
-    meta["files"] = {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size,
-                              "precision": f.name.split(".")[-2]} for f in files}
-    with atomic_path(model_dir / f"{name}.onnx.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    return meta
-
-
 def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
     """Export a trained audio2motion checkpoint to ``audio2motion.fp32.onnx`` + sidecar; returns the sidecar."""
     from training.train_audio2motion import load_checkpoint
@@ -100,6 +83,9 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
     path = model_dir / "audio2motion.fp32.onnx"
     export_onnx(Audio2MotionWrapper(model), example, spec, path)
     parity = check_parity(model, path, spec)
+    from .fp16 import to_fp16
+
+    to_fp16(path, model_dir / "audio2motion.fp16.onnx")
     info = getattr(model, "info", {})
     meta = {
         "name": "audio2motion",
@@ -121,12 +107,29 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
         "made_by": "toonsync training/train_audio2motion.py + export/onnx_export.py",
     }
     meta = write_sidecar(model_dir, "audio2motion", meta)
-    log.info("exported %s (%d bytes), parity max|diff| %.2e", path, path.stat().st_size, parity["max_abs_diff"])
+    log.info("exported %s (%d bytes) + fp16, parity max|diff| %.2e", path, path.stat().st_size, parity["max_abs_diff"])
     return meta
 
 
 def onnx_node_count(path: Path) -> int:
     return len(onnx.load(str(path)).graph.node)
+
+
+def optimized_node_count(path: Path) -> int:
+    """Nodes left after onnxruntime's full (CPU) graph optimisation."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    if ".fp16." in path.name:
+        return onnx_node_count(path)  # not optimised on CPU (see runtime.backend)
+    with tempfile.TemporaryDirectory() as td:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.optimized_model_filepath = str(Path(td) / "opt.onnx")
+        so.log_severity_level = 3
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return onnx_node_count(Path(td) / "opt.onnx")
 
 
 def random_inputs(spec: GraphSpec, batch: int, frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -20,7 +20,7 @@ from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "int8", "fp16")
+PRECISIONS = ("auto", "fp32", "int8", "fp16")
 BACKENDS = ("auto", "cpu", "cuda", "tensorrt")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models"
 
@@ -50,6 +50,8 @@ def available_providers() -> list[str]:
 
 def _providers_for(backend: str) -> list[str]:
     avail = available_providers()
+    if backend == "tensorrt":  # reached only when native engines are unavailable: try ORT's TensorRT EP
+        backend = "tensorrt" if "TensorrtExecutionProvider" in avail else backend
     wanted = {
         "cpu": ["CPUExecutionProvider"],
         "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
@@ -76,6 +78,10 @@ class OrtBackend:
         if threads:
             so.intra_op_num_threads = threads
         providers = _providers_for(backend)
+        if ".fp16." in Path(path).name and providers[0] == "CPUExecutionProvider":
+            # onnxruntime's CPU graph optimizer crashes on some fp16 graphs; fp16 is meant for GPUs anyway
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            log.info("%s: fp16 on CPU runs unoptimised (fp16 targets CUDA/TensorRT)", Path(path).name)
         try:
             self._sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
@@ -100,6 +106,7 @@ class LoadedModel:
     path: Path
     backend: Backend
     meta: dict = field(default_factory=dict)
+    precision: str = "fp32"
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.backend.run(inputs)
@@ -119,25 +126,52 @@ def read_sidecar(directory: Path, name: str) -> dict:
         raise ModelError(f"model sidecar {side} is not valid JSON ({e})") from None
 
 
-def load_model(name: str, precision: str = "fp32", backend: str = "auto", directory: str | os.PathLike | None = None,
+def load_model(name: str, precision: str = "auto", backend: str = "auto", directory: str | os.PathLike | None = None,
                threads: int | None = None, verify: bool = True) -> LoadedModel:
-    """Load ``name.<precision>.onnx`` from the model directory, checking its sha256 against the sidecar."""
+    """Load ``name.<precision>.onnx`` from the model directory, checking its sha256 against the sidecar.
+
+    ``backend="auto"``: TensorRT engines > onnxruntime CUDA > CPU, falling back with a logged reason.
+    ``precision="auto"``: fp16 on a GPU; on a CPU the sidecar's ``default_precision`` (set by
+    ``toonsync calibrate`` only when INT8 stayed inside its accuracy budget), else fp32.
+    """
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
     d = Path(directory) if directory else model_dir()
     if not d.is_dir():
         raise ModelError(f"model directory {d} does not exist")
+    meta = read_sidecar(d, name)
+    trt_reason = None
+    if backend in ("auto", "tensorrt"):
+        from .trt_backend import trt_unavailable_reason
+
+        trt_reason = trt_unavailable_reason()
+        if backend == "tensorrt" and trt_reason and "TensorrtExecutionProvider" not in available_providers():
+            raise ModelError(f"--backend tensorrt: {trt_reason}")
+    gpu = (backend in ("auto", "tensorrt") and trt_reason is None) or (
+        backend in ("auto", "cuda") and "CUDAExecutionProvider" in available_providers())
+    if precision == "auto":  # GPUs: fp16; CPUs: the calibrated default (INT8 only if within budget)
+        precision = "fp16" if gpu else meta.get("default_precision", "fp32")
+        if not (d / f"{name}.{precision}.onnx").is_file():
+            log.warning("%s: precision %s has no file in %s; using fp32", name, precision, d)
+            precision = "fp32"
     path = d / f"{name}.{precision}.onnx"
     if not path.is_file():
         have = sorted(p.name for p in d.glob(f"{name}.*.onnx"))
         raise ModelError(f"model file {path} not found (have: {have or 'none'}); run `toonsync export`")
-    meta = read_sidecar(d, name)
     if verify:
         want = meta.get("files", {}).get(path.name, {}).get("sha256")
         got = sha256_file(path)
         if want and want != got:
             raise ModelError(f"{path} does not match its sidecar (sha256 {got[:12]}… != {want[:12]}…); "
                              "the file is corrupt or was replaced — re-export it")
-    lm = LoadedModel(name, path, OrtBackend(path, backend, threads), meta)
+    if backend in ("auto", "tensorrt") and trt_reason is None:
+        from .trt_backend import TrtBackend
+
+        be: Backend = TrtBackend(d, name, precision)
+    else:
+        if backend == "auto" and trt_reason:
+            log.debug("TensorRT engines not used: %s", trt_reason)
+        be = OrtBackend(path, backend, threads)
+    lm = LoadedModel(name, path, be, meta, precision)
     log.debug("loaded %s on %s", path.name, lm.backend.name)
     return lm

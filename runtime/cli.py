@@ -36,6 +36,8 @@ def _add_render_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emotion", help="override the expression: angry, disgusted, fearful, happy, neutral, sad")
     p.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="inference backend (default auto: the fastest available)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "fp16"],
+                   help="model precision (default auto: INT8 where calibration kept it inside its accuracy budget)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--emotion", help="expression override (happy, sad, ...)")
     s.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "fp16"])
 
     pp = sub.add_parser("preprocess", help="video/audio files -> HDF5 clips (frames, 68 landmarks, pose, log-mel)")
     pp.add_argument("inputs", nargs="+", help="video (.mp4 .mov .mkv .webm .avi) or audio (.wav .flac) files")
@@ -88,8 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=Path("runs/audio2motion"), help="checkpoint directory")
     t.add_argument("--seed", type=int, default=0)
 
+    c = sub.add_parser("calibrate", help="INT8 from real calibration speech + quantization report (needs toonsync[export])")
+    c.add_argument("--model-dir", type=Path, help="models to quantize (default: the runtime's model directory)")
+    c.add_argument("--corpus", type=Path, help="calibrate on held-out clips of this corpus .h5 instead of calibration/data")
+    c.add_argument("--report", type=Path, default=Path("calibration/report.json"), help="report JSON path")
+    c.add_argument("--docs", type=Path, default=Path("docs/quantization.md"), help="markdown table path")
+
     e = sub.add_parser("export", help="trained checkpoint -> name.fp32.onnx + name.onnx.json (needs toonsync[export])")
-    e.add_argument("--checkpoint", type=Path, default=Path("runs/audio2motion/audio2motion.pt"))
+    e.add_argument("--checkpoint", type=Path, default=Path("checkpoints/audio2motion.pt"),
+                   help="trained checkpoint (default: the shipped one, checkpoints/audio2motion.pt)")
     e.add_argument("--model-dir", type=Path, help="destination (default: the runtime's model directory)")
 
     b = sub.add_parser("bench", help="measure latency per stage (p50/p90/p99) and real-time factor")
@@ -107,7 +117,8 @@ def cmd_render(a: argparse.Namespace) -> int:
     from .pipeline import render
     from .sheet import contact_sheet
 
-    res = render(a.face, a.audio, a.output, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend)
+    res = render(a.face, a.audio, a.output, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend,
+                 precision=a.precision)
     log.info("wrote %s: %d frames, %.2f s, %dx%d @ %d fps (%s) in %.1f s", res.output, res.frames, res.duration_s,
              res.size, res.size, res.fps, res.backend, res.timings_ms["total_ms"] / 1e3)
     if a.sheet:
@@ -119,7 +130,8 @@ def cmd_render(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(a.out_dir, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend)
+    run_demo(a.out_dir, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend,
+             precision=a.precision)
     return 0
 
 
@@ -137,7 +149,7 @@ def cmd_stream(a: argparse.Namespace) -> int:
         log.info("%6.1f s  fps %5.1f  latency p50 %5.1f ms p99 %5.1f ms  dropped %d  underruns %d", s["audio_s"],
                  s["fps"], s["latency_p50_ms"], s["latency_p99_ms"], s["dropped"], s["underruns"])
 
-    stats = stream(mic, a.face, sink=sink, backend=a.backend, size=a.size, seed=a.seed, emotion=a.emotion,
+    stats = stream(mic, a.face, sink=sink, backend=a.backend, precision=a.precision, size=a.size, seed=a.seed, emotion=a.emotion,
                    realtime=not a.fast, max_backlog=a.max_backlog, record=a.record, on_stats=report)
     log.info("done: %s", json.dumps(stats.summary()))
     return 0
@@ -177,6 +189,10 @@ def cmd_export(a: argparse.Namespace) -> int:
     return _heavy("export.cli", "export").export_cli(a)
 
 
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    return _heavy("calibration.cli", "export").calibrate_cli(a)
+
+
 def cmd_bench(a: argparse.Namespace) -> int:
     from .bench import print_report, print_stream_report, run_bench, run_stream_bench
 
@@ -202,7 +218,7 @@ def cmd_doctor(a: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "render": cmd_render, "stream": cmd_stream, "prepare": cmd_prepare, "preprocess": cmd_preprocess,
-            "train": cmd_train, "export": cmd_export, "bench": cmd_bench, "doctor": cmd_doctor}
+            "train": cmd_train, "export": cmd_export, "calibrate": cmd_calibrate, "bench": cmd_bench, "doctor": cmd_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:

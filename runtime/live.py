@@ -346,7 +346,8 @@ def _frames(source, stream: Stream, stats: StreamStats, max_backlog: int, record
 
 
 def stream(mic: Any, face: FaceLike, *, sink: Callable[[Frame], Any] | None = None, backend: str = "auto",
-           size: int = 256, seed: int = 0, emotion: str | None = None, sample_rate: int = SAMPLE_RATE,
+           precision: str = "auto", size: int = 256, seed: int = 0, emotion: str | None = None,
+           sample_rate: int = SAMPLE_RATE,
            realtime: bool | None = None, max_backlog: int = 2, record: str | os.PathLike | None = None,
            draw: bool = True, model: AudioModel | None = None, on_stats: Callable[[StreamStats], Any] | None = None,
            stats_every: float = 1.0) -> StreamRun | StreamStats:
@@ -362,7 +363,7 @@ def stream(mic: Any, face: FaceLike, *, sink: Callable[[Frame], Any] | None = No
     source = as_source(mic, sample_rate, realtime)
     try:
         avatar = load_face(face)
-        model = model or AudioModel(backend)
+        model = model or AudioModel(backend, precision)
     except BaseException:
         source.close()
         raise

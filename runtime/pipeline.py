@@ -55,7 +55,7 @@ class Animator:
     """Whole-clip audio -> Motion through a ``Stream`` (so offline equals streaming by construction).
     Holds the loaded audio model; reuse one Animator across renders."""
 
-    def __init__(self, backend: str = "auto", precision: str = "fp32", model_dir: str | os.PathLike | None = None):
+    def __init__(self, backend: str = "auto", precision: str = "auto", model_dir: str | os.PathLike | None = None):
         self.audio_model = AudioModel(backend, precision, model_dir)
         self.model = self.audio_model.model
 
@@ -96,7 +96,7 @@ def _check_options(size: int, fps: int, emotion: str | None) -> None:
 
 def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = None, *, size: int = 256,
            fps: int = FPS, seed: int = 0, emotion: str | None = None, backend: str = "auto",
-           animator: Animator | None = None, sample_rate: int | None = None) -> RenderResult:
+           precision: str = "auto", animator: Animator | None = None, sample_rate: int | None = None) -> RenderResult:
     """Render ``face`` (photo path/array, ``.avatar`` bundle or ``Avatar``) speaking ``audio`` (WAV/FLAC path
     or array) to ``out`` (MP4, H.264 + AAC, written atomically). With ``out=None`` only the motion and
     frames count are computed (no video). Bad input raises a typed ``ToonsyncError`` before any output.
@@ -123,7 +123,7 @@ def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = Non
     pcm = load_audio(audio, sample_rate)
     t["audio_ms"] = (time.perf_counter() - t1) * 1e3
     t2 = time.perf_counter()
-    animator = animator or Animator(backend)
+    animator = animator or Animator(backend, precision)
     motion = animator.animate(pcm, avatar.neutral, seed=seed, emotion=emotion, fps=fps)
     t["motion_ms"] = (time.perf_counter() - t2) * 1e3
     renderer = avatar.renderer(size)
@@ -143,7 +143,7 @@ def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = Non
     log.info("rendered %d frames (%.2f s) in %.0f ms", motion.n_frames, pcm.size / SAMPLE_RATE, t["total_ms"])
     return RenderResult(outp, motion.n_frames, fps, size, pcm.size / SAMPLE_RATE, motion,
                         {k: round(v, 1) for k, v in t.items()}, [str(w.message) for w in caught],
-                        animator.model.backend.name)
+                        f"{animator.model.backend.name} {animator.model.precision}")
 
 
 __all__ = ["render", "RenderResult", "Motion", "Animator", "EMOTIONS"]

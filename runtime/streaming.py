@@ -44,7 +44,7 @@ class Frame:
 class AudioModel:
     """The loaded audio2motion engine plus its streaming-state shapes (shared by many streams)."""
 
-    def __init__(self, backend: str = "auto", precision: str = "fp32", model_dir: str | os.PathLike | None = None):
+    def __init__(self, backend: str = "auto", precision: str = "auto", model_dir: str | os.PathLike | None = None):
         self.model: LoadedModel = load_model("audio2motion", precision, backend, model_dir)
         cfg = self.model.meta.get("config", {})
         self.lookahead = int(self.model.meta.get("lookahead_frames", 2))

@@ -87,3 +87,37 @@ def test_shipped_model_chunked_equals_whole(speech_wav):
         state = {"mel_ctx": o["mel_ctx_out"], "h": o["h_out"], "c": o["c_out"]}
         parts.append(o["mouth"])
     np.testing.assert_allclose(np.concatenate(parts, 1), whole, atol=1e-5)
+
+
+def test_calibrate_int8_within_budget_and_auto_precision(tiny_checkpoint, tmp_path):
+    pytest.importorskip("onnxruntime.quantization")
+    from calibration.quantize import Budget, calibrate
+    from calibration.reader import DATA_DIR, CalibrationSet
+    from export.onnx_export import export_audio2motion
+
+    export_audio2motion(tiny_checkpoint, tmp_path)
+    cal = CalibrationSet.from_wavs(sorted(DATA_DIR.glob("*.wav"))[:2])
+    assert cal.manifest["count"] == 2 and all(len(f["sha256"]) == 64 for f in cal.manifest["files"])
+    rep = calibrate(tmp_path, cal, report=tmp_path / "r.json", docs=tmp_path / "q.md")
+    m = rep["models"]["audio2motion"]
+    side = json.loads((tmp_path / "audio2motion.onnx.json").read_text())
+    assert "audio2motion.int8.onnx" in side["files"] and side["default_precision"] == m["default_precision"]
+    assert side["quantization"]["int8"]["calibration"]["files"][0]["file"].startswith("calib_")
+    assert load_model("audio2motion", directory=tmp_path).precision == m["default_precision"]
+    strict = calibrate(tmp_path, cal, Budget(max_drift_pct_iod=0.0, min_open_corr=1.01))
+    assert strict["models"]["audio2motion"]["default_precision"] == "fp32"  # over budget -> not the default
+    assert load_model("audio2motion", directory=tmp_path).precision == "fp32"
+
+
+def test_shipped_int8_is_within_its_stated_budget():
+    """Recompute (not read) the shipped INT8 model's drift against fp32 on held-out speech."""
+    from calibration.quantize import Budget, accuracy_delta, measure
+
+    side = json.loads((model_dir() / "audio2motion.onnx.json").read_text())
+    if "audio2motion.int8.onnx" not in side["files"]:
+        pytest.skip("no INT8 model shipped (run `toonsync calibrate`)")
+    ctx, hidden = side["config"]["kernel"] - 1, side["config"]["hidden"]
+    d = accuracy_delta(measure(model_dir(), "fp32", ctx, hidden)["_outs"], measure(model_dir(), "int8", ctx, hidden)["_outs"])
+    b = Budget(**side["quantization"]["int8"]["budget"])
+    assert d["landmark_drift_pct_iod"] <= b.max_drift_pct_iod and d["mouth_open_corr"] >= b.min_open_corr
+    assert side["default_precision"] == "int8"
