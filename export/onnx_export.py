@@ -20,7 +20,7 @@ from torch import nn
 from runtime.atomic import atomic_path
 
 from .sidecar import write_sidecar
-from runtime.mel import FPS, HOP, N_MELS, SAMPLE_RATE
+from runtime.mel import FPS, HOP, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, WIN_LENGTH
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -50,6 +50,17 @@ def audio2motion_spec(cfg) -> GraphSpec:
         outputs={"mouth": ["batch", "frames", cfg.n_params], "landmarks": ["batch", "frames", 68, 2],
                  "embedding": ["batch", "frames", cfg.hidden], "mel_ctx_out": ["batch", cfg.n_mels, cfg.kernel - 1],
                  "h_out": [1, "batch", cfg.hidden], "c_out": [1, "batch", cfg.hidden]},
+    )
+
+
+def audio2motion_pcm_spec(cfg) -> GraphSpec:
+    base = audio2motion_spec(cfg)
+    ctx = WIN_LENGTH - HOP
+    return GraphSpec(
+        inputs={"pcm": ["batch", "samples"], "pcm_ctx": ["batch", ctx], **{k: v for k, v in base.inputs.items() if k != "mel"}},
+        outputs={**{k: v for k, v in base.outputs.items() if k in ("mouth", "landmarks", "embedding")},
+                 "pcm_ctx_out": ["batch", ctx], **{k: v for k, v in base.outputs.items()
+                                                   if k in ("mel_ctx_out", "h_out", "c_out")}},
     )
 
 
@@ -85,7 +96,8 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
     parity = check_parity(model, path, spec)
     from .fp16 import to_fp16
 
-    to_fp16(path, model_dir / "audio2motion.fp16.onnx")
+    fp16 = to_fp16(path, model_dir / "audio2motion.fp16.onnx")
+    parity_fp16 = fp16_parity(path, fp16, spec)
     info = getattr(model, "info", {})
     meta = {
         "name": "audio2motion",
@@ -104,11 +116,53 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
         "training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
         "metrics": info.get("metrics", {}),
         "parity": parity,
+        "parity_fp16": parity_fp16,
         "made_by": "toonsync training/train_audio2motion.py + export/onnx_export.py",
     }
     meta = write_sidecar(model_dir, "audio2motion", meta)
     log.info("exported %s (%d bytes) + fp16, parity max|diff| %.2e", path, path.stat().st_size, parity["max_abs_diff"])
+    export_audio2motion_pcm(model, model_dir, meta)
     return meta
+
+
+def export_audio2motion_pcm(model, model_dir: Path, base_meta: dict) -> dict:
+    """The fused graph: raw PCM in (log-mel as Conv1d DFT inside), same outputs; ``audio2motion_pcm.fp32.onnx``."""
+    from training.models.frontend import Audio2MotionPCM
+
+    from .parity import check_parity
+
+    cfg = model.cfg
+    spec = audio2motion_pcm_spec(cfg)
+    fused = Audio2MotionPCM(model).eval()
+    b = 2
+    example = (torch.randn(b, 12 * SAMPLES_PER_FRAME) * 0.1, torch.zeros(b, WIN_LENGTH - HOP), *model.initial_state(b))
+    path = model_dir / "audio2motion_pcm.fp32.onnx"
+    export_onnx(fused, example, spec, path)
+    parity = check_parity(fused, path, spec)
+    meta = {**{k: v for k, v in base_meta.items() if k not in ("files", "parity", "inputs", "outputs")},
+            "name": "audio2motion_pcm", "inputs": spec.inputs, "outputs": spec.outputs, "parity": parity,
+            "fused": "runtime.mel log-mel frontend (Conv1d DFT) + audio2motion in one graph; pcm samples must be "
+                     "a multiple of 640 per call"}
+    return write_sidecar(model_dir, "audio2motion_pcm", meta)
+
+
+FP16_ATOL = 2e-2  # fp16 vs fp32 on random O(1) inputs and states (fp16 keeps ~3 significant digits)
+
+
+def fp16_parity(fp32: Path, fp16: Path, spec: GraphSpec, seed: int = 0) -> dict:
+    """Worst |fp16 - fp32| over the outputs on random inputs (onnxruntime CPU)."""
+    from runtime.backend import OrtBackend
+
+    rng = np.random.default_rng(seed)
+    a, b = OrtBackend(fp32, "cpu"), OrtBackend(fp16, "cpu")
+    worst = 0.0
+    for batch, frames in ((1, 25), (3, 7)):
+        x = random_inputs(spec, batch, frames, rng)
+        ra, rb = a.run(x), b.run(x)
+        worst = max(worst, max(float(np.abs(ra[k] - rb[k]).max()) for k in ra))
+    if worst > FP16_ATOL:
+        raise AssertionError(f"fp16 parity failed for {fp16.name}: {worst:.2e} > {FP16_ATOL:.0e}")
+    return {"max_abs_diff": worst, "atol": FP16_ATOL}
 
 
 def onnx_node_count(path: Path) -> int:
@@ -133,6 +187,6 @@ def optimized_node_count(path: Path) -> int:
 
 
 def random_inputs(spec: GraphSpec, batch: int, frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    dims = {"batch": batch, "mel_frames": frames * 4, "frames": frames}
+    dims = {"batch": batch, "mel_frames": frames * 4, "frames": frames, "samples": frames * SAMPLES_PER_FRAME}
     return {n: rng.standard_normal([dims.get(d, d) if isinstance(d, str) else d for d in shape]).astype(np.float32)
             for n, shape in spec.inputs.items()}

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", type=Path, default=Path("checkpoints/audio2motion.pt"),
                    help="trained checkpoint (default: the shipped one, checkpoints/audio2motion.pt)")
     e.add_argument("--model-dir", type=Path, help="destination (default: the runtime's model directory)")
+    e.add_argument("--report", type=Path, default=Path("docs/export.md"), help="export report (markdown)")
 
     b = sub.add_parser("bench", help="measure latency per stage (p50/p90/p99) and real-time factor")
     b.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])

@@ -39,6 +39,9 @@ def test_export_parity_and_sidecar(tiny_checkpoint, tmp_path):
 
     meta = export_audio2motion(tiny_checkpoint, tmp_path)
     assert meta["parity"]["max_abs_diff"] <= meta["parity"]["atol"] == 1e-4
+    assert meta["parity_fp16"]["max_abs_diff"] <= meta["parity_fp16"]["atol"] == 2e-2
+    fused = json.loads((tmp_path / "audio2motion_pcm.onnx.json").read_text())
+    assert fused["parity"]["max_abs_diff"] <= 1e-4 and list(fused["inputs"])[:2] == ["pcm", "pcm_ctx"]
     f = tmp_path / "audio2motion.fp32.onnx"
     assert meta["files"]["audio2motion.fp32.onnx"]["sha256"] == sha256_file(f)
     side = json.loads((tmp_path / "audio2motion.onnx.json").read_text())
@@ -121,3 +124,22 @@ def test_shipped_int8_is_within_its_stated_budget():
     b = Budget(**side["quantization"]["int8"]["budget"])
     assert d["landmark_drift_pct_iod"] <= b.max_drift_pct_iod and d["mouth_open_corr"] >= b.min_open_corr
     assert side["default_precision"] == "int8"
+
+
+def test_fused_pcm_graph_equals_numpy_frontend_plus_model(speech_wav):
+    """The shipped fused graph (log-mel as Conv1d DFT inside) matches runtime.mel + audio2motion, in chunks too."""
+    from runtime.backend import OrtBackend
+
+    d = model_dir()
+    fused = OrtBackend(d / "audio2motion_pcm.fp32.onnx", "cpu")
+    plain = OrtBackend(d / "audio2motion.fp32.onnx", "cpu")
+    a = load_audio(speech_wav)[: 640 * 40]
+    z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    st = {"mel_ctx": z(1, 80, 4), "h": z(1, 1, 128), "c": z(1, 1, 128)}
+    ref = plain.run({"mel": log_mel(a)[None], **st})["mouth"]
+    pc, parts = z(1, 240), []
+    for i in range(0, a.size, 640 * 7):
+        o = fused.run({"pcm": a[None, i : i + 640 * 7], "pcm_ctx": pc, **st})
+        pc, st = o["pcm_ctx_out"], {"mel_ctx": o["mel_ctx_out"], "h": o["h_out"], "c": o["c_out"]}
+        parts.append(o["mouth"])
+    np.testing.assert_allclose(np.concatenate(parts, 1), ref, atol=1e-4)
