@@ -5,6 +5,8 @@ avatar draw per frame, H.264+AAC encode, and a full offline render of a ``second
 """
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import platform
 import tempfile
@@ -16,8 +18,13 @@ import numpy as np
 from .audio_io import load_audio
 from .demo import DEMO_FACE, DEMO_SPEECH, asset
 from .mel import MELS_PER_FRAME, SAMPLES_PER_FRAME, log_mel
+from .errors import ModelError
 from .pipeline import Animator, render
+from .streaming import AudioModel
 from .prepare import load_face
+
+
+log = logging.getLogger(__name__)
 
 
 def cpu_model() -> str:
@@ -49,7 +56,22 @@ def _time(fn, n: int, warmup: int = 5) -> list[float]:
     return out
 
 
-def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200) -> dict:
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _torch_baseline(mel4: np.ndarray, frames: int) -> dict | None:
+    try:
+        mod = importlib.import_module("training.bench_torch")
+    except ImportError:
+        return None
+    return _stats(mod.audio2motion_per_frame_ms(mel4, frames, threads=1))
+
+
+def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
+              precisions: tuple[str, ...] = ("fp32", "int8")) -> dict:
     speech = load_audio(asset(DEMO_SPEECH))
     reps = int(np.ceil(seconds * 16000 / speech.size))
     clip = np.tile(speech, reps)[: int(seconds * 16000)]
@@ -58,18 +80,23 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200) -
     renderer = avatar.renderer(256)
     cases: dict[str, dict] = {}
 
-    chunk = clip[:SAMPLES_PER_FRAME * 2]
+    chunk = clip[: SAMPLES_PER_FRAME]
     cases["logmel_per_frame"] = _stats(_time(lambda: log_mel(chunk), frames))
-
-    am, m = animator.audio_model, animator.model
-    state = am.initial_state()
     mel = log_mel(clip)[:MELS_PER_FRAME]
+    for prec in ("auto", *precisions):
+        try:
+            am = animator.audio_model if prec == "auto" else AudioModel(backend, prec)
+        except ModelError as e:
+            log.info("skipping %s: %s", prec, e)
+            continue
+        state = am.initial_state()
 
-    def step():
-        nonlocal state
-        _, state = am.run(mel, state)
+        def step(am=am):
+            nonlocal state
+            _, state = am.run(mel, state)
 
-    cases["audio2motion_per_frame"] = _stats(_time(step, frames))
+        name = "audio2motion_per_frame" if prec == "auto" else f"audio2motion_per_frame_{prec}"
+        cases[name] = {**_stats(_time(step, frames)), "backend": am.model.backend.name, "precision": am.model.precision}
     motion = animator.animate(clip[: SAMPLES_PER_FRAME * frames], avatar.neutral)
     i = iter(range(10**9))
     cases["draw_per_frame"] = _stats(_time(
@@ -84,30 +111,44 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200) -
             runs.append((time.perf_counter() - t) * 1e3)
     total = float(np.median(runs))
     cases["render_offline"] = {"clip_s": seconds, "frames": res.frames, "median_ms": round(total, 1),
-                               "ms_per_frame": round(total / res.frames, 3),
+                               "ms_per_frame": round(total / res.frames, 3), "rtf": round(total / (seconds * 1e3), 4),
                                "realtime_factor": round(seconds * 1e3 / total, 2), "stages_ms": res.timings_ms}
     per_frame = sum(cases[k]["p50_ms"] for k in ("logmel_per_frame", "audio2motion_per_frame", "draw_per_frame"))
+    rss = peak_rss_mb()  # before the torch baseline loads torch into this process
+    torch_case = _torch_baseline(mel, frames)
+    if torch_case:
+        cases["audio2motion_per_frame_torch_eager"] = {**torch_case, "backend": "torch eager", "precision": "fp32"}
+    ratios = {}
+    ort32 = cases.get("audio2motion_per_frame_fp32")
+    if ort32 and torch_case:
+        ratios["onnxruntime_fp32_vs_torch_eager"] = round(torch_case["p50_ms"] / ort32["p50_ms"], 2)
+    if ort32 and "audio2motion_per_frame_int8" in cases:
+        ratios["int8_vs_fp32"] = round(ort32["p50_ms"] / cases["audio2motion_per_frame_int8"]["p50_ms"], 2)
     return {
-        "schema": "toonsync-bench/0",
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
-                    "python": platform.python_version(), "backend": m.backend.name},
+        "schema": "toonsync-bench/1",
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "backend": animator.model.backend.name, "precision": animator.model.precision},
         "cases": cases,
-        "stream_budget": {"per_frame_p50_ms": round(per_frame, 3), "budget_ms": 40.0,
-                          "headroom": round(40.0 / per_frame, 2)},
+        "ratios": ratios,
+        "per_frame_compute": {"p50_ms": round(per_frame, 3), "budget_ms": 40.0, "headroom": round(40.0 / per_frame, 2)},
+        "peak_rss_mb": round(rss, 1),
     }
 
 
 def print_report(rep: dict) -> None:
     print(f"machine: {rep['machine']}")
-    print(f"{'case':28s} {'p50':>8s} {'p90':>8s} {'p99':>8s} {'max':>8s} {'fps':>8s}")
+    print(f"{'case':36s} {'p50':>8s} {'p90':>8s} {'p99':>8s} {'max':>8s} {'fps':>8s}")
     for name, c in rep["cases"].items():
         if "p50_ms" in c:
-            print(f"{name:28s} {c['p50_ms']:8.2f} {c['p90_ms']:8.2f} {c['p99_ms']:8.2f} {c['max_ms']:8.2f} {c['fps']:8.0f}")
+            print(f"{name:36s} {c['p50_ms']:8.2f} {c['p90_ms']:8.2f} {c['p99_ms']:8.2f} {c['max_ms']:8.2f} {c['fps']:8.0f}")
     r = rep["cases"]["render_offline"]
     print(f"render_offline: {r['clip_s']:.0f} s clip, {r['frames']} frames in {r['median_ms'] / 1e3:.2f} s "
           f"= {r['ms_per_frame']:.2f} ms/frame, {r['realtime_factor']:.1f}x real time")
-    s = rep["stream_budget"]
-    print(f"per-frame work p50 {s['per_frame_p50_ms']:.2f} ms of the 40 ms budget ({s['headroom']:.1f}x headroom)")
+    s = rep["per_frame_compute"]
+    print(f"per-frame compute p50 {s['p50_ms']:.2f} ms of the 40 ms budget ({s['headroom']:.1f}x headroom); "
+          f"offline RTF {r['rtf']:.3f}; peak RSS {rep['peak_rss_mb']:.0f} MB")
+    for k, v in rep["ratios"].items():
+        print(f"ratio {k}: {v:.2f}x")
 
 
 def run_stream_bench(backend: str = "auto", chunk_ms: float = 20.0) -> dict:
