@@ -33,7 +33,9 @@ def _add_render_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=256, help="output width = height in pixels (even, 64..2048; default 256)")
     p.add_argument("--fps", type=int, default=25, help="output frame rate (1..60; the models run at 25; default 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (default 0)")
-    p.add_argument("--emotion", help="override the expression: angry, disgusted, fearful, happy, neutral, sad")
+    p.add_argument("--emotion", default="auto",
+                   help="expression: auto (estimated from the speech's prosody, default), a name (angry, "
+                        "disgusted, fearful, happy, neutral, sad) or a schedule like '0:neutral,2.5:happy,6:sad'")
     p.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="inference backend (default auto: the fastest available)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "fp16"],
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-backlog", type=int, default=2, help="frames allowed to queue before dropping (default 2)")
     s.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--emotion", help="expression override (happy, sad, ...)")
+    s.add_argument("--emotion", default="auto", help="auto (from prosody), a name, or a schedule '0:neutral,3:happy'")
     s.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "fp16"])
 

@@ -129,7 +129,7 @@ class ProsodyEmotion:
 
     def __init__(self, cfg: ProsodyConfig = ProsodyConfig()):
         self.cfg = cfg
-        self._w = max(1, int(round(cfg.window_s * FPS)))
+        self._w = max(1, round(cfg.window_s * FPS))
         self._alpha = 1.0 - float(np.exp(-1.0 / (cfg.smooth_s * FPS)))
         self.reset()
 

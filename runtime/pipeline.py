@@ -14,7 +14,8 @@ from .audio_io import AudioLike, check_audio_path, load_audio
 from .errors import InputError
 from .mel import FPS, SAMPLE_RATE
 from .errors import InvalidAudio
-from .motion import EMOTIONS, emotion_vector
+from .emotion import emotion_schedule
+from .motion import EMOTIONS
 from .streaming import AudioModel, Stream
 from .prepare import Avatar, FaceLike, load_face
 
@@ -90,8 +91,8 @@ def _check_options(size: int, fps: int, emotion: str | None) -> None:
         raise InputError(f"size must be an even number of pixels in {MIN_SIZE}..{MAX_SIZE}, got {size!r}")
     if not isinstance(fps, (int, np.integer)) or not MIN_FPS <= fps <= MAX_FPS:
         raise InputError(f"fps must be an integer in {MIN_FPS}..{MAX_FPS}, got {fps!r}")
-    if emotion is not None:
-        emotion_vector(emotion)
+    if emotion not in (None, "auto"):
+        emotion_schedule(emotion, 1)
 
 
 def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = None, *, size: int = 256,

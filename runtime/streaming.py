@@ -19,7 +19,8 @@ from .audio_io import StreamResampler
 from .backend import LoadedModel, load_model
 from .errors import InputError
 from .mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream
-from .motion import MotionNoise, emotion_vector, speech_energy
+from .emotion import ProsodyEmotion, emotion_schedule
+from .motion import MotionNoise, speech_energy
 
 log = logging.getLogger(__name__)
 SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0
@@ -73,7 +74,9 @@ class Stream:
         self.neutral = np.asarray(neutral, np.float32)
         self.renderer = renderer
         self.seed = seed
-        self.emotion = emotion_vector(emotion or "neutral")
+        self.emotion = emotion  # None/"auto": prosody heuristic; a name; or a schedule "0:neutral,2.5:happy"
+        if emotion not in (None, "auto"):
+            emotion_schedule(emotion, 1)  # validate now: a typed error before any audio is processed
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
@@ -85,6 +88,9 @@ class Stream:
         self._state = self.model.initial_state()
         self._steps = 0  # model steps run (one per 4 mel frames)
         self._noise = MotionNoise(self.seed)
+        self._prosody = ProsodyEmotion() if self.emotion in (None, "auto") else None
+        self._emo_rows: deque[np.ndarray] = deque()  # emotion of complete frames not yet emitted
+        self._schedule = np.zeros((0, 6), np.float32)
         self._frame_audio = np.zeros(0, np.float32)  # samples of frames not yet complete
         self._energy: deque[float] = deque()  # energy of complete frames not yet emitted as motion
         self._ready: deque[Frame] = deque()
@@ -118,6 +124,8 @@ class Stream:
         n = fa.size // SAMPLES_PER_FRAME
         if n:
             self._energy.extend(speech_energy(fa[: n * SAMPLES_PER_FRAME], n).tolist())
+        if self._prosody is not None:
+            self._emo_rows.extend(self._prosody.update(pcm))
         self._frame_audio = fa[n * SAMPLES_PER_FRAME :]
         self._feed_mel(self._mel.accept(pcm), t)
 
@@ -140,8 +148,15 @@ class Stream:
         for i in range(mouth.shape[0]):
             k = self._next_index
             self._ready.append(Frame(k, k * SAMPLES_PER_FRAME / SAMPLE_RATE, mouth[i], self.neutral + offsets[i],
-                                     pose[i], float(blink[i]), self.emotion, accepted_at=t))
+                                     pose[i], float(blink[i]), self._emotion_row(k), accepted_at=t))
             self._next_index += 1
+
+    def _emotion_row(self, k: int) -> np.ndarray:
+        if self._prosody is not None:
+            return np.asarray(self._emo_rows.popleft(), np.float32)
+        if k >= len(self._schedule):  # extend the user's schedule in blocks (streams have no known length)
+            self._schedule = emotion_schedule(self.emotion, max(2 * len(self._schedule), k + 250)).astype(np.float32)
+        return self._schedule[k]
 
     def flush(self) -> int:
         """End of input: pad the last partial frame with silence and run out the look-ahead; returns frames ready."""

@@ -9,13 +9,13 @@ import pytest
 import soxr
 
 from runtime.audio_io import load_audio
-from runtime.emotion import (NEU, ProsodyEmotion, arousal_mass, emotion_schedule, estimate_emotion,
-                             prosody_probs)
+from runtime.emotion import NEU, ProsodyEmotion, arousal_mass, emotion_schedule, estimate_emotion, prosody_probs
 from runtime.errors import InputError
 from runtime.mel import log_mel
 from runtime.motion import EMOTIONS
-from .conftest import ASSETS, DATA, tone
 from training.cremad import CremaD, item_features, parse_name
+
+from .conftest import ASSETS, DATA, tone
 
 SR = 16000
 CREMAD_TINY = DATA / "cremad_tiny"
@@ -121,9 +121,9 @@ def test_schedule_keyframes_with_crossfades():
     s = emotion_schedule("0:neutral, 2.5:happy, 6:sad", 200, fade_s=0.4)
     np.testing.assert_allclose(s.sum(1), 1.0, atol=1e-6)
     hap, neu, sad = (EMOTIONS.index(k) for k in ("HAP", "NEU", "SAD"))
-    assert s[0, neu] == 1 and s[int(2.2 * 25), neu] == 1
+    assert s[0, neu] == 1 and s[55, neu] == 1
     assert 0 < s[62, hap] < 1  # mid-fade at 2.5 s (frame 62.5)
-    assert s[int(2.8 * 25), hap] == 1 and s[int(7 * 25), sad] == 1
+    assert s[70, hap] == 1 and s[175, sad] == 1
     mixed = ~np.isclose(s.max(1), 1.0)
     assert mixed.sum() <= 2 * 0.4 * 25 + 2  # fades are short
     assert np.all(np.diff(s[50:75, hap]) >= 0)  # monotone ramp
@@ -146,7 +146,7 @@ def test_runtime_emotion_does_not_import_torch():
     import sys
 
     code = "import sys, runtime.emotion; assert 'torch' not in sys.modules and 'training' not in sys.modules"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert r.returncode == 0, r.stderr
 
 

@@ -202,3 +202,19 @@ def test_noise_is_seeded_and_chunk_invariant():
     other = MotionNoise(seed=4).step(e)
     assert np.abs(other[0] - whole[0]).mean() > 0.01  # different seed, visibly different sway
     assert whole[1].max() == 1.0 and 2 <= (np.diff((whole[1] > 0.5).astype(int)) == 1).sum() <= 8  # blinks in 12 s
+
+
+def test_emotion_schedule_and_auto(animator, avatar, speech):
+    s = Stream(animator.audio_model, avatar.neutral, emotion="0:neutral,1.0:happy")
+    s.accept_audio(speech)
+    s.flush()
+    emo = np.stack([s.step(draw=False).emotion for _ in range(s.ready())])
+    assert emo[0].argmax() == 4 and emo[-1].argmax() == 3  # NEU at the start, HAP after 1 s
+    with pytest.raises(InputError, match="happy"):
+        Stream(animator.audio_model, avatar.neutral, emotion="0:elated")
+    auto = Stream(animator.audio_model, avatar.neutral)  # prosody heuristic: calm TTS stays neutral
+    auto.accept_audio(speech)
+    auto.flush()
+    rows = np.stack([auto.step(draw=False).emotion for _ in range(auto.ready())])
+    assert rows.shape == (emo.shape[0], 6) and np.allclose(rows.sum(1), 1, atol=1e-4)
+    assert (rows.argmax(1) == 4).mean() > 0.7

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence, Union
+from typing import NamedTuple
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class Split(NamedTuple):
     test: list[CremaItem]
 
 
-ActorSpec = Union[int, Sequence[int]]
+ActorSpec = int | Sequence[int]
 
 
 class CremaD:

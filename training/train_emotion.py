@@ -17,9 +17,9 @@ import copy
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -129,9 +129,10 @@ def evaluate(model: EmotionNet, clips: Sequence[Clip]) -> dict:
             "confusion": conf.tolist(), "classes": list(EMOTIONS)}
 
 
-def train(data_root: Path, out_dir: Path, mcfg: EmotionConfig = EmotionConfig(),
-          tcfg: TrainConfig = TrainConfig()) -> dict:
+def train(data_root: Path, out_dir: Path, mcfg: EmotionConfig | None = None,
+          tcfg: TrainConfig | None = None) -> dict:
     """Train on the non-held-out actors; write ``emotion.pt`` + ``emotion.train.json``; return the report."""
+    mcfg, tcfg = mcfg or EmotionConfig(), tcfg or TrainConfig()
     torch.manual_seed(tcfg.seed)
     torch.set_num_threads(tcfg.threads)
     rng = np.random.default_rng(tcfg.seed)
