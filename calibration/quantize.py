@@ -25,7 +25,7 @@ from runtime.backend import OrtBackend, read_sidecar
 from runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
 from runtime.audio_io import load_audio
 
-from .reader import Audio2MotionReader, CalibrationSet, write_manifest
+from .reader import Audio2MotionReader, CalibrationSet
 
 log = logging.getLogger(__name__)
 IOD = 0.28  # inter-ocular distance of the canonical avatar canvas (runtime.avatar)

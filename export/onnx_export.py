@@ -6,7 +6,6 @@ sidecar's keys except ``files`` are also written as ONNX metadata (JSON-encoded 
 """
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import dataclass
