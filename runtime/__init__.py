@@ -17,7 +17,7 @@ _LAZY = {
     "load_image": "image_io", "load_audio": "audio_io", "log_mel": "mel", "MelStream": "mel",
     "detect_face": "face", "Avatar": "prepare", "load_face": "prepare", "load_model": "backend",
     "Backend": "backend", "stream": "live", "Microphone": "live", "WavSource": "live", "WindowSink": "live",
-    "StreamStats": "live", "Stream": "streaming", "Frame": "streaming", "AudioModel": "streaming", "OrtBackend": "backend", "ClipStore": "dataset", "write_clips": "dataset",
+    "StreamStats": "live", "animate": "motion_io", "save_motion": "motion_io", "Stream": "streaming", "Frame": "streaming", "AudioModel": "streaming", "OrtBackend": "backend", "ClipStore": "dataset", "write_clips": "dataset",
 }
 
 

@@ -33,6 +33,7 @@ class Motion:
     pose: np.ndarray  # [T, 3] yaw, pitch, roll (rad)
     blink: np.ndarray  # [T]
     emotion: np.ndarray  # [T, 6] CREMA-D order
+    visemes: np.ndarray | None = None  # [T] Rhubarb mouth shapes (runtime.motion_io), when computed
 
     @property
     def n_frames(self) -> int:

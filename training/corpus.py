@@ -1,11 +1,12 @@
 """Synthetic lip-sync corpus: text-to-speech with phoneme timings -> HDF5 clips with mouth targets.
 
-Engine: Debian's ``flite`` (voices slt, awb, rms, kal16), whose ``-psdur`` prints every phone's
-end time. Voices vary in pitch (``int_f0_target_mean``) and rate (``duration_stretch``); audio is
+Engines: Debian's ``flite`` (voices slt, awb, rms, kal16), whose ``-psdur`` prints every phone's
+end time, and ``espeak-ng`` through libespeak-ng's phoneme events (accents x variants; training.espeak). Voices vary in pitch (``int_f0_target_mean``) and rate (``duration_stretch``); audio is
 augmented with gain, noise and telephone band-limiting. Sentences come from a seeded grammar; ~8% of training clips are flat non-speech (tones, hum,
 stationary noise, DC, silence) with a closed mouth, so such audio gives a neutral face.
 Speed perturbation (0.85-1.2x, which shifts pitch and formants like a different vocal tract)
-widens the voice range. Held out for evaluation, never trained on: the whole ``rms`` voice (``split="test"``).
+widens the voice range. Held out for evaluation, never trained on: flite's whole ``rms`` voice and the
+espeak-ng accents/variants in ``_ESPEAK_TEST_*`` (``split="test"``).
 
     python -m training.corpus build -o corpus/train.h5 --minutes 20
 """
@@ -31,8 +32,15 @@ from .visemes import Phone, mouth_trajectory
 
 log = logging.getLogger(__name__)
 
-TRAIN_VOICES = ("slt", "awb", "kal16")
-HELDOUT_VOICES = ("rms",)
+# "engine:voice". espeak-ng voices are "accent+variant"; held-out accents and variants never appear in training.
+_ESPEAK_TRAIN_ACCENTS = ("en", "en-us", "en-gb-x-rp", "en-gb-x-gbclan", "en-us-nyc")
+_ESPEAK_TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3", "klatt", "klatt2", "klatt3", "Annie",
+                          "Andy", "belinda", "benjamin", "linda", "max", "paul", "steph", "travis")
+_ESPEAK_TEST_ACCENTS = ("en-gb-scotland", "en-029", "en-gb-x-gbcwmd")
+_ESPEAK_TEST_VARIANTS = ("f4", "f5", "m6", "m7", "shelby", "robert")
+TRAIN_VOICES = ("flite:slt", "flite:awb", "flite:kal16") + tuple(
+    f"espeak:{a}+{v}" for a in _ESPEAK_TRAIN_ACCENTS for v in _ESPEAK_TRAIN_VARIANTS)
+HELDOUT_VOICES = ("flite:rms",) + tuple(f"espeak:{a}+{v}" for a in _ESPEAK_TEST_ACCENTS for v in _ESPEAK_TEST_VARIANTS)
 
 _SUBJ = ["the old farmer", "my little sister", "a quiet robot", "every teacher", "the happy baker",
          "our neighbour", "that tall wizard", "the brave pilot", "a curious child", "the museum guide",
@@ -81,6 +89,21 @@ class Job:
 
 def flite_available() -> bool:
     return shutil.which("flite") is not None
+
+
+def available_voices(voices: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop voices whose engine is missing here (logged); error if none is left."""
+    from .espeak import espeak_available
+
+    have = {"flite": flite_available(), "espeak": espeak_available()}
+    for eng, ok in have.items():
+        if not ok and any(v.startswith(eng + ":") for v in voices):
+            log.warning("%s is not installed: its voices are skipped (apt-get install %s)", eng,
+                        "flite" if eng == "flite" else "espeak-ng")
+    out = tuple(v for v in voices if have.get(v.split(":", 1)[0], False))
+    if not out:
+        raise RuntimeError("no TTS engine available: apt-get install flite espeak-ng")
+    return out
 
 
 def synthesize_flite(text: str, voice: str, f0_mean: float | None = None, stretch: float = 1.0
@@ -150,7 +173,7 @@ def _make(job: Job) -> Clip:
                     phones=phones_array([("pau", 0.0, audio.size / SAMPLE_RATE)]),
                     attrs=dict(text="", voice="nonspeech", engine="synthetic", split=job.split,
                                source=f"nonspeech {job.text}", emotion="NEU"))
-    audio, phones = synthesize_flite(job.text, job.voice, job.f0_mean, job.stretch)
+    audio, phones = synthesize(job)
     aug = ""
     if job.split == "train":
         if rng.random() < 0.6:
@@ -164,9 +187,24 @@ def _make(job: Job) -> Clip:
     mouth = mouth_trajectory(phones, n_frames, FPS)
     return Clip(job.clip_id, audio=audio, mouth=mouth,
                 phones=phones_array([(p.label, p.start, p.end) for p in phones]),
-                attrs=dict(text=job.text, voice=job.voice, engine="flite", split=job.split,
-                           source=f"flite -voice {job.voice} stretch={job.stretch:.2f} f0={job.f0_mean or 0:.0f} {aug}",
+                attrs=dict(text=job.text, voice=job.voice.split(":", 1)[1], engine=job.voice.split(":", 1)[0],
+                           split=job.split, source=f"{job.voice} stretch={job.stretch:.2f} f0={job.f0_mean or 0:.0f} {aug}",
                            emotion="NEU"))
+
+
+def synthesize(job: Job) -> tuple[np.ndarray, list[Phone]]:
+    """Dispatch to the job's engine; pitch and rate variation mapped onto each engine's controls."""
+    engine, voice = job.voice.split(":", 1)
+    if engine == "flite":
+        return synthesize_flite(job.text, voice, job.f0_mean, job.stretch)
+    if engine == "espeak":
+        from .espeak import synthesize_espeak
+
+        accent, _, variant = voice.partition("+")
+        pitch = int(np.clip(((job.f0_mean or 140) - 90) / 130 * 60 + 20, 10, 90))
+        return synthesize_espeak(job.text, accent, variant or None, rate=int(175 / job.stretch), pitch=pitch,
+                                 pitch_range=int(30 + (job.seed % 50)))
+    raise ValueError(f"unknown TTS engine {engine!r} in voice {job.voice!r}")
 
 
 NONSPEECH_KINDS = ("silence", "tone", "chord", "hum", "white", "pink", "brown", "dc")
@@ -201,18 +239,25 @@ def nonspeech(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray
     return np.clip(amp * a / (np.abs(a).max() + 1e-9), -1, 1).astype(np.float32)
 
 
+def _pick_voice(voices: tuple[str, ...], i: int, rng: np.random.Generator) -> str:
+    """Balance engines: clip i uses engine i mod n_engines, then a random voice of that engine."""
+    engines = sorted({v.split(":", 1)[0] for v in voices})
+    pool = [v for v in voices if v.startswith(engines[i % len(engines)] + ":")]
+    return pool[int(rng.integers(len(pool)))]
+
+
 def plan_jobs(minutes: float, voices: tuple[str, ...], split: str, seed: int) -> list[Job]:
     """Enough sentences (~4 s each) for ``minutes`` of audio, spread across ``voices``."""
     rng = np.random.default_rng(seed)
     n = max(1, int(minutes * 60 / 4.0))
     jobs = []
     for i in range(n):
-        voice = voices[i % len(voices)]
+        voice = _pick_voice(voices, i, rng)
         f0 = float(rng.uniform(90, 220)) if rng.random() < 0.7 else None
         stretch = float(rng.uniform(0.8, 1.35))
         jobs.append(Job(f"{split}_{voice}_{i:05d}", sentence(rng), voice, split, f0, stretch, int(rng.integers(1 << 31))))
-    if split == "train":  # ~8% flat non-speech clips with a closed mouth
-        for i in range(max(1, n // 12)):
+    if split == "train":  # ~14% flat non-speech clips with a closed mouth
+        for i in range(max(1, n // 6)):
             kind = NONSPEECH_KINDS[i % len(NONSPEECH_KINDS)]
             jobs.append(Job(f"{split}_nonspeech_{i:05d}", kind, "nonspeech", split, None, 1.0, int(rng.integers(1 << 31))))
     return jobs
@@ -221,16 +266,15 @@ def plan_jobs(minutes: float, voices: tuple[str, ...], split: str, seed: int) ->
 def build(out: Path, minutes: float, split: str = "train", seed: int = 0, workers: int | None = None,
           voices: tuple[str, ...] | None = None) -> int:
     """Synthesize a corpus split to HDF5; returns the number of clips."""
-    if not flite_available():
-        raise RuntimeError("flite is not installed (apt-get install flite)")
     voices = voices or (HELDOUT_VOICES if split == "test" else TRAIN_VOICES)
+    voices = available_voices(voices)
     jobs = plan_jobs(minutes, voices, split, seed)
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(workers) as ex:
         clips = list(ex.map(_make, jobs, chunksize=8))
     n = write_clips(out, clips)
     total = sum(c.audio.size for c in clips) / SAMPLE_RATE
-    log.info("wrote %d clips (%.1f min, voices %s) to %s", n, total / 60, ",".join(voices), out)
+    log.info("wrote %d clips (%.1f min, %d voices) to %s", n, total / 60, len(voices), out)
     return n
 
 

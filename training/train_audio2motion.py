@@ -85,6 +85,7 @@ def predict_clip(model: Audio2Motion, mel: np.ndarray) -> np.ndarray:
 
 
 def evaluate(model: Audio2Motion, path: Path, split: str | None = None) -> dict:
+    """Lip-sync metrics over all clips, plus the same per engine (``by_engine``)."""
     model.eval()
     preds, refs = [], []
     with ClipStore(path) as store:
@@ -92,7 +93,12 @@ def evaluate(model: Audio2Motion, path: Path, split: str | None = None) -> dict:
             c = store[cid]
             preds.append(predict_clip(model, c.mel[: c.mouth.shape[0] * MELS_PER_FRAME]))
             refs.append(c)
-    return lipsync_metrics(preds, refs)
+    out = lipsync_metrics(preds, refs)
+    engines = sorted({c.attrs.get("engine", "?") for c in refs})
+    if len(engines) > 1:
+        out["by_engine"] = {e: lipsync_metrics([p for p, c in zip(preds, refs) if c.attrs.get("engine", "?") == e],
+                                               [c for c in refs if c.attrs.get("engine", "?") == e]) for e in engines}
+    return out
 
 
 def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2MotionConfig,
@@ -174,9 +180,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--batch", type=int, default=TrainConfig.batch)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=TrainConfig.threads)
+    p.add_argument("--channels", type=int, default=Audio2MotionConfig.channels)
+    p.add_argument("--hidden", type=int, default=Audio2MotionConfig.hidden)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    train(a.train, a.test, a.out, Audio2MotionConfig(), TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed))
+    train(a.train, a.test, a.out, Audio2MotionConfig(channels=a.channels, hidden=a.hidden), TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed,
+                                                                                threads=a.threads))
 
 
 if __name__ == "__main__":
