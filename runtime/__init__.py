@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import (ImageTooLarge, InputError, InputNotFound, InvalidAudio, ModelError, MultipleFacesWarning,
+from .errors import (ImageTooLarge, InputError, InputNotFound, InvalidAudio, ModelError, MultipleFacesWarning, OutputError,
                      NoFaceError, SideProfileWarning, ToonsyncError, UnsupportedAudioFormat, UnsupportedImageFormat)
 
 __version__ = "0.1.0"
@@ -28,5 +28,5 @@ def __getattr__(name: str):
 
 
 __all__ = sorted(_LAZY) + ["ToonsyncError", "InputError", "InputNotFound", "UnsupportedImageFormat",
-                           "UnsupportedAudioFormat", "ImageTooLarge", "InvalidAudio", "NoFaceError", "ModelError",
+                           "UnsupportedAudioFormat", "ImageTooLarge", "InvalidAudio", "NoFaceError", "ModelError", "OutputError",
                            "SideProfileWarning", "MultipleFacesWarning"]

@@ -8,6 +8,22 @@ from pathlib import Path
 from typing import Iterator
 
 
+def check_writable(dest: str | os.PathLike) -> Path:
+    """Create the parent directory if needed and make sure a file can be written there; else OutputError."""
+    from .errors import OutputError
+
+    dest = Path(dest)
+    if dest.is_dir():
+        raise OutputError(f"cannot write {dest}: it is a directory; give a file name")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write {dest}: cannot create {dest.parent} ({e.strerror})") from None
+    if not os.access(dest.parent, os.W_OK):
+        raise OutputError(f"cannot write {dest}: {dest.parent} is not writable")
+    return dest
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; on success rename it over ``dest``, on error delete it.
@@ -15,7 +31,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     A crash or Ctrl-C leaves either the old ``dest`` or nothing, never a half-written file.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or (dest.suffix or ".tmp"), dir=dest.parent)
     os.close(fd)
     umask = os.umask(0)

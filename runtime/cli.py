@@ -245,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"toonsync {a.cmd}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # disk full, permissions... : one line, not a traceback
+        if a.debug:
+            raise
+        print(f"toonsync {a.cmd}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
     log.debug("%s took %.2f s", a.cmd, time.perf_counter() - t0)
     return rc
 

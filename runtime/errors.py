@@ -38,6 +38,10 @@ class NoFaceError(InputError):
     """No face was found in the image."""
 
 
+class OutputError(InputError):
+    """The output path cannot be written (read-only place, a directory, no space)."""
+
+
 class ModelError(ToonsyncError, RuntimeError):
     """A model file is missing, corrupt or does not match its sidecar."""
 

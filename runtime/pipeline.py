@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import check_writable
 from .audio_io import AudioLike, check_audio_path, load_audio
 from .errors import InputError
 from .mel import FPS, SAMPLE_RATE
@@ -115,6 +116,7 @@ def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = Non
                 raise InputError(f"output path {outp} is also an input; choose another file name")
         if outp.suffix.lower() != ".mp4":
             raise InputError(f"output must be an .mp4 file, got {outp.name}")
+        check_writable(outp)  # before any work
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         avatar: Avatar = load_face(face)

@@ -3,13 +3,18 @@
 The ``espeak-ng`` command line prints no timings for its own voices, but the library reports an
 ``espeakEVENT_PHONEME`` event (mnemonic + output sample index) for every phoneme when initialised
 with ``espeakINITIALIZE_PHONEME_EVENTS``. We synthesize in ``AUDIO_OUTPUT_SYNCHRONOUS`` mode,
-collect the 22.05 kHz int16 buffers and the events from the synth callback, resample to 16 kHz
-and map eSpeak's English mnemonics (``@``, ``3:``, ``aI``, ``tS`` ...) onto the CMU/flite phone
-set of :mod:`training.visemes`. r-coloured diphthongs and syllabic consonants (``A@``, ``aI@``,
-``@L``, ``n-``) are split into two phones.
+collect the 22.05 kHz int16 buffers and the events in the synth callback, resample to 16 kHz and
+map eSpeak's English mnemonics (``@``, ``3:``, ``aI``, ``tS`` ...) onto the CMU/flite phone set of
+:mod:`training.visemes` (accent-aware: ``A@`` is [ɑːɹ] in en-us but [ɑː] in en-gb).
 
-The library is process-global and not thread-safe: every call holds a module lock, the library is
-initialised lazily once per process (again in a forked child whose parent was mid-synthesis).
+Determinism: the library keeps hidden state from one utterance to the next (a static pitch-flutter
+index, glottal phase, AGC, libc ``rand()`` for breath noise), so in-process synthesis depends on
+what was spoken before, and it cannot be re-initialised (``espeak_Terminate`` + ``espeak_Initialize``
+hangs). So each process initialises the library once, never synthesizes itself, and runs every
+request in a short-lived ``fork()`` of that pristine state: same inputs -> bit-identical audio in
+any process, whatever ran before. This also makes concurrent calls from threads safe, and a crash
+inside the library only kills the child. Without ``os.fork`` (not POSIX) it falls back to
+in-process synthesis under a lock (not history-independent).
 
     audio, phones = synthesize_espeak("Hello there.", voice="en-gb-scotland", variant="f3", pitch=60)
 """
@@ -19,8 +24,12 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import pickle
+import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,10 +38,10 @@ from .visemes import Phone
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-ESPEAK_RATE = 22_050  # what libespeak-ng's own voices produce (checked against espeak_Initialize)
+ESPEAK_RATE = 22_050  # what libespeak-ng's own voices produce (espeak_Initialize returns it)
 
 # A varied, human-sounding set of the voice variants shipped in espeak-ng-data/voices/!v
-# (left out: heavy echo/robot, whisper, unvoiced, joke and very high-pitched ones).
+# (left out: long echo/robots, whisper, unvoiced, novelty and extreme-pitch ones).
 VARIANTS: tuple[str, ...] = (
     "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
     "f1", "f2", "f3", "f4", "f5",
@@ -46,12 +55,11 @@ VARIANTS: tuple[str, ...] = (
 # --- C API (speak_lib.h, API revision 12) ---------------------------------------------------------
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INIT_PHONEME_EVENTS = 0x0001
-_INIT_DONT_EXIT = 0x8000
+_INIT_DONT_EXIT = 0x8000  # return an error instead of exit() when espeak-ng-data is missing
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _EVENT_LIST_TERMINATED = 0
 _EVENT_PHONEME = 7
-_EVENT_SAMPLERATE = 8
 _P_RATE, _P_VOLUME, _P_PITCH, _P_RANGE, _P_PUNCTUATION, _P_CAPITALS, _P_WORDGAP = 1, 2, 3, 4, 5, 6, 7
 _BUFLENGTH_MS = 100
 
@@ -75,33 +83,31 @@ class _Voice(ctypes.Structure):
 
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_Events = list[tuple[str, int, int]]  # (mnemonic, sample index, audio_position ms)
 
 
 class _Engine:
-    """The initialised library plus the buffers the synth callback fills."""
+    """The initialised library plus the buffers its synth callback fills."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self.lib = lib
         self.chunks: list[bytes] = []
-        self.events: list[tuple[str, int, int]] = []  # (mnemonic, sample, audio_position ms)
+        self.events: _Events = []
         self.callback = _CALLBACK(self._on_synth)  # keep a reference: the library holds a raw pointer
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_Initialize.restype = ctypes.c_int
-        lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
-        lib.espeak_SetSynthCallback.restype = None
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetVoiceByName.restype = ctypes.c_int
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_SetParameter.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        lib.espeak_Synth.restype = ctypes.c_int
-        lib.espeak_Synchronize.argtypes = []
-        lib.espeak_Synchronize.restype = ctypes.c_int
-        lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
-        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
-        lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
-        lib.espeak_Info.restype = ctypes.c_char_p
+        sig = {
+            "espeak_Initialize": ([ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int], ctypes.c_int),
+            "espeak_SetSynthCallback": ([_CALLBACK], None),
+            "espeak_SetVoiceByName": ([ctypes.c_char_p], ctypes.c_int),
+            "espeak_SetParameter": ([ctypes.c_int, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+            "espeak_Synth": ([ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                              ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
+            "espeak_Synchronize": ([], ctypes.c_int),
+            "espeak_ListVoices": ([ctypes.c_void_p], ctypes.POINTER(ctypes.POINTER(_Voice))),
+            "espeak_Info": ([ctypes.POINTER(ctypes.c_char_p)], ctypes.c_char_p),
+        }
+        for fn, (args, res) in sig.items():
+            getattr(lib, fn).argtypes = args
+            getattr(lib, fn).restype = res
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFLENGTH_MS, None,
                                      _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT)
         if rate <= 0:
@@ -113,24 +119,21 @@ class _Engine:
         lib.espeak_SetSynthCallback(self.callback)
         log.debug("libespeak-ng %s initialised (%d Hz, data %s)", self.version, rate, self.data_path)
 
-    def _on_synth(self, wav: ctypes.POINTER(ctypes.c_short), n: int, events: ctypes.POINTER(_Event)) -> int:
+    def _on_synth(self, wav: Any, n: int, events: Any) -> int:
         if wav and n > 0:
             self.chunks.append(ctypes.string_at(wav, 2 * n))
         if events:
             i = 0
-            while True:
+            while events[i].type != _EVENT_LIST_TERMINATED:
                 ev = events[i]
-                if ev.type == _EVENT_LIST_TERMINATED:
-                    break
-                if ev.type == _EVENT_PHONEME:
+                if ev.type == _EVENT_PHONEME:  # id.string: up to 8 bytes, NUL-terminated unless full
                     name = bytes(ev.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
                     self.events.append((name, ev.sample, ev.audio_position))
                 i += 1
         return 0
 
-    def synth(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int
-              ) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
-        """int16 audio at ``self.rate`` and the phoneme events (mnemonic, sample, ms)."""
+    def synth(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> tuple[bytes, _Events]:
+        """int16 audio bytes at ``self.rate`` and the phoneme events. Mutates library state."""
         lib = self.lib
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"unknown espeak-ng voice {voice!r}")
@@ -143,12 +146,11 @@ class _Engine:
         lib.espeak_Synchronize()
         if err != 0:
             raise RuntimeError(f"espeak_Synth failed with error {err}")
-        audio = np.frombuffer(b"".join(self.chunks), dtype=np.int16).copy()
-        events, self.chunks, self.events = self.events, [], []
+        audio, events, self.chunks, self.events = b"".join(self.chunks), self.events, [], []
         return audio, events
 
     def voices(self) -> list[tuple[str, str, list[str]]]:
-        """(name, identifier, languages) of every installed voice."""
+        """(name, identifier, languages) of every installed voice. Mutates library state."""
         out = []
         arr = self.lib.espeak_ListVoices(None)
         i = 0
@@ -167,58 +169,103 @@ class _Engine:
 _lock = threading.Lock()
 _engine: _Engine | None = None
 _load_error: str | None = None
-_busy = False
+_initialising = False
 
 
 def _after_fork_in_child() -> None:
-    """A fork can happen while another thread holds the lock: give the child a fresh one (and a
-    fresh library state when the parent was mid-synthesis)."""
-    global _lock, _engine, _busy
+    """A fork can happen while another thread holds the lock: give the child a fresh one."""
+    global _lock, _engine, _load_error
     _lock = threading.Lock()
-    if _busy:
-        _engine, _busy = None, False
+    if _initialising:  # forked mid-espeak_Initialize: that half-built state is unusable
+        _engine, _load_error = None, "process was forked while libespeak-ng was initialising"
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _find_library() -> str | None:
+def _load_library() -> ctypes.CDLL:
     for name in ("libespeak-ng.so.1", "libespeak-ng.so", ctypes.util.find_library("espeak-ng")):
-        if not name:
-            continue
-        try:
-            ctypes.CDLL(name)
-            return name
-        except OSError:
-            continue
-    return None
+        if name:
+            try:
+                return ctypes.CDLL(name)
+            except OSError:
+                continue
+    raise RuntimeError("libespeak-ng is not installed (apt-get install libespeak-ng1 espeak-ng-data)")
 
 
 def _get_engine() -> _Engine:
-    """The process's initialised engine; call with ``_lock`` held."""
-    global _engine, _load_error
+    """The process's initialised (never synthesized-with) engine; call with ``_lock`` held."""
+    global _engine, _load_error, _initialising
     if _engine is None:
         if _load_error is not None:
             raise RuntimeError(_load_error)
-        name = _find_library()
-        if name is None:
-            _load_error = "libespeak-ng is not installed (apt-get install libespeak-ng1 espeak-ng-data)"
-            raise RuntimeError(_load_error)
+        _initialising = True
         try:
-            _engine = _Engine(ctypes.CDLL(name))
+            _engine = _Engine(_load_library())
         except (OSError, RuntimeError, AttributeError) as e:
             _load_error = f"libespeak-ng unusable: {e}"
             raise RuntimeError(_load_error) from e
+        finally:
+            _initialising = False
     return _engine
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _run_isolated(fn: Callable[[_Engine], Any]) -> Any:
+    """``fn(engine)`` on a pristine copy of the initialised library: in a forked child, result
+    pickled back through a pipe (in-process under the lock where fork is unavailable)."""
+    if not hasattr(os, "fork"):
+        with _lock:
+            return fn(_get_engine())
+    with _lock:
+        eng = _get_engine()
+        r, w = os.pipe()
+        pid = os.fork()
+    if pid == 0:  # child: never returns, never runs the parent's atexit/finally code
+        code = 0
+        try:
+            os.close(r)
+            try:
+                payload = pickle.dumps((True, fn(eng)), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                code = 1
+                payload = pickle.dumps((False, (type(e).__name__, str(e))))
+            _write_all(w, struct.pack("<Q", len(payload)) + payload)
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    try:
+        while True:
+            b = os.read(r, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    if len(data) < 8 or len(data) != 8 + struct.unpack("<Q", data[:8])[0]:
+        raise RuntimeError(f"espeak-ng worker died (wait status {status})")
+    ok, result = pickle.loads(data[8:])
+    if not ok:
+        kind, msg = result
+        raise (ValueError if kind == "ValueError" else RuntimeError)(msg)
+    return result
+
+
 def espeak_available() -> bool:
-    """True if libespeak-ng loads and finds its data (and at least one English voice)."""
+    """True if libespeak-ng loads, finds its data and has an English voice."""
     try:
         with _lock:
             eng = _get_engine()
-            return eng.rate == ESPEAK_RATE and eng.lib.espeak_SetVoiceByName(b"en-us") == 0
+        return eng.rate == ESPEAK_RATE and bool(list_voices("en"))
     except RuntimeError as e:
         log.debug("espeak-ng unavailable: %s", e)
         return False
@@ -227,138 +274,146 @@ def espeak_available() -> bool:
 def list_voices(language_prefix: str = "en") -> list[str]:
     """Names usable as ``synthesize_espeak(voice=...)`` (eSpeak's own voices, not MBROLA ones) for
     languages starting with ``language_prefix``, e.g. ``['en', 'en-029', 'en-gb-scotland', ...]``."""
-    with _lock:
-        eng = _get_engine()
-        names = set()
-        for _, ident, langs in eng.voices():
-            if ident.startswith(("mb/", "!v/")) or not any(lang.startswith(language_prefix) for lang in langs):
-                continue
-            name = ident.rsplit("/", 1)[-1].lower()
-            if eng.lib.espeak_SetVoiceByName(name.encode()) == 0:
-                names.add(name)
-        return sorted(names)
-
-
-def _variant_exists(variant: str, eng: _Engine) -> bool:
-    if eng.data_path is None:
-        return True
-    return (eng.data_path / "voices" / "!v" / variant).is_file()
+    names = set()
+    for _, ident, langs in _run_isolated(lambda eng: eng.voices()):
+        if ident.startswith(("mb/", "!v/")) or not any(lang.startswith(language_prefix) for lang in langs):
+            continue
+        names.add(ident.rsplit("/", 1)[-1].lower())  # the voice file's name, which SetVoiceByName accepts
+    return sorted(names)
 
 
 # --- eSpeak NG English mnemonic -> CMU/flite phones -----------------------------------------------
+# Base table = non-rhotic British "en" realisations; per-voice overrides below (verified against
+# the IPA each voice reports for the same events). Two-phone entries split the segment 60/40.
 _PHONEMAP: dict[str, tuple[str, ...]] = {
-    # vowels
-    "@": ("ax",), "@2": ("ax",), "@5": ("ax",), "@-": ("ax",), "a#": ("ax",), "I#": ("ih",), "I2": ("ih",),
-    "I2#": ("ih",), "i": ("iy",), "i:": ("iy",), "I": ("ih",), "E": ("eh",), "E2": ("eh",), "E#": ("eh",),
-    "a": ("ae",), "aa": ("ae",), "a2": ("ax",), "A:": ("aa",), "A": ("aa",), "A#": ("aa",), "0": ("aa",),
-    "0#": ("aa",), "V": ("ah",), "O:": ("ao",), "O": ("ao",), "O2": ("ao",), "U": ("uh",), "u:": ("uw",),
-    "u": ("uw",), "3:": ("er",), "3": ("axr",), "@r": ("axr",), "eI": ("ey",), "aI": ("ay",), "aU": ("aw",),
-    "OI": ("oy",), "oU": ("ow",), "@U": ("ow",), "o@": ("ow", "r"), "IR": ("ih",), "VR": ("ah",), "e": ("ey",),
-    "o": ("ow",), "aI3": ("ay", "er"), "aU3": ("aw", "er"), "i@3": ("ih", "r"), "0@": ("ao", "r"),
-    # r-coloured vowels / centring diphthongs
-    "A@": ("aa", "r"), "e@": ("eh", "r"), "i@": ("ih", "r"), "O@": ("ao", "r"), "U@": ("uh", "r"),
-    "aI@": ("ay", "er"), "aU@": ("aw", "er"), "3:r": ("er",),
+    # monophthongs
+    "@": ("ax",), "@2": ("ax",), "@5": ("ax",), "a#": ("ax",), "3": ("ax",), "I#": ("ih",), "I2#": ("ih",),
+    "I": ("ih",), "I2": ("ih",), "i": ("iy",), "i:": ("iy",), "E": ("eh",), "E2": ("eh",), "E#": ("eh",),
+    "e#": ("eh",), "a": ("ae",), "a2": ("ae",), "aa": ("ae",), "A#": ("ae",), "A:": ("aa",), "0": ("aa",),
+    "0#": ("aa",), "02": ("aa",), "V": ("ah",), "O:": ("ao",), "O": ("ao",), "O2": ("ao",), "o:": ("ao",),
+    "U": ("uh",), "u:": ("uw",), "u": ("uw",), "3:": ("er",), "e:": ("ey",), "@#": ("ax",),
+    # diphthongs
+    "eI": ("ey",), "aI": ("ay",), "aI2": ("ay",), "aU": ("aw",), "OI": ("oy",), "oU": ("ow",), "oU#": ("ow",),
+    # long / centring vowels (non-rhotic: [ɑː] [ɔː] [eə] [ɪə] [ʊə] [aɪə] [aʊə])
+    "A@": ("aa",), "O@": ("ao",), "o@": ("ao",), "e@": ("eh", "ax"), "i@": ("iy", "ax"),
+    "i@3": ("ih", "ax"), "U@": ("uh", "ax"), "aI@": ("ay", "ax"), "aU@": ("aw", "ax"),
+    "aI3": ("ay", "axr"), "aU3": ("aw", "axr"), "IR": ("ax", "r"), "VR": ("ah", "r"),
+    "A~": ("aa", "n"), "O~": ("ao", "n"),
     # syllabic consonants
-    "@L": ("ax", "l"), "n-": ("ax", "n"), "m-": ("ax", "m"), "l-": ("ax", "l"), "r-": ("r",),
+    "@L": ("ax", "l"), "n-": ("n",), "m-": ("m",), "l-": ("l",),
     # consonants
     "p": ("p",), "b": ("b",), "t": ("t",), "d": ("d",), "k": ("k",), "g": ("g",), "f": ("f",), "v": ("v",),
     "T": ("th",), "D": ("dh",), "s": ("s",), "z": ("z",), "S": ("sh",), "Z": ("zh",), "h": ("hh",),
     "tS": ("ch",), "dZ": ("jh",), "m": ("m",), "n": ("n",), "N": ("ng",), "l": ("l",), "r": ("r",),
-    "w": ("w",), "j": ("y",), "W": ("w",), "x": ("k",), "C": ("hh",), "?": ("t",), "t#": ("d",),
-    "t2": ("t",), "d#": ("d",), "d2": ("d",), "z#": ("z",), "s2": ("s",), "l/": ("l",), "l/2": ("l",),
-    "l#": ("l",), "r/": ("r",), "n2": ("n",), "w#": ("w",), "k2": ("k",), "tS2": ("ch",), "dZ2": ("jh",),
+    "r-": ("r",), "w": ("w",), "j": ("y",), ";": ("y",), "W": ("w",), "w#": ("w",), "x": ("k",), "C": ("hh",),
+    "?": ("t",), "t#": ("t",), "t[": ("t",), "t2": ("t",), "d#": ("d",), "d2": ("d",), "z#": ("z",),
+    "z/2": ("z",), "s2": ("s",), "l/": ("l",), "l/2": ("l",), "r/": ("r",), "n2": ("n",), "k2": ("k",),
 }
-# share of a split mnemonic's duration given to each part
-_SPLIT_SHARE: dict[tuple[str, ...], tuple[float, ...]] = {}
-_VOWELS = {"aa", "ae", "ah", "ao", "aw", "ax", "axr", "ay", "eh", "er", "ey", "ih", "iy", "ow", "oy", "uh", "uw"}
+_VOICE_OVERRIDES: dict[str, dict[str, tuple[str, ...]]] = {
+    # rhotic General American: [ɑːɹ] [oːɹ] [ɛɹ] [ɪɹ] [ʊɹ] [ɚ] [aɪɚ]; "lot" is [ɑː]
+    "en-us": {"A@": ("aa", "r"), "O@": ("ao", "r"), "o@": ("ao", "r"), "e@": ("eh", "r"), "i@3": ("ih", "r"),
+              "U@": ("uh", "r"), "3": ("axr",), "aI@": ("ay", "axr"), "aU@": ("aw", "axr")},
+    # Scottish: the r is its own event except in [ʉɹ]; [e] for "hair"/"nurse"
+    "en-gb-scotland": {"e@": ("eh",), "i@3": ("ih",), "U@": ("uw", "r"), "3:": ("eh",), "i": ("ey",),
+                       "U": ("uw",), "u:": ("uw",), "aU": ("aw",), "eI": ("ey",)},
+    "en-gb-x-rp": {"U@": ("ao",), "i": ("ih",), "aa": ("aa",), "3": ("ax",)},
+    "en-gb-x-gbclan": {"V": ("uh",), "eI": ("ey",), "oU": ("ow",)},  # northern strut [ʊ]
+    "en-gb-x-gbcwmd": {"V": ("uh",), "aI": ("oy",), "e@": ("er",), "i:": ("iy",)},
+    "en-029": {"A@": ("aa", "ax"), "O@": ("ao", "ax"), "o@": ("ow", "ax"), "3": ("ax",), "a#": ("ax",)},
+}
 _warned: set[str] = set()
 
 
-def map_mnemonic(mnemonic: str) -> tuple[str, ...]:
-    """CMU/flite phone(s) for one eSpeak NG phoneme mnemonic (pauses -> ``pau``); unknown
-    mnemonics fall back to the nearest known one (logged once at debug level)."""
+def _voice_key(voice: str) -> str:
+    return voice.split("+", 1)[0].rsplit("/", 1)[-1].lower()
+
+
+def map_mnemonic(mnemonic: str, voice: str = "en") -> tuple[str, ...]:
+    """CMU/flite phone(s) for one eSpeak NG English phoneme mnemonic as spoken by ``voice``
+    (pauses -> ``pau``). Unknown mnemonics fall back to the nearest known one (logged once)."""
     m = mnemonic.replace("'", "").replace(",", "").strip()
-    if not m or m.startswith("_") or m in ("||", "|"):
+    if not m or m.startswith("_") or m in ("|", "||"):
         return ("pau",)
+    over = _VOICE_OVERRIDES.get(_voice_key(voice), {})
+    if m in over:
+        return over[m]
     if m in _PHONEMAP:
         return _PHONEMAP[m]
-    # strip eSpeak's variant decorations (digits, #, /, ;, ~, ...) then try shorter prefixes
-    base = m.rstrip("0123456789#/;~-=!^")
-    for cand in (base, base[:3], base[:2], base[:1], base.lower()[:1]):
+    base = m.rstrip("0123456789#/;~-=!^[")  # eSpeak's variant decorations
+    for cand in (base, base[:3], base[:2], base[:1]):
         if cand and cand in _PHONEMAP:
-            out = _PHONEMAP[cand]
+            out = over.get(cand, _PHONEMAP[cand])
             break
     else:
-        out = ("ah",) if base[:1].lower() in "aeiouy@03" else ("pau",) if not base else ("t",)
+        out = ("ah",) if base[:1].lower() in "aeiouy@03" else ("t",)
     if mnemonic not in _warned:
         _warned.add(mnemonic)
         log.debug("espeak mnemonic %r not in the map: using %s", mnemonic, " ".join(out))
     return out
 
 
-def _phones_from_events(events: list[tuple[str, int]], n_samples: int, sr: int) -> list[Phone]:
-    """Contiguous phones from (mnemonic, start sample) events over ``n_samples`` of audio at ``sr``."""
-    segs: list[tuple[str, int, int]] = []
-    starts = [min(max(s, 0), n_samples) for _, s in events]
-    starts = list(np.maximum.accumulate(starts)) if starts else []
-    if not starts or starts[0] > 0:
-        segs.append(("pau", 0, starts[0] if starts else n_samples))
+def _phones_from_events(events: list[tuple[str, int]], n_samples: int, sr: int, voice: str) -> list[Phone]:
+    """Contiguous phones from (mnemonic, start sample) events over ``n_samples`` of audio at ``sr``:
+    each phone runs to the next event; audio before the first event is ``pau``."""
+    segs: list[list[Any]] = []
+
+    def add(label: str, a: int, b: int) -> None:
+        if b <= a:
+            return
+        if segs and label == "pau" and segs[-1][0] == "pau":
+            segs[-1][2] = b
+        else:
+            segs.append([label, a, b])
+
+    starts = np.clip(np.maximum.accumulate([s for _, s in events]), 0, n_samples) if events else []
+    add("pau", 0, int(starts[0]) if len(starts) else n_samples)
     for i, (mn, _) in enumerate(events):
         a = int(starts[i])
         b = int(starts[i + 1]) if i + 1 < len(events) else n_samples
-        if b <= a:
-            continue
-        parts = map_mnemonic(mn)
+        parts = map_mnemonic(mn, voice)
         if len(parts) == 1:
-            segs.append((parts[0], a, b))
-        else:  # split: vowel part gets 60 %, the glide/consonant the rest
-            cut = a + int(round((b - a) * 0.6))
-            segs.extend(((parts[0], a, cut), (parts[1], cut, b)))
-    merged: list[list] = []
-    for lab, a, b in segs:
-        if b <= a:
-            continue
-        if merged and lab == "pau" and merged[-1][0] == "pau":
-            merged[-1][2] = b
+            add(parts[0], a, b)
         else:
-            merged.append([lab, a, b])
-    if not merged:
-        merged = [["pau", 0, n_samples]]
-    merged[-1][2] = n_samples
-    return [Phone(lab, a / sr, b / sr) for lab, a, b in merged]
+            cut = a + int(round((b - a) * 0.6))
+            add(parts[0], a, cut)
+            add(parts[1], cut, b)
+    if not segs:
+        return [Phone("pau", 0.0, n_samples / sr)]
+    segs[-1][2] = n_samples
+    return [Phone(lab, a / sr, b / sr) for lab, a, b in segs]
+
+
+def _variant_exists(variant: str) -> bool:
+    with _lock:
+        path = _get_engine().data_path
+    return path is None or (path / "voices" / "!v" / variant).is_file()
 
 
 def synthesize_espeak(text: str, voice: str = "en-us", variant: str | None = None, rate: int = 175,
                       pitch: int = 50, pitch_range: int = 50) -> tuple[np.ndarray, list[Phone]]:
-    """Speak ``text`` with an eSpeak NG voice (+ optional ``!v`` variant such as ``"m3"``/``"f2"``).
-
-    ``rate`` is words per minute (80..450), ``pitch`` and ``pitch_range`` 0..100 (50 = voice default).
-    Returns mono float32 audio at 16 kHz in [-1, 1] and contiguous timed CMU/flite phones covering
-    it exactly (``pau`` for silences)."""
+    """Speak ``text`` with an eSpeak NG voice (see :func:`list_voices`) and optional ``!v`` variant
+    (see :data:`VARIANTS`). ``rate``: words per minute (80..450); ``pitch``, ``pitch_range``: 0..100,
+    50 = the voice's default. Returns mono float32 audio at 16 kHz in [-1, 1] and contiguous timed
+    CMU/flite phones covering it exactly (``pau`` for silences). Deterministic."""
     import soxr
 
-    name = voice if not variant else f"{voice}+{variant}"
+    if variant and not _variant_exists(variant):
+        raise ValueError(f"unknown espeak-ng voice variant {variant!r}")
+    name = f"{voice}+{variant}" if variant else voice
+    rate = int(np.clip(rate, 80, 450))
+    pitch, pitch_range = int(np.clip(pitch, 0, 100)), int(np.clip(pitch_range, 0, 100))
     with _lock:
-        global _busy
-        eng = _get_engine()
-        if variant and not _variant_exists(variant, eng):
-            raise ValueError(f"unknown espeak-ng voice variant {variant!r}")
-        _busy = True
-        try:
-            raw, events = eng.synth(text, name, rate, pitch, pitch_range)
-        finally:
-            _busy = False
-        sr = eng.rate
-    if raw.size == 0:
+        sr = _get_engine().rate
+    pcm, events = _run_isolated(lambda eng: eng.synth(text, name, rate, pitch, pitch_range))
+    x = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+    if x.size == 0:
         return np.zeros(0, np.float32), []
-    # event sample indices are exact output positions; cross-check them against the ms stamps
-    ev = [(mn, s) for mn, s, _ in events]
+    # the event's sample field is the exact output position; cross-check it with the ms stamp
     if any(abs(s - ms * sr / 1000) > sr * 0.002 for _, s, ms in events):
         log.debug("espeak sample field disagrees with audio_position: using audio_position")
-        ev = [(mn, int(round(ms * sr / 1000))) for mn, _, ms in events]
-    x = raw.astype(np.float32) / 32768.0
-    audio = soxr.resample(x, sr, SAMPLE_RATE).astype(np.float32) if sr != SAMPLE_RATE else x
-    audio = np.clip(audio, -1.0, 1.0)
+        events = [(mn, int(round(ms * sr / 1000)), ms) for mn, _, ms in events]
+    audio = np.clip(soxr.resample(x, sr, SAMPLE_RATE), -1.0, 1.0).astype(np.float32)
     scale = SAMPLE_RATE / sr
-    phones = _phones_from_events([(mn, int(round(s * scale))) for mn, s in ev], audio.size, SAMPLE_RATE)
+    phones = _phones_from_events([(mn, int(round(s * scale))) for mn, s, _ in events], audio.size, SAMPLE_RATE,
+                                 voice)
     return audio, phones

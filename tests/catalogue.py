@@ -1,0 +1,268 @@
+"""The bad-input catalogue: every hostile or broken input and the answer toonsync gives.
+
+Each case builds a real input in a temp dir, feeds it to the public API (or the CLI) and states the
+expected outcome: a typed error (class + message fragment), a warning plus a documented fallback, or
+acceptance. ``tests/test_catalogue.py`` runs them; ``python -m tests.catalogue`` regenerates
+``docs/reliability.md`` (a test fails if the document drifts from this table).
+"""
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import soundfile as sf
+
+from runtime import errors as E
+
+ROOT = Path(__file__).resolve().parent.parent
+FACE = ROOT / "runtime/assets/demo_face.jpg"
+SPEECH = ROOT / "tests/data/speech_short.wav"
+DATA = ROOT / "tests/data"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    kind: str  # audio | image | model | cli
+    what: str  # the input, in words
+    make: Callable[[Path], object]  # tmp dir -> the input (path or args)
+    expect: str  # "error" | "warn" | "ok"
+    exc: type | None = None  # error/warning class
+    match: str = ""  # fragment of the message
+    answer: str = ""  # the behaviour, in words (docs)
+
+
+def _speech() -> tuple[np.ndarray, int]:
+    a, sr = sf.read(str(SPEECH), dtype="float32")
+    return a, sr
+
+
+def _wav(tmp: Path, name: str, data: np.ndarray, sr: int, subtype: str | None = None) -> Path:
+    p = tmp / name
+    sf.write(str(p), data, sr, subtype=subtype)
+    return p
+
+
+def _bytes(tmp: Path, name: str, data: bytes) -> Path:
+    p = tmp / name
+    p.write_bytes(data)
+    return p
+
+
+def _resampled(sr: int) -> Callable[[Path], Path]:
+    import soxr
+
+    return lambda t: _wav(t, f"s{sr}.wav", soxr.resample(_speech()[0], 16000, sr), sr)
+
+
+def _media(tmp: Path, name: str, fmt: str, codec: str) -> Path:
+    import av
+
+    p = tmp / name
+    a = (_speech()[0] * 32767).astype(np.int16)
+    with av.open(str(p), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=16000, layout="mono")
+        f = av.AudioFrame.from_ndarray(a[None], format="s16", layout="mono")
+        f.sample_rate = 16000
+        for pk in s.encode(f):
+            c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    return p
+
+
+def _ogg(tmp: Path) -> Path:
+    p = tmp / "s.ogg"
+    sf.write(str(p), _speech()[0], SR, format="OGG", subtype="VORBIS")
+    return p
+
+
+def _photo() -> np.ndarray:
+    return cv2.imread(str(FACE))  # BGR
+
+
+def _img(tmp: Path, name: str, bgr: np.ndarray, params=()) -> Path:
+    p = tmp / name
+    cv2.imwrite(str(p), bgr, list(params))
+    return p
+
+
+def _png_header(w: int, h: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+
+
+def _pil_save(tmp: Path, name: str, mode: str, **kw) -> Path:
+    from PIL import Image
+
+    im = Image.open(FACE)
+    if kw.pop("rotate", False):  # store the photo turned 90 degrees, with EXIF saying how to turn it back
+        im = im.transpose(Image.Transpose.ROTATE_270)
+        exif = Image.Exif()
+        exif[0x0112] = 8
+        kw["exif"] = exif.tobytes()
+    p = tmp / name
+    im.convert(mode).save(p, "JPEG", **kw)
+    return p
+
+
+def _two_faces(tmp: Path) -> Path:
+    a, g = _photo(), cv2.imread(str(DATA / "grace_hopper.jpg"))
+    h = max(a.shape[0], g.shape[0])
+    c = np.full((h, a.shape[1] + g.shape[1], 3), 255, np.uint8)
+    c[: a.shape[0], : a.shape[1]] = a
+    c[: g.shape[0], a.shape[1]:] = g
+    return _img(tmp, "two.png", c)
+
+
+def _tiny_face(tmp: Path) -> Path:
+    c = np.full((480, 640, 3), 235, np.uint8)
+    c[200:240, 300:340] = cv2.resize(_photo(), (40, 40), interpolation=cv2.INTER_AREA)
+    return _img(tmp, "tiny.png", c)
+
+
+def _drawn_face(tmp: Path) -> Path:
+    from runtime.prepare import load_face
+
+    av = load_face(FACE)
+    return _img(tmp, "drawn.png", cv2.cvtColor(av.renderer(256).draw(av.neutral), cv2.COLOR_RGB2BGR))
+
+
+def _models(tmp: Path, mutate: Callable[[Path], None] | None) -> Path:
+    import shutil
+
+    from runtime.backend import model_dir
+
+    d = tmp / "models"
+    d.mkdir()
+    for f in model_dir().glob("audio2motion.*"):
+        shutil.copy(f, d / f.name)
+    if mutate:
+        mutate(d / "audio2motion.fp32.onnx")
+    return d
+
+
+def _wrong_opset(p: Path) -> None:
+    import onnx
+
+    m = onnx.load(str(p))
+    m.opset_import[0].version = 99
+    onnx.save(m, str(p))
+
+
+def _truncate(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 3])
+
+
+def _flip(p: Path) -> None:
+    b = bytearray(p.read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    p.write_bytes(bytes(b))
+
+
+SR = 16000
+CASES: list[Case] = [
+    # ---- audio ------------------------------------------------------------------------------
+    Case("wav-empty-file", "audio", "0-byte .wav", lambda t: _bytes(t, "e.wav", b""), "error", E.UnsupportedAudioFormat, "empty", "UnsupportedAudioFormat: empty file"),
+    Case("wav-truncated-header", "audio", "WAV cut inside its header", lambda t: _bytes(t, "t.wav", SPEECH.read_bytes()[:30]), "error", E.UnsupportedAudioFormat, "cannot decode", "UnsupportedAudioFormat naming WAV/FLAC"),
+    Case("wav-truncated-data", "audio", "WAV cut in the middle of its samples", lambda t: _bytes(t, "t.wav", SPEECH.read_bytes()[: SPEECH.stat().st_size // 2]), "ok", answer="accepted: the samples present are used"),
+    Case("wav-corrupt", "audio", "RIFF/WAVE magic followed by garbage", lambda t: _bytes(t, "c.wav", b"RIFF\x10\0\0\0WAVE" + bytes(range(256)) * 4), "error", E.UnsupportedAudioFormat, "cannot decode", "UnsupportedAudioFormat"),
+    Case("flac-truncated", "audio", "FLAC cut after its header", lambda t: _bytes(t, "t.flac", _wav(t, "f.flac", _speech()[0], SR).read_bytes()[:60]), "error", E.ToonsyncError, "", "typed error (cannot decode / no samples)"),
+    Case("mp3", "audio", ".mp3 speech", lambda t: DATA / "speech_short.mp3", "error", E.UnsupportedAudioFormat, "MP3 audio is not supported", "UnsupportedAudioFormat naming WAV and FLAC"),
+    Case("ogg", "audio", ".ogg (Vorbis) speech", lambda t: _ogg(t), "error", E.UnsupportedAudioFormat, "Ogg", "UnsupportedAudioFormat"),
+    Case("m4a", "audio", ".m4a (AAC) speech", lambda t: _media(t, "s.m4a", "mp4", "aac"), "error", E.UnsupportedAudioFormat, "MP4/M4A", "UnsupportedAudioFormat"),
+    Case("mp4-as-audio", "audio", "an .mp4 video given as audio", lambda t: _media(t, "v.mp4", "mp4", "aac"), "error", E.UnsupportedAudioFormat, "MP4", "UnsupportedAudioFormat"),
+    Case("text-as-wav", "audio", "a text file renamed .wav", lambda t: _bytes(t, "x.wav", b"hello, I am text\n" * 20), "error", E.UnsupportedAudioFormat, "not a WAV or FLAC", "UnsupportedAudioFormat"),
+    Case("mp3-as-wav", "audio", "an MP3 renamed .wav", lambda t: _bytes(t, "x.wav", (DATA / "speech_short.mp3").read_bytes()), "error", E.UnsupportedAudioFormat, "MP3", "UnsupportedAudioFormat (content wins over the name)"),
+    Case("wav-nan", "audio", "float WAV containing NaN", lambda t: _wav(t, "n.wav", np.where(np.arange(SR) == 500, np.nan, 0.1).astype(np.float32), SR, "FLOAT"), "error", E.InvalidAudio, "NaN", "InvalidAudio"),
+    Case("wav-inf", "audio", "float WAV containing inf", lambda t: _wav(t, "i.wav", np.where(np.arange(SR) == 5, np.inf, 0.1).astype(np.float32), SR, "FLOAT"), "error", E.InvalidAudio, "inf", "InvalidAudio"),
+    Case("wav-clipped", "audio", "hard-clipped speech (x8 gain)", lambda t: _wav(t, "c.wav", np.clip(_speech()[0] * 8, -1, 1), SR), "ok", answer="accepted"),
+    Case("wav-dc-offset", "audio", "speech with a +0.3 DC offset", lambda t: _wav(t, "d.wav", np.clip(_speech()[0] + 0.3, -1, 1), SR), "ok", answer="accepted"),
+    Case("wav-8k", "audio", "8 kHz telephone WAV", _resampled(8000), "ok", answer="accepted, resampled to 16 kHz"),
+    Case("wav-44k", "audio", "44.1 kHz WAV", _resampled(44100), "ok", answer="accepted, resampled to 16 kHz"),
+    Case("wav-48k", "audio", "48 kHz WAV", _resampled(48000), "ok", answer="accepted, resampled to 16 kHz"),
+    Case("wav-stereo", "audio", "stereo WAV", lambda t: _wav(t, "st.wav", np.stack([_speech()[0]] * 2, 1), SR), "ok", answer="accepted, down-mixed"),
+    Case("wav-24bit", "audio", "24-bit PCM WAV", lambda t: _wav(t, "24.wav", _speech()[0], SR, "PCM_24"), "ok", answer="accepted"),
+    Case("wav-float64", "audio", "64-bit float WAV", lambda t: _wav(t, "64.wav", _speech()[0].astype(np.float64), SR, "DOUBLE"), "ok", answer="accepted"),
+    Case("wav-0s", "audio", "valid WAV with 0 samples", lambda t: _wav(t, "z.wav", np.zeros(0, np.float32), SR), "error", E.InvalidAudio, "no samples", "InvalidAudio"),
+    Case("wav-10ms", "audio", "10 ms of speech", lambda t: _wav(t, "10ms.wav", _speech()[0][:160], SR), "ok", answer="accepted: one frame"),
+    Case("wav-1h", "audio", "one hour of audio", lambda t: _wav(t, "1h.wav", np.tile(_speech()[0], 1240)[: 3600 * SR], SR), "ok", answer="accepted (cap: 3 h)"),
+    Case("audio-dir", "audio", "a directory given as audio", lambda t: t, "error", E.UnsupportedAudioFormat, "directory", "UnsupportedAudioFormat"),
+    Case("audio-missing", "audio", "a path that does not exist", lambda t: t / "nope.wav", "error", E.InputNotFound, "not found", "InputNotFound (a FileNotFoundError)"),
+    # ---- images -----------------------------------------------------------------------------
+    Case("img-empty", "image", "0-byte .png", lambda t: _bytes(t, "e.png", b""), "error", E.UnsupportedImageFormat, "empty", "UnsupportedImageFormat"),
+    Case("png-truncated", "image", "PNG cut after 200 bytes", lambda t: _bytes(t, "t.png", cv2.imencode(".png", _photo())[1].tobytes()[:200]), "error", E.UnsupportedImageFormat, "truncated or corrupt", "UnsupportedImageFormat"),
+    Case("jpeg-truncated", "image", "JPEG cut after its headers", lambda t: _bytes(t, "t.jpg", FACE.read_bytes()[:400]), "error", E.ToonsyncError, "", "typed error (corrupt image or no face)"),
+    Case("img-1x1", "image", "a 1x1 PNG", lambda t: _img(t, "1.png", np.zeros((1, 1, 3), np.uint8)), "error", E.NoFaceError, "no face", "NoFaceError"),
+    Case("img-20000", "image", "PNG header claiming 20000x20000", lambda t: _bytes(t, "h.png", _png_header(20000, 20000)), "error", E.ImageTooLarge, "20000x20000", "ImageTooLarge, refused before decoding"),
+    Case("img-gif", "image", "a GIF", lambda t: _bytes(t, "x.gif", b"GIF89a" + b"\0" * 64), "error", E.UnsupportedImageFormat, "PNG, JPEG, BMP, WebP", "UnsupportedImageFormat naming the accepted formats"),
+    Case("img-gray", "image", "grayscale photo", lambda t: _img(t, "g.png", cv2.cvtColor(_photo(), cv2.COLOR_BGR2GRAY)), "ok", answer="accepted (converted to RGB)"),
+    Case("img-rgba", "image", "RGBA photo", lambda t: _img(t, "a.png", cv2.cvtColor(_photo(), cv2.COLOR_BGR2BGRA)), "ok", answer="accepted (composited over white)"),
+    Case("img-16bit", "image", "16-bit PNG photo", lambda t: _img(t, "w.png", _photo().astype(np.uint16) * 257), "ok", answer="accepted (scaled to 8 bit)"),
+    Case("img-cmyk", "image", "CMYK JPEG photo", lambda t: _pil_save(t, "cmyk.jpg", "CMYK"), "ok", answer="accepted"),
+    Case("img-exif-rotated", "image", "JPEG stored sideways with EXIF orientation", lambda t: _pil_save(t, "rot.jpg", "RGB", rotate=True), "ok", answer="accepted (EXIF orientation applied, face found)"),
+    Case("img-webp", "image", "WebP photo", lambda t: _img(t, "p.webp", _photo()), "ok", answer="accepted"),
+    Case("img-bmp", "image", "BMP photo", lambda t: _img(t, "p.bmp", _photo()), "ok", answer="accepted"),
+    Case("img-two-faces", "image", "two people side by side", _two_faces, "warn", E.MultipleFacesWarning, "2 faces", "MultipleFacesWarning; the largest face is used"),
+    Case("img-tiny-face", "image", "a 40 px face in a 640x480 picture", _tiny_face, "error", E.NoFaceError, "face", "NoFaceError"),
+    Case("img-side-profile", "image", "side-profile photo (cameraman)", lambda t: DATA / "side_profile_camera.jpg", "warn", E.SideProfileWarning, "side profile", "SideProfileWarning; frontal fallback avatar with the photo's colours"),
+    Case("img-no-face", "image", "landscape photo without a face", lambda t: DATA / "no_face_coffee.jpg", "error", E.NoFaceError, "no face", "NoFaceError"),
+    Case("img-drawn-face", "image", "a drawn (anime) face", _drawn_face, "error", E.NoFaceError, "landmarks JSON", "NoFaceError suggesting a landmarks JSON (drawn characters: later issue)"),
+    Case("img-text-as-png", "image", "a text file renamed .png", lambda t: _bytes(t, "t.png", b"not an image\n" * 10), "error", E.UnsupportedImageFormat, "not an image", "UnsupportedImageFormat"),
+    # ---- models -----------------------------------------------------------------------------
+    Case("onnx-corrupt", "model", "model file with a flipped byte", lambda t: _models(t, _flip), "error", E.ModelError, "does not match its sidecar", "ModelError naming the file (sha256 check)"),
+    Case("onnx-truncated", "model", "model file cut to a third", lambda t: _models(t, _truncate), "error", E.ModelError, "does not match its sidecar", "ModelError (sha256 check)"),
+    Case("onnx-wrong-opset", "model", "model re-saved with opset 99", lambda t: _models(t, _wrong_opset), "error", E.ModelError, "does not match its sidecar", "ModelError (sha256 check)"),
+    Case("onnx-missing-dir", "model", "model directory that does not exist", lambda t: t / "no-models", "error", E.ModelError, "does not exist", "ModelError"),
+    Case("onnx-no-sidecar", "model", "model directory without sidecars", lambda t: (t / "m").mkdir() or (t / "m"), "error", E.ModelError, "sidecar", "ModelError: run `toonsync export`"),
+    # ---- CLI --------------------------------------------------------------------------------
+    Case("cli-unknown-flag", "cli", "`render --no-such-flag`", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(t / "o.mp4"), "--no-such-flag"], "error", None, "unrecognized arguments", "exit 2, usage message"),
+    Case("cli-negative-fps", "cli", "`render --fps -5`", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(t / "o.mp4"), "--fps", "-5"], "error", None, "fps must be", "exit 1, one line"),
+    Case("cli-unwritable-output", "cli", "output in a read-only directory", lambda t: ["render", str(FACE), str(SPEECH), "-o", "/proc/toonsync/o.mp4"], "error", None, "cannot write", "exit 1, one line"),
+    Case("cli-output-is-input", "cli", "output path equal to the audio input", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(SPEECH)], "error", None, "also an input", "exit 1, one line"),
+    Case("cli-output-not-mp4", "cli", "output named .avi", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(t / "o.avi")], "error", None, "must be an .mp4", "exit 1, one line"),
+]
+
+
+def run_case(case: Case, tmp: Path):
+    """Run one case; returns the result (raises what the API raises)."""
+    arg = case.make(tmp)
+    if case.kind == "audio":
+        from runtime.audio_io import load_audio
+
+        return load_audio(arg)
+    if case.kind == "image":
+        from runtime.prepare import load_face
+
+        return load_face(arg)
+    if case.kind == "model":
+        from runtime.backend import load_model
+
+        return load_model("audio2motion", precision="fp32", backend="cpu", directory=arg)
+    r = subprocess.run([sys.executable, "-m", "runtime", *arg], capture_output=True, text=True, cwd=tmp)
+    return r
+
+
+def render_doc() -> str:
+    lines = ["# Reliability: the bad-input catalogue", "",
+             f"{len(CASES)} cases, each a test in `tests/test_catalogue.py` (generated from `tests/catalogue.py` by "
+             "`python -m tests.catalogue`; a test fails if this page drifts). Every error is a `ToonsyncError` "
+             "subclass (also a `ValueError` / `FileNotFoundError` / `RuntimeError`) with a message naming what is "
+             "accepted; no case leaves a partial output file.", "",
+             "| # | kind | input | behaviour |", "|---|---|---|---|"]
+    for i, c in enumerate(CASES, 1):
+        lines.append(f"| {i} | {c.kind} | {c.what} | {c.answer} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    (ROOT / "docs" / "reliability.md").write_text(render_doc())
+    print(f"wrote docs/reliability.md ({len(CASES)} cases)")
