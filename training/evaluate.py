@@ -1,18 +1,29 @@
-"""Lip-sync metrics: how well predicted mouth opening follows the speech.
+"""Lip-sync and landmark metrics (seed metrics + lip-sync), per clip then averaged.
 
-For each clip: Pearson r between the predicted opening and
-  r_target   : the co-articulated viseme trajectory (what the model was trained toward)
-  r_phoneme  : the phoneme opening envelope (step function of each phone's target opening)
-  r_energy   : the speech energy envelope (RMS per 40 ms frame, dB)
-plus MSE of the mouth parameters. Reported as the mean over clips.
+For each clip, with the predicted mouth parameters and the clip's phone-timed targets:
+  r_target      Pearson r of predicted vs target mouth opening (co-articulated viseme trajectory)
+  r_phoneme     ... vs the phoneme opening envelope (step function of each phone's target opening)
+  r_energy      ... vs the speech energy envelope (RMS per 40 ms, dB)
+  mse           mean squared error of the 3 mouth parameters
+  drift_pct_iod landmark drift: mean Euclidean distance of predicted vs target landmarks, % of the
+                inter-ocular distance (canonical avatar canvas: 0.28)
+  viseme_acc    per-frame agreement of Rhubarb viseme classes (runtime.motion_io.viseme_classes)
+  silence_closed fraction of silent frames (inside pauses >= 200 ms, 80 ms from their edges) whose
+                predicted opening < 0.15
+  onset_lag_ms  lag of the cross-correlation peak of predicted vs target opening (+ = prediction late)
 """
 from __future__ import annotations
 
 import numpy as np
 
 from runtime.motion import frame_energy as energy_envelope
+from runtime.motion_io import viseme_classes
+from runtime.mouth import mouth_basis
 
 from .visemes import Phone, mouth_opening_envelope
+
+IOD = 0.28
+CLOSED = 0.15
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -26,19 +37,54 @@ def phones_of(clip) -> list[Phone]:
     return [Phone(p["label"].decode(), float(p["start"]), float(p["end"])) for p in clip.phones]
 
 
+def onset_lag_ms(pred: np.ndarray, target: np.ndarray, max_lag: int = 5, fps: int = 25) -> float:
+    """Lag (ms) maximising the correlation of the two opening tracks (+ = prediction later than target)."""
+    best, lag = -2.0, 0
+    for k in range(-max_lag, max_lag + 1):
+        a = pred[max(k, 0) : len(pred) + min(k, 0)]
+        b = target[max(-k, 0) : len(target) + min(-k, 0)]
+        r = pearson(a, b) if len(a) > 3 else -2.0
+        if r > best:
+            best, lag = r, k
+    return lag * 1000.0 / fps
+
+
+def silent_frames(phones: list[Phone], n: int, fps: int = 25, min_s: float = 0.2, margin_s: float = 0.08) -> np.ndarray:
+    """Frames inside pauses of at least ``min_s``, ``margin_s`` away from their edges (co-articulation)."""
+    t = (np.arange(n) + 0.5) / fps
+    mask = np.zeros(n, bool)
+    for p in phones:
+        if p.label in ("pau", "sil", "h#") and p.end - p.start >= min_s:
+            mask |= (t >= p.start + margin_s) & (t < p.end - margin_s)
+    return mask
+
+
+def clip_metrics(pred: np.ndarray, clip) -> dict:
+    n = min(pred.shape[0], clip.mouth.shape[0])
+    pred, tgt = pred[:n], clip.mouth[:n]
+    phones = phones_of(clip) if clip.phones is not None else []
+    basis = mouth_basis()
+    d_lm = np.tensordot(pred - tgt, basis, axes=([-1], [0]))  # [n, 68, 2]
+    out = {"r_target": pearson(pred[:, 0], tgt[:, 0]), "mse": float(((pred - tgt) ** 2).mean()),
+           "drift_pct_iod": float(np.linalg.norm(d_lm, axis=-1).mean() / IOD * 100),
+           "viseme_acc": float((viseme_classes(pred) == viseme_classes(tgt)).mean()),
+           "onset_lag_ms": onset_lag_ms(pred[:, 0], tgt[:, 0])}
+    if phones:
+        out["r_phoneme"] = pearson(pred[:, 0], mouth_opening_envelope(phones, n))
+        sil = silent_frames(phones, n)
+        if sil.any():
+            out["silence_closed"] = float((pred[sil, 0] < CLOSED).mean())
+    if clip.audio is not None:
+        out["r_energy"] = pearson(pred[:, 0], energy_envelope(clip.audio, n))
+    return out
+
+
 def lipsync_metrics(preds: list[np.ndarray], clips: list) -> dict:
-    """preds[i]: [T, 3] mouth params (or [T] opening) for clips[i] (runtime.dataset.Clip with audio/phones/mouth)."""
-    rt, rp, re, mse = [], [], [], []
-    for pred, c in zip(preds, clips):
-        opening = pred[:, 0] if pred.ndim == 2 else pred
-        n = min(opening.shape[0], c.mouth.shape[0])
-        opening = opening[:n]
-        rt.append(pearson(opening, c.mouth[:n, 0]))
-        if c.phones is not None:
-            rp.append(pearson(opening, mouth_opening_envelope(phones_of(c), n)))
-        if c.audio is not None:
-            re.append(pearson(opening, energy_envelope(c.audio, n)))
-        if pred.ndim == 2:
-            mse.append(float(((pred[:n] - c.mouth[:n]) ** 2).mean()))
-    m = lambda xs: round(float(np.mean(xs)), 4) if xs else None  # noqa: E731
-    return {"clips": len(preds), "r_target": m(rt), "r_phoneme": m(rp), "r_energy": m(re), "mse": m(mse)}
+    """preds[i]: [T, 3] mouth params for clips[i] (runtime.dataset.Clip with mouth targets, phones, audio)."""
+    per = [clip_metrics(p, c) for p, c in zip(preds, clips)]
+    keys = ("r_target", "r_phoneme", "r_energy", "mse", "drift_pct_iod", "viseme_acc", "silence_closed", "onset_lag_ms")
+    out = {"clips": len(per)}
+    for k in keys:
+        vals = [m[k] for m in per if k in m]
+        out[k] = round(float(np.mean(vals)), 4) if vals else None
+    return out
