@@ -1,0 +1,115 @@
+"""``toonsync eval``: held-out lip-sync report (JSON) + plots for a checkpoint or the shipped ONNX model.
+
+    toonsync eval --test corpus/test.h5 --out runs/eval     # shipped model (onnxruntime, fp32)
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from runtime.atomic import atomic_path
+from runtime.dataset import ClipStore
+from runtime.mel import MELS_PER_FRAME
+from runtime.motion_io import VISEMES, viseme_classes
+
+from .evaluate import lipsync_metrics
+
+log = logging.getLogger(__name__)
+
+
+def predict_onnx(mel: np.ndarray, precision: str = "fp32") -> np.ndarray:
+    """Whole-clip mouth parameters from the shipped model through the runtime's Stream (as users get them)."""
+    from runtime.streaming import AudioModel
+
+    global _MODEL
+    if _MODEL.get(precision) is None:
+        _MODEL[precision] = AudioModel("cpu", precision)
+    am = _MODEL[precision]
+    L = am.lookahead
+    silent = np.full((L * MELS_PER_FRAME, mel.shape[1]), -1.0, np.float32)
+    out, _ = am.run(np.concatenate([mel, silent]), am.initial_state())
+    return out["mouth"][0, L:]
+
+
+_MODEL: dict = {}
+
+
+def evaluate_store(test: Path, predict) -> tuple[dict, list, list]:
+    preds, clips = [], []
+    with ClipStore(test) as store:
+        for cid in store.ids("test") or store.ids():
+            c = store[cid]
+            if c.mouth is None:
+                continue
+            preds.append(predict(c.mel[: c.mouth.shape[0] * MELS_PER_FRAME]))
+            clips.append(c)
+    rep = lipsync_metrics(preds, clips)
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(clips):
+        groups.setdefault(f"{c.attrs.get('engine', '?')}", []).append(i)
+    if len(groups) > 1:
+        rep["by_engine"] = {g: lipsync_metrics([preds[i] for i in ix], [clips[i] for i in ix]) for g, ix in groups.items()}
+    return rep, preds, clips
+
+
+def plots(preds: list, clips: list, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, axes = plt.subplots(3, 1, figsize=(12, 7), sharey=True)
+    for ax, i in zip(axes, np.linspace(0, len(clips) - 1, 3).astype(int)):
+        c, p = clips[i], preds[i]
+        t = np.arange(len(p)) / 25
+        ax.plot(t, c.mouth[: len(p), 0], label="target (visemes + co-articulation)")
+        ax.plot(t, p[:, 0], label="predicted")
+        ax.set_title(f"{c.clip_id}: {c.attrs.get('engine')} {c.attrs.get('voice')} — \"{c.attrs.get('text', '')[:60]}\"", fontsize=8)
+    axes[0].legend(fontsize=8)
+    axes[-1].set_xlabel("seconds")
+    fig.tight_layout()
+    paths.append(out_dir / "mouth_opening.png")
+    fig.savefig(paths[-1], dpi=80)
+    plt.close(fig)
+    ref = np.concatenate([viseme_classes(c.mouth[: len(p)]) for p, c in zip(preds, clips)])
+    got = np.concatenate([viseme_classes(p) for p in preds])
+    labels = [v for v in VISEMES if v != "X"]
+    cm = np.array([[np.sum((ref == a) & (got == b)) for b in labels] for a in labels], float)
+    cm /= np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted viseme")
+    ax.set_ylabel("target viseme")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{cm[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    fig.tight_layout()
+    paths.append(out_dir / "viseme_confusion.png")
+    fig.savefig(paths[-1], dpi=80)
+    plt.close(fig)
+    return paths
+
+
+def run_eval(test: Path, out_dir: Path, checkpoint: Path | None = None, precision: str = "fp32") -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if checkpoint:
+        from .train_audio2motion import load_checkpoint, predict_clip
+
+        model = load_checkpoint(checkpoint)
+        rep, preds, clips = evaluate_store(test, lambda mel: predict_clip(model, mel))
+        rep["model"] = str(checkpoint)
+    else:
+        rep, preds, clips = evaluate_store(test, lambda mel: predict_onnx(mel, precision))
+        rep["model"] = f"shipped audio2motion.{precision}.onnx"
+    rep["test_data"] = str(test)
+    rep["plots"] = [str(p) for p in plots(preds, clips, out_dir)]
+    with atomic_path(out_dir / "eval.json") as tmp:
+        tmp.write_text(json.dumps(rep, indent=2) + "\n")
+    log.info("eval: %s", {k: v for k, v in rep.items() if k not in ("by_engine", "plots")})
+    return rep
