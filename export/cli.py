@@ -32,8 +32,11 @@ def _p50_p99(fn, n: int) -> tuple[float, float]:
 def measure_fusion(d: Path, audio: np.ndarray) -> dict:
     """Streaming (one 40 ms frame per call) and whole-clip cost: numpy mel + audio2motion vs the fused PCM graph."""
     unf, fus = OrtBackend(d / "audio2motion.fp32.onnx", "cpu", 1), OrtBackend(d / "audio2motion_pcm.fp32.onnx", "cpu", 1)
+    from runtime.backend import read_sidecar
+
+    cfg = read_sidecar(d, "audio2motion")["config"]
     z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
-    st = {"mel_ctx": z(1, 80, 4), "h": z(1, 1, 128), "c": z(1, 1, 128)}
+    st = {"mel_ctx": z(1, 80, cfg["kernel"] - 1), "h": z(1, 1, cfg["hidden"]), "c": z(1, 1, cfg["hidden"])}
     ms, chunk = MelStream(), audio[:SAMPLES_PER_FRAME]
     res = {
         "frame_unfused_ms": _p50_p99(lambda: unf.run({"mel": ms.accept(chunk)[None], **st}), 400),

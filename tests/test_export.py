@@ -135,7 +135,8 @@ def test_fused_pcm_graph_equals_numpy_frontend_plus_model(speech_wav):
     plain = OrtBackend(d / "audio2motion.fp32.onnx", "cpu")
     a = load_audio(speech_wav)[: 640 * 40]
     z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
-    st = {"mel_ctx": z(1, 80, 4), "h": z(1, 1, 128), "c": z(1, 1, 128)}
+    cfg = json.loads((d / "audio2motion.onnx.json").read_text())["config"]
+    st = {"mel_ctx": z(1, 80, cfg["kernel"] - 1), "h": z(1, 1, cfg["hidden"]), "c": z(1, 1, cfg["hidden"])}
     ref = plain.run({"mel": log_mel(a)[None], **st})["mouth"]
     pc, parts = z(1, 240), []
     for i in range(0, a.size, 640 * 7):

@@ -148,6 +148,11 @@ def augment(audio: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, st
     if rng.random() < 0.15:
         a = a + float(rng.uniform(-0.2, 0.2))
         desc.append("dc")
+    if rng.random() < 0.2:  # a steady background (hum, tone, chord) under the speech
+        kind = str(rng.choice(["hum", "tone", "chord"]))
+        bed = nonspeech(kind, a.size / SAMPLE_RATE + 0.01, rng)[: a.size]
+        a = a + bed * float(10 ** rng.uniform(-1.5, 0)) * (np.abs(a).max() + 1e-3) / (np.abs(bed).max() + 1e-9)
+        desc.append(f"bed-{kind}")
     if rng.random() < 0.5:
         snr_db = rng.uniform(10, 35)
         p = float(np.mean(a**2)) + 1e-9
@@ -168,6 +173,8 @@ def _make(job: Job) -> Clip:
     rng = np.random.default_rng(job.seed)
     if job.voice == "nonspeech":
         audio = nonspeech(job.text, float(rng.uniform(1.5, 5.0)), rng)
+        if rng.random() < 0.7:  # onsets out of digital silence: the mouth must not twitch when a hum starts
+            audio = np.concatenate([np.zeros(int(rng.uniform(0.1, 1.0) * SAMPLE_RATE), np.float32), audio])
         n_frames = audio.size // SAMPLES_PER_FRAME
         return Clip(job.clip_id, audio=audio[: n_frames * SAMPLES_PER_FRAME], mouth=np.zeros((n_frames, 3), np.float32),
                     phones=phones_array([("pau", 0.0, audio.size / SAMPLE_RATE)]),
@@ -256,8 +263,8 @@ def plan_jobs(minutes: float, voices: tuple[str, ...], split: str, seed: int) ->
         f0 = float(rng.uniform(90, 220)) if rng.random() < 0.7 else None
         stretch = float(rng.uniform(0.8, 1.35))
         jobs.append(Job(f"{split}_{voice}_{i:05d}", sentence(rng), voice, split, f0, stretch, int(rng.integers(1 << 31))))
-    if split == "train":  # ~14% flat non-speech clips with a closed mouth
-        for i in range(max(1, n // 6)):
+    if split == "train":  # ~20% flat non-speech clips with a closed mouth
+        for i in range(max(1, n // 4)):
             kind = NONSPEECH_KINDS[i % len(NONSPEECH_KINDS)]
             jobs.append(Job(f"{split}_nonspeech_{i:05d}", kind, "nonspeech", split, None, 1.0, int(rng.integers(1 << 31))))
     return jobs

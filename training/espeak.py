@@ -117,6 +117,9 @@ class _Engine:
         self.version = (lib.espeak_Info(ctypes.byref(path)) or b"?").decode()
         self.data_path = Path(path.value.decode()) if path.value else None
         lib.espeak_SetSynthCallback(self.callback)
+        # pre-load the English dictionary and phoneme tables once (no synthesis), so the forked
+        # children do not each read them again (~25 % faster); every child starts from this state
+        lib.espeak_SetVoiceByName(b"en-us")
         log.debug("libespeak-ng %s initialised (%d Hz, data %s)", self.version, rate, self.data_path)
 
     def _on_synth(self, wav: Any, n: int, events: Any) -> int:
@@ -217,6 +220,18 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _read_exactly(fd: int, n: int) -> bytes:
+    """``n`` bytes from ``fd``, fewer only at EOF."""
+    chunks, got = [], 0
+    while got < n:
+        b = os.read(fd, min(n - got, 1 << 20))
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
 def _run_isolated(fn: Callable[[_Engine], Any]) -> Any:
     """``fn(engine)`` on a pristine copy of the initialised library: in a forked child, result
     pickled back through a pipe (in-process under the lock where fork is unavailable)."""
@@ -226,7 +241,12 @@ def _run_isolated(fn: Callable[[_Engine], Any]) -> Any:
     with _lock:
         eng = _get_engine()
         r, w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(r)
+            os.close(w)
+            raise
     if pid == 0:  # child: never returns, never runs the parent's atexit/finally code
         code = 0
         try:
@@ -240,20 +260,15 @@ def _run_isolated(fn: Callable[[_Engine], Any]) -> Any:
         finally:
             os._exit(code)
     os.close(w)
-    chunks = []
-    try:
-        while True:
-            b = os.read(r, 1 << 20)
-            if not b:
-                break
-            chunks.append(b)
+    try:  # length-prefixed: no waiting for EOF, which a process forked meanwhile could hold off
+        header = _read_exactly(r, 8)
+        data = _read_exactly(r, struct.unpack("<Q", header)[0]) if len(header) == 8 else b""
     finally:
         os.close(r)
         _, status = os.waitpid(pid, 0)
-    data = b"".join(chunks)
-    if len(data) < 8 or len(data) != 8 + struct.unpack("<Q", data[:8])[0]:
+    if len(header) != 8 or len(data) != struct.unpack("<Q", header)[0]:
         raise RuntimeError(f"espeak-ng worker died (wait status {status})")
-    ok, result = pickle.loads(data[8:])
+    ok, result = pickle.loads(data)
     if not ok:
         kind, msg = result
         raise (ValueError if kind == "ValueError" else RuntimeError)(msg)
@@ -271,15 +286,38 @@ def espeak_available() -> bool:
         return False
 
 
+_voice_table: list[tuple[str, list[str]]] | None = None  # (file name, languages) of eSpeak's own voices
+
+
+def _voices() -> list[tuple[str, list[str]]]:
+    global _voice_table
+    if _voice_table is None:
+        _voice_table = [(ident.rsplit("/", 1)[-1].lower(), langs)
+                        for _, ident, langs in _run_isolated(lambda eng: eng.voices())
+                        if not ident.startswith(("mb/", "!v/"))]  # MBROLA voices need mbrola + its data
+    return _voice_table
+
+
 def list_voices(language_prefix: str = "en") -> list[str]:
     """Names usable as ``synthesize_espeak(voice=...)`` (eSpeak's own voices, not MBROLA ones) for
     languages starting with ``language_prefix``, e.g. ``['en', 'en-029', 'en-gb-scotland', ...]``."""
-    names = set()
-    for _, ident, langs in _run_isolated(lambda eng: eng.voices()):
-        if ident.startswith(("mb/", "!v/")) or not any(lang.startswith(language_prefix) for lang in langs):
-            continue
-        names.add(ident.rsplit("/", 1)[-1].lower())  # the voice file's name, which SetVoiceByName accepts
-    return sorted(names)
+    return sorted({name for name, langs in _voices() if any(lang.startswith(language_prefix) for lang in langs)})
+
+
+def _resolve_voice(voice: str) -> str:
+    """A voice file name for ``voice``; a language code such as ``en-gb`` picks the voice that lists
+    it with the best priority."""
+    key = voice.rsplit("/", 1)[-1].lower()
+    table = _voices()
+    if any(name == key for name, _ in table):
+        return key
+    for name, langs in table:
+        if voice.lower() in (lang.lower() for lang in langs[:1]):
+            return name
+    for name, langs in table:
+        if voice.lower() in (lang.lower() for lang in langs):
+            return name
+    return voice  # let espeak_SetVoiceByName decide
 
 
 # --- eSpeak NG English mnemonic -> CMU/flite phones -----------------------------------------------
@@ -287,11 +325,11 @@ def list_voices(language_prefix: str = "en") -> list[str]:
 # the IPA each voice reports for the same events). Two-phone entries split the segment 60/40.
 _PHONEMAP: dict[str, tuple[str, ...]] = {
     # monophthongs
-    "@": ("ax",), "@2": ("ax",), "@5": ("ax",), "a#": ("ax",), "3": ("ax",), "I#": ("ih",), "I2#": ("ih",),
-    "I": ("ih",), "I2": ("ih",), "i": ("iy",), "i:": ("iy",), "E": ("eh",), "E2": ("eh",), "E#": ("eh",),
-    "e#": ("eh",), "a": ("ae",), "a2": ("ae",), "aa": ("ae",), "A#": ("ae",), "A:": ("aa",), "0": ("aa",),
-    "0#": ("aa",), "02": ("aa",), "V": ("ah",), "O:": ("ao",), "O": ("ao",), "O2": ("ao",), "o:": ("ao",),
-    "U": ("uh",), "u:": ("uw",), "u": ("uw",), "3:": ("er",), "e:": ("ey",), "@#": ("ax",),
+    "@": ("ax",), "@-": ("ax",), "@2": ("ax",), "@5": ("ax",), "@#": ("ax",), "a#": ("ax",), "3": ("ax",),
+    "I#": ("ih",), "I2#": ("ih",), "I": ("ih",), "I2": ("ih",), "i": ("iy",), "i:": ("iy",), "E": ("eh",),
+    "E2": ("eh",), "E#": ("eh",), "e#": ("eh",), "a": ("ae",), "a2": ("ae",), "aa": ("ae",), "A#": ("ae",),
+    "A:": ("aa",), "0": ("aa",), "0#": ("aa",), "02": ("aa",), "V": ("ah",), "O:": ("ao",), "O": ("ao",),
+    "O2": ("ao",), "o:": ("ao",), "U": ("uh",), "u:": ("uw",), "u": ("uw",), "3:": ("er",), "e:": ("ey",),
     # diphthongs
     "eI": ("ey",), "aI": ("ay",), "aI2": ("ay",), "aU": ("aw",), "OI": ("oy",), "oU": ("ow",), "oU#": ("ow",),
     # long / centring vowels (non-rhotic: [ɑː] [ɔː] [eə] [ɪə] [ʊə] [aɪə] [aʊə])
@@ -310,16 +348,16 @@ _PHONEMAP: dict[str, tuple[str, ...]] = {
     "z/2": ("z",), "s2": ("s",), "l/": ("l",), "l/2": ("l",), "r/": ("r",), "n2": ("n",), "k2": ("k",),
 }
 _VOICE_OVERRIDES: dict[str, dict[str, tuple[str, ...]]] = {
-    # rhotic General American: [ɑːɹ] [oːɹ] [ɛɹ] [ɪɹ] [ʊɹ] [ɚ] [aɪɚ]; "lot" is [ɑː]
+    # rhotic General American: [ɑːɹ] [oːɹ] [ɛɹ] [ɪɹ] [ʊɹ] [ɚ]
     "en-us": {"A@": ("aa", "r"), "O@": ("ao", "r"), "o@": ("ao", "r"), "e@": ("eh", "r"), "i@3": ("ih", "r"),
-              "U@": ("uh", "r"), "3": ("axr",), "aI@": ("ay", "axr"), "aU@": ("aw", "axr")},
-    # Scottish: the r is its own event except in [ʉɹ]; [e] for "hair"/"nurse"
+              "U@": ("uh", "r"), "3": ("axr",)},
+    # Scottish: the r is its own event except in [ʉɹ]; [e] in "hair", "nurse", "happy"; [ʉ] in "foot"
     "en-gb-scotland": {"e@": ("eh",), "i@3": ("ih",), "U@": ("uw", "r"), "3:": ("eh",), "i": ("ey",),
-                       "U": ("uw",), "u:": ("uw",), "aU": ("aw",), "eI": ("ey",)},
-    "en-gb-x-rp": {"U@": ("ao",), "i": ("ih",), "aa": ("aa",), "3": ("ax",)},
-    "en-gb-x-gbclan": {"V": ("uh",), "eI": ("ey",), "oU": ("ow",)},  # northern strut [ʊ]
-    "en-gb-x-gbcwmd": {"V": ("uh",), "aI": ("oy",), "e@": ("er",), "i:": ("iy",)},
-    "en-029": {"A@": ("aa", "ax"), "O@": ("ao", "ax"), "o@": ("ow", "ax"), "3": ("ax",), "a#": ("ax",)},
+                       "U": ("uw",)},
+    "en-gb-x-rp": {"U@": ("ao",), "i": ("ih",), "aa": ("aa",)},  # "tour" [ɔː], "happy" [ɪ], "bath" [ɑː]
+    "en-gb-x-gbclan": {"V": ("uh",)},  # northern "strut" [ʊ]
+    "en-gb-x-gbcwmd": {"V": ("uh",), "aI": ("oy",), "e@": ("er",)},  # [ʊ] [ɔɪ] [ɜː]
+    "en-029": {"A@": ("aa", "ax"), "O@": ("ao", "ax"), "o@": ("ow", "ax")},  # [ɑə] [ɔə] [oə]
 }
 _warned: set[str] = set()
 
@@ -352,9 +390,12 @@ def map_mnemonic(mnemonic: str, voice: str = "en") -> tuple[str, ...]:
     return out
 
 
-def _phones_from_events(events: list[tuple[str, int]], n_samples: int, sr: int, voice: str) -> list[Phone]:
-    """Contiguous phones from (mnemonic, start sample) events over ``n_samples`` of audio at ``sr``:
-    each phone runs to the next event; audio before the first event is ``pau``."""
+_STOPS = frozenset({"p", "b", "t", "d", "k", "g", "ch", "jh"})
+
+
+def _segments_from_events(events: list[tuple[str, int]], n_samples: int, voice: str) -> list[list[Any]]:
+    """Contiguous [label, start, end) sample segments from (mnemonic, start sample) events: each
+    phone runs to the next event, audio before the first event is ``pau``, adjacent pauses merge."""
     segs: list[list[Any]] = []
 
     def add(label: str, a: int, b: int) -> None:
@@ -373,14 +414,41 @@ def _phones_from_events(events: list[tuple[str, int]], n_samples: int, sr: int, 
         parts = map_mnemonic(mn, voice)
         if len(parts) == 1:
             add(parts[0], a, b)
-        else:
+        else:  # r-coloured / centring vowels, syllabic l: 60 % vowel, 40 % off-glide
             cut = a + int(round((b - a) * 0.6))
             add(parts[0], a, cut)
             add(parts[1], cut, b)
     if not segs:
-        return [Phone("pau", 0.0, n_samples / sr)]
+        return [["pau", 0, n_samples]]
     segs[-1][2] = n_samples
-    return [Phone(lab, a / sr, b / sr) for lab, a, b in segs]
+    return segs
+
+
+def _attach_closures(segs: list[list[Any]], audio: np.ndarray, sr: int) -> None:
+    """eSpeak fires a voiceless stop's event near its release, so the silent closure before it is
+    counted in the previous phone; the mouth is already closed for the stop then, so move that
+    boundary back to where the audio falls quiet (>= 10 ms of 5 ms frames below -34 dB re the
+    utterance's loud frames or -20 dB re the previous phone's peak)."""
+    hop = sr // 200
+    n = audio.size // hop
+    if n == 0:
+        return
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
+    thr = max(0.02 * float(np.percentile(rms, 95)), 1e-4)
+    for i in range(1, len(segs)):
+        lab, a, _ = segs[i]
+        prev = segs[i - 1]
+        if lab not in _STOPS or prev[0] == "pau":
+            continue
+        floor = prev[1] + int(0.4 * (prev[2] - prev[1]))  # keep >= 40 % of the previous phone
+        f = a // hop  # last whole frame before the boundary is f - 1
+        peak = float(rms[prev[1] // hop:f].max()) if f > prev[1] // hop else 0.0
+        quiet = max(thr, 0.1 * peak)  # relative too: echo variants never fall fully silent
+        k = f
+        while k - 1 >= 0 and (k - 1) * hop >= floor and rms[k - 1] < quiet:
+            k -= 1
+        if (f - k) * hop >= sr // 100:
+            segs[i][1] = prev[2] = k * hop
 
 
 def _variant_exists(variant: str) -> bool:
@@ -399,6 +467,7 @@ def synthesize_espeak(text: str, voice: str = "en-us", variant: str | None = Non
 
     if variant and not _variant_exists(variant):
         raise ValueError(f"unknown espeak-ng voice variant {variant!r}")
+    voice = _resolve_voice(voice)
     name = f"{voice}+{variant}" if variant else voice
     rate = int(np.clip(rate, 80, 450))
     pitch, pitch_range = int(np.clip(pitch, 0, 100)), int(np.clip(pitch_range, 0, 100))
@@ -414,6 +483,6 @@ def synthesize_espeak(text: str, voice: str = "en-us", variant: str | None = Non
         events = [(mn, int(round(ms * sr / 1000)), ms) for mn, _, ms in events]
     audio = np.clip(soxr.resample(x, sr, SAMPLE_RATE), -1.0, 1.0).astype(np.float32)
     scale = SAMPLE_RATE / sr
-    phones = _phones_from_events([(mn, int(round(s * scale))) for mn, s, _ in events], audio.size, SAMPLE_RATE,
-                                 voice)
-    return audio, phones
+    segs = _segments_from_events([(mn, int(round(s * scale))) for mn, s, _ in events], audio.size, voice)
+    _attach_closures(segs, audio, SAMPLE_RATE)
+    return audio, [Phone(lab, a / SAMPLE_RATE, b / SAMPLE_RATE) for lab, a, b in segs]
