@@ -22,6 +22,10 @@ EPILOG = """examples:
   toonsync stream --mic --face face.avatar --record live.mp4     # live microphone, 25 fps
   toonsync stream --wav speech.wav --face face.jpg --record o.mp4 # a file played as if live
   toonsync preprocess clip.mp4 -o clips.h5        # frames + 68 landmarks + log-mel -> HDF5
+  toonsync motion speech.wav -o motion.json       # landmarks/pose/blink/visemes for animators
+  toonsync corpus build -o corpus/test.h5 --split test --minutes 8
+  toonsync eval --test corpus/test.h5             # held-out lip-sync metrics + plots
+  toonsync soak --minutes 30                      # memory / lost-sample soak of the streaming runtime
   toonsync train audio2motion --minutes 60        # build the TTS corpus and train (needs toonsync[train])
   toonsync export                                 # checkpoint -> ONNX + sidecar in the model dir
   toonsync bench                                  # latency per stage (p50/p99) and real-time factor
@@ -111,6 +115,39 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", type=Path, help="also write the results as JSON")
     b.add_argument("--stream", action="store_true",
                    help="benchmark live streaming instead: the demo speech in real time, audio->frame latency")
+
+    mo = sub.add_parser("motion", help="AUDIO -> per-frame landmarks/pose/blink/emotion/visemes (.json .npy .csv)")
+    mo.add_argument("audio", help="speech, WAV or FLAC")
+    mo.add_argument("-o", "--output", required=True, type=Path, help="motion.json (with Rhubarb-style mouth cues), .npy or .csv")
+    mo.add_argument("--face", help="photo or .avatar whose neutral face the landmarks move (default: a mean face)")
+    mo.add_argument("--seed", type=int, default=0)
+    mo.add_argument("--emotion", default="auto", help="auto, a name, or a schedule")
+
+    co = sub.add_parser("corpus", help="build the synthetic lip-sync corpus (flite + espeak-ng) as HDF5 (toonsync[train])")
+    co.add_argument("action", choices=["build"])
+    co.add_argument("-o", "--out", type=Path, required=True, help="output .h5")
+    co.add_argument("--minutes", type=float, default=60.0)
+    co.add_argument("--split", choices=["train", "test"], default="train",
+                    help="train voices, or the held-out test voices (never trained on)")
+    co.add_argument("--seed", type=int, default=0)
+
+    ev = sub.add_parser("eval", help="held-out lip-sync metrics (JSON) + plots for the shipped model or a checkpoint")
+    ev.add_argument("--test", type=Path, required=True, help="held-out corpus .h5 (toonsync corpus build --split test)")
+    ev.add_argument("--checkpoint", type=Path, help="evaluate a torch checkpoint instead of the shipped ONNX model")
+    ev.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"])
+    ev.add_argument("--out", type=Path, default=Path("runs/eval"), help="directory for eval.json and plots")
+
+    so = sub.add_parser("soak", help="stream synthetic speech for N minutes faster than real time; report RSS, frames, drops")
+    so.add_argument("--minutes", type=float, default=30.0)
+    so.add_argument("--draw", action="store_true", help="draw every frame too (slower; exercises the renderer)")
+    so.add_argument("--json", type=Path, help="write the report as JSON")
+
+    try:
+        from .server import add_serve_parser
+    except ImportError:  # the web extra is not installed
+        add_serve_parser = None
+    if add_serve_parser is not None:
+        add_serve_parser(sub)
 
     sub.add_parser("doctor", help="versions, execution providers, model files and checksums, detectors")
     return p
@@ -213,6 +250,50 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_motion(a: argparse.Namespace) -> int:
+    from .motion_io import animate, save_motion
+
+    if a.output.suffix.lower() not in (".json", ".npy", ".csv"):
+        raise ToonsyncError(f"motion output must be .json, .npy or .csv, got {a.output.name}")
+    m = animate(a.audio, face=a.face, seed=a.seed, emotion=a.emotion)
+    save_motion(m, a.output)
+    log.info("wrote %s: %d frames at 25 fps", a.output, m.n_frames)
+    return 0
+
+
+def cmd_corpus(a: argparse.Namespace) -> int:
+    corpus = _heavy("training.corpus", "train")
+    corpus.build(a.out, a.minutes, a.split, a.seed)
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    rep = _heavy("training.eval_report", "train").run_eval(a.test, a.out, a.checkpoint, a.precision)
+    keys = ("clips", "r_target", "r_phoneme", "viseme_acc", "silence_closed", "onset_lag_ms", "drift_pct_iod")
+    log.info("eval: %s", ", ".join(f"{k}={rep[k]}" for k in keys))
+    log.info("wrote %s/eval.json and plots", a.out)
+    return 0
+
+
+def cmd_soak(a: argparse.Namespace) -> int:
+    from .soak import soak
+
+    rep = soak(a.minutes, draw=a.draw).to_dict()
+    log.info("soak: %s", json.dumps({k: v for k, v in rep.items() if k != "rss_mb"}))
+    if a.json:
+        from .atomic import atomic_path
+
+        with atomic_path(a.json) as tmp:
+            tmp.write_text(json.dumps(rep, indent=2))
+    return 0 if rep["lost_samples"] == 0 else 1
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from .server import cmd_serve as serve
+
+    return serve(a)
+
+
 def cmd_doctor(a: argparse.Namespace) -> int:
     from .doctor import doctor
 
@@ -221,7 +302,8 @@ def cmd_doctor(a: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "render": cmd_render, "stream": cmd_stream, "prepare": cmd_prepare, "preprocess": cmd_preprocess,
-            "train": cmd_train, "export": cmd_export, "calibrate": cmd_calibrate, "bench": cmd_bench, "doctor": cmd_doctor}
+            "train": cmd_train, "export": cmd_export, "calibrate": cmd_calibrate, "bench": cmd_bench, "doctor": cmd_doctor,
+            "motion": cmd_motion, "corpus": cmd_corpus, "eval": cmd_eval, "soak": cmd_soak, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,8 @@ def run(*args):
 
 def test_help_lists_every_command():
     h = build_parser().format_help()
-    for cmd in ("demo", "render", "prepare", "preprocess", "train", "export", "bench", "doctor"):
+    for cmd in ("demo", "render", "prepare", "preprocess", "train", "export", "bench", "doctor", "stream", "calibrate",
+                "motion", "corpus", "eval", "soak"):
         assert cmd in h
 
 
