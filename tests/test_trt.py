@@ -13,7 +13,8 @@ def test_profiles_cover_streaming_and_batch():
     shapes = profile_shapes(read_sidecar(model_dir(), "audio2motion"))
     lo, opt, hi = shapes["mel"]
     assert lo == (1, 4, 80) and opt == (1, 4, 80) and hi[0] >= 32 and hi[1] >= 4000
-    assert shapes["h"] == ((1, 1, 128), (1, 1, 128), (1, hi[0], 128))
+    hid = read_sidecar(model_dir(), "audio2motion")["config"]["hidden"]
+    assert shapes["h"] == ((1, 1, hid), (1, 1, hid), (1, hi[0], hid))
 
 
 def test_trtexec_line_and_cache_key(tmp_path):
@@ -47,5 +48,6 @@ def test_tensorrt_engine_matches_onnxruntime():
     cpu = load_model("audio2motion", precision="fp32", backend="cpu")
     rng = np.random.default_rng(0)
     x = {"mel": rng.standard_normal((1, 40, 80)).astype(np.float32), "mel_ctx": np.zeros((1, 80, 4), np.float32),
-         "h": np.zeros((1, 1, 128), np.float32), "c": np.zeros((1, 1, 128), np.float32)}
+         "h": np.zeros((1, 1, cpu.meta["config"]["hidden"]), np.float32),
+         "c": np.zeros((1, 1, cpu.meta["config"]["hidden"]), np.float32)}
     np.testing.assert_allclose(trt.run(x)["mouth"], cpu.run(x)["mouth"], atol=2e-2)

@@ -102,7 +102,7 @@ def evaluate(model: Audio2Motion, path: Path, split: str | None = None) -> dict:
 
 
 def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2MotionConfig,
-          tcfg: TrainConfig) -> dict:
+          tcfg: TrainConfig, init: Path | None = None) -> dict:
     torch.manual_seed(tcfg.seed)
     torch.set_num_threads(tcfg.threads)
     rng = np.random.default_rng(tcfg.seed)
@@ -112,6 +112,10 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2M
     hours = sum(p[1].shape[0] for p in pairs) / 25 / 3600
     log.info("train: %d clips, %.2f h", len(pairs), hours)
     model = Audio2Motion(mcfg)
+    if init is not None:  # fine-tune: start from a checkpoint (its config wins)
+        model = load_checkpoint(init)
+        mcfg = model.cfg
+        log.info("fine-tuning from %s", init)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
     w = torch.tensor([2.0, 1.0, 1.0])
@@ -149,6 +153,7 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2M
         "config": mcfg.to_dict(),
         "train_config": tcfg.__dict__,
         "train_data": {"path": str(train_path), "clips": len(pairs), "hours": round(hours, 3)},
+        "init": str(init) if init else None,
         "eval_data": str(test_path) if test_path else None,
         "train_seconds": round(train_seconds, 1),
         "params": sum(p.numel() for p in model.parameters()),
@@ -181,12 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=TrainConfig.batch)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=TrainConfig.threads)
+    p.add_argument("--init", type=Path, help="fine-tune from this checkpoint")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--channels", type=int, default=Audio2MotionConfig.channels)
     p.add_argument("--hidden", type=int, default=Audio2MotionConfig.hidden)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     train(a.train, a.test, a.out, Audio2MotionConfig(channels=a.channels, hidden=a.hidden), TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed,
-                                                                                threads=a.threads))
+                                                                                threads=a.threads, lr=a.lr), init=a.init)
 
 
 if __name__ == "__main__":
