@@ -1,0 +1,335 @@
+// toonsync kiosk page: microphone (AudioWorklet) or a WAV -> 16 kHz int16 PCM over a WebSocket;
+// JPEG frames with a 36-byte header come back and are drawn on a canvas. Protocol: docs/kiosk.md.
+"use strict";
+(() => {
+  const HEADER_BYTES = 36;
+  const MAGIC = 0x31465354; // "TSF1" little-endian
+  const FLAG_IDLE = 1;
+  const WAV_PLAYOUT_DELAY_S = 0.3; // WAV mode: audio plays this much after it is sent, frames wait for it
+  const KEEP = 3000; // bounded history arrays
+
+  const $ = (id) => document.getElementById(id);
+  const canvas = $("avatar");
+  const view = canvas.getContext("2d");
+  const probe = document.createElement("canvas");
+  const probeCtx = probe.getContext("2d", { willReadFrequently: true });
+
+  // Everything the page knows, readable by tests and dev tools.
+  const state = (window.kiosk = {
+    status: "idle", mode: null, avatar: "default", mouthBox: null, hello: null,
+    framesReceived: 0, framesDrawn: 0, framesLate: 0, dropped: 0, lastIndex: -1,
+    lipGaps: [], mouthSignal: [], mouthLuma: [], e2eMs: [], serverMs: [], avSyncMs: [],
+    errors: [], lastStats: null, closeCode: null, busy: false,
+  });
+
+  let ws = null, audioCtx = null, workletLoaded = false, micStream = null, micNodes = [];
+  let seqSent = 0;
+  const sendTimes = new Map();
+  let wavTimer = null, wavSource = null, playStart = null;
+  const playout = [];
+  const drawTimes = [];
+
+  function push(arr, v) { arr.push(v); if (arr.length > KEEP) arr.splice(0, arr.length - KEEP); }
+  function median(a) { if (!a.length) return null; const s = a.slice(-50).sort((x, y) => x - y); return s[s.length >> 1]; }
+
+  function setStatus(text, cls) {
+    const el = $("status");
+    el.textContent = text;
+    el.className = cls || "";
+    state.status = text;
+  }
+
+  function setRunning(on) {
+    $("mic").disabled = on; $("sample").disabled = on; $("wav").disabled = on;
+    $("stop").disabled = !on;
+  }
+
+  async function ensureAudio() {
+    if (!audioCtx) {
+      try { audioCtx = new AudioContext({ sampleRate: 16000, latencyHint: "interactive" }); }
+      catch (e) { audioCtx = new AudioContext({ latencyHint: "interactive" }); }
+    }
+    if (audioCtx.state === "suspended") await audioCtx.resume();
+    return audioCtx;
+  }
+
+  // -- WebSocket ----------------------------------------------------------------------------
+  function connect(mode) {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    ws = new WebSocket(`${proto}//${location.host}/ws`);
+    ws.binaryType = "arraybuffer";
+    seqSent = 0; sendTimes.clear(); state.lastIndex = -1; state.busy = false; state.closeCode = null;
+    const sock = ws;
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      sock.onmessage = (ev) => {
+        if (typeof ev.data !== "string") { onFrame(ev.data); return; }
+        let m;
+        try { m = JSON.parse(ev.data); } catch (e) { return; }
+        switch (m.type) {
+          case "hello":
+            state.hello = m;
+            sock.send(JSON.stringify({ type: "start", format: "s16", sample_rate: Math.round(audioCtx.sampleRate),
+                                       emotion: $("emotion").value, avatar: state.avatar }));
+            break;
+          case "ready":
+            state.mouthBox = m.mouth_box; ready = true; resolve(); break;
+          case "configured":
+            state.mouthBox = m.mouth_box; break;
+          case "busy":
+            state.busy = true; setStatus(m.message, "error"); break;
+          case "stats":
+            state.lastStats = m; break;
+          case "stopped":
+            state.lastStats = m.stats || state.lastStats;
+            if (state.mode === "wav") {  // natural end of a WAV: let the queued frames play out (bounded)
+              const until = performance.now() + 5000;
+              const wait = () => (playout.length && state.mode === "wav" && performance.now() < until
+                ? setTimeout(wait, 100) : finish("done"));
+              wait();
+            } else finish("stopped");
+            break;
+          case "error":
+            push(state.errors, m);
+            setStatus(`server: ${m.message}`, "error");
+            break;
+          default: break;
+        }
+      };
+      sock.onclose = (ev) => {
+        state.closeCode = ev.code;
+        if (!ready) reject(new Error(state.busy ? "busy" : `connection closed (${ev.code})`));
+        if (ws === sock) { ws = null; teardown(); if (!state.busy && ev.code !== 1000) setStatus(`disconnected (${ev.code} ${ev.reason || ""})`, "error"); }
+      };
+      sock.onerror = () => { if (!ready) reject(new Error("cannot connect to the server")); };
+    });
+  }
+
+  function sendAudio(buffer) {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(buffer);
+    seqSent += 1;
+    sendTimes.set(seqSent, performance.now());
+    if (sendTimes.size > 600) sendTimes.delete(sendTimes.keys().next().value);
+  }
+
+  function finish(text) {
+    if (ws) { const s = ws; ws = null; s.close(1000, "done"); }
+    teardown();
+    setStatus(text === "done" ? "finished — press a button to go again" : "stopped", "");
+  }
+
+  // -- frames -------------------------------------------------------------------------------
+  function onFrame(buf) {
+    if (buf.byteLength <= HEADER_BYTES) return;
+    const dv = new DataView(buf);
+    if (dv.getUint32(0, true) !== MAGIC) return;
+    const f = {
+      index: dv.getUint32(4, true), seq: dv.getUint32(8, true), dropped: dv.getUint32(12, true),
+      flags: dv.getUint32(16, true), ts: dv.getFloat32(20, true), serverMs: dv.getFloat32(24, true),
+      open: dv.getFloat32(28, true), gap: dv.getFloat32(32, true), bmp: null,
+    };
+    state.framesReceived += 1;
+    state.dropped = f.dropped;
+    const sent = sendTimes.get(f.seq);
+    if (sent !== undefined && !(f.flags & FLAG_IDLE)) push(state.e2eMs, performance.now() - sent);
+    push(state.serverMs, f.serverMs);
+    createImageBitmap(new Blob([new Uint8Array(buf, HEADER_BYTES)], { type: "image/jpeg" })).then((bmp) => {
+      f.bmp = bmp;
+      if (state.mode === "wav") playout.push(f); else draw(f);
+    }).catch(() => {});
+  }
+
+  function draw(f) {
+    if (f.index <= state.lastIndex) { f.bmp.close(); return; }
+    state.lastIndex = f.index;
+    view.drawImage(f.bmp, 0, 0, canvas.width, canvas.height);
+    if (state.mouthBox) {  // mouth movement measured on the received pixels
+      const w = f.bmp.width, h = f.bmp.height;
+      if (probe.width !== w) { probe.width = w; probe.height = h; }
+      probeCtx.drawImage(f.bmp, 0, 0);
+      const [x0, y0, x1, y1] = state.mouthBox;
+      const X = Math.floor(x0 * w), Y = Math.floor(y0 * h);
+      const W = Math.max(1, Math.floor((x1 - x0) * w)), H = Math.max(1, Math.floor((y1 - y0) * h));
+      const px = probeCtx.getImageData(X, Y, W, H).data;
+      let dark = 0, sum = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        const l = 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
+        sum += l; if (l < 90) dark += 1;
+      }
+      push(state.mouthSignal, dark / (px.length / 4));
+      push(state.mouthLuma, sum / (px.length / 4));
+      push(state.lipGaps, f.gap);
+    }
+    f.bmp.close();
+    state.framesDrawn += 1;
+    drawTimes.push(performance.now());
+  }
+
+  function tick() {
+    if (state.mode === "wav" && audioCtx && playStart !== null && playout.length) {
+      const now = audioCtx.currentTime - playStart - (audioCtx.outputLatency || 0);
+      playout.sort((a, b) => a.index - b.index);
+      let pick = null;
+      while (playout.length && playout[0].ts <= now) {
+        if (pick) { pick.bmp.close(); state.framesLate += 1; }
+        pick = playout.shift();
+      }
+      if (pick) { push(state.avSyncMs, (now - pick.ts) * 1000); draw(pick); }
+    }
+    requestAnimationFrame(tick);
+  }
+  requestAnimationFrame(tick);
+
+  setInterval(() => {
+    const now = performance.now();
+    while (drawTimes.length && drawTimes[0] < now - 1000) drawTimes.shift();
+    $("fps").textContent = state.mode ? String(drawTimes.length) : "–";
+    const la = state.hello ? state.hello.lookahead_ms : 80;
+    const e2e = median(state.e2eMs), srv = median(state.serverMs), av = median(state.avSyncMs);
+    $("latency").textContent = e2e === null ? "–" : `${Math.round(e2e + la)} ms`;
+    $("latency").title = "speech to frame on screen: round trip + the model's look-ahead";
+    $("server-latency").textContent = srv === null ? "–" : `${srv.toFixed(1)} ms`;
+    $("avsync").textContent = state.mode === "wav" && av !== null ? `${Math.round(av)} ms` : "–";
+    $("frames").textContent = String(state.framesDrawn);
+    $("dropped").textContent = String(state.dropped + state.framesLate);
+  }, 250);
+
+  // -- sources ------------------------------------------------------------------------------
+  async function startMic() {
+    setRunning(true);
+    try {
+      const ac = await ensureAudio();
+      if (!workletLoaded) { await ac.audioWorklet.addModule("/pcm-worklet.js"); workletLoaded = true; }
+      setStatus("asking for the microphone…");
+      micStream = await navigator.mediaDevices.getUserMedia({
+        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
+      state.mode = "mic";
+      await connect("mic");
+      const src = ac.createMediaStreamSource(micStream);
+      const node = new AudioWorkletNode(ac, "pcm-sender", { processorOptions: { chunk: Math.round(ac.sampleRate * 0.02) } });
+      node.port.onmessage = (e) => sendAudio(e.data);
+      const mute = ac.createGain(); mute.gain.value = 0;
+      src.connect(node); node.connect(mute); mute.connect(ac.destination);
+      micNodes = [src, node, mute];
+      setStatus("live: talk!", "live");
+    } catch (e) {
+      teardown();
+      if (!state.busy) setStatus(`cannot start: ${e.message || e}`, "error");
+    }
+  }
+
+  async function startWav(arrayBuffer) {
+    setRunning(true);
+    try {
+      const ac = await ensureAudio();
+      const audio = await ac.decodeAudioData(arrayBuffer);
+      const n = audio.length, pcm = new Int16Array(n);
+      for (let c = 0; c < audio.numberOfChannels; c++) {
+        const ch = audio.getChannelData(c);
+        for (let i = 0; i < n; i++) pcm[i] += Math.round(Math.max(-1, Math.min(1, ch[i])) * 32767 / audio.numberOfChannels);
+      }
+      state.mode = "wav";
+      await connect("wav");
+      const rate = ac.sampleRate, chunk = Math.round(rate * 0.02);
+      const t0 = ac.currentTime + 0.05;
+      playStart = t0 + WAV_PLAYOUT_DELAY_S;
+      wavSource = ac.createBufferSource();
+      wavSource.buffer = audio;
+      wavSource.connect(ac.destination);
+      wavSource.start(playStart);
+      let sent = 0;
+      wavTimer = setInterval(() => {  // real-time pacing on the audio clock
+        const due = Math.min(n, Math.floor((ac.currentTime - t0) * rate) + chunk);
+        while (sent < due) {
+          const end = Math.min(sent + chunk, n);
+          sendAudio(pcm.slice(sent, end).buffer);
+          sent = end;
+        }
+        if (sent >= n) {
+          clearInterval(wavTimer); wavTimer = null;
+          if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "stop" }));
+        }
+      }, 10);
+      setStatus("playing the WAV…", "live");
+    } catch (e) {
+      teardown();
+      if (!state.busy) setStatus(`cannot play: ${e.message || e}`, "error");
+    }
+  }
+
+  function teardown() {
+    if (wavTimer) { clearInterval(wavTimer); wavTimer = null; }
+    if (wavSource) { try { wavSource.stop(); } catch (e) { /* not started */ } wavSource = null; }
+    for (const node of micNodes) { try { node.disconnect(); } catch (e) { /* gone */ } }
+    if (micNodes[1]) micNodes[1].port.postMessage("stop");
+    micNodes = [];
+    if (micStream) { micStream.getTracks().forEach((t) => t.stop()); micStream = null; }
+    for (const f of playout.splice(0)) if (f.bmp) f.bmp.close();
+    playStart = null;
+    state.mode = null;
+    setRunning(false);
+  }
+
+  function stop() {
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      for (const node of micNodes) { try { node.disconnect(); } catch (e) { /* gone */ } }
+      if (wavTimer) { clearInterval(wavTimer); wavTimer = null; }
+      if (wavSource) { try { wavSource.stop(); } catch (e) { /* not started */ } }
+      ws.send(JSON.stringify({ type: "stop" }));
+      if (state.mode === "wav") state.mode = "stopping";
+      const sock = ws;
+      setTimeout(() => { if (ws === sock) finish("stopped"); }, 2000);  // the server did not answer
+    } else teardown();
+  }
+
+  // -- avatar -------------------------------------------------------------------------------
+  function showPreview(src) {
+    const img = new Image();
+    img.onload = () => { if (!state.mode) view.drawImage(img, 0, 0, canvas.width, canvas.height); };
+    img.src = src;
+  }
+
+  async function uploadPhoto(file) {
+    const limit = (state.hello && state.hello.max_upload_bytes) || 10 * 1024 * 1024;
+    if (file.size > limit) { setStatus(`that photo is too large (limit ${limit >> 20} MB)`, "error"); return; }
+    setStatus("making your avatar…");
+    try {
+      const r = await fetch("/api/avatar", { method: "POST", body: file, headers: { "Content-Type": "application/octet-stream" } });
+      const j = await r.json();
+      if (!r.ok) { setStatus(j.message || `upload failed (${r.status})`, "error"); return; }
+      state.avatar = j.avatar;
+      showPreview(j.preview);
+      if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "config", avatar: j.avatar }));
+      setStatus(j.warnings && j.warnings.length ? `avatar ready (note: ${j.warnings[0]})` : "avatar ready", "");
+    } catch (e) {
+      setStatus(`upload failed: ${e.message || e}`, "error");
+    }
+  }
+
+  $("mic").addEventListener("click", startMic);
+  $("stop").addEventListener("click", stop);
+  $("sample").addEventListener("click", async () => {
+    const r = await fetch("/sample.wav");
+    await startWav(await r.arrayBuffer());
+  });
+  $("wav").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    e.target.value = "";
+    if (file) await startWav(await file.arrayBuffer());
+  });
+  $("photo").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    e.target.value = "";
+    if (file) await uploadPhoto(file);
+  });
+  $("default-avatar").addEventListener("click", () => {
+    state.avatar = "default";
+    showPreview("/api/avatar/default/preview.png");
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "config", avatar: "default" }));
+  });
+  $("emotion").addEventListener("change", () => {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "config", emotion: $("emotion").value }));
+  });
+  showPreview("/api/avatar/default/preview.png");
+})();

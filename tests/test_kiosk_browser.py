@@ -1,0 +1,138 @@
+"""End to end in a real headless Chromium: the kiosk page streams the (fake) microphone to the server,
+frames come back and the mouth moves — measured on the received pixels and on the landmark
+mouth-opening sent with each frame — and a screenshot is saved (``TOONSYNC_UPDATE_DOCS=1`` also
+writes ``docs/kiosk.png``).
+
+Needs Debian's ``chromium`` + ``chromium-driver`` (``apt-get install chromium chromium-driver``) and
+``pip install selenium``; skipped with the reason otherwise. Chromium is never downloaded: Selenium gets
+the system binary and driver paths, so Selenium Manager is not used. The server listens on 127.0.0.1
+only; Chromium's background networking is off.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = os.environ.get("TOONSYNC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = os.environ.get("TOONSYNC_CHROMEDRIVER") or shutil.which("chromedriver")
+if not CHROMIUM or not CHROMEDRIVER:
+    pytest.skip("the browser test needs Debian's chromium and chromium-driver "
+                "(apt-get install chromium chromium-driver); not installed", allow_module_level=True)
+pytest.importorskip("selenium", reason="the browser test needs `pip install selenium`")
+pytest.importorskip("starlette", reason="the kiosk server needs `pip install starlette uvicorn websockets`")
+pytest.importorskip("uvicorn", reason="the kiosk server needs `pip install starlette uvicorn websockets`")
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
+
+from runtime.server import BackgroundServer, ServerConfig, create_app  # noqa: E402
+
+DOCS_PNG = Path(__file__).resolve().parent.parent / "docs" / "kiosk.png"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server():
+    with BackgroundServer(create_app(ServerConfig(max_streams=4))) as srv:
+        yield srv
+
+
+@pytest.fixture
+def browser(tmp_path, speech_wav):
+    fake_mic = tmp_path / "speech.wav"  # Chromium loops this file as the microphone
+    shutil.copy(speech_wav, fake_mic)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+                 "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={fake_mic}",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1040,860",
+                 "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+    drv.set_page_load_timeout(60)
+    drv.set_script_timeout(30)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def kiosk(drv) -> dict:
+    return drv.execute_script("return window.kiosk")
+
+
+def wait_until(drv, pred, budget_s: float, what: str) -> dict:
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline:
+        k = kiosk(drv)
+        if pred(k):
+            return k
+        time.sleep(0.25)
+    k = kiosk(drv)
+    raise AssertionError(f"{what} not reached within {budget_s} s; page state: status={k['status']!r} "
+                         f"drawn={k['framesDrawn']} errors={k['errors'][-3:]} console={drv.get_log('browser')[-5:]}")
+
+
+def severe_console_errors(drv) -> list[dict]:
+    return [e for e in drv.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_microphone_drives_the_avatar(server, browser, tmp_path):
+    drv = browser
+    drv.get(server.url + "/")
+    assert drv.title == "toonsync kiosk"
+    drv.find_element(By.ID, "mic").click()
+    k = wait_until(drv, lambda k: k["framesDrawn"] >= 60, 60, "60 frames drawn from the fake microphone")
+    assert k["mode"] == "mic" and k["status"].startswith("live")
+    Select(drv.find_element(By.ID, "emotion")).select_by_value("happy")  # live emotion override
+    n = k["framesDrawn"]
+    k = wait_until(drv, lambda k: k["framesDrawn"] >= n + 50, 60, "50 more frames after the emotion change")
+    assert not k["errors"], k["errors"]
+
+    # the mouth moves: landmark mouth-opening sent with the frames, and the received pixels agree
+    gaps, dark = np.array(k["lipGaps"]), np.array(k["mouthSignal"])
+    assert gaps.size == dark.size >= 100
+    assert gaps.std() > 0.02 and gaps.max() > 0.1
+    assert dark.std() > 0.003
+    assert np.corrcoef(gaps, dark)[0, 1] > 0.5  # the dark mouth interior grows when the lips part
+    assert len(k["e2eMs"]) > 0 and k["framesReceived"] >= k["framesDrawn"]
+
+    # a screenshot for the docs, taken while the mouth is open
+    wait_until(drv, lambda k: k["lipGaps"] and k["lipGaps"][-1] > 0.12, 20, "an open mouth")
+    shot = tmp_path / "kiosk.png"
+    drv.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("TOONSYNC_UPDATE_DOCS") == "1":
+        from runtime.atomic import atomic_path
+
+        with atomic_path(DOCS_PNG) as tmp:
+            tmp.write_bytes(shot.read_bytes())
+
+    drv.find_element(By.ID, "stop").click()
+    wait_until(drv, lambda k: k["mode"] is None and k["status"] == "stopped", 20, "stopped")
+    assert not severe_console_errors(drv)
+
+
+def test_uploaded_photo_and_wav_mode(server, browser, data_dir):
+    drv = browser
+    drv.get(server.url + "/")
+    drv.find_element(By.ID, "photo").send_keys(str(data_dir / "grace_hopper.jpg"))
+    k = wait_until(drv, lambda k: k["avatar"] != "default", 60, "avatar made from the uploaded photo")
+    assert k["status"].startswith("avatar ready")
+    drv.find_element(By.ID, "wav").send_keys(str(data_dir / "speech_short.wav"))  # kiosk without a microphone
+    wait_until(drv, lambda k: k["mode"] == "wav", 20, "WAV playback started")
+    k = wait_until(drv, lambda k: k["mode"] is None and k["framesReceived"] > 0, 60, "WAV played to the end")
+    assert k["status"].startswith("finished") and not k["errors"], (k["status"], k["errors"])
+    assert k["framesReceived"] >= 60 and k["framesDrawn"] > 0
+    gaps = np.array(k["lipGaps"])
+    assert gaps.size > 0 and gaps.std() > 0.02
+    assert not severe_console_errors(drv)
