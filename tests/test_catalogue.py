@@ -11,9 +11,6 @@ from runtime.errors import ToonsyncError
 from .catalogue import CASES, ROOT, Case, render_doc, run_case
 
 
-def pytest_report_header():  # pragma: no cover
-    return f"bad-input catalogue: {len(CASES)} cases"
-
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_catalogue(case: Case, tmp_path):
