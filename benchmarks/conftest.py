@@ -1,13 +1,28 @@
+"""Fixtures of the pytest-benchmark suite (``pytest benchmarks/ --benchmark-only``).
+
+The cases come from ``runtime.bench`` (the registry ``toonsync bench`` runs), so both report the same
+stable names. Knobs (environment): ``TOONSYNC_BENCH_SECONDS`` (clip length, default 10),
+``TOONSYNC_BENCH_FRAMES`` (timed rounds of a per-frame case, default 200), ``TOONSYNC_BENCH_BATCH``
+(streams per call of the throughput cases, default 16), ``TOONSYNC_BENCH_BACKEND`` (auto = every
+backend available here, or cpu / cuda / tensorrt).
+"""
+from __future__ import annotations
+
+import os
+
 import pytest
+
+SECONDS = float(os.environ.get("TOONSYNC_BENCH_SECONDS", "10"))
+FRAMES = int(os.environ.get("TOONSYNC_BENCH_FRAMES", "200"))
+BATCH = int(os.environ.get("TOONSYNC_BENCH_BATCH", "16"))
+BACKEND = os.environ.get("TOONSYNC_BENCH_BACKEND", "auto")
 
 
 @pytest.fixture(scope="session")
-def ctx():
-    from runtime.audio_io import load_audio
-    from runtime.demo import DEMO_FACE, DEMO_SPEECH, asset
-    from runtime.pipeline import Animator
-    from runtime.prepare import load_face
+def bctx():
+    """Shared inputs: the demo speech tiled to SECONDS, the demo avatar (256 px), loaded models."""
+    from runtime.bench import BenchContext
 
-    avatar = load_face(asset(DEMO_FACE))
-    return {"audio": load_audio(asset(DEMO_SPEECH)), "animator": Animator("cpu"), "avatar": avatar,
-            "renderer": avatar.renderer(256)}
+    ctx = BenchContext(SECONDS, 256, BACKEND, "auto")
+    yield ctx
+    ctx.close()

@@ -75,8 +75,26 @@ class OrtBackend:
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = threads
+        # Thread defaults, chosen from `toonsync bench --threads-sweep` on a 2-core CPU (docs/benchmarks.md,
+        # "Thread settings"): our graphs are tiny (~0.05 ms a step), so a pool buys no speed, and onnxruntime's
+        # default pool (one thread per core, spinning between runs) steals the renderer's core: with the other
+        # core busy a streamed frame took 8.4 ms p50 / 13.5 ms p99 with it vs 3.8 / 4.5 ms with one thread and
+        # no spinning (equal when a core is idle), and one real-time stream used 81 % CPU vs 14 %. Inter-op
+        # threads / ORT_PARALLEL gained nothing reliable. Precedence: ``threads`` > env > default.
+        env = os.environ.get
+        try:
+            intra = int(threads if threads else env("TOONSYNC_ORT_INTRA_OP_THREADS", "1"))
+            inter = int(env("TOONSYNC_ORT_INTER_OP_THREADS", "1"))
+        except ValueError:
+            raise ModelError("TOONSYNC_ORT_INTRA_OP_THREADS / TOONSYNC_ORT_INTER_OP_THREADS must be integers") from None
+        spinning = "1" if env("TOONSYNC_ORT_SPINNING", "0") == "1" else "0"
+        so.intra_op_num_threads = intra  # 0 = onnxruntime's own default (one per physical core)
+        so.inter_op_num_threads = inter
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        so.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+        self.thread_settings = {"intra_op": intra, "inter_op": inter, "spinning": spinning == "1",
+                                "execution_mode": "sequential"}
         providers = _providers_for(backend)
         if ".fp16." in Path(path).name and providers[0] == "CPUExecutionProvider":
             # onnxruntime's CPU graph optimizer crashes on some fp16 graphs; fp16 is meant for GPUs anyway

@@ -109,12 +109,32 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model-dir", type=Path, help="destination (default: the runtime's model directory)")
     e.add_argument("--report", type=Path, default=Path("docs/export.md"), help="export report (markdown)")
 
-    b = sub.add_parser("bench", help="measure latency per stage (p50/p90/p99) and real-time factor")
-    b.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    b = sub.add_parser("bench", help="latency per stage and end to end (p50/p90/p99/max, fps, RTF, CPU %%, RSS) "
+                                     "across backends and precisions",
+                       description="Runs every benchmark case without pytest (the same cases as "
+                                   "`pytest benchmarks/ --benchmark-only`) and prints one table. Figures and the "
+                                   "commands behind them: docs/benchmarks.md; JSON layout: benchmarks/bench.schema.json.")
+    b.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                   help="auto (default): the models on every backend available here, end to end on the runtime's "
+                        "own choice; a name: only that backend")
+    b.add_argument("--precision", default="all", choices=["fp32", "fp16", "int8", "all"],
+                   help="model precisions to measure (default all; fp32 is always measured as the baseline)")
     b.add_argument("--seconds", type=float, default=10.0, help="length of the speech clip to benchmark (default 10)")
-    b.add_argument("--json", type=Path, help="also write the results as JSON")
+    b.add_argument("--frames", type=int, default=200, help="timed rounds of each per-frame case (default 200)")
+    b.add_argument("--batch", type=int, default=16, help="streams per call of the throughput cases (default 16)")
+    b.add_argument("--json", type=Path, help="also write the results as JSON (toonsync-bench/2)")
+    b.add_argument("--compare", type=Path, metavar="OLD_JSON",
+                   help="show speed-ups / regressions against an earlier --json file")
+    b.add_argument("--plot", nargs="?", const="", metavar="PNG",
+                   help="write latency distributions + cost vs clip length as a PNG "
+                        "(default: the --json path with .png, else bench.png; needs matplotlib)")
+    b.add_argument("--quick", action="store_true",
+                   help="one round of the heavy cases (a smoke run: structure, not figures)")
+    b.add_argument("--threads-sweep", action="store_true",
+                   help="also explore onnxruntime thread settings (intra/inter-op threads, spinning, mode)")
+    b.add_argument("--no-torch", action="store_true", help="skip the torch-eager baseline")
     b.add_argument("--stream", action="store_true",
-                   help="benchmark live streaming instead: the demo speech in real time, audio->frame latency")
+                   help="benchmark live streaming only: the demo speech in real time, audio->frame latency")
 
     mo = sub.add_parser("motion", help="AUDIO -> per-frame landmarks/pose/blink/emotion/visemes (.json .npy .csv)")
     mo.add_argument("audio", help="speech, WAV or FLAC")
@@ -234,19 +254,47 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from .bench import print_report, print_stream_report, run_bench, run_stream_bench
+    from .bench import (
+        compare_reports,
+        plot_report,
+        print_compare,
+        print_report,
+        print_stream_report,
+        run_bench,
+        run_stream_bench,
+    )
 
     if a.stream:
         rep = run_stream_bench(backend=a.backend)
         print_stream_report(rep)
     else:
-        rep = run_bench(backend=a.backend, seconds=a.seconds)
+        old = None
+        if a.compare:  # read before measuring: a bad path fails in a second, not after the run
+            try:
+                old = json.loads(Path(a.compare).read_text())
+            except FileNotFoundError:
+                raise ToonsyncError(f"--compare: {a.compare} does not exist") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ToonsyncError(f"--compare: {a.compare} is not a bench JSON file ({e})") from None
+            if not isinstance(old, dict) or "cases" not in old:
+                raise ToonsyncError(f"--compare: {a.compare} is not a toonsync bench JSON file (no 'cases')")
+        rep = run_bench(backend=a.backend, seconds=a.seconds, frames=a.frames, precisions=a.precision,
+                        batch=a.batch, quick=a.quick, torch=not a.no_torch, sweep=a.threads_sweep,
+                        command="toonsync bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []))
+        if old is not None:
+            rep["compare"] = compare_reports(old, rep)
         print_report(rep)
+        if old is not None:
+            print_compare(rep["compare"])
+        if a.plot is not None:
+            png = Path(a.plot) if a.plot else (a.json.with_suffix(".png") if a.json else Path("bench.png"))
+            plot_report(rep, png)
+            log.info("wrote %s", png)
     if a.json:
         from .atomic import atomic_path
 
         with atomic_path(a.json) as tmp:
-            tmp.write_text(json.dumps(rep, indent=2))
+            tmp.write_text(json.dumps(rep, indent=1))
     return 0
 
 
