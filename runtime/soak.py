@@ -6,7 +6,6 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 
 from .audio_io import load_audio
 from .demo import DEMO_FACE, DEMO_SPEECH, asset

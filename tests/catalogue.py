@@ -7,7 +7,6 @@ acceptance. ``tests/test_catalogue.py`` runs them; ``python -m tests.catalogue``
 """
 from __future__ import annotations
 
-import io
 import struct
 import subprocess
 import sys

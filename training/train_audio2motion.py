@@ -20,6 +20,7 @@ from runtime.mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS
 
 from .evaluate import lipsync_metrics
 from .models.audio2motion import Audio2Motion, Audio2MotionConfig
+from .models.encoder import load_model_checkpoint
 
 log = logging.getLogger(__name__)
 SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0  # value of a mel bin of digital silence
@@ -168,12 +169,7 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2M
 
 
 def load_checkpoint(path: Path) -> Audio2Motion:
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = Audio2Motion(Audio2MotionConfig(**ck["config"]))
-    model.load_state_dict(ck["state_dict"])
-    model.eval()
-    model.info = ck.get("info", {})
-    return model
+    return load_model_checkpoint(path, Audio2Motion, Audio2MotionConfig)
 
 
 def main(argv: list[str] | None = None) -> None:

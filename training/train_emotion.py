@@ -34,6 +34,7 @@ from runtime.streaming import SILENT_MEL
 
 from .cremad import ACTORS, CremaD, CremaItem, item_features
 from .models.emotion import EmotionConfig, EmotionNet, param_bytes, utterance_log_probs
+from .models.encoder import load_model_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +199,7 @@ def train(data_root: Path, out_dir: Path, mcfg: EmotionConfig | None = None,
 
 
 def load_checkpoint(path: Path) -> EmotionNet:
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = EmotionNet(EmotionConfig(**ck["config"]))
-    model.load_state_dict(ck["state_dict"])
-    model.eval()
-    model.info = ck.get("info", {})
-    return model
+    return load_model_checkpoint(path, EmotionNet, EmotionConfig)
 
 
 # -- export ----------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from torch import nn
 
 from runtime.mouth import mouth_basis
 
+from .encoder import CausalMelLSTM
+
 
 @dataclass
 class Audio2MotionConfig:
@@ -30,37 +32,16 @@ class Audio2MotionConfig:
         return asdict(self)
 
 
-class Audio2Motion(nn.Module):
+class Audio2Motion(CausalMelLSTM):
     def __init__(self, cfg: Audio2MotionConfig):
-        super().__init__()
-        self.cfg = cfg
-        c = cfg.channels
-        self.norm = nn.LayerNorm(cfg.n_mels)
-        self.conv1 = nn.Conv1d(cfg.n_mels, c, cfg.kernel)  # causal via explicit left context
-        self.conv2 = nn.Conv1d(c, c, cfg.mels_per_frame, stride=cfg.mels_per_frame)  # -> 25 fps
-        self.act = nn.GELU()
-        self.drop = nn.Dropout(cfg.dropout)
-        self.lstm = nn.LSTM(c, cfg.hidden, batch_first=True)
+        super().__init__(cfg)
         self.head = nn.Linear(cfg.hidden, cfg.n_params)
         self.register_buffer("basis", torch.from_numpy(mouth_basis().reshape(cfg.n_params, -1)), persistent=False)
-
-    @property
-    def ctx_len(self) -> int:
-        return self.cfg.kernel - 1
-
-    def initial_state(self, batch: int):
-        z = torch.zeros
-        return (z(batch, self.cfg.n_mels, self.ctx_len), z(1, batch, self.cfg.hidden), z(1, batch, self.cfg.hidden))
 
     def forward(self, mel, mel_ctx, h, c):
         """mel [B, 4T, 80], mel_ctx [B, 80, k-1], h/c [1, B, H] ->
         mouth [B, T, 3], landmarks [B, T, 68, 2] (offsets), embedding [B, T, H], mel_ctx', h', c'."""
-        x = self.norm(mel).transpose(1, 2)  # [B, 80, 4T]
-        x = torch.cat([mel_ctx, x], dim=2)
-        new_ctx = x[:, :, x.shape[2] - self.ctx_len:]
-        x = self.act(self.conv1(x))
-        x = self.drop(self.act(self.conv2(x))).transpose(1, 2)  # [B, T, C]
-        emb, (h2, c2) = self.lstm(x, (h, c))
+        emb, new_ctx, h2, c2 = self.encode(mel, mel_ctx, h, c)
         raw = self.head(emb)
         mouth = torch.cat([torch.sigmoid(raw[..., :1]), torch.tanh(raw[..., 1:2]), torch.sigmoid(raw[..., 2:3])], -1)
         lms = (mouth @ self.basis).reshape(mouth.shape[0], mouth.shape[1], 68, 2)

@@ -16,6 +16,8 @@ from torch.nn import functional as F
 
 from runtime.motion import EMOTIONS
 
+from .encoder import CausalMelLSTM
+
 
 @dataclass
 class EmotionConfig:
@@ -31,35 +33,14 @@ class EmotionConfig:
         return asdict(self)
 
 
-class EmotionNet(nn.Module):
+class EmotionNet(CausalMelLSTM):
     def __init__(self, cfg: EmotionConfig):
-        super().__init__()
-        self.cfg = cfg
-        c = cfg.channels
-        self.norm = nn.LayerNorm(cfg.n_mels)
-        self.conv1 = nn.Conv1d(cfg.n_mels, c, cfg.kernel)  # causal via explicit left context
-        self.conv2 = nn.Conv1d(c, c, cfg.mels_per_frame, stride=cfg.mels_per_frame)  # -> 25 fps
-        self.act = nn.GELU()
-        self.drop = nn.Dropout(cfg.dropout)
-        self.lstm = nn.LSTM(c, cfg.hidden, batch_first=True)
+        super().__init__(cfg)
         self.head = nn.Linear(cfg.hidden, cfg.n_classes)
-
-    @property
-    def ctx_len(self) -> int:
-        return self.cfg.kernel - 1
-
-    def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        z = torch.zeros
-        return (z(batch, self.cfg.n_mels, self.ctx_len), z(1, batch, self.cfg.hidden), z(1, batch, self.cfg.hidden))
 
     def forward(self, mel, mel_ctx, h, c):
         """mel [B, 4T, 80], mel_ctx [B, 80, k-1], h/c [1, B, H] -> logits [B, T, 6], mel_ctx', h', c'."""
-        x = self.norm(mel).transpose(1, 2)  # [B, 80, 4T]
-        x = torch.cat([mel_ctx, x], dim=2)
-        new_ctx = x[:, :, x.shape[2] - self.ctx_len:]
-        x = self.act(self.conv1(x))
-        x = self.drop(self.act(self.conv2(x))).transpose(1, 2)  # [B, T, C]
-        y, (h2, c2) = self.lstm(x, (h, c))
+        y, new_ctx, h2, c2 = self.encode(mel, mel_ctx, h, c)
         return self.head(y), new_ctx, h2, c2
 
 
