@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (needs `pip install toonsync[train]`)")
     t.add_argument("model", choices=["audio2motion"], help="which model")
     t.add_argument("--corpus-dir", type=Path, default=Path("corpus"), help="where the TTS corpus is built/read")
-    t.add_argument("--minutes", type=float, default=60.0, help="minutes of training speech to synthesise")
-    t.add_argument("--steps", type=int, default=4000, help="optimisation steps")
+    t.add_argument("--minutes", type=float, default=100.0, help="minutes of training speech to synthesise")
+    t.add_argument("--steps", type=int, default=8000, help="optimisation steps")
     t.add_argument("--out", type=Path, default=Path("runs/audio2motion"), help="checkpoint directory")
     t.add_argument("--seed", type=int, default=0)
 

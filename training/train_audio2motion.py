@@ -28,7 +28,7 @@ SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0  # value of a mel bin of digital silence
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000
+    steps: int = 8000
     batch: int = 32
     crop_frames: int = 64
     lr: float = 3e-3

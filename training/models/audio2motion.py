@@ -21,9 +21,9 @@ from .encoder import CausalMelLSTM
 class Audio2MotionConfig:
     n_mels: int = 80
     mels_per_frame: int = 4
-    channels: int = 128
+    channels: int = 192
     kernel: int = 5  # first conv over mel frames (causal, left context kernel - 1)
-    hidden: int = 128  # LSTM size = speech embedding size
+    hidden: int = 192  # LSTM size = speech embedding size
     n_params: int = 3  # open, spread, labio
     lookahead: int = 2  # video frames (80 ms)
     dropout: float = 0.0  # on conv features (training only; 0.2 measured worse on the held-out voice)
