@@ -119,6 +119,31 @@ def to_rgb_uint8(img: np.ndarray, what: str = "image") -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def decode_image(data: bytes, what: str = "image") -> np.ndarray:
+    """Encoded bytes (PNG/JPEG/BMP/WebP) -> RGB uint8: format sniffed, pixel cap checked from the header
+    before decoding, EXIF orientation of JPEGs applied."""
+    if not data:
+        raise UnsupportedImageFormat(f"{what} is empty (0 bytes); {_accepted()}")
+    try:
+        fmt, dims = sniff_image(data[:65536])
+    except UnsupportedImageFormat as e:
+        raise UnsupportedImageFormat(f"{what}: {e}") from None
+    _check_pixels(dims, what)
+    flags = cv2.IMREAD_COLOR if fmt == "JPEG" else cv2.IMREAD_UNCHANGED
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:
+        img = None
+    if img is None:
+        raise UnsupportedImageFormat(f"{what}: {fmt} data is truncated or corrupt ({_accepted()})")
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    log.debug("decoded %s %s: %s", fmt, what, img.shape)
+    return to_rgb_uint8(img, what)
+
+
 def load_image(src: ImageLike) -> np.ndarray:
     """Load an image file (PNG/JPEG/BMP/WebP) or accept an array; return RGB uint8 [H, W, 3].
 
@@ -139,23 +164,4 @@ def load_image(src: ImageLike) -> np.ndarray:
         raise UnsupportedImageFormat(f"{path} is empty (0 bytes); {_accepted()}")
     if size > MAX_FILE_BYTES:
         raise ImageTooLarge(f"{path} is {size / 2**20:.0f} MiB; the cap is {MAX_FILE_BYTES / 2**20:.0f} MiB")
-    data = path.read_bytes()
-    try:
-        fmt, dims = sniff_image(data[:65536])
-    except UnsupportedImageFormat as e:
-        raise UnsupportedImageFormat(f"{path}: {e}") from None
-    _check_pixels(dims, str(path))
-    buf = np.frombuffer(data, np.uint8)
-    flags = cv2.IMREAD_COLOR if fmt == "JPEG" else cv2.IMREAD_UNCHANGED
-    try:
-        img = cv2.imdecode(buf, flags)
-    except cv2.error:
-        img = None
-    if img is None:
-        raise UnsupportedImageFormat(f"{path}: {fmt} data is truncated or corrupt ({_accepted()})")
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    log.debug("loaded %s image %s: %s", fmt, path, img.shape)
-    return to_rgb_uint8(img, str(path))
+    return decode_image(path.read_bytes(), str(path))

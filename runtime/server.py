@@ -216,32 +216,17 @@ _warn_lock = threading.Lock()
 def avatar_from_bytes(data: bytes, max_bytes: int = 10 * 1024 * 1024):
     """Uploaded image bytes -> (Avatar, [warning messages]) entirely in memory (never via a path).
 
-    Size and format are checked from the bytes before decoding (``sniff_image``); the pixel cap
-    applies from the header. Raises ``ImageTooLarge`` / ``UnsupportedImageFormat`` / ``NoFaceError``.
+    Size and format are checked from the bytes before decoding (``image_io.decode_image``); the pixel
+    cap applies from the header. Raises ``ImageTooLarge`` / ``UnsupportedImageFormat`` / ``NoFaceError``.
     """
-    import cv2
-
-    from .image_io import _check_pixels, sniff_image, to_rgb_uint8
+    from .image_io import decode_image
     from .prepare import avatar_from_image
 
     if len(data) > max_bytes:
         raise ImageTooLarge(f"the photo is {len(data) / 2**20:.1f} MiB; the cap is {max_bytes / 2**20:.0f} MiB")
     if not data:
         raise UnsupportedImageFormat("the upload is empty; send the photo's bytes (PNG, JPEG, BMP or WebP)")
-    fmt, dims = sniff_image(data[:65536])
-    _check_pixels(dims, "uploaded photo")
-    flags = cv2.IMREAD_COLOR if fmt == "JPEG" else cv2.IMREAD_UNCHANGED
-    try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    except cv2.error:
-        img = None
-    if img is None:
-        raise UnsupportedImageFormat(f"the uploaded {fmt} is truncated or corrupt")
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    rgb = to_rgb_uint8(img, "uploaded photo")
+    rgb = decode_image(data, "uploaded photo")
     with _warn_lock, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         avatar = avatar_from_image(rgb, "array")
