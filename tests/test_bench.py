@@ -21,7 +21,7 @@ from runtime.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "benchmarks" / "bench.schema.json").read_text())
-QUICK = ["-q", "bench", "--quick", "--seconds", "1", "--frames", "10", "--batch", "4"]
+QUICK = ["-q", "bench", "--quick", "--seconds", "1", "--frames", "10", "--batch", "4", "--streams", "1,4"]
 
 
 # -- a small JSON-schema validator (the subset bench.schema.json uses) ---------------------------------
@@ -123,6 +123,10 @@ def test_quick_run_cases(quick_run):
         assert 0 <= c["p50_ms"] <= c["p90_ms"] <= c["p99_ms"] <= c["max_ms"], name
         assert len(rep["samples_ms"][name]) == c["n"]
     assert cases["e2e.render_offline.1s"]["frames"] == 25
+    for n in (1, 4):  # N live streams per tick, the model batched vs called per stream
+        b, q = cases[f"multistream.batched.n{n}"], cases[f"multistream.sequential.n{n}"]
+        assert b["frames_per_call"] == q["frames_per_call"] == n and b["fps"] > 0 and q["fps"] > 0
+    assert rep["ratios"]["multistream_batched_vs_sequential_n4"] > 0 and rep["options"]["streams"] == [1, 4]
     assert cases["model.audio2motion.cpu.fp32.b4"]["fps"] > 0 and cases["model.audio2motion.cpu.fp32.b4"]["batch"] == 4
     assert cases["startup.cold_first_frame.photo"]["milestones_ms"]["first_frame_ms"] > 0
     st = cases["e2e.stream_realtime.20ms"]
