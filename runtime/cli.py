@@ -28,6 +28,7 @@ EPILOG = """examples:
   toonsync soak --minutes 30                      # memory / lost-sample soak of the streaming runtime
   toonsync train audio2motion --minutes 60        # build the TTS corpus and train (needs toonsync[train])
   toonsync export                                 # checkpoint -> ONNX + sidecar in the model dir
+  toonsync export --triton triton_repo            # the models as a Triton Inference Server repository
   toonsync bench                                  # latency per stage (p50/p99) and real-time factor
   toonsync doctor                                 # versions, providers, model files and checksums
 """
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--emotion", default="auto", help="auto (from prosody), a name, or a schedule '0:neutral,3:happy'")
     s.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "fp16"])
+    s.add_argument("--triton", metavar="URL",
+                   help="run the audio model on a Triton server instead (host:8000, grpc://host:8001, optional "
+                        "/MODEL; needs toonsync[triton]; docs/triton.md)")
 
     pp = sub.add_parser("preprocess", help="video/audio files -> HDF5 clips (frames, 68 landmarks, pose, log-mel)")
     pp.add_argument("inputs", nargs="+", help="video (.mp4 .mov .mkv .webm .avi) or audio (.wav .flac) files")
@@ -108,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained checkpoint (default: the shipped one, checkpoints/audio2motion.pt)")
     e.add_argument("--model-dir", type=Path, help="destination (default: the runtime's model directory)")
     e.add_argument("--report", type=Path, default=Path("docs/export.md"), help="export report (markdown)")
+    e.add_argument("--triton", type=Path, metavar="DIR",
+                   help="instead of exporting: write the models in --model-dir as a Triton model repository "
+                        "(needs onnx only; docs/triton.md)")
+    e.add_argument("--triton-precision", default="fp32", choices=["fp32", "int8", "fp16"],
+                   help="with --triton: which model files to serve (default fp32)")
+    e.add_argument("--triton-device", default="cpu", choices=["cpu", "gpu", "tensorrt"],
+                   help="with --triton: KIND_CPU, KIND_GPU, or KIND_GPU + the TensorRT accelerator (default cpu)")
+    e.add_argument("--triton-max-batch", type=int, default=64, help="with --triton: max_batch_size (default 64)")
+    e.add_argument("--triton-instances", type=int, default=1, help="with --triton: instances per model (default 1)")
+    e.add_argument("--triton-models", nargs="+", choices=["audio2motion", "audio2motion_pcm"],
+                   help="with --triton: which models (default both)")
+    e.add_argument("--triton-plan", action="append", metavar="MODEL=PLAN",
+                   help="with --triton: serve this TensorRT plan as MODEL's version (repeatable)")
 
     b = sub.add_parser("bench", help="latency per stage and end to end (p50/p90/p99/max, fps, RTF, CPU %%, RSS) "
                                      "across backends and precisions",
@@ -133,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads-sweep", action="store_true",
                    help="also explore onnxruntime thread settings (intra/inter-op threads, spinning, mode)")
     b.add_argument("--no-torch", action="store_true", help="skip the torch-eager baseline")
+    b.add_argument("--streams", type=_stream_counts, default=(1, 4, 16, 64), metavar="N,N,...",
+                   help="multi-stream cases: N live streams per 40 ms tick, model batched (step_many) vs one "
+                        "call per stream (default 1,4,16,64; 0 = none)")
     b.add_argument("--stream", action="store_true",
                    help="benchmark live streaming only: the demo speech in real time, audio->frame latency")
 
@@ -209,8 +229,13 @@ def cmd_stream(a: argparse.Namespace) -> int:
         log.info("%6.1f s  fps %5.1f  latency p50 %5.1f ms p99 %5.1f ms  dropped %d  underruns %d", s["audio_s"],
                  s["fps"], s["latency_p50_ms"], s["latency_p99_ms"], s["dropped"], s["underruns"])
 
+    model = None
+    if a.triton:
+        from .triton_client import TritonAudioModel
+
+        model = TritonAudioModel(a.triton)
     stats = stream(mic, a.face, sink=sink, backend=a.backend, precision=a.precision, size=a.size, seed=a.seed, emotion=a.emotion,
-                   realtime=not a.fast, max_backlog=a.max_backlog, record=a.record, on_stats=report)
+                   realtime=not a.fast, max_backlog=a.max_backlog, record=a.record, on_stats=report, model=model)
     log.info("done: %s", json.dumps(stats.summary()))
     return 0
 
@@ -246,11 +271,23 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    if a.triton:  # needs onnx, not torch
+        return _heavy("export.triton", "export").triton_cli(a)
     return _heavy("export.cli", "export").export_cli(a)
 
 
 def cmd_calibrate(a: argparse.Namespace) -> int:
     return _heavy("calibration.cli", "export").calibrate_cli(a)
+
+
+def _stream_counts(text: str) -> tuple[int, ...]:
+    try:
+        ns = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected stream counts like 1,4,16,64") from None
+    if any(n < 0 for n in ns):
+        raise argparse.ArgumentTypeError(f"{text!r}: stream counts must be positive")
+    return tuple(n for n in ns if n > 0)
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
@@ -279,7 +316,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
             if not isinstance(old, dict) or "cases" not in old:
                 raise ToonsyncError(f"--compare: {a.compare} is not a toonsync bench JSON file (no 'cases')")
         rep = run_bench(backend=a.backend, seconds=a.seconds, frames=a.frames, precisions=a.precision,
-                        batch=a.batch, quick=a.quick, torch=not a.no_torch, sweep=a.threads_sweep,
+                        batch=a.batch, quick=a.quick, torch=not a.no_torch, sweep=a.threads_sweep, streams=a.streams,
                         command="toonsync bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []))
         if old is not None:
             rep["compare"] = compare_reports(old, rep)
