@@ -26,6 +26,7 @@ vectors with short cross-fades.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -89,8 +90,9 @@ def _frame_features(frames: np.ndarray, cfg: ProsodyConfig) -> tuple[np.ndarray,
     e_db = np.maximum(10 * np.log10(np.maximum(power, 1e-12)), _SILENCE_DB)
     sub_pow = (x.reshape(n, SUB, N // SUB) ** 2).mean(axis=2)
     lo, hi = int(SAMPLE_RATE / cfg.f0_max), int(np.ceil(SAMPLE_RATE / cfg.f0_min))
-    spec = np.fft.rfft(x, n=2048, axis=1)
-    R = np.fft.irfft(spec.real**2 + spec.imag**2, n=2048, axis=1)[:, : hi + 2]
+    nfft = 1 << int(np.ceil(np.log2(N + hi + 2)))  # no circular wrap for the lags used (640 + 231 -> 1024)
+    spec = np.fft.rfft(x, n=nfft, axis=1)
+    R = np.fft.irfft(spec.real**2 + spec.imag**2, n=nfft, axis=1)[:, : hi + 2]
     cs = np.cumsum(x**2, axis=1)
     k = np.arange(hi + 2)
     head = cs[:, N - 1 - k]  # energy of x[0 : N-k]
@@ -107,7 +109,18 @@ def _frame_features(frames: np.ndarray, cfg: ProsodyConfig) -> tuple[np.ndarray,
 
 
 def _z(value: float, ref: float, scale: float) -> float:
-    return float(np.clip((value - ref) / scale, -2.0, 2.0))
+    return min(max((float(value) - ref) / scale, -2.0), 2.0)
+
+
+def _lerp_quantile(s: np.ndarray, q: float) -> float:
+    """``np.percentile(s, q)`` (linear method, same rounding) of an already sorted array -- one sort serves
+    several quantiles (this runs per frame per stream, so it matters)."""
+    pos = (s.size - 1) * q / 100.0
+    lo = int(pos)
+    t = pos - lo
+    a = float(s[lo])
+    b = float(s[min(lo + 1, s.size - 1)])
+    return b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t
 
 
 def prosody_probs(arousal: np.ndarray, valence: np.ndarray, temperature: float = 0.2) -> np.ndarray:
@@ -147,7 +160,7 @@ class ProsodyEmotion:
     def _envelope(self, sub_pow: np.ndarray) -> None:
         p = self.cfg.peak_db
         for s in sub_pow:
-            env = max(10 * np.log10(max((s + self._prev_sub[0] + self._prev_sub[1]) / 3.0, 1e-12)), _SILENCE_DB)
+            env = max(10 * math.log10(max((s + self._prev_sub[0] + self._prev_sub[1]) / 3.0, 1e-12)), _SILENCE_DB)
             self._prev_sub = [float(s), self._prev_sub[0]]
             if self._seek_peak:
                 self._ext = max(self._ext, env)
@@ -174,16 +187,19 @@ class ProsodyEmotion:
         voiced = np.isfinite(f0) & active
         rate = len(self._peaks) / min(max(len(e) / FPS, 1.0), cfg.window_s)  # young streams: shorter window
         g0, g1 = cfg.rate_gate
-        gate = float(np.clip((rate - g0) / (g1 - g0), 0, 1) * np.clip(voiced.sum() / active.sum() / 0.15, 0, 1))
+        n_active = int(active.sum())
+        gate = min(max((rate - g0) / (g1 - g0), 0.0), 1.0) * min(max(int(voiced.sum()) / n_active / 0.15, 0.0), 1.0)
         if gate == 0.0:
             return 0.0, 0.0
         z_loud = _z(e[active].mean(), cfg.loud_ref_db, cfg.loud_scale)
         z_rate = _z(rate, cfg.rate_ref, cfg.rate_scale)
         z_spread = _z(np.maximum(e, top - 40.0).std(), cfg.spread_ref_db, cfg.spread_scale)
-        st = f0[voiced]
-        z_pitch = _z(np.median(st), cfg.pitch_ref_st, cfg.pitch_scale) if st.size >= 3 else 0.0
-        z_range = (_z(np.percentile(st, 90) - np.percentile(st, 10), cfg.range_ref_st, cfg.range_scale)
-                   if st.size >= 5 else 0.0)
+        st = np.sort(f0[voiced])
+        n = st.size
+        median = (float(st[(n - 1) // 2]) + float(st[n // 2])) / 2.0 if n else 0.0
+        z_pitch = _z(median, cfg.pitch_ref_st, cfg.pitch_scale) if n >= 3 else 0.0
+        z_range = (_z(_lerp_quantile(st, 90) - _lerp_quantile(st, 10), cfg.range_ref_st, cfg.range_scale)
+                   if n >= 5 else 0.0)
         arousal = 0.35 * z_loud + 0.3 * z_rate + 0.25 * z_pitch + 0.15 * z_range + 0.05 * z_spread
         valence = 0.5 * z_range + 0.2 * z_pitch - 0.3 * z_spread - 0.2 * max(z_loud, 0.0)
         return gate * arousal, gate * valence
