@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=8000, help="optimisation steps")
     t.add_argument("--out", type=Path, default=Path("runs/audio2motion"), help="checkpoint directory")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch", type=int, default=32, help="global batch per step (split over torchrun processes x --accum)")
+    t.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step (gradient accumulation)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: this process's GPU under torchrun when CUDA is present, else CPU")
+    t.add_argument("--no-amp", dest="amp", action="store_false", help="no fp16 mixed precision on CUDA")
 
     c = sub.add_parser("calibrate", help="INT8 from real calibration speech + quantization report (needs toonsync[export])")
     c.add_argument("--model-dir", type=Path, help="models to quantize (default: the runtime's model directory)")

@@ -1,14 +1,17 @@
 """Train the audio -> mouth-motion model on an HDF5 clip store (from training.corpus).
 
     python -m training.train_audio2motion --train corpus/train.h5 --test corpus/test.h5 -o runs/a2m
+    torchrun --standalone --nproc_per_node 4 -m training.train_audio2motion --train ... --accum 2
+
+Under torchrun each step's global batch (``--batch``) is split over the processes and ``--accum``
+micro-batches; the result matches a single-process run (``training.distributed``, docs/distributed.md).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from torch import nn
 from runtime.dataset import ClipStore
 from runtime.mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS
 
+from . import distributed
 from .evaluate import lipsync_metrics
 from .models.audio2motion import Audio2Motion, Audio2MotionConfig
 from .models.encoder import load_model_checkpoint
@@ -38,6 +42,9 @@ class TrainConfig:
     eval_every: int = 500
     freq_masks: int = 0  # SpecAugment: masks of up to 12 mel bins ... (2+2 measured worse held-out)
     time_masks: int = 0  # ... and up to 8 mel frames, per example
+    accum: int = 1  # micro-batches per optimizer step (gradient accumulation); batch % (processes * accum) == 0
+    device: str = "auto"  # auto: cuda:LOCAL_RANK when CUDA is available, else cpu
+    amp: bool = True  # fp16 autocast + GradScaler, on CUDA only
 
 
 def load_pairs(path: Path, split: str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -79,10 +86,11 @@ def sample_batch(pairs, cfg: TrainConfig, lookahead: int, rng: np.random.Generat
 def predict_clip(model: Audio2Motion, mel: np.ndarray) -> np.ndarray:
     """Offline prediction for one clip: pad ``lookahead`` silent frames, drop the first outputs -> [T, 3]."""
     L = model.cfg.lookahead
+    dev = next(model.parameters()).device
     pad = np.full((L * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)
-    x = torch.from_numpy(np.concatenate([mel, pad]))[None]
-    mouth, *_ = model(x, *model.initial_state(1))
-    return mouth[0, L:].numpy()
+    x = torch.from_numpy(np.concatenate([mel, pad]))[None].to(dev)
+    mouth, *_ = model(x, *(s.to(dev) for s in model.initial_state(1)))
+    return mouth[0, L:].cpu().numpy()
 
 
 def evaluate(model: Audio2Motion, path: Path, split: str | None = None) -> dict:
@@ -103,69 +111,78 @@ def evaluate(model: Audio2Motion, path: Path, split: str | None = None) -> dict:
 
 
 def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2MotionConfig,
-          tcfg: TrainConfig, init: Path | None = None) -> dict:
-    torch.manual_seed(tcfg.seed)
-    torch.set_num_threads(tcfg.threads)
-    rng = np.random.default_rng(tcfg.seed)
-    pairs = load_pairs(train_path, "train")
-    if not pairs:
-        raise ValueError(f"{train_path} has no train clips with mouth targets")
-    hours = sum(p[1].shape[0] for p in pairs) / 25 / 3600
-    log.info("train: %d clips, %.2f h", len(pairs), hours)
-    model = Audio2Motion(mcfg)
-    if init is not None:  # fine-tune: start from a checkpoint (its config wins)
-        model = load_checkpoint(init)
-        mcfg = model.cfg
-        log.info("fine-tuning from %s", init)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
-    w = torch.tensor([2.0, 1.0, 1.0])
-    t0 = time.time()
-    history = []
-    try:
-        from tqdm import tqdm
+          tcfg: TrainConfig, init: Path | None = None) -> dict | None:
+    """Train; rank 0 writes ``audio2motion.pt`` + ``audio2motion.train.json`` and returns the report
+    (other ranks of a torchrun job return None). Each step's global batch of ``tcfg.batch`` crops is
+    split over processes x ``tcfg.accum`` micro-batches (``training.distributed``)."""
+    with distributed.session(tcfg.device) as ctx:
+        distributed.check_batch(tcfg.batch, ctx, tcfg.accum)
+        torch.manual_seed(tcfg.seed)
+        torch.set_num_threads(tcfg.threads)
+        rng = np.random.default_rng(tcfg.seed)
+        pairs = load_pairs(train_path, "train")
+        if not pairs:
+            raise ValueError(f"{train_path} has no train clips with mouth targets")
+        hours = sum(p[1].shape[0] for p in pairs) / 25 / 3600
+        log.info("train: %d clips, %.2f h", len(pairs), hours)
+        model = Audio2Motion(mcfg)
+        if init is not None:  # fine-tune: start from a checkpoint (its config wins)
+            model = load_checkpoint(init)
+            mcfg = model.cfg
+            log.info("fine-tuning from %s", init)
+        model = distributed.wrap(model, ctx)
+        opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
+        trainer = distributed.Trainer(model, opt, sched, ctx, accum=tcfg.accum, amp=tcfg.amp)
+        w = torch.tensor([2.0, 1.0, 1.0], device=ctx.device)
 
-        it = tqdm(range(tcfg.steps), desc="audio2motion", mininterval=5)
-    except ImportError:  # pragma: no cover
-        it = range(tcfg.steps)
-    for step in it:
-        model.train()
-        mel, tgt = sample_batch(pairs, tcfg, mcfg.lookahead, rng)
-        mouth, *_ = model(mel, *model.initial_state(mel.shape[0]))
-        loss = (((mouth - tgt) ** 2) * w).mean()
-        vel = ((mouth[:, 1:] - mouth[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])).pow(2).mean()
-        total = loss + 2.0 * vel
-        opt.zero_grad()
-        total.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
-            rec = {"step": step + 1, "loss": loss.item(), "vel": vel.item(), "seconds": round(time.time() - t0, 1)}
-            if test_path is not None:
-                rec.update({k: v for k, v in evaluate(model, test_path).items() if k.startswith("r_")})
-            history.append(rec)
-            log.info("%s", rec)
-    train_seconds = time.time() - t0
-    metrics = evaluate(model, test_path) if test_path is not None else {}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    info = {
-        "model": "audio2motion",
-        "config": mcfg.to_dict(),
-        "train_config": tcfg.__dict__,
-        "train_data": {"path": str(train_path), "clips": len(pairs), "hours": round(hours, 3)},
-        "init": str(init) if init else None,
-        "eval_data": str(test_path) if test_path else None,
-        "train_seconds": round(train_seconds, 1),
-        "params": sum(p.numel() for p in model.parameters()),
-        "metrics": metrics,
-        "history": history,
-        "torch": torch.__version__,
-    }
-    torch.save({"config": mcfg.to_dict(), "state_dict": model.state_dict(), "info": info}, out_dir / "audio2motion.pt")
-    (out_dir / "audio2motion.train.json").write_text(json.dumps(info, indent=2))
-    log.info("saved %s (%.0f s): %s", out_dir / "audio2motion.pt", train_seconds, metrics)
-    return info
+        def loss_fn(m: nn.Module, micro, batch):
+            mel, tgt = micro
+            share = mel.shape[0] / batch[0].shape[0]  # rows of the global batch in this micro-batch
+            state = [s.to(ctx.device) for s in distributed.unwrap(m).initial_state(mel.shape[0])]
+            mouth, *_ = m(mel, *state)
+            loss = (((mouth - tgt) ** 2) * w).mean()
+            vel = ((mouth[:, 1:] - mouth[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])).pow(2).mean()
+            return (loss + 2.0 * vel) * share, {"loss": loss * share, "vel": vel * share}
+
+        t0 = time.time()
+        history = []
+        for step in distributed.progress(range(tcfg.steps), ctx, desc="audio2motion", mininterval=5):
+            terms = trainer.step(sample_batch(pairs, tcfg, mcfg.lookahead, rng), loss_fn)
+            if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
+                terms = distributed.reduce_sum(terms, ctx)
+                if ctx.is_main:
+                    rec = {"step": step + 1, "loss": terms["loss"], "vel": terms["vel"],
+                           "seconds": round(time.time() - t0, 1)}
+                    if test_path is not None:
+                        rec.update({k: v for k, v in evaluate(distributed.unwrap(model), test_path).items()
+                                    if k.startswith("r_")})
+                    history.append(rec)
+                    log.info("%s", rec)
+        if not ctx.is_main:
+            return None
+        model = distributed.unwrap(model)
+        train_seconds = time.time() - t0
+        metrics = evaluate(model, test_path) if test_path is not None else {}
+        info = {
+            "model": "audio2motion",
+            "config": mcfg.to_dict(),
+            "train_config": asdict(tcfg),
+            "distributed": ctx.describe(),
+            "train_data": {"path": str(train_path), "clips": len(pairs), "hours": round(hours, 3)},
+            "init": str(init) if init else None,
+            "eval_data": str(test_path) if test_path else None,
+            "train_seconds": round(train_seconds, 1),
+            "params": sum(p.numel() for p in model.parameters()),
+            "metrics": metrics,
+            "history": history,
+            "torch": torch.__version__,
+        }
+        path = distributed.save_run(ctx, out_dir, "audio2motion",
+                                    {"config": mcfg.to_dict(), "state_dict": model.cpu().state_dict(), "info": info},
+                                    info)
+        log.info("saved %s (%.0f s): %s", path, train_seconds, metrics)
+        return info
 
 
 def load_checkpoint(path: Path) -> Audio2Motion:
@@ -186,10 +203,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--channels", type=int, default=Audio2MotionConfig.channels)
     p.add_argument("--hidden", type=int, default=Audio2MotionConfig.hidden)
+    p.add_argument("--crop-frames", type=int, default=TrainConfig.crop_frames)
+    p.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
+    distributed.add_arguments(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    train(a.train, a.test, a.out, Audio2MotionConfig(channels=a.channels, hidden=a.hidden), TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed,
-                                                                                threads=a.threads, lr=a.lr), init=a.init)
+    tcfg = TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, lr=a.lr, crop_frames=a.crop_frames,
+                       eval_every=a.eval_every, accum=a.accum, device=a.device, amp=a.amp)
+    train(a.train, a.test, a.out, Audio2MotionConfig(channels=a.channels, hidden=a.hidden), tcfg, init=a.init)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Train the speech-emotion classifier (``EmotionNet``) on CREMA-D and export it to ONNX.
 
     python -m training.train_emotion --data PATH/TO/CREMA-D -o runs/emotion --steps 4000 [--export DIR]
+    torchrun --standalone --nproc_per_node 4 -m training.train_emotion --data PATH/TO/CREMA-D ...  [--accum N]
 
 Speaker-independent: validation and test actors are held out (``training.cremad.CremaD.split``).
 Class-balanced sampling, random crops with gain jitter, AdamW + one-cycle LR; the checkpoint
@@ -8,13 +9,13 @@ Class-balanced sampling, random crops with gain jitter, AdamW + one-cycle LR; th
 ``emotion.train.json`` reports accuracy, unweighted average recall, per-class recall and the
 confusion matrix on the held-out actors. CREMA-D is not on the build machine, so **no emotion
 weights are shipped**; the runtime uses the prosody heuristic (``runtime.emotion``) until a model
-trained here is exported with ``export_emotion``.
+trained here is exported with ``export_emotion``. Under torchrun the global batch is split over the
+processes (``training.distributed``, docs/distributed.md); rank 0 evaluates, keeps the best weights and writes.
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -26,12 +27,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from runtime.atomic import atomic_path
 from runtime.errors import ToonsyncError
 from runtime.mel import FPS, HOP, MELS_PER_FRAME, N_MELS, SAMPLE_RATE
 from runtime.motion import EMOTIONS
 from runtime.streaming import SILENT_MEL
 
+from . import distributed
 from .cremad import ACTORS, CremaD, CremaItem, item_features
 from .models.emotion import EmotionConfig, EmotionNet, param_bytes, utterance_log_probs
 from .models.encoder import load_model_checkpoint
@@ -54,6 +55,9 @@ class TrainConfig:
     gain_db: float = 6.0  # random level change per example (+-)
     val_actors: int | list[int] = 8
     test_actors: int | list[int] = 10
+    accum: int = 1  # micro-batches per optimizer step (gradient accumulation); batch % (processes * accum) == 0
+    device: str = "auto"  # auto: cuda:LOCAL_RANK when CUDA is available, else cpu
+    amp: bool = True  # fp16 autocast + GradScaler, on CUDA only
 
 
 def load_clips(items: Sequence[CremaItem]) -> list[Clip]:
@@ -101,19 +105,24 @@ def sample_batch(clips: Sequence[Clip], cfg: TrainConfig, rng: np.random.Generat
     return torch.from_numpy(mels), torch.from_numpy(mask), torch.from_numpy(labels)
 
 
-def frame_loss(logits: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of the valid frames against the utterance label (= -mean frame log-prob)."""
+def frame_loss(logits: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+               total_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy of the valid frames against the utterance label (= -mean frame log-prob).
+
+    With ``total_mask`` (the valid-frame mask of the whole global batch, of which these rows are a
+    part): this part's share of that batch's loss, i.e. divided by the batch's valid frames."""
     ce = F.cross_entropy(logits.transpose(1, 2), labels[:, None].expand(-1, logits.shape[1]), reduction="none")
-    return (ce * mask).sum() / mask.sum().clamp_min(1.0)
+    return (ce * mask).sum() / (mask if total_mask is None else total_mask).sum().clamp_min(1.0)
 
 
 @torch.no_grad()
 def predict_clip(model: EmotionNet, mel: np.ndarray) -> np.ndarray:
     """Whole utterance -> mean frame log-probabilities [6]."""
     model.eval()
-    x = torch.from_numpy(np.asarray(mel, np.float32))[None]
-    logits, *_ = model(x, *model.initial_state(1))
-    return utterance_log_probs(logits)[0].numpy()
+    dev = next(model.parameters()).device
+    x = torch.from_numpy(np.asarray(mel, np.float32))[None].to(dev)
+    logits, *_ = model(x, *(s.to(dev) for s in model.initial_state(1)))
+    return utterance_log_probs(logits)[0].cpu().numpy()
 
 
 def evaluate(model: EmotionNet, clips: Sequence[Clip]) -> dict:
@@ -131,71 +140,82 @@ def evaluate(model: EmotionNet, clips: Sequence[Clip]) -> dict:
 
 
 def train(data_root: Path, out_dir: Path, mcfg: EmotionConfig | None = None,
-          tcfg: TrainConfig | None = None) -> dict:
-    """Train on the non-held-out actors; write ``emotion.pt`` + ``emotion.train.json``; return the report."""
+          tcfg: TrainConfig | None = None) -> dict | None:
+    """Train on the non-held-out actors; rank 0 writes ``emotion.pt`` + ``emotion.train.json`` and returns
+    the report (other ranks of a torchrun job return None)."""
     mcfg, tcfg = mcfg or EmotionConfig(), tcfg or TrainConfig()
-    torch.manual_seed(tcfg.seed)
-    torch.set_num_threads(tcfg.threads)
-    rng = np.random.default_rng(tcfg.seed)
-    data = CremaD(data_root)
-    split = data.split(tcfg.val_actors, tcfg.test_actors, seed=tcfg.seed)
-    train_clips, val_clips, test_clips = (load_clips(s) for s in split)
-    if not train_clips:
-        raise ValueError(f"{data_root}: no training clips left after holding out actors")
-    seconds = sum(m.shape[0] for m, _ in train_clips) * HOP / SAMPLE_RATE
-    log.info("train: %d clips (%.2f h), val %d, test %d", len(train_clips), seconds / 3600, len(val_clips),
-             len(test_clips))
-    model = EmotionNet(mcfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
-    best_uar, best_state, history = -1.0, None, []
-    t0 = time.time()
-    for step in range(tcfg.steps):
-        model.train()
-        mel, mask, y = sample_batch(train_clips, tcfg, rng)
-        logits, *_ = model(mel, *model.initial_state(mel.shape[0]))
-        loss = frame_loss(logits, mask, y)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
-            rec = {"step": step + 1, "loss": round(loss.item(), 4), "seconds": round(time.time() - t0, 1)}
-            if val_clips:
-                val = evaluate(model, val_clips)
-                rec.update(val_accuracy=round(val["accuracy"], 4), val_uar=round(val["uar"], 4))
-                if val["uar"] > best_uar:
-                    best_uar, best_state = val["uar"], copy.deepcopy(model.state_dict())
-            history.append(rec)
-            log.info("emotion %s", rec)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    info = {
-        "model": "emotion",
-        "config": mcfg.to_dict(),
-        "train_config": asdict(tcfg),
-        "train_data": {"path": str(data_root), "dataset": "CREMA-D", "clips": len(train_clips),
-                       "hours": round(seconds / 3600, 3),
-                       "actors": {k: sorted({it.actor for it in s}) for k, s in split._asdict().items()}},
-        "train_seconds": round(time.time() - t0, 1),
-        "params": sum(p.numel() for p in model.parameters()),
-        "param_bytes": param_bytes(model),
-        "metrics": {"val": evaluate(model, val_clips) if val_clips else None,
-                    "test": evaluate(model, test_clips) if test_clips else None},
-        "history": history,
-        "torch": torch.__version__,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "emotion.pt") as tmp:
-        torch.save({"config": mcfg.to_dict(), "state_dict": model.state_dict(), "info": info}, tmp)
-    with atomic_path(out_dir / "emotion.train.json") as tmp:
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
-    test = info["metrics"]["test"]
-    log.info("saved %s; test %s", out_dir / "emotion.pt",
-             f"accuracy {test['accuracy']:.3f}, UAR {test['uar']:.3f}" if test else "(no test actors)")
-    return info
+    with distributed.session(tcfg.device) as ctx:
+        distributed.check_batch(tcfg.batch, ctx, tcfg.accum)
+        torch.manual_seed(tcfg.seed)
+        torch.set_num_threads(tcfg.threads)
+        rng = np.random.default_rng(tcfg.seed)
+        data = CremaD(data_root)
+        split = data.split(tcfg.val_actors, tcfg.test_actors, seed=tcfg.seed)
+        train_clips = load_clips(split.train)
+        # only rank 0 evaluates, so only it loads the held-out actors' audio
+        val_clips, test_clips = (load_clips(s) if ctx.is_main else [] for s in (split.val, split.test))
+        if not train_clips:
+            raise ValueError(f"{data_root}: no training clips left after holding out actors")
+        seconds = sum(m.shape[0] for m, _ in train_clips) * HOP / SAMPLE_RATE
+        log.info("train: %d clips (%.2f h), val %d, test %d", len(train_clips), seconds / 3600, len(val_clips),
+                 len(test_clips))
+        model = distributed.wrap(EmotionNet(mcfg), ctx)
+        opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
+        trainer = distributed.Trainer(model, opt, sched, ctx, accum=tcfg.accum, amp=tcfg.amp)
+
+        def loss_fn(m: nn.Module, micro, batch):
+            mel, mask, y = micro
+            state = [s.to(ctx.device) for s in distributed.unwrap(m).initial_state(mel.shape[0])]
+            logits, *_ = m(mel, *state)
+            loss = frame_loss(logits.float(), mask, y, total_mask=batch[1])  # share of the global batch's loss
+            return loss, {"loss": loss}
+
+        best_uar, best_state, history = -1.0, None, []
+        t0 = time.time()
+        for step in distributed.progress(range(tcfg.steps), ctx, desc="emotion", mininterval=5):
+            terms = trainer.step(sample_batch(train_clips, tcfg, rng), loss_fn)
+            if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
+                terms = distributed.reduce_sum(terms, ctx)
+                if not ctx.is_main:
+                    continue
+                rec = {"step": step + 1, "loss": round(terms["loss"], 4), "seconds": round(time.time() - t0, 1)}
+                if val_clips:
+                    val = evaluate(distributed.unwrap(model), val_clips)
+                    rec.update(val_accuracy=round(val["accuracy"], 4), val_uar=round(val["uar"], 4))
+                    if val["uar"] > best_uar:
+                        best_uar, best_state = val["uar"], copy.deepcopy(distributed.unwrap(model).state_dict())
+                history.append(rec)
+                log.info("emotion %s", rec)
+        if not ctx.is_main:
+            return None
+        model = distributed.unwrap(model)
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        info = {
+            "model": "emotion",
+            "config": mcfg.to_dict(),
+            "train_config": asdict(tcfg),
+            "distributed": ctx.describe(),
+            "train_data": {"path": str(data_root), "dataset": "CREMA-D", "clips": len(train_clips),
+                           "hours": round(seconds / 3600, 3),
+                           "actors": {k: sorted({it.actor for it in s}) for k, s in split._asdict().items()}},
+            "train_seconds": round(time.time() - t0, 1),
+            "params": sum(p.numel() for p in model.parameters()),
+            "param_bytes": param_bytes(model),
+            "metrics": {"val": evaluate(model, val_clips) if val_clips else None,
+                        "test": evaluate(model, test_clips) if test_clips else None},
+            "history": history,
+            "torch": torch.__version__,
+        }
+        path = distributed.save_run(ctx, out_dir, "emotion",
+                                    {"config": mcfg.to_dict(), "state_dict": model.cpu().state_dict(), "info": info},
+                                    info)
+        test = info["metrics"]["test"]
+        log.info("saved %s; test %s", path,
+                 f"accuracy {test['accuracy']:.3f}, UAR {test['uar']:.3f}" if test else "(no test actors)")
+        return info
 
 
 def load_checkpoint(path: Path) -> EmotionNet:
@@ -282,12 +302,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--val-actors", type=_actors, default=TrainConfig.val_actors, help="count or 1001,1002,...")
     p.add_argument("--test-actors", type=_actors, default=TrainConfig.test_actors, help="count or 1003,1004,...")
     p.add_argument("--export", type=Path, metavar="DIR", help="also export emotion.fp32.onnx + sidecar to DIR")
+    distributed.add_arguments(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     tcfg = TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, val_actors=a.val_actors,
-                       test_actors=a.test_actors, eval_every=min(TrainConfig.eval_every, a.steps))
-    train(a.data, a.out, EmotionConfig(), tcfg)
-    if a.export is not None:
+                       test_actors=a.test_actors, eval_every=min(TrainConfig.eval_every, a.steps), accum=a.accum,
+                       device=a.device, amp=a.amp)
+    info = train(a.data, a.out, EmotionConfig(), tcfg)
+    if a.export is not None and info is not None:  # rank 0 only under torchrun
         export_emotion(a.out / "emotion.pt", a.export)
 
 

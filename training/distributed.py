@@ -1,0 +1,332 @@
+"""Data-parallel training under ``torchrun`` (DistributedDataParallel), shared by every trainer.
+
+    torchrun --standalone --nproc_per_node 2 -m training.train_audio2motion --train corpus/train.h5 -o runs/a2m
+    torchrun --standalone --nproc_per_node 2 -m training.train_emotion --data CREMA-D -o runs/emotion
+    torchrun --standalone --nproc_per_node 2 -m runtime train audio2motion    # = `toonsync train`
+
+Without torchrun's environment (``WORLD_SIZE`` unset or 1) everything here is a no-op wrapper and
+a run is bit-for-bit the single-process run it always was.
+
+**Sampling.** Both trainers (``train_audio2motion``: random crops of an HDF5 corpus;
+``train_emotion``: class-balanced random crops of CREMA-D) draw every batch from one seeded numpy
+generator instead of walking a finite dataset epoch by epoch. They therefore split a *global*
+batch: every rank draws the same global batch (same seed, same generator calls) and trains on its
+own rows (:func:`micro_batches`: micro-batch ``m`` of ``accum``, rows ``rank::world`` of it). Each
+rank's loss is its *contribution* to the full-batch loss (the contributions of all ranks and
+micro-batches sum to it) and DDP averages gradients, so an optimizer step sees the gradient of the
+full global batch, as in a single process; only the floating-point reduction order differs. A
+``DistributedSampler`` is the tool for epoch-style trainers (each rank a disjoint slice of a
+``Dataset`` per epoch, ``set_epoch`` each epoch); neither trainer here is one, and per-rank random
+crops would not reproduce the single-process run.
+
+**Rank 0** alone logs at INFO, shows progress bars, evaluates and writes files (atomically:
+temporary file + rename). **Gradient accumulation** (``accum`` micro-batches per optimizer step)
+skips DDP's all-reduce on all but the last (``no_sync``). **AMP** (fp16 autocast + ``GradScaler``)
+is used only on CUDA; on CPU the autocast context is a no-op and the scaler is disabled.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from runtime.atomic import atomic_path
+from runtime.errors import InputError, ToonsyncError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Batch = tuple[torch.Tensor, ...]
+# loss_fn(model, micro_batch, global_batch) -> (contribution to backpropagate, {name: contribution to log})
+LossFn = Callable[[nn.Module, Batch, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+class DistributedError(ToonsyncError, RuntimeError):
+    """The torchrun environment is incomplete or inconsistent, or the process group cannot start."""
+
+
+class BatchSplitError(InputError):
+    """The global batch cannot be split evenly over ranks x accumulation steps."""
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits in the job. ``world == 1``: a plain single-process run."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only process that logs at INFO, shows progress, evaluates and writes files."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def backend(self) -> str | None:
+        return ("nccl" if self.device.type == "cuda" else "gloo") if self.distributed else None
+
+    def describe(self) -> dict[str, Any]:
+        """For the training report (``*.train.json``)."""
+        return {"world_size": self.world, "backend": self.backend, "device": str(self.device)}
+
+
+_CTX: DistContext | None = None  # the context of the process group started by setup(), while alive
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise DistributedError(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+def _device(spec: str, local_rank: int) -> torch.device:
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda":
+        if not torch.cuda.is_available():
+            raise DistributedError("--device cuda was asked for but torch sees no CUDA device")
+        n = torch.cuda.device_count()
+        if local_rank >= n:
+            raise DistributedError(f"LOCAL_RANK {local_rank} but only {n} CUDA device(s): "
+                                   f"use --nproc_per_node <= {n}")
+        return torch.device("cuda", local_rank)
+    raise DistributedError(f"unknown device {spec!r} (auto, cpu or cuda)")
+
+
+def setup(device: str = "auto") -> DistContext:
+    """Read torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; with more than one process, start the
+    process group (NCCL on CUDA, gloo on CPU) and quiet the logging of ranks other than 0.
+
+    ``device``: ``auto`` (``cuda:LOCAL_RANK`` if CUDA is available, else CPU), ``cpu`` or ``cuda``.
+    While a group is alive (started here or by the caller), returns a context for it and starts nothing.
+    """
+    global _CTX
+    if _CTX is not None and dist.is_initialized():
+        return _CTX
+    world = _env_int("WORLD_SIZE", 1)
+    rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    if dist.is_available() and dist.is_initialized():  # the caller started the group
+        rank, world = dist.get_rank(), dist.get_world_size()
+        return DistContext(rank, world, local_rank, _device(device, local_rank))
+    if world < 1 or not 0 <= rank < world or local_rank < 0:
+        raise DistributedError(f"inconsistent torchrun environment: RANK={rank} WORLD_SIZE={world} "
+                               f"LOCAL_RANK={local_rank}")
+    ctx = DistContext(rank, world, local_rank, _device(device, local_rank))
+    if not ctx.distributed:
+        return ctx
+    if not dist.is_available():
+        raise DistributedError("this torch build has no torch.distributed")
+    missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    if missing:
+        raise DistributedError(f"WORLD_SIZE={world} but {', '.join(missing)} unset: launch with torchrun")
+    if ctx.device.type == "cuda":
+        torch.cuda.set_device(ctx.device)
+    try:
+        dist.init_process_group(ctx.backend, rank=rank, world_size=world)
+    except (RuntimeError, ValueError) as e:
+        raise DistributedError(f"cannot start the {ctx.backend} process group (rank {rank}/{world}): {e}") from e
+    _CTX = ctx
+    if not ctx.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # rank-0 logging; warnings and errors still show
+    log.info("distributed: %d processes, backend %s, device %s", world, ctx.backend, ctx.device)
+    return ctx
+
+
+def cleanup() -> None:
+    """Destroy the process group started by :func:`setup` (no-op otherwise)."""
+    global _CTX
+    if _CTX is not None and dist.is_initialized():
+        dist.destroy_process_group()
+    _CTX = None
+
+
+@contextlib.contextmanager
+def session(device: str = "auto") -> Iterator[DistContext]:
+    """:func:`setup` ... :func:`cleanup` of the group it started; nested sessions share the outer one's."""
+    nested = _CTX is not None and dist.is_initialized()
+    ctx = setup(device)
+    try:
+        yield ctx
+    finally:
+        if not nested:
+            cleanup()
+
+
+@contextlib.contextmanager
+def main_first(ctx: DistContext, timeout: timedelta = timedelta(hours=12)) -> Iterator[None]:
+    """Rank 0 runs the block first while the other ranks wait, then they run it (e.g. build a corpus
+    once; the others then find it built). Its own gloo group, so a long block does not hit the
+    training group's collective timeout."""
+    if not ctx.distributed:
+        yield
+        return
+    group = dist.new_group(backend="gloo", timeout=timeout)
+    try:
+        if not ctx.is_main:
+            dist.barrier(group=group)
+        yield
+        if ctx.is_main:
+            dist.barrier(group=group)
+    finally:
+        dist.destroy_process_group(group)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The trainers' shared flags: ``--accum``, ``--device``, ``--no-amp`` (dest ``accum``, ``device``, ``amp``)."""
+    p.add_argument("--accum", type=int, default=1, metavar="N",
+                   help="micro-batches per optimizer step (gradient accumulation); --batch is the global batch "
+                        "and must be a multiple of processes x N (default 1)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: cuda:LOCAL_RANK when CUDA is available, else cpu (default auto)")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="no fp16 autocast/GradScaler on CUDA (AMP is never used on CPU)")
+
+
+def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
+    """Move ``model`` to the device; with more than one process wrap it in DDP (which broadcasts rank 0's
+    weights) and reseed each rank's torch generator with ``initial_seed + rank``, so dropout masks
+    differ between ranks as they would between the rows of one batch."""
+    model = model.to(ctx.device)
+    if not ctx.distributed:
+        return model
+    ddp = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    torch.manual_seed(torch.initial_seed() + ctx.rank)
+    return ddp
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def check_batch(batch: int, ctx: DistContext, accum: int) -> int:
+    """Rows per rank per micro-batch; a clear error unless ``batch`` splits evenly."""
+    if accum < 1:
+        raise BatchSplitError(f"accumulation steps must be >= 1, got {accum}")
+    parts = ctx.world * accum
+    if batch < parts or batch % parts:
+        raise BatchSplitError(f"global batch {batch} does not split over {ctx.world} process(es) x {accum} "
+                              f"accumulation step(s): use a multiple of {parts}")
+    return batch // parts
+
+
+def micro_batches(batch: Sequence[torch.Tensor], ctx: DistContext, accum: int) -> list[Batch]:
+    """This rank's share of a global batch: for each of ``accum`` consecutive micro-batches, its rows
+    ``rank::world``. Single process, no accumulation: the batch itself."""
+    n = batch[0].shape[0]
+    check_batch(n, ctx, accum)
+    if not ctx.distributed and accum == 1:
+        return [tuple(batch)]
+    size = n // accum
+    out = []
+    for m in range(accum):
+        rows = torch.arange(m * size + ctx.rank, (m + 1) * size, ctx.world)
+        out.append(tuple(t.index_select(0, rows) for t in batch))
+    return out
+
+
+def autocast(ctx: DistContext, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """fp16 autocast on CUDA; a no-op context on CPU."""
+    if enabled and ctx.device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+class Trainer:
+    """Optimizer steps over global batches: micro-batches, ``no_sync``, AMP, gradient clipping, LR schedule.
+
+    ``loss_fn(model, micro, batch)`` gets the (wrapped) model, this rank's micro-batch on the device and
+    the whole global batch (CPU), and returns ``(total, terms)``: tensors holding this micro-batch's
+    *contribution* to the full-batch loss, i.e. values that summed over all ranks and micro-batches give
+    the loss of the global batch (a mean over rows: ``mean * rows / batch``). ``total`` is
+    backpropagated (times ``world``: DDP averages gradients), ``terms`` are summed for logging.
+    """
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+                 ctx: DistContext, accum: int = 1, clip_norm: float | None = 1.0, amp: bool = True):
+        self.model, self.opt, self.sched, self.ctx = model, opt, sched, ctx
+        self.accum, self.clip_norm = accum, clip_norm
+        self.amp = amp and ctx.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+
+    def step(self, batch: Sequence[torch.Tensor], loss_fn: LossFn) -> dict[str, torch.Tensor]:
+        """One optimizer step on ``batch``; returns this rank's summed ``terms`` (see :func:`reduce_sum`)."""
+        self.model.train()
+        self.opt.zero_grad()
+        micro = micro_batches(batch, self.ctx, self.accum)
+        sums: dict[str, torch.Tensor] = {}
+        for i, mb in enumerate(micro):
+            mb = tuple(t.to(self.ctx.device, non_blocking=True) for t in mb)
+            sync = self.model.no_sync() if self.ctx.distributed and i < len(micro) - 1 else contextlib.nullcontext()
+            with sync:
+                with autocast(self.ctx, self.amp):
+                    total, terms = loss_fn(self.model, mb, tuple(batch))
+                if self.ctx.distributed:
+                    total = total * self.ctx.world
+                self.scaler.scale(total).backward()
+            for k, v in terms.items():
+                sums[k] = sums[k] + v.detach() if k in sums else v.detach()
+        self.scaler.unscale_(self.opt)
+        if self.clip_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        return sums
+
+
+def reduce_sum(values: dict[str, torch.Tensor], ctx: DistContext) -> dict[str, float]:
+    """Sum per-rank metric contributions over all ranks (a collective: every rank must call it)."""
+    if not ctx.distributed:
+        return {k: v.item() for k, v in values.items()}
+    keys = sorted(values)
+    t = torch.stack([values[k].detach().double().reshape(()) for k in keys]).to(ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return dict(zip(keys, t.tolist(), strict=True))
+
+
+def progress(it: Iterable[T], ctx: DistContext, **tqdm_kw) -> Iterable[T]:
+    """A tqdm bar on rank 0 (when tqdm is installed); the bare iterable elsewhere."""
+    if not ctx.is_main:
+        return it
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return it
+    return tqdm(it, **tqdm_kw)
+
+
+def save_run(ctx: DistContext, out_dir: Path, name: str, checkpoint: dict, info: dict) -> Path | None:
+    """Rank 0: write ``name.pt`` (torch.save of ``checkpoint``) and ``name.train.json`` (``info``), each
+    atomically. Other ranks write nothing and get None."""
+    if not ctx.is_main:
+        return None
+    path = Path(out_dir) / f"{name}.pt"
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+    with atomic_path(path.with_suffix(".train.json")) as tmp:
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+    return path
