@@ -7,6 +7,7 @@ whose inner lips meet, so that every avatar starts from a closed mouth.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
@@ -88,3 +89,33 @@ def inner_lip_gap(landmarks: np.ndarray) -> np.ndarray:
     """Mean vertical inner-lip gap [...] (canvas units) — the mouth-opening measure used in evaluation."""
     lm = np.asarray(landmarks)
     return np.mean(lm[..., list(LOWER_INNER[::-1]), 1] - lm[..., list(UPPER_INNER), 1], axis=-1)
+
+
+class SilenceGate:
+    """Closes the mouth in pauses, like a noise gate on the model's output: the mouth parameters of
+    frame k are scaled by a gain that falls to 0 when the loudest frame in ``[k - hold, k + lookahead]``
+    is below ``abs_db`` (ramping up over ``soft_db`` above it). Causal within the look-ahead the model
+    already has, frame-exact, so streamed output still equals offline output.
+
+    The threshold is absolute on purpose: the model itself learned to keep the mouth shut over hum,
+    hiss and tones (its corpus has them), while after speech it relaxes slowly into digital silence.
+    A relative gate (noise floor + margin) was measured: on noisy training-distribution speech it cut
+    mouth-opening correlation from 0.80 to 0.50; this one changes it by < 0.001 there, and on the
+    held-out voices raises closed-in-silence from 0.41 to 0.93 (docs: README "Lip-sync quality").
+    """
+
+    def __init__(self, lookahead: int = 2, abs_db: float = -50.0, soft_db: float = 6.0, hold: int = 1):
+        self.lookahead, self.abs_db, self.soft_db, self.hold = lookahead, abs_db, soft_db, hold
+        self.reset()
+
+    def reset(self) -> None:
+        self._past: list[float] = [-60.0] * self.hold  # energies (dB) of the frames just gated
+
+    def gain(self, energy_db: float, ahead_db: Sequence[float]) -> float:
+        """Gain of the next frame from its energy and the energies after it (dB; only ``lookahead`` of
+        them are used; frames beyond the end of the audio count as digital silence, -60 dB)."""
+        ahead = list(ahead_db[: self.lookahead])
+        presence = max([float(energy_db), *ahead, *self._past])
+        if self.hold:
+            self._past = [*self._past[1:], float(energy_db)]
+        return min(max((presence - self.abs_db) / self.soft_db, 0.0), 1.0)

@@ -22,6 +22,7 @@ from .errors import InputError
 from .mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream
 from .emotion import ProsodyEmotion, emotion_schedule
 from .motion import MotionNoise, speech_energy
+from .mouth import SilenceGate
 
 log = logging.getLogger(__name__)
 SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0
@@ -110,6 +111,7 @@ class Stream:
         self._state = self.model.initial_state()
         self._steps = 0  # model steps run (one per 4 mel frames)
         self._noise = MotionNoise(self.seed)
+        self._gate = SilenceGate(self.model.lookahead)
         self._prosody = ProsodyEmotion() if self.emotion in (None, "auto") else None
         self._emo_rows: deque[np.ndarray] = deque()  # emotion of complete frames not yet emitted
         self._schedule = np.zeros((0, 6), np.float32)
@@ -188,7 +190,12 @@ class Stream:
             return
         mouth = out["mouth"][0, first:]
         offsets = out["landmarks"][0, first:]
-        energy = np.array([self._energy.popleft() for _ in range(mouth.shape[0])], np.float32)
+        m = mouth.shape[0]
+        known = [60.0 * (e - 1.0) for e in self._energy]  # dB of this and every later complete frame
+        gains = np.array([self._gate.gain(known[i], known[i + 1 :]) for i in range(m)], np.float32)
+        # the landmark offsets are linear in the mouth parameters (mouth @ basis): one gain scales both
+        mouth, offsets = mouth * gains[:, None], offsets * gains[:, None, None]
+        energy = np.array([self._energy.popleft() for _ in range(m)], np.float32)
         pose, blink = self._noise.step(energy)
         for i in range(mouth.shape[0]):
             k = self._next_index

@@ -61,3 +61,30 @@ def test_silence_between_sentences_closes_the_mouth(animator):
     opening = inner_lip_gap(motion.landmarks)
     k = a.size // 640
     assert opening[k + 8 : k + 20].max() < 0.25 * opening[:k].max()
+
+
+def test_silence_gate_closes_digital_silence_and_leaves_speech_alone():
+    from runtime.mouth import SilenceGate
+
+    g = SilenceGate(lookahead=2, abs_db=-50.0, soft_db=6.0, hold=1)
+    speech, quiet = -20.0, -60.0
+    track = [quiet] * 5 + [speech] * 10 + [quiet] * 10
+    gains = [g.gain(track[k], track[k + 1 :]) for k in range(len(track))]
+    assert gains[:3] == [0.0, 0.0, 0.0]  # silence, speech not yet within the 2-frame look-ahead
+    assert gains[3] == gains[4] == 1.0  # opens before the speech: co-articulation may lead the audio
+    assert all(x == 1.0 for x in gains[5:16])  # speech, plus one frame of hold after it
+    assert all(x == 0.0 for x in gains[16:])  # closed in the pause
+    g.reset()
+    hum = [-35.0] * 20  # a steady hum is not digital silence: the model (trained on hums) decides
+    assert all(g.gain(hum[k], hum[k + 1 :]) == 1.0 for k in range(20))
+    g.reset()
+    assert g.gain(-47.0, []) == 0.5  # the soft ramp: halfway over 6 dB above -50 dB
+
+
+def test_stream_mouth_is_shut_in_a_pause_after_speech(animator):
+    """The gate in the runtime: inside a 1 s digital pause the mouth parameters are exactly zero."""
+    a = load_audio(DATA / "speech_short.wav")
+    motion = animator.animate(np.concatenate([a, np.zeros(16000, np.float32), a]), np.zeros((68, 2), np.float32))
+    k = -(-a.size // 640)
+    assert np.all(motion.mouth[k + 3 : k + 22] == 0.0)
+    assert motion.mouth[: k, 0].max() > 0.3  # and speech still opens it

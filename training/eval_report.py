@@ -21,20 +21,38 @@ log = logging.getLogger(__name__)
 
 
 def predict_onnx(mel: np.ndarray, precision: str = "fp32") -> np.ndarray:
-    """Whole-clip mouth parameters from the shipped model through the runtime's Stream (as users get them)."""
-    from runtime.streaming import AudioModel
-
-    global _MODEL
-    if _MODEL.get(precision) is None:
-        _MODEL[precision] = AudioModel("cpu", precision)
-    am = _MODEL[precision]
+    """Whole-clip mouth parameters of the shipped graph alone (no runtime post-processing)."""
+    am = _audio_model(precision)
     L = am.lookahead
     silent = np.full((L * MELS_PER_FRAME, mel.shape[1]), -1.0, np.float32)
     out, _ = am.run(np.concatenate([mel, silent]), am.initial_state())
     return out["mouth"][0, L:]
 
 
+def predict_stream(audio: np.ndarray, precision: str = "fp32") -> np.ndarray:
+    """Mouth parameters exactly as users get them: the clip's audio through ``runtime.Stream`` (log-mel,
+    the shipped graph, the silence gate), motion only."""
+    from runtime.streaming import Stream
+
+    s = Stream(_audio_model(precision), np.zeros((68, 2), np.float32), emotion="neutral")
+    s.accept_audio(audio)
+    s.flush()
+    return np.stack([s.step(draw=False).mouth for _ in range(s.ready())])
+
+
+def _audio_model(precision: str):
+    from runtime.streaming import AudioModel
+
+    if _MODEL.get(precision) is None:
+        _MODEL[precision] = AudioModel("cpu", precision)
+    return _MODEL[precision]
+
+
 _MODEL: dict = {}
+
+
+def _mel(c) -> np.ndarray:
+    return c.mel[: c.mouth.shape[0] * MELS_PER_FRAME]
 
 
 def evaluate_store(test: Path, predict) -> tuple[dict, list, list]:
@@ -44,7 +62,7 @@ def evaluate_store(test: Path, predict) -> tuple[dict, list, list]:
             c = store[cid]
             if c.mouth is None:
                 continue
-            preds.append(predict(c.mel[: c.mouth.shape[0] * MELS_PER_FRAME]))
+            preds.append(predict(c))
             clips.append(c)
     rep = lipsync_metrics(preds, clips)
     groups: dict[str, list[int]] = {}
@@ -102,11 +120,14 @@ def run_eval(test: Path, out_dir: Path, checkpoint: Path | None = None, precisio
         from .train_audio2motion import load_checkpoint, predict_clip
 
         model = load_checkpoint(checkpoint)
-        rep, preds, clips = evaluate_store(test, lambda mel: predict_clip(model, mel))
+        rep, preds, clips = evaluate_store(test, lambda c: predict_clip(model, _mel(c)))
         rep["model"] = str(checkpoint)
-    else:
-        rep, preds, clips = evaluate_store(test, lambda mel: predict_onnx(mel, precision))
-        rep["model"] = f"shipped audio2motion.{precision}.onnx"
+    else:  # the runtime as users get it (the top-level figures), and the graph alone for comparison
+        rep, preds, clips = evaluate_store(test, lambda c: predict_stream(c.audio, precision)
+                                           if c.audio is not None else predict_onnx(_mel(c), precision))
+        rep["model"] = f"shipped audio2motion.{precision}.onnx through runtime.Stream (with its silence gate)"
+        graph, _, _ = evaluate_store(test, lambda c: predict_onnx(_mel(c), precision))
+        rep["graph_only"] = {k: v for k, v in graph.items() if k != "by_engine"}
     rep["test_data"] = str(test)
     rep["plots"] = [str(p) for p in plots(preds, clips, out_dir)]
     with atomic_path(out_dir / "eval.json") as tmp:
