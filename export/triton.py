@@ -130,22 +130,19 @@ def batch_first_state(model: onnx.ModelProto, inputs: Iterable[str] = STATE_INPU
             if vi.name == old:
                 vi.name = new
 
-    head, tail = [], []
-    for name in inputs:
-        if name not in graph_in:
-            raise ModelError(f"{g.name or 'graph'}: no state input {name!r} (inputs: {sorted(graph_in)})")
-        inner = f"{name}__seq_first"
-        rename(name, inner, producers=False)
-        _swap_batch_axis(graph_in[name])
-        head.append(helper.make_node("Transpose", [name], [inner], name=f"toonsync/{name}_to_seq_first", perm=[1, 0, 2]))
-    for name in outputs:
-        if name not in graph_out:
-            raise ModelError(f"{g.name or 'graph'}: no state output {name!r} (outputs: {sorted(graph_out)})")
-        inner = f"{name}__seq_first"
-        rename(name, inner, producers=True)
-        _swap_batch_axis(graph_out[name])
-        tail.append(helper.make_node("Transpose", [inner], [name], name=f"toonsync/{name}_to_batch_first", perm=[1, 0, 2]))
-    nodes = head + list(g.node) + tail
+    added: dict[bool, list] = {False: [], True: []}  # Transposes before (graph inputs) / after (outputs)
+    for names, present, is_out in ((inputs, graph_in, False), (outputs, graph_out, True)):
+        for name in names:
+            if name not in present:
+                raise ModelError(f"{g.name or 'graph'}: no state {'output' if is_out else 'input'} {name!r} "
+                                 f"(has: {sorted(present)})")
+            inner = f"{name}__seq_first"
+            rename(name, inner, producers=is_out)
+            _swap_batch_axis(present[name])
+            src, dst = (inner, name) if is_out else (name, inner)
+            added[is_out].append(helper.make_node("Transpose", [src], [dst], perm=[1, 0, 2],
+                                                  name=f"toonsync/{name}_to_{'batch' if is_out else 'seq'}_first"))
+    nodes = added[False] + list(g.node) + added[True]
     del g.node[:]
     g.node.extend(nodes)
     m.metadata_props.add(key="triton_state_layout",
