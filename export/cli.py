@@ -1,4 +1,5 @@
-"""``toonsync export``: trained checkpoints -> ONNX (fp32, fp16, fused PCM graph) + sidecars, and a report."""
+"""``toonsync export``: trained checkpoints -> ONNX (fp32, fp16, fused PCM graph) + sidecars, the analytic
+warp renderer (render.onnx, no checkpoint), and a report."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +15,7 @@ from runtime.errors import ToonsyncError
 from runtime.mel import SAMPLES_PER_FRAME, MelStream, log_mel
 
 from .onnx_export import export_audio2motion, onnx_node_count, optimized_node_count
+from .render_export import export_render
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ def write_report(d: Path, metas: dict, fusion: dict, path: Path) -> None:
              "| file | KiB | nodes | nodes after ORT optimisation | parity vs torch (max abs) |", "|---|---|---|---|---|"]
     for name, meta in metas.items():
         for f, info in meta["files"].items():
-            par = (f"{meta['parity']['max_abs_diff']:.1e}" if ".fp32." in f else "see docs/quantization.md" if ".int8." in f
+            par = (f"{meta['parity']['max_abs_diff']:.1e} {meta['parity'].get('unit', '')}".rstrip() if ".fp32." in f else "see docs/quantization.md" if ".int8." in f
                    else f"{meta['parity_fp16']['max_abs_diff']:.1e} vs fp32")
             lines.append(f"| {f} | {info['bytes'] // 1024} | {onnx_node_count(d / f)} | {optimized_node_count(d / f)} | {par} |")
     u, fu = fusion["frame_unfused_ms"], fusion["frame_fused_ms"]
@@ -73,15 +75,23 @@ def write_report(d: Path, metas: dict, fusion: dict, path: Path) -> None:
 
 
 def export_cli(a: argparse.Namespace) -> int:
+    only = getattr(a, "only", None)  # None: every model
+    d = a.model_dir or model_dir()
+    if only == "render":  # no checkpoint: the renderer has no learned weights
+        meta = export_render(d)
+        log.info("render: parity vs torch max|diff| %.0f uint8 level(s) at sizes %s", meta["parity"]["max_abs_diff"],
+                 meta["parity"]["frames"])
+        return 0
     if not a.checkpoint.exists():
         raise ToonsyncError(f"checkpoint {a.checkpoint} not found; train first: `toonsync train audio2motion`")
-    d = a.model_dir or model_dir()
     meta = export_audio2motion(a.checkpoint, d)
     from runtime.backend import read_sidecar
     from runtime.demo import DEMO_SPEECH, asset
     from runtime.audio_io import load_audio
 
     metas = {"audio2motion": meta, "audio2motion_pcm": read_sidecar(d, "audio2motion_pcm")}
+    if only is None:
+        metas["render"] = export_render(d)
     for name, m in metas.items():
         for f, info in m["files"].items():
             log.info("%s: %d KiB, %d nodes (%d after onnxruntime optimisation), sha256 %s", f, info["bytes"] // 1024,

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import (ImageTooLarge, InputError, InputNotFound, InvalidAudio, ModelError, MultipleFacesWarning, OutputError,
-                     NoFaceError, SideProfileWarning, ToonsyncError, UnsupportedAudioFormat, UnsupportedImageFormat)
+from .errors import (ImageTooLarge, InputError, InputNotFound, InvalidAudio, InvalidLandmarks, ModelError,
+                     MultipleFacesWarning, OutputError, NoFaceError, SideProfileWarning, ToonsyncError,
+                     UnsupportedAudioFormat, UnsupportedImageFormat)
 
 __version__ = "0.1.0"
 
@@ -17,7 +18,7 @@ _LAZY = {
     "load_image": "image_io", "load_audio": "audio_io", "log_mel": "mel", "MelStream": "mel",
     "detect_face": "face", "Avatar": "prepare", "load_face": "prepare", "load_model": "backend",
     "Backend": "backend", "stream": "live", "Microphone": "live", "WavSource": "live", "WindowSink": "live",
-    "StreamStats": "live", "animate": "motion_io", "save_motion": "motion_io", "Stream": "streaming", "Frame": "streaming", "AudioModel": "streaming", "OrtBackend": "backend", "ClipStore": "dataset", "write_clips": "dataset",
+    "StreamStats": "live", "WarpRenderer": "warp_renderer", "animate": "motion_io", "save_motion": "motion_io", "Stream": "streaming", "Frame": "streaming", "AudioModel": "streaming", "OrtBackend": "backend", "ClipStore": "dataset", "write_clips": "dataset",
 }
 
 
@@ -28,5 +29,5 @@ def __getattr__(name: str):
 
 
 __all__ = sorted(_LAZY) + ["ToonsyncError", "InputError", "InputNotFound", "UnsupportedImageFormat",
-                           "UnsupportedAudioFormat", "ImageTooLarge", "InvalidAudio", "NoFaceError", "ModelError", "OutputError",
+                           "UnsupportedAudioFormat", "ImageTooLarge", "InvalidAudio", "NoFaceError", "InvalidLandmarks", "ModelError", "OutputError",
                            "SideProfileWarning", "MultipleFacesWarning"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +16,12 @@ def check_writable(dest: str | os.PathLike) -> Path:
     dest = Path(dest)
     if dest.is_dir():
         raise OutputError(f"cannot write {dest}: it is a directory; give a file name")
+    return _check_parent(dest)
+
+
+def _check_parent(dest: Path) -> Path:
+    from .errors import OutputError
+
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -44,4 +51,41 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        raise
+
+
+def check_dir_writable(dest: str | os.PathLike, marker: str) -> Path:
+    """An output directory can be (re)written: it is new, empty, or an earlier output of the same kind
+    (holds ``marker``), and its parent is writable; else OutputError."""
+    from .errors import OutputError
+
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise OutputError(f"cannot write directory {dest}: a file of that name exists")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / marker).is_file():
+        raise OutputError(f"cannot write {dest}: it is a directory holding other files; give a new or empty "
+                          f"directory (an earlier output with {marker} is replaced)")
+    return _check_parent(dest)
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike, marker: str) -> Iterator[Path]:
+    """Yield a temporary directory next to ``dest``; on success it replaces ``dest`` (see
+    ``check_dir_writable``), on error it is deleted: ``dest`` is always complete or untouched."""
+    dest = check_dir_writable(dest, marker)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    try:
+        yield tmp
+        if dest.exists():  # swap: old aside, new in, old removed
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", suffix=".tmp", dir=dest.parent))
+            os.replace(dest, old / dest.name)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -29,6 +29,9 @@ __all__ = [
     "canonical_landmarks",
     "mean_face_landmarks",
     "EMOTIONS",
+    "unpremultiply",
+    "apply_emotion",
+    "eye_open_factor",
 ]
 
 #: Order of the optional emotion probability vector accepted by ``draw``.
@@ -184,6 +187,21 @@ def _dominant_colour(px: np.ndarray, exclude_bins: np.ndarray, avoid: np.ndarray
     return np.median(px[near].astype(np.float32), 0) if near.any() else np.median(px.astype(np.float32), 0)
 
 
+def skin_colour(img: np.ndarray, L: np.ndarray, forehead: bool = True) -> np.ndarray:
+    """Robust median RGB of cheek patches (and a forehead patch) of an RGB uint8 image with 68 landmarks (px)."""
+    re, le = L[_R_EYE].mean(0), L[_L_EYE].mean(0)
+    iod = max(float(np.linalg.norm(le - re)), 4.0)
+    ex = (le - re) / iod
+    up = np.array([ex[1], -ex[0]], np.float32)  # image "up" of the face
+    r = 0.13 * iod
+    cheeks = [0.5 * (L[2] + L[31]) - 0.1 * iod * up, 0.5 * (L[14] + L[35]) - 0.1 * iod * up]
+    patches = [_rect(img, c[0] - r, c[1] - r, c[0] + r, c[1] + r) for c in cheeks]
+    if forehead:
+        fore = 0.5 * (L[21] + L[22]) + 0.32 * iod * up
+        patches.append(_rect(img, fore[0] - 2 * r, fore[1] - 0.7 * r, fore[0] + 2 * r, fore[1] + 0.7 * r))
+    return _robust_median(np.concatenate(patches))
+
+
 def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarStyle:
     """Estimate an :class:`AvatarStyle` (a few cel colours + flags) from a photo.
 
@@ -201,13 +219,7 @@ def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarS
     brow_y = float(L[17:27, 1].min())
     x_l, x_r = float(L[:17, 0].min()), float(L[:17, 0].max())
 
-    # skin: cheeks + forehead patches
-    r = 0.13 * iod
-    cheeks = [0.5 * (L[2] + L[31]) - 0.1 * iod * up, 0.5 * (L[14] + L[35]) - 0.1 * iod * up]
-    fore = 0.5 * (L[21] + L[22]) + 0.32 * iod * up
-    patches = [_rect(img, c[0] - r, c[1] - r, c[0] + r, c[1] + r) for c in cheeks]
-    patches.append(_rect(img, fore[0] - 2 * r, fore[1] - 0.7 * r, fore[0] + 2 * r, fore[1] + 0.7 * r))
-    skin = _robust_median(np.concatenate(patches))
+    skin = skin_colour(img, L)
 
     # background: border (top + sides; the bottom is usually clothes)
     b = max(2, int(0.04 * min(H, W)))
@@ -383,6 +395,42 @@ def mean_face_landmarks() -> np.ndarray:
     return canonical_landmarks(m * 200.0, 256)
 
 
+# --------------------------------------------------------------------------- emotion
+def apply_emotion(landmarks: np.ndarray, emotion: Sequence[float] | np.ndarray | None,
+                  scale: float = 1.0) -> np.ndarray:
+    """Expression offsets of the landmarks for an emotion vector (:data:`EMOTIONS` order, 0..1):
+    brow tilt/lift, mouth-corner height, mouth width. ``scale``: canvas size of ``landmarks``'
+    units (1 for 0..1 canvas units). Shared by every renderer, so they show the same expression."""
+    if emotion is None:
+        return landmarks
+    ang, dis, fea, hap, _neu, sad = (float(v) for v in np.clip(np.asarray(emotion, np.float32).reshape(6), 0, 1))
+    if ang + dis + fea + hap + sad < 1e-3:
+        return landmarks
+    L = np.array(landmarks, np.float32, copy=True)
+    inner = scale * (0.026 * (sad + fea) - 0.028 * ang - 0.014 * dis)  # + = inner brow ends up
+    lift = scale * (0.008 * hap + 0.01 * fea)
+    for idx, w in ((21, 1.0), (20, 0.6), (19, 0.3), (22, 1.0), (23, 0.6), (24, 0.3)):
+        L[idx, 1] -= inner * w + lift
+    for idx in (17, 18, 25, 26):
+        L[idx, 1] -= lift - scale * 0.006 * sad
+    dy = scale * (-0.015 * hap + 0.016 * sad + 0.008 * ang + 0.01 * dis)  # + = corners down
+    for idx in (48, 60, 54, 64):
+        L[idx, 1] += dy
+    for idx in (49, 59, 53, 55, 61, 67, 63, 65):
+        L[idx, 1] += 0.45 * dy
+    mc = float(L[48:68, 0].mean())
+    L[48:68, 0] = mc + (L[48:68, 0] - mc) * (1.0 + 0.08 * hap - 0.06 * ang)
+    return L
+
+
+def eye_open_factor(emotion: Sequence[float] | np.ndarray | None) -> float:
+    """How open the eyes are for an emotion (1 = neutral): wider when afraid, narrower when sad/happy."""
+    if emotion is None:
+        return 1.0
+    _ang, _dis, fea, hap, _neu, sad = (float(v) for v in np.clip(np.asarray(emotion, np.float32).reshape(6), 0, 1))
+    return 1.0 + 0.12 * fea - 0.12 * sad - 0.1 * hap
+
+
 # --------------------------------------------------------------------------- drawing helpers
 def _catmull(pts: np.ndarray, n: int = 6, closed: bool = False) -> np.ndarray:
     """Catmull-Rom spline through ``pts`` with ``n`` samples per segment."""
@@ -426,14 +474,21 @@ def _ip(pts: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(pts, np.float32) * _SC).astype(np.int32).reshape(-1, 1, 2)
 
 
+def _opaque(img: np.ndarray, color):
+    """On a premultiplied RGBA canvas (``draw_rgba``) an RGB colour is painted with alpha 255."""
+    if img.ndim == 3 and img.shape[2] == 4 and isinstance(color, tuple) and len(color) == 3:
+        return (*color, 255)
+    return color
+
+
 def _fill(img: np.ndarray, pts: np.ndarray, color, aa: bool = True) -> None:
-    cv2.fillPoly(img, [_ip(pts)], color, cv2.LINE_AA if aa else cv2.LINE_8, _SHIFT)
+    cv2.fillPoly(img, [_ip(pts)], _opaque(img, color), cv2.LINE_AA if aa else cv2.LINE_8, _SHIFT)
 
 
 def _line(img: np.ndarray, pts, color, th: float, closed: bool = False) -> None:
     """Anti-aliased polyline(s); ``pts`` is one [n,2] array or a list of them."""
     arrs = [_ip(a) for a in pts] if isinstance(pts, (list, tuple)) else [_ip(pts)]
-    cv2.polylines(img, arrs, closed, color, max(1, int(round(th))), cv2.LINE_AA, _SHIFT)
+    cv2.polylines(img, arrs, closed, _opaque(img, color), max(1, int(round(th))), cv2.LINE_AA, _SHIFT)
 
 
 def _outline(img: np.ndarray, poly: np.ndarray, color, th: float) -> None:
@@ -475,6 +530,8 @@ def _blend(img: np.ndarray, box: tuple[int, int, int, int], layer: np.ndarray, m
     x0, y0, x1, y1 = box
     roi = img[y0:y1, x0:x1]
     w1 = mask.astype(np.float32) * (alpha / 255.0)
+    if roi.shape[2] == 4 and layer.shape[2] == 3:  # premultiplied RGBA canvas: the layer is opaque
+        layer = cv2.cvtColor(layer, cv2.COLOR_RGB2RGBA)
     roi[:] = cv2.blendLinear(layer, roi, w1, 1.0 - w1)
 
 
@@ -505,6 +562,18 @@ def _fill_clipped(img: np.ndarray, poly: np.ndarray, color, clip: np.ndarray) ->
     m = np.zeros(roi.shape[:2], np.uint8)
     _fill(m, clip - off, 255, aa=False)
     cv2.copyTo(layer, m, roi)
+
+
+def unpremultiply(rgba: np.ndarray) -> np.ndarray:
+    """Premultiplied uint8 RGBA -> straight alpha (colour / alpha; 0 where alpha is 0)."""
+    a = rgba[..., 3:4]
+    out = rgba.copy()
+    edge = (a > 0) & (a < 255)  # only anti-aliased edge pixels change
+    if edge.any():
+        m = edge[..., 0]
+        px = rgba[m].astype(np.float32)
+        out[m, :3] = np.clip(np.round(px[:, :3] * (255.0 / px[:, 3:4])), 0, 255).astype(np.uint8)
+    return out
 
 
 # --------------------------------------------------------------------------- renderer
@@ -792,28 +861,54 @@ class AvatarRenderer:
     # ----------------------------------------------------------------- public
     def draw(self, landmarks: np.ndarray, pose: np.ndarray | tuple = (0, 0, 0), blink: float = 0.0,
              emotion: np.ndarray | None = None) -> np.ndarray:
-        """Render one frame; returns uint8 RGB ``[size, size, 3]``.
+        """Render one frame on the avatar's own background; returns uint8 RGB ``[size, size, 3]``.
 
         ``landmarks``: [68,2] in 0..1 canvas coords (un-posed); ``pose``: (yaw, pitch, roll)
         radians; ``blink``: 0 open .. 1 closed; ``emotion``: optional probabilities in
         :data:`EMOTIONS` order.
         """
-        W, p = float(self.W), self.palette
+        return self._paint(self._bg.copy(), landmarks, pose, blink, emotion)
+
+    def draw_rgba(self, landmarks: np.ndarray, pose: np.ndarray | tuple = (0, 0, 0), blink: float = 0.0,
+                  emotion: np.ndarray | None = None) -> np.ndarray:
+        """The character alone: uint8 RGBA ``[size, size, 4]``, straight (not premultiplied) alpha.
+
+        Alpha is 0 outside the character (hair, face, neck, body), 255 inside, anti-aliased at its
+        edges. Painting on a transparent premultiplied canvas makes every drawing step the "over"
+        operator, so ``runtime.background.compose`` of this over any background equals drawing on it.
+        """
+        W = self.W
+        img = self._paint(np.zeros((W, W, 4), np.uint8), landmarks, pose, blink, emotion)
+        return unpremultiply(img)
+
+    def posed_landmarks(self, landmarks: np.ndarray, pose: np.ndarray | tuple = (0, 0, 0),
+                        emotion: np.ndarray | None = None) -> np.ndarray:
+        """Where ``draw`` puts the 68 points (emotion offsets and head pose applied): [68, 2] in 0..1."""
+        P = self._geometry(landmarks, pose, emotion)[0]
+        return (P / float(self.W)).astype(np.float32)
+
+    def _geometry(self, landmarks: np.ndarray, pose, emotion) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+        """Posed landmarks P [68, 2] and head-attached contours S (supersampled px), clipped pose, emotion."""
+        W = float(self.W)
         L = np.asarray(landmarks, np.float32).reshape(68, 2) * W
         pose = np.zeros(3, np.float32) if pose is None else np.clip(
             np.asarray(pose, np.float32).reshape(3), -0.6, 0.6)
-        blink = float(np.clip(blink, 0.0, 1.0))
         emo = np.zeros(6, np.float32) if emotion is None else np.clip(
             np.asarray(emotion, np.float32).reshape(6), 0.0, 1.0)
-        ang, dis, fea, hap, _neu, sad = (float(v) for v in emo)
-        L = self._apply_emotion(L, ang, dis, fea, hap, sad)
+        L = apply_emotion(L, emo, W)
         f = self._pose_fn(pose)
         pts = self._static_pts.copy()
         pts[:68] = L
         Q = f(pts, self._static_w)
-        P = Q[:68]
-        S = {k: Q[v] for k, v in self._slices.items()}
-        img = self._bg.copy()
+        return Q[:68], {k: Q[v] for k, v in self._slices.items()}, pose, emo
+
+    def _paint(self, img: np.ndarray, landmarks: np.ndarray, pose, blink: float, emotion) -> np.ndarray:
+        """Draw the character onto the supersampled canvas ``img`` (RGB, or premultiplied RGBA) and
+        downsample it to ``size``."""
+        W, p = float(self.W), self.palette
+        P, S, pose, emo = self._geometry(landmarks, pose, emotion)
+        blink = float(np.clip(blink, 0.0, 1.0))
+        ang, dis, fea, hap, _neu, sad = (float(v) for v in emo)
 
         # --- behind the head: back hair, neck, body, ears
         hb = S["hair_back"]
@@ -862,28 +957,6 @@ class AvatarRenderer:
         return cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA)
 
     # ----------------------------------------------------------------- parts
-    def _apply_emotion(self, L: np.ndarray, ang: float, dis: float, fea: float, hap: float,
-                       sad: float) -> np.ndarray:
-        """Subtle landmark offsets: brow tilt, mouth corners, mouth width."""
-        if ang + dis + fea + hap + sad < 1e-3:
-            return L
-        L = L.copy()
-        W = float(self.W)
-        inner = W * (0.026 * (sad + fea) - 0.028 * ang - 0.014 * dis)  # + = inner brow ends up
-        lift = W * (0.008 * hap + 0.01 * fea)
-        for idx, w in ((21, 1.0), (20, 0.6), (19, 0.3), (22, 1.0), (23, 0.6), (24, 0.3)):
-            L[idx, 1] -= inner * w + lift
-        for idx in (17, 18, 25, 26):
-            L[idx, 1] -= lift - W * 0.006 * sad
-        dy = W * (-0.015 * hap + 0.016 * sad + 0.008 * ang + 0.01 * dis)  # + = corners down
-        for idx in (48, 60, 54, 64):
-            L[idx, 1] += dy
-        for idx in (49, 59, 53, 55, 61, 67, 63, 65):
-            L[idx, 1] += 0.45 * dy
-        mc = float(L[48:68, 0].mean())
-        L[48:68, 0] = mc + (L[48:68, 0] - mc) * (1.0 + 0.08 * hap - 0.06 * ang)
-        return L
-
     def _draw_body(self, img: np.ndarray) -> None:
         p, W = self.palette, float(self.W)
         _fill(img, self.body, p["cloth"])
@@ -1046,7 +1119,7 @@ class AvatarRenderer:
         up = np.array([fx[1], -fx[0]], np.float32)
         A = ctr - 0.5 * ax + up * (0.02 * w)
         o = float(np.clip(self._eye_open(P, k) / max(self._eye_ref[k], 1e-3), 0.0, 1.35))
-        o *= (1.0 - blink) * (1.0 + 0.12 * fea - 0.12 * sad - 0.1 * hap)
+        o *= (1.0 - blink) * eye_open_factor((0.0, 0.0, fea, hap, 0.0, sad))
         H = w * self._eye_aspect[k]
         U, SU = self._U, self._SU
         M = np.stack([ax, up]).astype(np.float32)  # (u, v) -> offset from A

@@ -11,6 +11,7 @@ under the same stable names:
 ``model.audio2motion.torch-eager.fp32.b<N>``  the same step of the training checkpoint in torch
                                         eager (a child process: torch never enters the runtime)
 ``renderer.draw.<size>``                one avatar frame drawn
+``renderer.onnx.<size>``                the same frame by the ONNX warp renderer (render.onnx), 256 and 512
 ``encode.h264.<size>``                  one frame into the H.264 encoder (``Mp4Writer``)
 ``e2e.stream_frame.<size>``             streaming steady state: 40 ms of audio in, one drawn frame
                                         out (mel + model + motion + emotion + draw)
@@ -436,6 +437,8 @@ def case_specs(backends: Iterable[str] = ("cpu",), precisions: Iterable[str] = (
                               backend=be, precision="fp32", params={"model": "audio2motion_pcm"}))
     specs += [
         CaseSpec(f"renderer.draw.{size}", "renderer", "draw", frames, warm, params={"size": size}),
+        *[CaseSpec(f"renderer.onnx.{s}", "renderer", "draw", frames, warm, params={"size": s, "engine": "onnx"})
+          for s in sorted({size, 512})],
         CaseSpec(f"encode.h264.{size}", "encode", "encode", frames, max(warm, 30), params={"size": size}),
         CaseSpec(f"e2e.stream_frame.{size}", "e2e", "stream_frame", frames, max(warm, 5), params={"size": size}),
         CaseSpec(f"e2e.render_offline.{_secs(seconds)}", "e2e", "render", few, 0 if quick else 1,
@@ -494,7 +497,9 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
         lm = ctx.model(spec.params["model"], spec.backend, spec.precision)
         return _a2m_step(lm, ctx, spec.batch, pcm=k == "a2m_pcm")
     if k == "draw":
-        m, r = ctx.motion, ctx.renderer
+        m = ctx.motion
+        engine = spec.params.get("engine")  # the render.onnx warp renderer (runtime.warp_renderer)
+        r = ctx.avatar.renderer(spec.params["size"], engine) if engine else ctx.renderer
         it = iter(range(10**12))
 
         def draw():

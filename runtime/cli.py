@@ -19,14 +19,19 @@ EPILOG = """examples:
   toonsync render face.jpg speech.wav -o out.mp4  # your photo, your speech
   toonsync render face.avatar speech.flac -o out.mp4 --emotion happy --seed 3
   toonsync prepare face.jpg -o face.avatar        # prepare once, render/stream many times
+  toonsync render drawing.png speech.wav --landmarks drawing.json -o out.mp4  # a drawn character
   toonsync stream --mic --face face.avatar --record live.mp4     # live microphone, 25 fps
   toonsync stream --wav speech.wav --face face.jpg --record o.mp4 # a file played as if live
   toonsync preprocess clip.mp4 -o clips.h5        # frames + 68 landmarks + log-mel -> HDF5
   toonsync motion speech.wav -o motion.json       # landmarks/pose/blink/visemes for animators
   toonsync corpus build -o corpus/test.h5 --split test --minutes 8
+  toonsync corpus check --corpus corpus/test.h5 --json runs/align_check.json  # engine timings vs pocketsphinx
   toonsync eval --test corpus/test.h5             # held-out lip-sync metrics + plots
+  toonsync eval render --out runs/eval_render     # MSE/PSNR/SSIM, landmark drift, jitter of rendered video
+  toonsync sheet face.jpg -o docs/side_by_side.png # photo | avatar | mouth shapes, blink, emotion, head turn
   toonsync soak --minutes 30                      # memory / lost-sample soak of the streaming runtime
   toonsync train audio2motion --minutes 60        # build the TTS corpus and train (needs toonsync[train])
+  toonsync train stylizer --data face2comics/     # pix2pix face -> comic stylizer (docs/learned_models.md)
   toonsync export                                 # checkpoint -> ONNX + sidecar in the model dir
   toonsync export --triton triton_repo            # the models as a Triton Inference Server repository
   toonsync bench                                  # latency per stage (p50/p99) and real-time factor
@@ -47,6 +52,29 @@ def _add_render_opts(p: argparse.ArgumentParser) -> None:
                    help="model precision (default auto: INT8 where calibration kept it inside its accuracy budget)")
 
 
+def _add_background_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--background", default="default", metavar="COLOR|IMAGE|transparent",
+                   help="behind the avatar: default (its own pastel), a colour (#rrggbb, #rgb or a name: white, "
+                        "black, gray, green, blue, ... see runtime/background.py), an image file (cover-cropped), "
+                        "or transparent (RGBA; needs .webm, .mov or a PNG-sequence output)")
+
+
+def _add_renderer_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--renderer", default="auto", choices=["auto", "procedural", "onnx"],
+                   help="procedural: draw the anime face from scratch each frame; onnx: warp the avatar's image "
+                        "with the render.onnx engine (docs/renderer.md); auto (default): procedural for photos, "
+                        "onnx for drawn characters")
+
+
+def _add_drawing_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--landmarks", type=Path, metavar="JSON",
+                   help="the face is a drawn character with these 68 [x, y] pixel points (iBUG 300-W order; a list "
+                        "or {\"landmarks\": [...]}); its own pixels are animated")
+    p.add_argument("--drawing", action="store_true",
+                   help="the face is a drawn character (animated from its own pixels); without --landmarks its "
+                        "landmarks are detected")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="toonsync", description="Anime talking avatars from a face photo and speech.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,13 +89,30 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="FACE + AUDIO -> anime talking-avatar MP4 (H.264 + AAC)")
     r.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP) or a prepared .avatar bundle")
     r.add_argument("audio", help="speech, WAV or FLAC (any rate, mono or stereo)")
-    r.add_argument("-o", "--output", required=True, type=Path, help="output .mp4 (written atomically)")
+    r.add_argument("-o", "--output", required=True,
+                   help="output .mp4 (H.264 + AAC); .webm (VP9 + alpha), .mov (qtrle + alpha) or a PNG-sequence "
+                        "directory (ending in / or .png-seq) keep a transparent background; written atomically")
     r.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the frames")
+    _add_background_opt(r)
+    _add_renderer_opt(r)
+    _add_drawing_opts(r)
     _add_render_opts(r)
+
+    sh = sub.add_parser("sheet", help="side-by-side figure: photo | avatar | mouth shapes from speech, a blink, "
+                                      "an emotion, a head turn (PNG)")
+    sh.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP); shown in the figure's first tile")
+    sh.add_argument("-o", "--output", required=True, type=Path, help="output .png (e.g. docs/side_by_side.png)")
+    sh.add_argument("--audio", help="speech whose mouth shapes are shown (default: the bundled demo speech)")
+    sh.add_argument("--tile", type=int, default=192, help="tile size in pixels (default 192)")
 
     pr = sub.add_parser("prepare", help="face photo -> reusable .avatar bundle (no photo pixels inside)")
     pr.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP)")
     pr.add_argument("-o", "--output", required=True, type=Path, help="output .avatar file")
+    pr.add_argument("--stylizer", choices=["procedural", "learned"], default="procedural",
+                    help="procedural (default): the avatar is drawn from the photo's colours + landmarks; learned: "
+                         "also the pix2pix stylizer's comic of the face (needs weights trained on Face2Comics with "
+                         "`toonsync train stylizer`; none ship)")
+    _add_drawing_opts(pr)
 
     s = sub.add_parser("stream", help="live: microphone (or a WAV played as if live) -> avatar at 25 fps")
     src = s.add_mutually_exclusive_group(required=True)
@@ -75,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="record from a microphone (default device, or a name/index)")
     src.add_argument("--wav", type=Path, help="stream a WAV/FLAC file as if it were live")
     s.add_argument("--face", required=True, help="face photo or .avatar bundle")
-    s.add_argument("--record", type=Path, help="also record an MP4 (H.264 + AAC), finalised on Ctrl-C")
+    s.add_argument("--record", help="also record the frames + audio (.mp4; .webm/.mov/PNG-sequence directory keep "
+                                    "alpha), finalised on Ctrl-C")
+    _add_background_opt(s)
+    _add_renderer_opt(s)
     s.add_argument("--window", action="store_true", help="show an OpenCV window (needs a display + GUI OpenCV)")
     s.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
     s.add_argument("--max-backlog", type=int, default=2, help="frames allowed to queue before dropping (default 2)")
@@ -94,13 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--frame-size", type=int, default=256, help="downscale stored frames to this long side (0 = keep)")
 
     t = sub.add_parser("train", help="train a model (needs `pip install toonsync[train]`)")
-    t.add_argument("model", choices=["audio2motion"], help="which model")
+    t.add_argument("model", choices=["audio2motion", "stylizer", "identity", "refiner"],
+                   help="audio2motion (TTS corpus), stylizer (Face2Comics, --data), identity / refiner (avatars drawn "
+                        "here); docs/learned_models.md")
     t.add_argument("--corpus-dir", type=Path, default=Path("corpus"), help="where the TTS corpus is built/read")
     t.add_argument("--minutes", type=float, default=100.0, help="minutes of training speech to synthesise")
-    t.add_argument("--steps", type=int, default=8000, help="optimisation steps")
-    t.add_argument("--out", type=Path, default=Path("runs/audio2motion"), help="checkpoint directory")
+    t.add_argument("--steps", type=int, help="optimisation steps (default: the model's; audio2motion 8000)")
+    t.add_argument("--out", type=Path, help="checkpoint directory (default runs/MODEL)")
+    t.add_argument("--data", type=Path, help="stylizer: the Face2Comics folder (faces/ or face/ beside comics/)")
+    t.add_argument("--size", type=int, help="stylizer / identity / refiner: image side (default: the model's)")
+    t.add_argument("--width", type=int, help="stylizer / identity / refiner: first-level channels (default: the model's)")
+    t.add_argument("--export", type=Path, metavar="MODEL_DIR",
+                   help="stylizer / identity / refiner: also export MODEL.fp32.onnx + sidecar to MODEL_DIR")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--batch", type=int, default=32, help="global batch per step (split over torchrun processes x --accum)")
+    t.add_argument("--batch", type=int, help="global batch per step, split over torchrun processes x --accum "
+                                             "(default: the model's; audio2motion 32)")
     t.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step (gradient accumulation)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: this process's GPU under torchrun when CUDA is present, else CPU")
@@ -117,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained checkpoint (default: the shipped one, checkpoints/audio2motion.pt)")
     e.add_argument("--model-dir", type=Path, help="destination (default: the runtime's model directory)")
     e.add_argument("--report", type=Path, default=Path("docs/export.md"), help="export report (markdown)")
+    e.add_argument("--only", choices=["audio2motion", "render"],
+                   help="export one model: audio2motion (+ its fp16 and fused PCM graphs, from --checkpoint) or render "
+                        "(the warp renderer; no checkpoint, seconds); default: both")
     e.add_argument("--triton", type=Path, metavar="DIR",
                    help="instead of exporting: write the models in --model-dir as a Triton model repository "
                         "(needs onnx only; docs/triton.md)")
@@ -168,19 +227,35 @@ def build_parser() -> argparse.ArgumentParser:
     mo.add_argument("--seed", type=int, default=0)
     mo.add_argument("--emotion", default="auto", help="auto, a name, or a schedule")
 
-    co = sub.add_parser("corpus", help="build the synthetic lip-sync corpus (flite + espeak-ng) as HDF5 (toonsync[train])")
-    co.add_argument("action", choices=["build"])
-    co.add_argument("-o", "--out", type=Path, required=True, help="output .h5")
+    co = sub.add_parser("corpus", help="build the synthetic lip-sync corpus (flite + espeak-ng; festival held out) as "
+                                       "HDF5, or check its phone timings against pocketsphinx (toonsync[train])")
+    co.add_argument("action", choices=["build", "check"])
+    co.add_argument("-o", "--out", type=Path, help="build: output .h5")
+    co.add_argument("--corpus", type=Path, help="check: corpus .h5 whose engine timings to cross-check")
+    co.add_argument("--sample", type=int, default=30, help="check: clips per engine (default 30)")
+    co.add_argument("--json", type=Path, help="check: also write the agreement report as JSON")
     co.add_argument("--minutes", type=float, default=60.0)
     co.add_argument("--split", choices=["train", "test"], default="train",
                     help="train voices, or the held-out test voices (never trained on)")
     co.add_argument("--seed", type=int, default=0)
 
-    ev = sub.add_parser("eval", help="held-out lip-sync metrics (JSON) + plots for the shipped model or a checkpoint")
-    ev.add_argument("--test", type=Path, required=True, help="held-out corpus .h5 (toonsync corpus build --split test)")
-    ev.add_argument("--checkpoint", type=Path, help="evaluate a torch checkpoint instead of the shipped ONNX model")
+    ev = sub.add_parser("eval", help="held-out lip-sync metrics (--test corpus.h5), or `eval render`: image metrics, "
+                                     "landmark drift, jitter of rendered video (JSON)")
+    ev.add_argument("mode", nargs="?", choices=["lipsync", "render"], default="lipsync",
+                    help="lipsync (default; needs --test) or render (docs/metrics.md)")
+    ev.add_argument("--test", type=Path, help="lipsync: held-out corpus .h5 (toonsync corpus build --split test)")
+    ev.add_argument("--checkpoint", type=Path, help="lipsync: a torch checkpoint instead of the shipped ONNX model")
     ev.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"])
-    ev.add_argument("--out", type=Path, default=Path("runs/eval"), help="directory for eval.json and plots")
+    ev.add_argument("--out", type=Path, help="directory for eval.json / eval_render.json and plots "
+                                             "(default runs/eval, runs/eval_render)")
+    ev.add_argument("--face", help="render: photo or .avatar (default: the bundled demo photo)")
+    ev.add_argument("--audio", help="render: speech WAV/FLAC (default: the bundled demo speech)")
+    ev.add_argument("--renderer", default="procedural", choices=["procedural", "onnx"], help="render: which renderer")
+    ev.add_argument("--size", type=int, default=256, help="render: frame size (default 256)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--lpips-weights", metavar="PATH",
+                    help="render: LPIPS linear-layer weights; LPIPS is reported only with these and an importable "
+                         "lpips (torch), else as unavailable with the reason")
 
     so = sub.add_parser("soak", help="stream synthetic speech for N minutes faster than real time; report RSS, frames, drops")
     so.add_argument("--minutes", type=float, default=30.0)
@@ -203,7 +278,8 @@ def cmd_render(a: argparse.Namespace) -> int:
     from .sheet import contact_sheet
 
     res = render(a.face, a.audio, a.output, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend,
-                 precision=a.precision)
+                 precision=a.precision, background=a.background, renderer=a.renderer, landmarks=a.landmarks,
+                 drawing=a.drawing)
     log.info("wrote %s: %d frames, %.2f s, %dx%d @ %d fps (%s) in %.1f s", res.output, res.frames, res.duration_s,
              res.size, res.size, res.fps, res.backend, res.timings_ms["total_ms"] / 1e3)
     if a.sheet:
@@ -240,8 +316,19 @@ def cmd_stream(a: argparse.Namespace) -> int:
 
         model = TritonAudioModel(a.triton)
     stats = stream(mic, a.face, sink=sink, backend=a.backend, precision=a.precision, size=a.size, seed=a.seed, emotion=a.emotion,
-                   realtime=not a.fast, max_backlog=a.max_backlog, record=a.record, on_stats=report, model=model)
+                   realtime=not a.fast, max_backlog=a.max_backlog, record=a.record, on_stats=report, model=model,
+                   background=a.background, renderer=a.renderer)
     log.info("done: %s", json.dumps(stats.summary()))
+    return 0
+
+
+def cmd_sheet(a: argparse.Namespace) -> int:
+    from .sheet import side_by_side
+
+    if a.output.suffix.lower() != ".png":
+        raise ToonsyncError(f"sheet output must be a .png, got {a.output.name}")
+    side_by_side(a.face, a.output, a.audio, tile=a.tile)
+    log.info("wrote %s", a.output)
     return 0
 
 
@@ -250,7 +337,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
 
     if a.output.suffix != ".avatar":
         raise ToonsyncError(f"output must end in .avatar, got {a.output.name}")
-    av = load_face(a.face)
+    av = load_face(a.face, stylizer=a.stylizer, landmarks=a.landmarks, drawing=a.drawing)
     av.save(a.output)
     log.info("wrote %s (style %s)", a.output, av.style.to_dict())
     return 0
@@ -352,12 +439,29 @@ def cmd_motion(a: argparse.Namespace) -> int:
 
 
 def cmd_corpus(a: argparse.Namespace) -> int:
+    if a.action == "check":
+        if a.corpus is None:
+            raise ToonsyncError("corpus check needs --corpus FILE.h5")
+        _heavy("training.align_check", "train").check_cli(a.corpus, a.sample, a.json, a.seed)
+        return 0
+    if a.out is None:
+        raise ToonsyncError("corpus build needs -o/--out FILE.h5")
     corpus = _heavy("training.corpus", "train")
     corpus.build(a.out, a.minutes, a.split, a.seed)
     return 0
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
+    if a.mode == "render":
+        from .eval_render import eval_render, format_table
+
+        rep = eval_render(a.face, a.audio, a.out or Path("runs/eval_render"), renderer=a.renderer, size=a.size,
+                          seed=a.seed, precision=a.precision, lpips_weights=a.lpips_weights)
+        log.info("%s", format_table(rep))
+        return 0 if rep["frames"]["ok"] and rep["privacy"].get("ok", True) else 1
+    if a.test is None:
+        raise ToonsyncError("eval needs --test corpus.h5 (lip-sync), or use `toonsync eval render`")
+    a.out = a.out or Path("runs/eval")
     rep = _heavy("training.eval_report", "train").run_eval(a.test, a.out, a.checkpoint, a.precision)
     keys = ("clips", "r_target", "r_phoneme", "viseme_acc", "silence_closed", "onset_lag_ms", "drift_pct_iod")
     log.info("eval: %s", ", ".join(f"{k}={rep[k]}" for k in keys))
@@ -391,7 +495,7 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"demo": cmd_demo, "render": cmd_render, "stream": cmd_stream, "prepare": cmd_prepare, "preprocess": cmd_preprocess,
+COMMANDS = {"demo": cmd_demo, "render": cmd_render, "sheet": cmd_sheet, "stream": cmd_stream, "prepare": cmd_prepare, "preprocess": cmd_preprocess,
             "train": cmd_train, "export": cmd_export, "calibrate": cmd_calibrate, "bench": cmd_bench, "doctor": cmd_doctor,
             "motion": cmd_motion, "corpus": cmd_corpus, "eval": cmd_eval, "soak": cmd_soak, "serve": cmd_serve}
 

@@ -38,8 +38,20 @@ class NoFaceError(InputError):
     """No face was found in the image."""
 
 
+class InvalidLandmarks(InputError):
+    """A landmarks file/array for a drawn character is not 68 finite [x, y] points inside the image."""
+
+
 class OutputError(InputError):
     """The output path cannot be written (read-only place, a directory, no space)."""
+
+
+class InvalidBackground(InputError):
+    """A background spec that is neither a colour, an image nor ``transparent`` (see runtime.background)."""
+
+
+class AlphaUnsupported(InputError):
+    """A transparent background was asked for an output that cannot store alpha (MP4 / H.264)."""
 
 
 class ModelError(ToonsyncError, RuntimeError):

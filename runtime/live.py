@@ -22,9 +22,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .audio_io import check_audio_path
+from .background import BackgroundLike, parse_background, preview, with_background
 from .errors import InputError
 from .mel import SAMPLE_RATE, SAMPLES_PER_FRAME
-from .prepare import FaceLike, load_face
+from .prepare import RENDERERS, FaceLike, load_face
 from .streaming import AudioModel, Frame, Stream
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,8 @@ class WindowSink:
 
         if frame.image is None:
             return
-        img = cv2.resize(frame.image, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_NEAREST)
+        img = preview(frame.image)  # RGBA (transparent background) over a checkerboard
+        img = cv2.resize(img, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_NEAREST)
         cv2.imshow(self.title, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         if cv2.waitKey(1) & 0xFF in (27, ord("q")):
             raise KeyboardInterrupt
@@ -270,11 +272,11 @@ class StreamRun:
         self.close()
 
 
-def _frames(source, stream: Stream, stats: StreamStats, max_backlog: int, record, on_stats, stats_every: float
-            ) -> Iterator[Frame]:
-    from .video import Mp4Writer
+def _frames(source, stream: Stream, stats: StreamStats, max_backlog: int, record, on_stats, stats_every: float,
+            alpha: bool = False) -> Iterator[Frame]:
+    from .video import open_writer
 
-    recorder = Mp4Writer(record) if record is not None else None
+    recorder = open_writer(record, alpha=alpha) if record is not None else None
     stream.audio_tap = recorder.add_audio if recorder else None
     last_image = None
     q: queue.Queue = queue.Queue()
@@ -350,26 +352,34 @@ def stream(mic: Any, face: FaceLike, *, sink: Callable[[Frame], Any] | None = No
            sample_rate: int = SAMPLE_RATE,
            realtime: bool | None = None, max_backlog: int = 2, record: str | os.PathLike | None = None,
            draw: bool = True, model: AudioModel | None = None, on_stats: Callable[[StreamStats], Any] | None = None,
-           stats_every: float = 1.0) -> StreamRun | StreamStats:
+           stats_every: float = 1.0, background: BackgroundLike = None, renderer: str = "auto") -> StreamRun | StreamStats:
     """Stream ``mic`` (None = default microphone, ``Microphone(...)``, a WAV/FLAC path played live, or an
     (async) iterable of numpy chunks at ``sample_rate``) through the avatar of ``face``.
 
     With ``sink=None`` returns a ``StreamRun`` to iterate frames from; with a sink (a callable, e.g.
     ``WindowSink()``) runs to the end of the input (or Ctrl-C) and returns ``StreamStats``. ``record``
-    also writes an MP4 (H.264 + AAC of the same audio), finalised even on Ctrl-C.
+    also writes the frames with the same audio (.mp4 H.264 + AAC, or .webm / .mov / a PNG-sequence
+    directory, which keep alpha), finalised even on Ctrl-C. ``background``: see ``runtime.background``
+    (``transparent`` gives RGBA frames). ``renderer``: ``procedural``, ``onnx`` or ``auto`` (``Avatar.renderer``).
     """
-    if record is not None and Path(record).suffix.lower() != ".mp4":
-        raise InputError(f"recording must be an .mp4 file, got {Path(record).name}")
+    if renderer not in RENDERERS:
+        raise InputError(f"unknown renderer {renderer!r}; accepted: {', '.join(RENDERERS)}")
+    bg = parse_background(background)
+    if record is not None:
+        from .video import check_output
+
+        check_output(record, alpha=bg.alpha)
     source = as_source(mic, sample_rate, realtime)
     try:
         avatar = load_face(face)
         model = model or AudioModel(backend, precision)
+        painter = with_background(avatar.renderer(size, renderer), bg) if draw or record else None
     except BaseException:
         source.close()
         raise
-    st = Stream(model, avatar.neutral, avatar.renderer(size) if draw or record else None, seed=seed, emotion=emotion)
+    st = Stream(model, avatar.neutral, painter, seed=seed, emotion=emotion)
     stats = StreamStats()
-    run = StreamRun(_frames(source, st, stats, max_backlog, record, on_stats, stats_every), stats)
+    run = StreamRun(_frames(source, st, stats, max_backlog, record, on_stats, stats_every, bg.alpha), stats)
     if sink is None:
         return run
     try:

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import check_writable
 from .audio_io import AudioLike, check_audio_path, load_audio
+from .background import BackgroundLike, parse_background, with_background
 from .errors import InputError
 from .mel import FPS, SAMPLE_RATE
 from .errors import InvalidAudio
 from .emotion import emotion_schedule
 from .motion import EMOTIONS
 from .streaming import AudioModel, Stream
-from .prepare import Avatar, FaceLike, load_face
+from .prepare import RENDERERS, Avatar, FaceLike, load_face
 
 log = logging.getLogger(__name__)
 MIN_SIZE, MAX_SIZE = 64, 2048
@@ -99,29 +99,38 @@ def _check_options(size: int, fps: int, emotion: str | None) -> None:
 
 def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = None, *, size: int = 256,
            fps: int = FPS, seed: int = 0, emotion: str | None = None, backend: str = "auto",
-           precision: str = "auto", animator: Animator | None = None, sample_rate: int | None = None) -> RenderResult:
+           precision: str = "auto", animator: Animator | None = None, sample_rate: int | None = None,
+           background: BackgroundLike = None, renderer: str = "auto", landmarks=None,
+           drawing: bool = False) -> RenderResult:
     """Render ``face`` (photo path/array, ``.avatar`` bundle or ``Avatar``) speaking ``audio`` (WAV/FLAC path
-    or array) to ``out`` (MP4, H.264 + AAC, written atomically). With ``out=None`` only the motion and
-    frames count are computed (no video). Bad input raises a typed ``ToonsyncError`` before any output.
+    or array) to ``out`` (MP4 H.264 + AAC; or WebM / MOV / a PNG-sequence directory, which keep alpha;
+    written atomically) over ``background`` (``runtime.background``: default, a colour, an image or
+    ``transparent``). With ``out=None`` only the motion and frames count are computed (no video). Bad input
+    raises a typed ``ToonsyncError`` before any output. ``renderer``: ``procedural``, ``onnx`` (render.onnx
+    warp renderer) or ``auto`` (procedural for photos); ``drawing`` / ``landmarks`` (a JSON of 68 points):
+    the image is a drawn character, animated from its own pixels (``runtime.drawing``).
     """
     t = {}
     t0 = time.perf_counter()
     _check_options(size, fps, emotion)
+    if renderer not in RENDERERS:
+        raise InputError(f"unknown renderer {renderer!r}; accepted: {', '.join(RENDERERS)}")
+    bg = parse_background(background)
+    from .video import check_output, write_video  # PyAV only when rendering
     if isinstance(audio, (str, os.PathLike)):
         check_audio_path(audio)  # format errors before any work is done
     if out is not None:
         outp = Path(out)
-        for src in (face, audio):
+        for src in (face, audio, landmarks):
             if isinstance(src, (str, os.PathLike)) and Path(src).resolve() == outp.resolve():
                 raise InputError(f"output path {outp} is also an input; choose another file name")
-        if outp.suffix.lower() != ".mp4":
-            raise InputError(f"output must be an .mp4 file, got {outp.name}")
-        check_writable(outp)  # before any work
+        check_output(out, alpha=bg.alpha)  # format, alpha and writability before any work
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        avatar: Avatar = load_face(face)
+        avatar: Avatar = load_face(face, landmarks=landmarks, drawing=drawing)
     for w in caught:
         warnings.warn(w.message, w.category, stacklevel=2)
+    painter = with_background(avatar.renderer(size, renderer), bg)  # before the audio: a bad choice fails fast
     t["face_ms"] = (time.perf_counter() - t0) * 1e3
     t1 = time.perf_counter()
     pcm = load_audio(audio, sample_rate)
@@ -130,18 +139,15 @@ def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = Non
     animator = animator or Animator(backend, precision)
     motion = animator.animate(pcm, avatar.neutral, seed=seed, emotion=emotion, fps=fps)
     t["motion_ms"] = (time.perf_counter() - t2) * 1e3
-    renderer = avatar.renderer(size)
 
     def frames():
         for i in range(motion.n_frames):
-            yield renderer.draw(motion.landmarks[i], motion.pose[i], float(motion.blink[i]), motion.emotion[i])
+            yield painter.draw(motion.landmarks[i], motion.pose[i], float(motion.blink[i]), motion.emotion[i])
 
     t3 = time.perf_counter()
     outp = None
     if out is not None:
-        from .video import write_mp4
-
-        outp = write_mp4(out, frames(), pcm, fps=fps)
+        outp = write_video(out, frames(), pcm, fps=fps, alpha=bg.alpha)
     t["render_encode_ms"] = (time.perf_counter() - t3) * 1e3
     t["total_ms"] = (time.perf_counter() - t0) * 1e3
     log.info("rendered %d frames (%.2f s) in %.0f ms", motion.n_frames, pcm.size / SAMPLE_RATE, t["total_ms"])

@@ -1,7 +1,12 @@
 """Face -> prepared avatar (style colours + neutral anime landmarks), and the ``.avatar`` bundle.
 
 A bundle is a zip holding ``avatar.json`` (style, neutral landmarks, metadata) and ``preview.png``
-— no pixel of the photo. A kiosk prepares once (``toonsync prepare face.jpg -o face.avatar``)
+— no pixel of the photo — and, when prepared with the learned stylizer (``stylizer="learned"``,
+``runtime.stylizer``; needs trained weights, none ship), ``stylized.png``: the stylizer's comic of
+the face, which passed the privacy check (no 8x8 photo patch reproduced).
+A drawn character's bundle (``runtime.drawing``) also holds ``base.png``: the drawing itself, which the
+ONNX warp renderer animates (a drawing is not a photo).
+A kiosk prepares once (``toonsync prepare face.jpg -o face.avatar``)
 and streams many times.
 
 Side-profile fallback (documented): when the face is turned more than ``PROFILE_YAW_DEG``, its
@@ -26,10 +31,12 @@ from .atomic import atomic_path
 from .avatar import AvatarRenderer, AvatarStyle, canonical_landmarks, mean_face_landmarks, style_from_photo
 from .errors import InputError, InputNotFound, SideProfileWarning
 from .face import PROFILE_YAW_DEG, detect_face
-from .image_io import load_image
+from .image_io import decode_image, load_image
 
 log = logging.getLogger(__name__)
 BUNDLE_VERSION = 1
+STYLIZERS = ("procedural", "learned")
+RENDERERS = ("auto", "procedural", "onnx")
 FaceLike = Union[str, os.PathLike, np.ndarray, "Avatar"]
 
 
@@ -40,9 +47,28 @@ class Avatar:
     style: AvatarStyle
     neutral: np.ndarray
     meta: dict = field(default_factory=dict)
+    stylized: np.ndarray | None = None  # learned stylizer's comic of the face (RGB uint8, canonical frame)
+    base: np.ndarray | None = None  # a drawn character: the drawing itself, framed (RGB uint8; runtime.drawing)
 
-    def renderer(self, size: int = 256) -> AvatarRenderer:
-        return AvatarRenderer(self.style, self.neutral, size)
+    def renderer(self, size: int = 256, engine: str = "auto", **kw):
+        """The avatar's renderer: ``procedural`` (``AvatarRenderer``, draws the anime face from scratch) or
+        ``onnx`` (``runtime.warp_renderer.WarpRenderer``, animates a base image with render.onnx); ``auto``:
+        procedural for photos, onnx for drawn characters (their own pixels are animated, nothing else can)."""
+        if engine not in RENDERERS:
+            raise InputError(f"unknown renderer {engine!r}; accepted: {', '.join(RENDERERS)}")
+        if self.base is not None:
+            if engine == "procedural":
+                raise InputError("a drawn character is animated from its own pixels by the onnx renderer; "
+                                 "use --renderer onnx (or auto)")
+            from .drawing import drawing_renderer
+
+            return drawing_renderer(self, size, **kw)
+        procedural = AvatarRenderer(self.style, self.neutral, size)
+        if engine == "onnx":
+            from .warp_renderer import WarpRenderer
+
+            return WarpRenderer.for_procedural(procedural, **kw)
+        return procedural
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -54,6 +80,12 @@ class Avatar:
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
                 z.writestr("avatar.json", json.dumps(doc, indent=1))
                 z.writestr("preview.png", png.tobytes())
+                if self.stylized is not None:
+                    ok, sty = cv2.imencode(".png", cv2.cvtColor(self.stylized, cv2.COLOR_RGB2BGR))
+                    z.writestr("stylized.png", sty.tobytes())
+                if self.base is not None:  # a drawn character (never a photo: those keep no pixel)
+                    ok, base = cv2.imencode(".png", cv2.cvtColor(self.base, cv2.COLOR_RGB2BGR))
+                    z.writestr("base.png", base.tobytes())
         return path
 
     @classmethod
@@ -64,6 +96,8 @@ class Avatar:
         try:
             with zipfile.ZipFile(path) as z:
                 doc = json.loads(z.read("avatar.json"))
+                sty = z.read("stylized.png") if "stylized.png" in z.namelist() else None
+                drawn = z.read("base.png") if "base.png" in z.namelist() else None
         except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
             raise InputError(f"{path} is not a toonsync .avatar bundle ({e})") from None
         if doc.get("format") != "toonsync-avatar":
@@ -71,11 +105,14 @@ class Avatar:
         neutral = np.asarray(doc["neutral_landmarks"], np.float32)
         if neutral.shape != (68, 2):
             raise InputError(f"{path}: neutral landmarks have shape {neutral.shape}, expected (68, 2)")
-        return cls(AvatarStyle.from_dict(doc["style"]), neutral, doc.get("meta", {}))
+        stylized = decode_image(sty, f"{path}: stylized.png") if sty is not None else None
+        base = decode_image(drawn, f"{path}: base.png") if drawn is not None else None
+        return cls(AvatarStyle.from_dict(doc["style"]), neutral, doc.get("meta", {}), stylized, base)
 
 
-def avatar_from_image(image: np.ndarray, source: str = "array") -> Avatar:
-    """Detect the face, estimate colours and build the neutral anime geometry (closed mouth)."""
+def avatar_from_image(image: np.ndarray, source: str = "array", stylizer=None) -> Avatar:
+    """Detect the face, estimate colours and build the neutral anime geometry (closed mouth); with a
+    ``runtime.stylizer.LearnedStylizer``, also its privacy-checked comic of the face (``Avatar.stylized``)."""
     face = detect_face(image)
     style = style_from_photo(image, face.landmarks)
     meta = {"source": Path(source).name if source != "array" else "array", "face_box": list(face.box),
@@ -88,14 +125,37 @@ def avatar_from_image(image: np.ndarray, source: str = "array") -> Avatar:
         meta["fallback"] = "side-profile: mean frontal geometry"
     else:
         neutral = canonical_landmarks(face.landmarks)
-    return Avatar(style, neutral, meta)
+    stylized = None
+    if stylizer is not None:
+        stylized, report = stylizer(image, face.landmarks)
+        meta["stylizer"] = {"name": "learned", "sha256": stylizer.sha256, "privacy_check": report.to_dict()}
+    return Avatar(style, neutral, meta, stylized)
 
 
-def load_face(face: FaceLike) -> Avatar:
-    """Photo path, RGB array, ``.avatar`` bundle path or an ``Avatar`` -> ``Avatar``."""
+def load_face(face: FaceLike, stylizer: str = "procedural", *, landmarks=None, drawing: bool = False) -> Avatar:
+    """Photo path, RGB array, ``.avatar`` bundle path or an ``Avatar`` -> ``Avatar``.
+
+    ``drawing`` (implied by ``landmarks``): the image is a drawn character, animated from its own pixels
+    (``runtime.drawing``); ``landmarks``: its 68 points (JSON path or array), else dlib detects them.
+
+    ``stylizer``: ``procedural`` (default: the avatar is drawn from colours + landmarks) or ``learned``
+    (also run the pix2pix stylizer, ``runtime.stylizer``; raises ``NoLearnedStylizer`` when its
+    weights are not in the model directory — none ship). Bundles and ``Avatar`` objects are returned as they are.
+    """
+    if stylizer not in STYLIZERS:
+        raise InputError(f"unknown stylizer {stylizer!r}; accepted: {', '.join(STYLIZERS)}")
     if isinstance(face, Avatar):
         return face
     if isinstance(face, (str, os.PathLike)) and str(face).lower().endswith(".avatar"):
         return Avatar.load(face)
+    if drawing or landmarks is not None:
+        from .drawing import avatar_from_drawing
+
+        return avatar_from_drawing(face, landmarks)
+    learned = None
+    if stylizer == "learned":  # before decoding: missing weights fail fast
+        from .stylizer import LearnedStylizer
+
+        learned = LearnedStylizer()
     image = load_image(face)
-    return avatar_from_image(image, str(face) if isinstance(face, (str, os.PathLike)) else "array")
+    return avatar_from_image(image, str(face) if isinstance(face, (str, os.PathLike)) else "array", learned)

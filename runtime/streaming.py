@@ -39,7 +39,7 @@ class Frame:
     pose: np.ndarray  # [3] yaw, pitch, roll (rad)
     blink: float
     emotion: np.ndarray  # [6] CREMA-D order
-    image: np.ndarray | None = None  # [H, W, 3] uint8 RGB (when the stream draws)
+    image: np.ndarray | None = None  # [H, W, 3] uint8 RGB when drawn ([H, W, 4] RGBA: transparent bg)
     accepted_at: float = 0.0  # perf_counter() when the audio that completed this frame was accepted
     latency_ms: float | None = None  # accepted_at -> step() returned
 

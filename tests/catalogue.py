@@ -30,7 +30,7 @@ DATA = ROOT / "tests/data"
 @dataclass(frozen=True)
 class Case:
     id: str
-    kind: str  # audio | image | model | cli
+    kind: str  # audio | image | landmarks | background | model | cli
     what: str  # the input, in words
     make: Callable[[Path], object]  # tmp dir -> the input (path or args)
     expect: str  # "error" | "warn" | "ok"
@@ -135,6 +135,26 @@ def _drawn_face(tmp: Path) -> Path:
     return _img(tmp, "drawn.png", cv2.cvtColor(av.renderer(256).draw(av.neutral), cv2.COLOR_RGB2BGR))
 
 
+def _full_dir(tmp: Path) -> str:
+    d = tmp / "frames"
+    d.mkdir()
+    (d / "keep.txt").write_text("a file of the user's")
+    return str(d)
+
+
+DRAWN = DATA / "drawn_character.png"
+
+
+def _drawn_landmarks(tmp: Path, mutate: Callable[[list], object]) -> Path:
+    """The drawn fixture's landmarks JSON, changed by ``mutate`` (which returns the new document)."""
+    import json
+
+    pts = json.loads((DATA / "drawn_character.json").read_text())["landmarks"]
+    p = tmp / "lm.json"
+    p.write_text(json.dumps(mutate(pts)))
+    return p
+
+
 def _models(tmp: Path, mutate: Callable[[Path], None] | None) -> Path:
     import shutil
 
@@ -214,7 +234,7 @@ CASES: list[Case] = [
     Case("img-tiny-face", "image", "a 40 px face in a 640x480 picture", _tiny_face, "error", E.NoFaceError, "face", "NoFaceError"),
     Case("img-side-profile", "image", "side-profile photo (cameraman)", lambda t: DATA / "side_profile_camera.jpg", "warn", E.SideProfileWarning, "side profile", "SideProfileWarning; frontal fallback avatar with the photo's colours"),
     Case("img-no-face", "image", "landscape photo without a face", lambda t: DATA / "no_face_coffee.jpg", "error", E.NoFaceError, "no face", "NoFaceError"),
-    Case("img-drawn-face", "image", "a drawn (anime) face", _drawn_face, "error", E.NoFaceError, "landmarks JSON", "NoFaceError suggesting a landmarks JSON (drawn characters: later issue)"),
+    Case("img-drawn-face", "image", "a drawn (anime) face", _drawn_face, "error", E.NoFaceError, "landmarks JSON", "NoFaceError naming --landmarks (a drawn character's 68 points; docs/renderer.md)"),
     Case("img-text-as-png", "image", "a text file renamed .png", lambda t: _bytes(t, "t.png", b"not an image\n" * 10), "error", E.UnsupportedImageFormat, "not an image", "UnsupportedImageFormat"),
     # ---- models -----------------------------------------------------------------------------
     Case("onnx-corrupt", "model", "model file with a flipped byte", lambda t: _models(t, _flip), "error", E.ModelError, "does not match its sidecar", "ModelError naming the file (sha256 check)"),
@@ -222,6 +242,25 @@ CASES: list[Case] = [
     Case("onnx-wrong-opset", "model", "model re-saved with opset 99", lambda t: _models(t, _wrong_opset), "error", E.ModelError, "does not match its sidecar", "ModelError (sha256 check)"),
     Case("onnx-missing-dir", "model", "model directory that does not exist", lambda t: t / "no-models", "error", E.ModelError, "does not exist", "ModelError"),
     Case("onnx-no-sidecar", "model", "model directory without sidecars", lambda t: (t / "m").mkdir() or (t / "m"), "error", E.ModelError, "sidecar", "ModelError: run `toonsync export`"),
+    # ---- drawn characters: --landmarks JSON (runtime.drawing) -------------------------------
+    Case("lm-67-points", "landmarks", "landmarks JSON with 67 points", lambda t: _drawn_landmarks(t, lambda p: p[:67]), "error", E.InvalidLandmarks, "expected 68", "InvalidLandmarks naming the accepted layout"),
+    Case("lm-nan", "landmarks", "landmarks JSON with a NaN coordinate", lambda t: _drawn_landmarks(t, lambda p: [[float("nan"), 1.0]] + p[1:]), "error", E.InvalidLandmarks, "not a finite number", "InvalidLandmarks naming the point"),
+    Case("lm-outside", "landmarks", "a landmark outside the image", lambda t: _drawn_landmarks(t, lambda p: p[:30] + [[5000.0, 10.0]] + p[31:]), "error", E.InvalidLandmarks, "outside", "InvalidLandmarks naming the point and the image size"),
+    Case("lm-no-key", "landmarks", "landmarks JSON object without a \"landmarks\" key", lambda t: _drawn_landmarks(t, lambda p: {"points": p}), "error", E.InvalidLandmarks, "no \"landmarks\" key", "InvalidLandmarks naming the accepted layouts"),
+    Case("lm-not-json", "landmarks", "a text file as landmarks", lambda t: _bytes(t, "lm.json", b"not json"), "error", E.InvalidLandmarks, "not JSON", "InvalidLandmarks"),
+    Case("lm-missing", "landmarks", "landmarks file that does not exist", lambda t: t / "nope.json", "error", E.InputNotFound, "landmarks file not found", "InputNotFound (a FileNotFoundError)"),
+    Case("lm-drawn-ok", "landmarks", "the drawn fixture + its 68-point JSON", lambda t: DATA / "drawn_character.json", "ok", answer="a drawn-character avatar (its own pixels animated by render.onnx)"),
+    # ---- backgrounds (--background, runtime.background) ---------------------------------------
+    Case("bg-bad-hex", "background", "background colour `#12345` (5 hex digits)", lambda t: "#12345", "error", E.InvalidBackground, "#rrggbb", "InvalidBackground naming the accepted specs"),
+    Case("bg-unknown-name", "background", "background `bleu` (no such colour or file)", lambda t: "bleu", "error", E.InvalidBackground, "accepted: default, transparent", "InvalidBackground listing colours, image types, transparent"),
+    Case("bg-bad-tuple", "background", "background colour (300, 0, 0)", lambda t: (300, 0, 0), "error", E.InvalidBackground, "0..255", "InvalidBackground"),
+    Case("bg-missing-image", "background", "background image that does not exist", lambda t: str(t / "nope.png"), "error", E.InputNotFound, "background image not found", "InputNotFound (a FileNotFoundError)"),
+    Case("bg-text-as-png", "background", "a text file renamed .png as background", lambda t: str(_bytes(t, "b.png", b"not an image\n" * 10)), "error", E.UnsupportedImageFormat, "not an image", "UnsupportedImageFormat, before rendering starts"),
+    Case("bg-directory", "background", "a directory as background image", lambda t: str(t), "error", E.UnsupportedImageFormat, "directory", "UnsupportedImageFormat"),
+    Case("bg-colour-ok", "background", "background colour `#203040`", lambda t: "#203040", "ok", answer="accepted"),
+    Case("bg-image-ok", "background", "a photo as background image", lambda t: str(DATA / "no_face_coffee.jpg"), "ok", answer="accepted (scaled to cover, centre-cropped)"),
+    Case("cli-transparent-mp4", "cli", "`render --background transparent -o o.mp4`", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(t / "o.mp4"), "--background", "transparent"], "error", None, "cannot store transparency", "exit 1, one line naming .webm, .mov and PNG sequences"),
+    Case("cli-png-seq-into-full-dir", "cli", "PNG-sequence output into a directory holding other files", lambda t: ["render", str(FACE), str(SPEECH), "-o", _full_dir(t) + "/"], "error", None, "holding other files", "exit 1, one line; nothing written"),
     # ---- CLI --------------------------------------------------------------------------------
     Case("cli-unknown-flag", "cli", "`render --no-such-flag`", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(t / "o.mp4"), "--no-such-flag"], "error", None, "unrecognized arguments", "exit 2, usage message"),
     Case("cli-negative-fps", "cli", "`render --fps -5`", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(t / "o.mp4"), "--fps", "-5"], "error", None, "fps must be", "exit 1, one line"),
@@ -242,6 +281,14 @@ def run_case(case: Case, tmp: Path):
         from runtime.prepare import load_face
 
         return load_face(arg)
+    if case.kind == "landmarks":
+        from runtime.prepare import load_face
+
+        return load_face(DRAWN, landmarks=arg)
+    if case.kind == "background":
+        from runtime.background import parse_background
+
+        return parse_background(arg)
     if case.kind == "model":
         from runtime.backend import load_model
 

@@ -195,6 +195,19 @@ def test_emotion_trains_under_two_processes(tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_stylizer_gan_trains_under_two_processes(tmp_path):
+    """The GAN trainers (stylizer; the refiner shares training.gan): two DDP-wrapped networks, two Trainers."""
+    tiny = Path(__file__).parent / "data" / "face2comics_tiny"
+    written, _ = torchrun(tmp_path, "training.train_stylizer",
+                          ["--data", str(tiny), "-o", str(tmp_path / "out"), "--size", "64", "--width", "8",
+                           "--steps", "2", "--batch", "4", "--log-every", "1", "--threads", "1", "--device", "cpu"])
+    assert written[1] == []
+    assert {Path(p).name for e, p in written[0] if e == "os.rename"} == {"stylizer.pt", "stylizer.train.json"}
+    report = json.loads((tmp_path / "out" / "stylizer.train.json").read_text())
+    assert report["distributed"]["world_size"] == 2 and [r["step"] for r in report["loss_curve"]] == [1, 2]
+    assert all(abs(r["g"]) < float("inf") and abs(r["d"]) < float("inf") for r in report["loss_curve"])  # not NaN
+
+
 def test_emotion_loss_shares_sum_to_the_global_batch_loss():
     """The emotion loss is a mean over *valid frames*, not rows: each share divides by the global batch's."""
     from training.train_emotion import frame_loss

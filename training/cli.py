@@ -6,8 +6,11 @@ builds a missing corpus while the other ranks wait, then all of them train (``tr
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 from pathlib import Path
+
+from runtime.errors import InputError
 
 from . import corpus, distributed
 from .models.audio2motion import Audio2MotionConfig
@@ -27,16 +30,49 @@ def ensure_corpus(corpus_dir: Path, minutes: float, seed: int = 0) -> tuple[Path
     return train_h5, test_h5
 
 
+# `toonsync train MODEL` for the image models: these flags go to the model's own trainer (its build_parser)
+IMAGE_TRAINERS = {"stylizer": "training.train_stylizer", "identity": "training.train_identity",
+                  "refiner": "training.train_refiner"}
+FORWARDED = (("--data", "data"), ("--size", "size"), ("--steps", "steps"), ("--batch", "batch"), ("--seed", "seed"),
+             ("--width", "width"), ("--out", "out"), ("--accum", "accum"), ("--device", "device"),
+             ("--export", "export"))
+
+
+def train_image_model(a: argparse.Namespace) -> int:
+    if a.model == "stylizer" and getattr(a, "data", None) is None:
+        raise InputError("toonsync train stylizer needs --data PATH/TO/face2comics (Sxela's Face2Comics: a folder "
+                         "with faces/ or face/ beside comics/); it is not on this machine, so no stylizer weights ship")
+    mod = importlib.import_module(IMAGE_TRAINERS[a.model])
+    parser = mod.build_parser()
+    argv = []
+    for flag, dest in FORWARDED:
+        v = getattr(a, dest, None)
+        if v is None:
+            continue
+        if flag not in parser._option_string_actions:
+            raise InputError(f"toonsync train {a.model} does not take {flag}")
+        argv += [flag, str(v)]
+    if getattr(a, "amp", True) is False:
+        argv.append("--no-amp")
+    info = mod.run(parser.parse_args(argv))
+    if info is not None:
+        log.info("%s held-out metrics: %s", a.model, info["metrics"])
+    return 0
+
+
 def train_cli(a: argparse.Namespace) -> int:
-    # --batch/--accum/--device/--no-amp (defaults: TrainConfig's; getattr keeps older callers working)
-    tcfg = TrainConfig(steps=a.steps, seed=a.seed, eval_every=max(a.steps // 8, 1),
-                       batch=getattr(a, "batch", TrainConfig.batch), accum=getattr(a, "accum", TrainConfig.accum),
+    if getattr(a, "model", "audio2motion") in IMAGE_TRAINERS:
+        return train_image_model(a)
+    # --steps/--batch/--out/--accum/--device/--no-amp (defaults: TrainConfig's; getattr keeps older callers working)
+    steps = getattr(a, "steps", None) or TrainConfig.steps
+    tcfg = TrainConfig(steps=steps, seed=a.seed, eval_every=max(steps // 8, 1),
+                       batch=getattr(a, "batch", None) or TrainConfig.batch, accum=getattr(a, "accum", TrainConfig.accum),
                        device=getattr(a, "device", TrainConfig.device), amp=getattr(a, "amp", TrainConfig.amp))
     with distributed.session(tcfg.device) as ctx:
         distributed.check_batch(tcfg.batch, ctx, tcfg.accum)  # fail before a long corpus build
         with distributed.main_first(ctx):
             train_h5, test_h5 = ensure_corpus(a.corpus_dir, a.minutes, a.seed)
-        info = train(train_h5, test_h5, a.out, Audio2MotionConfig(), tcfg)
+        info = train(train_h5, test_h5, getattr(a, "out", None) or Path("runs/audio2motion"), Audio2MotionConfig(), tcfg)
     if info is not None:
         log.info("held-out lip-sync metrics: %s", info["metrics"])
     return 0

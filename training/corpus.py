@@ -1,12 +1,15 @@
 """Synthetic lip-sync corpus: text-to-speech with phoneme timings -> HDF5 clips with mouth targets.
 
 Engines: Debian's ``flite`` (voices slt, awb, rms, kal16), whose ``-psdur`` prints every phone's
-end time, and ``espeak-ng`` through libespeak-ng's phoneme events (accents x variants; training.espeak). Voices vary in pitch (``int_f0_target_mean``) and rate (``duration_stretch``); audio is
+end time, ``espeak-ng`` through libespeak-ng's phoneme events (accents x variants; training.espeak)
+and ``festival`` (kal/ked diphone, slt HTS voices; segment end times; training.festival, batched
+many utterances per process). Voices vary in pitch (``int_f0_target_mean``) and rate (``duration_stretch``); audio is
 augmented with gain, noise and telephone band-limiting. Sentences come from a seeded grammar; ~8% of training clips are flat non-speech (tones, hum,
 stationary noise, DC, silence) with a closed mouth, so such audio gives a neutral face.
 Speed perturbation (0.85-1.2x, which shifts pitch and formants like a different vocal tract)
-widens the voice range. Held out for evaluation, never trained on: flite's whole ``rms`` voice and the
-espeak-ng accents/variants in ``_ESPEAK_TEST_*`` (``split="test"``).
+widens the voice range. Held out for evaluation, never trained on: the whole ``festival`` engine
+(``HELDOUT_ENGINES``: a train build refuses it), flite's whole ``rms`` voice and the espeak-ng
+accents/variants in ``_ESPEAK_TEST_*`` (``split="test"``).
 
     python -m training.corpus build -o corpus/train.h5 --minutes 20
 """
@@ -26,8 +29,10 @@ import numpy as np
 import soundfile as sf
 
 from runtime.dataset import Clip, phones_array, write_clips
+from runtime.errors import InputError
 from runtime.mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
+from . import festival
 from .visemes import Phone, mouth_trajectory
 
 log = logging.getLogger(__name__)
@@ -40,7 +45,26 @@ _ESPEAK_TEST_ACCENTS = ("en-gb-scotland", "en-029", "en-gb-x-gbcwmd")
 _ESPEAK_TEST_VARIANTS = ("f4", "f5", "m6", "m7", "shelby", "robert")
 TRAIN_VOICES = ("flite:slt", "flite:awb", "flite:kal16") + tuple(
     f"espeak:{a}+{v}" for a in _ESPEAK_TRAIN_ACCENTS for v in _ESPEAK_TRAIN_VARIANTS)
-HELDOUT_VOICES = ("flite:rms",) + tuple(f"espeak:{a}+{v}" for a in _ESPEAK_TEST_ACCENTS for v in _ESPEAK_TEST_VARIANTS)
+# festival is held out as a whole engine: its voices only ever appear in test builds
+HELDOUT_ENGINES = ("festival",)
+_FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+HELDOUT_VOICES = ("flite:rms",) + tuple(f"espeak:{a}+{v}" for a in _ESPEAK_TEST_ACCENTS for v in _ESPEAK_TEST_VARIANTS) \
+    + tuple(f"festival:{v}" for v in _FESTIVAL_VOICES)
+FESTIVAL_BATCH = 16  # utterances per festival process (start-up and voice loading paid once per batch)
+
+
+class HeldOutError(InputError):
+    """A held-out voice or engine was asked for in a training build."""
+
+
+def check_split(voices: tuple[str, ...], split: str) -> None:
+    """Refuse held-out voices and engines anywhere but the test split."""
+    if split == "test":
+        return
+    bad = [v for v in voices if v in HELDOUT_VOICES or v.split(":", 1)[0] in HELDOUT_ENGINES]
+    if bad:
+        raise HeldOutError(f"{', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} held out for evaluation: "
+                           f"only split='test' may use them (held-out engines: {', '.join(HELDOUT_ENGINES)})")
 
 _SUBJ = ["the old farmer", "my little sister", "a quiet robot", "every teacher", "the happy baker",
          "our neighbour", "that tall wizard", "the brave pilot", "a curious child", "the museum guide",
@@ -92,18 +116,27 @@ def flite_available() -> bool:
 
 
 def available_voices(voices: tuple[str, ...]) -> tuple[str, ...]:
-    """Drop voices whose engine is missing here (logged); error if none is left."""
+    """Drop voices whose engine (or festival voice package) is missing here, each reason logged
+    once; error if none is left."""
     from .espeak import espeak_available
 
-    have = {"flite": flite_available(), "espeak": espeak_available()}
-    for eng, ok in have.items():
-        if not ok and any(v.startswith(eng + ":") for v in voices):
-            log.warning("%s is not installed: its voices are skipped (apt-get install %s)", eng,
-                        "flite" if eng == "flite" else "espeak-ng")
-    out = tuple(v for v in voices if have.get(v.split(":", 1)[0], False))
+    engines = {v.split(":", 1)[0] for v in voices}
+    have = {"flite": "flite" in engines and flite_available(), "espeak": "espeak" in engines and espeak_available()}
+    for eng, pkg in (("flite", "flite"), ("espeak", "espeak-ng")):
+        if eng in engines and not have[eng]:
+            log.warning("%s is not installed: its voices are skipped (apt-get install %s)", eng, pkg)
+    out, reasons = [], []
+    for v in voices:
+        eng, name = v.split(":", 1)
+        if eng == "festival" and not festival.festival_available(name):
+            reasons.append(festival.missing_reason(name))
+        elif eng == "festival" or have.get(eng, False):
+            out.append(v)
+    for reason in dict.fromkeys(reasons):
+        log.warning("%s: its clips are skipped", reason)
     if not out:
-        raise RuntimeError("no TTS engine available: apt-get install flite espeak-ng")
-    return out
+        raise RuntimeError("no TTS engine available: apt-get install flite espeak-ng festival festvox-kallpc16k")
+    return tuple(out)
 
 
 def synthesize_flite(text: str, voice: str, f0_mean: float | None = None, stretch: float = 1.0
@@ -169,7 +202,8 @@ def speed_perturb(audio: np.ndarray, phones: list[Phone], factor: float) -> tupl
     return out, [Phone(p.label, p.start / factor, p.end / factor) for p in phones]
 
 
-def _make(job: Job) -> Clip:
+def _make(job: Job, synth: tuple[np.ndarray, list[Phone]] | None = None) -> Clip:
+    """The clip of one job; ``synth``: its speech and phones when already synthesized (festival batches)."""
     rng = np.random.default_rng(job.seed)
     if job.voice == "nonspeech":
         audio = nonspeech(job.text, float(rng.uniform(1.5, 5.0)), rng)
@@ -180,7 +214,7 @@ def _make(job: Job) -> Clip:
                     phones=phones_array([("pau", 0.0, audio.size / SAMPLE_RATE)]),
                     attrs=dict(text="", voice="nonspeech", engine="synthetic", split=job.split,
                                source=f"nonspeech {job.text}", emotion="NEU"))
-    audio, phones = synthesize(job)
+    audio, phones = synth or synthesize(job)
     aug = ""
     if job.split == "train":
         if rng.random() < 0.6:
@@ -199,6 +233,32 @@ def _make(job: Job) -> Clip:
                            emotion="NEU"))
 
 
+def _make_batch(jobs: list[Job]) -> list[Clip]:
+    """Clips of ``jobs``; their festival ones are synthesized together, in one festival process."""
+    fest = [j for j in jobs if j.voice.startswith("festival:")]
+    pre: dict[str, tuple[np.ndarray, list[Phone]]] = {}
+    if fest:
+        pre = dict(zip((j.clip_id for j in fest), festival.synthesize_batch([_festival_request(j) for j in fest])))
+    return [_make(j, pre.get(j.clip_id)) for j in jobs]
+
+
+def _batches(jobs: list[Job], size: int = 8) -> list[list[Job]]:
+    """Work units for the process pool: festival jobs grouped by voice, ``FESTIVAL_BATCH`` per
+    festival process; the others ``size`` at a time."""
+    fest: dict[str, list[Job]] = {}
+    rest: list[Job] = []
+    for j in jobs:
+        (fest.setdefault(j.voice, []) if j.voice.startswith("festival:") else rest).append(j)
+    out = [rest[i:i + size] for i in range(0, len(rest), size)]
+    for group in fest.values():
+        out += [group[i:i + FESTIVAL_BATCH] for i in range(0, len(group), FESTIVAL_BATCH)]
+    return out
+
+
+def _festival_request(job: Job) -> festival.Request:
+    return festival.Request(job.text, job.voice.split(":", 1)[1], job.stretch, job.f0_mean)
+
+
 def synthesize(job: Job) -> tuple[np.ndarray, list[Phone]]:
     """Dispatch to the job's engine; pitch and rate variation mapped onto each engine's controls."""
     engine, voice = job.voice.split(":", 1)
@@ -211,6 +271,8 @@ def synthesize(job: Job) -> tuple[np.ndarray, list[Phone]]:
         pitch = int(np.clip(((job.f0_mean or 140) - 90) / 130 * 60 + 20, 10, 90))
         return synthesize_espeak(job.text, accent, variant or None, rate=int(175 / job.stretch), pitch=pitch,
                                  pitch_range=int(30 + (job.seed % 50)))
+    if engine == "festival":
+        return festival.synthesize_batch([_festival_request(job)])[0]
     raise ValueError(f"unknown TTS engine {engine!r} in voice {job.voice!r}")
 
 
@@ -274,11 +336,14 @@ def build(out: Path, minutes: float, split: str = "train", seed: int = 0, worker
           voices: tuple[str, ...] | None = None) -> int:
     """Synthesize a corpus split to HDF5; returns the number of clips."""
     voices = voices or (HELDOUT_VOICES if split == "test" else TRAIN_VOICES)
+    check_split(voices, split)
     voices = available_voices(voices)
     jobs = plan_jobs(minutes, voices, split, seed)
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(workers) as ex:
-        clips = list(ex.map(_make, jobs, chunksize=8))
+        made = [c for batch in ex.map(_make_batch, _batches(jobs)) for c in batch]
+    order = {j.clip_id: i for i, j in enumerate(jobs)}
+    clips = sorted(made, key=lambda c: order[c.clip_id])
     n = write_clips(out, clips)
     total = sum(c.audio.size for c in clips) / SAMPLE_RATE
     log.info("wrote %d clips (%.1f min, %d voices) to %s", n, total / 60, len(voices), out)

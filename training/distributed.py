@@ -177,6 +177,20 @@ def session(device: str = "auto") -> Iterator[DistContext]:
 
 
 @contextlib.contextmanager
+def run_session(tcfg) -> Iterator[tuple[DistContext, "np.random.Generator"]]:
+    """A trainer's :func:`session` from its config (``device``, ``batch``, ``accum``, ``seed``, ``threads``):
+    checks that the batch splits, seeds torch, sets the CPU threads; yields (context, the seeded numpy
+    generator every rank draws its global batches from)."""
+    import numpy as np
+
+    with session(tcfg.device) as ctx:
+        check_batch(tcfg.batch, ctx, tcfg.accum)
+        torch.manual_seed(tcfg.seed)
+        torch.set_num_threads(tcfg.threads)
+        yield ctx, np.random.default_rng(tcfg.seed)
+
+
+@contextlib.contextmanager
 def main_first(ctx: DistContext, timeout: timedelta = timedelta(hours=12)) -> Iterator[None]:
     """Rank 0 runs the block first while the other ranks wait, then they run it (e.g. build a corpus
     once; the others then find it built). Its own gloo group, so a long block does not hit the
@@ -204,6 +218,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: cuda:LOCAL_RANK when CUDA is available, else cpu (default auto)")
     p.add_argument("--no-amp", dest="amp", action="store_false",
                    help="no fp16 autocast/GradScaler on CUDA (AMP is never used on CPU)")
+
+
+def main_function(build_parser: Callable[[], argparse.ArgumentParser],
+                  run: Callable[[argparse.Namespace], Any]) -> Callable[[list[str] | None], None]:
+    """A trainer module's ``main(argv=None)``: parse ``build_parser()``'s flags, log at INFO, ``run`` them."""
+
+    def main(argv: list[str] | None = None) -> None:
+        a = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        run(a)
+
+    return main
 
 
 def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
@@ -330,3 +356,13 @@ def save_run(ctx: DistContext, out_dir: Path, name: str, checkpoint: dict, info:
     with atomic_path(path.with_suffix(".train.json")) as tmp:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
     return path
+
+
+def export_if_asked(info: dict | None, name: str, run_dir: Path, model_dir: Path | None) -> dict | None:
+    """After a trainer's run: rank 0 (``info`` is None on the others) exports ``run_dir/name.pt`` to
+    ``model_dir`` when one was given (``--export``), through ``export.learned``. Returns ``info``."""
+    if model_dir is not None and info is not None:
+        from export.learned import EXPORTERS
+
+        EXPORTERS[name](Path(run_dir) / f"{name}.pt", Path(model_dir))
+    return info

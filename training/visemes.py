@@ -42,6 +42,25 @@ _TABLE: dict[str, tuple[float, float, float, float, float]] = {
 }
 
 
+# Festival phone sets -> the labels above: ``radio`` (US voices) is the CMU set plus a few extras,
+# ``mrpa`` (British voices) its own names, several of which clash with CMU ones (mrpa ``uh`` is
+# the vowel of "cut", CMU ``ah``).
+_PHONESET_ALIASES: dict[str, dict[str, str]] = {
+    "radio": {"dx": "d", "el": "l", "em": "m", "en": "n", "nx": "n", "hv": "hh", "brth": "pau", "h#": "pau",
+              "sil": "pau"},
+    "mrpa": {"#": "pau", "uh": "ah", "e": "eh", "a": "ae", "o": "aa", "i": "ih", "u": "uh", "ii": "iy",
+             "uu": "uw", "oo": "ao", "aa": "aa", "@": "ax", "@@": "er", "ai": "ay", "ei": "ey", "oi": "oy",
+             "au": "aw", "ou": "ow", "e@": "eh", "i@": "ih", "u@": "uh", "h": "hh"},
+}
+
+
+def normalize_phone(label: str, phoneset: str = "radio") -> str:
+    """A phone label of a TTS phone set (festival's ``radio`` or ``mrpa``) as a label of this table
+    (unknown labels are returned lower-cased; :func:`phone_target` gives them a neutral shape)."""
+    key = label.lower()
+    return _PHONESET_ALIASES.get(phoneset, {}).get(key, key)
+
+
 @dataclass(frozen=True)
 class Phone:
     label: str

@@ -1,0 +1,154 @@
+"""Drawn characters: a drawing (not a photo of a person) animated from its own pixels.
+
+A drawing is not a real face, so unlike a photo its pixels may be animated: the ``.avatar`` bundle
+stores the drawing itself (framed like every avatar: eyes level, eye centres 0.28 of the canvas
+apart, their midpoint at (0.5, 0.42)) as the base image of the ONNX warp renderer
+(``runtime.warp_renderer``), which moves it by the same landmarks, head pose and blinks as any avatar.
+
+Its 68 landmarks (iBUG 300-W order) come from a JSON file (``--landmarks``) or, without one, from the
+dlib detector (which rarely finds drawn faces: then ``NoFaceError`` names ``--landmarks``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+
+from .avatar import AvatarRenderer, _similarity_to_canonical, skin_colour, style_from_photo
+from .errors import InputNotFound, InvalidLandmarks, NoFaceError
+from .image_io import ImageLike, load_image
+
+log = logging.getLogger(__name__)
+
+BASE_SIZE = 512  # the framed drawing kept in the bundle (renders at 256 downsample it, 512 uses it as is)
+LANDMARKS_FORMAT = ('a JSON file (or array) of 68 [x, y] pixel points in iBUG 300-W order: [[x, y], ...] '
+                    'or {"landmarks": [[x, y], ...]}')
+MIN_EYE_DISTANCE_PX = 8.0
+DRAWN_LIPS = (214, 96, 110)  # lip colour the mouth interior of a drawing is derived from
+LandmarksLike = Union[str, os.PathLike, np.ndarray, list, dict]
+
+
+def load_landmarks(src: LandmarksLike, image_shape: tuple[int, ...]) -> np.ndarray:
+    """A drawn character's landmarks -> float32 [68, 2] pixels, validated against the image size.
+
+    Raises ``InputNotFound`` (no such file) or ``InvalidLandmarks`` naming what is accepted."""
+    where = "landmarks"
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        where = str(path)
+        if not path.is_file():
+            raise InputNotFound(f"landmarks file not found: {path}; expected {LANDMARKS_FORMAT}")
+        try:
+            src = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InvalidLandmarks(f"{path} is not JSON ({e}); expected {LANDMARKS_FORMAT}") from None
+    if isinstance(src, dict):
+        if "landmarks" not in src:
+            raise InvalidLandmarks(f"{where}: no \"landmarks\" key (keys: {sorted(src)[:8]}); "
+                                   f"expected {LANDMARKS_FORMAT}")
+        src = src["landmarks"]
+    try:
+        pts = np.asarray(src, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidLandmarks(f"{where}: not a list of numbers; expected {LANDMARKS_FORMAT}") from None
+    if pts.shape != (68, 2):
+        raise InvalidLandmarks(f"{where}: got shape {pts.shape} ({pts.size // 2 if pts.ndim == 2 else '?'} points), "
+                               f"expected 68 [x, y] points; {LANDMARKS_FORMAT}")
+    if not np.isfinite(pts).all():
+        raise InvalidLandmarks(f"{where}: point {int(np.argwhere(~np.isfinite(pts))[0, 0])} is not a finite number; "
+                               f"expected {LANDMARKS_FORMAT}")
+    h, w = image_shape[:2]
+    bad = np.nonzero((pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1))[0]
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidLandmarks(f"{where}: point {i} ({pts[i, 0]:g}, {pts[i, 1]:g}) is outside the {w}x{h} image "
+                               f"({bad.size} points are); landmarks are pixel coordinates of the drawing")
+    iod = float(np.linalg.norm(pts[42:48].mean(0) - pts[36:42].mean(0)))
+    if iod < MIN_EYE_DISTANCE_PX:
+        raise InvalidLandmarks(f"{where}: the eye centres (points 36-41, 42-47) are {iod:.1f} px apart; at least "
+                               f"{MIN_EYE_DISTANCE_PX:g} px is needed (is the point order iBUG 300-W?)")
+    return pts.astype(np.float32)
+
+
+def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Place the drawing on the canonical avatar canvas (eyes level, 0.28 x size apart, midpoint at
+    (0.5, 0.42) x size); edge pixels are repeated where the drawing does not reach. Returns the framed
+    RGB uint8 [size, size, 3] and its landmarks [68, 2] in 0..1 canvas units."""
+    L = np.asarray(landmarks_px, np.float32).reshape(68, 2)
+    M = _similarity_to_canonical(L, size)
+    scale = float(np.hypot(M[0, 0], M[1, 0]))
+    src = image
+    if scale < 0.5:  # big drawing: area-downsample first so the affine warp does not alias line art
+        src = cv2.resize(image, None, fx=2 * scale, fy=2 * scale, interpolation=cv2.INTER_AREA)
+        M = M.copy()
+        M[:, :2] /= 2 * scale
+        L = L * (2 * scale)
+    base = cv2.warpAffine(src, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    neutral = (L @ M[:, :2].T + M[:, 2]) / float(size)
+    if neutral.min() < 0.0 or neutral.max() > 1.0:
+        raise InvalidLandmarks("the drawn face does not fit the avatar frame (its landmarks fall outside once the eyes "
+                               "are levelled and scaled to 0.28 of the frame apart); check the points' order "
+                               "(iBUG 300-W: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67)")
+    return np.ascontiguousarray(base), neutral.astype(np.float32)
+
+
+def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None):
+    """A drawing (path or RGB array) + its landmarks (JSON path, array, or None = detect with dlib) -> ``Avatar``
+    whose ``base`` is the framed drawing."""
+    from .face import detect_face
+    from .prepare import Avatar
+
+    image = load_image(face)
+    if landmarks is None:
+        pts, how = detect_face(image).landmarks, "dlib-hog+shape_predictor_68"
+        try:
+            base, neutral = frame_drawing(image, pts)
+        except InvalidLandmarks:
+            raise NoFaceError("the face detector found no usable face in the drawing (its landmarks do not form a "
+                              f"face); give its 68 points with --landmarks drawing.json ({LANDMARKS_FORMAT})"
+                              ) from None
+    else:
+        pts, how = load_landmarks(landmarks, image.shape), "given"
+        base, neutral = frame_drawing(image, pts)
+    style = style_from_photo(base, neutral * BASE_SIZE)  # colours for the mouth interior; no geometry is redrawn
+    meta = {"source": Path(face).name if isinstance(face, (str, os.PathLike)) else "array", "kind": "drawing",
+            "landmarks": how}
+    log.info("drawn character %s: landmarks %s, framed to %dx%d", meta["source"], how, BASE_SIZE, BASE_SIZE)
+    return Avatar(style, neutral, meta, base=base)
+
+
+def drawing_colours(avatar) -> np.ndarray:
+    """The warp renderer's ``colours`` [6, 3] for a drawing: eyelid = the drawing's own cheek colour, lash and
+    mouth outline = its darkest line colour around the eyes (its ink), the mouth interior from the procedural
+    palette of a fixed lip red (a drawn closed mouth shows no colour to measure)."""
+    from .warp_renderer import COLOURS, palette_colours
+
+    base, L = avatar.base, avatar.neutral * avatar.base.shape[0]
+    cols = dict(zip(COLOURS, palette_colours(AvatarRenderer._make_palette(replace(avatar.style, lips=DRAWN_LIPS)))))
+    cols["lid"] = skin_colour(base, L, forehead=False) / 255.0  # foreheads of drawings are often under hair
+    x0, y0 = np.floor(L[36:48].min(0)).astype(int)
+    x1, y1 = np.ceil(L[36:48].max(0)).astype(int) + 1
+    px = base[max(y0, 0):y1, max(x0, 0):x1].reshape(-1, 3).astype(np.float32)
+    lum = px @ np.array([0.299, 0.587, 0.114], np.float32)
+    cols["lash"] = cols["mouth_line"] = np.median(px[lum <= np.percentile(lum, 5)], 0) / 255.0
+    return np.array([cols[c] for c in COLOURS], np.float32)
+
+
+def drawing_renderer(avatar, size: int = 256, **kw):
+    """A ``WarpRenderer`` animating the drawing of ``avatar`` (``Avatar.base``)."""
+    from .warp_renderer import WarpRenderer, landmark_eyes
+
+    rgba = cv2.cvtColor(avatar.base, cv2.COLOR_RGB2RGBA)
+    bg = np.empty((size, size, 3), np.uint8)
+    bg[:] = avatar.style.background  # under the drawing only where it is transparent (it is opaque)
+    return WarpRenderer(rgba, avatar.neutral, landmark_eyes(avatar.neutral), drawing_colours(avatar), bg, size, **kw)
+
+
+__all__ = ["BASE_SIZE", "LANDMARKS_FORMAT", "avatar_from_drawing", "drawing_colours", "drawing_renderer",
+           "frame_drawing", "load_landmarks"]
