@@ -48,12 +48,13 @@ class Avatar:
     neutral: np.ndarray
     meta: dict = field(default_factory=dict)
     stylized: np.ndarray | None = None  # learned stylizer's comic of the face (RGB uint8, canonical frame)
-    base: np.ndarray | None = None  # a drawn character: the drawing itself, framed (RGB uint8; runtime.drawing)
+    base: np.ndarray | None = None  # a drawn character or the stylizer's comic, framed (RGB uint8; runtime.drawing)
 
     def renderer(self, size: int = 256, engine: str = "auto", **kw):
         """The avatar's renderer: ``procedural`` (``AvatarRenderer``, draws the anime face from scratch) or
         ``onnx`` (``runtime.warp_renderer.WarpRenderer``, animates a base image with render.onnx); ``auto``:
-        procedural for photos, onnx for drawn characters (their own pixels are animated, nothing else can)."""
+        procedural for photos, onnx for drawn characters and learned-stylizer comics (their own pixels are
+        animated, nothing else can)."""
         if engine not in RENDERERS:
             raise InputError(f"unknown renderer {engine!r}; accepted: {', '.join(RENDERERS)}")
         if self.base is not None:
@@ -125,11 +126,18 @@ def avatar_from_image(image: np.ndarray, source: str = "array", stylizer=None) -
         meta["fallback"] = "side-profile: mean frontal geometry"
     else:
         neutral = canonical_landmarks(face.landmarks)
-    stylized = None
-    if stylizer is not None:
-        stylized, report = stylizer(image, face.landmarks)
-        meta["stylizer"] = {"name": "learned", "sha256": stylizer.sha256, "privacy_check": report.to_dict()}
-    return Avatar(style, neutral, meta, stylized)
+    if stylizer is None:
+        return Avatar(style, neutral, meta)
+    stylized, report = stylizer(image, face.landmarks)
+    meta["stylizer"] = {"name": "learned", "sha256": stylizer.sha256, "privacy_check": report.to_dict()}
+    # the comic is animated like a drawn character: its own pixels, warped by render.onnx, at the photo's
+    # landmarks in the stylizer's aligned frame (pix2pix keeps the layout of its input)
+    from .drawing import avatar_from_drawing
+    from .stylizer import aligned_landmarks
+
+    comic = avatar_from_drawing(stylized, aligned_landmarks(face.landmarks, stylized.shape[0]))
+    meta["kind"] = "stylized"
+    return Avatar(style, comic.neutral, meta, stylized, base=comic.base)
 
 
 def load_face(face: FaceLike, stylizer: str = "procedural", *, landmarks=None, drawing: bool = False) -> Avatar:

@@ -57,13 +57,23 @@ def no_weights_message(directory: Path) -> str:
             "then set TOONSYNC_MODEL_DIR=MODEL_DIR; or use the default procedural avatar (stylizer 'procedural')")
 
 
-def align_face(image: np.ndarray, landmarks_px: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Photo (RGB uint8) + its 68 landmarks in pixels -> (aligned RGB ``[size, size, 3]``, landmarks in it)."""
+def _alignment(landmarks_px: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     L = np.asarray(landmarks_px, np.float32).reshape(68, 2)
     M = _similarity_to_canonical(L, size)
+    return M, L @ M[:, :2].T + M[:, 2]
+
+
+def aligned_landmarks(landmarks_px: np.ndarray, size: int) -> np.ndarray:
+    """The photo's 68 landmarks in the aligned ``[size, size]`` frame the stylizer sees and draws (pixels)."""
+    return _alignment(landmarks_px, size)[1]
+
+
+def align_face(image: np.ndarray, landmarks_px: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Photo (RGB uint8) + its 68 landmarks in pixels -> (aligned RGB ``[size, size, 3]``, landmarks in it)."""
+    M, lm = _alignment(landmarks_px, size)
     crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_AREA if M[0, 0] ** 2 + M[0, 1] ** 2 < 1
                           else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return crop, L @ M[:, :2].T + M[:, 2]
+    return crop, lm
 
 
 def face_mask(landmarks: np.ndarray, size: int, erode: int = 2) -> np.ndarray:

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.backend import model_dir
+
 torch = pytest.importorskip("torch", reason="needs toonsync[train]")
 
 from training.face2comics import (  # noqa: E402
@@ -121,6 +123,8 @@ def stylizer_dir(stylizer_run, tmp_path_factory):
 
     d = tmp_path_factory.mktemp("stylizer_models")
     meta = export_stylizer(stylizer_run[0] / "stylizer.pt", d)
+    for f in model_dir().glob("render.*"):  # the comic is animated by the shipped warp renderer
+        shutil.copy(f, d / f.name)
     return d, meta
 
 
@@ -148,6 +152,13 @@ def test_learned_stylizer_in_prepare_passes_the_privacy_check(stylizer_dir, monk
     assert check["ok"] and check["patches_checked"] > 20 and check["min_mean_abs_diff"] > check["tolerance"]
     back = Avatar.load(av.save(tmp_path / "face.avatar"))
     np.testing.assert_array_equal(back.stylized, av.stylized)
+    # the comic is what gets animated (warp renderer over its own pixels), and its mouth opens with speech
+    from runtime.mouth import apply_mouth
+
+    r = back.renderer(128)
+    assert type(r).__name__ == "WarpRenderer" and back.meta["kind"] == "stylized"
+    shut, wide = r.draw(back.neutral), r.draw(apply_mouth(back.neutral, np.array([1.0, 0.0, 0.0], np.float32)))
+    assert shut.shape == (128, 128, 3) and np.abs(shut.astype(int) - wide.astype(int)).max() > 40
 
 
 def test_privacy_check_catches_a_stylizer_that_copies_the_photo(stylizer_dir):
