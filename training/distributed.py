@@ -358,6 +358,18 @@ def save_run(ctx: DistContext, out_dir: Path, name: str, checkpoint: dict, info:
     return path
 
 
+def finish_run(ctx: DistContext, out_dir: Path, name: str, model: nn.Module, config: dict, info: dict, *,
+               train_seconds: float, metrics: dict, history: list) -> dict:
+    """The end every trainer shares: complete ``info`` (run time, parameter count, metrics, history, torch
+    version), save ``name.pt`` (config + state_dict + info) and ``name.train.json`` on rank 0, log it."""
+    info = {**info, "train_seconds": round(train_seconds, 1), "params": sum(p.numel() for p in model.parameters()),
+            "metrics": metrics, "history": history, "torch": torch.__version__}
+    path = save_run(ctx, out_dir, name, {"config": config, "state_dict": model.cpu().state_dict(), "info": info}, info)
+    if path is not None:
+        log.info("saved %s (%.0f s): %s", path, train_seconds, metrics)
+    return info
+
+
 def export_if_asked(info: dict | None, name: str, run_dir: Path, model_dir: Path | None) -> dict | None:
     """After a trainer's run: rank 0 (``info`` is None on the others) exports ``run_dir/name.pt`` to
     ``model_dir`` when one was given (``--export``), through ``export.learned``. Returns ``info``."""

@@ -172,17 +172,9 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2M
             "train_data": {"path": str(train_path), "clips": len(pairs), "hours": round(hours, 3)},
             "init": str(init) if init else None,
             "eval_data": str(test_path) if test_path else None,
-            "train_seconds": round(train_seconds, 1),
-            "params": sum(p.numel() for p in model.parameters()),
-            "metrics": metrics,
-            "history": history,
-            "torch": torch.__version__,
         }
-        path = distributed.save_run(ctx, out_dir, "audio2motion",
-                                    {"config": mcfg.to_dict(), "state_dict": model.cpu().state_dict(), "info": info},
-                                    info)
-        log.info("saved %s (%.0f s): %s", path, train_seconds, metrics)
-        return info
+        return distributed.finish_run(ctx, out_dir, "audio2motion", model, mcfg.to_dict(), info,
+                                      train_seconds=train_seconds, metrics=metrics, history=history)
 
 
 def load_checkpoint(path: Path) -> Audio2Motion:

@@ -304,16 +304,9 @@ def train(out_dir: Path, mcfg: IdentityConfig, tcfg: TrainConfig, photos: bool =
                                        f"[{tcfg.seed}, 7919] (never trained on)"},
             "loss": f"symmetric InfoNCE (NT-Xent), temperature {tcfg.tau}, two frames per identity",
             "init": init_info,
-            "train_seconds": round(train_seconds, 1),
-            "params": sum(p.numel() for p in model.parameters()),
-            "metrics": metrics,
-            "history": history,
-            "torch": torch.__version__,
         }
-        path = distributed.save_run(ctx, out_dir, "identity",
-                                    {"config": mcfg.to_dict(), "state_dict": model.state_dict(), "info": info}, info)
-        log.info("saved %s (%.0f s): %s", path, train_seconds, metrics)
-        return info
+        return distributed.finish_run(ctx, out_dir, "identity", model, mcfg.to_dict(), info,
+                                      train_seconds=train_seconds, metrics=metrics, history=history)
 
 
 def load_checkpoint(path: Path) -> IdentityEncoder:
