@@ -74,9 +74,32 @@ def write_report(d: Path, metas: dict, fusion: dict, path: Path) -> None:
         tmp.write_text("\n".join(lines) + "\n")
 
 
+LEARNED = ("identity", "stylizer", "refiner")  # image models: exported when their checkpoint is there
+
+
+def export_learned(checkpoints: Path, d: Path, only: str | None = None) -> dict:
+    """Export each learned image model whose ``NAME.pt`` is in ``checkpoints`` (identity ships; stylizer
+    and refiner only when someone trained them); a missing one is logged, not an error -- unless asked for."""
+    from .learned import EXPORTERS
+
+    metas = {}
+    for name in (only,) if only else LEARNED:
+        ck = checkpoints / f"{name}.pt"
+        if not ck.exists():
+            if only:
+                raise ToonsyncError(f"checkpoint {ck} not found; train first: `toonsync train {name}`")
+            log.info("%s: no %s, not exported (train it with `toonsync train %s`)", name, ck, name)
+            continue
+        metas[name] = EXPORTERS[name](ck, d)
+    return metas
+
+
 def export_cli(a: argparse.Namespace) -> int:
     only = getattr(a, "only", None)  # None: every model
     d = a.model_dir or model_dir()
+    if only in LEARNED:
+        export_learned(a.checkpoint.parent, d, only)
+        return 0
     if only == "render":  # no checkpoint: the renderer has no learned weights
         meta = export_render(d)
         log.info("render: parity vs torch max|diff| %.0f uint8 level(s) at sizes %s", meta["parity"]["max_abs_diff"],
@@ -92,6 +115,7 @@ def export_cli(a: argparse.Namespace) -> int:
     metas = {"audio2motion": meta, "audio2motion_pcm": read_sidecar(d, "audio2motion_pcm")}
     if only is None:
         metas["render"] = export_render(d)
+        metas.update(export_learned(a.checkpoint.parent, d))
     for name, m in metas.items():
         for f, info in m["files"].items():
             log.info("%s: %d KiB, %d nodes (%d after onnxruntime optimisation), sha256 %s", f, info["bytes"] // 1024,

@@ -173,9 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained checkpoint (default: the shipped one, checkpoints/audio2motion.pt)")
     e.add_argument("--model-dir", type=Path, help="destination (default: the runtime's model directory)")
     e.add_argument("--report", type=Path, default=Path("docs/export.md"), help="export report (markdown)")
-    e.add_argument("--only", choices=["audio2motion", "render"],
-                   help="export one model: audio2motion (+ its fp16 and fused PCM graphs, from --checkpoint) or render "
-                        "(the warp renderer; no checkpoint, seconds); default: both")
+    e.add_argument("--only", choices=["audio2motion", "render", "identity", "stylizer", "refiner"],
+                   help="export one model: audio2motion (+ its fp16 and fused PCM graphs, from --checkpoint), render "
+                        "(the warp renderer; no checkpoint, seconds), or a learned image model (NAME.pt next to "
+                        "--checkpoint); default: all of them whose checkpoint exists")
     e.add_argument("--triton", type=Path, metavar="DIR",
                    help="instead of exporting: write the models in --model-dir as a Triton model repository "
                         "(needs onnx only; docs/triton.md)")
