@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .onnx_export import OPSET, GraphSpec, export_onnx
+from .fp16 import to_fp16
+from .onnx_export import OPSET, GraphSpec, export_onnx, fp16_parity
 from .parity import check_parity
 from .sidecar import write_sidecar
 
@@ -49,6 +50,8 @@ def _export(name: str, wrapper: nn.Module, spec: GraphSpec, example: tuple, mode
     path = model_dir / f"{name}.fp32.onnx"
     export_onnx(wrapper, example, spec, path)
     parity = check_parity(wrapper, path, spec, batches=(1, 3), frames=(1,))
+    fp16 = to_fp16(path, model_dir / f"{name}.fp16.onnx")  # for CUDA / TensorRT (load_model picks it on a GPU)
+    extra = {**extra, "parity_fp16": fp16_parity(path, fp16, spec)}
     info = getattr(model, "info", {})
     meta = {
         "name": name,

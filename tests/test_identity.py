@@ -117,3 +117,17 @@ def test_identity_training_export_parity(tmp_path):
 
     small = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in frames])
     np.testing.assert_allclose(got, embed(load_checkpoint(tmp_path / "identity.pt"), small), atol=1e-4)
+
+
+def test_shipped_fp16_identity_agrees_with_fp32_on_a_real_avatar():
+    """The GPU variant (fp16 weights, fp32 I/O): same embedding of a real avatar frame, cosine >= 0.999."""
+    from runtime.backend import load_model
+    from runtime.prepare import load_face
+
+    a, b = load_model("identity", "fp32", "cpu"), load_model("identity", "fp16", "cpu")
+    s = a.meta["config"]["size"]
+    av = load_face(Path(__file__).resolve().parents[1] / "runtime/assets/demo_face.jpg")
+    img = av.renderer(s).draw(av.neutral, (0.1, 0.0, 0.0), 0.0).astype(np.float32)[None] / 255.0
+    ea, eb = a.run({"image": img})["embedding"][0], b.run({"image": img})["embedding"][0]
+    assert float(ea @ eb / np.linalg.norm(ea) / np.linalg.norm(eb)) >= 0.999
+    assert b.meta["parity_fp16"]["max_abs_diff"] <= b.meta["parity_fp16"]["atol"]

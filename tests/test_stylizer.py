@@ -205,7 +205,8 @@ def test_toonsync_train_stylizer(tmp_path, capsys):
     rc = cli.main(["train", "stylizer", "--data", str(TINY), "--size", "64", "--width", "8", "--steps", "2",
                    "--batch", "2", "--out", str(tmp_path / "run"), "--device", "cpu", "--export", str(tmp_path / "models")])
     assert rc == 0
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["stylizer.fp32.onnx", "stylizer.onnx.json"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["stylizer.fp16.onnx", "stylizer.fp32.onnx",
+                                                                       "stylizer.onnx.json"]
     assert json.loads((tmp_path / "run" / "stylizer.train.json").read_text())["train_config"]["steps"] == 2
 
 
