@@ -129,6 +129,29 @@ def build_engine(onnx_path: Path, plan: Path, meta: dict, precision: str = "fp16
     return plan
 
 
+def trt_int8_problem(path: Path) -> str | None:
+    """Why TensorRT cannot build an INT8 engine from this QDQ graph, or None. TensorRT's explicit
+    quantization wants symmetric int8 (zero points 0, int8 type) and standard ONNX ops only; our CPU INT8
+    graph is tuned for onnxruntime (uint8 activations with zero points, its fused com.microsoft Gelu).
+    Needs the ``onnx`` package to look; without it the check is skipped (TensorRT's parser will say)."""
+    try:
+        import onnx
+    except ImportError:  # pragma: no cover - onnx ships with toonsync[export]
+        return None
+    g = onnx.load(str(path), load_external_data=False).graph
+    inits = {t.name: t for t in g.initializer}
+    custom = sorted({f"{n.domain}:{n.op_type}" for n in g.node if n.domain not in ("", "ai.onnx")})
+    uint8 = [n.name or n.output[0] for n in g.node if n.op_type == "QuantizeLinear" and len(n.input) > 2
+             and n.input[2] in inits and inits[n.input[2]].data_type == onnx.TensorProto.UINT8]
+    if not custom and not uint8:
+        return None
+    parts = ([f"onnxruntime-only ops {', '.join(custom)}"] if custom else []) + (
+        [f"{len(uint8)} uint8 (asymmetric) activation quantizers"] if uint8 else [])
+    return (f"{path.name} is quantized for onnxruntime's CPU kernels ({'; '.join(parts)}); TensorRT INT8 needs a "
+            "symmetric int8 QDQ graph of standard ops. Use --precision fp16 on TensorRT (its default), or int8 "
+            "through onnxruntime (--backend cpu/cuda)")
+
+
 class TrtBackend:
     """TensorRT engine behind the ``Backend`` interface (dicts of numpy arrays keyed by tensor name)."""
 
@@ -141,6 +164,8 @@ class TrtBackend:
         cudart = _cudart()
         meta = read_sidecar(model_dir, name)
         src = model_dir / f"{name}.{'int8' if precision == 'int8' else 'fp32'}.onnx"
+        if precision == "int8" and (problem := trt_int8_problem(src)):
+            raise ModelError(problem)
         props = _check(cudart.cudaGetDeviceProperties(0))
         gpu = f"{props.name.decode() if isinstance(props.name, bytes) else props.name}-sm{props.major}{props.minor}"
         plan = engine_cache_dir() / f"{name}.{precision}.{cache_key(src, precision, gpu, trt.__version__)}.plan"

@@ -6,7 +6,7 @@ import pytest
 
 from runtime.backend import load_model, model_dir, read_sidecar
 from runtime.errors import ModelError
-from runtime.trt_backend import cache_key, profile_shapes, trt_unavailable_reason, trtexec_command
+from runtime.trt_backend import cache_key, profile_shapes, trt_int8_problem, trt_unavailable_reason, trtexec_command
 
 
 def test_profiles_cover_streaming_and_batch():
@@ -51,3 +51,13 @@ def test_tensorrt_engine_matches_onnxruntime():
          "h": np.zeros((1, 1, cpu.meta["config"]["hidden"]), np.float32),
          "c": np.zeros((1, 1, cpu.meta["config"]["hidden"]), np.float32)}
     np.testing.assert_allclose(trt.run(x)["mouth"], cpu.run(x)["mouth"], atol=2e-2)
+
+
+def test_cpu_int8_graph_is_refused_for_tensorrt_with_the_reason():
+    """The shipped INT8 graph is tuned for onnxruntime (fused com.microsoft Gelu, uint8 activations): a
+    TensorRT INT8 build would fail deep in the parser, so it is refused up front and fp16 is named."""
+    pytest.importorskip("onnx")
+    d = model_dir()
+    why = trt_int8_problem(d / "audio2motion.int8.onnx")
+    assert why and "com.microsoft:Gelu" in why and "uint8" in why and "fp16" in why
+    assert trt_int8_problem(d / "audio2motion.fp32.onnx") is None
