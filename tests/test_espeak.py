@@ -140,3 +140,45 @@ def test_mnemonic_map_covers_what_espeak_emits():
     assert espeak.map_mnemonic("A@", "en-us") == ("aa", "r") and espeak.map_mnemonic("A@", "en") == ("aa",)
     assert espeak.map_mnemonic("'tS") == ("ch",) and espeak.map_mnemonic("_:") == ("pau",)
     assert all(lab in _TABLE for lab in espeak.map_mnemonic("y:7"))  # unknown -> nearest, never raises
+
+
+def test_snap_pauses_moves_a_late_pause_back_to_where_the_audio_falls_quiet():
+    # 300 ms of tone, then digital silence; the engine says the pause starts 90 ms into the silence
+    audio = np.zeros(SR, np.float32)
+    audio[:4800] = 0.3 * np.sin(2 * np.pi * 200 * np.arange(4800) / SR)
+    segs = [["pau", 0, 1600], ["aa", 1600, 4800 + 1440], ["pau", 4800 + 1440, SR]]
+    espeak._snap_pauses(segs, audio, SR)
+    assert segs[1][2] == segs[2][1] == 4800  # snapped to the last loud 5 ms frame
+    # bounded: never more than PAUSE_SNAP_MAX_S back, and the phone before keeps >= 30 % of itself
+    segs = [["aa", 0, 4800 + 8000], ["pau", 4800 + 8000, SR]]
+    espeak._snap_pauses(segs, audio, SR)
+    assert segs[1][1] == 4800 + 8000 - int(espeak.PAUSE_SNAP_MAX_S * SR)
+    # a pause that starts where the audio is still loud stays where it is; the leading pause too
+    segs = [["pau", 0, 1600], ["aa", 1600, 4000], ["pau", 4000, SR]]
+    espeak._snap_pauses(segs, audio, SR)
+    assert segs == [["pau", 0, 1600], ["aa", 1600, 4000], ["pau", 4000, SR]]
+
+
+def test_shift_events_corrects_the_measured_latency():
+    lag, lead = 160, 480
+    ev = [("_", 0), ("h", 1000), ("@", 2000), ("l", 3400), ("oU", 4000), ("_:", 6000), ("D", 9000), ("E", 9800)]
+    out = espeak._shift_events(ev, "en-us", lag, lead)
+    assert [mn for mn, _ in out] == [mn for mn, _ in ev]
+    # first event, pauses and speech right after a pause stay; others move lag earlier, /l/ lag + lead
+    assert [s for _, s in out] == [0, 1000, 2000 - lag, 3400 - lag - lead, 4000 - lag, 6000, 9000, 9800 - lag]
+    # never more than half of the previous phone (a short /d/ before /l/ is not swallowed)
+    out = espeak._shift_events([("_", 0), ("O", 1000), ("d", 3000), ("l", 3280)], "en-us", lag, lead)
+    assert [s for _, s in out] == [0, 1000, 3000 - lag, 3000 + 140]
+
+
+def test_pause_after_speech_starts_where_the_audio_is_quiet():
+    """Real espeak-ng: at every pause after speech, the 20 ms before the pause's start is still
+    speech and the 40 ms after it is quiet (the event used to fire up to ~150 ms into silence)."""
+    for voice, variant in (("en-us", None), ("en-gb-x-rp", "f3"), ("en", "klatt2")):
+        audio, phones = espeak.synthesize_espeak(TEXT, voice, variant)
+        loud = np.percentile(espeak._frame_rms(audio, SR // 200), 95)
+        for k, p in enumerate(phones):
+            if p.label != "pau" or k == 0 or p.end - p.start < 0.06:
+                continue
+            after = espeak.Phone("pau", p.start, p.start + 0.04)
+            assert _rms(audio, after) < 0.05 * loud, (voice, variant, p)

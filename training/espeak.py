@@ -451,6 +451,64 @@ def _attach_closures(segs: list[list[Any]], audio: np.ndarray, sr: int) -> None:
             segs[i][1] = prev[2] = k * hop
 
 
+# Measured against pocketsphinx forced alignment (docs/corpus.md, "Cross-check"): eSpeak NG's
+# phoneme events fire a median ~10 ms after the boundary they mark, for every phone class and accent.
+EVENT_LAG_S = 0.010
+PAUSE_SNAP_MAX_S = 0.200  # how far back a pause's start may move to where the audio falls quiet
+
+
+L_ONSET_LEAD_S = 0.030  # /l/ events fire a further ~30 ms late (measured the same way)
+
+
+def _shift_events(events: list[tuple[str, int]], voice: str, lag: int, l_lead: int) -> list[tuple[str, int]]:
+    """Events moved earlier by the engine's measured event latency: ``lag`` samples, plus ``l_lead``
+    for an /l/, but never by more than half of the previous phone. The first event and speech right after a pause are left alone: their onsets agree
+    with the audio (median +1 ms). Pauses are not moved blindly: their start is set from the audio
+    by :func:`_snap_pauses`."""
+    out = []
+    for i, (mn, s) in enumerate(events):
+        after_pause = i == 0 or map_mnemonic(events[i - 1][0], voice)[-1] == "pau"
+        if not after_pause and map_mnemonic(mn, voice)[0] != "pau":  # a pause's start: _snap_pauses
+            shift = lag + (l_lead if map_mnemonic(mn, voice)[0] == "l" else 0)
+            prev = events[i - 1][1]  # the previous phone keeps at least half of itself
+            s = max(s - shift, prev + (s - prev) // 2) if s > prev else s
+        out.append((mn, max(s, 0)))
+    return out
+
+
+def _frame_rms(audio: np.ndarray, hop: int) -> np.ndarray:
+    n = audio.size // hop
+    return np.sqrt(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
+
+
+def _snap_pauses(segs: list[list[Any]], audio: np.ndarray, sr: int) -> None:
+    """eSpeak sometimes fires a pause's event after the audio has already gone quiet (14 % of pauses,
+    by a median of 25 ms), so the phone before it keeps the mouth open into silence. Move each inner
+    or final pause's start back to just after the last 5 ms frame, within ``PAUSE_SNAP_MAX_S``, that is still speech:
+    >= -30 dB re the utterance's loud frames and >= -20 dB re the previous phone's peak. The previous
+    phone keeps >= 30 % of its length and at least 20 ms."""
+    hop = sr // 200
+    rms = _frame_rms(audio, hop)
+    if rms.size == 0:
+        return
+    thr = max(0.03 * float(np.percentile(rms, 95)), 1e-4)
+    for i in range(1, len(segs)):
+        lab, a, _ = segs[i]
+        prev = segs[i - 1]
+        if lab != "pau" or prev[0] == "pau":
+            continue
+        floor = max(prev[1] + int(0.3 * (prev[2] - prev[1])), prev[1] + sr // 50, a - int(PAUSE_SNAP_MAX_S * sr))
+        f = min(a // hop, rms.size)
+        lo = prev[1] // hop
+        peak = float(rms[lo:f].max()) if f > lo else 0.0
+        quiet = max(thr, 0.1 * peak)
+        k = f
+        while k - 1 >= 0 and (k - 1) * hop >= floor and rms[k - 1] < quiet:
+            k -= 1
+        if k < f:
+            segs[i][1] = prev[2] = k * hop
+
+
 def _variant_exists(variant: str) -> bool:
     with _lock:
         path = _get_engine().data_path
@@ -483,6 +541,9 @@ def synthesize_espeak(text: str, voice: str = "en-us", variant: str | None = Non
         events = [(mn, int(round(ms * sr / 1000)), ms) for mn, _, ms in events]
     audio = np.clip(soxr.resample(x, sr, SAMPLE_RATE), -1.0, 1.0).astype(np.float32)
     scale = SAMPLE_RATE / sr
-    segs = _segments_from_events([(mn, int(round(s * scale))) for mn, s, _ in events], audio.size, voice)
+    events16 = _shift_events([(mn, int(round(s * scale))) for mn, s, _ in events], voice,
+                             int(round(EVENT_LAG_S * SAMPLE_RATE)), int(round(L_ONSET_LEAD_S * SAMPLE_RATE)))
+    segs = _segments_from_events(events16, audio.size, voice)
     _attach_closures(segs, audio, SAMPLE_RATE)
+    _snap_pauses(segs, audio, SAMPLE_RATE)
     return audio, [Phone(lab, a / SAMPLE_RATE, b / SAMPLE_RATE) for lab, a, b in segs]
