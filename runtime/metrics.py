@@ -104,19 +104,14 @@ def lpips_score(frames: Sequence[np.ndarray], reference: Sequence[np.ndarray], w
                 "reason": "LPIPS needs the lpips package (torch + torchvision) and pretrained weights: its linear "
                           "layers (--lpips-weights PATH) and the AlexNet/VGG ImageNet backbone; none ship with "
                           "the torch-free runtime and nothing is downloaded"}
+    try:  # torch lives in training/ (toonsync[train]), loaded only on this explicit request
+        from training.lpips_metric import lpips_values
+    except ImportError as e:
+        return {"available": False, "value": None, "reason": f"LPIPS needs toonsync[train] and lpips ({e})"}
     try:
-        import lpips  # noqa: F401  (torch: only on this explicit request)
-        import torch
+        v = lpips_values(frames, reference, weights, net)
     except ImportError as e:
         return {"available": False, "value": None, "reason": f"lpips is not importable ({e})"}
-    try:
-        model = lpips.LPIPS(net=net, model_path=str(weights), verbose=False).eval()
-
-        def t(x: np.ndarray):
-            return torch.from_numpy(np.ascontiguousarray(x[..., :3])).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-
-        with torch.no_grad():
-            v = [float(model(t(f), t(g)).item()) for f, g in zip(frames, reference)]
     except Exception as e:  # missing backbone weights (no download here), bad file...
         return {"available": False, "value": None, "reason": f"LPIPS could not run: {type(e).__name__}: {e}"}
     return {"available": True, "value": round(float(np.mean(v)), 5), "net": net, "reason": None}
