@@ -85,11 +85,6 @@ def _quantize(fp32: Path, out: Path, cal: CalibrationSet, ctx: int, hidden: int)
     return reader.count
 
 
-def _state(ctx: int, hidden: int) -> dict[str, np.ndarray]:
-    return {"mel_ctx": np.zeros((1, N_MELS, ctx), np.float32), "h": np.zeros((1, 1, hidden), np.float32),
-            "c": np.zeros((1, 1, hidden), np.float32)}
-
-
 def _state(ctx: int, hidden: int, batch: int = 1) -> dict[str, np.ndarray]:
     return {"mel_ctx": np.zeros((batch, N_MELS, ctx), np.float32), "h": np.zeros((1, batch, hidden), np.float32),
             "c": np.zeros((1, batch, hidden), np.float32)}

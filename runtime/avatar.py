@@ -214,8 +214,6 @@ def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarS
     H, W = img.shape[:2]
     re, le = L[_R_EYE].mean(0), L[_L_EYE].mean(0)
     iod = max(float(np.linalg.norm(le - re)), 4.0)
-    ex = (le - re) / iod
-    up = np.array([ex[1], -ex[0]], np.float32)  # image "up" of the face
     brow_y = float(L[17:27, 1].min())
     x_l, x_r = float(L[:17, 0].min()), float(L[:17, 0].max())
 

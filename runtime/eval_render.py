@@ -26,23 +26,17 @@ import numpy as np
 
 from . import metrics as M
 from .atomic import atomic_path
-from .errors import InputError
 from .mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 log = logging.getLogger(__name__)
-RENDERERS = ("procedural", "onnx")
 
 
 def make_renderer(avatar, size: int, name: str):
-    """The avatar's renderer by name: ``procedural`` (vector drawing) or ``onnx`` (render.onnx warp)."""
-    if name not in RENDERERS:
-        raise InputError(f"unknown renderer {name!r}; accepted: {', '.join(RENDERERS)}")
-    if name == "procedural":
-        return avatar.renderer(size)
-    try:
-        return avatar.renderer(size, engine=name)
-    except TypeError:
-        raise InputError("the onnx renderer is not part of this build; accepted here: procedural") from None
+    """The avatar's renderer by name (``Avatar.renderer``): ``procedural`` (vector drawing), ``onnx``
+    (render.onnx warp) or ``auto``."""
+    from .prepare import check_renderer
+
+    return avatar.renderer(size, engine=check_renderer(name))
 
 
 def privacy_check(face, frames: np.ndarray, max_frames: int = 25, max_shift: int = 4) -> dict:

@@ -25,7 +25,7 @@ from .audio_io import check_audio_path
 from .background import BackgroundLike, parse_background, preview, with_background
 from .errors import InputError
 from .mel import SAMPLE_RATE, SAMPLES_PER_FRAME
-from .prepare import RENDERERS, FaceLike, load_face
+from .prepare import check_renderer, FaceLike, load_face
 from .streaming import AudioModel, Frame, Stream
 
 log = logging.getLogger(__name__)
@@ -362,8 +362,7 @@ def stream(mic: Any, face: FaceLike, *, sink: Callable[[Frame], Any] | None = No
     directory, which keep alpha), finalised even on Ctrl-C. ``background``: see ``runtime.background``
     (``transparent`` gives RGBA frames). ``renderer``: ``procedural``, ``onnx`` or ``auto`` (``Avatar.renderer``).
     """
-    if renderer not in RENDERERS:
-        raise InputError(f"unknown renderer {renderer!r}; accepted: {', '.join(RENDERERS)}")
+    check_renderer(renderer)  # before any work
     bg = parse_background(background)
     if record is not None:
         from .video import check_output

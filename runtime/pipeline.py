@@ -18,7 +18,7 @@ from .errors import InvalidAudio
 from .emotion import emotion_schedule
 from .motion import EMOTIONS
 from .streaming import AudioModel, Stream
-from .prepare import RENDERERS, Avatar, FaceLike, load_face
+from .prepare import check_renderer, Avatar, FaceLike, load_face
 
 log = logging.getLogger(__name__)
 MIN_SIZE, MAX_SIZE = 64, 2048
@@ -113,8 +113,7 @@ def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = Non
     t = {}
     t0 = time.perf_counter()
     _check_options(size, fps, emotion)
-    if renderer not in RENDERERS:
-        raise InputError(f"unknown renderer {renderer!r}; accepted: {', '.join(RENDERERS)}")
+    check_renderer(renderer)  # before any work
     bg = parse_background(background)
     from .video import check_output, write_video  # PyAV only when rendering
     if isinstance(audio, (str, os.PathLike)):

@@ -40,6 +40,13 @@ RENDERERS = ("auto", "procedural", "onnx")
 FaceLike = Union[str, os.PathLike, np.ndarray, "Avatar"]
 
 
+def check_renderer(name: str) -> str:
+    """``name`` if it is a renderer choice (``RENDERERS``), else a typed error naming the accepted ones."""
+    if name not in RENDERERS:
+        raise InputError(f"unknown renderer {name!r}; accepted: {', '.join(RENDERERS)}")
+    return name
+
+
 @dataclass
 class Avatar:
     """Everything needed to animate a face: colours, neutral landmarks [68, 2] in 0..1, metadata."""
@@ -55,8 +62,7 @@ class Avatar:
         ``onnx`` (``runtime.warp_renderer.WarpRenderer``, animates a base image with render.onnx); ``auto``:
         procedural for photos, onnx for drawn characters and learned-stylizer comics (their own pixels are
         animated, nothing else can)."""
-        if engine not in RENDERERS:
-            raise InputError(f"unknown renderer {engine!r}; accepted: {', '.join(RENDERERS)}")
+        check_renderer(engine)
         if self.base is not None:
             if engine == "procedural":
                 raise InputError("a drawn character is animated from its own pixels by the onnx renderer; "
