@@ -56,3 +56,18 @@ def test_torch_eager(benchmark, batch):
     benchmark.extra_info.update({"stage": "model", "backend": "torch-eager", "precision": "fp32", "batch": batch,
                                  "frames_per_call": batch, "threads": 1})
     benchmark.pedantic(step, rounds=FRAMES if batch == 1 else max(5, FRAMES // 2), warmup_rounds=10, iterations=1)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed (toonsync[train])")
+def test_torch_eager_motion_decoder(benchmark):
+    """model.motion.torch-eager.fp32.b1: one 40 ms step of the transformer motion decoder in torch eager
+    (compare with model.motion.cpu.fp32.b1 from test_case)."""
+    from training.bench_torch import make_motion_step
+
+    step = make_motion_step(threads=1)
+    if step is None:
+        pytest.skip("no motion decoder checkpoint ships (checkpoints/motion.pt)")
+    benchmark.group = "model"
+    benchmark.extra_info.update({"stage": "model", "backend": "torch-eager", "precision": "fp32", "batch": 1,
+                                 "frames_per_call": 1, "threads": 1, "model": "motion"})
+    benchmark.pedantic(step, rounds=FRAMES, warmup_rounds=10, iterations=1)

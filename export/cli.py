@@ -14,7 +14,7 @@ from runtime.backend import OrtBackend, model_dir
 from runtime.errors import ToonsyncError
 from runtime.mel import SAMPLES_PER_FRAME, MelStream, log_mel
 
-from .onnx_export import export_audio2motion, onnx_node_count, optimized_node_count
+from .onnx_export import export_audio2motion, export_motion, onnx_node_count, optimized_node_count
 from .render_export import export_render
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,31 @@ def export_learned(checkpoints: Path, d: Path, only: str | None = None) -> dict:
     return metas
 
 
+def export_paired_motion(audio_checkpoint: Path, d: Path, required: bool = False) -> dict | None:
+    """Export ``motion.pt`` beside ``audio_checkpoint`` when it was trained with that very audio model (same
+    ``run_id``, see training.train_motion); otherwise say why and export nothing (an error if ``required``)."""
+    import torch
+
+    ck = audio_checkpoint.parent / "motion.pt"
+    why = None
+    if not ck.exists():
+        why = f"no {ck} (train it: `toonsync train motion`)"
+    else:
+        rid = torch.load(ck, map_location="cpu", weights_only=False).get("info", {}).get("run_id")
+        aid = torch.load(audio_checkpoint, map_location="cpu", weights_only=False).get("info", {}).get("run_id")
+        if not rid or rid != aid:
+            why = f"{ck} was trained with another audio model (run_id {rid} != {aid} of {audio_checkpoint})"
+    if why:
+        if required:
+            raise ToonsyncError(f"motion decoder not exported: {why}")
+        log.info("motion decoder not exported: %s", why)
+        stale = d / "motion.onnx.json"
+        if stale.exists():
+            log.warning("%s stays, but the runtime will not pair it with the new audio2motion (run_id differs)", stale)
+        return None
+    return export_motion(ck, d)
+
+
 def export_cli(a: argparse.Namespace) -> int:
     only = getattr(a, "only", None)  # None: every model
     d = a.model_dir or model_dir()
@@ -107,12 +132,18 @@ def export_cli(a: argparse.Namespace) -> int:
         return 0
     if not a.checkpoint.exists():
         raise ToonsyncError(f"checkpoint {a.checkpoint} not found; train first: `toonsync train audio2motion`")
+    if only == "motion":
+        return 0 if export_paired_motion(a.checkpoint, d, required=True) else 1
     meta = export_audio2motion(a.checkpoint, d)
     from runtime.backend import read_sidecar
     from runtime.demo import DEMO_SPEECH, asset
     from runtime.audio_io import load_audio
 
     metas = {"audio2motion": meta, "audio2motion_pcm": read_sidecar(d, "audio2motion_pcm")}
+    if only is None:
+        motion = export_paired_motion(a.checkpoint, d)
+        if motion is not None:
+            metas["motion"] = motion
     if only is None:
         metas["render"] = export_render(d)
         metas.update(export_learned(a.checkpoint.parent, d))

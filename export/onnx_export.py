@@ -117,6 +117,7 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
         "parity": parity,
         "parity_fp16": parity_fp16,
         "made_by": "toonsync training/train_audio2motion.py + export/onnx_export.py",
+        "run_id": info.get("run_id"),
     }
     meta = write_sidecar(model_dir, "audio2motion", meta)
     log.info("exported %s (%d bytes) + fp16, parity max|diff| %.2e", path, path.stat().st_size, parity["max_abs_diff"])
@@ -189,3 +190,73 @@ def random_inputs(spec: GraphSpec, batch: int, frames: int, rng: np.random.Gener
     dims = {"batch": batch, "mel_frames": frames * 4, "frames": frames, "samples": frames * SAMPLES_PER_FRAME}
     return {n: rng.standard_normal([dims.get(d, d) if isinstance(d, str) else d for d in shape]).astype(np.float32)
             for n, shape in spec.inputs.items()}
+
+
+class MotionDecoderWrapper(nn.Module):
+    """Exported I/O: speech, emotion, noise, cache -> mouth, landmarks, pose, blink, cache_out."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, speech, emotion, noise, cache):
+        return self.model(speech, emotion, noise, cache)
+
+
+def motion_spec(cfg) -> GraphSpec:
+    cache = [cfg.layers, "batch", cfg.window - 1, cfg.d_model]
+    return GraphSpec(
+        inputs={"speech": ["batch", "frames", cfg.speech_dim], "emotion": ["batch", "frames", cfg.emotion_dim],
+                "noise": ["batch", "frames", cfg.noise_dim], "cache": cache},
+        outputs={"mouth": ["batch", "frames", cfg.n_params], "landmarks": ["batch", "frames", 68, 2],
+                 "pose": ["batch", "frames", 3], "blink": ["batch", "frames"], "cache_out": cache},
+    )
+
+
+def export_motion(checkpoint: Path, model_dir: Path) -> dict:
+    """Export the transformer motion decoder (``motion.pt`` from ``toonsync train motion``) to
+    ``motion.fp32.onnx`` + ``motion.fp16.onnx`` + sidecar. It pairs with the audio2motion checkpoint of
+    the same run (``run_id`` in both sidecars); the runtime uses it only when the two match."""
+    from runtime.motion import NOISE_CHANNELS
+    from training.models.encoder import load_model_checkpoint
+    from training.models.motion_decoder import MotionDecoder, MotionDecoderConfig
+
+    from .fp16 import to_fp16
+    from .parity import check_parity
+
+    model = load_model_checkpoint(checkpoint, MotionDecoder, MotionDecoderConfig)
+    cfg = model.cfg
+    spec = motion_spec(cfg)
+    b, t = 2, 12
+    example = (torch.randn(b, t, cfg.speech_dim), torch.rand(b, t, cfg.emotion_dim), torch.randn(b, t, cfg.noise_dim),
+               model.initial_state(b))
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / "motion.fp32.onnx"
+    export_onnx(MotionDecoderWrapper(model), example, spec, path)
+    parity = check_parity(model, path, spec)
+    fp16 = to_fp16(path, model_dir / "motion.fp16.onnx")
+    info = getattr(model, "info", {})
+    meta = {
+        "name": "motion",
+        "format_version": 1,
+        "opset": OPSET,
+        "config": cfg.to_dict(),
+        "inputs": spec.inputs,
+        "outputs": spec.outputs,
+        "fps": FPS,
+        "run_id": info.get("run_id"),
+        "speech_input": "the `embedding` output of audio2motion (same run_id), frames that describe video frames",
+        "noise_channels": list(NOISE_CHANNELS),
+        "emotion_classes": ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"],
+        "mouth_params": ["open", "spread", "labio"],
+        "landmarks": "offsets from the neutral face, canonical canvas units (eye centres 0.28 apart)",
+        "targets": info.get("targets"),
+        "training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
+        "metrics": info.get("metrics", {}),
+        "parity": parity,
+        "parity_fp16": fp16_parity(path, fp16, spec),
+        "made_by": "toonsync training/train_motion.py + export/onnx_export.py",
+    }
+    meta = write_sidecar(model_dir, "motion", meta)
+    log.info("exported %s (%d bytes) + fp16, parity max|diff| %.2e", path, path.stat().st_size, parity["max_abs_diff"])
+    return meta

@@ -435,6 +435,10 @@ def case_specs(backends: Iterable[str] = ("cpu",), precisions: Iterable[str] = (
                                       precision=prec, batch=b, params={"model": "audio2motion"}))
         specs.append(CaseSpec(f"model.audio2motion_pcm.{be}.fp32.b1", "model", "a2m_pcm", frames, warm,
                               backend=be, precision="fp32", params={"model": "audio2motion_pcm"}))
+        if (model_dir() / "motion.onnx.json").is_file():  # the transformer motion decoder, when it ships
+            for prec in sorted({"fp32", "fp16" if be in ("cuda", "tensorrt") else "fp32"}):
+                specs.append(CaseSpec(f"model.motion.{be}.{prec}.b1", "model", "motion", frames, warm, backend=be,
+                                      precision=prec, params={"model": "motion"}))
     specs += [
         CaseSpec(f"renderer.draw.{size}", "renderer", "draw", frames, warm, params={"size": size}),
         *[CaseSpec(f"renderer.onnx.{s}", "renderer", "draw", frames, warm, params={"size": s, "engine": "onnx"})
@@ -487,6 +491,40 @@ def _a2m_step(lm: LoadedModel, ctx: BenchContext, batch: int, pcm: bool) -> Call
     return step
 
 
+def decoder_inputs(n: int, speech: np.ndarray | None = None, hidden: int = 192) -> list[dict[str, np.ndarray]]:
+    """``n`` one-frame feeds of the motion decoder: the demo speech's embedding (or zeros), neutral emotion,
+    the noise embedding of seed 0 (shared with the torch-eager baseline in training.bench_torch)."""
+    from .emotion import NEU
+    from .motion import NoiseEmbedding
+
+    sp = np.zeros((n, hidden), np.float32) if speech is None else np.resize(speech.astype(np.float32), (n, speech.shape[-1]))
+    emo = np.zeros((n, 6), np.float32)
+    emo[:, NEU] = 1.0
+    noise = NoiseEmbedding(0).step(n)
+    return [{"speech": sp[i][None, None], "emotion": emo[i][None, None], "noise": noise[i][None, None]}
+            for i in range(n)]
+
+
+def _motion_step(lm: LoadedModel, ctx: BenchContext) -> Callable[[], None]:
+    cfg = lm.meta.get("config", {})
+    a2m = ctx.model("audio2motion", "cpu", "fp32")  # real speech embeddings of the demo clip
+    acfg = a2m.meta["config"]
+    z = np.zeros
+    emb = a2m.run({"mel": ctx.mel_frames.reshape(1, -1, ctx.mel_frames.shape[-1]),
+                   "mel_ctx": z((1, 80, acfg["kernel"] - 1), np.float32), "h": z((1, 1, acfg["hidden"]), np.float32),
+                   "c": z((1, 1, acfg["hidden"]), np.float32)})["embedding"][0]
+    feeds = decoder_inputs(emb.shape[0], emb)
+    state = {"cache": z((cfg["layers"], 1, cfg["window"] - 1, cfg["d_model"]), np.float32)}
+    k = 0
+
+    def step() -> None:
+        nonlocal k
+        state["cache"] = lm.run({**feeds[k % len(feeds)], **state})["cache_out"]
+        k += 1
+
+    return step
+
+
 def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
     """A zero-argument callable that does one call's work of ``spec`` (shared with the pytest suite)."""
     k = spec.kind
@@ -496,6 +534,8 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
     if k in ("a2m", "a2m_pcm"):
         lm = ctx.model(spec.params["model"], spec.backend, spec.precision)
         return _a2m_step(lm, ctx, spec.batch, pcm=k == "a2m_pcm")
+    if k == "motion":
+        return _motion_step(ctx.model("motion", spec.backend, spec.precision), ctx)
     if k == "draw":
         m = ctx.motion
         engine = spec.params.get("engine")  # the render.onnx warp renderer (runtime.warp_renderer)
@@ -980,6 +1020,14 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
                                                      for t in tried},
                                    **summarize(best["samples_ms"], b, FRAME_MS * b, best["cpu_pct"], tb["peak_rss_mb"])}
                     samples[name] = best["samples_ms"]
+                if tb.get("motion"):
+                    m = tb["motion"]
+                    name = "model.motion.torch-eager.fp32.b1"
+                    cases[name] = {"stage": "model", "backend": "torch-eager", "precision": "fp32", "batch": 1,
+                                   "frames_per_call": 1, "model": "motion", "backend_name": f"torch {tb['torch']} eager",
+                                   "threads": m["threads"], **summarize(m["samples_ms"], 1, FRAME_MS, m["cpu_pct"],
+                                                                       tb["peak_rss_mb"])}
+                    samples[name] = m["samples_ms"]
         if realtime:
             say(f"bench e2e.stream_realtime.{chunk_ms:g}ms ({seconds:g} s of speech in real time)")
             st, cpu, rss = stream_realtime(ctx, chunk_ms)
@@ -1055,6 +1103,8 @@ def _ratios(cases: dict, backends: list[str], precs: list[str], batch: int) -> d
             if (r := _ratio(cases.get(f"multistream.sequential.{n}"), c)) is not None:
                 out[f"multistream_batched_vs_sequential_{n}"] = r
                 c["speedup"] = {"sequential": r}
+    if (r := _ratio(cases.get("model.motion.torch-eager.fp32.b1"), cases.get("model.motion.cpu.fp32.b1"))) is not None:
+        out["motion_onnxruntime_fp32_vs_torch_eager"] = r
     # every model case also carries its own speed-ups against the same-run baselines
     for c in cases.values():
         if c.get("stage") != "model" or c.get("backend") == "torch-eager":
@@ -1063,7 +1113,8 @@ def _ratios(cases: dict, backends: list[str], precs: list[str], batch: int) -> d
         base = cases.get(f"model.{c['model']}.{c['backend']}.fp32.b{c['batch']}")
         if c["precision"] != "fp32" and (r := _ratio(base, c)) is not None:
             vs["fp32"] = r
-        if (r := _ratio(cases.get(f"model.audio2motion.torch-eager.fp32.b{c['batch']}"), c)) is not None:
+        torch_name = "motion" if c["model"] == "motion" else "audio2motion"  # the fused graph vs the same network
+        if (r := _ratio(cases.get(f"model.{torch_name}.torch-eager.fp32.b{c['batch']}"), c)) is not None:
             vs["torch_eager"] = r
         c["speedup"] = vs
     return out

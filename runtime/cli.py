@@ -30,7 +30,8 @@ EPILOG = """examples:
   toonsync eval render --out runs/eval_render     # MSE/PSNR/SSIM, landmark drift, jitter of rendered video
   toonsync sheet face.jpg -o docs/side_by_side.png # photo | avatar | mouth shapes, blink, emotion, head turn
   toonsync soak --minutes 30                      # memory / lost-sample soak of the streaming runtime
-  toonsync train audio2motion --minutes 60        # build the TTS corpus and train (needs toonsync[train])
+  toonsync train motion --minutes 120             # build the TTS corpus, train speech model + motion decoder
+  toonsync train audio2motion --minutes 60        # the speech model alone (needs toonsync[train])
   toonsync train stylizer --data face2comics/     # pix2pix face -> comic stylizer (docs/learned_models.md)
   toonsync export                                 # checkpoint -> ONNX + sidecar in the model dir
   toonsync export --triton triton_repo            # the models as a Triton Inference Server repository
@@ -142,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--frame-size", type=int, default=256, help="downscale stored frames to this long side (0 = keep)")
 
     t = sub.add_parser("train", help="train a model (needs `pip install toonsync[train]`)")
-    t.add_argument("model", choices=["audio2motion", "stylizer", "identity", "refiner"],
-                   help="audio2motion (TTS corpus), stylizer (Face2Comics, --data), identity / refiner (avatars drawn "
-                        "here); docs/learned_models.md")
+    t.add_argument("model", choices=["motion", "audio2motion", "stylizer", "identity", "refiner"],
+                   help="motion (speech embedding + transformer motion decoder, the shipped pair; TTS corpus), "
+                        "audio2motion (the speech model alone), stylizer (Face2Comics, --data), identity / refiner "
+                        "(avatars drawn here); docs/learned_models.md, docs/motion.md")
     t.add_argument("--corpus-dir", type=Path, default=Path("corpus"), help="where the TTS corpus is built/read")
     t.add_argument("--minutes", type=float, default=100.0, help="minutes of training speech to synthesise")
     t.add_argument("--steps", type=int, help="optimisation steps (default: the model's; audio2motion 8000)")
@@ -161,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: this process's GPU under torchrun when CUDA is present, else CPU")
     t.add_argument("--no-amp", dest="amp", action="store_false", help="no fp16 mixed precision on CUDA")
+    t.add_argument("--resume", type=Path, help="motion: continue an interrupted run (its --out directory)")
+    t.add_argument("--init", type=Path, help="motion: fine-tune from a previous run directory")
 
     c = sub.add_parser("calibrate", help="INT8 from real calibration speech + quantization report (needs toonsync[export])")
     c.add_argument("--model-dir", type=Path, help="models to quantize (default: the runtime's model directory)")
@@ -173,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trained checkpoint (default: the shipped one, checkpoints/audio2motion.pt)")
     e.add_argument("--model-dir", type=Path, help="destination (default: the runtime's model directory)")
     e.add_argument("--report", type=Path, default=Path("docs/export.md"), help="export report (markdown)")
-    e.add_argument("--only", choices=["audio2motion", "render", "identity", "stylizer", "refiner"],
-                   help="export one model: audio2motion (+ its fp16 and fused PCM graphs, from --checkpoint), render "
+    e.add_argument("--only", choices=["audio2motion", "motion", "render", "identity", "stylizer", "refiner"],
+                   help="export one model: audio2motion (+ its fp16 and fused PCM graphs, from --checkpoint), motion "
+                        "(the transformer motion decoder, motion.pt next to --checkpoint, same training run), render "
                         "(the warp renderer; no checkpoint, seconds), or a learned image model (NAME.pt next to "
                         "--checkpoint); default: all of them whose checkpoint exists")
     e.add_argument("--triton", type=Path, metavar="DIR",
@@ -247,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--test", type=Path, help="lipsync: held-out corpus .h5 (toonsync corpus build --split test)")
     ev.add_argument("--checkpoint", type=Path, help="lipsync: a torch checkpoint instead of the shipped ONNX model")
     ev.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"])
+    ev.add_argument("--record", action="store_true",
+                    help="lipsync, shipped model: also write the figures into its sidecars (heldout_eval)")
     ev.add_argument("--out", type=Path, help="directory for eval.json / eval_render.json and plots "
                                              "(default runs/eval, runs/eval_render)")
     ev.add_argument("--face", help="render: photo or .avatar (default: the bundled demo photo)")
@@ -463,10 +470,17 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if a.test is None:
         raise ToonsyncError("eval needs --test corpus.h5 (lip-sync), or use `toonsync eval render`")
     a.out = a.out or Path("runs/eval")
-    rep = _heavy("training.eval_report", "train").run_eval(a.test, a.out, a.checkpoint, a.precision)
-    keys = ("clips", "r_target", "r_phoneme", "viseme_acc", "silence_closed", "onset_lag_ms", "drift_pct_iod")
+    er = _heavy("training.eval_report", "train")
+    rep = er.run_eval(a.test, a.out, a.checkpoint, a.precision)
+    keys = ("clips", "r_target", "r_phoneme", "viseme_acc", "silence_closed", "silence_closed_frames", "onset_lag_ms",
+            "drift_pct_iod")
     log.info("eval: %s", ", ".join(f"{k}={rep[k]}" for k in keys))
     log.info("wrote %s/eval.json and plots", a.out)
+    if a.record:
+        if a.checkpoint is not None:
+            raise ToonsyncError("--record writes the shipped model's sidecars: drop --checkpoint")
+        names = er.record_in_sidecars(rep, f"toonsync eval --test {a.test} --precision {a.precision}")
+        log.info("recorded the figures in %s", ", ".join(f"{n}.onnx.json" for n in names))
     return 0
 
 

@@ -56,5 +56,12 @@ def doctor(out=sys.stdout) -> bool:
         m = meta.get("metrics", {})
         if m:
             w("    metrics: " + ", ".join(f"{k}={v}" for k, v in m.items()))
+    if (d / "motion.onnx.json").is_file() and (d / "audio2motion.onnx.json").is_file():
+        rid = [json.loads((d / f"{n}.onnx.json").read_text()).get("run_id") for n in ("motion", "audio2motion")]
+        paired = bool(rid[0]) and rid[0] == rid[1]
+        w(f"motion decoder: {'paired with audio2motion' if paired else 'NOT paired (trained with another audio model)'}"
+          f" (run_id {rid[0]} / {rid[1]}){'' if paired else ' -- the runtime uses the audio model alone'}")
+    else:
+        w("motion decoder: none (mouth from audio2motion, pose/blink procedural)")
     w("status: " + ("ok" if ok else "PROBLEMS FOUND (see above)"))
     return ok

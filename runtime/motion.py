@@ -47,15 +47,16 @@ def frame_energy(audio: np.ndarray, n_frames: int, samples_per_frame: int = 640)
 _BLINK = np.array([0.45, 1.0, 1.0, 0.6, 0.25], np.float32)  # 200 ms lid profile
 _NOD_KERNEL = np.exp(-np.arange(8) / 3.0)
 _NOD_KERNEL /= _NOD_KERNEL.sum()
+NOISE_CHANNELS = ("sway_yaw", "sway_pitch", "sway_roll", "breath_sin", "breath_cos", "blink_trigger")
+N_NOISE = len(NOISE_CHANNELS)
 
 
-class MotionNoise:
-    """Causal, seeded noise embedding: head sway, breathing, speech-driven nods and blinks, frame by frame.
-
-    ``step(energy)`` takes the speech energy (0..1) of the next frames and returns their
-    (pose [n, 3], blink [n]). Generating in chunks gives exactly the frames of one long call,
-    so streaming equals offline. Same seed => identical motion.
-    """
+class NoiseEmbedding:
+    """The seeded stochastic process itself (seed module 6), frame by frame: three slow unit-variance
+    sway channels (white noise through two cascaded one-pole low-passes), the breathing phase (sin, cos)
+    and a blink trigger (1 on the frame a blink starts; gamma-distributed gaps). ``step(n)`` -> [n, 6]
+    in :data:`NOISE_CHANNELS` order; chunks concatenate to one long call; same seed => same features.
+    It is the noise input of the motion decoder and of the procedural head (:class:`MotionNoise`)."""
 
     def __init__(self, seed: int = 0, cfg: NoiseConfig = NoiseConfig()):
         self.seed, self.cfg = seed, cfg
@@ -75,11 +76,8 @@ class MotionNoise:
         self._s2 = np.zeros(3)
         for _ in range(int(6 * tau)):  # warm the filters up to a stationary state
             self._sway()
-        self._rises: list[float] = [0.0] * (len(_NOD_KERNEL) - 1)
-        self._last_energy: float | None = None
         self._frame = 0
         self._next_blink = int(self._blink_rng.uniform(0.4, cfg.blink_mean_s) * cfg.fps)
-        self._blink_tail: list[float] = []
 
     def _sway(self) -> np.ndarray:
         x = self._rng.standard_normal(3)
@@ -87,32 +85,74 @@ class MotionNoise:
         self._s2 = self._a * self._s2 + (1 - self._a) * self._s1
         return self._s2 / self._norm
 
-    def _blink(self) -> float:
+    def _trigger(self) -> float:
         cfg = self.cfg
-        if self._frame == self._next_blink:
-            self._blink_tail = [max(p, q) for p, q in zip(_BLINK, self._blink_tail + [0.0] * len(_BLINK))]
-            gap = cfg.blink_min_s + self._blink_rng.gamma(2.0, (cfg.blink_mean_s - cfg.blink_min_s) / 2.0)
-            self._next_blink = self._frame + max(1, int(gap * cfg.fps))
-        v = self._blink_tail.pop(0) if self._blink_tail else 0.0
-        return float(v)
+        if self._frame != self._next_blink:
+            return 0.0
+        gap = cfg.blink_min_s + self._blink_rng.gamma(2.0, (cfg.blink_mean_s - cfg.blink_min_s) / 2.0)
+        self._next_blink = self._frame + max(1, int(gap * cfg.fps))
+        return 1.0
 
-    def step(self, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, n: int) -> np.ndarray:
+        out = np.zeros((n, N_NOISE), np.float32)
+        w = 2 * np.pi * self.cfg.breath_hz / self.cfg.fps
+        for i in range(n):
+            out[i, :3] = self._sway()
+            out[i, 3:5] = np.sin(w * self._frame), np.cos(w * self._frame)
+            out[i, 5] = self._trigger()
+            self._frame += 1
+        return out
+
+
+def arousal_gain(arousal) -> np.ndarray:
+    """Sway amplitude factor for an arousal in 0..1 (P(ANG) + P(HAP) + P(FEA)): 0.7 calm .. 1.3 excited;
+    1.0 at 0.5 (the amplitude ``NoiseConfig.sway_rad`` describes)."""
+    return 0.7 + 0.6 * np.clip(np.asarray(arousal, np.float32), 0.0, 1.0)
+
+
+class MotionNoise:
+    """Procedural motion from the noise embedding: head sway (scaled by arousal), breathing, speech-driven
+    nods and blinks, frame by frame. It is the runtime's head when no motion decoder ships, and the
+    teacher whose pose/blink the decoder learns (no head-motion video exists offline).
+
+    ``step(energy, arousal)`` takes the speech energy (0..1) and arousal (0..1, default 0.5) of the next
+    frames and returns their (pose [n, 3], blink [n]); ``features`` holds the noise embedding of the
+    frames of the last call. Generating in chunks gives exactly the frames of one long call, so
+    streaming equals offline. Same seed => identical motion.
+    """
+
+    def __init__(self, seed: int = 0, cfg: NoiseConfig = NoiseConfig()):
+        self.seed, self.cfg = seed, cfg
+        self.reset()
+
+    def reset(self) -> None:
+        self._noise = NoiseEmbedding(self.seed, self.cfg)
+        self._rises: list[float] = [0.0] * (len(_NOD_KERNEL) - 1)
+        self._last_energy: float | None = None
+        self._blink_tail: list[float] = []
+        self.features = np.zeros((0, N_NOISE), np.float32)
+
+    def step(self, energy: np.ndarray, arousal: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.cfg
         e = np.asarray(energy, np.float32).reshape(-1)
+        gain = np.broadcast_to(arousal_gain(0.5 if arousal is None else arousal), e.shape)
+        feats = self._noise.step(e.size)
+        self.features = feats
         pose = np.zeros((e.size, 3), np.float32)
         blink = np.zeros(e.size, np.float32)
-        sway = np.asarray(self.cfg.sway_rad, np.float64)
+        sway = np.asarray(cfg.sway_rad, np.float64)
         for i, en in enumerate(e):
             prev = float(en) if self._last_energy is None else self._last_energy
             self._rises.append(max(float(en) - prev, 0.0))
             self._last_energy = float(en)
             nod = float(np.dot(_NOD_KERNEL, self._rises[::-1][: len(_NOD_KERNEL)]))
             self._rises.pop(0)
-            p = self._sway() * sway
-            p[1] += self.cfg.nod_gain * nod
-            p[1] += self.cfg.breath_rad * np.sin(2 * np.pi * self.cfg.breath_hz * self._frame / self.cfg.fps)
+            p = feats[i, :3].astype(np.float64) * sway * float(gain[i])
+            p[1] += cfg.nod_gain * nod + cfg.breath_rad * float(feats[i, 3])
             pose[i] = np.clip(p, -0.3, 0.3)
-            blink[i] = self._blink()
-            self._frame += 1
+            if feats[i, 5] > 0:
+                self._blink_tail = [max(p_, q) for p_, q in zip(_BLINK, self._blink_tail + [0.0] * len(_BLINK))]
+            blink[i] = self._blink_tail.pop(0) if self._blink_tail else 0.0
         return pose, blink
 
 

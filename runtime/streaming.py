@@ -12,20 +12,22 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .audio_io import StreamResampler
-from .backend import LoadedModel, load_model
+from .backend import LoadedModel, load_model, model_dir, read_sidecar
 from .errors import InputError
 from .mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream
-from .emotion import ProsodyEmotion, emotion_schedule
+from .emotion import ProsodyEmotion, arousal_mass, emotion_schedule
 from .motion import MotionNoise, speech_energy
 from .mouth import SilenceGate
 
 log = logging.getLogger(__name__)
 SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0
+BLINK_SNAP = 0.03  # decoder blink below this is an open eye (a sigmoid never reaches 0)
 
 
 @dataclass
@@ -44,15 +46,62 @@ class Frame:
     latency_ms: float | None = None  # accepted_at -> step() returned
 
 
-class AudioModel:
-    """The loaded audio2motion engine plus its streaming-state shapes (shared by many streams)."""
+def _split_batch(out: dict[str, np.ndarray], n: int, state_axis1: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    """Batched graph outputs -> one dict per stream (``state_axis1``: outputs whose batch axis is 1)."""
+    return [{k: v[:, i : i + 1] if k in state_axis1 else v[i : i + 1] for k, v in out.items()} for i in range(n)]
 
-    def __init__(self, backend: str = "auto", precision: str = "auto", model_dir: str | os.PathLike | None = None):
+
+class MotionDecoderModel:
+    """The transformer motion decoder graph (``motion.*.onnx``): speech embedding + emotion + noise embedding
+    -> mouth, landmark offsets, head pose, blink; its attention cache is the explicit streaming state."""
+
+    def __init__(self, loaded: LoadedModel):
+        self.model = loaded
+        cfg = loaded.meta.get("config", {})
+        self.cache_shape = (int(cfg.get("layers", 2)), 1, int(cfg.get("window", 16)) - 1, int(cfg.get("d_model", 128)))
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        return {"cache": np.zeros(self.cache_shape, np.float32)}
+
+    def run_many(self, inputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], states: list[dict[str, np.ndarray]]
+                 ) -> list[tuple[dict[str, np.ndarray], dict]]:
+        """(speech [n, S], emotion [n, 6], noise [n, 6]) per stream, all the same n -> (outputs, new state) each."""
+        feeds = {name: np.stack([x[j] for x in inputs]).astype(np.float32)
+                 for j, name in enumerate(("speech", "emotion", "noise"))}
+        feeds["cache"] = np.concatenate([s["cache"] for s in states], axis=1)
+        outs = _split_batch(self.model.run(feeds), len(inputs), ("cache_out",))
+        return [(o, {"cache": o["cache_out"]}) for o in outs]
+
+
+def load_decoder(audio: LoadedModel, backend: str, precision: str, directory) -> MotionDecoderModel | None:
+    """The motion decoder trained with this audio model (same ``run_id``), or None (logged) when none ships."""
+    d = Path(directory) if directory else model_dir()
+    if not (d / "motion.onnx.json").is_file():
+        log.info("no motion decoder in %s: mouth from audio2motion, pose/blink procedural", d)
+        return None
+    meta = read_sidecar(d, "motion")
+    if not meta.get("run_id") or meta.get("run_id") != audio.meta.get("run_id"):
+        log.warning("motion decoder in %s was trained with another audio model (run_id %s != %s): not used",
+                    d, meta.get("run_id"), audio.meta.get("run_id"))
+        return None
+    prec = {"int8": "fp32", "fp16": "fp16", "fp32": "fp32"}.get(precision, "auto")  # no INT8 decoder
+    return MotionDecoderModel(load_model("motion", prec, backend, d))
+
+
+class AudioModel:
+    """The loaded audio2motion engine plus its streaming-state shapes (shared by many streams), and the
+    transformer motion decoder that goes with it (``decoder``; None when absent or ``decoder=False``)."""
+
+    decoder: MotionDecoderModel | None = None
+
+    def __init__(self, backend: str = "auto", precision: str = "auto", model_dir: str | os.PathLike | None = None,
+                 decoder: bool = True):
         self.model: LoadedModel = load_model("audio2motion", precision, backend, model_dir)
         cfg = self.model.meta.get("config", {})
         self.lookahead = int(self.model.meta.get("lookahead_frames", 2))
         self.hidden = int(cfg.get("hidden", 128))
         self.ctx = int(cfg.get("kernel", 5)) - 1
+        self.decoder = load_decoder(self.model, backend, precision, model_dir) if decoder else None
 
     def initial_state(self) -> dict[str, np.ndarray]:
         z = np.zeros
@@ -75,12 +124,8 @@ class AudioModel:
         feeds = {"mel": np.stack(mels), "mel_ctx": np.concatenate([s["mel_ctx"] for s in states], axis=0),
                  "h": np.concatenate([s["h"] for s in states], axis=1),
                  "c": np.concatenate([s["c"] for s in states], axis=1)}
-        out = self.model.run(feeds)
-        res = []
-        for i in range(len(mels)):
-            o = {k: v[:, i : i + 1] if k in ("h_out", "c_out") else v[i : i + 1] for k, v in out.items()}
-            res.append((o, {"mel_ctx": o["mel_ctx_out"], "h": o["h_out"], "c": o["c_out"]}))
-        return res
+        outs = _split_batch(self.model.run(feeds), len(mels), ("h_out", "c_out"))
+        return [(o, {"mel_ctx": o["mel_ctx_out"], "h": o["h_out"], "c": o["c_out"]}) for o in outs]
 
 
 class Stream:
@@ -111,6 +156,7 @@ class Stream:
         self._state = self.model.initial_state()
         self._steps = 0  # model steps run (one per 4 mel frames)
         self._noise = MotionNoise(self.seed)
+        self._dec_state = self.model.decoder.initial_state() if self.model.decoder is not None else None
         self._gate = SilenceGate(self.model.lookahead)
         self._prosody = ProsodyEmotion() if self.emotion in (None, "auto") else None
         self._emo_rows: deque[np.ndarray] = deque()  # emotion of complete frames not yet emitted
@@ -182,25 +228,49 @@ class Stream:
 
     def _emit(self, out: dict[str, np.ndarray], n: int) -> None:
         """Turn ``n`` model steps' outputs into frames (the first ``lookahead`` steps describe none)."""
-        t = self._pending_t
+        prep = self._prepare(out, n)
+        if prep is not None:
+            self._finish(prep)
+
+    def _prepare(self, out: dict[str, np.ndarray], n: int) -> dict | None:
+        """The audio model's outputs for the frames ``n`` steps complete, with those frames' energy, emotion
+        and noise embedding (the motion decoder's inputs); None if the steps describe no frame yet."""
         L = self.model.lookahead
         first = max(0, L - self._steps)  # outputs before the look-ahead is filled describe no frame
         self._steps += n
         if first >= n:
-            return
+            return None
         mouth = out["mouth"][0, first:]
-        offsets = out["landmarks"][0, first:]
         m = mouth.shape[0]
         known = [60.0 * (e - 1.0) for e in self._energy]  # dB of this and every later complete frame
         gains = np.array([self._gate.gain(known[i], known[i + 1 :]) for i in range(m)], np.float32)
-        # the landmark offsets are linear in the mouth parameters (mouth @ basis): one gain scales both
-        mouth, offsets = mouth * gains[:, None], offsets * gains[:, None, None]
         energy = np.array([self._energy.popleft() for _ in range(m)], np.float32)
-        pose, blink = self._noise.step(energy)
+        emo = np.stack([self._emotion_row(self._next_index + i) for i in range(m)]).astype(np.float32)
+        pose, blink = self._noise.step(energy, arousal_mass(emo))
+        return {"t": self._pending_t, "mouth": mouth, "offsets": out["landmarks"][0, first:], "gains": gains,
+                "emotion": emo, "pose": pose, "blink": blink, "noise": self._noise.features,
+                "speech": out["embedding"][0, first:]}
+
+    def _decoder_inputs(self, prep: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return prep["speech"], prep["emotion"], prep["noise"]
+
+    def _finish(self, prep: dict, decoded: tuple[dict, dict] | None = None) -> None:
+        """Frames from a ``_prepare`` result: through the motion decoder when the model has one (``decoded``:
+        its result from a batched call), then the silence gate."""
+        dec = self.model.decoder
+        if dec is not None:
+            out, self._dec_state = decoded or dec.run_many([self._decoder_inputs(prep)], [self._dec_state])[0]
+            prep["mouth"], prep["offsets"] = out["mouth"][0], out["landmarks"][0]
+            prep["pose"] = np.clip(out["pose"][0], -0.3, 0.3)
+            b = out["blink"][0]
+            prep["blink"] = np.where(b < BLINK_SNAP, 0.0, np.minimum(b, 1.0)).astype(np.float32)
+        g = prep["gains"]
+        # the landmark offsets are linear in the mouth parameters (mouth @ basis): one gain scales both
+        mouth, offsets = prep["mouth"] * g[:, None], prep["offsets"] * g[:, None, None]
         for i in range(mouth.shape[0]):
             k = self._next_index
             self._ready.append(Frame(k, k * SAMPLES_PER_FRAME / SAMPLE_RATE, mouth[i], self.neutral + offsets[i],
-                                     pose[i], float(blink[i]), self._emotion_row(k), accepted_at=t))
+                                     prep["pose"][i], float(prep["blink"][i]), prep["emotion"][i], accepted_at=prep["t"]))
             self._next_index += 1
 
     def _emotion_row(self, k: int) -> np.ndarray:
@@ -265,11 +335,26 @@ def run_pending(streams: Sequence[Stream]) -> int:
             if not active:
                 break
             n = min(s.pending_steps() for s in active)
-            results = group[0].model.run_many([s._take_mel(n) for s in active], [s._state for s in active])
+            model = group[0].model
+            results = model.run_many([s._take_mel(n) for s in active], [s._state for s in active])
             calls += 1
+            preps = []
             for s, (out, state) in zip(active, results):
                 s._state = state
-                s._emit(out, n)
+                prep = s._prepare(out, n)
+                if prep is not None:
+                    preps.append((s, prep))
+            if model.decoder is not None:  # the decoder batched too: streams emitting the same number of frames
+                by_len: dict[int, list] = {}
+                for s, prep in preps:
+                    by_len.setdefault(prep["mouth"].shape[0], []).append((s, prep))
+                for same in by_len.values():
+                    decoded = model.decoder.run_many([s._decoder_inputs(p) for s, p in same], [s._dec_state for s, p in same])
+                    for (s, prep), dec in zip(same, decoded):
+                        s._finish(prep, dec)
+            else:
+                for s, prep in preps:
+                    s._finish(prep)
     return calls
 
 

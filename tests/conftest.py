@@ -25,6 +25,21 @@ def speech_wav() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """A tiny real TTS corpus (flite + espeak-ng; train.h5 0.5 min, test.h5 0.2 min) for training-path tests."""
+    import shutil
+
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
+    from training import corpus
+
+    d = tmp_path_factory.mktemp("tiny_corpus")
+    corpus.build(d / "train.h5", minutes=0.5, split="train", seed=0, workers=2)
+    corpus.build(d / "test.h5", minutes=0.2, split="test", seed=1, workers=2)
+    return d
+
+
+@pytest.fixture(scope="session")
 def animator():
     from runtime.pipeline import Animator
 

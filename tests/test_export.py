@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-import shutil
 
 import numpy as np
 import onnx
@@ -18,18 +17,13 @@ torch = pytest.importorskip("torch", reason="export tests need toonsync[export]"
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """Build a tiny real corpus with flite and train a few steps (the CI proof of the training path)."""
-    if shutil.which("flite") is None:
-        pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
-    from training import corpus
+def tiny_checkpoint(tiny_corpus, tmp_path_factory):
+    """Train a few steps on a tiny real corpus (the CI proof of the training path)."""
     from training.models.audio2motion import Audio2MotionConfig
     from training.train_audio2motion import TrainConfig, train
 
     d = tmp_path_factory.mktemp("tiny")
-    corpus.build(d / "train.h5", minutes=0.5, split="train", seed=0, workers=2)
-    corpus.build(d / "test.h5", minutes=0.2, split="test", seed=1, workers=2)
-    info = train(d / "train.h5", d / "test.h5", d / "run", Audio2MotionConfig(channels=32, hidden=32),
+    info = train(tiny_corpus / "train.h5", tiny_corpus / "test.h5", d / "run", Audio2MotionConfig(channels=32, hidden=32),
                  TrainConfig(steps=30, batch=8, crop_frames=32, eval_every=30))
     assert info["history"][-1]["loss"] < 0.2 and info["metrics"]["clips"] > 0
     return d / "run" / "audio2motion.pt"

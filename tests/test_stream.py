@@ -204,6 +204,22 @@ def test_noise_is_seeded_and_chunk_invariant():
     assert whole[1].max() == 1.0 and 2 <= (np.diff((whole[1] > 0.5).astype(int)) == 1).sum() <= 8  # blinks in 12 s
 
 
+def test_noise_embedding_drives_pose_and_arousal_scales_the_sway():
+    from runtime.motion import NOISE_CHANNELS, MotionNoise, NoiseEmbedding
+
+    e = np.zeros(500, np.float32)  # no speech: no nods, sway + breathing only
+    calm, excited = MotionNoise(seed=5), MotionNoise(seed=5)
+    pc, _ = calm.step(e, arousal=0.0)
+    pe, _ = excited.step(e, arousal=1.0)
+    np.testing.assert_array_equal(calm.features, excited.features)  # the same noise embedding ...
+    ratio = pe[:, [0, 2]].std(0) / pc[:, [0, 2]].std(0)  # ... scaled by arousal (yaw, roll: no breathing)
+    np.testing.assert_allclose(ratio, 1.3 / 0.7, rtol=1e-3)
+    f = NoiseEmbedding(5).step(500)
+    np.testing.assert_array_equal(f, calm.features)
+    assert f.shape == (500, len(NOISE_CHANNELS)) and set(np.unique(f[:, 5])) == {0.0, 1.0}
+    assert 0.5 < f[:, :3].std() < 1.5  # unit-variance sway channels
+
+
 def test_emotion_schedule_and_auto(animator, avatar, speech):
     s = Stream(animator.audio_model, avatar.neutral, emotion="0:neutral,1.0:happy")
     s.accept_audio(speech)

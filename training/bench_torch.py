@@ -78,6 +78,38 @@ def audio2motion_per_frame_ms(mel4: np.ndarray, n: int = 200, threads: int | Non
     return time_calls(step, n)[0]
 
 
+def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
+    """One 40 ms step of the transformer motion decoder (``checkpoints/motion.pt``), cache carried, on the
+    demo speech's embedding from the paired audio model; None when no decoder checkpoint ships."""
+    from runtime.bench import decoder_inputs
+
+    from .models.encoder import load_model_checkpoint
+    from .models.motion_decoder import MotionDecoder, MotionDecoderConfig
+
+    path = CHECKPOINT.parent / "motion.pt"
+    if not path.exists():
+        return None
+    if threads:
+        torch.set_num_threads(threads)
+    dec = load_model_checkpoint(path, MotionDecoder, MotionDecoderConfig)
+    audio = load_checkpoint(CHECKPOINT)
+    with torch.inference_mode():
+        mel = torch.from_numpy(demo_mel_frames().reshape(1, -1, 80))
+        emb = audio(mel, *audio.initial_state(1))[2][0].numpy()
+    feeds = [{k: torch.from_numpy(v) for k, v in f.items()} for f in decoder_inputs(emb.shape[0], emb)]
+    cache = dec.initial_state(1)
+    k = 0
+
+    def step() -> None:
+        nonlocal cache, k
+        f = feeds[k % len(feeds)]
+        with torch.inference_mode():
+            cache = dec(f["speech"], f["emotion"], f["noise"], cache)[-1]
+        k += 1
+
+    return step
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.bench_torch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             ms, cpu = time_calls(step, a.frames, a.warmup)
             cases.append({"batch": b, "threads": torch.get_num_threads(), "samples_ms": [round(x, 5) for x in ms],
                           "cpu_pct": round(cpu, 1)})
+    motion = None
+    torch.set_num_threads(1 if 1 in a.threads else default_threads)  # one 40 ms frame: one thread is fastest
+    if (mstep := make_motion_step()) is not None:
+        ms, cpu = time_calls(mstep, a.frames, a.warmup)
+        motion = {"threads": torch.get_num_threads(), "samples_ms": [round(x, 5) for x in ms], "cpu_pct": round(cpu, 1)}
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -106,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, StopIteration):
         pass
     rep = {"torch": torch.__version__, "default_threads": default_threads, "checkpoint": str(CHECKPOINT),
-           "peak_rss_mb": round(peak, 1), "cases": cases}
+           "peak_rss_mb": round(peak, 1), "cases": cases, "motion": motion}
     json.dump(rep, sys.stdout)
     sys.stdout.write("\n")
     return 0

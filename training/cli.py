@@ -60,9 +60,33 @@ def train_image_model(a: argparse.Namespace) -> int:
     return 0
 
 
+def train_motion_model(a: argparse.Namespace) -> int:
+    """``toonsync train motion``: speech embedding + transformer motion decoder, jointly (training.train_motion)."""
+    from . import train_motion
+
+    p = train_motion.build_parser()
+    d = p.parse_args(["--train", "-"])  # the trainer's defaults
+    with distributed.session(a.device) as ctx:
+        distributed.check_batch(a.batch or d.batch, ctx, a.accum)  # fail before a long corpus build
+        with distributed.main_first(ctx):
+            train_h5, test_h5 = ensure_corpus(a.corpus_dir, a.minutes, a.seed)
+    for k, v in {"train": train_h5, "test": test_h5, "out": a.out or Path("runs/motion"), "steps": a.steps or d.steps,
+                 "batch": a.batch or d.batch, "seed": a.seed, "accum": a.accum, "device": a.device, "amp": a.amp,
+                 "resume": getattr(a, "resume", None), "init": getattr(a, "init", None),
+                 "eval_every": max((a.steps or d.steps) // 8, 1)}.items():
+        setattr(d, k, v)
+    info = train_motion.run(d)
+    if info is not None:
+        log.info("motion held-out metrics: %s", {k: v for k, v in info["metrics"].items() if k != "by_engine"})
+        log.info("export it: toonsync export --checkpoint %s/audio2motion.pt", d.out)
+    return 0
+
+
 def train_cli(a: argparse.Namespace) -> int:
     if getattr(a, "model", "audio2motion") in IMAGE_TRAINERS:
         return train_image_model(a)
+    if getattr(a, "model", None) == "motion":
+        return train_motion_model(a)
     # --steps/--batch/--out/--accum/--device/--no-amp (defaults: TrainConfig's; getattr keeps older callers working)
     steps = getattr(a, "steps", None) or TrainConfig.steps
     tcfg = TrainConfig(steps=steps, seed=a.seed, eval_every=max(steps // 8, 1),

@@ -20,13 +20,26 @@ from .evaluate import lipsync_metrics
 log = logging.getLogger(__name__)
 
 
-def predict_onnx(mel: np.ndarray, precision: str = "fp32") -> np.ndarray:
-    """Whole-clip mouth parameters of the shipped graph alone (no runtime post-processing)."""
+def predict_onnx(mel: np.ndarray, precision: str = "fp32", audio: np.ndarray | None = None,
+                 decoder: bool = True) -> np.ndarray:
+    """Whole-clip mouth parameters of the shipped graphs alone (no silence gate): audio2motion, then the
+    motion decoder on its speech embedding (neutral emotion, noise seed 0) when one ships and ``decoder``."""
     am = _audio_model(precision)
     L = am.lookahead
     silent = np.full((L * MELS_PER_FRAME, mel.shape[1]), -1.0, np.float32)
     out, _ = am.run(np.concatenate([mel, silent]), am.initial_state())
-    return out["mouth"][0, L:]
+    if not decoder or am.decoder is None or audio is None:
+        return out["mouth"][0, L:]
+    from runtime.emotion import NEU
+    from runtime.motion import MotionNoise, speech_energy
+
+    n = out["mouth"].shape[1] - L
+    emo = np.zeros((n, 6), np.float32)
+    emo[:, NEU] = 1.0
+    noise = MotionNoise(0)
+    noise.step(speech_energy(audio, n))
+    (dec, _), = am.decoder.run_many([(out["embedding"][0, L:], emo, noise.features)], [am.decoder.initial_state()])
+    return dec["mouth"][0]
 
 
 def predict_stream(audio: np.ndarray, precision: str = "fp32") -> np.ndarray:
@@ -119,18 +132,52 @@ def run_eval(test: Path, out_dir: Path, checkpoint: Path | None = None, precisio
     if checkpoint:
         from .train_audio2motion import load_checkpoint, predict_clip
 
-        model = load_checkpoint(checkpoint)
-        rep, preds, clips = evaluate_store(test, lambda c: predict_clip(model, _mel(c)))
+        if (checkpoint.parent / "motion.pt").exists():  # a `toonsync train motion` run: speech model + decoder
+            from runtime.motion import speech_energy
+
+            from .train_motion import load_run, predict_clip as predict_motion
+
+            motion = load_run(checkpoint.parent)
+            rep, preds, clips = evaluate_store(test, lambda c: predict_motion(
+                motion, _mel(c), speech_energy(c.audio, c.mouth.shape[0]))["mouth"])
+        else:
+            model = load_checkpoint(checkpoint)
+            rep, preds, clips = evaluate_store(test, lambda c: predict_clip(model, _mel(c)))
         rep["model"] = str(checkpoint)
-    else:  # the runtime as users get it (the top-level figures), and the graph alone for comparison
+    else:  # the runtime as users get it (the top-level figures), and the graphs alone for comparison
         rep, preds, clips = evaluate_store(test, lambda c: predict_stream(c.audio, precision)
                                            if c.audio is not None else predict_onnx(_mel(c), precision))
-        rep["model"] = f"shipped audio2motion.{precision}.onnx through runtime.Stream (with its silence gate)"
-        graph, _, _ = evaluate_store(test, lambda c: predict_onnx(_mel(c), precision))
+        dec = _audio_model(precision).decoder is not None
+        rep["model"] = (f"shipped audio2motion.{precision}.onnx" + (" + motion decoder (motion.onnx)" if dec else "")
+                        + " through runtime.Stream (with its silence gate)")
+        graph, _, _ = evaluate_store(test, lambda c: predict_onnx(_mel(c), precision, c.audio))
         rep["graph_only"] = {k: v for k, v in graph.items() if k != "by_engine"}
+        if dec:
+            head, _, _ = evaluate_store(test, lambda c: predict_onnx(_mel(c), precision, c.audio, decoder=False))
+            rep["audio_head_only"] = {k: v for k, v in head.items() if k != "by_engine"}
     rep["test_data"] = str(test)
     rep["plots"] = [str(p) for p in plots(preds, clips, out_dir)]
     with atomic_path(out_dir / "eval.json") as tmp:
         tmp.write_text(json.dumps(rep, indent=2) + "\n")
     log.info("eval: %s", {k: v for k, v in rep.items() if k not in ("by_engine", "plots")})
     return rep
+
+
+SUMMARY_KEYS = ("clips", "r_target", "viseme_acc", "silence_closed", "silence_closed_frames", "silent_frames",
+                "onset_lag_ms", "drift_pct_iod", "mse")
+
+
+def record_in_sidecars(rep: dict, command: str) -> list[str]:
+    """Write the held-out figures of a shipped-model eval into the sidecars of the models it ran
+    (``heldout_eval``: the command, overall, per engine, graph only); returns the sidecars updated."""
+    from export.sidecar import update_sidecar
+    from runtime.backend import model_dir
+
+    summary = {"command": command, "model": rep["model"], "test_data": rep["test_data"],
+               "runtime": {k: rep.get(k) for k in SUMMARY_KEYS},
+               "by_engine": {e: {k: m.get(k) for k in SUMMARY_KEYS} for e, m in rep.get("by_engine", {}).items()},
+               "graph_only": {k: rep["graph_only"].get(k) for k in SUMMARY_KEYS}}
+    names = ["audio2motion"] + (["motion"] if "motion decoder" in rep["model"] else [])
+    for name in names:
+        update_sidecar(model_dir(), name, heldout_eval=summary)
+    return names

@@ -9,7 +9,9 @@ For each clip, with the predicted mouth parameters and the clip's phone-timed ta
                 inter-ocular distance (canonical avatar canvas: 0.28)
   viseme_acc    per-frame agreement of Rhubarb viseme classes (runtime.motion_io.viseme_classes)
   silence_closed fraction of silent frames (inside pauses >= 200 ms, 80 ms from their edges) whose
-                predicted opening < 0.15
+                predicted opening < 0.15, per clip, averaged over the clips that have such frames
+  silence_closed_frames  the same pooled over every silent frame of the set (each frame counts once;
+                a clip with a single qualifying frame does not weigh as much as one with fifty)
   onset_lag_ms  lag of the cross-correlation peak of predicted vs target opening (+ = prediction late)
 """
 from __future__ import annotations
@@ -74,6 +76,7 @@ def clip_metrics(pred: np.ndarray, clip) -> dict:
         sil = silent_frames(phones, n)
         if sil.any():
             out["silence_closed"] = float((pred[sil, 0] < CLOSED).mean())
+            out["_silent"], out["_closed"] = int(sil.sum()), int((pred[sil, 0] < CLOSED).sum())
     if clip.audio is not None:
         out["r_energy"] = pearson(pred[:, 0], energy_envelope(clip.audio, n))
     return out
@@ -87,4 +90,7 @@ def lipsync_metrics(preds: list[np.ndarray], clips: list) -> dict:
     for k in keys:
         vals = [m[k] for m in per if k in m]
         out[k] = round(float(np.mean(vals)), 4) if vals else None
+    silent = sum(m.get("_silent", 0) for m in per)
+    out["silence_closed_frames"] = round(sum(m.get("_closed", 0) for m in per) / silent, 4) if silent else None
+    out["silent_frames"] = silent
     return out

@@ -27,6 +27,7 @@ class Audio2MotionConfig:
     n_params: int = 3  # open, spread, labio
     lookahead: int = 2  # video frames (80 ms)
     dropout: float = 0.0  # on conv features (training only; 0.2 measured worse on the held-out voice)
+    norm: str = "layer"  # input normalisation: "layer" (per-frame LayerNorm) or "affine" (keeps the level)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,14 +11,40 @@ import torch
 from torch import nn
 
 
+class MelAffine(nn.Module):
+    """Per-mel-bin affine input normalisation (``(x - shift) * scale``, both learned, initialised from data
+    statistics by ``init_from``). Unlike a per-frame LayerNorm it keeps the frame's level, so digital
+    silence, a whisper and speech stay distinguishable (a LayerNorm turns a near-silent frame into a
+    normalised noise spectrum that looks like a fricative)."""
+
+    def __init__(self, n_mels: int):
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(n_mels))
+        self.scale = nn.Parameter(torch.ones(n_mels))
+
+    @torch.no_grad()
+    def init_from(self, mel: torch.Tensor) -> None:
+        """mel [..., n_mels]: a sample of training input."""
+        flat = mel.reshape(-1, mel.shape[-1])
+        self.shift.copy_(flat.mean(0))
+        self.scale.copy_(1.0 / flat.std(0).clamp_min(1e-3))
+
+    def forward(self, x):
+        return (x - self.shift) * self.scale
+
+
 class CausalMelLSTM(nn.Module):
-    """``cfg`` needs: n_mels, mels_per_frame, channels, kernel, hidden, dropout."""
+    """``cfg`` needs: n_mels, mels_per_frame, channels, kernel, hidden, dropout; optional ``norm``
+    ("layer": per-frame LayerNorm, the original; "affine": level-preserving :class:`MelAffine`)."""
 
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
         c = cfg.channels
-        self.norm = nn.LayerNorm(cfg.n_mels)
+        norm = getattr(cfg, "norm", "layer")
+        if norm not in ("layer", "affine"):
+            raise ValueError(f"norm must be 'layer' or 'affine', got {norm!r}")
+        self.norm = nn.LayerNorm(cfg.n_mels) if norm == "layer" else MelAffine(cfg.n_mels)
         self.conv1 = nn.Conv1d(cfg.n_mels, c, cfg.kernel)  # causal via explicit left context
         self.conv2 = nn.Conv1d(c, c, cfg.mels_per_frame, stride=cfg.mels_per_frame)  # -> 25 fps
         self.act = nn.GELU()
