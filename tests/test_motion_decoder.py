@@ -113,6 +113,7 @@ def test_training_lowers_every_loss_and_saves_paired_checkpoints(tiny_run, tiny_
     d = torch.load(out / "motion.pt", weights_only=False)
     assert a["config"]["norm"] == "affine" and d["config"]["window"] == CFG.window
     assert a["info"]["run_id"] == d["info"]["run_id"] and len(d["info"]["run_id"]) == 16
+    assert a["info"]["metrics"] == d["info"]["metrics"] and a["info"]["params"] != d["info"]["params"]
     assert json.loads((out / "motion.train.json").read_text())["targets"]["pose_blink"].startswith("procedural")
 
 

@@ -310,10 +310,18 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionC
                             "pose_blink": "procedural prior (runtime.motion.MotionNoise) on the same noise embedding"}}
         model.cpu()
         info["run_id"] = run_id(model.audio)
-        distributed.save_run(ctx, out_dir, "audio2motion", {"config": mcfg.audio.to_dict(),
-                                                            "state_dict": model.audio.state_dict(), "info": info}, info)
-        return distributed.finish_run(ctx, out_dir, "motion", model.decoder, mcfg.decoder.to_dict(), info,
+        info = distributed.finish_run(ctx, out_dir, "motion", model.decoder, mcfg.decoder.to_dict(), info,
                                       train_seconds=train_seconds, metrics=metrics, history=history)
+        save_speech_model(ctx, out_dir, model, info)
+        return info
+
+
+def save_speech_model(ctx, out_dir: Path, model: MotionModel, info: dict) -> None:
+    """``audio2motion.pt`` of a motion run: the speech model with the run's info (metrics, run_id), its own
+    parameter count."""
+    a_info = {**info, "params": sum(p.numel() for p in model.audio.parameters())}
+    distributed.save_run(ctx, out_dir, "audio2motion", {"config": model.cfg.audio.to_dict(),
+                                                        "state_dict": model.audio.state_dict(), "info": a_info}, a_info)
 
 
 def run_id(audio: nn.Module) -> str:
