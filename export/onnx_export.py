@@ -193,20 +193,25 @@ def random_inputs(spec: GraphSpec, batch: int, frames: int, rng: np.random.Gener
 
 
 class MotionDecoderWrapper(nn.Module):
-    """Exported I/O: speech, emotion, noise, cache -> mouth, landmarks, pose, blink, cache_out."""
+    """Exported I/O: speech, speech_mouth (the audio model's mouth; residual decoders), emotion, noise, cache ->
+    mouth, landmarks, pose, blink, cache_out."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
-    def forward(self, speech, emotion, noise, cache):
-        return self.model(speech, emotion, noise, cache)
+    def forward(self, speech, *rest):
+        if self.model.cfg.residual:
+            return self.model(speech, *rest)
+        emotion, noise, cache = rest
+        return self.model(speech, None, emotion, noise, cache)
 
 
 def motion_spec(cfg) -> GraphSpec:
     cache = [cfg.layers, "batch", cfg.window - 1, cfg.d_model]
+    mouth = {"speech_mouth": ["batch", "frames", cfg.n_params]} if cfg.residual else {}  # names are unique in ONNX
     return GraphSpec(
-        inputs={"speech": ["batch", "frames", cfg.speech_dim], "emotion": ["batch", "frames", cfg.emotion_dim],
+        inputs={"speech": ["batch", "frames", cfg.speech_dim], **mouth, "emotion": ["batch", "frames", cfg.emotion_dim],
                 "noise": ["batch", "frames", cfg.noise_dim], "cache": cache},
         outputs={"mouth": ["batch", "frames", cfg.n_params], "landmarks": ["batch", "frames", 68, 2],
                  "pose": ["batch", "frames", 3], "blink": ["batch", "frames"], "cache_out": cache},
@@ -228,12 +233,13 @@ def export_motion(checkpoint: Path, model_dir: Path) -> dict:
     cfg = model.cfg
     spec = motion_spec(cfg)
     b, t = 2, 12
-    example = (torch.randn(b, t, cfg.speech_dim), torch.rand(b, t, cfg.emotion_dim), torch.randn(b, t, cfg.noise_dim),
-               model.initial_state(b))
+    mouth = (torch.rand(b, t, cfg.n_params),) if cfg.residual else ()
+    example = (torch.randn(b, t, cfg.speech_dim), *mouth, torch.rand(b, t, cfg.emotion_dim),
+               torch.randn(b, t, cfg.noise_dim), model.initial_state(b))
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / "motion.fp32.onnx"
     export_onnx(MotionDecoderWrapper(model), example, spec, path)
-    parity = check_parity(model, path, spec)
+    parity = check_parity(MotionDecoderWrapper(model), path, spec)
     fp16 = to_fp16(path, model_dir / "motion.fp16.onnx")
     info = getattr(model, "info", {})
     meta = {
@@ -245,7 +251,9 @@ def export_motion(checkpoint: Path, model_dir: Path) -> dict:
         "outputs": spec.outputs,
         "fps": FPS,
         "run_id": info.get("run_id"),
-        "speech_input": "the `embedding` output of audio2motion (same run_id), frames that describe video frames",
+        "speech_input": "the `embedding` (and, residual decoders, as speech_mouth: `mouth`) outputs of audio2motion "
+                        "(same run_id), "
+                        "for the frames that describe video frames",
         "noise_channels": list(NOISE_CHANNELS),
         "emotion_classes": ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"],
         "mouth_params": ["open", "spread", "labio"],

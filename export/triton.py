@@ -256,7 +256,7 @@ def model_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec],
         return {"name": t.name, "data_type": Enum(t.data_type), "dims": list(t.dims)}
 
     essentials = {k: meta[k] for k in ("config", "lookahead_frames", "sample_rate", "fps", "hop", "n_mels",
-                                       "mouth_params") if k in meta}
+                                       "mouth_params", "run_id") if k in meta}
     params = {META_PARAMETER: json.dumps({"name": name, "precision": precision, "state_layout": STATE_LAYOUT,
                                           **essentials}, separators=(",", ":"), sort_keys=True)}
     optimization = None

@@ -491,18 +491,18 @@ def _a2m_step(lm: LoadedModel, ctx: BenchContext, batch: int, pcm: bool) -> Call
     return step
 
 
-def decoder_inputs(n: int, speech: np.ndarray | None = None, hidden: int = 192) -> list[dict[str, np.ndarray]]:
-    """``n`` one-frame feeds of the motion decoder: the demo speech's embedding (or zeros), neutral emotion,
-    the noise embedding of seed 0 (shared with the torch-eager baseline in training.bench_torch)."""
+def decoder_inputs(n: int, speech: np.ndarray, mouth: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """``n`` one-frame feeds of the motion decoder: the demo speech's embedding and the audio model's mouth
+    ([n, S], [n, 3]), neutral emotion, the noise embedding of seed 0 (shared with the torch-eager baseline
+    in training.bench_torch)."""
     from .emotion import NEU
     from .motion import NoiseEmbedding
 
-    sp = np.zeros((n, hidden), np.float32) if speech is None else np.resize(speech.astype(np.float32), (n, speech.shape[-1]))
     emo = np.zeros((n, 6), np.float32)
     emo[:, NEU] = 1.0
     noise = NoiseEmbedding(0).step(n)
-    return [{"speech": sp[i][None, None], "emotion": emo[i][None, None], "noise": noise[i][None, None]}
-            for i in range(n)]
+    return [{"speech": speech[i][None, None].astype(np.float32), "speech_mouth": mouth[i][None, None].astype(np.float32),
+             "emotion": emo[i][None, None], "noise": noise[i][None, None]} for i in range(n)]
 
 
 def _motion_step(lm: LoadedModel, ctx: BenchContext) -> Callable[[], None]:
@@ -510,10 +510,12 @@ def _motion_step(lm: LoadedModel, ctx: BenchContext) -> Callable[[], None]:
     a2m = ctx.model("audio2motion", "cpu", "fp32")  # real speech embeddings of the demo clip
     acfg = a2m.meta["config"]
     z = np.zeros
-    emb = a2m.run({"mel": ctx.mel_frames.reshape(1, -1, ctx.mel_frames.shape[-1]),
+    out = a2m.run({"mel": ctx.mel_frames.reshape(1, -1, ctx.mel_frames.shape[-1]),
                    "mel_ctx": z((1, 80, acfg["kernel"] - 1), np.float32), "h": z((1, 1, acfg["hidden"]), np.float32),
-                   "c": z((1, 1, acfg["hidden"]), np.float32)})["embedding"][0]
-    feeds = decoder_inputs(emb.shape[0], emb)
+                   "c": z((1, 1, acfg["hidden"]), np.float32)})
+    names = set(lm.meta.get("inputs", {}))
+    feeds = [{k: v for k, v in f.items() if k in names}
+             for f in decoder_inputs(out["embedding"].shape[1], out["embedding"][0], out["mouth"][0])]
     state = {"cache": z((cfg["layers"], 1, cfg["window"] - 1, cfg["d_model"]), np.float32)}
     k = 0
 

@@ -52,22 +52,24 @@ def _split_batch(out: dict[str, np.ndarray], n: int, state_axis1: Sequence[str])
 
 
 class MotionDecoderModel:
-    """The transformer motion decoder graph (``motion.*.onnx``): speech embedding + emotion + noise embedding
-    -> mouth, landmark offsets, head pose, blink; its attention cache is the explicit streaming state."""
+    """The transformer motion decoder graph (``motion.*.onnx``): speech embedding (+ the audio model's mouth)
+    + emotion + noise embedding -> mouth, landmark offsets, head pose, blink; its attention cache is the
+    explicit streaming state."""
 
     def __init__(self, loaded: LoadedModel):
         self.model = loaded
         cfg = loaded.meta.get("config", {})
         self.cache_shape = (int(cfg.get("layers", 2)), 1, int(cfg.get("window", 16)) - 1, int(cfg.get("d_model", 128)))
+        self.input_names = [n for n in loaded.meta.get("inputs", {}) if n != "cache"]
 
     def initial_state(self) -> dict[str, np.ndarray]:
         return {"cache": np.zeros(self.cache_shape, np.float32)}
 
-    def run_many(self, inputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], states: list[dict[str, np.ndarray]]
+    def run_many(self, inputs: list[dict[str, np.ndarray]], states: list[dict[str, np.ndarray]]
                  ) -> list[tuple[dict[str, np.ndarray], dict]]:
-        """(speech [n, S], emotion [n, 6], noise [n, 6]) per stream, all the same n -> (outputs, new state) each."""
-        feeds = {name: np.stack([x[j] for x in inputs]).astype(np.float32)
-                 for j, name in enumerate(("speech", "emotion", "noise"))}
+        """Per stream {speech [n, S], speech_mouth [n, 3], emotion [n, 6], noise [n, 6]} (those the graph takes),
+        all the same n -> (outputs, new state) each, from one batched call."""
+        feeds = {name: np.stack([x[name] for x in inputs]).astype(np.float32) for name in self.input_names}
         feeds["cache"] = np.concatenate([s["cache"] for s in states], axis=1)
         outs = _split_batch(self.model.run(feeds), len(inputs), ("cache_out",))
         return [(o, {"cache": o["cache_out"]}) for o in outs]
@@ -251,8 +253,9 @@ class Stream:
                 "emotion": emo, "pose": pose, "blink": blink, "noise": self._noise.features,
                 "speech": out["embedding"][0, first:]}
 
-    def _decoder_inputs(self, prep: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return prep["speech"], prep["emotion"], prep["noise"]
+    def _decoder_inputs(self, prep: dict) -> dict[str, np.ndarray]:
+        return {"speech": prep["speech"], "speech_mouth": prep["mouth"],  # the audio model's mouth, ungated
+                "emotion": prep["emotion"], "noise": prep["noise"]}
 
     def _finish(self, prep: dict, decoded: tuple[dict, dict] | None = None) -> None:
         """Frames from a ``_prepare`` result: through the motion decoder when the model has one (``decoded``:

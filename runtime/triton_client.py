@@ -27,7 +27,7 @@ import numpy as np
 
 from .backend import LoadedModel
 from .errors import ModelError
-from .streaming import AudioModel
+from .streaming import AudioModel, load_decoder
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class TritonAudioModel(AudioModel):
     """``AudioModel`` whose audio2motion runs on a Triton server: a ``Stream`` over it gives the frames of a
     local run (same state carried, same outputs), with the model's compute on the server."""
 
-    def __init__(self, url: str, model: str | None = None, timeout_s: float = 10.0):
+    def __init__(self, url: str, model: str | None = None, timeout_s: float = 10.0, decoder: bool = True):
         backend = TritonBackend(url, model, timeout_s)
         meta = backend.meta
         self.model = LoadedModel(backend.url.model, Path(backend.url.model), backend, meta,
@@ -233,6 +233,9 @@ class TritonAudioModel(AudioModel):
         self.lookahead = int(meta.get("lookahead_frames", 2))
         self.hidden = int(cfg.get("hidden", 128))
         self.ctx = int(cfg.get("kernel", 5)) - 1
+        # the motion decoder is small: it runs here, on the server model's outputs, when the local one was
+        # trained with the same audio model (run_id); otherwise the server's mouth head drives the frames
+        self.decoder = load_decoder(self.model, "cpu", "fp32", None) if decoder else None
 
     def close(self) -> None:
         self.model.backend.close()

@@ -15,13 +15,13 @@ torch = pytest.importorskip("torch", reason="decoder tests need toonsync[train]"
 
 from training.models.motion_decoder import MotionDecoder, MotionDecoderConfig  # noqa: E402
 
-CFG = MotionDecoderConfig(speech_dim=24, d_model=32, heads=4, layers=2, ffn=48, window=6)
+CFG = MotionDecoderConfig(speech_dim=24, d_model=32, heads=4, layers=2, ffn=48, window=6, residual=True)
 
 
 def _inputs(T: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(1, T, CFG.speech_dim, generator=g), torch.rand(1, T, 6, generator=g),
-            torch.randn(1, T, 6, generator=g))
+    return (torch.randn(1, T, CFG.speech_dim, generator=g), torch.rand(1, T, 3, generator=g) * 0.6,
+            torch.rand(1, T, 6, generator=g), torch.randn(1, T, 6, generator=g))
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +31,27 @@ def decoder():
     with torch.no_grad():
         for layer in m.layers:
             layer.rel_bias.normal_(0, 0.5)  # a non-trivial position bias
+        m.mouth_head.weight.normal_(0, 0.3)  # a trained decoder corrects the audio model's mouth
     return m
+
+
+def test_residual_decoder_starts_as_the_audio_models_mouth():
+    torch.manual_seed(1)
+    fresh = MotionDecoder(CFG).eval()
+    s, m, e, n = _inputs(12)
+    with torch.no_grad():
+        out = fresh(s, m, e, n, fresh.initial_state(1))
+    assert torch.equal(out[0], m)  # zero-initialised correction: identity at the start of training
 
 
 @torch.no_grad()
 def test_chunked_equals_whole_any_chunking(decoder):
-    s, e, n = _inputs(40)
-    whole = decoder(s, e, n, decoder.initial_state(1))
+    s, m, e, n = _inputs(40)
+    whole = decoder(s, m, e, n, decoder.initial_state(1))
     for sizes in ([1] * 40, [3, 7, 1, 12, 17], [40]):
         cache, outs, t = decoder.initial_state(1), [], 0
         for k in sizes:
-            o = decoder(s[:, t : t + k], e[:, t : t + k], n[:, t : t + k], cache)
+            o = decoder(s[:, t : t + k], m[:, t : t + k], e[:, t : t + k], n[:, t : t + k], cache)
             cache = o[-1]
             outs.append(o[:4])
             t += k
@@ -53,11 +63,11 @@ def test_chunked_equals_whole_any_chunking(decoder):
 def test_causal_and_windowed(decoder):
     """Output t never depends on inputs after t (no look-ahead of its own); with 2 layers of window W it
     forgets inputs more than 2(W-1) frames back."""
-    s, e, n = _inputs(40)
-    ref = decoder(s, e, n, decoder.initial_state(1))[0]
+    s, m, e, n = _inputs(40)
+    ref = decoder(s, m, e, n, decoder.initial_state(1))[0]
     s2 = s.clone()
     s2[:, 20] += 5.0
-    got = decoder(s2, e, n, decoder.initial_state(1))[0]
+    got = decoder(s2, m, e, n, decoder.initial_state(1))[0]
     diff = (got - ref).abs().amax(-1)[0]
     assert float(diff[:20].max()) == 0.0 and float(diff[20]) > 1e-3
     assert float(diff[20 + 2 * (CFG.window - 1) + 1 :].max()) == 0.0
@@ -65,10 +75,10 @@ def test_causal_and_windowed(decoder):
 
 @torch.no_grad()
 def test_emotion_and_noise_are_inputs(decoder):
-    s, e, n = _inputs(20)
-    a = decoder(s, e, n, decoder.initial_state(1))
-    b = decoder(s, torch.roll(e, 1, -1), n, decoder.initial_state(1))
-    c = decoder(s, e, -n, decoder.initial_state(1))
+    s, m, e, n = _inputs(20)
+    a = decoder(s, m, e, n, decoder.initial_state(1))
+    b = decoder(s, m, torch.roll(e, 1, -1), n, decoder.initial_state(1))
+    c = decoder(s, m, e, -n, decoder.initial_state(1))
     assert float((a[2] - b[2]).abs().max()) > 1e-4 and float((a[2] - c[2]).abs().max()) > 1e-4
 
 
@@ -111,7 +121,7 @@ def test_training_lowers_every_loss_and_saves_paired_checkpoints(tiny_run, tiny_
         assert float(lt[k]) < float(lf[k]), (k, float(lt[k]), float(lf[k]))
     a = torch.load(out / "audio2motion.pt", weights_only=False)
     d = torch.load(out / "motion.pt", weights_only=False)
-    assert a["config"]["norm"] == "affine" and d["config"]["window"] == CFG.window
+    assert a["config"]["norm"] == "affine" and d["config"]["window"] == CFG.window and d["config"]["residual"]
     assert a["info"]["run_id"] == d["info"]["run_id"] and len(d["info"]["run_id"]) == 16
     assert a["info"]["metrics"] == d["info"]["metrics"] and a["info"]["params"] != d["info"]["params"]
     assert json.loads((out / "motion.train.json").read_text())["targets"]["pose_blink"].startswith("procedural")
@@ -130,6 +140,24 @@ def test_resume_continues_bit_exactly(tiny_corpus, tmp_path):
     b = torch.load(tmp_path / "cut" / "motion.pt", weights_only=False)["state_dict"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_new_decoder_on_a_frozen_speech_model(tiny_run, tiny_corpus, tmp_path):
+    """--init RUN --new-decoder --freeze-audio: the speech model (and so the run_id) stays exactly the same."""
+    from training.train_motion import train
+
+    src, _ = tiny_run
+    m, t = _tiny_cfgs(4)
+    t.freeze_audio = True
+    info = train(tiny_corpus / "train.h5", None, tmp_path, m, t, init=src, init_decoder=False)
+    a0 = torch.load(src / "audio2motion.pt", weights_only=False)
+    a1 = torch.load(tmp_path / "audio2motion.pt", weights_only=False)
+    for k, v in a0["state_dict"].items():
+        assert torch.equal(v, a1["state_dict"][k]), k
+    assert info["run_id"] == a0["info"]["run_id"] and info["init_decoder"] is False
+    d0 = torch.load(src / "motion.pt", weights_only=False)["state_dict"]
+    d1 = torch.load(tmp_path / "motion.pt", weights_only=False)["state_dict"]
+    assert not torch.equal(d0["inp.weight"], d1["inp.weight"])  # a new decoder, trained
 
 
 # -- export + runtime ----------------------------------------------------------------------------
@@ -176,7 +204,8 @@ def test_runtime_uses_the_decoder_and_streams_exactly(tiny_models, speech_wav):
         assert abs(a.blink - b.blink) < 1e-5
     # the decoder's output, not the audio model's head, drives the frames
     plain = _frames(AudioModel("cpu", "fp32", tiny_models, decoder=False), pcm, 0)
-    assert max(float(np.abs(a.mouth - p.mouth).max()) for a, p in zip(whole, plain)) > 1e-3
+    assert max(float(np.abs(a.pose - p.pose).max()) for a, p in zip(whole, plain)) > 1e-3
+    assert max(float(np.abs(a.mouth - p.mouth).max()) for a, p in zip(whole, plain)) > 0
 
 
 def test_batched_streams_equal_solo_with_decoder(tiny_models, speech_wav):
@@ -216,3 +245,23 @@ def test_decoder_from_another_run_is_not_paired(tiny_models, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="runtime.streaming"):
         model = AudioModel("cpu", "fp32", tmp_path)
     assert model.decoder is None and "another audio model" in caplog.text
+
+
+def test_int8_budget_is_judged_through_the_decoder(tiny_models, speech_wav):
+    """calibrate's accuracy check also runs the paired decoder on fp32 vs INT8-like speech embeddings."""
+    from calibration.quantize import accuracy_delta, through_decoder
+    from runtime.backend import OrtBackend
+    from runtime.mel import log_mel
+
+    meta = json.loads((tiny_models / "audio2motion.onnx.json").read_text())["config"]
+    be = OrtBackend(tiny_models / "audio2motion.fp32.onnx", "cpu", 1)
+    mel = log_mel(load_audio(speech_wav))[None, : 4 * 50]
+    z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    out = be.run({"mel": mel, "mel_ctx": z(1, 80, meta["kernel"] - 1), "h": z(1, 1, meta["hidden"]),
+                  "c": z(1, 1, meta["hidden"])})
+    noisy = {**out, "embedding": out["embedding"] + np.random.default_rng(0).normal(0, 0.05, out["embedding"].shape)
+             .astype(np.float32)}
+    ref, same, got = (through_decoder(tiny_models, [o]) for o in (out, out, noisy))
+    assert ref[0]["mouth"].shape == (1, 50, 3)
+    assert accuracy_delta(ref, same)["landmark_drift_pct_iod"] == 0.0
+    assert accuracy_delta(ref, got)["landmark_drift_pct_iod"] > 0.0

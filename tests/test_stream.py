@@ -43,11 +43,14 @@ def test_chunked_stream_equals_offline_render(animator, avatar, speech, offline,
     assert len(frames) == offline.n_frames == -(-speech.size // 640)
     np.testing.assert_allclose(np.stack([f.landmarks for f in frames]), offline.landmarks, atol=1e-5)
     np.testing.assert_allclose(np.stack([f.pose for f in frames]), offline.pose, atol=1e-6)
-    np.testing.assert_array_equal([f.blink for f in frames], offline.blink)
+    # blink comes from the motion decoder's graph: float sums in another order per chunking (~1e-7)
+    np.testing.assert_allclose([f.blink for f in frames], offline.blink, atol=1e-5)
     r = avatar.renderer(256)
-    for k in (0, len(frames) // 2, len(frames) - 1):  # the drawn images are the offline frames
+    for k in (0, len(frames) // 2, len(frames) - 1):  # the drawn images are the offline frames (to a level)
         m = offline
-        np.testing.assert_array_equal(frames[k].image, r.draw(m.landmarks[k], m.pose[k], float(m.blink[k]), m.emotion[k]))
+        ref = r.draw(m.landmarks[k], m.pose[k], float(m.blink[k]), m.emotion[k]).astype(int)
+        d = np.abs(frames[k].image.astype(int) - ref)
+        assert d.max() <= 1 and (d > 0).mean() < 1e-3, (k, d.max(), (d > 0).mean())
     assert [f.index for f in frames] == list(range(len(frames)))
     assert run.stats.frames == len(frames) and abs(run.stats.av_sync_ms) <= 40
 

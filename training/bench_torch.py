@@ -95,8 +95,9 @@ def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
     audio = load_checkpoint(CHECKPOINT)
     with torch.inference_mode():
         mel = torch.from_numpy(demo_mel_frames().reshape(1, -1, 80))
-        emb = audio(mel, *audio.initial_state(1))[2][0].numpy()
-    feeds = [{k: torch.from_numpy(v) for k, v in f.items()} for f in decoder_inputs(emb.shape[0], emb)]
+        mouth, _lm, emb, *_ = audio(mel, *audio.initial_state(1))
+    feeds = [{k: torch.from_numpy(v) for k, v in f.items()}
+             for f in decoder_inputs(emb.shape[1], emb[0].numpy(), mouth[0].numpy())]
     cache = dec.initial_state(1)
     k = 0
 
@@ -104,7 +105,7 @@ def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
         nonlocal cache, k
         f = feeds[k % len(feeds)]
         with torch.inference_mode():
-            cache = dec(f["speech"], f["emotion"], f["noise"], cache)[-1]
+            cache = dec(f["speech"], f["speech_mouth"], f["emotion"], f["noise"], cache)[-1]
         k += 1
 
     return step

@@ -38,7 +38,8 @@ def predict_onnx(mel: np.ndarray, precision: str = "fp32", audio: np.ndarray | N
     emo[:, NEU] = 1.0
     noise = MotionNoise(0)
     noise.step(speech_energy(audio, n))
-    (dec, _), = am.decoder.run_many([(out["embedding"][0, L:], emo, noise.features)], [am.decoder.initial_state()])
+    (dec, _), = am.decoder.run_many([{"speech": out["embedding"][0, L:], "speech_mouth": out["mouth"][0, L:], "emotion": emo,
+                                      "noise": noise.features}], [am.decoder.initial_state()])
     return dec["mouth"][0]
 
 

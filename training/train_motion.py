@@ -58,6 +58,9 @@ class MotionTrainConfig:
     blink_w: float = 1.0
     warp: float = 0.1  # vocal-tract-length perturbation: mel axis stretched by 1 +- warp
     gain_db: float = 6.0  # random level change (+- dB; digital silence stays silent)
+    flat_share: float = 0.0  # extra share of crops from flat non-speech clips, half of them from their onset
+    flat_weight: float = 1.0  # mouth-loss weight of crops from flat non-speech clips (a hum must not open it)
+    freeze_audio: bool = False  # train the decoder only (the speech model, e.g. from --init, stays fixed)
     accum: int = 1
     device: str = "auto"
     amp: bool = True
@@ -68,7 +71,7 @@ class MotionConfig:
     """Both halves' configs, as stored in ``motion.train.json``."""
 
     audio: Audio2MotionConfig = field(default_factory=lambda: Audio2MotionConfig(norm="affine"))
-    decoder: MotionDecoderConfig = field(default_factory=MotionDecoderConfig)
+    decoder: MotionDecoderConfig = field(default_factory=lambda: MotionDecoderConfig(residual=True))
 
 
 class MotionModel(nn.Module):
@@ -85,14 +88,17 @@ class MotionModel(nn.Module):
         frames the last T - L steps describe), both from zero state (a random crop)."""
         B = mel.shape[0]
         dev = mel.device
-        aux, _lms, emb, *_ = self.audio(mel, *(s.to(dev) for s in self.audio.initial_state(B)))
+        frozen = not any(p.requires_grad for p in self.audio.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            aux, _lms, emb, *_ = self.audio(mel, *(s.to(dev) for s in self.audio.initial_state(B)))
         L = self.cfg.audio.lookahead
-        out = self.decoder(emb[:, L:], emotion, noise, self.decoder.initial_state(B).to(dev))
+        out = self.decoder(emb[:, L:], aux[:, L:], emotion, noise, self.decoder.initial_state(B).to(dev))
         return aux, out
 
 
-def load_clips(path: Path, split: str | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """[(mel [4T, 80], mouth [T, 3], speech energy [T] 0..1)] for every clip with mouth targets."""
+def load_clips(path: Path, split: str | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]]:
+    """[(mel [4T, 80], mouth [T, 3], speech energy [T] 0..1, flat non-speech?)] for every clip with mouth
+    targets."""
     out = []
     with ClipStore(path) as store:
         for cid in store.ids(split):
@@ -101,7 +107,7 @@ def load_clips(path: Path, split: str | None = None) -> list[tuple[np.ndarray, n
                 continue
             t = min(c.mouth.shape[0], c.mel.shape[0] // MELS_PER_FRAME)
             out.append((c.mel[: t * MELS_PER_FRAME].astype(np.float32), c.mouth[:t].astype(np.float32),
-                        speech_energy(c.audio, t)))
+                        speech_energy(c.audio, t), c.attrs.get("engine") == "synthetic"))
     return out
 
 
@@ -138,11 +144,15 @@ def sample_batch(clips, cfg: MotionTrainConfig, lookahead: int, rng: np.random.G
     noise = np.zeros((B, D, 6), np.float32)
     pose = np.zeros((B, D, 3), np.float32)
     blink = np.zeros((B, D), np.float32)
+    weight = np.ones(B, np.float32)
     bins = np.arange(N_MELS, dtype=np.float32)
+    flat = [i for i, c in enumerate(clips) if c[3]] if cfg.flat_share > 0 else []
     for b in range(B):
-        mel, mo, en = clips[rng.integers(len(clips))]
+        extra = bool(flat) and rng.random() < cfg.flat_share
+        mel, mo, en, is_flat = clips[flat[rng.integers(len(flat))] if extra else rng.integers(len(clips))]
+        weight[b] = cfg.flat_weight if is_flat else 1.0
         n = mo.shape[0]
-        s = int(rng.integers(0, max(1, n - T + L)))
+        s = 0 if extra and rng.random() < 0.5 else int(rng.integers(0, max(1, n - T + L)))
         m = mel[s * MELS_PER_FRAME : (s + T) * MELS_PER_FRAME]
         if cfg.warp > 0:  # stretch the mel axis about 0 (a different vocal tract length)
             src = np.clip(bins / float(rng.uniform(1 - cfg.warp, 1 + cfg.warp)), 0, N_MELS - 1)
@@ -163,7 +173,7 @@ def sample_batch(clips, cfg: MotionTrainConfig, lookahead: int, rng: np.random.G
         proc = MotionNoise(int(rng.integers(2**31)))
         pose[b], blink[b] = proc.step(e, arousal_mass(emo[b]))
         noise[b] = proc.features
-    return tuple(torch.from_numpy(x) for x in (mels, aux, mouth, emo, noise, pose, blink))
+    return tuple(torch.from_numpy(x) for x in (mels, aux, mouth, emo, noise, pose, blink, weight))
 
 
 def neutral_inputs(n: int, energy: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -187,7 +197,8 @@ def predict_clip(model: MotionModel, mel: np.ndarray, energy: np.ndarray, seed: 
     n = emb.shape[1] - L
     emo, feats, tpose, tblink = neutral_inputs(n, energy, seed)
     t = lambda a: torch.from_numpy(a)[None].to(dev)  # noqa: E731
-    mouth, _lm, pose, blink, _c = model.decoder(emb[:, L:], t(emo), t(feats), model.decoder.initial_state(1).to(dev))
+    mouth, _lm, pose, blink, _c = model.decoder(emb[:, L:], aux[:, L:], t(emo), t(feats),
+                                                model.decoder.initial_state(1).to(dev))
     return {"mouth": mouth[0].cpu().numpy(), "aux": aux[0, L:].cpu().numpy(), "pose": pose[0].cpu().numpy(),
             "blink": blink[0].cpu().numpy(), "pose_target": tpose, "blink_target": tblink}
 
@@ -219,13 +230,13 @@ def evaluate(model: MotionModel, path: Path, split: str | None = None) -> dict:
 
 
 def _loss_terms(model, micro, batch, cfg: MotionTrainConfig):
-    mel, aux_t, mouth_t, emo, noise, pose_t, blink_t = micro
+    mel, aux_t, mouth_t, emo, noise, pose_t, blink_t, rows = micro
     share = mel.shape[0] / batch[0].shape[0]
     aux, (mouth, _lm, pose, blink, _c) = model(mel, emo, noise)
-    w = torch.tensor(MOUTH_W, device=mel.device)
+    w = torch.tensor(MOUTH_W, device=mel.device) * rows[:, None, None]  # per parameter x per crop
 
     def mouth_loss(p, t):
-        vel = ((p[:, 1:] - p[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2).mean()
+        vel = (((p[:, 1:] - p[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2) * rows[:, None, None]).mean()
         return (((p - t) ** 2) * w).mean() + cfg.vel * vel
 
     terms = {"mouth": mouth_loss(mouth, mouth_t), "aux": mouth_loss(aux, aux_t),
@@ -240,9 +251,12 @@ def _resume_state(model, opt, sched, rng, step, history) -> dict:
 
 
 def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionConfig, tcfg: MotionTrainConfig,
-          resume: Path | None = None, init: Path | None = None, stop_after: int | None = None) -> dict | None:
+          resume: Path | None = None, init: Path | None = None, stop_after: int | None = None,
+          init_decoder: bool = True) -> dict | None:
     """Train jointly; rank 0 writes the checkpoints (module docstring) and returns the report.
-    ``stop_after``: stop once that many steps are done (an interruption: only ``motion.resume.pt`` is
+    ``init``: start from a run directory's checkpoints (their configs win; only its speech model when not
+    ``init_decoder``: a new decoder of ``mcfg.decoder`` on a trained speech model). ``stop_after``: stop
+    once that many steps are done (an interruption: only ``motion.resume.pt`` is
     written, at the last ``eval_every`` step; returns None)."""
     with distributed.run_session(tcfg) as (ctx, rng):
         clips = load_clips(train_path, "train")
@@ -256,11 +270,15 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionC
             model.audio.norm.init_from(torch.from_numpy(sample))
         if init is not None:  # fine-tune from a previous run's checkpoints (their configs win)
             model.audio = load_model_checkpoint(init / "audio2motion.pt", Audio2Motion, Audio2MotionConfig)
-            model.decoder = load_model_checkpoint(init / "motion.pt", MotionDecoder, MotionDecoderConfig)
+            if init_decoder:
+                model.decoder = load_model_checkpoint(init / "motion.pt", MotionDecoder, MotionDecoderConfig)
             model.cfg = mcfg = MotionConfig(model.audio.cfg, model.decoder.cfg)
+        if tcfg.freeze_audio:
+            model.audio.requires_grad_(False)
         model.to(ctx.device)
         wrapped = distributed.wrap(model, ctx)
-        opt = torch.optim.AdamW(wrapped.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        opt = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad], lr=tcfg.lr,
+                                weight_decay=tcfg.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
         trainer = distributed.Trainer(wrapped, opt, sched, ctx, accum=tcfg.accum, amp=tcfg.amp)
         start, history = 0, []
@@ -304,7 +322,7 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionC
         info = {"model": "motion", "config": {"audio": mcfg.audio.to_dict(), "decoder": mcfg.decoder.to_dict()},
                 "train_config": asdict(tcfg), "distributed": ctx.describe(),
                 "train_data": {"path": str(train_path), "clips": len(clips), "hours": round(hours, 3)},
-                "init": str(init) if init else None, "resumed_from": str(resume_file) if resume_file else None,
+                "init": str(init) if init else None, "init_decoder": bool(init) and init_decoder, "resumed_from": str(resume_file) if resume_file else None,
                 "eval_data": str(test_path) if test_path else None,
                 "targets": {"mouth": "phone-timed co-articulated visemes of the corpus",
                             "pose_blink": "procedural prior (runtime.motion.MotionNoise) on the same noise embedding"}}
@@ -354,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = MotionTrainConfig()
     for name in ("steps", "batch", "crop_frames", "seed", "threads", "eval_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("lr", "warp", "gain_db", "aux"):
+    for name in ("lr", "warp", "gain_db", "aux", "flat_share", "flat_weight"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--resume", type=Path, help="continue a run: its directory or motion.resume.pt")
     p.add_argument("--init", type=Path, help="fine-tune from a run directory (audio2motion.pt + motion.pt)")
@@ -362,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=MotionDecoderConfig.layers)
     p.add_argument("--window", type=int, default=MotionDecoderConfig.window)
     p.add_argument("--hidden", type=int, default=Audio2MotionConfig.hidden, help="speech embedding size")
+    p.add_argument("--no-residual", action="store_true",
+                   help="decoder predicts the mouth from scratch instead of correcting the speech model's")
+    p.add_argument("--new-decoder", action="store_true",
+                   help="with --init: take only its speech model; the decoder starts fresh (--d-model ...)")
+    p.add_argument("--freeze-audio", action="store_true",
+                   help="train the decoder only (the speech model from --init stays as it is)")
     p.add_argument("--channels", type=int, default=Audio2MotionConfig.channels)
     distributed.add_arguments(p)
     return p
@@ -369,11 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(a: argparse.Namespace) -> dict | None:
     tcfg = MotionTrainConfig(steps=a.steps, batch=a.batch, crop_frames=a.crop_frames, seed=a.seed, threads=a.threads,
-                             eval_every=a.eval_every, lr=a.lr, warp=a.warp, gain_db=a.gain_db, aux=a.aux,
+                             eval_every=a.eval_every, lr=a.lr, warp=a.warp, gain_db=a.gain_db, aux=a.aux, flat_share=a.flat_share,
+                             flat_weight=a.flat_weight, freeze_audio=a.freeze_audio,
                              accum=a.accum, device=a.device, amp=a.amp)
     mcfg = MotionConfig(Audio2MotionConfig(norm="affine", hidden=a.hidden, channels=a.channels),
-                        MotionDecoderConfig(speech_dim=a.hidden, d_model=a.d_model, layers=a.layers, window=a.window))
-    return train(a.train, a.test, a.out, mcfg, tcfg, resume=a.resume, init=a.init)
+                        MotionDecoderConfig(speech_dim=a.hidden, d_model=a.d_model, layers=a.layers, window=a.window,
+                                            residual=not a.no_residual))
+    return train(a.train, a.test, a.out, mcfg, tcfg, resume=a.resume, init=a.init,
+                 init_decoder=not getattr(a, "new_decoder", False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,8 +2,10 @@
 embeddings -> mouth parameters (-> 68 landmark offsets), head pose and blink, per 40 ms frame.
 
 Inputs per frame: the speech embedding of the audio model (``Audio2Motion``'s LSTM output, which has
-already heard ``lookahead`` = 2 frames = 80 ms of the future), the emotion vector [6] (CREMA-D order)
-and the noise embedding [6] (``runtime.motion.NoiseEmbedding``). Each layer attends to the last
+already heard ``lookahead`` = 2 frames = 80 ms of the future), the audio model's own mouth estimate [3],
+the emotion vector [6] (CREMA-D order) and the noise embedding [6] (``runtime.motion.NoiseEmbedding``).
+The decoder's mouth is that estimate plus a bounded correction (zero at initialisation), so it starts
+from the speech model's lip-sync and learns what context, emotion and noise change. Each layer attends to the last
 ``window`` frames only (itself included) with a learned relative-position bias per head, so there is
 no look-ahead beyond the audio model's 80 ms.
 
@@ -38,6 +40,7 @@ class MotionDecoderConfig:
     window: int = 16  # frames each layer attends to (640 ms), the current one included
     n_params: int = 3  # mouth: open, spread, labio
     dropout: float = 0.0
+    residual: bool = False  # mouth = the audio model's mouth (an input) + a bounded correction (shipped: True)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,10 +89,14 @@ class MotionDecoder(nn.Module):
     def __init__(self, cfg: MotionDecoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.inp = nn.Linear(cfg.speech_dim + cfg.emotion_dim + cfg.noise_dim, cfg.d_model)
+        n_in = cfg.speech_dim + cfg.emotion_dim + cfg.noise_dim + (cfg.n_params if cfg.residual else 0)
+        self.inp = nn.Linear(n_in, cfg.d_model)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.layers))
         self.ln = nn.LayerNorm(cfg.d_model)
         self.mouth_head = nn.Linear(cfg.d_model, cfg.n_params)
+        if cfg.residual:  # start as the identity on the audio model's mouth
+            nn.init.zeros_(self.mouth_head.weight)
+            nn.init.zeros_(self.mouth_head.bias)
         self.pose_head = nn.Linear(cfg.d_model, 3)
         self.blink_head = nn.Linear(cfg.d_model, 1)
         self.register_buffer("basis", torch.from_numpy(mouth_basis().reshape(cfg.n_params, -1)), persistent=False)
@@ -100,17 +107,25 @@ class MotionDecoder(nn.Module):
         c = self.cfg
         return torch.zeros(c.layers, batch, c.window - 1, c.d_model)
 
-    def forward(self, speech, emotion, noise, cache):
-        """speech [B, T, S], emotion [B, T, 6], noise [B, T, 6], cache [layers, B, W-1, d] ->
-        mouth [B, T, 3], landmarks [B, T, 68, 2] (offsets), pose [B, T, 3] (rad), blink [B, T], cache'."""
-        x = self.inp(torch.cat([speech, emotion, noise], dim=-1))
+    MAX_CORRECTION = 0.5  # of a mouth parameter
+
+    def forward(self, speech, mouth_in, emotion, noise, cache):
+        """speech [B, T, S], mouth_in [B, T, 3] (the audio model's; ignored unless ``residual``), emotion
+        [B, T, 6], noise [B, T, 6], cache [layers, B, W-1, d] -> mouth [B, T, 3], landmarks [B, T, 68, 2]
+        (offsets), pose [B, T, 3] (rad), blink [B, T], cache'."""
+        feats = [speech, mouth_in, emotion, noise] if self.cfg.residual else [speech, emotion, noise]
+        x = self.inp(torch.cat(feats, dim=-1))
         caches = []
         for i, layer in enumerate(self.layers):
             x, c = layer(x, cache[i])
             caches.append(c)
         x = self.ln(x)
         raw = self.mouth_head(x)
-        mouth = torch.cat([torch.sigmoid(raw[..., :1]), torch.tanh(raw[..., 1:2]), torch.sigmoid(raw[..., 2:3])], -1)
+        if self.cfg.residual:
+            m = mouth_in + self.MAX_CORRECTION * torch.tanh(raw)
+            mouth = torch.cat([m[..., :1].clamp(0.0, 1.0), m[..., 1:2].clamp(-1.0, 1.0), m[..., 2:3].clamp(0.0, 1.0)], -1)
+        else:
+            mouth = torch.cat([torch.sigmoid(raw[..., :1]), torch.tanh(raw[..., 1:2]), torch.sigmoid(raw[..., 2:3])], -1)
         lms = (mouth @ self.basis).reshape(mouth.shape[0], mouth.shape[1], 68, 2)
         pose = self.pose_head(x) * self.POSE_SCALE
         blink = torch.sigmoid(self.blink_head(x)[..., 0])
