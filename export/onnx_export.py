@@ -68,6 +68,15 @@ def _dynamic_axes(spec: GraphSpec) -> dict[str, dict[int, str]]:
             for n, shape in {**spec.inputs, **spec.outputs}.items()}
 
 
+def sidecar_head(name: str, cfg, spec: GraphSpec, info: dict) -> dict:
+    """The keys every model sidecar starts with: name, format, opset, config, named I/O shapes, how it was
+    trained (``info`` from its checkpoint) and its training-run metrics."""
+    return {"name": name, "format_version": 1, "opset": OPSET, "config": cfg.to_dict(), "inputs": spec.inputs,
+            "outputs": spec.outputs,
+            "training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
+            "metrics": info.get("metrics", {})}
+
+
 def export_onnx(wrapper: nn.Module, example: tuple, spec: GraphSpec, path: Path) -> None:
     """Legacy (TorchScript) exporter: native LSTM op, named dynamic axes; written atomically as one file."""
     wrapper.eval()
@@ -99,12 +108,7 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
     parity_fp16 = fp16_parity(path, fp16, spec)
     info = getattr(model, "info", {})
     meta = {
-        "name": "audio2motion",
-        "format_version": 1,
-        "opset": OPSET,
-        "config": cfg.to_dict(),
-        "inputs": spec.inputs,
-        "outputs": spec.outputs,
+        **sidecar_head("audio2motion", cfg, spec, info),
         "sample_rate": SAMPLE_RATE,
         "fps": FPS,
         "hop": HOP,
@@ -112,8 +116,6 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
         "lookahead_frames": cfg.lookahead,
         "mouth_params": ["open", "spread", "labio"],
         "landmarks": "offsets from the neutral face, canonical canvas units (eye centres 0.28 apart)",
-        "training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
-        "metrics": info.get("metrics", {}),
         "parity": parity,
         "parity_fp16": parity_fp16,
         "made_by": "toonsync training/train_audio2motion.py + export/onnx_export.py",
@@ -243,12 +245,7 @@ def export_motion(checkpoint: Path, model_dir: Path) -> dict:
     fp16 = to_fp16(path, model_dir / "motion.fp16.onnx")
     info = getattr(model, "info", {})
     meta = {
-        "name": "motion",
-        "format_version": 1,
-        "opset": OPSET,
-        "config": cfg.to_dict(),
-        "inputs": spec.inputs,
-        "outputs": spec.outputs,
+        **sidecar_head("motion", cfg, spec, info),
         "fps": FPS,
         "run_id": info.get("run_id"),
         "speech_input": "the `embedding` (and, residual decoders, as speech_mouth: `mouth`) outputs of audio2motion "
@@ -259,8 +256,6 @@ def export_motion(checkpoint: Path, model_dir: Path) -> dict:
         "mouth_params": ["open", "spread", "labio"],
         "landmarks": "offsets from the neutral face, canonical canvas units (eye centres 0.28 apart)",
         "targets": info.get("targets"),
-        "training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
-        "metrics": info.get("metrics", {}),
         "parity": parity,
         "parity_fp16": fp16_parity(path, fp16, spec),
         "made_by": "toonsync training/train_motion.py + export/onnx_export.py",

@@ -73,13 +73,19 @@ def sample_batch(pairs, cfg: TrainConfig, lookahead: int, rng: np.random.Generat
         mels[b, : m.shape[0]] = m
         shifted = np.concatenate([np.zeros((lookahead, 3), np.float32), mouth])[s : s + T]
         tgts[b, : shifted.shape[0]] = shifted
-        for _ in range(cfg.freq_masks):
-            w, f0 = int(rng.integers(0, 13)), int(rng.integers(0, N_MELS - 12))
-            mels[b, :, f0 : f0 + w] = SILENT_MEL
-        for _ in range(cfg.time_masks):
-            w, t0 = int(rng.integers(0, 9)), int(rng.integers(0, T * MELS_PER_FRAME - 8))
-            mels[b, t0 : t0 + w] = SILENT_MEL
+        spec_augment(mels[b], cfg, rng)
     return torch.from_numpy(mels), torch.from_numpy(tgts)
+
+
+def spec_augment(mel: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> None:
+    """In place on one crop [4T, 80]: ``cfg.freq_masks`` masks of up to 12 mel bins, ``cfg.time_masks`` of up
+    to 8 mel frames (set to digital silence)."""
+    for _ in range(cfg.freq_masks):
+        w, f0 = int(rng.integers(0, 13)), int(rng.integers(0, N_MELS - 12))
+        mel[:, f0 : f0 + w] = SILENT_MEL
+    for _ in range(cfg.time_masks):
+        w, t0 = int(rng.integers(0, 9)), int(rng.integers(0, mel.shape[0] - 8))
+        mel[t0 : t0 + w] = SILENT_MEL
 
 
 @torch.no_grad()

@@ -247,7 +247,7 @@ def emotion_spec(cfg: EmotionConfig):
 
 def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
     """Export an ``emotion.pt`` checkpoint to ``emotion.fp32.onnx`` + ``emotion.onnx.json``; returns the sidecar."""
-    from export.onnx_export import OPSET, export_onnx, write_sidecar
+    from export.onnx_export import export_onnx, sidecar_head, write_sidecar
     from export.parity import check_parity
 
     model = load_checkpoint(Path(checkpoint))
@@ -262,20 +262,13 @@ def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
     parity = check_parity(model, path, spec)
     info = getattr(model, "info", {})
     meta = {
-        "name": "emotion",
-        "format_version": 1,
-        "opset": OPSET,
-        "config": cfg.to_dict(),
-        "inputs": spec.inputs,
-        "outputs": spec.outputs,
+        **sidecar_head("emotion", cfg, spec, info),
         "classes": list(EMOTIONS),
         "sample_rate": SAMPLE_RATE,
         "fps": FPS,
         "hop": HOP,
         "n_mels": N_MELS,
         "utterance": "mean of frame log_softmax(logits)",
-        "training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
-        "metrics": info.get("metrics", {}),
         "parity": parity,
         "made_by": "toonsync training/train_emotion.py (export_emotion)",
     }

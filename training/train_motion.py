@@ -36,21 +36,18 @@ from .evaluate import lipsync_metrics
 from .models.audio2motion import Audio2Motion, Audio2MotionConfig
 from .models.encoder import load_model_checkpoint
 from .models.motion_decoder import MotionDecoder, MotionDecoderConfig
-from .train_audio2motion import SILENT_MEL
+from .train_audio2motion import SILENT_MEL, TrainConfig, spec_augment
 
 log = logging.getLogger(__name__)
 MOUTH_W = (2.0, 1.0, 1.0)  # open counts double
 
 
 @dataclass
-class MotionTrainConfig:
+class MotionTrainConfig(TrainConfig):
+    """The speech model's training config (batch, crops, optimiser, SpecAugment, DDP) plus the decoder's."""
+
     steps: int = 20000
-    batch: int = 32
-    crop_frames: int = 64
     lr: float = 2e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    threads: int = 2
     eval_every: int = 1000
     aux: float = 0.5  # weight of the audio model's own mouth head
     vel: float = 2.0  # weight of the mouth velocity term
@@ -61,9 +58,6 @@ class MotionTrainConfig:
     flat_share: float = 0.0  # extra share of crops from flat non-speech clips, half of them from their onset
     flat_weight: float = 1.0  # mouth-loss weight of crops from flat non-speech clips (a hum must not open it)
     freeze_audio: bool = False  # train the decoder only (the speech model, e.g. from --init, stays fixed)
-    accum: int = 1
-    device: str = "auto"
-    amp: bool = True
 
 
 @dataclass
@@ -163,6 +157,7 @@ def sample_batch(clips, cfg: MotionTrainConfig, lookahead: int, rng: np.random.G
         if cfg.gain_db > 0:
             m = np.maximum(m + float(rng.uniform(-cfg.gain_db, cfg.gain_db)) / 40.0, SILENT_MEL)
         mels[b, : m.shape[0]] = m
+        spec_augment(mels[b], cfg, rng)
         shifted = np.concatenate([np.zeros((L, 3), np.float32), mo])[s : s + T]
         aux[b, : shifted.shape[0]] = shifted
         tgt = mo[s : s + D]
