@@ -121,11 +121,7 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2M
     """Train; rank 0 writes ``audio2motion.pt`` + ``audio2motion.train.json`` and returns the report
     (other ranks of a torchrun job return None). Each step's global batch of ``tcfg.batch`` crops is
     split over processes x ``tcfg.accum`` micro-batches (``training.distributed``)."""
-    with distributed.session(tcfg.device) as ctx:
-        distributed.check_batch(tcfg.batch, ctx, tcfg.accum)
-        torch.manual_seed(tcfg.seed)
-        torch.set_num_threads(tcfg.threads)
-        rng = np.random.default_rng(tcfg.seed)
+    with distributed.run_session(tcfg) as (ctx, rng):
         pairs = load_pairs(train_path, "train")
         if not pairs:
             raise ValueError(f"{train_path} has no train clips with mouth targets")
