@@ -26,8 +26,11 @@ def _long_render(tmp_path, frontal_face, speech_wav):
     long = tmp_path / "long.wav"
     sf.write(str(long), np.tile(a, 20), sr)  # ~1 min of speech: the render takes several seconds
     out = tmp_path / "out.mp4"
+    # SIGINT back to its default in the child: a test run started in the background (nohup ... &) ignores
+    # SIGINT, the child would inherit that, and Ctrl-C would not reach the render being tested
     p = subprocess.Popen([sys.executable, "-m", "runtime", "-q", "render", str(frontal_face), str(long), "-o", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".out.mp4.*")):  # wait until encoding has begun
         time.sleep(0.05)
