@@ -265,3 +265,20 @@ def test_int8_budget_is_judged_through_the_decoder(tiny_models, speech_wav):
     assert ref[0]["mouth"].shape == (1, 50, 3)
     assert accuracy_delta(ref, same)["landmark_drift_pct_iod"] == 0.0
     assert accuracy_delta(ref, got)["landmark_drift_pct_iod"] > 0.0
+
+
+def test_toonsync_train_motion_cli(tmp_path):
+    """`toonsync train motion` builds a missing corpus, trains, and writes the paired checkpoints."""
+    import shutil
+
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
+    from runtime.cli import main
+
+    rc = main(["-q", "train", "motion", "--corpus-dir", str(tmp_path / "corpus"), "--minutes", "0.3",
+               "--steps", "2", "--batch", "4", "--out", str(tmp_path / "run")])
+    assert rc == 0 and (tmp_path / "corpus" / "train.h5").exists()
+    a = torch.load(tmp_path / "run" / "audio2motion.pt", weights_only=False)
+    d = torch.load(tmp_path / "run" / "motion.pt", weights_only=False)
+    assert a["info"]["run_id"] == d["info"]["run_id"] and d["config"]["residual"]
+    assert d["info"]["train_config"]["steps"] == 2 and d["info"]["history"][-1]["step"] == 2
