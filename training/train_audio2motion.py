@@ -60,6 +60,16 @@ def load_pairs(path: Path, split: str | None = None) -> list[tuple[np.ndarray, n
     return out
 
 
+def describe_train_data(clips: list, path: Path, needs: str = "mouth targets") -> dict:
+    """The ``train_data`` record of a run (path, clips, hours), logged; refuses a store with no usable clips.
+    ``clips``: tuples whose second item is the [T, 3] mouth target."""
+    if not clips:
+        raise ValueError(f"{path} has no train clips with {needs}")
+    hours = sum(c[1].shape[0] for c in clips) / 25 / 3600
+    log.info("train: %d clips, %.2f h", len(clips), hours)
+    return {"path": str(path), "clips": len(clips), "hours": round(hours, 3)}
+
+
 def sample_batch(pairs, cfg: TrainConfig, lookahead: int, rng: np.random.Generator):
     """Random crops; targets shifted by ``lookahead`` (output t -> frame t - lookahead, silence before 0)."""
     T = cfg.crop_frames
@@ -123,10 +133,7 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2M
     split over processes x ``tcfg.accum`` micro-batches (``training.distributed``)."""
     with distributed.run_session(tcfg) as (ctx, rng):
         pairs = load_pairs(train_path, "train")
-        if not pairs:
-            raise ValueError(f"{train_path} has no train clips with mouth targets")
-        hours = sum(p[1].shape[0] for p in pairs) / 25 / 3600
-        log.info("train: %d clips, %.2f h", len(pairs), hours)
+        train_data = describe_train_data(pairs, train_path)
         model = Audio2Motion(mcfg)
         if init is not None:  # fine-tune: start from a checkpoint (its config wins)
             model = load_checkpoint(init)
@@ -171,7 +178,7 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2M
             "config": mcfg.to_dict(),
             "train_config": asdict(tcfg),
             "distributed": ctx.describe(),
-            "train_data": {"path": str(train_path), "clips": len(pairs), "hours": round(hours, 3)},
+            "train_data": train_data,
             "init": str(init) if init else None,
             "eval_data": str(test_path) if test_path else None,
         }

@@ -36,7 +36,7 @@ from .evaluate import lipsync_metrics
 from .models.audio2motion import Audio2Motion, Audio2MotionConfig
 from .models.encoder import load_model_checkpoint
 from .models.motion_decoder import MotionDecoder, MotionDecoderConfig
-from .train_audio2motion import SILENT_MEL, TrainConfig, spec_augment
+from .train_audio2motion import SILENT_MEL, TrainConfig, describe_train_data, spec_augment
 
 log = logging.getLogger(__name__)
 MOUTH_W = (2.0, 1.0, 1.0)  # open counts double
@@ -255,10 +255,7 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionC
     written, at the last ``eval_every`` step; returns None)."""
     with distributed.run_session(tcfg) as (ctx, rng):
         clips = load_clips(train_path, "train")
-        if not clips:
-            raise ValueError(f"{train_path} has no train clips with mouth targets and audio")
-        hours = sum(c[1].shape[0] for c in clips) / 25 / 3600
-        log.info("train: %d clips, %.2f h", len(clips), hours)
+        train_data = describe_train_data(clips, train_path, "mouth targets and audio")
         model = MotionModel(mcfg)
         if getattr(model.audio.norm, "init_from", None) is not None:  # input statistics of the corpus
             sample = np.concatenate([clips[i][0] for i in rng.permutation(len(clips))[:64]])
@@ -316,7 +313,7 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionC
         metrics = evaluate(model, test_path) if test_path is not None else {}
         info = {"model": "motion", "config": {"audio": mcfg.audio.to_dict(), "decoder": mcfg.decoder.to_dict()},
                 "train_config": asdict(tcfg), "distributed": ctx.describe(),
-                "train_data": {"path": str(train_path), "clips": len(clips), "hours": round(hours, 3)},
+                "train_data": train_data,
                 "init": str(init) if init else None, "init_decoder": bool(init) and init_decoder, "resumed_from": str(resume_file) if resume_file else None,
                 "eval_data": str(test_path) if test_path else None,
                 "targets": {"mouth": "phone-timed co-articulated visemes of the corpus",
