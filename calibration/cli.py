@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from runtime.backend import model_dir
+from toonsync.runtime.backend import model_dir
 
 from .quantize import calibrate
 from .reader import CalibrationSet

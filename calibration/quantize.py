@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.atomic import atomic_path
-from runtime.backend import OrtBackend, read_sidecar
-from runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
-from runtime.audio_io import load_audio
+from toonsync.runtime.atomic import atomic_path
+from toonsync.runtime.backend import OrtBackend, read_sidecar
+from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
+from toonsync.runtime.audio_io import load_audio
 
 from .reader import Audio2MotionReader, CalibrationSet
 
@@ -141,8 +141,8 @@ def through_decoder(model_dir: Path, outs: list[dict]) -> list[dict] | None:
     the decoder ships -- or None without one (neutral emotion, noise embedding of seed 0)."""
     if not (model_dir / "motion.onnx.json").is_file():
         return None
-    from runtime.emotion import NEU
-    from runtime.motion import NoiseEmbedding
+    from toonsync.runtime.emotion import NEU
+    from toonsync.runtime.motion import NoiseEmbedding
 
     meta = read_sidecar(model_dir, "motion")
     if meta.get("run_id") != read_sidecar(model_dir, "audio2motion").get("run_id"):
@@ -163,7 +163,7 @@ def through_decoder(model_dir: Path, outs: list[dict]) -> list[dict] | None:
 def calibrate(model_dir: Path, cal: CalibrationSet, budget: Budget = Budget(), report: Path | None = None,
               docs: Path | None = None) -> dict:
     """Quantize audio2motion, judge it against the budget, update its sidecar, write the report."""
-    from export.sidecar import update_sidecar
+    from toonsync.export.sidecar import update_sidecar
 
     meta = read_sidecar(model_dir, "audio2motion")
     ctx, hidden = int(meta["config"]["kernel"]) - 1, int(meta["config"]["hidden"])
@@ -204,7 +204,7 @@ def calibrate(model_dir: Path, cal: CalibrationSet, budget: Budget = Budget(), r
 
 
 def write_markdown(rep: dict, path: Path) -> None:
-    from runtime.bench import cpu_model
+    from toonsync.benchmarks.bench import cpu_model
 
     b = rep["budget"]
     lines = ["# Quantization report", "",

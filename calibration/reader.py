@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from runtime.audio_io import load_audio
-from runtime.backend import sha256_file
-from runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.backend import sha256_file
+from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -42,7 +42,7 @@ class CalibrationSet:
 
     @classmethod
     def from_corpus(cls, path: Path, limit: int = 32) -> "CalibrationSet":
-        from runtime.dataset import ClipStore
+        from toonsync.training.dataset import ClipStore
 
         mels, ids = [], []
         with ClipStore(path) as s:
@@ -72,7 +72,7 @@ class Audio2MotionReader(CalibrationDataReader):
 
 
 def write_manifest(path: Path, manifest: dict) -> None:
-    from runtime.atomic import atomic_path
+    from toonsync.runtime.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.atomic import atomic_path
-from runtime.backend import OrtBackend, model_dir
-from runtime.errors import ToonsyncError
-from runtime.mel import SAMPLES_PER_FRAME, MelStream, log_mel
+from toonsync.runtime.atomic import atomic_path
+from toonsync.runtime.backend import OrtBackend, model_dir
+from toonsync.runtime.errors import ToonsyncError
+from toonsync.runtime.mel import SAMPLES_PER_FRAME, MelStream, log_mel
 
 from .onnx_export import export_audio2motion, export_motion, onnx_node_count, optimized_node_count
 from .render_export import export_render
@@ -34,7 +34,7 @@ def _p50_p99(fn, n: int) -> tuple[float, float]:
 def measure_fusion(d: Path, audio: np.ndarray) -> dict:
     """Streaming (one 40 ms frame per call) and whole-clip cost: numpy mel + audio2motion vs the fused PCM graph."""
     unf, fus = OrtBackend(d / "audio2motion.fp32.onnx", "cpu", 1), OrtBackend(d / "audio2motion_pcm.fp32.onnx", "cpu", 1)
-    from runtime.backend import read_sidecar
+    from toonsync.runtime.backend import read_sidecar
 
     cfg = read_sidecar(d, "audio2motion")["config"]
     z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
@@ -51,7 +51,7 @@ def measure_fusion(d: Path, audio: np.ndarray) -> dict:
 
 
 def write_report(d: Path, metas: dict, fusion: dict, path: Path) -> None:
-    from runtime.bench import cpu_model
+    from toonsync.benchmarks.bench import cpu_model
 
     lines = ["# Export report", "", f"Produced by `toonsync export` on {cpu_model()} (1 onnxruntime thread).", "",
              "| file | KiB | nodes | nodes after ORT optimisation | parity vs torch (max abs) |", "|---|---|---|---|---|"]
@@ -135,9 +135,9 @@ def export_cli(a: argparse.Namespace) -> int:
     if only == "motion":
         return 0 if export_paired_motion(a.checkpoint, d, required=True) else 1
     meta = export_audio2motion(a.checkpoint, d)
-    from runtime.backend import read_sidecar
-    from runtime.demo import DEMO_SPEECH, asset
-    from runtime.audio_io import load_audio
+    from toonsync.runtime.backend import read_sidecar
+    from toonsync.runtime.assets import DEMO_SPEECH, asset
+    from toonsync.runtime.audio_io import load_audio
 
     metas = {"audio2motion": meta, "audio2motion_pcm": read_sidecar(d, "audio2motion_pcm")}
     if only is None:

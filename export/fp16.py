@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnx
 
-from runtime.atomic import atomic_path
+from toonsync.runtime.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 KEEP_FP32 = ["LSTM"]

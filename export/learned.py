@@ -74,7 +74,7 @@ def _export(name: str, wrapper: nn.Module, spec: GraphSpec, example: tuple, mode
 
 def export_stylizer(checkpoint: Path, model_dir: Path) -> dict:
     """``stylizer.pt`` -> ``stylizer.fp32.onnx`` (image -> stylized) + ``stylizer.onnx.json``."""
-    from training.train_stylizer import load_checkpoint
+    from toonsync.training.train_stylizer import load_checkpoint
 
     g = load_checkpoint(Path(checkpoint))
     s = g.cfg.size
@@ -86,7 +86,7 @@ def export_stylizer(checkpoint: Path, model_dir: Path) -> dict:
 
 def export_identity(checkpoint: Path, model_dir: Path) -> dict:
     """``identity.pt`` -> ``identity.fp32.onnx`` (image -> unit embedding) + ``identity.onnx.json``."""
-    from training.train_identity import load_checkpoint
+    from toonsync.training.train_identity import load_checkpoint
 
     m = load_checkpoint(Path(checkpoint))
     s, d = m.cfg.size, m.cfg.embed_dim
@@ -99,7 +99,7 @@ def export_identity(checkpoint: Path, model_dir: Path) -> dict:
 
 def export_refiner(checkpoint: Path, model_dir: Path) -> dict:
     """``refiner.pt`` -> ``refiner.fp32.onnx`` (image, embedding -> refined) + ``refiner.onnx.json``."""
-    from training.train_refiner import load_checkpoint
+    from toonsync.training.train_refiner import load_checkpoint
 
     g = load_checkpoint(Path(checkpoint))
     s, d = g.cfg.size, g.cfg.cond_dim

@@ -16,10 +16,10 @@ import onnx
 import torch
 from torch import nn
 
-from runtime.atomic import atomic_path
+from toonsync.runtime.atomic import atomic_path
 
 from .sidecar import write_sidecar
-from runtime.mel import FPS, HOP, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, WIN_LENGTH
+from toonsync.runtime.mel import FPS, HOP, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, WIN_LENGTH
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -89,7 +89,7 @@ def export_onnx(wrapper: nn.Module, example: tuple, spec: GraphSpec, path: Path)
 
 def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
     """Export a trained audio2motion checkpoint to ``audio2motion.fp32.onnx`` + sidecar; returns the sidecar."""
-    from training.train_audio2motion import load_checkpoint
+    from toonsync.training.train_audio2motion import load_checkpoint
 
     from .parity import check_parity
 
@@ -129,7 +129,7 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
 
 def export_audio2motion_pcm(model, model_dir: Path, base_meta: dict) -> dict:
     """The fused graph: raw PCM in (log-mel as Conv1d DFT inside), same outputs; ``audio2motion_pcm.fp32.onnx``."""
-    from training.models.frontend import Audio2MotionPCM
+    from toonsync.training.models.frontend import Audio2MotionPCM
 
     from .parity import check_parity
 
@@ -153,7 +153,7 @@ FP16_ATOL = 2e-2  # fp16 vs fp32 on random O(1) inputs and states (fp16 keeps ~3
 
 def fp16_parity(fp32: Path, fp16: Path, spec: GraphSpec, seed: int = 0) -> dict:
     """Worst |fp16 - fp32| over the outputs on random inputs (onnxruntime CPU)."""
-    from runtime.backend import OrtBackend
+    from toonsync.runtime.backend import OrtBackend
 
     rng = np.random.default_rng(seed)
     a, b = OrtBackend(fp32, "cpu"), OrtBackend(fp16, "cpu")
@@ -224,9 +224,9 @@ def export_motion(checkpoint: Path, model_dir: Path) -> dict:
     """Export the transformer motion decoder (``motion.pt`` from ``toonsync train motion``) to
     ``motion.fp32.onnx`` + ``motion.fp16.onnx`` + sidecar. It pairs with the audio2motion checkpoint of
     the same run (``run_id`` in both sidecars); the runtime uses it only when the two match."""
-    from runtime.motion import NOISE_CHANNELS
-    from training.models.encoder import load_model_checkpoint
-    from training.models.motion_decoder import MotionDecoder, MotionDecoderConfig
+    from toonsync.runtime.motion import NOISE_CHANNELS
+    from toonsync.training.models.encoder import load_model_checkpoint
+    from toonsync.training.models.motion_decoder import MotionDecoder, MotionDecoderConfig
 
     from .fp16 import to_fp16
     from .parity import check_parity

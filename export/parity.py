@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtime.backend import OrtBackend
+from toonsync.runtime.backend import OrtBackend
 
 FP32_ATOL = 1e-4  # absolute tolerance for fp32 graphs (outputs are O(1))
 

@@ -46,9 +46,9 @@ def render_spec() -> GraphSpec:
 def render_inputs(spec: GraphSpec, batch: int, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Plausible random renderer inputs: a premultiplied random base, the mean face, mouth shapes from the
     mouth basis plus jitter, poses within the runtime's +-0.6 rad clip, any blink."""
-    from runtime.avatar import mean_face_landmarks
-    from runtime.mouth import apply_mouth
-    from runtime.warp_renderer import pack_quads
+    from toonsync.runtime.avatar import mean_face_landmarks
+    from toonsync.runtime.mouth import apply_mouth
+    from toonsync.runtime.warp_renderer import pack_quads
 
     rgb, a = rng.uniform(0, 255, (1, size, size, 3)), rng.uniform(0.5, 1, (1, size, size, 1))
     neutral = mean_face_landmarks()
@@ -67,7 +67,7 @@ def export_render(model_dir: Path) -> dict:
 
     No fp16 variant: the graph computes flat pixel indices (y * S + x, up to S * S = 262 144 at 512) and
     sub-pixel sample coordinates in float, which fp16 (integers exact to 2048, max 65 504) cannot hold."""
-    from training.models.warp_renderer import (COLOURS, EYE_PARAMS, EYES_CROP, GRID, KAPPA, MOUTH_CROP, OPEN_FROM,
+    from toonsync.training.models.warp_renderer import (COLOURS, EYE_PARAMS, EYES_CROP, GRID, KAPPA, MOUTH_CROP, OPEN_FROM,
                                                SIGMAS, WarpRenderer)
 
     model_dir = Path(model_dir)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import onnx
 
-from runtime.atomic import atomic_path
-from runtime.backend import read_sidecar, sha256_file
+from toonsync.runtime.atomic import atomic_path
+from toonsync.runtime.backend import read_sidecar, sha256_file
 
 
 def write_sidecar(model_dir: Path, name: str, meta: dict) -> dict:

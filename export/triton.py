@@ -31,8 +31,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from runtime.atomic import atomic_path
-from runtime.backend import (
+from toonsync.runtime.atomic import atomic_path
+from toonsync.runtime.backend import (
     Backend,
     OrtBackend,
     load_model,
@@ -40,9 +40,9 @@ from runtime.backend import (
     read_sidecar,
     sha256_file,
 )
-from runtime.errors import ModelError
-from runtime.mel import MELS_PER_FRAME, SAMPLES_PER_FRAME
-from runtime.triton_client import (
+from toonsync.runtime.errors import ModelError
+from toonsync.runtime.mel import MELS_PER_FRAME, SAMPLES_PER_FRAME
+from toonsync.runtime.triton_client import (
     META_PARAMETER,
     STATE_INPUTS,
     STATE_LAYOUT,

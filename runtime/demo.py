@@ -3,21 +3,16 @@ from __future__ import annotations
 
 import logging
 import time
-from importlib import resources
 from pathlib import Path
 
+from .assets import DEMO_FACE, DEMO_SPEECH, asset
 from .pipeline import render
 from .sheet import contact_sheet
 from .video import probe
 
 log = logging.getLogger("toonsync")
 
-DEMO_FACE = "demo_face.jpg"  # scikit-image's `astronaut` (NASA, public domain), cropped
-DEMO_SPEECH = "demo_speech.wav"  # flite voice rms (held out from training), text in demo_speech.txt
-
-
-def asset(name: str) -> Path:
-    return Path(str(resources.files("runtime.assets").joinpath(name)))
+__all__ = ["DEMO_FACE", "DEMO_SPEECH", "asset", "run_demo"]
 
 
 def run_demo(out_dir: Path, **opts) -> dict:

@@ -1,6 +1,6 @@
 """Avatar identity embedding (seed module 4) at run time: ``identity.fp32.onnx``, numpy + onnxruntime only.
 
-    from runtime import identity
+    from toonsync.runtime import identity
     e1 = identity.embed(frame_a)            # RGB uint8 [H, W, 3] -> unit vector [128]
     identity.similarity(e1, identity.embed(frame_b))   # cosine, -1..1
     identity.embed_avatar(avatar)           # a prepared Avatar's neutral frame -> [128]

@@ -13,9 +13,10 @@ One 40 ms video frame = 4 mel frames.
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
+
+from .assets import asset
 
 SAMPLE_RATE = 16_000
 N_FFT = 512
@@ -32,8 +33,8 @@ _CONTEXT = WIN_LENGTH - HOP  # 240 samples of left context
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """[80, 257] float32 mel filterbank, precomputed with librosa (see training/assets.py)."""
-    with resources.files("runtime.assets").joinpath("mel_filters.npz").open("rb") as f:
-        return np.load(f)["mel_80"].astype(np.float32)
+    with np.load(asset("mel_filters.npz")) as f:
+        return f["mel_80"].astype(np.float32)
 
 
 @lru_cache(maxsize=1)

@@ -1201,10 +1201,10 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m runtime.server [serve options]`` (the same options as ``toonsync serve``)."""
+    """``python -m toonsync.runtime.server [serve options]`` (the same options as ``toonsync serve``)."""
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m runtime.server")
+    p = argparse.ArgumentParser(prog="python -m toonsync.runtime.server")
     p.add_argument("--debug", action="store_true")
     sub = p.add_subparsers(dest="cmd")
     add_serve_parser(sub)

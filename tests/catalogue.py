@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import soundfile as sf
 
-from runtime import errors as E
+from toonsync.runtime import errors as E
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = ROOT / "runtime/assets/demo_face.jpg"
@@ -129,7 +129,7 @@ def _tiny_face(tmp: Path) -> Path:
 
 
 def _drawn_face(tmp: Path) -> Path:
-    from runtime.prepare import load_face
+    from toonsync.runtime.prepare import load_face
 
     av = load_face(FACE)
     return _img(tmp, "drawn.png", cv2.cvtColor(av.renderer(256).draw(av.neutral), cv2.COLOR_RGB2BGR))
@@ -158,7 +158,7 @@ def _drawn_landmarks(tmp: Path, mutate: Callable[[list], object]) -> Path:
 def _models(tmp: Path, mutate: Callable[[Path], None] | None) -> Path:
     import shutil
 
-    from runtime.backend import model_dir
+    from toonsync.runtime.backend import model_dir
 
     d = tmp / "models"
     d.mkdir()
@@ -274,26 +274,26 @@ def run_case(case: Case, tmp: Path):
     """Run one case; returns the result (raises what the API raises)."""
     arg = case.make(tmp)
     if case.kind == "audio":
-        from runtime.audio_io import load_audio
+        from toonsync.runtime.audio_io import load_audio
 
         return load_audio(arg)
     if case.kind == "image":
-        from runtime.prepare import load_face
+        from toonsync.runtime.prepare import load_face
 
         return load_face(arg)
     if case.kind == "landmarks":
-        from runtime.prepare import load_face
+        from toonsync.runtime.prepare import load_face
 
         return load_face(DRAWN, landmarks=arg)
     if case.kind == "background":
-        from runtime.background import parse_background
+        from toonsync.runtime.background import parse_background
 
         return parse_background(arg)
     if case.kind == "model":
-        from runtime.backend import load_model
+        from toonsync.runtime.backend import load_model
 
         return load_model("audio2motion", precision="fp32", backend="cpu", directory=arg)
-    r = subprocess.run([sys.executable, "-m", "runtime", *arg], capture_output=True, text=True, cwd=tmp)
+    r = subprocess.run([sys.executable, "-m", "toonsync", *arg], capture_output=True, text=True, cwd=tmp)
     return r
 
 

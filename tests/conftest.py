@@ -31,7 +31,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
     if shutil.which("flite") is None:
         pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
-    from training import corpus
+    from toonsync.training import corpus
 
     d = tmp_path_factory.mktemp("tiny_corpus")
     corpus.build(d / "train.h5", minutes=0.5, split="train", seed=0, workers=2)
@@ -41,7 +41,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def animator():
-    from runtime.pipeline import Animator
+    from toonsync.runtime.pipeline import Animator
 
     return Animator("cpu")
 

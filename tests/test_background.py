@@ -7,16 +7,16 @@ import cv2
 import numpy as np
 import pytest
 
-import runtime
-from runtime.background import COLOUR_NAMES, compose, over, parse_background, with_background
-from runtime.errors import AlphaUnsupported, InvalidBackground, OutputError
-from runtime.mel import SAMPLES_PER_FRAME
-from runtime.video import probe, read_video, write_video
+import toonsync
+from toonsync.runtime.background import COLOUR_NAMES, compose, over, parse_background, with_background
+from toonsync.runtime.errors import AlphaUnsupported, InvalidBackground, OutputError
+from toonsync.runtime.mel import SAMPLES_PER_FRAME
+from toonsync.runtime.video import probe, read_video, write_video
 
 
 @pytest.fixture(scope="module")
 def avatar(frontal_face):
-    from runtime.prepare import load_face
+    from toonsync.runtime.prepare import load_face
 
     return load_face(frontal_face)
 
@@ -95,7 +95,7 @@ def test_alpha_outputs_round_trip(tmp_path, rgba_frames, suffix):
 
 
 def test_render_transparent_webm_via_cli(tmp_path, frontal_face, speech_wav):
-    from runtime.cli import main
+    from toonsync.cli import main
 
     out = tmp_path / "t.webm"
     assert main(["-q", "render", str(frontal_face), str(speech_wav), "-o", str(out), "--background", "transparent"]) == 0
@@ -110,11 +110,11 @@ def test_render_transparent_webm_via_cli(tmp_path, frontal_face, speech_wav):
 
 
 def test_render_colour_and_image_backgrounds(tmp_path, frontal_face, speech_wav, data_dir, animator):
-    res = runtime.render(frontal_face, speech_wav, tmp_path / "g.mp4", background="#2040c0", animator=animator,
+    res = toonsync.render(frontal_face, speech_wav, tmp_path / "g.mp4", background="#2040c0", animator=animator,
                          size=128)
     frames, _, _ = read_video(res.output, max_frames=5)
     assert np.abs(frames[:, 2:6, 2:6].astype(int) - (0x20, 0x40, 0xC0)).max() <= 8  # H.264 tolerance
-    seq = runtime.render(frontal_face, speech_wav, str(tmp_path / "img") + "/", animator=animator, size=128,
+    seq = toonsync.render(frontal_face, speech_wav, str(tmp_path / "img") + "/", animator=animator, size=128,
                          background=str(data_dir / "no_face_coffee.jpg"))
     doc = json.loads((seq.output / "sequence.json").read_text())
     assert doc["frames"] == res.frames == len(list(seq.output.glob("frame_*.png"))) and not doc["alpha"]
@@ -126,9 +126,9 @@ def test_render_colour_and_image_backgrounds(tmp_path, frontal_face, speech_wav,
 
 def test_transparent_mp4_is_refused_before_any_work(tmp_path, frontal_face, speech_wav):
     with pytest.raises(AlphaUnsupported, match=r"\.webm.*\.mov.*PNG-sequence"):
-        runtime.render(frontal_face, speech_wav, tmp_path / "o.mp4", background="transparent")
+        toonsync.render(frontal_face, speech_wav, tmp_path / "o.mp4", background="transparent")
     with pytest.raises(AlphaUnsupported):
-        runtime.stream(str(speech_wav), frontal_face, record=tmp_path / "r.mp4", background="transparent")
+        toonsync.stream(str(speech_wav), frontal_face, record=tmp_path / "r.mp4", background="transparent")
     assert not list(tmp_path.iterdir())
 
 
@@ -164,7 +164,7 @@ def test_stream_transparent_records_webm(tmp_path, frontal_face, speech_wav, ani
 
     speech, sr = sf.read(str(speech_wav), dtype="float32")
     images = []
-    stats = runtime.stream((c for c in np.array_split(speech, 20)), frontal_face, model=animator.audio_model,
+    stats = toonsync.stream((c for c in np.array_split(speech, 20)), frontal_face, model=animator.audio_model,
                            sink=lambda f: images.append(f.image), record=tmp_path / "live.webm", size=128,
                            background="transparent", sample_rate=sr)
     assert images and all(im.shape == (128, 128, 4) for im in images)

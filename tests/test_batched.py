@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.audio_io import load_audio
-from runtime.streaming import Stream, run_pending, step_many
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.streaming import Stream, run_pending, step_many
 
 SPF = 640  # 16 kHz samples per 40 ms frame
 

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from runtime.errors import ToonsyncError
+from toonsync.runtime.errors import ToonsyncError
 
 from .catalogue import CASES, ROOT, Case, render_doc, run_case
 

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from runtime.cli import build_parser, main
+from toonsync.cli import build_parser, main
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "runtime", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "toonsync", *args], capture_output=True, text=True)
 
 
 def test_help_lists_every_command():
@@ -46,7 +46,7 @@ def test_prepare_then_render_from_bundle(tmp_path, frontal_face, speech_wav):
     assert main(["-q", "prepare", str(frontal_face), "-o", str(bundle)]) == 0
     assert main(["-q", "render", str(bundle), str(speech_wav), "-o", str(tmp_path / "b.mp4"),
                  "--emotion", "happy", "--fps", "30", "--size", "192"]) == 0
-    from runtime.video import probe
+    from toonsync.runtime.video import probe
 
     info = probe(tmp_path / "b.mp4")
     assert info.fps == 30 and info.width == 192
@@ -62,8 +62,8 @@ def test_stream_cli_wav_records_and_mic_fails_clearly(tmp_path, frontal_face, sp
     out = tmp_path / "s.mp4"
     assert main(["-q", "stream", "--wav", str(speech_wav), "--face", str(frontal_face), "--record", str(out),
                  "--fast"]) == 0
-    from runtime.live import input_devices
-    from runtime.video import probe
+    from toonsync.runtime.live import input_devices
+    from toonsync.runtime.video import probe
 
     assert probe(out).frames > 0
     if not input_devices():

@@ -23,7 +23,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs toonsync[train]")
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
     pytest.skip("this torch build has no gloo backend", allow_module_level=True)
-distributed = pytest.importorskip("training.distributed")
+distributed = pytest.importorskip("toonsync.training.distributed")
 BatchSplitError, DistContext = distributed.BatchSplitError, distributed.DistContext
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def weight_scale(sd: dict) -> float:
 def corpus_h5(tmp_path_factory) -> Path:
     if shutil.which("flite") is None:
         pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
-    from training import corpus
+    from toonsync.training import corpus
 
     path = tmp_path_factory.mktemp("ddp_corpus") / "train.h5"
     corpus.build(path, minutes=0.2, split="train", seed=0, workers=2)
@@ -122,7 +122,7 @@ def corpus_h5(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def single(corpus_h5, tmp_path_factory) -> dict:
     """The single-process reference: the same flags through the same entry point, in this process."""
-    from training.train_audio2motion import main
+    from toonsync.training.train_audio2motion import main
 
     out = tmp_path_factory.mktemp("ddp_single")
     main(["--train", str(corpus_h5), "-o", str(out), *A2M])
@@ -158,7 +158,7 @@ def test_uneven_split_is_a_clear_error(world, accum, batch):
 
 
 def test_accumulation_matches_single_process(corpus_h5, single, tmp_path):
-    from training.train_audio2motion import main
+    from toonsync.training.train_audio2motion import main
 
     main(["--train", str(corpus_h5), "-o", str(tmp_path), *A2M, "--accum", "2"])
     acc = state(tmp_path / "audio2motion.pt")
@@ -168,9 +168,9 @@ def test_accumulation_matches_single_process(corpus_h5, single, tmp_path):
 
 @pytest.mark.parametrize("accum", [1, 2])
 def test_two_processes_match_single_process(corpus_h5, single, tmp_path, accum):
-    from training.models.audio2motion import Audio2Motion, Audio2MotionConfig
+    from toonsync.training.models.audio2motion import Audio2Motion, Audio2MotionConfig
 
-    written, stderr = torchrun(tmp_path, "training.train_audio2motion",
+    written, stderr = torchrun(tmp_path, "toonsync.training.train_audio2motion",
                                ["--train", str(corpus_h5), "-o", str(tmp_path / "out"), *A2M, "--accum", str(accum)])
     ddp = state(tmp_path / "out" / "audio2motion.pt")
     ref = single["state_dict"]
@@ -195,7 +195,7 @@ def test_two_processes_match_single_process(corpus_h5, single, tmp_path, accum):
 def test_emotion_trains_under_two_processes(tmp_path):
     if not CREMAD_TINY.is_dir():
         pytest.skip("tests/data/cremad_tiny is missing")
-    written, _ = torchrun(tmp_path, "training.train_emotion",
+    written, _ = torchrun(tmp_path, "toonsync.training.train_emotion",
                           ["--data", str(CREMAD_TINY), "-o", str(tmp_path / "out"), "--steps", "2", "--batch", "6",
                            "--val-actors", "0", "--test-actors", "1002", "--threads", "1", "--device", "cpu"])
     assert written[1] == []
@@ -203,7 +203,7 @@ def test_emotion_trains_under_two_processes(tmp_path):
     report = json.loads((tmp_path / "out" / "emotion.train.json").read_text())
     assert report["distributed"]["world_size"] == 2 and report["metrics"]["test"]["clips"] == 6
     assert len(report["history"]) == 1 and report["history"][0]["step"] == 2
-    from training.train_emotion import load_checkpoint
+    from toonsync.training.train_emotion import load_checkpoint
 
     model = load_checkpoint(tmp_path / "out" / "emotion.pt")
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -212,7 +212,7 @@ def test_emotion_trains_under_two_processes(tmp_path):
 def test_stylizer_gan_trains_under_two_processes(tmp_path):
     """The GAN trainers (stylizer; the refiner shares training.gan): two DDP-wrapped networks, two Trainers."""
     tiny = Path(__file__).parent / "data" / "face2comics_tiny"
-    written, _ = torchrun(tmp_path, "training.train_stylizer",
+    written, _ = torchrun(tmp_path, "toonsync.training.train_stylizer",
                           ["--data", str(tiny), "-o", str(tmp_path / "out"), "--size", "64", "--width", "8",
                            "--steps", "2", "--batch", "4", "--log-every", "1", "--threads", "1", "--device", "cpu"])
     assert written[1] == []
@@ -224,7 +224,7 @@ def test_stylizer_gan_trains_under_two_processes(tmp_path):
 
 def test_emotion_loss_shares_sum_to_the_global_batch_loss():
     """The emotion loss is a mean over *valid frames*, not rows: each share divides by the global batch's."""
-    from training.train_emotion import frame_loss
+    from toonsync.training.train_emotion import frame_loss
 
     g = torch.Generator().manual_seed(0)
     logits, labels = torch.randn(4, 10, 6, generator=g), torch.tensor([0, 3, 5, 1])
@@ -237,11 +237,11 @@ def test_emotion_loss_shares_sum_to_the_global_batch_loss():
 
 
 def test_toonsync_train_under_two_processes(tmp_path):
-    """`toonsync train` (module entry ``python -m runtime``): rank 0 builds the corpus while rank 1 waits."""
+    """`toonsync train` (module entry ``python -m toonsync``): rank 0 builds the corpus while rank 1 waits."""
     if shutil.which("flite") is None:
         pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
     out = tmp_path / "out"
-    written, stderr = torchrun(tmp_path, "runtime", ["train", "audio2motion", "--corpus-dir", str(out / "corpus"),
+    written, stderr = torchrun(tmp_path, "toonsync", ["train", "audio2motion", "--corpus-dir", str(out / "corpus"),
                                                      "--minutes", "0.2", "--steps", "1", "--out", str(out / "run")])
     assert written[1] == []
     assert {Path(p).name for e, p in written[0] if e == "os.rename"} >= {"train.h5", "test.h5", "audio2motion.pt"}

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import soxr
 
-from runtime.audio_io import load_audio
-from runtime.emotion import NEU, ProsodyEmotion, arousal_mass, emotion_schedule, estimate_emotion, prosody_probs
-from runtime.errors import InputError
-from runtime.mel import log_mel
-from runtime.motion import EMOTIONS
-from training.cremad import CremaD, item_features, parse_name
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.emotion import NEU, ProsodyEmotion, arousal_mass, emotion_schedule, estimate_emotion, prosody_probs
+from toonsync.runtime.errors import InputError
+from toonsync.runtime.mel import log_mel
+from toonsync.runtime.motion import EMOTIONS
+from toonsync.training.cremad import CremaD, item_features, parse_name
 
 from .conftest import ASSETS, DATA, tone
 
@@ -145,7 +145,7 @@ def test_runtime_emotion_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, runtime.emotion; assert 'torch' not in sys.modules and 'training' not in sys.modules"
+    code = "import sys, toonsync.runtime.emotion; assert 'torch' not in sys.modules and 'toonsync.training' not in sys.modules"
     r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert r.returncode == 0, r.stderr
 
@@ -204,22 +204,22 @@ def test_fixture_split_and_features():
 @pytest.fixture(scope="module")
 def tiny_clips():
     pytest.importorskip("torch")
-    from training.train_emotion import load_clips
+    from toonsync.training.train_emotion import load_clips
 
     return load_clips(CremaD(CREMAD_TINY).items)
 
 
 def test_model_is_small():
     pytest.importorskip("torch")
-    from training.models.emotion import EmotionConfig, EmotionNet, param_bytes
+    from toonsync.training.models.emotion import EmotionConfig, EmotionNet, param_bytes
 
     assert param_bytes(EmotionNet(EmotionConfig())) < 1_000_000
 
 
 def test_training_steps_reduce_loss(tiny_clips):
     torch = pytest.importorskip("torch")
-    from training.models.emotion import EmotionConfig, EmotionNet
-    from training.train_emotion import TrainConfig, frame_loss, sample_batch
+    from toonsync.training.models.emotion import EmotionConfig, EmotionNet
+    from toonsync.training.train_emotion import TrainConfig, frame_loss, sample_batch
 
     torch.manual_seed(0)
     assert len(tiny_clips) == 12
@@ -240,7 +240,7 @@ def test_training_steps_reduce_loss(tiny_clips):
 
 def test_streaming_inference_equals_whole_clip(tiny_clips):
     torch = pytest.importorskip("torch")
-    from training.models.emotion import EmotionConfig, EmotionNet
+    from toonsync.training.models.emotion import EmotionConfig, EmotionNet
 
     torch.manual_seed(1)
     model = EmotionNet(EmotionConfig()).eval()
@@ -263,8 +263,8 @@ def test_train_cli_report_and_onnx_export(tmp_path):
     pytest.importorskip("onnx")
     import onnx
 
-    from runtime.backend import load_model, sha256_file
-    from training.train_emotion import main
+    from toonsync.runtime.backend import load_model, sha256_file
+    from toonsync.training.train_emotion import main
 
     run, models = tmp_path / "run", tmp_path / "models"
     main(["--data", str(CREMAD_TINY), "-o", str(run), "--steps", "6", "--batch", "6", "--val-actors", "0",
@@ -289,7 +289,7 @@ def test_train_cli_report_and_onnx_export(tmp_path):
     # the runtime (onnxruntime, sha256-checked) matches torch on a real clip, streamed in two halves
     import torch
 
-    from training.train_emotion import load_checkpoint
+    from toonsync.training.train_emotion import load_checkpoint
 
     model = load_checkpoint(run / "emotion.pt")
     mel = log_mel(load_audio(CREMAD_TINY / "AudioWAV" / "1002_IEO_HAP_HI.wav"))

@@ -7,8 +7,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from training import espeak
-from training.visemes import _TABLE
+from toonsync.training import espeak
+from toonsync.training.visemes import _TABLE
 
 pytestmark = pytest.mark.skipif(
     not espeak.espeak_available(),

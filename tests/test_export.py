@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
-from runtime.backend import load_model, model_dir, sha256_file
-from runtime.errors import ModelError
-from runtime.mel import log_mel
-from runtime.audio_io import load_audio
+from toonsync.runtime.backend import load_model, model_dir, sha256_file
+from toonsync.runtime.errors import ModelError
+from toonsync.runtime.mel import log_mel
+from toonsync.runtime.audio_io import load_audio
 
 torch = pytest.importorskip("torch", reason="export tests need toonsync[export]")
 
@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch", reason="export tests need toonsync[export]"
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tiny_corpus, tmp_path_factory):
     """Train a few steps on a tiny real corpus (the CI proof of the training path)."""
-    from training.models.audio2motion import Audio2MotionConfig
-    from training.train_audio2motion import TrainConfig, train
+    from toonsync.training.models.audio2motion import Audio2MotionConfig
+    from toonsync.training.train_audio2motion import TrainConfig, train
 
     d = tmp_path_factory.mktemp("tiny")
     info = train(tiny_corpus / "train.h5", tiny_corpus / "test.h5", d / "run", Audio2MotionConfig(channels=32, hidden=32),
@@ -30,7 +30,7 @@ def tiny_checkpoint(tiny_corpus, tmp_path_factory):
 
 
 def test_export_parity_and_sidecar(tiny_checkpoint, tmp_path):
-    from export.onnx_export import export_audio2motion
+    from toonsync.export.onnx_export import export_audio2motion
 
     meta = export_audio2motion(tiny_checkpoint, tmp_path)
     assert meta["parity"]["max_abs_diff"] <= meta["parity"]["atol"] == 1e-4
@@ -51,7 +51,7 @@ def test_export_parity_and_sidecar(tiny_checkpoint, tmp_path):
 
 
 def test_tampered_model_is_refused(tiny_checkpoint, tmp_path):
-    from export.onnx_export import export_audio2motion
+    from toonsync.export.onnx_export import export_audio2motion
 
     export_audio2motion(tiny_checkpoint, tmp_path)
     f = tmp_path / "audio2motion.fp32.onnx"
@@ -89,9 +89,9 @@ def test_shipped_model_chunked_equals_whole(speech_wav):
 
 def test_calibrate_int8_within_budget_and_auto_precision(tiny_checkpoint, tmp_path):
     pytest.importorskip("onnxruntime.quantization")
-    from calibration.quantize import Budget, calibrate
-    from calibration.reader import DATA_DIR, CalibrationSet
-    from export.onnx_export import export_audio2motion
+    from toonsync.calibration.quantize import Budget, calibrate
+    from toonsync.calibration.reader import DATA_DIR, CalibrationSet
+    from toonsync.export.onnx_export import export_audio2motion
 
     export_audio2motion(tiny_checkpoint, tmp_path)
     cal = CalibrationSet.from_wavs(sorted(DATA_DIR.glob("*.wav"))[:2])
@@ -113,7 +113,7 @@ def test_calibrate_int8_within_budget_and_auto_precision(tiny_checkpoint, tmp_pa
 
 def test_shipped_int8_is_within_its_stated_budget():
     """Recompute (not read) the shipped INT8 model's drift against fp32 on held-out speech."""
-    from calibration.quantize import Budget, accuracy_delta, measure
+    from toonsync.calibration.quantize import Budget, accuracy_delta, measure
 
     side = json.loads((model_dir() / "audio2motion.onnx.json").read_text())
     if "audio2motion.int8.onnx" not in side["files"]:
@@ -129,7 +129,7 @@ def test_shipped_int8_is_within_its_stated_budget():
 
 def test_fused_pcm_graph_equals_numpy_frontend_plus_model(speech_wav):
     """The shipped fused graph (log-mel as Conv1d DFT inside) matches runtime.mel + audio2motion, in chunks too."""
-    from runtime.backend import OrtBackend
+    from toonsync.runtime.backend import OrtBackend
 
     d = model_dir()
     fused = OrtBackend(d / "audio2motion_pcm.fp32.onnx", "cpu")

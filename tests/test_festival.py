@@ -6,8 +6,8 @@ import logging
 import numpy as np
 import pytest
 
-from training import corpus, festival
-from training.visemes import _TABLE, normalize_phone
+from toonsync.training import corpus, festival
+from toonsync.training.visemes import _TABLE, normalize_phone
 
 SR = 16000
 TEXT = "The old farmer bought a map of the moon, and my sister fixed the shiny blue bicycle."
@@ -88,7 +88,7 @@ def test_festival_is_held_out_of_training_builds(tmp_path):
 
 @pytest.mark.skipif(not corpus.flite_available(), reason="flite is not installed (apt-get install flite)")
 def test_train_build_never_contains_festival(tmp_path):
-    from runtime.dataset import ClipStore
+    from toonsync.training.dataset import ClipStore
 
     corpus.build(tmp_path / "train.h5", 0.3, "train", seed=0, workers=1)
     with ClipStore(tmp_path / "train.h5") as store:
@@ -98,8 +98,8 @@ def test_train_build_never_contains_festival(tmp_path):
 
 @needs_festival
 def test_test_build_has_festival_clips_and_eval_reports_them(tmp_path):
-    from runtime.dataset import ClipStore
-    from training.eval_report import evaluate_store
+    from toonsync.training.dataset import ClipStore
+    from toonsync.training.eval_report import evaluate_store
 
     voices = ("flite:rms",) + FEST_VOICES if corpus.flite_available() else FEST_VOICES
     corpus.build(tmp_path / "test.h5", 0.5, "test", seed=1, workers=1, voices=voices)
@@ -123,7 +123,7 @@ def test_missing_festival_is_skipped_with_reason(monkeypatch, caplog):
         festival.synthesize_festival("Hello.")
     if not corpus.flite_available():
         pytest.skip("flite is not installed: no other engine to keep")
-    with caplog.at_level(logging.WARNING, logger="training.corpus"):
+    with caplog.at_level(logging.WARNING, logger="toonsync.training.corpus"):
         kept = corpus.available_voices(("flite:rms",) + FEST_VOICES)
     assert kept == ("flite:rms",)
     assert sum("festival is not installed" in r.getMessage() for r in caplog.records) == 1

@@ -6,10 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from runtime.dataset import Clip, ClipStore, phones_array, write_clips
-from runtime.errors import InputError
-from runtime.mel import log_mel
-from runtime.video import write_mp4
+from toonsync.training.dataset import Clip, ClipStore, phones_array, write_clips
+from toonsync.runtime.errors import InputError
+from toonsync.runtime.mel import log_mel
+from toonsync.runtime.video import write_mp4
 
 
 def test_round_trip_every_field(tmp_path):
@@ -43,8 +43,8 @@ def test_not_a_clip_store_is_a_typed_error(tmp_path):
 
 def test_video_preprocessing_tracks_the_face(tmp_path, frontal_face, speech_wav):
     """A real photo panned across 10 frames -> the landmarks follow the pan; audio track -> mel."""
-    from runtime.audio_io import load_audio
-    from runtime.preprocess import preprocess
+    from toonsync.runtime.audio_io import load_audio
+    from toonsync.training.preprocess import preprocess
 
     photo = cv2.cvtColor(cv2.imread(str(frontal_face)), cv2.COLOR_BGR2RGB)
     frames = [np.roll(photo, 4 * i, axis=1) for i in range(10)]

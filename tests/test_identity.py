@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.backend import model_dir
+from toonsync.runtime.backend import model_dir
 
 ASSETS = Path(__file__).resolve().parent.parent / "runtime" / "assets"
 PHOTOS = (ASSETS / "demo_face.jpg", Path(__file__).parent / "data" / "grace_hopper.jpg")
@@ -16,8 +16,8 @@ PHOTOS = (ASSETS / "demo_face.jpg", Path(__file__).parent / "data" / "grace_hopp
 def frames_of(avatar, n: int, seed: int) -> np.ndarray:
     """``n`` frames of a prepared avatar as the product draws them (256 px), random expression/pose/blink
     (``training.synthetic_avatars`` needs numpy + OpenCV only, not torch)."""
-    from runtime.avatar import AvatarRenderer
-    from training.synthetic_avatars import Identity, random_frame, render
+    from toonsync.runtime.avatar import AvatarRenderer
+    from toonsync.training.synthetic_avatars import Identity, random_frame, render
 
     rng = np.random.default_rng(seed)
     r = AvatarRenderer(avatar.style, avatar.neutral, 256)
@@ -28,7 +28,7 @@ def frames_of(avatar, n: int, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------- shipped model (runtime, no torch needed)
 @pytest.fixture(scope="module")
 def shipped():
-    from runtime.identity import IdentityModel
+    from toonsync.runtime.identity import IdentityModel
 
     if not (model_dir() / "identity.fp32.onnx").is_file():
         pytest.fail("runtime/models/identity.fp32.onnx is missing (train_identity --export runtime/models)")
@@ -45,8 +45,8 @@ def test_shipped_model_is_small_and_documented(shipped):
 
 
 def test_frames_of_one_avatar_embed_closer_than_two_avatars(shipped):
-    from runtime.identity import embed_avatar, similarity
-    from runtime.prepare import load_face
+    from toonsync.runtime.identity import embed_avatar, similarity
+    from toonsync.runtime.prepare import load_face
 
     a, b = (load_face(p) for p in PHOTOS)
     fa, fb = frames_of(a, 3, 0), frames_of(b, 3, 1)
@@ -61,7 +61,7 @@ def test_frames_of_one_avatar_embed_closer_than_two_avatars(shipped):
 
 
 def test_embed_rejects_non_images(shipped):
-    from runtime.errors import InputError
+    from toonsync.runtime.errors import InputError
 
     with pytest.raises(InputError, match="RGB uint8"):
         shipped.embed(np.zeros((10, 10), np.float32))
@@ -70,7 +70,7 @@ def test_embed_rejects_non_images(shipped):
 # ---------------------------------------------------------------- training side
 def test_resnet18_matches_the_paper_layout():
     torch = pytest.importorskip("torch")
-    from training.models.resnet import ResNet18
+    from toonsync.training.models.resnet import ResNet18
 
     net = ResNet18(64)
     assert sum(p.numel() for p in net.parameters()) == 11_176_512  # torchvision resnet18 without its fc layer
@@ -80,7 +80,7 @@ def test_resnet18_matches_the_paper_layout():
 
 def test_verification_metrics_and_info_nce():
     torch = pytest.importorskip("torch")
-    from training.train_identity import info_nce, verification_metrics
+    from toonsync.training.train_identity import info_nce, verification_metrics
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(20, 1, 16))
@@ -98,11 +98,11 @@ def test_verification_metrics_and_info_nce():
 
 
 def test_identity_training_export_parity(tmp_path):
-    torch = pytest.importorskip("torch")
-    from export.learned import export_identity
-    from runtime.identity import IdentityModel
-    from training.models.resnet import IdentityConfig
-    from training.train_identity import TrainConfig, embed, load_checkpoint, train
+    pytest.importorskip("torch")
+    from toonsync.export.learned import export_identity
+    from toonsync.runtime.identity import IdentityModel
+    from toonsync.training.models.resnet import IdentityConfig
+    from toonsync.training.train_identity import TrainConfig, embed, load_checkpoint, train
 
     tcfg = TrainConfig(steps=3, batch=4, bank=8, frames=3, refresh=1, eval_ids=6, eval_frames=2, hard_ids=2, threads=1,
                        eval_every=3, device="cpu")
@@ -121,8 +121,8 @@ def test_identity_training_export_parity(tmp_path):
 
 def test_shipped_fp16_identity_agrees_with_fp32_on_a_real_avatar():
     """The GPU variant (fp16 weights, fp32 I/O): same embedding of a real avatar frame, cosine >= 0.999."""
-    from runtime.backend import load_model
-    from runtime.prepare import load_face
+    from toonsync.runtime.backend import load_model
+    from toonsync.runtime.prepare import load_face
 
     a, b = load_model("identity", "fp32", "cpu"), load_model("identity", "fp16", "cpu")
     s = a.meta["config"]["size"]

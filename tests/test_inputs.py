@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from runtime.audio_io import load_audio
-from runtime.errors import (ImageTooLarge, InputNotFound, InvalidAudio, UnsupportedAudioFormat,
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.errors import (ImageTooLarge, InputNotFound, InvalidAudio, UnsupportedAudioFormat,
                             UnsupportedImageFormat)
-from runtime.image_io import load_image
+from toonsync.runtime.image_io import load_image
 
 
 @pytest.fixture(scope="module")

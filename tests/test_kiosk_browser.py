@@ -32,7 +32,7 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
-from runtime.server import BackgroundServer, ServerConfig, create_app  # noqa: E402
+from toonsync.runtime.server import BackgroundServer, ServerConfig, create_app  # noqa: E402
 
 DOCS_PNG = Path(__file__).resolve().parent.parent / "docs" / "kiosk.png"
 pytestmark = pytest.mark.slow
@@ -112,7 +112,7 @@ def test_microphone_drives_the_avatar(server, browser, tmp_path):
     drv.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("TOONSYNC_UPDATE_DOCS") == "1":
-        from runtime.atomic import atomic_path
+        from toonsync.runtime.atomic import atomic_path
 
         with atomic_path(DOCS_PNG) as tmp:
             tmp.write_bytes(shot.read_bytes())

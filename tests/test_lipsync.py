@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.audio_io import load_audio
-from runtime.motion import frame_energy
-from runtime.mouth import inner_lip_gap
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.motion import frame_energy
+from toonsync.runtime.mouth import inner_lip_gap
 
 from .conftest import ASSETS, DATA, read_phones
 
-visemes = pytest.importorskip("training.visemes", reason="needs toonsync[train]")
+visemes = pytest.importorskip("toonsync.training.visemes", reason="needs toonsync[train]")
 HELDOUT = [DATA / "speech_short"] + sorted(p.with_suffix("") for p in (DATA / "heldout").glob("*.wav"))
 
 
@@ -64,7 +64,7 @@ def test_silence_between_sentences_closes_the_mouth(animator):
 
 
 def test_silence_gate_closes_digital_silence_and_leaves_speech_alone():
-    from runtime.mouth import SilenceGate
+    from toonsync.runtime.mouth import SilenceGate
 
     g = SilenceGate(lookahead=2, abs_db=-50.0, soft_db=6.0, hold=1)
     speech, quiet = -20.0, -60.0

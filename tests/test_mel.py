@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.audio_io import load_audio
-from runtime.mel import HOP, MelStream, log_mel, mel_filters
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.mel import HOP, MelStream, log_mel, mel_filters
 
 
 def test_shipped_filters_equal_librosa():

@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime import metrics as M
-from runtime.errors import InputError
+from toonsync.benchmarks import metrics as M
+from toonsync.runtime.errors import InputError
 
 
 @pytest.fixture(scope="module")
 def image():
-    from runtime.demo import DEMO_FACE, asset
-    from runtime.image_io import load_image
+    from toonsync.runtime.assets import DEMO_FACE, asset
+    from toonsync.runtime.image_io import load_image
 
     return cv2.resize(load_image(asset(DEMO_FACE)), (128, 128), interpolation=cv2.INTER_AREA)
 
@@ -57,7 +57,7 @@ def test_ssim_drops_with_blur_and_matches_skimage(image):
 
 
 def _track(T: int = 50) -> np.ndarray:
-    from runtime.avatar import mean_face_landmarks
+    from toonsync.runtime.avatar import mean_face_landmarks
 
     return np.repeat(mean_face_landmarks()[None] * 256, T, axis=0)
 
@@ -98,8 +98,8 @@ def test_redetected_landmarks_follow_the_renderer(frontal_face, speech_wav, anim
     9.4% IOD raw, 3.4% bias-corrected, mouth-opening r 0.84. Bounds: a photo-trained predictor places anime
     eyes/brows consistently off (eyes drawn 1.45 x 1.7 the landmark size), so the raw bound is loose (15%);
     the motion itself must be followed (bias-corrected < 6% IOD, mouth opening r > 0.6)."""
-    from runtime.audio_io import load_audio
-    from runtime.prepare import load_face
+    from toonsync.runtime.audio_io import load_audio
+    from toonsync.runtime.prepare import load_face
 
     av = load_face(frontal_face)
     r = av.renderer(256)
@@ -113,7 +113,7 @@ def test_redetected_landmarks_follow_the_renderer(frontal_face, speech_wav, anim
     assert rep["mean_pct_iod"] < 15 and rep["bias_corrected_pct_iod"] < 6, rep
     assert rep["mouth_open_r"] > 0.6, rep
     # the HOG detector used for photos does not find the drawn face (why the CNN box is used)
-    from runtime.face import detect_faces
+    from toonsync.runtime.face import detect_faces
 
     assert not [f for f in detect_faces(frames[0]) if f.score > 0]
 
@@ -130,10 +130,10 @@ def test_lpips_is_never_faked(tmp_path):
 
 
 def test_privacy_check_catches_pasted_photo(frontal_face):
-    from runtime.eval_render import privacy_check
-    from runtime.face import detect_face
-    from runtime.image_io import load_image
-    from runtime.stylizer import align_face
+    from toonsync.benchmarks.eval_render import privacy_check
+    from toonsync.runtime.face import detect_face
+    from toonsync.runtime.image_io import load_image
+    from toonsync.runtime.stylizer import align_face
 
     img = load_image(frontal_face)
     aligned, _ = align_face(img, detect_face(img).landmarks, 256)
@@ -142,7 +142,7 @@ def test_privacy_check_catches_pasted_photo(frontal_face):
 
 
 def test_eval_render_cli_writes_json(tmp_path, frontal_face, speech_wav):
-    from runtime.cli import main
+    from toonsync.cli import main
 
     assert main(["-q", "eval", "render", "--face", str(frontal_face), "--audio", str(speech_wav),
                  "--out", str(tmp_path), "--precision", "fp32"]) == 0

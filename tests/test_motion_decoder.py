@@ -8,12 +8,12 @@ import logging
 import numpy as np
 import pytest
 
-from runtime.audio_io import load_audio
-from runtime.mel import SAMPLES_PER_FRAME
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.mel import SAMPLES_PER_FRAME
 
 torch = pytest.importorskip("torch", reason="decoder tests need toonsync[train]")
 
-from training.models.motion_decoder import MotionDecoder, MotionDecoderConfig  # noqa: E402
+from toonsync.training.models.motion_decoder import MotionDecoder, MotionDecoderConfig  # noqa: E402
 
 CFG = MotionDecoderConfig(speech_dim=24, d_model=32, heads=4, layers=2, ffn=48, window=6, residual=True)
 
@@ -84,8 +84,8 @@ def test_emotion_and_noise_are_inputs(decoder):
 
 # -- the trainer, on a tiny real corpus -------------------------------------------------------------
 def _tiny_cfgs(steps: int, **kw):
-    from training.models.audio2motion import Audio2MotionConfig
-    from training.train_motion import MotionConfig, MotionTrainConfig
+    from toonsync.training.models.audio2motion import Audio2MotionConfig
+    from toonsync.training.train_motion import MotionConfig, MotionTrainConfig
 
     m = MotionConfig(Audio2MotionConfig(channels=32, hidden=24, norm="affine"), CFG)
     t = MotionTrainConfig(steps=steps, batch=8, crop_frames=24, eval_every=kw.pop("eval_every", steps), lr=3e-3, **kw)
@@ -94,7 +94,7 @@ def _tiny_cfgs(steps: int, **kw):
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny_corpus, tmp_path_factory):
-    from training.train_motion import train
+    from toonsync.training.train_motion import train
 
     out = tmp_path_factory.mktemp("motion_run")
     m, t = _tiny_cfgs(40, eval_every=20)
@@ -103,7 +103,7 @@ def tiny_run(tiny_corpus, tmp_path_factory):
 
 
 def test_training_lowers_every_loss_and_saves_paired_checkpoints(tiny_run, tiny_corpus):
-    from training.train_motion import MotionModel, _loss_terms, load_clips, load_run, sample_batch
+    from toonsync.training.train_motion import MotionModel, _loss_terms, load_clips, load_run, sample_batch
 
     out, info = tiny_run
     assert info["history"][-1]["step"] == 40 and info["metrics"]["clips"] > 0
@@ -129,7 +129,7 @@ def test_training_lowers_every_loss_and_saves_paired_checkpoints(tiny_run, tiny_
 
 def test_resume_continues_bit_exactly(tiny_corpus, tmp_path):
     """A 6-step run interrupted after 3 steps and resumed ends with exactly the weights of one straight run."""
-    from training.train_motion import train
+    from toonsync.training.train_motion import train
 
     m, t = _tiny_cfgs(6, eval_every=3)
     train(tiny_corpus / "train.h5", None, tmp_path / "straight", m, t)
@@ -144,7 +144,7 @@ def test_resume_continues_bit_exactly(tiny_corpus, tmp_path):
 
 def test_new_decoder_on_a_frozen_speech_model(tiny_run, tiny_corpus, tmp_path):
     """--init RUN --new-decoder --freeze-audio: the speech model (and so the run_id) stays exactly the same."""
-    from training.train_motion import train
+    from toonsync.training.train_motion import train
 
     src, _ = tiny_run
     m, t = _tiny_cfgs(4)
@@ -163,8 +163,8 @@ def test_new_decoder_on_a_frozen_speech_model(tiny_run, tiny_corpus, tmp_path):
 # -- export + runtime ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_models(tiny_run, tmp_path_factory):
-    from export.cli import export_paired_motion
-    from export.onnx_export import export_audio2motion
+    from toonsync.export.cli import export_paired_motion
+    from toonsync.export.onnx_export import export_audio2motion
 
     out, _ = tiny_run
     d = tmp_path_factory.mktemp("motion_models")
@@ -175,7 +175,7 @@ def tiny_models(tiny_run, tmp_path_factory):
 
 
 def _frames(model, pcm, chunks, seed=0, emotion=None):
-    from runtime.streaming import Stream
+    from toonsync.runtime.streaming import Stream
 
     s = Stream(model, np.zeros((68, 2), np.float32), seed=seed, emotion=emotion)
     frames, i = [], 0
@@ -190,7 +190,7 @@ def _frames(model, pcm, chunks, seed=0, emotion=None):
 
 
 def test_runtime_uses_the_decoder_and_streams_exactly(tiny_models, speech_wav):
-    from runtime.streaming import AudioModel
+    from toonsync.runtime.streaming import AudioModel
 
     model = AudioModel("cpu", "fp32", tiny_models)
     assert model.decoder is not None
@@ -209,7 +209,7 @@ def test_runtime_uses_the_decoder_and_streams_exactly(tiny_models, speech_wav):
 
 
 def test_batched_streams_equal_solo_with_decoder(tiny_models, speech_wav):
-    from runtime.streaming import AudioModel, Stream, step_many
+    from toonsync.runtime.streaming import AudioModel, Stream, step_many
 
     model = AudioModel("cpu", "fp32", tiny_models)
     pcm = load_audio(speech_wav)[: 30 * SAMPLES_PER_FRAME]
@@ -236,22 +236,22 @@ def test_batched_streams_equal_solo_with_decoder(tiny_models, speech_wav):
 def test_decoder_from_another_run_is_not_paired(tiny_models, tmp_path, caplog):
     import shutil
 
-    from export.sidecar import update_sidecar
-    from runtime.streaming import AudioModel
+    from toonsync.export.sidecar import update_sidecar
+    from toonsync.runtime.streaming import AudioModel
 
     for f in tiny_models.iterdir():
         shutil.copy(f, tmp_path / f.name)
     update_sidecar(tmp_path, "motion", run_id="0123456789abcdef")
-    with caplog.at_level(logging.WARNING, logger="runtime.streaming"):
+    with caplog.at_level(logging.WARNING, logger="toonsync.runtime.streaming"):
         model = AudioModel("cpu", "fp32", tmp_path)
     assert model.decoder is None and "another audio model" in caplog.text
 
 
 def test_int8_budget_is_judged_through_the_decoder(tiny_models, speech_wav):
     """calibrate's accuracy check also runs the paired decoder on fp32 vs INT8-like speech embeddings."""
-    from calibration.quantize import accuracy_delta, through_decoder
-    from runtime.backend import OrtBackend
-    from runtime.mel import log_mel
+    from toonsync.calibration.quantize import accuracy_delta, through_decoder
+    from toonsync.runtime.backend import OrtBackend
+    from toonsync.runtime.mel import log_mel
 
     meta = json.loads((tiny_models / "audio2motion.onnx.json").read_text())["config"]
     be = OrtBackend(tiny_models / "audio2motion.fp32.onnx", "cpu", 1)
@@ -273,7 +273,7 @@ def test_toonsync_train_motion_cli(tmp_path):
 
     if shutil.which("flite") is None:
         pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
-    from runtime.cli import main
+    from toonsync.cli import main
 
     rc = main(["-q", "train", "motion", "--corpus-dir", str(tmp_path / "corpus"), "--minutes", "0.3",
                "--steps", "2", "--batch", "4", "--out", str(tmp_path / "run")])

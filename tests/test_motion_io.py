@@ -1,4 +1,4 @@
-"""runtime.animate and motion files for animators (JSON with mouth cues, NPY, CSV)."""
+"""toonsync.animate and motion files for animators (JSON with mouth cues, NPY, CSV)."""
 from __future__ import annotations
 
 import csv
@@ -7,29 +7,29 @@ import json
 import numpy as np
 import pytest
 
-import runtime
-from runtime.errors import InputError
-from runtime.motion_io import mouth_cues, viseme_classes
+import toonsync
+from toonsync.runtime.errors import InputError
+from toonsync.runtime.motion_io import mouth_cues, viseme_classes
 
 
 def test_animate_and_save_all_formats(tmp_path, speech_wav, animator):
-    m = runtime.animate(speech_wav, animator=animator, seed=1)
+    m = toonsync.animate(speech_wav, animator=animator, seed=1)
     T = m.n_frames
     assert m.landmarks.shape == (T, 68, 2) and m.pose.shape == (T, 3) and m.visemes.shape == (T,)
-    runtime.save_motion(m, tmp_path / "m.npy")
+    toonsync.save_motion(m, tmp_path / "m.npy")
     np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), m.landmarks.astype(np.float32))
-    runtime.save_motion(m, tmp_path / "m.json")
+    toonsync.save_motion(m, tmp_path / "m.json")
     d = json.loads((tmp_path / "m.json").read_text())
     assert d["frames"] == T and len(d["landmarks"]) == T and d["emotion_classes"][4] == "NEU"
     cues = d["mouth_cues"]
     assert cues[0]["start"] == 0 and cues[-1]["end"] == pytest.approx(T / 25)
     assert all(a["end"] == b["start"] for a, b in zip(cues, cues[1:]))
     assert len({c["value"] for c in cues}) >= 4 and {c["value"] for c in cues} <= set("XABCDEFG")
-    runtime.save_motion(m, tmp_path / "m.csv")
+    toonsync.save_motion(m, tmp_path / "m.csv")
     rows = list(csv.reader((tmp_path / "m.csv").open()))
     assert len(rows) == T + 1 and len(rows[0]) == 10 + 6 + 136
     with pytest.raises(InputError, match=".json, .npy or .csv"):
-        runtime.save_motion(m, tmp_path / "m.txt")
+        toonsync.save_motion(m, tmp_path / "m.txt")
 
 
 def test_visemes_and_cues():
@@ -41,5 +41,5 @@ def test_visemes_and_cues():
 
 
 def test_silence_is_rest(animator):
-    m = runtime.animate(np.zeros(16000, np.float32), sample_rate=16000, animator=animator)
+    m = toonsync.animate(np.zeros(16000, np.float32), sample_rate=16000, animator=animator)
     assert set(m.visemes) == {"X"}

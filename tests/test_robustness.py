@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import ToonsyncError
+from toonsync.runtime.errors import ToonsyncError
 
 FUZZ = settings(max_examples=int(os.environ.get("TOONSYNC_FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -28,7 +28,7 @@ def _long_render(tmp_path, frontal_face, speech_wav):
     out = tmp_path / "out.mp4"
     # SIGINT back to its default in the child: a test run started in the background (nohup ... &) ignores
     # SIGINT, the child would inherit that, and Ctrl-C would not reach the render being tested
-    p = subprocess.Popen([sys.executable, "-m", "runtime", "-q", "render", str(frontal_face), str(long), "-o", str(out)],
+    p = subprocess.Popen([sys.executable, "-m", "toonsync", "-q", "render", str(frontal_face), str(long), "-o", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
@@ -53,7 +53,7 @@ def test_killed_render_leaves_no_partial_mp4(tmp_path, frontal_face, speech_wav,
 def test_old_output_survives_a_failed_render(tmp_path, frontal_face, data_dir):
     out = tmp_path / "o.mp4"
     out.write_bytes(b"previous video")
-    from runtime.cli import main
+    from toonsync.cli import main
 
     assert main(["-q", "render", str(data_dir / "no_face_coffee.jpg"), str(data_dir / "speech_short.wav"), "-o", str(out)]) == 1
     assert out.read_bytes() == b"previous video"
@@ -62,7 +62,7 @@ def test_old_output_survives_a_failed_render(tmp_path, frontal_face, data_dir):
 @FUZZ
 @given(data=st.binary(max_size=2048), name=st.sampled_from(["a.wav", "a.flac", "a.mp3", "a"]))
 def test_fuzz_audio_loader_only_raises_typed_errors(tmp_path, data, name):
-    from runtime.audio_io import load_audio
+    from toonsync.runtime.audio_io import load_audio
 
     p = tmp_path / name
     p.write_bytes(data)
@@ -77,7 +77,7 @@ def test_fuzz_audio_loader_only_raises_typed_errors(tmp_path, data, name):
 @given(data=st.binary(max_size=4096), prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"BM",
                                                               b"RIFF\0\0\0\0WEBP"]))
 def test_fuzz_image_loader_only_raises_typed_errors(tmp_path, data, prefix):
-    from runtime.image_io import load_image
+    from toonsync.runtime.image_io import load_image
 
     p = tmp_path / "x.img"
     p.write_bytes(prefix + data)
@@ -90,7 +90,7 @@ def test_fuzz_image_loader_only_raises_typed_errors(tmp_path, data, prefix):
 
 @pytest.fixture(scope="module")
 def fuzz_stream(animator):
-    from runtime.streaming import Stream
+    from toonsync.runtime.streaming import Stream
 
     return Stream(animator.audio_model, np.zeros((68, 2), np.float32))
 
@@ -130,8 +130,8 @@ def test_fuzz_stream_accept_audio(fuzz_stream, chunks):
 
 def test_no_network_at_run_time(monkeypatch, tmp_path, frontal_face, speech_wav):
     """render and stream work with every socket blocked (nothing is downloaded, nothing phones home)."""
-    import runtime
-    from runtime.pipeline import render
+    import toonsync
+    from toonsync.runtime.pipeline import render
 
     def blocked(*a, **k):
         raise AssertionError("toonsync tried to open a network socket")
@@ -141,13 +141,13 @@ def test_no_network_at_run_time(monkeypatch, tmp_path, frontal_face, speech_wav)
     monkeypatch.setattr(socket, "getaddrinfo", blocked)
     res = render(frontal_face, speech_wav, tmp_path / "o.mp4", backend="cpu")
     assert res.output.exists()
-    stats = runtime.stream([np.zeros(3200, np.float32)] * 5, frontal_face, sink=lambda f: None, backend="cpu")
+    stats = toonsync.stream([np.zeros(3200, np.float32)] * 5, frontal_face, sink=lambda f: None, backend="cpu")
     assert stats.frames == 25
 
 
 def test_soak_full_runtime_with_drawing():
     """CI-sized soak (1 min of audio, every frame drawn): no lost samples, one frame per 40 ms, flat memory."""
-    from runtime.soak import soak
+    from toonsync.benchmarks.soak import soak
 
     rep = soak(minutes=1.0, draw=True, backend="cpu")
     assert rep.lost_samples == 0 and rep.frames + rep.dropped == rep.frames_expected == 1500

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.errors import NoFaceError, SideProfileWarning, UnsupportedAudioFormat
-from runtime.mouth import MAX_GAP, inner_lip_gap
-from runtime.pipeline import render
-from runtime.video import probe
+from toonsync.runtime.errors import NoFaceError, SideProfileWarning, UnsupportedAudioFormat
+from toonsync.runtime.mouth import MAX_GAP, inner_lip_gap
+from toonsync.runtime.pipeline import render
+from toonsync.runtime.video import probe
 
 from .conftest import tone
 
@@ -38,7 +38,7 @@ def test_side_profile_warns_and_falls_back(tmp_path, data_dir, speech_wav, anima
 
 
 def test_side_profile_bundle_records_the_fallback(data_dir):
-    from runtime.prepare import load_face
+    from toonsync.runtime.prepare import load_face
 
     with pytest.warns(SideProfileWarning):
         av = load_face(data_dir / "side_profile_camera.jpg")

@@ -24,8 +24,8 @@ pytest.importorskip("websockets", reason="the kiosk server tests need `pip insta
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from runtime.errors import InputError  # noqa: E402
-from runtime.server import (FLAG_IDLE, FRAME_HEADER, FRAME_MAGIC, BackgroundServer, KioskStream,  # noqa: E402
+from toonsync.runtime.errors import InputError  # noqa: E402
+from toonsync.runtime.server import (FLAG_IDLE, FRAME_HEADER, FRAME_MAGIC, BackgroundServer, KioskStream,  # noqa: E402
                             ServerConfig, SharedAudioModel, add_serve_parser, config_from_args, create_app, lip_gap)
 
 RECV_S = 15.0  # a bound on every single receive
@@ -39,7 +39,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def avatar(frontal_face):
-    from runtime.prepare import load_face
+    from toonsync.runtime.prepare import load_face
 
     return load_face(frontal_face)
 
@@ -163,7 +163,7 @@ def wait_for(pred, budget_s: float = 20.0, what: str = "condition"):
 
 
 def offline_gaps(model, avatar, pcm_int16) -> list[float]:
-    from runtime.streaming import Stream
+    from toonsync.runtime.streaming import Stream
 
     st = Stream(model, avatar.neutral, None)
     st.accept_audio(pcm_int16.astype(np.float32) / 32768.0, 16000)
@@ -410,7 +410,7 @@ def test_emotion_override_live(server, speech):
 
 
 def test_kiosk_stream_set_emotion(model, avatar, speech):
-    from runtime.motion import EMOTIONS
+    from toonsync.runtime.motion import EMOTIONS
 
     st = KioskStream(model, avatar.neutral, None)
     x = speech.astype(np.float32) / 32768.0
@@ -531,7 +531,7 @@ def test_serve_parser_and_config():
 
 
 def test_server_modules_import_light():
-    code = ("import sys, runtime.server, runtime.loadtest\n"
+    code = ("import sys, toonsync.runtime.server, toonsync.benchmarks.loadtest\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'starlette', 'uvicorn', 'training'))\n"
             "assert not bad, bad\nprint('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -539,7 +539,7 @@ def test_server_modules_import_light():
 
 
 def test_loadtest_smoke(server, tmp_path):
-    from runtime.loadtest import check_loopback, main
+    from toonsync.benchmarks.loadtest import check_loopback, main
 
     out = tmp_path / "load.json"
     assert main(["--url", server.ws_url, "--clients", "1,2", "--seconds", "1.5", "--no-search",

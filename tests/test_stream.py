@@ -1,4 +1,4 @@
-"""Streaming: Stream state machine, runtime.stream over every source kind, recording, Ctrl-C, idle, soak."""
+"""Streaming: Stream state machine, toonsync.stream over every source kind, recording, Ctrl-C, idle, soak."""
 from __future__ import annotations
 
 import asyncio
@@ -7,13 +7,13 @@ import time
 import numpy as np
 import pytest
 
-import runtime
-from runtime.audio_io import load_audio
-from runtime.errors import InputError
-from runtime.live import MicrophoneError, Microphone, WavSource, input_devices
-from runtime.prepare import load_face
-from runtime.streaming import Stream
-from runtime.video import probe
+import toonsync
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.errors import InputError
+from toonsync.runtime.live import MicrophoneError, Microphone, WavSource, input_devices
+from toonsync.runtime.prepare import load_face
+from toonsync.runtime.streaming import Stream
+from toonsync.runtime.video import probe
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def chunked(a: np.ndarray, ms: float, rate: int = 16000):
 
 @pytest.mark.parametrize("ms", [10, 37, 160, 1000])
 def test_chunked_stream_equals_offline_render(animator, avatar, speech, offline, ms):
-    run = runtime.stream(chunked(speech, ms), avatar, model=animator.audio_model)
+    run = toonsync.stream(chunked(speech, ms), avatar, model=animator.audio_model)
     frames = list(run)
     assert len(frames) == offline.n_frames == -(-speech.size // 640)
     np.testing.assert_allclose(np.stack([f.landmarks for f in frames]), offline.landmarks, atol=1e-5)
@@ -87,7 +87,7 @@ def test_high_rate_stereo_int16_input_is_resampled(animator, avatar, speech, off
 
     up = soxr.resample(speech, 16000, rate)
     stereo = (np.stack([up, up], 1) * 32767).astype(np.int16)
-    run = runtime.stream(chunked(stereo, 23, rate), avatar, model=animator.audio_model, sample_rate=rate, draw=False)
+    run = toonsync.stream(chunked(stereo, 23, rate), avatar, model=animator.audio_model, sample_rate=rate, draw=False)
     frames = list(run)
     assert abs(len(frames) - offline.n_frames) <= 1
     n = min(len(frames), offline.n_frames)
@@ -101,13 +101,13 @@ def test_async_iterable_source(animator, avatar, speech, offline):
             await asyncio.sleep(0)
             yield c
 
-    frames = list(runtime.stream(chunks(), avatar, model=animator.audio_model, draw=False))
+    frames = list(toonsync.stream(chunks(), avatar, model=animator.audio_model, draw=False))
     np.testing.assert_allclose(np.stack([f.landmarks for f in frames]), offline.landmarks, atol=1e-5)
 
 
 def test_realtime_wav_with_recording(tmp_path, animator, avatar, speech_wav, speech):
     out = tmp_path / "live.mp4"
-    stats = runtime.stream(WavSource(speech_wav, realtime=True, chunk_ms=20), avatar, sink=lambda f: None,
+    stats = toonsync.stream(WavSource(speech_wav, realtime=True, chunk_ms=20), avatar, sink=lambda f: None,
                            model=animator.audio_model, record=out)
     n = -(-speech.size // 640)
     assert stats.frames + stats.dropped == n
@@ -128,7 +128,7 @@ def test_ctrl_c_finalises_the_recording(tmp_path, animator, avatar, speech):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        runtime.stream(chunked(speech, 40), avatar, sink=sink, model=animator.audio_model, record=out)
+        toonsync.stream(chunked(speech, 40), avatar, sink=sink, model=animator.audio_model, record=out)
     info = probe(out)
     assert info.video_codec == "h264" and 11 <= info.frames <= 13
     assert [p.name for p in tmp_path.iterdir()] == ["cut.mp4"]
@@ -142,7 +142,7 @@ def test_starved_live_source_keeps_animating(animator, avatar, speech):
         time.sleep(0.5)  # nothing arrives for 0.5 s
         yield speech[8000:16000]
 
-    run = runtime.stream(runtime.live.IterableSource(bursty(), realtime=True), avatar,
+    run = toonsync.stream(toonsync.runtime.live.IterableSource(bursty(), realtime=True), avatar,
                          model=animator.audio_model, draw=False)
     frames = list(run)
     st = run.stats
@@ -161,9 +161,9 @@ def test_no_microphone_is_a_clear_error():
 
 def test_bad_sources_are_typed_errors(avatar, data_dir):
     with pytest.raises(InputError, match="iterable of chunks"):
-        runtime.stream(np.zeros(100, np.float32), avatar)
-    with pytest.raises(runtime.UnsupportedAudioFormat):
-        runtime.stream(data_dir / "speech_short.mp3", avatar)
+        toonsync.stream(np.zeros(100, np.float32), avatar)
+    with pytest.raises(toonsync.UnsupportedAudioFormat):
+        toonsync.stream(data_dir / "speech_short.mp3", avatar)
 
 
 def _rss_mb() -> float:
@@ -181,7 +181,7 @@ def test_soak_30_minutes_keeps_memory_flat_and_loses_no_audio(animator, avatar, 
             sent += c.size
             yield c
 
-    run = runtime.stream(source(), avatar, model=animator.audio_model, draw=False)
+    run = toonsync.stream(source(), avatar, model=animator.audio_model, draw=False)
     n, base = 0, None
     for _ in run:
         n += 1
@@ -193,7 +193,7 @@ def test_soak_30_minutes_keeps_memory_flat_and_loses_no_audio(animator, avatar, 
 
 
 def test_noise_is_seeded_and_chunk_invariant():
-    from runtime.motion import MotionNoise
+    from toonsync.runtime.motion import MotionNoise
 
     e = np.random.default_rng(0).random(300).astype(np.float32)
     a = MotionNoise(seed=3)
@@ -208,7 +208,7 @@ def test_noise_is_seeded_and_chunk_invariant():
 
 
 def test_noise_embedding_drives_pose_and_arousal_scales_the_sway():
-    from runtime.motion import NOISE_CHANNELS, MotionNoise, NoiseEmbedding
+    from toonsync.runtime.motion import NOISE_CHANNELS, MotionNoise, NoiseEmbedding
 
     e = np.zeros(500, np.float32)  # no speech: no nods, sway + breathing only
     calm, excited = MotionNoise(seed=5), MotionNoise(seed=5)

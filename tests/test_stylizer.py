@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.backend import model_dir
+from toonsync.runtime.backend import model_dir
 
 torch = pytest.importorskip("torch", reason="needs toonsync[train]")
 
-from training.face2comics import (  # noqa: E402
+from toonsync.training.face2comics import (  # noqa: E402
     Face2Comics, Face2ComicsError, Face2ComicsNotFound, UnpairedFilesError, find_layout, find_pairs,
 )
 
@@ -92,8 +92,8 @@ def test_split_is_deterministic_and_augmentation_is_shared():
 # ---------------------------------------------------------------- training + export
 @pytest.fixture(scope="module")
 def stylizer_run(tmp_path_factory):
-    from training.models.stylizer import PatchConfig, UNetConfig
-    from training.train_stylizer import StylizerTrainConfig, train
+    from toonsync.training.models.stylizer import PatchConfig, UNetConfig
+    from toonsync.training.train_stylizer import StylizerTrainConfig, train
 
     out = tmp_path_factory.mktemp("stylizer")
     tcfg = StylizerTrainConfig(steps=STEPS, batch=4, size=64, threads=1, log_every=1, eval_every=STEPS, device="cpu")
@@ -119,7 +119,7 @@ def test_stylizer_trains_with_decreasing_loss(stylizer_run):
 
 @pytest.fixture(scope="module")
 def stylizer_dir(stylizer_run, tmp_path_factory):
-    from export.learned import export_stylizer
+    from toonsync.export.learned import export_stylizer
 
     d = tmp_path_factory.mktemp("stylizer_models")
     meta = export_stylizer(stylizer_run[0] / "stylizer.pt", d)
@@ -129,8 +129,8 @@ def stylizer_dir(stylizer_run, tmp_path_factory):
 
 
 def test_stylizer_onnx_matches_torch(stylizer_dir, stylizer_run):
-    from runtime.backend import load_model
-    from training.train_stylizer import load_checkpoint
+    from toonsync.runtime.backend import load_model
+    from toonsync.training.train_stylizer import load_checkpoint
 
     d, meta = stylizer_dir
     assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["inputs"] == {"image": ["batch", 64, 64, 3]}
@@ -143,7 +143,7 @@ def test_stylizer_onnx_matches_torch(stylizer_dir, stylizer_run):
 
 
 def test_learned_stylizer_in_prepare_passes_the_privacy_check(stylizer_dir, monkeypatch, tmp_path):
-    from runtime.prepare import Avatar, load_face
+    from toonsync.runtime.prepare import Avatar, load_face
 
     monkeypatch.setenv("TOONSYNC_MODEL_DIR", str(stylizer_dir[0]))
     av = load_face(PHOTO, stylizer="learned")
@@ -153,7 +153,7 @@ def test_learned_stylizer_in_prepare_passes_the_privacy_check(stylizer_dir, monk
     back = Avatar.load(av.save(tmp_path / "face.avatar"))
     np.testing.assert_array_equal(back.stylized, av.stylized)
     # the comic is what gets animated (warp renderer over its own pixels), and its mouth opens with speech
-    from runtime.mouth import apply_mouth
+    from toonsync.runtime.mouth import apply_mouth
 
     r = back.renderer(128)
     assert type(r).__name__ == "WarpRenderer" and back.meta["kind"] == "stylized"
@@ -162,9 +162,9 @@ def test_learned_stylizer_in_prepare_passes_the_privacy_check(stylizer_dir, monk
 
 
 def test_privacy_check_catches_a_stylizer_that_copies_the_photo(stylizer_dir):
-    from runtime.image_io import load_image
-    from runtime.face import detect_face
-    from runtime.stylizer import LearnedStylizer, PhotoLeakError
+    from toonsync.runtime.image_io import load_image
+    from toonsync.runtime.face import detect_face
+    from toonsync.runtime.stylizer import LearnedStylizer, PhotoLeakError
 
     sty = LearnedStylizer(stylizer_dir[0])
 
@@ -179,10 +179,10 @@ def test_privacy_check_catches_a_stylizer_that_copies_the_photo(stylizer_dir):
 
 
 def test_no_learned_weights_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    from runtime import cli
-    from runtime.errors import ModelError
-    from runtime.prepare import load_face
-    from runtime.stylizer import NoLearnedStylizer
+    from toonsync.runtime import cli
+    from toonsync.runtime.errors import ModelError
+    from toonsync.runtime.prepare import load_face
+    from toonsync.runtime.stylizer import NoLearnedStylizer
 
     monkeypatch.setenv("TOONSYNC_MODEL_DIR", str(tmp_path))
     with pytest.raises(NoLearnedStylizer) as e:
@@ -196,7 +196,7 @@ def test_no_learned_weights_is_a_clear_error(tmp_path, monkeypatch, capsys):
 
 
 def test_toonsync_train_stylizer(tmp_path, capsys):
-    from runtime import cli
+    from toonsync.runtime import cli
 
     assert cli.main(["train", "stylizer", "--steps", "1"]) == 1
     assert "needs --data" in capsys.readouterr().err
@@ -212,9 +212,9 @@ def test_toonsync_train_stylizer(tmp_path, capsys):
 
 # ---------------------------------------------------------------- refinement generator
 def test_refiner_trains_with_decreasing_loss_and_reports_lpips_honestly(tmp_path):
-    from runtime.backend import model_dir
-    from training.models.stylizer import PatchConfig, UNetConfig
-    from training.train_refiner import RefinerTrainConfig, train
+    from toonsync.runtime.backend import model_dir
+    from toonsync.training.models.stylizer import PatchConfig, UNetConfig
+    from toonsync.training.train_refiner import RefinerTrainConfig, train
 
     if not (model_dir() / "identity.fp32.onnx").is_file():
         pytest.skip("the shipped identity model is missing")

@@ -20,10 +20,10 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="the Triton repository writer needs onnx (toonsync[export])")
 import onnxruntime as ort
 
-from export.triton import write_triton_repo
-from runtime.backend import DEFAULT_MODEL_DIR, read_sidecar
-from runtime.errors import ModelError
-from runtime.triton_client import TritonError, TritonURL
+from toonsync.export.triton import write_triton_repo
+from toonsync.runtime.backend import DEFAULT_MODEL_DIR, read_sidecar
+from toonsync.runtime.errors import ModelError
+from toonsync.runtime.triton_client import TritonError, TritonURL
 
 STATE = {"h", "c", "h_out", "c_out"}
 ONNX_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16"}
@@ -254,7 +254,7 @@ def test_plan_route_and_option_errors(tmp_path):
 
 
 def test_cli_export_triton(tmp_path):
-    from runtime.cli import main
+    from toonsync.cli import main
 
     out = tmp_path / "tr"
     assert main(["-q", "export", "--triton", str(out), "--triton-models", "audio2motion", "--triton-instances", "2"]) == 0
@@ -275,7 +275,7 @@ def test_url_parsing():
 
 
 def test_meta_from_config_parameter_or_dims():
-    from runtime.triton_client import model_meta
+    from toonsync.runtime.triton_client import model_meta
 
     cfg = {"name": "a2m", "input": [{"name": "mel_ctx", "dims": ["80", "4"]}, {"name": "h", "dims": [1, 64]}]}
     assert model_meta(cfg) == {"config": {"hidden": 64, "kernel": 5}, "lookahead_frames": 2, "state_layout": "batch_first"}
@@ -286,7 +286,7 @@ def test_meta_from_config_parameter_or_dims():
 
 
 def test_missing_tritonclient_is_a_typed_error(monkeypatch):
-    from runtime.triton_client import TritonAudioModel
+    from toonsync.runtime.triton_client import TritonAudioModel
 
     monkeypatch.setitem(sys.modules, "tritonclient", None)  # import tritonclient.* -> ImportError
     monkeypatch.delitem(sys.modules, "tritonclient.http", raising=False)
@@ -368,8 +368,8 @@ class _FakeTriton:
 
 
 def _frames(model, wav) -> list:
-    from runtime.audio_io import load_audio
-    from runtime.streaming import Stream
+    from toonsync.runtime.audio_io import load_audio
+    from toonsync.runtime.streaming import Stream
 
     st = Stream(model, np.zeros((68, 2), np.float32), seed=0, emotion="neutral")
     audio = load_audio(wav)
@@ -395,8 +395,8 @@ def _assert_same_frames(got, ref, atol):
 def test_stream_through_triton_client_equals_local(repos, speech_wav, monkeypatch):
     pytest.importorskip("tritonclient.grpc.model_config_pb2",
                         reason='the stand-in server reads configs with tritonclient\'s schema: pip install "toonsync[triton]"')
-    import runtime.triton_client as tcl
-    from runtime.streaming import AudioModel
+    import toonsync.runtime.triton_client as tcl
+    from toonsync.runtime.streaming import AudioModel
 
     fake = _FakeTriton(repos["fp32-cpu"][0])
     monkeypatch.setattr(tcl, "tritonclient_module", lambda protocol: fake.module)
@@ -422,7 +422,7 @@ def test_stream_through_triton_client_equals_local(repos, speech_wav, monkeypatc
 
 def test_stream_cli_reports_unreachable_server(capsys, speech_wav, frontal_face):
     pytest.importorskip("tritonclient.http", reason='needs tritonclient: pip install "toonsync[triton]"')
-    from runtime.cli import main
+    from toonsync.cli import main
 
     assert main(["stream", "--triton", "127.0.0.1:9", "--wav", str(speech_wav), "--face", str(frontal_face),
                  "--fast"]) == 1
@@ -433,8 +433,8 @@ def test_real_triton_server(speech_wav):
     url = os.environ.get("TOONSYNC_TRITON_URL")
     if not url:
         pytest.skip("no Triton server: set TOONSYNC_TRITON_URL=host:8000 to run")
-    from runtime.streaming import AudioModel
-    from runtime.triton_client import TritonAudioModel
+    from toonsync.runtime.streaming import AudioModel
+    from toonsync.runtime.triton_client import TritonAudioModel
 
     remote = TritonAudioModel(url)
     try:

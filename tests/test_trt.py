@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.backend import load_model, model_dir, read_sidecar
-from runtime.errors import ModelError
-from runtime.trt_backend import cache_key, profile_shapes, trt_int8_problem, trt_unavailable_reason, trtexec_command
+from toonsync.runtime.backend import load_model, model_dir, read_sidecar
+from toonsync.runtime.errors import ModelError
+from toonsync.runtime.trt_backend import cache_key, profile_shapes, trt_int8_problem, trt_unavailable_reason, trtexec_command
 
 
 def test_profiles_cover_streaming_and_batch():

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.avatar import AvatarRenderer, AvatarStyle, mean_face_landmarks
-from runtime.errors import InputError, InvalidLandmarks, NoFaceError
-from runtime.mouth import apply_mouth
-from runtime.warp_renderer import WarpRenderer
+from toonsync.runtime.avatar import AvatarRenderer, AvatarStyle, mean_face_landmarks
+from toonsync.runtime.errors import InputError, InvalidLandmarks, NoFaceError
+from toonsync.runtime.mouth import apply_mouth
+from toonsync.runtime.warp_renderer import WarpRenderer
 
 from .catalogue import DATA, SPEECH
 
@@ -60,9 +60,9 @@ def _near(img: np.ndarray, colours: np.ndarray, tol: float) -> np.ndarray:
 def test_onnx_matches_torch(size):
     """The shipped render.fp32.onnx equals its torch module on random poses/blinks/mouths, batch 3."""
     torch = pytest.importorskip("torch")
-    from export.render_export import RenderWrapper, render_inputs, render_spec
-    from runtime.backend import load_model
-    from training.models.warp_renderer import WarpRenderer as TorchRenderer
+    from toonsync.export.render_export import RenderWrapper, render_inputs, render_spec
+    from toonsync.runtime.backend import load_model
+    from toonsync.training.models.warp_renderer import WarpRenderer as TorchRenderer
 
     lm = load_model("render", "fp32", "cpu")  # sha256 checked against the sidecar
     x = render_inputs(render_spec(), 3, size, np.random.default_rng(size))
@@ -144,14 +144,14 @@ def test_head_turn_moves_the_face_without_holes(procedural, warp):
 
 
 def test_bench_has_the_onnx_renderer_cases():
-    from runtime.bench import case_specs
+    from toonsync.benchmarks.bench import case_specs
 
     names = {s.name for s in case_specs(cold=False)}
     assert {"renderer.draw.256", "renderer.onnx.256", "renderer.onnx.512"} <= names
 
 
 def test_renderer_selection(procedural):
-    from runtime.prepare import Avatar
+    from toonsync.runtime.prepare import Avatar
 
     av = Avatar(STYLE, procedural.neutral)
     assert isinstance(av.renderer(128), AvatarRenderer)
@@ -163,13 +163,13 @@ def test_renderer_selection(procedural):
 # -- drawn characters ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def drawn():
-    from runtime.prepare import load_face
+    from toonsync.runtime.prepare import load_face
 
     return load_face(DRAWN, landmarks=DRAWN_JSON)
 
 
 def test_drawn_character_bundle_keeps_the_drawing(drawn, tmp_path):
-    from runtime.prepare import Avatar
+    from toonsync.runtime.prepare import Avatar
 
     assert drawn.base is not None and drawn.base.shape == (512, 512, 3) and drawn.meta["kind"] == "drawing"
     p = drawn.save(tmp_path / "char.avatar")
@@ -184,7 +184,7 @@ def test_drawn_character_bundle_keeps_the_drawing(drawn, tmp_path):
 
 
 def test_drawn_landmarks_accepts_a_plain_list_and_checks_points(tmp_path):
-    from runtime.drawing import load_landmarks
+    from toonsync.runtime.drawing import load_landmarks
 
     pts = json.loads(DRAWN_JSON.read_text())["landmarks"]
     plain = tmp_path / "plain.json"
@@ -197,7 +197,7 @@ def test_drawn_landmarks_accepts_a_plain_list_and_checks_points(tmp_path):
 
 
 def test_drawing_without_landmarks_asks_for_them():
-    from runtime.prepare import load_face
+    from toonsync.runtime.prepare import load_face
 
     with pytest.raises(NoFaceError, match="--landmarks"):
         load_face(DRAWN, drawing=True)
@@ -207,9 +207,9 @@ def test_prepare_and_render_a_drawn_character(tmp_path):
     """`toonsync prepare drawing --landmarks` + `toonsync render`: the mouth moves with the speech."""
     import soundfile as sf
 
-    from runtime.cli import main
-    from runtime.prepare import Avatar
-    from runtime.video import probe, read_video
+    from toonsync.cli import main
+    from toonsync.runtime.prepare import Avatar
+    from toonsync.runtime.video import probe, read_video
 
     bundle, out = tmp_path / "char.avatar", tmp_path / "out.mp4"
     assert main(["-q", "prepare", str(DRAWN), "--landmarks", str(DRAWN_JSON), "-o", str(bundle)]) == 0

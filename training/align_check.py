@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.atomic import atomic_path
-from runtime.dataset import ClipStore
-from runtime.errors import ToonsyncError
+from toonsync.runtime.atomic import atomic_path
+from toonsync.training.dataset import ClipStore
+from toonsync.runtime.errors import ToonsyncError
 
 from .visemes import Phone, normalize_phone
 
@@ -291,7 +291,7 @@ def write_report(report: dict, out: Path) -> None:
 def check_cli(corpus: Path, sample: int, json_out: Path | None, seed: int = 0) -> dict:
     """``toonsync corpus check``: the report, also written to ``json_out`` when given."""
     if not corpus.is_file():
-        from runtime.errors import InputNotFound
+        from toonsync.runtime.errors import InputNotFound
 
         raise InputNotFound(f"corpus not found: {corpus} (toonsync corpus build -o {corpus} --split test)")
     rep = check_corpus(corpus, sample, seed)

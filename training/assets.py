@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import mel
+from toonsync.runtime import mel
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent.parent / "runtime" / "assets"

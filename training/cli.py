@@ -1,6 +1,6 @@
 """``toonsync train``: build the synthetic corpus if needed, then train.
 
-Under torchrun (``torchrun --standalone --nproc_per_node N -m runtime train audio2motion``) rank 0
+Under torchrun (``torchrun --standalone --nproc_per_node N -m toonsync train audio2motion``) rank 0
 builds a missing corpus while the other ranks wait, then all of them train (``training.distributed``).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from runtime.errors import InputError
+from toonsync.runtime.errors import InputError
 
 from . import corpus, distributed
 from .models.audio2motion import Audio2MotionConfig
@@ -31,8 +31,8 @@ def ensure_corpus(corpus_dir: Path, minutes: float, seed: int = 0) -> tuple[Path
 
 
 # `toonsync train MODEL` for the image models: these flags go to the model's own trainer (its build_parser)
-IMAGE_TRAINERS = {"stylizer": "training.train_stylizer", "identity": "training.train_identity",
-                  "refiner": "training.train_refiner"}
+IMAGE_TRAINERS = {"stylizer": "toonsync.training.train_stylizer", "identity": "toonsync.training.train_identity",
+                  "refiner": "toonsync.training.train_refiner"}
 FORWARDED = (("--data", "data"), ("--size", "size"), ("--steps", "steps"), ("--batch", "batch"), ("--seed", "seed"),
              ("--width", "width"), ("--out", "out"), ("--accum", "accum"), ("--device", "device"),
              ("--export", "export"))
@@ -43,18 +43,18 @@ def train_image_model(a: argparse.Namespace) -> int:
         raise InputError("toonsync train stylizer needs --data PATH/TO/face2comics (Sxela's Face2Comics: a folder "
                          "with faces/ or face/ beside comics/); it is not on this machine, so no stylizer weights ship")
     mod = importlib.import_module(IMAGE_TRAINERS[a.model])
-    parser = mod.build_parser()
-    argv = []
+    # the trainer's own defaults, then every flag given to `toonsync train` that the trainer has
+    args = mod.build_parser().parse_args(["--data", str(a.data)] if a.model == "stylizer" else [])
     for flag, dest in FORWARDED:
         v = getattr(a, dest, None)
         if v is None:
             continue
-        if flag not in parser._option_string_actions:
+        if not hasattr(args, dest):
             raise InputError(f"toonsync train {a.model} does not take {flag}")
-        argv += [flag, str(v)]
+        setattr(args, dest, v)
     if getattr(a, "amp", True) is False:
-        argv.append("--no-amp")
-    info = mod.run(parser.parse_args(argv))
+        args.amp = False
+    info = mod.run(args)
     if info is not None:
         log.info("%s held-out metrics: %s", a.model, info["metrics"])
     return 0

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from runtime.dataset import Clip, phones_array, write_clips
-from runtime.errors import InputError
-from runtime.mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from toonsync.training.dataset import Clip, phones_array, write_clips
+from toonsync.runtime.errors import InputError
+from toonsync.runtime.mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 from . import festival
 from .visemes import Phone, mouth_trajectory
@@ -150,7 +150,7 @@ def synthesize_flite(text: str, voice: str, f0_mean: float | None = None, stretc
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         audio, sr = sf.read(wav, dtype="float32")
     if sr != SAMPLE_RATE:
-        from runtime.audio_io import to_mono_16k
+        from toonsync.runtime.audio_io import to_mono_16k
 
         audio = to_mono_16k(audio, sr)
     ends = []

@@ -18,9 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from runtime.audio_io import load_audio
-from runtime.mel import log_mel
-from runtime.motion import EMOTIONS
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.mel import log_mel
+from toonsync.runtime.motion import EMOTIONS
 
 log = logging.getLogger(__name__)
 

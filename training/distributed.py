@@ -2,7 +2,7 @@
 
     torchrun --standalone --nproc_per_node 2 -m training.train_audio2motion --train corpus/train.h5 -o runs/a2m
     torchrun --standalone --nproc_per_node 2 -m training.train_emotion --data CREMA-D -o runs/emotion
-    torchrun --standalone --nproc_per_node 2 -m runtime train audio2motion    # = `toonsync train`
+    torchrun --standalone --nproc_per_node 2 -m toonsync train audio2motion    # = `toonsync train`
 
 Without torchrun's environment (``WORLD_SIZE`` unset or 1) everything here is a no-op wrapper and
 a run is bit-for-bit the single-process run it always was.
@@ -37,13 +37,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch import distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from runtime.atomic import atomic_path
-from runtime.errors import InputError, ToonsyncError
+from toonsync.runtime.atomic import atomic_path
+from toonsync.runtime.errors import InputError, ToonsyncError
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def session(device: str = "auto") -> Iterator[DistContext]:
 
 
 @contextlib.contextmanager
-def run_session(tcfg) -> Iterator[tuple[DistContext, "np.random.Generator"]]:
+def run_session(tcfg) -> Iterator[tuple[DistContext, np.random.Generator]]:
     """A trainer's :func:`session` from its config (``device``, ``batch``, ``accum``, ``seed``, ``threads``):
     checks that the batch splits, seeds torch, sets the CPU threads; yields (context, the seeded numpy
     generator every rank draws its global batches from)."""
@@ -374,7 +375,7 @@ def export_if_asked(info: dict | None, name: str, run_dir: Path, model_dir: Path
     """After a trainer's run: rank 0 (``info`` is None on the others) exports ``run_dir/name.pt`` to
     ``model_dir`` when one was given (``--export``), through ``export.learned``. Returns ``info``."""
     if model_dir is not None and info is not None:
-        from export.learned import EXPORTERS
+        from toonsync.export.learned import EXPORTERS
 
         EXPORTERS[name](Path(run_dir) / f"{name}.pt", Path(model_dir))
     return info

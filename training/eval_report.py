@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.atomic import atomic_path
-from runtime.dataset import ClipStore
-from runtime.mel import MELS_PER_FRAME
-from runtime.motion_io import VISEMES, viseme_classes
+from toonsync.runtime.atomic import atomic_path
+from toonsync.training.dataset import ClipStore
+from toonsync.runtime.mel import MELS_PER_FRAME
+from toonsync.runtime.motion_io import VISEMES, viseme_classes
 
 from .evaluate import lipsync_metrics
 
@@ -30,8 +30,8 @@ def predict_onnx(mel: np.ndarray, precision: str = "fp32", audio: np.ndarray | N
     out, _ = am.run(np.concatenate([mel, silent]), am.initial_state())
     if not decoder or am.decoder is None or audio is None:
         return out["mouth"][0, L:]
-    from runtime.emotion import NEU
-    from runtime.motion import MotionNoise, speech_energy
+    from toonsync.runtime.emotion import NEU
+    from toonsync.runtime.motion import MotionNoise, speech_energy
 
     n = out["mouth"].shape[1] - L
     emo = np.zeros((n, 6), np.float32)
@@ -46,7 +46,7 @@ def predict_onnx(mel: np.ndarray, precision: str = "fp32", audio: np.ndarray | N
 def predict_stream(audio: np.ndarray, precision: str = "fp32") -> np.ndarray:
     """Mouth parameters exactly as users get them: the clip's audio through ``runtime.Stream`` (log-mel,
     the shipped graph, the silence gate), motion only."""
-    from runtime.streaming import Stream
+    from toonsync.runtime.streaming import Stream
 
     s = Stream(_audio_model(precision), np.zeros((68, 2), np.float32), emotion="neutral")
     s.accept_audio(audio)
@@ -55,7 +55,7 @@ def predict_stream(audio: np.ndarray, precision: str = "fp32") -> np.ndarray:
 
 
 def _audio_model(precision: str):
-    from runtime.streaming import AudioModel
+    from toonsync.runtime.streaming import AudioModel
 
     if _MODEL.get(precision) is None:
         _MODEL[precision] = AudioModel("cpu", precision)
@@ -134,7 +134,7 @@ def run_eval(test: Path, out_dir: Path, checkpoint: Path | None = None, precisio
         from .train_audio2motion import load_checkpoint, predict_clip
 
         if (checkpoint.parent / "motion.pt").exists():  # a `toonsync train motion` run: speech model + decoder
-            from runtime.motion import speech_energy
+            from toonsync.runtime.motion import speech_energy
 
             from .train_motion import load_run, predict_clip as predict_motion
 
@@ -171,8 +171,8 @@ SUMMARY_KEYS = ("clips", "r_target", "viseme_acc", "silence_closed", "silence_cl
 def record_in_sidecars(rep: dict, command: str) -> list[str]:
     """Write the held-out figures of a shipped-model eval into the sidecars of the models it ran
     (``heldout_eval``: the command, overall, per engine, graph only); returns the sidecars updated."""
-    from export.sidecar import update_sidecar
-    from runtime.backend import model_dir
+    from toonsync.export.sidecar import update_sidecar
+    from toonsync.runtime.backend import model_dir
 
     summary = {"command": command, "model": rep["model"], "test_data": rep["test_data"],
                "runtime": {k: rep.get(k) for k in SUMMARY_KEYS},

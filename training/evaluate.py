@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.motion import frame_energy as energy_envelope
-from runtime.motion_io import viseme_classes
-from runtime.mouth import mouth_basis
+from toonsync.runtime.motion import frame_energy as energy_envelope
+from toonsync.runtime.motion_io import viseme_classes
+from toonsync.runtime.mouth import mouth_basis
 
 from .visemes import Phone, mouth_opening_envelope
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.errors import InputError, InputNotFound
+from toonsync.runtime.errors import InputError, InputNotFound
 
 log = logging.getLogger(__name__)
 

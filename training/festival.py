@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from runtime.audio_io import to_mono_16k
-from runtime.errors import ToonsyncError
+from toonsync.runtime.audio_io import to_mono_16k
+from toonsync.runtime.errors import ToonsyncError
 
 from .visemes import Phone, normalize_phone
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from runtime.avatar import AvatarRenderer, AvatarStyle, _animeify_style, mean_face_landmarks
-from runtime.background import compose
-from runtime.mouth import apply_mouth
+from toonsync.runtime.avatar import AvatarRenderer, AvatarStyle, _animeify_style, mean_face_landmarks
+from toonsync.runtime.background import compose
+from toonsync.runtime.mouth import apply_mouth
 
 POSE_MAX = 0.35
 

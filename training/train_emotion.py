@@ -27,10 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from runtime.errors import ToonsyncError
-from runtime.mel import FPS, HOP, MELS_PER_FRAME, N_MELS, SAMPLE_RATE
-from runtime.motion import EMOTIONS
-from runtime.streaming import SILENT_MEL
+from toonsync.runtime.errors import ToonsyncError
+from toonsync.runtime.mel import FPS, HOP, MELS_PER_FRAME, N_MELS, SAMPLE_RATE
+from toonsync.runtime.motion import EMOTIONS
+from toonsync.runtime.streaming import SILENT_MEL
 
 from . import distributed
 from .cremad import ACTORS, CremaD, CremaItem, item_features
@@ -235,7 +235,7 @@ class EmotionWrapper(nn.Module):
 
 
 def emotion_spec(cfg: EmotionConfig):
-    from export.onnx_export import GraphSpec
+    from toonsync.export.onnx_export import GraphSpec
 
     return GraphSpec(
         inputs={"mel": ["batch", "mel_frames", cfg.n_mels], "mel_ctx": ["batch", cfg.n_mels, cfg.kernel - 1],
@@ -247,8 +247,8 @@ def emotion_spec(cfg: EmotionConfig):
 
 def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
     """Export an ``emotion.pt`` checkpoint to ``emotion.fp32.onnx`` + ``emotion.onnx.json``; returns the sidecar."""
-    from export.onnx_export import export_onnx, sidecar_head, write_sidecar
-    from export.parity import check_parity
+    from toonsync.export.onnx_export import export_onnx, sidecar_head, write_sidecar
+    from toonsync.export.parity import check_parity
 
     model = load_checkpoint(Path(checkpoint))
     cfg = model.cfg

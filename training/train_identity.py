@@ -171,7 +171,7 @@ def verification_metrics(emb: np.ndarray) -> dict:
 
 def photo_identities() -> list[tuple[str, Identity]]:
     """The bundled photos' procedural avatars (``toonsync prepare``), as identities."""
-    from runtime.prepare import load_face
+    from toonsync.runtime.prepare import load_face
 
     out = []
     for p in PHOTOS:

@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.avatar import AvatarRenderer
+from toonsync.runtime.avatar import AvatarRenderer
 
 from . import distributed
 from .gan import (GanTrainConfig, Pix2Pix, add_gan_arguments, fit, gan_config, image_metrics, load_generator,
@@ -88,7 +88,7 @@ class PairSource:
 def evaluate(gan: Pix2Pix, held: tuple[np.ndarray, np.ndarray, np.ndarray], lpips_weights: Path | None) -> dict:
     """Refined and rough frames vs the clean renders: MSE / PSNR / SSIM / L1, and LPIPS only when it can
     really be computed (``runtime.metrics.lpips_score``: the lpips package + ``lpips_weights``)."""
-    from runtime.metrics import lpips_score
+    from toonsync.benchmarks.metrics import lpips_score
 
     x, y, c = held
     pred = gan.predict(x, c)
@@ -97,7 +97,7 @@ def evaluate(gan: Pix2Pix, held: tuple[np.ndarray, np.ndarray, np.ndarray], lpip
 
 
 def identity_embedder(model_dir: Path | None):
-    from runtime.identity import IdentityModel
+    from toonsync.runtime.identity import IdentityModel
 
     m = IdentityModel(model_dir)
     return m.embed, m.dim, m.model.meta.get("files", {}).get("identity.fp32.onnx", {}).get("sha256")

@@ -25,10 +25,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
-from runtime.avatar import AvatarRenderer, canonical_landmarks, style_from_photo  # noqa: E402
-from runtime.face import detect_face  # noqa: E402
-from runtime.image_io import load_image  # noqa: E402
-from runtime.stylizer import align_face  # noqa: E402
+from toonsync.runtime.avatar import AvatarRenderer, canonical_landmarks, style_from_photo  # noqa: E402
+from toonsync.runtime.face import detect_face  # noqa: E402
+from toonsync.runtime.image_io import load_image  # noqa: E402
+from toonsync.runtime.stylizer import align_face  # noqa: E402
 
 SIZE = 64
 PER_PHOTO = 4

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from runtime.mouth import mouth_basis
+from toonsync.runtime.mouth import mouth_basis
 
 from .encoder import CausalMelLSTM
 

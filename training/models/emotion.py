@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from runtime.motion import EMOTIONS
+from toonsync.runtime.motion import EMOTIONS
 
 from .encoder import CausalMelLSTM
 

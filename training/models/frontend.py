@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime import mel as M
+from toonsync.runtime import mel as M
 
 
 class LogMel(nn.Module):

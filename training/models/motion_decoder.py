@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from runtime.motion import N_NOISE
-from runtime.mouth import mouth_basis
+from toonsync.runtime.motion import N_NOISE
+from toonsync.runtime.mouth import mouth_basis
 
 N_EMOTIONS = 6
 NEG = -1e4  # additive mask (fp16-safe)

@@ -8,11 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .audio_io import load_audio
+from toonsync.runtime.audio_io import load_audio
 from .dataset import Clip, write_clips
-from .errors import InputError
-from .face import detect_faces
-from .mel import FPS, log_mel
+from toonsync.runtime.errors import InputError
+from toonsync.runtime.face import detect_faces
+from toonsync.runtime.mel import FPS, log_mel
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
@@ -42,7 +42,7 @@ def preprocess_file(path: str | os.PathLike, frame_size: int | None = 256, max_f
     if suffix not in VIDEO_SUFFIXES:
         raise InputError(f"{path.name}: cannot preprocess {suffix or 'this'} files; accepted: "
                          + ", ".join(VIDEO_SUFFIXES + AUDIO_SUFFIXES))
-    from .video import read_video
+    from toonsync.runtime.video import read_video
 
     frames, fps, audio = read_video(path, max_frames)
     if abs(fps - FPS) > 0.01:  # nearest-frame resampling to 25 fps

@@ -1,7 +1,7 @@
 """Load test of the kiosk server on loopback: N simulated WebSocket clients sending real speech in real time.
 
-    python -m runtime.loadtest --clients 1,2,4,8 --seconds 10            # starts its own server
-    python -m runtime.loadtest --url ws://127.0.0.1:8000/ws --server-pid 1234
+    python -m toonsync.benchmarks.loadtest --clients 1,2,4,8 --seconds 10            # starts its own server
+    python -m toonsync.benchmarks.loadtest --url ws://127.0.0.1:8000/ws --server-pid 1234
 
 Each client streams the bundled demo speech (looped) as 20 ms int16 chunks paced by the clock,
 reads the frames that come back and measures, per client, frames/s and the round trip from sending
@@ -72,7 +72,7 @@ class StepResult:
 def _speech() -> np.ndarray:
     import soundfile as sf
 
-    from .assets import __file__ as assets
+    from toonsync.runtime.assets import __file__ as assets
 
     a, sr = sf.read(str(Path(assets).parent / "demo_speech.wav"), dtype="int16")
     if sr != 16000:
@@ -110,7 +110,7 @@ async def _client(url: str, speech: np.ndarray, seconds: float, delay: float, of
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    from .server import FRAME_HEADER, FRAME_MAGIC
+    from toonsync.runtime.server import FRAME_HEADER, FRAME_MAGIC
 
     res = ClientResult()
     await asyncio.sleep(delay)
@@ -215,9 +215,9 @@ def _free_port() -> int:
 
 
 def start_server(max_streams: int, timeout_s: float = 90.0, extra: list[str] | None = None) -> tuple[subprocess.Popen, str]:
-    """``python -m runtime.server`` on a free loopback port; returns (process, ws url) once healthy."""
+    """``python -m toonsync.runtime.server`` on a free loopback port; returns (process, ws url) once healthy."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "runtime.server", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "toonsync.runtime.server", "--host", "127.0.0.1", "--port", str(port),
            "--max-streams", str(max_streams), "--idle-timeout", "120"] + (extra or [])
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout_s
@@ -254,7 +254,7 @@ def markdown(steps: list[StepResult], cores: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runtime.loadtest", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m toonsync.benchmarks.loadtest", description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", default="1,2,4,8", help="comma-separated client counts (default 1,2,4,8)")
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of speech each client sends per step (default 10)")
     p.add_argument("--url", help="an already running server's ws://127.0.0.1:PORT/ws (default: start one)")
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(steps, cores))
     print(f"saturation ({cores} cores): " + (f"{sat} clients" if sat else f"not reached up to {steps[-1].clients if steps else 0} clients"))
     if a.json:
-        from .atomic import atomic_path
+        from toonsync.runtime.atomic import atomic_path
 
         doc = {"cores": cores, "seconds": a.seconds, "saturated_at": sat, "criteria": SATURATION,
                "steps": [asdict(s) for s in steps]}

@@ -54,11 +54,11 @@ from typing import Any
 
 import numpy as np
 
-from .audio_io import load_audio
-from .backend import LoadedModel, available_providers, load_model, model_dir
-from .demo import DEMO_FACE, DEMO_SPEECH, asset
-from .errors import ModelError, ToonsyncError
-from .mel import MELS_PER_FRAME, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream, log_mel
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.backend import LoadedModel, available_providers, load_model, model_dir
+from toonsync.runtime.assets import DEMO_FACE, DEMO_SPEECH, asset
+from toonsync.runtime.errors import ModelError, ToonsyncError
+from toonsync.runtime.mel import MELS_PER_FRAME, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream, log_mel
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ def available_backends() -> list[str]:
     prov = available_providers()
     if "CUDAExecutionProvider" in prov:
         out.append("cuda")
-    from .trt_backend import trt_unavailable_reason
+    from toonsync.runtime.trt_backend import trt_unavailable_reason
 
     if trt_unavailable_reason() is None or "TensorrtExecutionProvider" in prov:
         out.append("tensorrt")
@@ -327,7 +327,7 @@ class BenchContext:
     """The inputs every case uses: the demo speech tiled to ``seconds``, the demo avatar, loaded models."""
 
     def __init__(self, seconds: float = 10.0, size: int = 256, backend: str = "auto", precision: str = "auto"):
-        from .prepare import load_face
+        from toonsync.runtime.prepare import load_face
 
         self.seconds, self.size = float(seconds), int(size)
         self.backend, self.precision = backend, precision
@@ -359,7 +359,7 @@ class BenchContext:
         return self._models[key]
 
     def audio_model(self, backend: str | None = None, precision: str | None = None):
-        from .streaming import AudioModel
+        from toonsync.runtime.streaming import AudioModel
 
         key = (backend or self.backend, precision or self.precision)
         if key not in self._audio_models:
@@ -368,7 +368,7 @@ class BenchContext:
 
     @property
     def animator(self):
-        from .pipeline import Animator
+        from toonsync.runtime.pipeline import Animator
 
         if self._animator is None:
             an = Animator.__new__(Animator)  # share the already-loaded audio model
@@ -495,8 +495,8 @@ def decoder_inputs(n: int, speech: np.ndarray, mouth: np.ndarray) -> list[dict[s
     """``n`` one-frame feeds of the motion decoder: the demo speech's embedding and the audio model's mouth
     ([n, S], [n, 3]), neutral emotion, the noise embedding of seed 0 (shared with the torch-eager baseline
     in training.bench_torch)."""
-    from .emotion import NEU
-    from .motion import NoiseEmbedding
+    from toonsync.runtime.emotion import NEU
+    from toonsync.runtime.motion import NoiseEmbedding
 
     emo = np.zeros((n, 6), np.float32)
     emo[:, NEU] = 1.0
@@ -550,7 +550,7 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
 
         return draw
     if k == "encode":
-        from .video import Mp4Writer
+        from toonsync.runtime.video import Mp4Writer
 
         m, r = ctx.motion, ctx.renderer
         imgs = [r.draw(m.landmarks[i], m.pose[i], float(m.blink[i]), m.emotion[i]) for i in range(min(50, m.n_frames))]
@@ -559,7 +559,7 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
         it = iter(range(10**12))
         return lambda: w.add_frame(imgs[next(it) % len(imgs)])
     if k == "stream_frame":
-        from .streaming import Stream
+        from toonsync.runtime.streaming import Stream
 
         s = Stream(ctx.audio_model(), ctx.avatar.neutral, ctx.renderer, seed=0)
         chunks = list(ctx.pcm_frames)
@@ -572,7 +572,7 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
 
         return frame
     if k == "multistream":
-        from .streaming import Stream, step_many
+        from toonsync.runtime.streaming import Stream, step_many
 
         n, batched = spec.params["streams"], spec.params["mode"] == "batched"
         am = ctx.audio_model()
@@ -589,18 +589,18 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
 
         return tick
     if k == "render":
-        from .pipeline import render
+        from toonsync.runtime.pipeline import render
 
         clip = ctx.tile(spec.params["clip_s"])
         out = ctx.tmp / "render.mp4"
 
         def run():
-            with _quiet("runtime.pipeline"):
+            with _quiet("toonsync.runtime.pipeline"):
                 return render(ctx.avatar, clip, out, animator=ctx.animator, size=spec.params.get("size", 256))
 
         return run
     if k == "face":
-        from .prepare import load_face
+        from toonsync.runtime.prepare import load_face
 
         path = asset(DEMO_FACE)
         return lambda: load_face(path)
@@ -626,10 +626,10 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
 _COLD_CHILD = r"""
 import json, resource, sys, time
 t0 = float(sys.argv[1]); mono = time.monotonic; m = {"python_ms": (mono() - t0) * 1e3}
-from runtime.pipeline import Animator, render
-from runtime.streaming import Stream
-from runtime.prepare import load_face
-from runtime.audio_io import load_audio
+from toonsync.runtime.pipeline import Animator, render
+from toonsync.runtime.streaming import Stream
+from toonsync.runtime.prepare import load_face
+from toonsync.runtime.audio_io import load_audio
 m["import_ms"] = (mono() - t0) * 1e3
 an = Animator(sys.argv[4], sys.argv[5]); m["model_ms"] = (mono() - t0) * 1e3
 av = load_face(sys.argv[3]); m["face_ms"] = (mono() - t0) * 1e3
@@ -675,7 +675,7 @@ def torch_baseline(frames: int, batches: Iterable[int], threads: Iterable[int] =
     """Run ``training.bench_torch`` in a child (torch never enters this process); None without torch."""
     if importlib.util.find_spec("torch") is None:
         return None
-    cmd = [sys.executable, "-m", "training.bench_torch", "--frames", str(frames), "--batch", *map(str, batches),
+    cmd = [sys.executable, "-m", "toonsync.training.bench_torch", "--frames", str(frames), "--batch", *map(str, batches),
            "--threads", *map(str, threads)]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
@@ -693,7 +693,7 @@ def stream_realtime(ctx: BenchContext, chunk_ms: float = 20.0, seconds: float | 
     """``runtime.stream`` of the clip delivered in real time; returns (StreamStats, cpu %, peak RSS)."""
     import soundfile as sf
 
-    from .live import WavSource, stream
+    from toonsync.runtime.live import WavSource, stream
 
     wav = ctx.tmp / f"stream{seconds or ctx.seconds:g}.wav"
     sf.write(str(wav), ctx.tile(seconds or ctx.seconds), SAMPLE_RATE, subtype="PCM_16")
@@ -708,7 +708,7 @@ def stream_realtime(ctx: BenchContext, chunk_ms: float = 20.0, seconds: float | 
 # -- cost vs clip length -----------------------------------------------------------------------------
 def cost_vs_length(ctx: BenchContext, lengths: Iterable[float], reps: int = 3) -> dict:
     """Offline render time for several clip lengths: linear in the audio, flat per frame."""
-    from .pipeline import render
+    from toonsync.runtime.pipeline import render
 
     pts = []
     for s in lengths:
@@ -716,7 +716,7 @@ def cost_vs_length(ctx: BenchContext, lengths: Iterable[float], reps: int = 3) -
         ms = []
         for _ in range(reps):
             t = time.perf_counter()
-            with _quiet("runtime.pipeline"):
+            with _quiet("toonsync.runtime.pipeline"):
                 res = render(ctx.avatar, clip, ctx.tmp / "len.mp4", animator=ctx.animator, size=ctx.size)
             ms.append((time.perf_counter() - t) * 1e3)
         med = float(np.median(ms))
@@ -773,7 +773,7 @@ class _SweepBackend:
 
 def _two_streams(am, ctx: BenchContext, frames: int) -> dict:
     """Two conversations on two threads over one shared model (a small server): per-frame latency, fps."""
-    from .streaming import Stream
+    from toonsync.runtime.streaming import Stream
 
     chunks = list(ctx.pcm_frames)
     lat: list[list[float]] = [[], []]
@@ -847,7 +847,7 @@ def thread_sweep(ctx: BenchContext, frames: int = 300, repeats: int = 3, batch: 
 
 def _sweep_once(ctx: BenchContext, frames: int, repeats: int, batch: int, configs: list[dict], paced_s: float,
                 cpu_window_s: float, busy: int) -> dict:
-    from .streaming import AudioModel, Stream
+    from toonsync.runtime.streaming import AudioModel, Stream
 
     d = model_dir()
     prec = ctx.audio_model("cpu").model.precision
@@ -964,7 +964,7 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
             say(f"bench {spec.name} ({spec.rounds} rounds)")
             try:
                 fn = build_case(spec, ctx)
-                with _quiet("runtime.backend"):
+                with _quiet("toonsync.runtime.backend"):
                     m = measure(fn, spec.rounds, spec.warmup, keep_results=spec.kind in ("cold", "render"),
                                 cpu_window_s=0.0 if spec.kind == "cold" else 0.05 if quick else 0.3)
             except (ModelError, ToonsyncError) as e:
@@ -1289,7 +1289,7 @@ def plot_report(rep: dict, path: str | os.PathLike) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ToonsyncError("--plot needs matplotlib (pip install matplotlib, or toonsync[train])") from None
-    from .atomic import atomic_path
+    from toonsync.runtime.atomic import atomic_path
 
     smp = rep.get("samples_ms", {})
     fig, ax = plt.subplots(2, 2, figsize=(14, 9))
@@ -1368,9 +1368,9 @@ def plot_report(rep: dict, path: str | os.PathLike) -> Path:
 def run_stream_bench(backend: str = "auto", chunk_ms: float = 20.0) -> dict:
     """Stream the demo speech through ``runtime.stream`` in real time (as a live microphone would deliver it)
     and report fps, audio->frame latency p50/p99, drops and A/V sync."""
-    from .live import WavSource, stream
-    from .prepare import load_face
-    from .streaming import AudioModel
+    from toonsync.runtime.live import WavSource, stream
+    from toonsync.runtime.prepare import load_face
+    from toonsync.runtime.streaming import AudioModel
 
     model = AudioModel(backend)
     avatar = load_face(asset(DEMO_FACE))

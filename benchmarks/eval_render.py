@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from . import metrics as M
-from .atomic import atomic_path
-from .mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from toonsync.runtime.atomic import atomic_path
+from toonsync.runtime.mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 def make_renderer(avatar, size: int, name: str):
     """The avatar's renderer by name (``Avatar.renderer``): ``procedural`` (vector drawing), ``onnx``
     (render.onnx warp) or ``auto``."""
-    from .prepare import check_renderer
+    from toonsync.runtime.prepare import check_renderer
 
     return avatar.renderer(size, engine=check_renderer(name))
 
@@ -43,9 +43,9 @@ def privacy_check(face, frames: np.ndarray, max_frames: int = 25, max_shift: int
     """No 8x8 patch of the frames reproduces the photo's face: ``runtime.stylizer.photo_leak`` of the photo,
     aligned into the avatar's canonical frame (where the avatar's face is drawn), against up to
     ``max_frames`` evenly spaced frames, each patch searched within +-``max_shift`` px (head motion)."""
-    from .face import detect_face
-    from .image_io import load_image
-    from .stylizer import face_mask, photo_leak, align_face
+    from toonsync.runtime.face import detect_face
+    from toonsync.runtime.image_io import load_image
+    from toonsync.runtime.stylizer import face_mask, photo_leak, align_face
 
     if not isinstance(face, (str, os.PathLike, np.ndarray)) or str(face).lower().endswith(".avatar"):
         return {"skipped": "the face is a prepared .avatar bundle (no photo to compare with)"}
@@ -64,7 +64,7 @@ def privacy_check(face, frames: np.ndarray, max_frames: int = 25, max_shift: int
 
 def _tracks_plot(found: np.ndarray, driving: np.ndarray, out: Path) -> Path:
     """Driving vs re-detected mouth opening and nose x over time (px), as a small PNG (OpenCV only)."""
-    from .mouth import inner_lip_gap
+    from toonsync.runtime.mouth import inner_lip_gap
 
     series = [("mouth opening (px)", inner_lip_gap(driving), inner_lip_gap(found)),
               ("nose x (px)", driving[:, 27:36, 0].mean(1), found[:, 27:36, 0].mean(1))]
@@ -98,11 +98,11 @@ def eval_render(face=None, audio=None, out_dir: str | os.PathLike = "runs/eval_r
                 precision: str = "auto", lpips_weights: str | None = None) -> dict:
     """Render ``face`` speaking ``audio`` (default: the bundled demo photo and speech) with ``renderer``,
     compute the metrics and write ``eval_render.json`` into ``out_dir``; returns the report."""
-    from .audio_io import load_audio
-    from .demo import DEMO_FACE, DEMO_SPEECH, asset
-    from .pipeline import Animator, _check_options
-    from .prepare import load_face
-    from .video import read_video, write_video
+    from toonsync.runtime.audio_io import load_audio
+    from toonsync.runtime.assets import DEMO_FACE, DEMO_SPEECH, asset
+    from toonsync.runtime.pipeline import Animator, _check_options
+    from toonsync.runtime.prepare import load_face
+    from toonsync.runtime.video import read_video, write_video
 
     _check_options(size, FPS, None)
     face = asset(DEMO_FACE) if face is None else face

@@ -7,12 +7,12 @@ import time
 from dataclasses import asdict, dataclass, field
 
 
-from .audio_io import load_audio
-from .demo import DEMO_FACE, DEMO_SPEECH, asset
-from .live import stream
-from .mel import SAMPLE_RATE, SAMPLES_PER_FRAME
-from .prepare import load_face
-from .streaming import AudioModel
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.assets import DEMO_FACE, DEMO_SPEECH, asset
+from toonsync.runtime.live import stream
+from toonsync.runtime.mel import SAMPLE_RATE, SAMPLES_PER_FRAME
+from toonsync.runtime.prepare import load_face
+from toonsync.runtime.streaming import AudioModel
 
 log = logging.getLogger(__name__)
 

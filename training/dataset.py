@@ -25,9 +25,9 @@ from typing import Iterable, Iterator
 import h5py
 import numpy as np
 
-from . import mel as melmod
-from .atomic import atomic_path
-from .errors import InputError, InputNotFound
+from toonsync.runtime import mel as melmod
+from toonsync.runtime.atomic import atomic_path
+from toonsync.runtime.errors import InputError, InputNotFound
 
 FORMAT = "toonsync-clips"
 VERSION = 1

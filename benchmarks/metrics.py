@@ -16,8 +16,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .mouth import inner_lip_gap
+from toonsync.runtime.errors import InputError
+from toonsync.runtime.mouth import inner_lip_gap
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def lpips_score(frames: Sequence[np.ndarray], reference: Sequence[np.ndarray], w
                           "layers (--lpips-weights PATH) and the AlexNet/VGG ImageNet backbone; none ship with "
                           "the torch-free runtime and nothing is downloaded"}
     try:  # torch lives in training/ (toonsync[train]), loaded only on this explicit request
-        from training.lpips_metric import lpips_values
+        from toonsync.training.lpips_metric import lpips_values
     except ImportError as e:
         return {"available": False, "value": None, "reason": f"LPIPS needs toonsync[train] and lpips ({e})"}
     try:
@@ -197,7 +197,7 @@ def redetect_landmarks(frames: Sequence[np.ndarray], box: tuple[int, int, int, i
     detector toonsync uses for photos does not find drawn anime faces). Returns ([T, 68, 2] pixels —
     NaN when no face was found —, box). Why this detector and how well it tracks: docs/metrics.md.
     """
-    from .face import cnn_face_box, landmarks_in_box
+    from toonsync.runtime.face import cnn_face_box, landmarks_in_box
 
     out = np.full((len(frames), 68, 2), np.nan, np.float32)
     if box is None and len(frames):

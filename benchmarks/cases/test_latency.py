@@ -22,10 +22,10 @@ import importlib.util
 
 import pytest
 
-from runtime import bench
-from runtime.errors import ModelError
+from toonsync.benchmarks import bench
+from toonsync.runtime.errors import ModelError
 
-from .conftest import BACKEND, BATCH, FRAMES, SECONDS
+from conftest import BACKEND, BATCH, FRAMES, SECONDS
 
 SPECS = bench.case_specs(bench.available_backends() if BACKEND == "auto" else [BACKEND],
                          bench.resolve_precisions("all"), BATCH, SECONDS, FRAMES, streams=(1, 4, 16, 64))
@@ -49,7 +49,7 @@ def test_case(benchmark, bctx, spec):
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed (toonsync[train])")
 @pytest.mark.parametrize("batch", sorted({1, BATCH}), ids=lambda b: f"model.audio2motion.torch-eager.fp32.b{b}")
 def test_torch_eager(benchmark, batch):
-    from training.bench_torch import make_step
+    from toonsync.training.bench_torch import make_step
 
     step = make_step(batch, threads=1)  # torch's best thread count on 2 cores (docs/benchmarks.md)
     benchmark.group = "model"
@@ -62,7 +62,7 @@ def test_torch_eager(benchmark, batch):
 def test_torch_eager_motion_decoder(benchmark):
     """model.motion.torch-eager.fp32.b1: one 40 ms step of the transformer motion decoder in torch eager
     (compare with model.motion.cpu.fp32.b1 from test_case)."""
-    from training.bench_torch import make_motion_step
+    from toonsync.training.bench_torch import make_motion_step
 
     step = make_motion_step(threads=1)
     if step is None:

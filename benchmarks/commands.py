@@ -1,0 +1,189 @@
+"""The measurement tools' ``toonsync`` sub-commands: bench, soak, eval (lipsync | render), sheet.
+
+Registering them imports only argparse; each handler imports its tool when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from toonsync.runtime.commands import import_extra
+from toonsync.runtime.errors import ToonsyncError
+
+log = logging.getLogger("toonsync")
+
+
+def _stream_counts(text: str) -> tuple[int, ...]:
+    try:
+        ns = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected stream counts like 1,4,16,64") from None
+    if any(n < 0 for n in ns):
+        raise argparse.ArgumentTypeError(f"{text!r}: stream counts must be positive")
+    return tuple(n for n in ns if n > 0)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add bench, soak, eval and sheet to ``sub``."""
+    b = sub.add_parser("bench", help="latency per stage and end to end (p50/p90/p99/max, fps, RTF, CPU %%, RSS) "
+                                     "across backends and precisions",
+                       description="Runs every benchmark case without pytest (the same cases as "
+                                   "`pytest benchmarks/ --benchmark-only`) and prints one table. Figures and the "
+                                   "commands behind them: docs/benchmarks.md; JSON layout: benchmarks/bench.schema.json.")
+    b.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                   help="auto (default): the models on every backend available here, end to end on the runtime's "
+                        "own choice; a name: only that backend")
+    b.add_argument("--precision", default="all", choices=["fp32", "fp16", "int8", "all"],
+                   help="model precisions to measure (default all; fp32 is always measured as the baseline)")
+    b.add_argument("--seconds", type=float, default=10.0, help="length of the speech clip to benchmark (default 10)")
+    b.add_argument("--frames", type=int, default=200, help="timed rounds of each per-frame case (default 200)")
+    b.add_argument("--batch", type=int, default=16, help="streams per call of the throughput cases (default 16)")
+    b.add_argument("--json", type=Path, help="also write the results as JSON (toonsync-bench/2)")
+    b.add_argument("--compare", type=Path, metavar="OLD_JSON",
+                   help="show speed-ups / regressions against an earlier --json file")
+    b.add_argument("--plot", nargs="?", const="", metavar="PNG",
+                   help="write latency distributions + cost vs clip length as a PNG "
+                        "(default: the --json path with .png, else bench.png; needs matplotlib)")
+    b.add_argument("--quick", action="store_true",
+                   help="one round of the heavy cases (a smoke run: structure, not figures)")
+    b.add_argument("--threads-sweep", action="store_true",
+                   help="also explore onnxruntime thread settings (intra/inter-op threads, spinning, mode)")
+    b.add_argument("--no-torch", action="store_true", help="skip the torch-eager baseline")
+    b.add_argument("--streams", type=_stream_counts, default=(1, 4, 16, 64), metavar="N,N,...",
+                   help="multi-stream cases: N live streams per 40 ms tick, model batched (step_many) vs one "
+                        "call per stream (default 1,4,16,64; 0 = none)")
+    b.add_argument("--stream", action="store_true",
+                   help="benchmark live streaming only: the demo speech in real time, audio->frame latency")
+    b.set_defaults(func=cmd_bench)
+
+    ev = sub.add_parser("eval", help="held-out lip-sync metrics (--test corpus.h5), or `eval render`: image metrics, "
+                                     "landmark drift, jitter of rendered video (JSON)")
+    ev.add_argument("mode", nargs="?", choices=["lipsync", "render"], default="lipsync",
+                    help="lipsync (default; needs --test) or render (docs/metrics.md)")
+    ev.add_argument("--test", type=Path, help="lipsync: held-out corpus .h5 (toonsync corpus build --split test)")
+    ev.add_argument("--checkpoint", type=Path, help="lipsync: a torch checkpoint instead of the shipped ONNX model")
+    ev.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"])
+    ev.add_argument("--record", action="store_true",
+                    help="lipsync, shipped model: also write the figures into its sidecars (heldout_eval)")
+    ev.add_argument("--out", type=Path, help="directory for eval.json / eval_render.json and plots "
+                                             "(default runs/eval, runs/eval_render)")
+    ev.add_argument("--face", help="render: photo or .avatar (default: the bundled demo photo)")
+    ev.add_argument("--audio", help="render: speech WAV/FLAC (default: the bundled demo speech)")
+    ev.add_argument("--renderer", default="procedural", choices=["procedural", "onnx"], help="render: which renderer")
+    ev.add_argument("--size", type=int, default=256, help="render: frame size (default 256)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--lpips-weights", metavar="PATH",
+                    help="render: LPIPS linear-layer weights; LPIPS is reported only with these and an importable "
+                         "lpips (torch), else as unavailable with the reason")
+    ev.set_defaults(func=cmd_eval)
+
+    so = sub.add_parser("soak", help="stream synthetic speech for N minutes faster than real time; report RSS, frames, drops")
+    so.add_argument("--minutes", type=float, default=30.0)
+    so.add_argument("--draw", action="store_true", help="draw every frame too (slower; exercises the renderer)")
+    so.add_argument("--json", type=Path, help="write the report as JSON")
+    so.set_defaults(func=cmd_soak)
+
+    sh = sub.add_parser("sheet", help="side-by-side figure: photo | avatar | mouth shapes from speech, a blink, "
+                                      "an emotion, a head turn (PNG)")
+    sh.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP); shown in the figure's first tile")
+    sh.add_argument("-o", "--output", required=True, type=Path, help="output .png (e.g. docs/side_by_side.png)")
+    sh.add_argument("--audio", help="speech whose mouth shapes are shown (default: the bundled demo speech)")
+    sh.add_argument("--tile", type=int, default=192, help="tile size in pixels (default 192)")
+    sh.set_defaults(func=cmd_sheet)
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import (
+        compare_reports,
+        plot_report,
+        print_compare,
+        print_report,
+        print_stream_report,
+        run_bench,
+        run_stream_bench,
+    )
+
+    if a.stream:
+        rep = run_stream_bench(backend=a.backend)
+        print_stream_report(rep)
+    else:
+        old = None
+        if a.compare:  # read before measuring: a bad path fails in a second, not after the run
+            try:
+                old = json.loads(Path(a.compare).read_text())
+            except FileNotFoundError:
+                raise ToonsyncError(f"--compare: {a.compare} does not exist") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ToonsyncError(f"--compare: {a.compare} is not a bench JSON file ({e})") from None
+            if not isinstance(old, dict) or "cases" not in old:
+                raise ToonsyncError(f"--compare: {a.compare} is not a toonsync bench JSON file (no 'cases')")
+        rep = run_bench(backend=a.backend, seconds=a.seconds, frames=a.frames, precisions=a.precision,
+                        batch=a.batch, quick=a.quick, torch=not a.no_torch, sweep=a.threads_sweep, streams=a.streams,
+                        command="toonsync bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []))
+        if old is not None:
+            rep["compare"] = compare_reports(old, rep)
+        print_report(rep)
+        if old is not None:
+            print_compare(rep["compare"])
+        if a.plot is not None:
+            png = Path(a.plot) if a.plot else (a.json.with_suffix(".png") if a.json else Path("bench.png"))
+            plot_report(rep, png)
+            log.info("wrote %s", png)
+    if a.json:
+        from toonsync.runtime.atomic import atomic_path
+
+        with atomic_path(a.json) as tmp:
+            tmp.write_text(json.dumps(rep, indent=1))
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    if a.mode == "render":
+        from .eval_render import eval_render, format_table
+
+        rep = eval_render(a.face, a.audio, a.out or Path("runs/eval_render"), renderer=a.renderer, size=a.size,
+                          seed=a.seed, precision=a.precision, lpips_weights=a.lpips_weights)
+        log.info("%s", format_table(rep))
+        return 0 if rep["frames"]["ok"] and rep["privacy"].get("ok", True) else 1
+    if a.test is None:
+        raise ToonsyncError("eval needs --test corpus.h5 (lip-sync), or use `toonsync eval render`")
+    a.out = a.out or Path("runs/eval")
+    er = import_extra("toonsync.training.eval_report", "train")
+    rep = er.run_eval(a.test, a.out, a.checkpoint, a.precision)
+    keys = ("clips", "r_target", "r_phoneme", "viseme_acc", "silence_closed", "silence_closed_frames", "onset_lag_ms",
+            "drift_pct_iod")
+    log.info("eval: %s", ", ".join(f"{k}={rep[k]}" for k in keys))
+    log.info("wrote %s/eval.json and plots", a.out)
+    if a.record:
+        if a.checkpoint is not None:
+            raise ToonsyncError("--record writes the shipped model's sidecars: drop --checkpoint")
+        names = er.record_in_sidecars(rep, f"toonsync eval --test {a.test} --precision {a.precision}")
+        log.info("recorded the figures in %s", ", ".join(f"{n}.onnx.json" for n in names))
+    return 0
+
+
+def cmd_soak(a: argparse.Namespace) -> int:
+    from .soak import soak
+
+    rep = soak(a.minutes, draw=a.draw).to_dict()
+    log.info("soak: %s", json.dumps({k: v for k, v in rep.items() if k != "rss_mb"}))
+    if a.json:
+        from toonsync.runtime.atomic import atomic_path
+
+        with atomic_path(a.json) as tmp:
+            tmp.write_text(json.dumps(rep, indent=2))
+    return 0 if rep["lost_samples"] == 0 else 1
+
+
+def cmd_sheet(a: argparse.Namespace) -> int:
+    from .figures import side_by_side
+
+    if a.output.suffix.lower() != ".png":
+        raise ToonsyncError(f"sheet output must be a .png, got {a.output.name}")
+    side_by_side(a.face, a.output, a.audio, tile=a.tile)
+    log.info("wrote %s", a.output)
+    return 0

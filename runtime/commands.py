@@ -1,0 +1,231 @@
+"""The runtime's ``toonsync`` sub-commands: demo, render, prepare, stream, motion, serve, doctor.
+
+``register(sub)`` adds them to the command tree ``toonsync.cli`` assembles; each handler imports what it runs
+only when it runs. The option helpers (``add_render_options`` ...) and ``import_extra`` are shared with the other
+packages' command modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+from pathlib import Path
+from types import ModuleType
+
+from .errors import ToonsyncError
+
+log = logging.getLogger("toonsync")
+
+
+def import_extra(module: str, extra: str) -> ModuleType:
+    """Import ``module`` or fail in one line naming the pip extra that provides its dependencies."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ToonsyncError(f"this command needs `pip install toonsync[{extra}]` ({e})") from None
+
+
+def add_render_options(p: argparse.ArgumentParser) -> None:
+    """--size --fps --seed --emotion --backend --precision (the options of an offline render)."""
+    p.add_argument("--size", type=int, default=256, help="output width = height in pixels (even, 64..2048; default 256)")
+    p.add_argument("--fps", type=int, default=25, help="output frame rate (1..60; the models run at 25; default 25)")
+    p.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (default 0)")
+    p.add_argument("--emotion", default="auto",
+                   help="expression: auto (estimated from the speech's prosody, default), a name (angry, "
+                        "disgusted, fearful, happy, neutral, sad) or a schedule like '0:neutral,2.5:happy,6:sad'")
+    add_engine_options(p)
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """--backend --precision."""
+    p.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                   help="inference backend (default auto: the fastest available)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "fp16"],
+                   help="model precision (default auto: INT8 where calibration kept it inside its accuracy budget)")
+
+
+def add_background_option(p: argparse.ArgumentParser) -> None:
+    """--background."""
+    p.add_argument("--background", default="default", metavar="COLOR|IMAGE|transparent",
+                   help="behind the avatar: default (its own pastel), a colour (#rrggbb, #rgb or a name: white, "
+                        "black, gray, green, blue, ...), an image file (cover-cropped), or transparent (RGBA; needs "
+                        ".webm, .mov or a PNG-sequence output)")
+
+
+def add_renderer_option(p: argparse.ArgumentParser) -> None:
+    """--renderer."""
+    p.add_argument("--renderer", default="auto", choices=["auto", "procedural", "onnx"],
+                   help="procedural: draw the anime face from scratch each frame; onnx: warp the avatar's image "
+                        "with the render.onnx engine (docs/renderer.md); auto (default): procedural for photos, "
+                        "onnx for drawn characters")
+
+
+def add_drawing_options(p: argparse.ArgumentParser) -> None:
+    """--landmarks --drawing."""
+    p.add_argument("--landmarks", type=Path, metavar="JSON",
+                   help="the face is a drawn character with these 68 [x, y] pixel points (iBUG 300-W order; a list "
+                        "or {\"landmarks\": [...]}); its own pixels are animated")
+    p.add_argument("--drawing", action="store_true",
+                   help="the face is a drawn character (animated from its own pixels); without --landmarks its "
+                        "landmarks are detected")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the runtime's sub-commands to ``sub``."""
+    d = sub.add_parser("demo", help="render the bundled demo (photo + speech) to demo.mp4 and a contact sheet")
+    d.add_argument("--out-dir", type=Path, default=Path("."), help="where demo.mp4 and demo_sheet.png go (default .)")
+    add_render_options(d)
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("render", help="FACE + AUDIO -> anime talking-avatar MP4 (H.264 + AAC)")
+    r.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP) or a prepared .avatar bundle")
+    r.add_argument("audio", help="speech, WAV or FLAC (any rate, mono or stereo)")
+    r.add_argument("-o", "--output", required=True,
+                   help="output .mp4 (H.264 + AAC); .webm (VP9 + alpha), .mov (qtrle + alpha) or a PNG-sequence "
+                        "directory (ending in / or .png-seq) keep a transparent background; written atomically")
+    r.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the frames")
+    add_background_option(r)
+    add_renderer_option(r)
+    add_drawing_options(r)
+    add_render_options(r)
+    r.set_defaults(func=cmd_render)
+
+    pr = sub.add_parser("prepare", help="face photo -> reusable .avatar bundle (no photo pixels inside)")
+    pr.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP)")
+    pr.add_argument("-o", "--output", required=True, type=Path, help="output .avatar file")
+    pr.add_argument("--stylizer", choices=["procedural", "learned"], default="procedural",
+                    help="procedural (default): the avatar is drawn from the photo's colours + landmarks; learned: "
+                         "also the pix2pix stylizer's comic of the face (needs weights trained on Face2Comics with "
+                         "`toonsync train stylizer`; none ship)")
+    add_drawing_options(pr)
+    pr.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("stream", help="live: microphone (or a WAV played as if live) -> avatar at 25 fps")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mic", nargs="?", const="default", metavar="DEVICE",
+                     help="record from a microphone (default device, or a name/index)")
+    src.add_argument("--wav", type=Path, help="stream a WAV/FLAC file as if it were live")
+    s.add_argument("--face", required=True, help="face photo or .avatar bundle")
+    s.add_argument("--record", help="also record the frames + audio (.mp4; .webm/.mov/PNG-sequence directory keep "
+                                    "alpha), finalised on Ctrl-C")
+    add_background_option(s)
+    add_renderer_option(s)
+    s.add_argument("--window", action="store_true", help="show an OpenCV window (needs a display + GUI OpenCV)")
+    s.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
+    s.add_argument("--max-backlog", type=int, default=2, help="frames allowed to queue before dropping (default 2)")
+    s.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
+    s.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (default 0)")
+    s.add_argument("--emotion", default="auto", help="auto (from prosody), a name, or a schedule '0:neutral,3:happy'")
+    add_engine_options(s)
+    s.add_argument("--triton", metavar="URL",
+                   help="run the audio model on a Triton server instead (host:8000, grpc://host:8001, optional "
+                        "/MODEL; needs toonsync[triton]; docs/triton.md)")
+    s.set_defaults(func=cmd_stream)
+
+    mo = sub.add_parser("motion", help="AUDIO -> per-frame landmarks/pose/blink/emotion/visemes (.json .npy .csv)")
+    mo.add_argument("audio", help="speech, WAV or FLAC")
+    mo.add_argument("-o", "--output", required=True, type=Path,
+                    help="motion.json (with Rhubarb-style mouth cues), .npy or .csv")
+    mo.add_argument("--face", help="photo or .avatar whose neutral face the landmarks move (default: a mean face)")
+    mo.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (default 0)")
+    mo.add_argument("--emotion", default="auto", help="auto, a name, or a schedule")
+    mo.set_defaults(func=cmd_motion)
+
+    from .server import add_serve_parser  # argparse only; the web extra is needed when `serve` runs
+
+    add_serve_parser(sub).set_defaults(func=cmd_serve)
+
+    sub.add_parser("doctor", help="versions, execution providers, model files and checksums, detectors").set_defaults(
+        func=cmd_doctor)
+
+
+def cmd_render(a: argparse.Namespace) -> int:
+    """``toonsync render``."""
+    from .pipeline import render
+    from .sheet import contact_sheet
+
+    res = render(a.face, a.audio, a.output, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend,
+                 precision=a.precision, background=a.background, renderer=a.renderer, landmarks=a.landmarks,
+                 drawing=a.drawing)
+    log.info("wrote %s: %d frames, %.2f s, %dx%d @ %d fps (%s) in %.1f s", res.output, res.frames, res.duration_s,
+             res.size, res.size, res.fps, res.backend, res.timings_ms["total_ms"] / 1e3)
+    if a.sheet:
+        contact_sheet(res.output, a.sheet)
+        log.info("wrote %s", a.sheet)
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    """``toonsync demo``."""
+    from .demo import run_demo
+
+    run_demo(a.out_dir, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend,
+             precision=a.precision)
+    return 0
+
+
+def cmd_stream(a: argparse.Namespace) -> int:
+    """``toonsync stream``."""
+    from .live import Microphone, WindowSink, stream
+
+    if a.mic is not None:
+        mic = Microphone(None if a.mic == "default" else int(a.mic) if a.mic.isdigit() else a.mic)
+    else:
+        mic = a.wav
+    sink = WindowSink() if a.window else (lambda f: None)
+
+    def report(st):
+        s = st.summary()
+        log.info("%6.1f s  fps %5.1f  latency p50 %5.1f ms p99 %5.1f ms  dropped %d  underruns %d", s["audio_s"],
+                 s["fps"], s["latency_p50_ms"], s["latency_p99_ms"], s["dropped"], s["underruns"])
+
+    model = None
+    if a.triton:
+        from .triton_client import TritonAudioModel
+
+        model = TritonAudioModel(a.triton)
+    stats = stream(mic, a.face, sink=sink, backend=a.backend, precision=a.precision, size=a.size, seed=a.seed,
+                   emotion=a.emotion, realtime=not a.fast, max_backlog=a.max_backlog, record=a.record,
+                   on_stats=report, model=model, background=a.background, renderer=a.renderer)
+    log.info("done: %s", json.dumps(stats.summary()))
+    return 0
+
+
+def cmd_prepare(a: argparse.Namespace) -> int:
+    """``toonsync prepare``."""
+    from .prepare import load_face
+
+    if a.output.suffix != ".avatar":
+        raise ToonsyncError(f"output must end in .avatar, got {a.output.name}")
+    av = load_face(a.face, stylizer=a.stylizer, landmarks=a.landmarks, drawing=a.drawing)
+    av.save(a.output)
+    log.info("wrote %s (style %s)", a.output, av.style.to_dict())
+    return 0
+
+
+def cmd_motion(a: argparse.Namespace) -> int:
+    """``toonsync motion``."""
+    from .motion_io import animate, save_motion
+
+    if a.output.suffix.lower() not in (".json", ".npy", ".csv"):
+        raise ToonsyncError(f"motion output must be .json, .npy or .csv, got {a.output.name}")
+    m = animate(a.audio, face=a.face, seed=a.seed, emotion=a.emotion)
+    save_motion(m, a.output)
+    log.info("wrote %s: %d frames at 25 fps", a.output, m.n_frames)
+    return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    """``toonsync serve``."""
+    from .server import cmd_serve as serve
+
+    return serve(a)
+
+
+def cmd_doctor(a: argparse.Namespace) -> int:
+    """``toonsync doctor``."""
+    from .doctor import doctor
+
+    return 0 if doctor() else 1
