@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import metrics as M
+from toonsync.training import metrics as M
 from toonsync.runtime.atomic import atomic_path
 from toonsync.runtime.mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from toonsync.benchmarks import metrics as M
+from toonsync.training import metrics as M
 from toonsync.runtime.errors import InputError
 
 

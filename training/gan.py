@@ -158,7 +158,7 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 def image_metrics(pred: np.ndarray, target: np.ndarray) -> dict:
     """``runtime.metrics.image_metrics`` (MSE in 0..255 units, PSNR, SSIM; mean over images) of images in
     [-1, 1], as the uint8 frames the runtime would show, plus the mean absolute error on the 0..1 scale."""
-    from toonsync.benchmarks.metrics import image_metrics as frame_metrics
+    from toonsync.training.metrics import image_metrics as frame_metrics
 
     p, t = to_uint8(pred), to_uint8(target)
     return {**frame_metrics(list(p), list(t)), "l1": round(float(np.abs(p / 255.0 - t / 255.0).mean()), 5)}

@@ -88,7 +88,7 @@ class PairSource:
 def evaluate(gan: Pix2Pix, held: tuple[np.ndarray, np.ndarray, np.ndarray], lpips_weights: Path | None) -> dict:
     """Refined and rough frames vs the clean renders: MSE / PSNR / SSIM / L1, and LPIPS only when it can
     really be computed (``runtime.metrics.lpips_score``: the lpips package + ``lpips_weights``)."""
-    from toonsync.benchmarks.metrics import lpips_score
+    from toonsync.training.metrics import lpips_score
 
     x, y, c = held
     pred = gan.predict(x, c)

@@ -1,6 +1,6 @@
 """Torch-eager baseline for ``toonsync bench`` (kept out of runtime/, which never imports torch).
 
-``toonsync bench`` runs this module in a child process (``python -m training.bench_torch``) so that
+``toonsync bench`` runs this module in a child process (``python -m toonsync.benchmarks.bench_torch``) so that
 torch never enters the runtime's process (its peak RSS and thread pools stay the runtime's own); the
 child prints one JSON object with the raw per-call latencies. The pytest-benchmark suite uses
 ``make_step`` in-process.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .train_audio2motion import load_checkpoint
+from toonsync.training.train_audio2motion import load_checkpoint
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "audio2motion.pt"
 
@@ -83,8 +83,8 @@ def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
     demo speech's embedding from the paired audio model; None when no decoder checkpoint ships."""
     from toonsync.benchmarks.bench import decoder_inputs
 
-    from .models.encoder import load_model_checkpoint
-    from .models.motion_decoder import MotionDecoder, MotionDecoderConfig
+    from toonsync.training.models.encoder import load_model_checkpoint
+    from toonsync.training.models.motion_decoder import MotionDecoder, MotionDecoderConfig
 
     path = CHECKPOINT.parent / "motion.pt"
     if not path.exists():
@@ -112,7 +112,7 @@ def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.bench_torch", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m toonsync.benchmarks.bench_torch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=200, help="timed calls per case (default 200)")
     p.add_argument("--warmup", type=int, default=10)
