@@ -100,11 +100,12 @@ def eval_render(face=None, audio=None, out_dir: str | os.PathLike = "runs/eval_r
     compute the metrics and write ``eval_render.json`` into ``out_dir``; returns the report."""
     from toonsync.runtime.audio_io import load_audio
     from toonsync.runtime.assets import DEMO_FACE, DEMO_SPEECH, asset
-    from toonsync.runtime.pipeline import Animator, _check_options
+    from toonsync.runtime.options import RenderOptions
+    from toonsync.runtime.pipeline import Animator
     from toonsync.runtime.prepare import load_face
     from toonsync.runtime.video import read_video, write_video
 
-    _check_options(size, FPS, None)
+    RenderOptions(size=size, renderer=renderer, backend=backend, precision=precision)  # validates them
     face = asset(DEMO_FACE) if face is None else face
     audio = asset(DEMO_SPEECH) if audio is None else audio
     out_dir = Path(out_dir)

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-log = logging.getLogger("toonsync.loadtest")
+log = logging.getLogger(__name__)
 CHUNK_S = 0.02
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SATURATION = {"cpu_frac": 0.9, "min_fps": 24.0, "drop_frac": 0.01, "p99_ms": 250.0}

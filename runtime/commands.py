@@ -1,8 +1,8 @@
 """The runtime's ``toonsync`` sub-commands: demo, render, prepare, stream, motion, serve, doctor.
 
 ``register(sub)`` adds them to the command tree ``toonsync.cli`` assembles; each handler imports what it runs
-only when it runs. The option helpers (``add_render_options`` ...) and ``import_extra`` are shared with the other
-packages' command modules.
+only when it runs. Options shared with the library (size, emotion, backend, ...) are declared once, on ``RenderOptions``;
+``import_extra`` is shared with the other packages' command modules.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .errors import ToonsyncError
+from .options import RenderOptions
 
 log = logging.getLogger("toonsync")
 
@@ -25,41 +26,6 @@ def import_extra(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as e:
         raise ToonsyncError(f"this command needs `pip install toonsync[{extra}]` ({e})") from None
-
-
-def add_render_options(p: argparse.ArgumentParser) -> None:
-    """--size --fps --seed --emotion --backend --precision (the options of an offline render)."""
-    p.add_argument("--size", type=int, default=256, help="output width = height in pixels (even, 64..2048; default 256)")
-    p.add_argument("--fps", type=int, default=25, help="output frame rate (1..60; the models run at 25; default 25)")
-    p.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (default 0)")
-    p.add_argument("--emotion", default="auto",
-                   help="expression: auto (estimated from the speech's prosody, default), a name (angry, "
-                        "disgusted, fearful, happy, neutral, sad) or a schedule like '0:neutral,2.5:happy,6:sad'")
-    add_engine_options(p)
-
-
-def add_engine_options(p: argparse.ArgumentParser) -> None:
-    """--backend --precision."""
-    p.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
-                   help="inference backend (default auto: the fastest available)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "fp16"],
-                   help="model precision (default auto: INT8 where calibration kept it inside its accuracy budget)")
-
-
-def add_background_option(p: argparse.ArgumentParser) -> None:
-    """--background."""
-    p.add_argument("--background", default="default", metavar="COLOR|IMAGE|transparent",
-                   help="behind the avatar: default (its own pastel), a colour (#rrggbb, #rgb or a name: white, "
-                        "black, gray, green, blue, ...), an image file (cover-cropped), or transparent (RGBA; needs "
-                        ".webm, .mov or a PNG-sequence output)")
-
-
-def add_renderer_option(p: argparse.ArgumentParser) -> None:
-    """--renderer."""
-    p.add_argument("--renderer", default="auto", choices=["auto", "procedural", "onnx"],
-                   help="procedural: draw the anime face from scratch each frame; onnx: warp the avatar's image "
-                        "with the render.onnx engine (docs/renderer.md); auto (default): procedural for photos, "
-                        "onnx for drawn characters")
 
 
 def add_drawing_options(p: argparse.ArgumentParser) -> None:
@@ -76,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the runtime's sub-commands to ``sub``."""
     d = sub.add_parser("demo", help="render the bundled demo (photo + speech) to demo.mp4 and a contact sheet")
     d.add_argument("--out-dir", type=Path, default=Path("."), help="where demo.mp4 and demo_sheet.png go (default .)")
-    add_render_options(d)
+    RenderOptions.add_arguments(d, "size", "fps", "seed", "emotion", "backend", "precision")
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("render", help="FACE + AUDIO -> anime talking-avatar MP4 (H.264 + AAC)")
@@ -86,10 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output .mp4 (H.264 + AAC); .webm (VP9 + alpha), .mov (qtrle + alpha) or a PNG-sequence "
                         "directory (ending in / or .png-seq) keep a transparent background; written atomically")
     r.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the frames")
-    add_background_option(r)
-    add_renderer_option(r)
     add_drawing_options(r)
-    add_render_options(r)
+    RenderOptions.add_arguments(r, "size", "fps", "seed", "emotion", "backend", "precision", "renderer", "background")
     r.set_defaults(func=cmd_render)
 
     pr = sub.add_parser("prepare", help="face photo -> reusable .avatar bundle (no photo pixels inside)")
@@ -110,15 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--face", required=True, help="face photo or .avatar bundle")
     s.add_argument("--record", help="also record the frames + audio (.mp4; .webm/.mov/PNG-sequence directory keep "
                                     "alpha), finalised on Ctrl-C")
-    add_background_option(s)
-    add_renderer_option(s)
     s.add_argument("--window", action="store_true", help="show an OpenCV window (needs a display + GUI OpenCV)")
     s.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
-    s.add_argument("--max-backlog", type=int, default=2, help="frames allowed to queue before dropping (default 2)")
-    s.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
-    s.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (default 0)")
-    s.add_argument("--emotion", default="auto", help="auto (from prosody), a name, or a schedule '0:neutral,3:happy'")
-    add_engine_options(s)
+    RenderOptions.add_arguments(s, "size", "seed", "emotion", "backend", "precision", "renderer", "background",
+                                "max_backlog")
     s.add_argument("--triton", metavar="URL",
                    help="run the audio model on a Triton server instead (host:8000, grpc://host:8001, optional "
                         "/MODEL; needs toonsync[triton]; docs/triton.md)")
@@ -129,8 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     mo.add_argument("-o", "--output", required=True, type=Path,
                     help="motion.json (with Rhubarb-style mouth cues), .npy or .csv")
     mo.add_argument("--face", help="photo or .avatar whose neutral face the landmarks move (default: a mean face)")
-    mo.add_argument("--seed", type=int, default=0, help="seed of head motion and blinks (default 0)")
-    mo.add_argument("--emotion", default="auto", help="auto, a name, or a schedule")
+    RenderOptions.add_arguments(mo, "seed", "emotion")
     mo.set_defaults(func=cmd_motion)
 
     from .server import add_serve_parser  # argparse only; the web extra is needed when `serve` runs
@@ -146,9 +104,7 @@ def cmd_render(a: argparse.Namespace) -> int:
     from .pipeline import render
     from .sheet import contact_sheet
 
-    res = render(a.face, a.audio, a.output, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend,
-                 precision=a.precision, background=a.background, renderer=a.renderer, landmarks=a.landmarks,
-                 drawing=a.drawing)
+    res = render(a.face, a.audio, a.output, RenderOptions.from_namespace(a), landmarks=a.landmarks, drawing=a.drawing)
     log.info("wrote %s: %d frames, %.2f s, %dx%d @ %d fps (%s) in %.1f s", res.output, res.frames, res.duration_s,
              res.size, res.size, res.fps, res.backend, res.timings_ms["total_ms"] / 1e3)
     if a.sheet:
@@ -161,8 +117,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     """``toonsync demo``."""
     from .demo import run_demo
 
-    run_demo(a.out_dir, size=a.size, fps=a.fps, seed=a.seed, emotion=a.emotion, backend=a.backend,
-             precision=a.precision)
+    run_demo(a.out_dir, RenderOptions.from_namespace(a))
     return 0
 
 
@@ -186,9 +141,8 @@ def cmd_stream(a: argparse.Namespace) -> int:
         from .triton_client import TritonAudioModel
 
         model = TritonAudioModel(a.triton)
-    stats = stream(mic, a.face, sink=sink, backend=a.backend, precision=a.precision, size=a.size, seed=a.seed,
-                   emotion=a.emotion, realtime=not a.fast, max_backlog=a.max_backlog, record=a.record,
-                   on_stats=report, model=model, background=a.background, renderer=a.renderer)
+    stats = stream(mic, a.face, RenderOptions.from_namespace(a), sink=sink, realtime=not a.fast, record=a.record,
+                   on_stats=report, model=model)
     log.info("done: %s", json.dumps(stats.summary()))
     return 0
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from .assets import DEMO_FACE, DEMO_SPEECH, asset
+from .options import RenderOptions
 from .pipeline import render
 from .sheet import contact_sheet
 from .video import probe
@@ -15,13 +16,14 @@ log = logging.getLogger("toonsync")
 __all__ = ["DEMO_FACE", "DEMO_SPEECH", "asset", "run_demo"]
 
 
-def run_demo(out_dir: Path, **opts) -> dict:
+def run_demo(out_dir: Path, options: RenderOptions | None = None) -> dict:
+    """Render the bundled photo speaking the bundled speech into ``out_dir`` (demo.mp4 + demo_sheet.png)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     face, speech = asset(DEMO_FACE), asset(DEMO_SPEECH)
     text = asset("demo_speech.txt").read_text().strip()
     log.info("demo: face %s, speech %s (\"%s\")", face.name, speech.name, text)
     t0 = time.perf_counter()
-    res = render(face, speech, out_dir / "demo.mp4", **opts)
+    res = render(face, speech, out_dir / "demo.mp4", options)
     t1 = time.perf_counter()
     sheet = contact_sheet(res.output, out_dir / "demo_sheet.png")
     info = probe(res.output)

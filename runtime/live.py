@@ -22,10 +22,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .audio_io import check_audio_path
-from .background import BackgroundLike, parse_background, preview, with_background
+from .background import parse_background, preview, with_background
 from .errors import InputError
 from .mel import SAMPLE_RATE, SAMPLES_PER_FRAME
-from .prepare import check_renderer, FaceLike, load_face
+from .options import MODEL_FPS, RenderOptions, resolve_options
+from .prepare import FaceLike, load_face
 from .streaming import AudioModel, Frame, Stream
 
 log = logging.getLogger(__name__)
@@ -347,23 +348,26 @@ def _frames(source, stream: Stream, stats: StreamStats, max_backlog: int, record
                 recorder.abort()
 
 
-def stream(mic: Any, face: FaceLike, *, sink: Callable[[Frame], Any] | None = None, backend: str = "auto",
-           precision: str = "auto", size: int = 256, seed: int = 0, emotion: str | None = None,
-           sample_rate: int = SAMPLE_RATE,
-           realtime: bool | None = None, max_backlog: int = 2, record: str | os.PathLike | None = None,
-           draw: bool = True, model: AudioModel | None = None, on_stats: Callable[[StreamStats], Any] | None = None,
-           stats_every: float = 1.0, background: BackgroundLike = None, renderer: str = "auto") -> StreamRun | StreamStats:
+def stream(mic: Any, face: FaceLike, options: RenderOptions | None = None, *,
+           sink: Callable[[Frame], Any] | None = None, sample_rate: int = SAMPLE_RATE, realtime: bool | None = None,
+           record: str | os.PathLike | None = None, draw: bool = True, model: AudioModel | None = None,
+           on_stats: Callable[[StreamStats], Any] | None = None, stats_every: float = 1.0,
+           **changes: Any) -> StreamRun | StreamStats:
     """Stream ``mic`` (None = default microphone, ``Microphone(...)``, a WAV/FLAC path played live, or an
     (async) iterable of numpy chunks at ``sample_rate``) through the avatar of ``face``.
 
+    ``options``: a ``RenderOptions`` (size, seed, emotion, backend, precision, renderer, background,
+    max_backlog; live streams run at the models' 25 fps); keyword arguments named like its fields override it.
     With ``sink=None`` returns a ``StreamRun`` to iterate frames from; with a sink (a callable, e.g.
     ``WindowSink()``) runs to the end of the input (or Ctrl-C) and returns ``StreamStats``. ``record``
     also writes the frames with the same audio (.mp4 H.264 + AAC, or .webm / .mov / a PNG-sequence
-    directory, which keep alpha), finalised even on Ctrl-C. ``background``: see ``runtime.background``
-    (``transparent`` gives RGBA frames). ``renderer``: ``procedural``, ``onnx`` or ``auto`` (``Avatar.renderer``).
+    directory, which keep alpha), finalised even on Ctrl-C. A ``transparent`` background gives RGBA frames.
     """
-    check_renderer(renderer)  # before any work
-    bg = parse_background(background)
+    opts = resolve_options(options, changes)
+    if opts.fps != MODEL_FPS:
+        raise InputError(f"live streams run at the models' {MODEL_FPS} fps, got fps={opts.fps}; render offline "
+                         "for another frame rate")
+    bg = parse_background(opts.background)
     if record is not None:
         from .video import check_output
 
@@ -371,14 +375,14 @@ def stream(mic: Any, face: FaceLike, *, sink: Callable[[Frame], Any] | None = No
     source = as_source(mic, sample_rate, realtime)
     try:
         avatar = load_face(face)
-        model = model or AudioModel(backend, precision)
-        painter = with_background(avatar.renderer(size, renderer), bg) if draw or record else None
+        model = model or AudioModel(opts.backend, opts.precision)
+        painter = with_background(avatar.renderer(opts.size, opts.renderer), bg) if draw or record else None
     except BaseException:
         source.close()
         raise
-    st = Stream(model, avatar.neutral, painter, seed=seed, emotion=emotion)
+    st = Stream(model, avatar.neutral, painter, seed=opts.seed, emotion=opts.emotion_override)
     stats = StreamStats()
-    run = StreamRun(_frames(source, st, stats, max_backlog, record, on_stats, stats_every, bg.alpha), stats)
+    run = StreamRun(_frames(source, st, stats, opts.max_backlog, record, on_stats, stats_every, bg.alpha), stats)
     if sink is None:
         return run
     try:

@@ -1,4 +1,4 @@
-"""Offline rendering: face + speech -> anime talking-avatar frames -> MP4 (``runtime.render``)."""
+"""Offline rendering: face + speech -> anime talking-avatar frames -> MP4 (``toonsync.render``)."""
 from __future__ import annotations
 
 import logging
@@ -7,22 +7,20 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .audio_io import AudioLike, check_audio_path, load_audio
-from .background import BackgroundLike, parse_background, with_background
-from .errors import InputError
+from .background import parse_background, with_background
+from .errors import InputError, InvalidAudio
 from .mel import FPS, SAMPLE_RATE
-from .errors import InvalidAudio
-from .emotion import emotion_schedule
 from .motion import EMOTIONS
+from .options import RenderOptions, resolve_options
+from .prepare import Avatar, FaceLike, load_face
 from .streaming import AudioModel, Stream
-from .prepare import check_renderer, Avatar, FaceLike, load_face
 
 log = logging.getLogger(__name__)
-MIN_SIZE, MAX_SIZE = 64, 2048
-MIN_FPS, MAX_FPS = 1, 60
 
 
 @dataclass
@@ -88,33 +86,25 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
     return out.reshape(n, *x.shape[1:]).astype(np.float32)
 
 
-def _check_options(size: int, fps: int, emotion: str | None) -> None:
-    if not isinstance(size, (int, np.integer)) or not MIN_SIZE <= size <= MAX_SIZE or size % 2:
-        raise InputError(f"size must be an even number of pixels in {MIN_SIZE}..{MAX_SIZE}, got {size!r}")
-    if not isinstance(fps, (int, np.integer)) or not MIN_FPS <= fps <= MAX_FPS:
-        raise InputError(f"fps must be an integer in {MIN_FPS}..{MAX_FPS}, got {fps!r}")
-    if emotion not in (None, "auto"):
-        emotion_schedule(emotion, 1)
-
-
-def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = None, *, size: int = 256,
-           fps: int = FPS, seed: int = 0, emotion: str | None = None, backend: str = "auto",
-           precision: str = "auto", animator: Animator | None = None, sample_rate: int | None = None,
-           background: BackgroundLike = None, renderer: str = "auto", landmarks=None,
-           drawing: bool = False) -> RenderResult:
+def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = None,
+           options: RenderOptions | None = None, *, animator: Animator | None = None, sample_rate: int | None = None,
+           landmarks: str | os.PathLike | np.ndarray | None = None, drawing: bool = False,
+           **changes: Any) -> RenderResult:
     """Render ``face`` (photo path/array, ``.avatar`` bundle or ``Avatar``) speaking ``audio`` (WAV/FLAC path
     or array) to ``out`` (MP4 H.264 + AAC; or WebM / MOV / a PNG-sequence directory, which keep alpha;
-    written atomically) over ``background`` (``runtime.background``: default, a colour, an image or
-    ``transparent``). With ``out=None`` only the motion and frames count are computed (no video). Bad input
-    raises a typed ``ToonsyncError`` before any output. ``renderer``: ``procedural``, ``onnx`` (render.onnx
-    warp renderer) or ``auto`` (procedural for photos); ``drawing`` / ``landmarks`` (a JSON of 68 points):
-    the image is a drawn character, animated from its own pixels (``runtime.drawing``).
+    written atomically).
+
+    ``options``: a ``RenderOptions`` (size, fps, seed, emotion, backend, precision, renderer, background);
+    keyword arguments named like its fields override it (``render(face, audio, out, size=512)``). With
+    ``out=None`` only the motion and frames count are computed (no video). ``drawing`` / ``landmarks`` (a JSON
+    of 68 points): the image is a drawn character, animated from its own pixels (``toonsync.runtime.drawing``).
+    Bad input raises a typed ``ToonsyncError`` before any output.
     """
+    opts = resolve_options(options, changes)
+    size, fps = opts.size, opts.fps
     t = {}
     t0 = time.perf_counter()
-    _check_options(size, fps, emotion)
-    check_renderer(renderer)  # before any work
-    bg = parse_background(background)
+    bg = parse_background(opts.background)
     from .video import check_output, write_video  # PyAV only when rendering
     if isinstance(audio, (str, os.PathLike)):
         check_audio_path(audio)  # format errors before any work is done
@@ -129,14 +119,14 @@ def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = Non
         avatar: Avatar = load_face(face, landmarks=landmarks, drawing=drawing)
     for w in caught:
         warnings.warn(w.message, w.category, stacklevel=2)
-    painter = with_background(avatar.renderer(size, renderer), bg)  # before the audio: a bad choice fails fast
+    painter = with_background(avatar.renderer(size, opts.renderer), bg)  # before the audio: a bad choice fails fast
     t["face_ms"] = (time.perf_counter() - t0) * 1e3
     t1 = time.perf_counter()
     pcm = load_audio(audio, sample_rate)
     t["audio_ms"] = (time.perf_counter() - t1) * 1e3
     t2 = time.perf_counter()
-    animator = animator or Animator(backend, precision)
-    motion = animator.animate(pcm, avatar.neutral, seed=seed, emotion=emotion, fps=fps)
+    animator = animator or Animator(opts.backend, opts.precision)
+    motion = animator.animate(pcm, avatar.neutral, seed=opts.seed, emotion=opts.emotion_override, fps=fps)
     t["motion_ms"] = (time.perf_counter() - t2) * 1e3
 
     def frames():
@@ -155,4 +145,4 @@ def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = Non
                         f"{animator.model.backend.name} {animator.model.precision}")
 
 
-__all__ = ["render", "RenderResult", "Motion", "Animator", "EMOTIONS"]
+__all__ = ["render", "RenderResult", "RenderOptions", "Motion", "Animator", "EMOTIONS"]
