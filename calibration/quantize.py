@@ -204,7 +204,7 @@ def calibrate(model_dir: Path, cal: CalibrationSet, budget: Budget = Budget(), r
 
 
 def write_markdown(rep: dict, path: Path) -> None:
-    from toonsync.benchmarks.bench import cpu_model
+    from toonsync.tools.bench import cpu_model
 
     b = rep["budget"]
     lines = ["# Quantization report", "",

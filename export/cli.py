@@ -51,7 +51,7 @@ def measure_fusion(d: Path, audio: np.ndarray) -> dict:
 
 
 def write_report(d: Path, metas: dict, fusion: dict, path: Path) -> None:
-    from toonsync.benchmarks.bench import cpu_model
+    from toonsync.tools.bench import cpu_model
 
     lines = ["# Export report", "", f"Produced by `toonsync export` on {cpu_model()} (1 onnxruntime thread).", "",
              "| file | KiB | nodes | nodes after ORT optimisation | parity vs torch (max abs) |", "|---|---|---|---|---|"]

@@ -6,7 +6,7 @@ module names in strings (``python -m toonsync.x`` command lines) — so a lazy o
 
 Layers, lowest first; a module may import its own layer and the layers below it:
 
-    runtime < training < export < calibration < benchmarks < the toonsync facade (toonsync/__init__, cli)
+    runtime < training < export < calibration < tools < the toonsync facade (toonsync/__init__, cli)
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # installed subpackage -> its folder in the repository (pyproject [tool.setuptools.package-dir])
 FOLDERS = {"runtime": "runtime", "training": "training", "export": "export", "calibration": "calibration",
-           "benchmarks": "benchmarks"}
-LAYERS = ["runtime", "training", "export", "calibration", "benchmarks", ""]  # "" = the facade itself
+           "tools": "tools"}
+LAYERS = ["runtime", "training", "export", "calibration", "tools", ""]  # "" = the facade itself
 
 
 def discover(root: Path = ROOT) -> dict[str, str]:
@@ -137,7 +137,7 @@ def _without_parents(g: dict[str, set[str]]) -> dict[str, set[str]]:
 def sources() -> dict[str, str]:
     s = discover()
     assert {"toonsync", "toonsync.cli", "toonsync.runtime.pipeline", "toonsync.training.corpus",
-            "toonsync.export.onnx_export", "toonsync.calibration.quantize", "toonsync.benchmarks.bench"} <= set(s)
+            "toonsync.export.onnx_export", "toonsync.calibration.quantize", "toonsync.tools.bench"} <= set(s)
     return s
 
 

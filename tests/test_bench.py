@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from toonsync.benchmarks.bench import available_precisions, compare_reports
+from toonsync.tools.bench import available_precisions, compare_reports
 from toonsync.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,7 +203,7 @@ def test_bench_compare_bad_file(tmp_path, capsys):
 
 
 def test_bench_unavailable_backend_is_one_line_error(capsys):
-    from toonsync.benchmarks.bench import available_backends
+    from toonsync.tools.bench import available_backends
 
     if "cuda" in available_backends():
         pytest.skip("this machine has CUDA")

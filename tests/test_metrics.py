@@ -130,7 +130,7 @@ def test_lpips_is_never_faked(tmp_path):
 
 
 def test_privacy_check_catches_pasted_photo(frontal_face):
-    from toonsync.benchmarks.eval_render import privacy_check
+    from toonsync.tools.eval_render import privacy_check
     from toonsync.runtime.face import detect_face
     from toonsync.runtime.image_io import load_image
     from toonsync.runtime.stylizer import align_face

@@ -147,7 +147,7 @@ def test_no_network_at_run_time(monkeypatch, tmp_path, frontal_face, speech_wav)
 
 def test_soak_full_runtime_with_drawing():
     """CI-sized soak (1 min of audio, every frame drawn): no lost samples, one frame per 40 ms, flat memory."""
-    from toonsync.benchmarks.soak import soak
+    from toonsync.tools.soak import soak
 
     rep = soak(minutes=1.0, draw=True, backend="cpu")
     assert rep.lost_samples == 0 and rep.frames + rep.dropped == rep.frames_expected == 1500

@@ -531,7 +531,7 @@ def test_serve_parser_and_config():
 
 
 def test_server_modules_import_light():
-    code = ("import sys, toonsync.runtime.server, toonsync.benchmarks.loadtest\n"
+    code = ("import sys, toonsync.runtime.server, toonsync.tools.loadtest\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'starlette', 'uvicorn', 'training'))\n"
             "assert not bad, bad\nprint('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -539,7 +539,7 @@ def test_server_modules_import_light():
 
 
 def test_loadtest_smoke(server, tmp_path):
-    from toonsync.benchmarks.loadtest import check_loopback, main
+    from toonsync.tools.loadtest import check_loopback, main
 
     out = tmp_path / "load.json"
     assert main(["--url", server.ws_url, "--clients", "1,2", "--seconds", "1.5", "--no-search",

@@ -16,7 +16,7 @@ def test_runtime_imports_without_torch():
         f"import sys, toonsync, {', '.join(mods)}\n"
         "toonsync.render, toonsync.stream, toonsync.AudioModel\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m.split('.')[:2] in "
-        "(['toonsync', 'training'], ['toonsync', 'export'], ['toonsync', 'calibration'], ['toonsync', 'benchmarks']))\n"
+        "(['toonsync', 'training'], ['toonsync', 'export'], ['toonsync', 'calibration'], ['toonsync', 'tools']))\n"
         "assert not bad, bad\n"
         "print('ok')"
     )

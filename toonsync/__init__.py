@@ -7,7 +7,7 @@
 The public API is loaded lazily: ``import toonsync`` costs only this module; the first use of a name imports the
 runtime module behind it (numpy + onnxruntime, never torch). Subpackages: ``toonsync.runtime`` (what a deployed
 app needs), ``toonsync.training`` (torch), ``toonsync.export`` and ``toonsync.calibration`` (ONNX export, INT8),
-``toonsync.benchmarks`` (benchmarks, load test, soak, render evaluation).
+``toonsync.tools`` (benchmarks, load test, soak, render evaluation).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ __all__ = [
     "InvalidBackground", "AlphaUnsupported", "ModelError", "OutputError", "SideProfileWarning",
     "MultipleFacesWarning", "__version__",
 ]
-_SUBPACKAGES = ["runtime", "training", "export", "calibration", "benchmarks"]
+_SUBPACKAGES = ["runtime", "training", "export", "calibration", "tools"]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 
-from .benchmarks import commands as benchmark_commands
+from .tools import commands as tool_commands
 from .calibration import commands as calibration_commands
 from .export import commands as export_commands
 from .runtime import commands as runtime_commands
@@ -47,7 +47,7 @@ EPILOG = """examples:
 """
 
 # the packages whose register(sub) adds sub-commands, in the order --help lists them
-PACKAGES = (runtime_commands, training_commands, export_commands, calibration_commands, benchmark_commands)
+PACKAGES = (runtime_commands, training_commands, export_commands, calibration_commands, tool_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

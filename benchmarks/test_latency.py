@@ -22,7 +22,7 @@ import importlib.util
 
 import pytest
 
-from toonsync.benchmarks import bench
+from toonsync.tools import bench
 from toonsync.runtime.errors import ModelError
 
 from conftest import BACKEND, BATCH, FRAMES, SECONDS
@@ -49,7 +49,7 @@ def test_case(benchmark, bctx, spec):
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed (toonsync[train])")
 @pytest.mark.parametrize("batch", sorted({1, BATCH}), ids=lambda b: f"model.audio2motion.torch-eager.fp32.b{b}")
 def test_torch_eager(benchmark, batch):
-    from toonsync.benchmarks.bench_torch import make_step
+    from toonsync.tools.bench_torch import make_step
 
     step = make_step(batch, threads=1)  # torch's best thread count on 2 cores (docs/benchmarks.md)
     benchmark.group = "model"
@@ -62,7 +62,7 @@ def test_torch_eager(benchmark, batch):
 def test_torch_eager_motion_decoder(benchmark):
     """model.motion.torch-eager.fp32.b1: one 40 ms step of the transformer motion decoder in torch eager
     (compare with model.motion.cpu.fp32.b1 from test_case)."""
-    from toonsync.benchmarks.bench_torch import make_motion_step
+    from toonsync.tools.bench_torch import make_motion_step
 
     step = make_motion_step(threads=1)
     if step is None:

@@ -1,7 +1,7 @@
 """Load test of the kiosk server on loopback: N simulated WebSocket clients sending real speech in real time.
 
-    python -m toonsync.benchmarks.loadtest --clients 1,2,4,8 --seconds 10            # starts its own server
-    python -m toonsync.benchmarks.loadtest --url ws://127.0.0.1:8000/ws --server-pid 1234
+    python -m toonsync.tools.loadtest --clients 1,2,4,8 --seconds 10            # starts its own server
+    python -m toonsync.tools.loadtest --url ws://127.0.0.1:8000/ws --server-pid 1234
 
 Each client streams the bundled demo speech (looped) as 20 ms int16 chunks paced by the clock,
 reads the frames that come back and measures, per client, frames/s and the round trip from sending
@@ -254,7 +254,7 @@ def markdown(steps: list[StepResult], cores: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m toonsync.benchmarks.loadtest", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m toonsync.tools.loadtest", description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", default="1,2,4,8", help="comma-separated client counts (default 1,2,4,8)")
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of speech each client sends per step (default 10)")
     p.add_argument("--url", help="an already running server's ws://127.0.0.1:PORT/ws (default: start one)")

@@ -494,7 +494,7 @@ def _a2m_step(lm: LoadedModel, ctx: BenchContext, batch: int, pcm: bool) -> Call
 def decoder_inputs(n: int, speech: np.ndarray, mouth: np.ndarray) -> list[dict[str, np.ndarray]]:
     """``n`` one-frame feeds of the motion decoder: the demo speech's embedding and the audio model's mouth
     ([n, S], [n, 3]), neutral emotion, the noise embedding of seed 0 (shared with the torch-eager baseline
-    in toonsync.benchmarks.bench_torch)."""
+    in toonsync.tools.bench_torch)."""
     from toonsync.runtime.emotion import NEU
     from toonsync.runtime.motion import NoiseEmbedding
 
@@ -672,10 +672,10 @@ def cold_start(speech: Path, face: Path, backend: str = "auto", precision: str =
 
 # -- torch eager (a child process) --------------------------------------------------------------------
 def torch_baseline(frames: int, batches: Iterable[int], threads: Iterable[int] = (1, 0)) -> dict | None:
-    """Run ``toonsync.benchmarks.bench_torch`` in a child (torch never enters this process); None without torch."""
+    """Run ``toonsync.tools.bench_torch`` in a child (torch never enters this process); None without torch."""
     if importlib.util.find_spec("torch") is None:
         return None
-    cmd = [sys.executable, "-m", "toonsync.benchmarks.bench_torch", "--frames", str(frames), "--batch", *map(str, batches),
+    cmd = [sys.executable, "-m", "toonsync.tools.bench_torch", "--frames", str(frames), "--batch", *map(str, batches),
            "--threads", *map(str, threads)]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)

@@ -1,6 +1,6 @@
 """Torch-eager baseline for ``toonsync bench`` (kept out of runtime/, which never imports torch).
 
-``toonsync bench`` runs this module in a child process (``python -m toonsync.benchmarks.bench_torch``) so that
+``toonsync bench`` runs this module in a child process (``python -m toonsync.tools.bench_torch``) so that
 torch never enters the runtime's process (its peak RSS and thread pools stay the runtime's own); the
 child prints one JSON object with the raw per-call latencies. The pytest-benchmark suite uses
 ``make_step`` in-process.
@@ -81,7 +81,7 @@ def audio2motion_per_frame_ms(mel4: np.ndarray, n: int = 200, threads: int | Non
 def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
     """One 40 ms step of the transformer motion decoder (``checkpoints/motion.pt``), cache carried, on the
     demo speech's embedding from the paired audio model; None when no decoder checkpoint ships."""
-    from toonsync.benchmarks.bench import decoder_inputs
+    from toonsync.tools.bench import decoder_inputs
 
     from toonsync.training.models.encoder import load_model_checkpoint
     from toonsync.training.models.motion_decoder import MotionDecoder, MotionDecoderConfig
@@ -112,7 +112,7 @@ def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m toonsync.benchmarks.bench_torch", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m toonsync.tools.bench_torch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=200, help="timed calls per case (default 200)")
     p.add_argument("--warmup", type=int, default=10)
