@@ -21,11 +21,10 @@ import dataclasses
 import importlib.util
 
 import pytest
-
-from toonsync.tools import bench
-from toonsync.runtime.errors import ModelError
-
 from conftest import BACKEND, BATCH, FRAMES, SECONDS
+
+from toonsync.runtime.errors import ModelError
+from toonsync.tools import bench
 
 SPECS = bench.case_specs(bench.available_backends() if BACKEND == "auto" else [BACKEND],
                          bench.resolve_precisions("all"), BATCH, SECONDS, FRAMES, streams=(1, 4, 16, 64))

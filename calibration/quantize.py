@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from toonsync.runtime.atomic import atomic_path
-from toonsync.runtime.backend import OrtBackend, read_sidecar
-from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
 from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.backend import OrtBackend
+from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
+from toonsync.runtime.model_card import ModelCard
 
 from .reader import Audio2MotionReader, CalibrationSet
 
@@ -65,10 +66,9 @@ def quantize_audio2motion(fp32: Path, out: Path, cal: CalibrationSet, ctx: int, 
 
 
 def _quantize(fp32: Path, out: Path, cal: CalibrationSet, ctx: int, hidden: int) -> int:
+    import onnxruntime as ort
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as td:
         opt, pre = Path(td) / "opt.onnx", Path(td) / "pre.onnx"
@@ -144,8 +144,8 @@ def through_decoder(model_dir: Path, outs: list[dict]) -> list[dict] | None:
     from toonsync.runtime.emotion import NEU
     from toonsync.runtime.motion import NoiseEmbedding
 
-    meta = read_sidecar(model_dir, "motion")
-    if meta.get("run_id") != read_sidecar(model_dir, "audio2motion").get("run_id"):
+    meta = ModelCard.load(model_dir, "motion")
+    if meta.get("run_id") != ModelCard.load(model_dir, "audio2motion").get("run_id"):
         return None
     cfg = meta["config"]
     dec = OrtBackend(model_dir / "motion.fp32.onnx", "cpu", 1)
@@ -165,7 +165,7 @@ def calibrate(model_dir: Path, cal: CalibrationSet, budget: Budget = Budget(), r
     """Quantize audio2motion, judge it against the budget, update its sidecar, write the report."""
     from toonsync.export.sidecar import update_sidecar
 
-    meta = read_sidecar(model_dir, "audio2motion")
+    meta = ModelCard.load(model_dir, "audio2motion")
     ctx, hidden = int(meta["config"]["kernel"]) - 1, int(meta["config"]["hidden"])
     fp32 = model_dir / "audio2motion.fp32.onnx"
     batches = quantize_audio2motion(fp32, model_dir / "audio2motion.int8.onnx", cal, ctx, hidden)
@@ -204,7 +204,7 @@ def calibrate(model_dir: Path, cal: CalibrationSet, budget: Budget = Budget(), r
 
 
 def write_markdown(rep: dict, path: Path) -> None:
-    from toonsync.tools.bench import cpu_model
+    from toonsync.runtime.sysinfo import cpu_model
 
     b = rep["budget"]
     lines = ["# Quantization report", "",

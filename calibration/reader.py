@@ -13,7 +13,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from toonsync.runtime.audio_io import load_audio
-from toonsync.runtime.backend import sha256_file
+from toonsync.runtime.model_card import sha256_file
 from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -27,7 +27,7 @@ class CalibrationSet:
     manifest: dict = field(default_factory=dict)
 
     @classmethod
-    def from_wavs(cls, files: list[Path] | None = None) -> "CalibrationSet":
+    def from_wavs(cls, files: list[Path] | None = None) -> CalibrationSet:
         files = sorted(files or DATA_DIR.glob("*.wav"))
         if not files:
             raise FileNotFoundError(f"no calibration WAVs in {DATA_DIR}")
@@ -41,7 +41,7 @@ class CalibrationSet:
                           "count": len(entries), "seconds": round(sum(e["seconds"] for e in entries), 2)})
 
     @classmethod
-    def from_corpus(cls, path: Path, limit: int = 32) -> "CalibrationSet":
+    def from_corpus(cls, path: Path, limit: int = 32) -> CalibrationSet:
         from toonsync.training.dataset import ClipStore
 
         mels, ids = [], []

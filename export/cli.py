@@ -34,9 +34,9 @@ def _p50_p99(fn, n: int) -> tuple[float, float]:
 def measure_fusion(d: Path, audio: np.ndarray) -> dict:
     """Streaming (one 40 ms frame per call) and whole-clip cost: numpy mel + audio2motion vs the fused PCM graph."""
     unf, fus = OrtBackend(d / "audio2motion.fp32.onnx", "cpu", 1), OrtBackend(d / "audio2motion_pcm.fp32.onnx", "cpu", 1)
-    from toonsync.runtime.backend import read_sidecar
+    from toonsync.runtime.model_card import ModelCard
 
-    cfg = read_sidecar(d, "audio2motion")["config"]
+    cfg = ModelCard.load(d, "audio2motion").config
     z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
     st = {"mel_ctx": z(1, 80, cfg["kernel"] - 1), "h": z(1, 1, cfg["hidden"]), "c": z(1, 1, cfg["hidden"])}
     ms, chunk = MelStream(), audio[:SAMPLES_PER_FRAME]
@@ -51,7 +51,7 @@ def measure_fusion(d: Path, audio: np.ndarray) -> dict:
 
 
 def write_report(d: Path, metas: dict, fusion: dict, path: Path) -> None:
-    from toonsync.tools.bench import cpu_model
+    from toonsync.runtime.sysinfo import cpu_model
 
     lines = ["# Export report", "", f"Produced by `toonsync export` on {cpu_model()} (1 onnxruntime thread).", "",
              "| file | KiB | nodes | nodes after ORT optimisation | parity vs torch (max abs) |", "|---|---|---|---|---|"]
@@ -135,11 +135,11 @@ def export_cli(a: argparse.Namespace) -> int:
     if only == "motion":
         return 0 if export_paired_motion(a.checkpoint, d, required=True) else 1
     meta = export_audio2motion(a.checkpoint, d)
-    from toonsync.runtime.backend import read_sidecar
     from toonsync.runtime.assets import DEMO_SPEECH, asset
     from toonsync.runtime.audio_io import load_audio
+    from toonsync.runtime.model_card import ModelCard
 
-    metas = {"audio2motion": meta, "audio2motion_pcm": read_sidecar(d, "audio2motion_pcm")}
+    metas = {"audio2motion": meta, "audio2motion_pcm": ModelCard.load(d, "audio2motion_pcm").to_dict()}
     if only is None:
         motion = export_paired_motion(a.checkpoint, d)
         if motion is not None:

@@ -110,4 +110,19 @@ def export_refiner(checkpoint: Path, model_dir: Path) -> dict:
                    {"made_by": "toonsync training/train_refiner.py + export/learned.py"})
 
 
-EXPORTERS = {"stylizer": export_stylizer, "identity": export_identity, "refiner": export_refiner}
+def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
+    """``emotion.pt`` -> ``emotion.fp32.onnx`` + ``emotion.onnx.json`` (``export.emotion``)."""
+    from .emotion import export_emotion as export
+
+    return export(checkpoint, model_dir)
+
+
+EXPORTERS = {"stylizer": export_stylizer, "identity": export_identity, "refiner": export_refiner,
+             "emotion": export_emotion}
+
+
+def export_trained(name: str, checkpoint: Path, model_dir: Path) -> dict:
+    """Export the checkpoint a trainer just wrote (``toonsync train MODEL --export DIR``); returns the card."""
+    if name not in EXPORTERS:
+        raise ValueError(f"no exporter for {name!r}; these export after training: {', '.join(EXPORTERS)}")
+    return EXPORTERS[name](Path(checkpoint), Path(model_dir))

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from toonsync.runtime.atomic import atomic_path
-
-from .sidecar import write_sidecar
 from toonsync.runtime.mel import FPS, HOP, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, WIN_LENGTH
+
+from .parity import check_parity, random_inputs
+from .sidecar import write_sidecar
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -91,8 +92,6 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
     """Export a trained audio2motion checkpoint to ``audio2motion.fp32.onnx`` + sidecar; returns the sidecar."""
     from toonsync.training.train_audio2motion import load_checkpoint
 
-    from .parity import check_parity
-
     model = load_checkpoint(checkpoint)
     cfg = model.cfg
     spec = audio2motion_spec(cfg)
@@ -130,8 +129,6 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
 def export_audio2motion_pcm(model, model_dir: Path, base_meta: dict) -> dict:
     """The fused graph: raw PCM in (log-mel as Conv1d DFT inside), same outputs; ``audio2motion_pcm.fp32.onnx``."""
     from toonsync.training.models.frontend import Audio2MotionPCM
-
-    from .parity import check_parity
 
     cfg = model.cfg
     spec = audio2motion_pcm_spec(cfg)
@@ -188,12 +185,6 @@ def optimized_node_count(path: Path) -> int:
         return onnx_node_count(Path(td) / "opt.onnx")
 
 
-def random_inputs(spec: GraphSpec, batch: int, frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    dims = {"batch": batch, "mel_frames": frames * 4, "frames": frames, "samples": frames * SAMPLES_PER_FRAME}
-    return {n: rng.standard_normal([dims.get(d, d) if isinstance(d, str) else d for d in shape]).astype(np.float32)
-            for n, shape in spec.inputs.items()}
-
-
 class MotionDecoderWrapper(nn.Module):
     """Exported I/O: speech, speech_mouth (the audio model's mouth; residual decoders), emotion, noise, cache ->
     mouth, landmarks, pose, blink, cache_out."""
@@ -229,8 +220,6 @@ def export_motion(checkpoint: Path, model_dir: Path) -> dict:
     from toonsync.training.models.motion_decoder import MotionDecoder, MotionDecoderConfig
 
     from .fp16 import to_fp16
-    from .parity import check_parity
-
     model = load_model_checkpoint(checkpoint, MotionDecoder, MotionDecoderConfig)
     cfg = model.cfg
     spec = motion_spec(cfg)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from toonsync.runtime.backend import OrtBackend
+from toonsync.runtime.mel import SAMPLES_PER_FRAME
 
 FP32_ATOL = 1e-4  # absolute tolerance for fp32 graphs (outputs are O(1))
 
@@ -15,8 +16,6 @@ def check_parity(model: torch.nn.Module, path: Path, spec, batches=(1, 3), frame
                  atol: float = FP32_ATOL, make_inputs=None) -> dict:
     """Run torch and onnxruntime on random inputs at several batch/time sizes; return the worst difference.
     ``make_inputs(spec, batch, frames, rng)`` replaces the standard-normal inputs where those are meaningless."""
-    from .onnx_export import random_inputs
-
     make_inputs = make_inputs or random_inputs
     rng = np.random.default_rng(seed)
     be = OrtBackend(path, "cpu")
@@ -32,3 +31,10 @@ def check_parity(model: torch.nn.Module, path: Path, spec, batches=(1, 3), frame
     if worst > atol:
         raise AssertionError(f"ONNX parity failed for {path.name}: max|diff| {worst:.2e} > {atol:.0e}")
     return {"max_abs_diff": worst, "atol": atol, "batches": list(batches), "frames": list(frames)}
+
+
+def random_inputs(spec, batch: int, frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Standard-normal float32 inputs of ``spec``'s shapes, named axes set from ``batch`` and ``frames``."""
+    dims = {"batch": batch, "mel_frames": frames * 4, "frames": frames, "samples": frames * SAMPLES_PER_FRAME}
+    return {n: rng.standard_normal([dims.get(d, d) if isinstance(d, str) else d for d in shape]).astype(np.float32)
+            for n, shape in spec.inputs.items()}

@@ -67,8 +67,17 @@ def export_render(model_dir: Path) -> dict:
 
     No fp16 variant: the graph computes flat pixel indices (y * S + x, up to S * S = 262 144 at 512) and
     sub-pixel sample coordinates in float, which fp16 (integers exact to 2048, max 65 504) cannot hold."""
-    from toonsync.training.models.warp_renderer import (COLOURS, EYE_PARAMS, EYES_CROP, GRID, KAPPA, MOUTH_CROP, OPEN_FROM,
-                                               SIGMAS, WarpRenderer)
+    from toonsync.training.models.warp_renderer import (
+        COLOURS,
+        EYE_PARAMS,
+        EYES_CROP,
+        GRID,
+        KAPPA,
+        MOUTH_CROP,
+        OPEN_FROM,
+        SIGMAS,
+        WarpRenderer,
+    )
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -1,20 +1,28 @@
-"""The ``name.onnx.json`` sidecar and the matching ONNX metadata (needs only ``onnx``, not torch)."""
+"""Writing a model's card (``NAME.onnx.json``) and the matching ONNX metadata (needs only ``onnx``, not torch).
+
+The card's fields are stamped into every ``NAME.<precision>.onnx`` file as metadata, then the files are hashed
+and the card written with their sha256 and sizes. The runtime reads the card back once as a
+:class:`toonsync.runtime.model_card.ModelCard`.
+"""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import onnx
 
 from toonsync.runtime.atomic import atomic_path
-from toonsync.runtime.backend import read_sidecar, sha256_file
+from toonsync.runtime.model_card import ModelCard, sha256_file
 
 
-def write_sidecar(model_dir: Path, name: str, meta: dict) -> dict:
+def write_sidecar(model_dir: Path, name: str, meta: Mapping[str, Any]) -> dict:
     """Stamp ``meta`` (all keys but ``files``) into every ``name.*.onnx`` as metadata, hash the files,
-    write ``name.onnx.json``. Deterministic: the same inputs give byte-identical files."""
-    meta = {k: v for k, v in meta.items() if k != "files"}
-    files = sorted(model_dir.glob(f"{name}.*.onnx"))
+    write ``name.onnx.json``; returns the card as a dict. Deterministic: the same inputs give byte-identical files."""
+    meta = {k: v for k, v in dict(meta).items() if k != "files"}
+    meta.setdefault("name", name)
+    files = sorted(Path(model_dir).glob(f"{name}.*.onnx"))
     for f in files:  # metadata first (it changes the bytes), hashes after
         m = onnx.load(str(f))
         del m.metadata_props[:]
@@ -24,13 +32,11 @@ def write_sidecar(model_dir: Path, name: str, meta: dict) -> dict:
             onnx.save(m, str(tmp))
     meta["files"] = {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size,
                               "precision": f.name.split(".")[-2]} for f in files}
-    with atomic_path(model_dir / f"{name}.onnx.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    return meta
+    card = ModelCard.from_dict(meta, Path(model_dir) / f"{name}.onnx.json")  # validates before anything is written
+    card.save(model_dir)
+    return card.to_dict()
 
 
-def update_sidecar(model_dir: Path, name: str, **changes) -> dict:
-    """Merge ``changes`` into an existing sidecar and re-stamp/re-hash every file of the model."""
-    meta = read_sidecar(model_dir, name)
-    meta.update(changes)
-    return write_sidecar(model_dir, name, meta)
+def update_sidecar(model_dir: Path, name: str, **changes: Any) -> dict:
+    """Merge ``changes`` into an existing card and re-stamp/re-hash every file of the model."""
+    return write_sidecar(model_dir, name, {**ModelCard.load(model_dir, name).to_dict(), **changes})

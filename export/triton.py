@@ -37,11 +37,10 @@ from toonsync.runtime.backend import (
     OrtBackend,
     load_model,
     model_dir,
-    read_sidecar,
-    sha256_file,
 )
 from toonsync.runtime.errors import ModelError
 from toonsync.runtime.mel import MELS_PER_FRAME, SAMPLES_PER_FRAME
+from toonsync.runtime.model_card import ModelCard, sha256_file
 from toonsync.runtime.triton_client import (
     META_PARAMETER,
     STATE_INPUTS,
@@ -151,7 +150,7 @@ def batch_first_state(model: onnx.ModelProto, inputs: Iterable[str] = STATE_INPU
     return m
 
 
-def batch_first_shapes(meta: dict) -> dict[str, list]:
+def batch_first_shapes(meta: ModelCard) -> dict[str, list]:
     """The sidecar's named shapes of every input/output, state tensors batch-first."""
     shapes = {**meta.get("inputs", {}), **meta.get("outputs", {})}
     return {n: ([s[1], s[0], *s[2:]] if n in (*STATE_INPUTS, *STATE_OUTPUTS) else list(s)) for n, s in shapes.items()}
@@ -172,7 +171,7 @@ def _concrete(shape: list, batch: int, table: dict[str, int], steps: int = 1) ->
     return out
 
 
-def state_parity(original: Backend, variant: Backend, meta: dict, batch: int = 3, steps: int = 4,
+def state_parity(original: Backend, variant: Backend, meta: ModelCard, batch: int = 3, steps: int = 4,
                  frames: int = 3, seed: int = 0) -> float:
     """Max |difference| of every output, original vs batch-first variant, over ``steps`` calls of ``frames``
     frames each, carrying the state (every ``X`` input that has an ``X_out`` output) from call to call."""
@@ -237,7 +236,7 @@ def _profile(inputs: list[TensorSpec], shapes: dict[str, list], batch: int, tabl
 
 
 def model_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], shapes: dict[str, list], *,
-                 meta: dict, precision: str, plan: bool = False, device: str = "cpu", max_batch_size: int = 64,
+                 meta: ModelCard, precision: str, plan: bool = False, device: str = "cpu", max_batch_size: int = 64,
                  instances: int = 1, max_queue_delay_us: int = 500, preferred: list[int] | None = None) -> dict:
     """The ModelConfig of one model, as the dict ``to_pbtxt`` writes."""
     if device not in DEVICES:
@@ -345,7 +344,7 @@ def write_triton_repo(model_dir_: str | Path | None, out_dir: str | Path, models
             log.warning("%s has no %s file in %s; serving fp32", name, prec, src_dir)
             prec = "fp32"
         original = load_model(name, prec, "cpu", src_dir, threads=1)  # checks the sidecar's sha256
-        meta = read_sidecar(src_dir, name)
+        meta = original.card
         variant = batch_first_state(onnx.load(str(original.path)))
         shapes = batch_first_shapes(meta)
         inputs, outputs = triton_io(variant, shapes)

@@ -5,8 +5,8 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def check_writable(dest: str | os.PathLike) -> Path:

@@ -43,7 +43,7 @@ def sniff_audio(head: bytes) -> str:
     raise UnsupportedAudioFormat(f"not a WAV or FLAC file; {_accepted()}")
 
 
-def check_audio_path(src: Union[str, os.PathLike]) -> Path:
+def check_audio_path(src: str | os.PathLike) -> Path:
     """Validate an audio path cheaply (exists, WAV/FLAC by content) before any work is done."""
     path = Path(src)
     if not path.exists():

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -105,7 +105,7 @@ class AvatarStyle:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "AvatarStyle":
+    def from_dict(cls, d: dict) -> AvatarStyle:
         """Inverse of :meth:`to_dict` (tolerates lists / numpy values)."""
 
         def col(v: Sequence) -> RGB:

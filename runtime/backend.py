@@ -1,45 +1,37 @@
 """One ``Backend`` protocol over inference engines; outputs are looked up by name.
 
 ``OrtBackend`` runs ONNX files with onnxruntime (CPU, CUDA or TensorRT execution providers).
-Model files follow ``name.<precision>.onnx`` with a ``name.onnx.json`` sidecar whose sha256 is
-checked on load. A TensorRT ``.plan`` backend joins this protocol in the export issue.
+Model files follow ``name.<precision>.onnx`` with a ``name.onnx.json`` model card (``ModelCard``) whose
+sha256 is checked on load. ``TrtBackend`` (native TensorRT engines, ``trt_backend``) follows the same protocol.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from .errors import ModelError
+from .model_card import ModelCard
+from .options import BACKENDS, PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "int8", "fp16")
-BACKENDS = ("auto", "cpu", "cuda", "tensorrt")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models"
 
 
 @runtime_checkable
 class Backend(Protocol):
+    """An inference engine: named inputs in, named outputs out (numpy arrays)."""
+
     name: str
     input_names: list[str]
     output_names: list[str]
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def available_providers() -> list[str]:
@@ -118,12 +110,12 @@ class OrtBackend:
 
 @dataclass
 class LoadedModel:
-    """A backend plus its sidecar metadata."""
+    """A backend plus the model's card."""
 
     name: str
     path: Path
     backend: Backend
-    meta: dict = field(default_factory=dict)
+    card: ModelCard
     precision: str = "fp32"
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -131,25 +123,16 @@ class LoadedModel:
 
 
 def model_dir() -> Path:
+    """The models' folder: ``$TOONSYNC_MODEL_DIR``, else the models installed with the package."""
     return Path(os.environ.get("TOONSYNC_MODEL_DIR", DEFAULT_MODEL_DIR))
-
-
-def read_sidecar(directory: Path, name: str) -> dict:
-    side = directory / f"{name}.onnx.json"
-    if not side.is_file():
-        raise ModelError(f"model sidecar {side} not found; run `toonsync export` or reinstall toonsync")
-    try:
-        return json.loads(side.read_text())
-    except json.JSONDecodeError as e:
-        raise ModelError(f"model sidecar {side} is not valid JSON ({e})") from None
 
 
 def load_model(name: str, precision: str = "auto", backend: str = "auto", directory: str | os.PathLike | None = None,
                threads: int | None = None, verify: bool = True) -> LoadedModel:
-    """Load ``name.<precision>.onnx`` from the model directory, checking its sha256 against the sidecar.
+    """Load ``name.<precision>.onnx`` from the model directory, checking its sha256 against the model card.
 
     ``backend="auto"``: TensorRT engines > onnxruntime CUDA > CPU, falling back with a logged reason.
-    ``precision="auto"``: fp16 on a GPU; on a CPU the sidecar's ``default_precision`` (set by
+    ``precision="auto"``: fp16 on a GPU; on a CPU the card's ``default_precision`` (set by
     ``toonsync calibrate`` only when INT8 stayed inside its accuracy budget), else fp32.
     """
     if precision not in PRECISIONS:
@@ -157,7 +140,7 @@ def load_model(name: str, precision: str = "auto", backend: str = "auto", direct
     d = Path(directory) if directory else model_dir()
     if not d.is_dir():
         raise ModelError(f"model directory {d} does not exist")
-    meta = read_sidecar(d, name)
+    card = ModelCard.load(d, name)
     trt_reason = None
     if backend in ("auto", "tensorrt"):
         from .trt_backend import trt_unavailable_reason
@@ -168,7 +151,7 @@ def load_model(name: str, precision: str = "auto", backend: str = "auto", direct
     gpu = (backend in ("auto", "tensorrt") and trt_reason is None) or (
         backend in ("auto", "cuda") and "CUDAExecutionProvider" in available_providers())
     if precision == "auto":  # GPUs: fp16; CPUs: the calibrated default (INT8 only if within budget)
-        precision = "fp16" if gpu else meta.get("default_precision", "fp32")
+        precision = "fp16" if gpu else card.default_precision
         if not (d / f"{name}.{precision}.onnx").is_file():
             log.warning("%s: precision %s has no file in %s; using fp32", name, precision, d)
             precision = "fp32"
@@ -177,19 +160,15 @@ def load_model(name: str, precision: str = "auto", backend: str = "auto", direct
         have = sorted(p.name for p in d.glob(f"{name}.*.onnx"))
         raise ModelError(f"model file {path} not found (have: {have or 'none'}); run `toonsync export`")
     if verify:
-        want = meta.get("files", {}).get(path.name, {}).get("sha256")
-        got = sha256_file(path)
-        if want and want != got:
-            raise ModelError(f"{path} does not match its sidecar (sha256 {got[:12]}… != {want[:12]}…); "
-                             "the file is corrupt or was replaced — re-export it")
+        card.verify(path)
     if backend in ("auto", "tensorrt") and trt_reason is None:
         from .trt_backend import TrtBackend
 
-        be: Backend = TrtBackend(d, name, precision)
+        be: Backend = TrtBackend(d, card, precision)
     else:
         if backend == "auto" and trt_reason:
             log.debug("TensorRT engines not used: %s", trt_reason)
         be = OrtBackend(path, backend, threads)
-    lm = LoadedModel(name, path, be, meta, precision)
+    lm = LoadedModel(name, path, be, card, precision)
     log.debug("loaded %s on %s", path.name, lm.backend.name)
     return lm

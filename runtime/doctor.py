@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-import json
 import platform
 import shutil
 import sys
 
-from .backend import available_providers, model_dir, sha256_file
+from .backend import available_providers, model_dir
 from .errors import ModelError
+from .model_card import CARD_SUFFIX, ModelCard, sha256_file
 
 
 def _ver(pkg: str) -> str:
@@ -38,26 +38,29 @@ def doctor(out=sys.stdout) -> bool:
     w(f"flite (training corpus): {shutil.which('flite') or 'not installed'}")
     d = model_dir()
     w(f"models in {d}:")
-    sidecars = sorted(d.glob("*.onnx.json"))
-    if not sidecars:
+    names = sorted(p.name[: -len(CARD_SUFFIX)] for p in d.glob(f"*{CARD_SUFFIX}"))
+    if not names:
         ok = False
         w("  none — run `toonsync train audio2motion && toonsync export`")
-    for side in sidecars:
-        meta = json.loads(side.read_text())
-        for fname, info in meta.get("files", {}).items():
+    for name in names:
+        try:
+            card = ModelCard.load(d, name)
+        except ModelError as e:
+            ok = False
+            w(f"  {name}: {e}")
+            continue
+        for fname, info in card.files.items():
             f = d / fname
             if not f.exists():
                 ok, state = False, "MISSING"
             else:
-                got = sha256_file(f)
-                state = "ok" if got == info["sha256"] else "SHA256 MISMATCH"
+                state = "ok" if sha256_file(f) == info.sha256 else "SHA256 MISMATCH"
                 ok = ok and state == "ok"
-            w(f"  {fname:28s} {info.get('bytes', 0) / 1024:8.0f} KiB  sha256 {info['sha256'][:16]}…  {state}")
-        m = meta.get("metrics", {})
-        if m:
-            w("    metrics: " + ", ".join(f"{k}={v}" for k, v in m.items()))
-    if (d / "motion.onnx.json").is_file() and (d / "audio2motion.onnx.json").is_file():
-        rid = [json.loads((d / f"{n}.onnx.json").read_text()).get("run_id") for n in ("motion", "audio2motion")]
+            w(f"  {fname:28s} {info.bytes / 1024:8.0f} KiB  sha256 {info.sha256[:16]}…  {state}")
+        if card.metrics:
+            w("    metrics: " + ", ".join(f"{k}={v}" for k, v in card.metrics.items()))
+    if ModelCard.exists(d, "motion") and ModelCard.exists(d, "audio2motion"):
+        rid = [ModelCard.load(d, n).run_id for n in ("motion", "audio2motion")]
         paired = bool(rid[0]) and rid[0] == rid[1]
         w(f"motion decoder: {'paired with audio2motion' if paired else 'NOT paired (trained with another audio model)'}"
           f" (run_id {rid[0]} / {rid[1]}){'' if paired else ' -- the runtime uses the audio model alone'}")

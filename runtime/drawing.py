@@ -20,9 +20,8 @@ from typing import Union
 import cv2
 import numpy as np
 
-from .avatar import AvatarRenderer, _similarity_to_canonical, skin_colour, style_from_photo
-from .errors import InputNotFound, InvalidLandmarks, NoFaceError
-from .image_io import ImageLike, load_image
+from .avatar import AvatarRenderer, _similarity_to_canonical, skin_colour
+from .errors import InputNotFound, InvalidLandmarks
 
 log = logging.getLogger(__name__)
 
@@ -98,31 +97,6 @@ def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_
     return np.ascontiguousarray(base), neutral.astype(np.float32)
 
 
-def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None):
-    """A drawing (path or RGB array) + its landmarks (JSON path, array, or None = detect with dlib) -> ``Avatar``
-    whose ``base`` is the framed drawing."""
-    from .face import detect_face
-    from .prepare import Avatar
-
-    image = load_image(face)
-    if landmarks is None:
-        pts, how = detect_face(image).landmarks, "dlib-hog+shape_predictor_68"
-        try:
-            base, neutral = frame_drawing(image, pts)
-        except InvalidLandmarks:
-            raise NoFaceError("the face detector found no usable face in the drawing (its landmarks do not form a "
-                              f"face); give its 68 points with --landmarks drawing.json ({LANDMARKS_FORMAT})"
-                              ) from None
-    else:
-        pts, how = load_landmarks(landmarks, image.shape), "given"
-        base, neutral = frame_drawing(image, pts)
-    style = style_from_photo(base, neutral * BASE_SIZE)  # colours for the mouth interior; no geometry is redrawn
-    meta = {"source": Path(face).name if isinstance(face, (str, os.PathLike)) else "array", "kind": "drawing",
-            "landmarks": how}
-    log.info("drawn character %s: landmarks %s, framed to %dx%d", meta["source"], how, BASE_SIZE, BASE_SIZE)
-    return Avatar(style, neutral, meta, base=base)
-
-
 def drawing_colours(avatar) -> np.ndarray:
     """The warp renderer's ``colours`` [6, 3] for a drawing: eyelid = the drawing's own cheek colour, lash and
     mouth outline = its darkest line colour around the eyes (its ink), the mouth interior from the procedural
@@ -150,5 +124,5 @@ def drawing_renderer(avatar, size: int = 256, **kw):
     return WarpRenderer(rgba, avatar.neutral, landmark_eyes(avatar.neutral), drawing_colours(avatar), bg, size, **kw)
 
 
-__all__ = ["BASE_SIZE", "LANDMARKS_FORMAT", "avatar_from_drawing", "drawing_colours", "drawing_renderer",
+__all__ = ["BASE_SIZE", "LANDMARKS_FORMAT", "drawing_colours", "drawing_renderer",
            "frame_drawing", "load_landmarks"]

@@ -55,7 +55,7 @@ class AlphaUnsupported(InputError):
 
 
 class ModelError(ToonsyncError, RuntimeError):
-    """A model file is missing, corrupt or does not match its sidecar."""
+    """A model file is missing, corrupt or does not match its model card."""
 
 
 class SideProfileWarning(UserWarning):

@@ -9,7 +9,7 @@ The encoder is a ResNet-18 (``training.models.resnet``) trained by ``training/tr
 avatars this project draws (random identities at random expressions, poses, blinks and
 backgrounds) to map frames of one avatar close together and different avatars apart; the shipped
 model's held-out verification figures are in ``identity.onnx.json`` (``metrics``) and
-docs/learned_models.md. The sidecar's ``threshold`` is the cosine similarity at the held-out equal
+docs/learned_models.md. The model card's ``threshold`` is the cosine similarity at the held-out equal
 error rate: above it, two frames are judged to show the same avatar. It conditions the refinement
 generator (``refiner.onnx``, FiLM).
 """
@@ -33,9 +33,9 @@ class IdentityModel:
 
     def __init__(self, directory: str | os.PathLike | None = None, backend: str = "cpu"):
         self.model: LoadedModel = load_model(NAME, "fp32", backend, Path(directory) if directory else None)
-        cfg = self.model.meta["config"]
+        cfg = self.model.card.config
         self.size, self.dim = int(cfg["size"]), int(cfg["embed_dim"])
-        self.threshold = self.model.meta.get("threshold")
+        self.threshold = self.model.card.get("threshold")
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
         """uint8 RGB ``[H, W, 3]`` or ``[N, H, W, 3]`` (any square-ish size) -> float32 ``[N, S, S, 3]`` in 0..1."""

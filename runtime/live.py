@@ -15,9 +15,10 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -266,7 +267,7 @@ class StreamRun:
     def close(self) -> None:
         self._gen.close()
 
-    def __enter__(self) -> "StreamRun":
+    def __enter__(self) -> StreamRun:
         return self
 
     def __exit__(self, *exc) -> None:

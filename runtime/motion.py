@@ -159,3 +159,13 @@ class MotionNoise:
 def speech_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
     """Per-frame speech energy mapped to 0..1 (-60 dB -> 0, 0 dB -> 1): the nod driver."""
     return np.clip((frame_energy(audio, n_frames) + 60.0) / 60.0, 0.0, 1.0)
+
+
+def decoder_inputs(n: int, speech: np.ndarray, mouth: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """``n`` one-frame feeds of the motion decoder from a clip's speech embedding and the audio model's mouth
+    ([n, S], [n, 3]): neutral emotion and the noise embedding of seed 0 (what the runtime shows by default)."""
+    emo = emotion_vector("neutral").astype(np.float32)
+    noise = NoiseEmbedding(0).step(n)
+    return [{"speech": speech[i][None, None].astype(np.float32), "speech_mouth": mouth[i][None, None].astype(np.float32),
+             "emotion": emo[None, None], "noise": noise[i][None, None]} for i in range(n)]
+

@@ -6,8 +6,8 @@ whose inner lips meet, so that every avatar starts from a closed mouth.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 

@@ -29,9 +29,10 @@ import numpy as np
 
 from .atomic import atomic_path
 from .avatar import AvatarRenderer, AvatarStyle, canonical_landmarks, mean_face_landmarks, style_from_photo
-from .errors import InputError, InputNotFound, SideProfileWarning
+from .drawing import BASE_SIZE, LANDMARKS_FORMAT, LandmarksLike, drawing_renderer, frame_drawing, load_landmarks
+from .errors import InputError, InputNotFound, InvalidLandmarks, NoFaceError, SideProfileWarning
 from .face import PROFILE_YAW_DEG, detect_face
-from .image_io import decode_image, load_image
+from .image_io import ImageLike, decode_image, load_image
 
 log = logging.getLogger(__name__)
 BUNDLE_VERSION = 1
@@ -67,8 +68,6 @@ class Avatar:
             if engine == "procedural":
                 raise InputError("a drawn character is animated from its own pixels by the onnx renderer; "
                                  "use --renderer onnx (or auto)")
-            from .drawing import drawing_renderer
-
             return drawing_renderer(self, size, **kw)
         procedural = AvatarRenderer(self.style, self.neutral, size)
         if engine == "onnx":
@@ -96,7 +95,7 @@ class Avatar:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Avatar":
+    def load(cls, path: str | os.PathLike) -> Avatar:
         path = Path(path)
         if not path.exists():
             raise InputNotFound(f"avatar bundle not found: {path}")
@@ -138,12 +137,33 @@ def avatar_from_image(image: np.ndarray, source: str = "array", stylizer=None) -
     meta["stylizer"] = {"name": "learned", "sha256": stylizer.sha256, "privacy_check": report.to_dict()}
     # the comic is animated like a drawn character: its own pixels, warped by render.onnx, at the photo's
     # landmarks in the stylizer's aligned frame (pix2pix keeps the layout of its input)
-    from .drawing import avatar_from_drawing
     from .stylizer import aligned_landmarks
 
     comic = avatar_from_drawing(stylized, aligned_landmarks(face.landmarks, stylized.shape[0]))
     meta["kind"] = "stylized"
     return Avatar(style, comic.neutral, meta, stylized, base=comic.base)
+
+
+def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None) -> Avatar:
+    """A drawing (path or RGB array) + its landmarks (JSON path, array, or None = detect with dlib) -> ``Avatar``
+    whose ``base`` is the framed drawing."""
+    image = load_image(face)
+    if landmarks is None:
+        pts, how = detect_face(image).landmarks, "dlib-hog+shape_predictor_68"
+        try:
+            base, neutral = frame_drawing(image, pts)
+        except InvalidLandmarks:
+            raise NoFaceError("the face detector found no usable face in the drawing (its landmarks do not form a "
+                              f"face); give its 68 points with --landmarks drawing.json ({LANDMARKS_FORMAT})"
+                              ) from None
+    else:
+        pts, how = load_landmarks(landmarks, image.shape), "given"
+        base, neutral = frame_drawing(image, pts)
+    style = style_from_photo(base, neutral * BASE_SIZE)  # colours for the mouth interior; no geometry is redrawn
+    meta = {"source": Path(face).name if isinstance(face, (str, os.PathLike)) else "array", "kind": "drawing",
+            "landmarks": how}
+    log.info("drawn character %s: landmarks %s, framed to %dx%d", meta["source"], how, BASE_SIZE, BASE_SIZE)
+    return Avatar(style, neutral, meta, base=base)
 
 
 def load_face(face: FaceLike, stylizer: str = "procedural", *, landmarks=None, drawing: bool = False) -> Avatar:
@@ -163,8 +183,7 @@ def load_face(face: FaceLike, stylizer: str = "procedural", *, landmarks=None, d
     if isinstance(face, (str, os.PathLike)) and str(face).lower().endswith(".avatar"):
         return Avatar.load(face)
     if drawing or landmarks is not None:
-        from .drawing import avatar_from_drawing
-
+    
         return avatar_from_drawing(face, landmarks)
     learned = None
     if stylizer == "learned":  # before decoding: missing weights fail fast

@@ -237,7 +237,7 @@ def avatar_from_bytes(data: bytes, max_bytes: int = 10 * 1024 * 1024):
 @dataclass
 class AvatarEntry:
     avatar: Any
-    look: "Look"
+    look: Look
 
 
 class _AvatarStore:
@@ -261,59 +261,6 @@ class _AvatarStore:
         if aid != "default":
             self._d.move_to_end(aid)
         return self._d[aid]
-
-
-# -- one stream with a live emotion override ---------------------------------------------------
-class KioskStream(Stream):
-    """A ``Stream`` whose emotion can change mid-conversation (``set_emotion``), cross-faded."""
-
-    FADE_FRAMES = 8  # 0.32 s
-
-    def reset(self) -> None:
-        super().reset()
-        self._emo_k0 = 0
-        self._last_row: np.ndarray | None = None
-        self._fade: tuple[int, np.ndarray] | None = None
-
-    def set_emotion(self, spec: str | None) -> None:
-        """None/"auto" (prosody), a name, or a schedule whose times count from now."""
-        from .emotion import ProsodyEmotion, emotion_schedule
-
-        spec = None if spec in (None, "auto") else spec
-        if spec is not None:
-            emotion_schedule(spec, 1)  # validates (typed InputError)
-        k = self._next_index
-        if self._last_row is not None:
-            self._fade = (k, self._last_row.copy())
-        self.emotion = spec
-        self._prosody = ProsodyEmotion() if spec is None else None
-        self._emo_rows.clear()
-        self._schedule = np.zeros((0, 6), np.float32)
-        self._emo_k0 = k
-
-    def _emotion_row(self, k: int) -> np.ndarray:
-        from .emotion import emotion_schedule
-        from .motion import emotion_vector
-
-        if self._prosody is not None:
-            if self._emo_rows:
-                row = np.asarray(self._emo_rows.popleft(), np.float32)
-            else:  # a prosody estimator started mid-stream has no row for audio before it
-                row = self._last_row if self._last_row is not None else emotion_vector("neutral").astype(np.float32)
-        else:
-            j = k - self._emo_k0
-            if j >= len(self._schedule):
-                self._schedule = emotion_schedule(self.emotion, max(2 * len(self._schedule), j + 250)).astype(np.float32)
-            row = self._schedule[j]
-        if self._fade is not None:
-            k0, start = self._fade
-            w = (k - k0 + 1) / self.FADE_FRAMES
-            if w >= 1.0:
-                self._fade = None
-            else:
-                row = ((1 - w) * start + w * row).astype(np.float32)
-        self._last_row = row
-        return row
 
 
 # -- drawing: a process pool (the GIL would cap one process at ~1 core) -------------------------
@@ -560,7 +507,7 @@ class _Closing(Exception):
 
 
 class Session:
-    """One WebSocket connection: its own ``KioskStream``, a bounded inbound queue, a processing task.
+    """One WebSocket connection: its own ``Stream``, a bounded inbound queue, a processing task.
 
     The receiving task validates messages and queues them; the processing task takes everything
     queued (audio coalesced when behind), runs the audio side in the thread pool (one job at a time
@@ -585,7 +532,7 @@ class Session:
         # owned by the processing side (the thread-pool job and the processing task, never both at once)
         entry = server.avatars.get("default")
         self.avatar_id, self.look = "default", entry.look
-        self.stream = KioskStream(server.model, entry.avatar.neutral, None, seed=self.cfg.seed,
+        self.stream = Stream(server.model, entry.avatar.neutral, None, seed=self.cfg.seed,
                                   emotion=None if self.emotion == "auto" else self.emotion)
         self._ready_seq: collections.deque[int] = collections.deque()  # seq that completed each ready frame
         self._ins: collections.deque[tuple[int, int]] = collections.deque()  # fed silence (stream pos, samples)
@@ -903,7 +850,7 @@ class Session:
             return
         if kind == "start":
             self._ready_seq.clear()
-            self.stream = KioskStream(self.server.model, entry.avatar.neutral, None, seed=opts["seed"])
+            self.stream = Stream(self.server.model, entry.avatar.neutral, None, seed=opts["seed"])
             self._ins.clear()
             self._ins_before = 0
             self._flushed = False
@@ -1123,7 +1070,7 @@ class BackgroundServer:
         self.thread.join(timeout_s)
         self.sock.close()
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -4,6 +4,11 @@ Audio chunks of any length and rate go in (``accept_audio``); one ``Frame`` per 
 (``ready``/``step``) once the model's look-ahead (2 frames = 80 ms) is filled. All state — the
 mel frontend's tail, the model's conv context and LSTM h/c, the noise process — is carried here,
 so any chunking gives exactly the frames of one whole-clip run (offline ``render`` uses this class).
+
+The model owns batching, the stream holds state: ``AudioModel.create_stream`` makes a stream over shared models;
+``AudioModel.step_many(streams)`` runs the queued audio of many deferred streams (``defer=True``) through the
+graphs as one batched call per tick, through the streams' public batching methods (``take_model_input``,
+``accept_model_output``, ``accept_decoder_output``); each stream's frames equal those of its solo run.
 """
 from __future__ import annotations
 
@@ -11,18 +16,19 @@ import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from .audio_io import StreamResampler
-from .backend import LoadedModel, load_model, model_dir, read_sidecar
-from .errors import InputError
-from .mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream
+from .backend import LoadedModel, load_model, model_dir
 from .emotion import ProsodyEmotion, arousal_mass, emotion_schedule
-from .motion import MotionNoise, speech_energy
+from .errors import InputError, ModelError
+from .mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream
+from .model_card import ModelCard
+from .motion import EMOTIONS, MotionNoise, emotion_vector, speech_energy
 from .mouth import SilenceGate
 
 log = logging.getLogger(__name__)
@@ -58,12 +64,15 @@ class MotionDecoderModel:
 
     def __init__(self, loaded: LoadedModel):
         self.model = loaded
-        cfg = loaded.meta.get("config", {})
-        self.cache_shape = (int(cfg.get("layers", 2)), 1, int(cfg.get("window", 16)) - 1, int(cfg.get("d_model", 128)))
-        self.input_names = [n for n in loaded.meta.get("inputs", {}) if n != "cache"]
+        self.card = loaded.card
+        if self.card.emotion_classes is not None and self.card.emotion_classes != EMOTIONS:
+            raise ModelError(f"motion decoder {loaded.path} was trained on emotions {self.card.emotion_classes}, "
+                             f"the runtime uses {EMOTIONS}: re-export it")
+        self.input_names = [n for n in self.card.input_names if n not in self.card.state_shapes()]
 
     def initial_state(self) -> dict[str, np.ndarray]:
-        return {"cache": np.zeros(self.cache_shape, np.float32)}
+        """The attention cache of a stream that has heard nothing yet."""
+        return self.card.initial_state()
 
     def run_many(self, inputs: list[dict[str, np.ndarray]], states: list[dict[str, np.ndarray]]
                  ) -> list[tuple[dict[str, np.ndarray], dict]]:
@@ -78,13 +87,13 @@ class MotionDecoderModel:
 def load_decoder(audio: LoadedModel, backend: str, precision: str, directory) -> MotionDecoderModel | None:
     """The motion decoder trained with this audio model (same ``run_id``), or None (logged) when none ships."""
     d = Path(directory) if directory else model_dir()
-    if not (d / "motion.onnx.json").is_file():
+    if not ModelCard.exists(d, "motion"):
         log.info("no motion decoder in %s: mouth from audio2motion, pose/blink procedural", d)
         return None
-    meta = read_sidecar(d, "motion")
-    if not meta.get("run_id") or meta.get("run_id") != audio.meta.get("run_id"):
+    card = ModelCard.load(d, "motion")
+    if not card.run_id or card.run_id != audio.card.run_id:
         log.warning("motion decoder in %s was trained with another audio model (run_id %s != %s): not used",
-                    d, meta.get("run_id"), audio.meta.get("run_id"))
+                    d, card.run_id, audio.card.run_id)
         return None
     prec = {"int8": "fp32", "fp16": "fp16", "fp32": "fp32"}.get(precision, "auto")  # no INT8 decoder
     return MotionDecoderModel(load_model("motion", prec, backend, d))
@@ -99,16 +108,52 @@ class AudioModel:
     def __init__(self, backend: str = "auto", precision: str = "auto", model_dir: str | os.PathLike | None = None,
                  decoder: bool = True):
         self.model: LoadedModel = load_model("audio2motion", precision, backend, model_dir)
-        cfg = self.model.meta.get("config", {})
-        self.lookahead = int(self.model.meta.get("lookahead_frames", 2))
-        self.hidden = int(cfg.get("hidden", 128))
-        self.ctx = int(cfg.get("kernel", 5)) - 1
+        self.card: ModelCard = self.model.card
+        self.lookahead = self.card.lookahead_frames
         self.decoder = load_decoder(self.model, backend, precision, model_dir) if decoder else None
 
     def initial_state(self) -> dict[str, np.ndarray]:
-        z = np.zeros
-        return {"mel_ctx": z((1, N_MELS, self.ctx), np.float32), "h": z((1, 1, self.hidden), np.float32),
-                "c": z((1, 1, self.hidden), np.float32)}
+        """The streaming state (conv context, LSTM h/c) of a stream that has heard nothing yet."""
+        return self.card.initial_state()
+
+    def create_stream(self, neutral: np.ndarray, renderer=None, **kwargs) -> Stream:
+        """A new ``Stream`` over this model (``kwargs``: ``Stream``'s: seed, emotion, defer, audio_tap)."""
+        return Stream(self, neutral, renderer, **kwargs)
+
+    def run_pending(self, streams: Sequence[Stream]) -> int:
+        """Run every stream's queued model steps, batched: the streams go through the graph together (one
+        call per round; in lock-step input -- every stream fed the same amount of audio per tick -- that is
+        one call per tick), then through the motion decoder together. Returns the number of audio-model
+        calls made. Every stream must have been created over this model."""
+        for s in streams:
+            if s.model is not self:
+                raise InputError("step_many/run_pending take streams created over this AudioModel")
+        calls = 0
+        while True:
+            active = [s for s in streams if s.pending_steps() > 0]
+            if not active:
+                return calls
+            n = min(s.pending_steps() for s in active)
+            feeds = [s.take_model_input(n) for s in active]
+            results = self.run_many([mel for mel, _ in feeds], [state for _, state in feeds])
+            calls += 1
+            pending = [(s, p) for s, (out, state) in zip(active, results)
+                       if (p := s.accept_model_output(out, state, n)) is not None]
+            by_len: dict[int, list[tuple[Stream, PendingFrames]]] = {}
+            for s, p in pending:  # the decoder batched too: streams emitting the same number of frames
+                by_len.setdefault(p.frames, []).append((s, p))
+            for same in by_len.values():
+                decoded = self.decoder.run_many([p.decoder_input for _, p in same],
+                                                [s.decoder_state for s, _ in same])
+                for (s, p), (out, state) in zip(same, decoded):
+                    s.accept_decoder_output(p, out, state)
+
+    def step_many(self, streams: Sequence[Stream], draw: bool = True) -> list[Frame | None]:
+        """One tick for many streams: their queued audio through the model as one batch, then the next
+        frame of each (``None`` where a stream has no frame ready yet). Each stream's output equals what it
+        gives on its own; with ``defer=True`` streams this is where the model runs."""
+        self.run_pending(streams)
+        return [s.step(draw) if s.ready() else None for s in streams]
 
     def run(self, mel: np.ndarray, state: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
         """mel [n*4, 80] -> outputs for n steps, new state."""
@@ -130,9 +175,24 @@ class AudioModel:
         return [(o, {"mel_ctx": o["mel_ctx_out"], "h": o["h_out"], "c": o["c_out"]}) for o in outs]
 
 
+@dataclass
+class PendingFrames:
+    """Frames a deferred stream has computed up to the motion decoder: ``decoder_input`` is what the decoder
+    takes for them (``frames`` rows each); ``Stream.accept_decoder_output`` completes them."""
+
+    frames: int
+    decoder_input: dict[str, np.ndarray]
+    prepared: dict = field(repr=False, default_factory=dict)
+
+
 class Stream:
     """Chunked audio in, avatar frames out. ``neutral``: the avatar's neutral landmarks [68, 2];
-    ``renderer``: an ``AvatarRenderer`` to draw images (None = motion only)."""
+    ``renderer``: an ``AvatarRenderer`` to draw images (None = motion only).
+
+    ``emotion``: None/"auto" (the prosody heuristic), a name, or a schedule ("0:neutral,2.5:happy"); it can be
+    changed mid-conversation with ``set_emotion`` (cross-faded over ``FADE_FRAMES``)."""
+
+    FADE_FRAMES = 8  # 0.32 s cross-fade when the emotion is changed mid-stream
 
     def __init__(self, model: AudioModel, neutral: np.ndarray, renderer=None, *, seed: int = 0,
                  emotion: str | None = None, audio_tap=None, defer: bool = False):
@@ -163,6 +223,9 @@ class Stream:
         self._prosody = ProsodyEmotion() if self.emotion in (None, "auto") else None
         self._emo_rows: deque[np.ndarray] = deque()  # emotion of complete frames not yet emitted
         self._schedule = np.zeros((0, 6), np.float32)
+        self._emo_k0 = 0  # the frame the current schedule's time 0 is at
+        self._last_row: np.ndarray | None = None
+        self._fade: tuple[int, np.ndarray] | None = None
         self._frame_audio = np.zeros(0, np.float32)  # samples of frames not yet complete
         self._energy: deque[float] = deque()  # energy of complete frames not yet emitted as motion
         self._ready: deque[Frame] = deque()
@@ -276,12 +339,41 @@ class Stream:
                                      prep["pose"][i], float(prep["blink"][i]), prep["emotion"][i], accepted_at=prep["t"]))
             self._next_index += 1
 
+    def set_emotion(self, spec: str | None) -> None:
+        """Change the emotion from the next frame on: None/"auto" (prosody), a name, or a schedule whose
+        times count from now; the change is cross-faded over ``FADE_FRAMES`` frames."""
+        spec = None if spec in (None, "auto") else spec
+        if spec is not None:
+            emotion_schedule(spec, 1)  # validates (typed InputError)
+        k = self._next_index
+        if self._last_row is not None:
+            self._fade = (k, self._last_row.copy())
+        self.emotion = spec
+        self._prosody = ProsodyEmotion() if spec is None else None
+        self._emo_rows.clear()
+        self._schedule = np.zeros((0, 6), np.float32)
+        self._emo_k0 = k
+
     def _emotion_row(self, k: int) -> np.ndarray:
         if self._prosody is not None:
-            return np.asarray(self._emo_rows.popleft(), np.float32)
-        if k >= len(self._schedule):  # extend the user's schedule in blocks (streams have no known length)
-            self._schedule = emotion_schedule(self.emotion, max(2 * len(self._schedule), k + 250)).astype(np.float32)
-        return self._schedule[k]
+            if self._emo_rows:
+                row = np.asarray(self._emo_rows.popleft(), np.float32)
+            else:  # a prosody estimator started mid-stream has no row for audio before it
+                row = self._last_row if self._last_row is not None else emotion_vector("neutral").astype(np.float32)
+        else:
+            j = k - self._emo_k0
+            if j >= len(self._schedule):  # extend the user's schedule in blocks (streams have no known length)
+                self._schedule = emotion_schedule(self.emotion, max(2 * len(self._schedule), j + 250)).astype(np.float32)
+            row = self._schedule[j]
+        if self._fade is not None:
+            k0, start = self._fade
+            w = (k - k0 + 1) / self.FADE_FRAMES
+            if w >= 1.0:
+                self._fade = None
+            else:
+                row = ((1 - w) * start + w * row).astype(np.float32)
+        self._last_row = row
+        return row
 
     def flush(self) -> int:
         """End of input: pad the last partial frame with silence and run out the look-ahead; returns frames ready."""
@@ -323,47 +415,33 @@ class Stream:
         """Take the next frame without drawing it (a scheduler dropping frames to keep up)."""
         return self.step(draw=False)
 
+    # -- batching: ``AudioModel.run_pending`` / ``step_many`` drive deferred streams through these ---------------
+    def take_model_input(self, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Dequeue the mel of the next ``n`` model steps ([n * 4, 80]); returns it with the state it starts from."""
+        if not 0 < n <= self.pending_steps():
+            raise InputError(f"take_model_input({n}): {self.pending_steps()} model steps are queued")
+        return self._take_mel(n), self._state
 
-def run_pending(streams: Sequence[Stream]) -> int:
-    """Run every stream's queued model steps, batched: streams sharing one ``AudioModel`` go through
-    the graph together (one call per round; in lock-step input -- every stream fed the same amount of
-    audio per tick -- that is one call per tick). Returns the number of graph calls made."""
-    calls = 0
-    groups: dict[int, list[Stream]] = {}
-    for s in streams:
-        groups.setdefault(id(s.model), []).append(s)
-    for group in groups.values():
-        while True:
-            active = [s for s in group if s.pending_steps() > 0]
-            if not active:
-                break
-            n = min(s.pending_steps() for s in active)
-            model = group[0].model
-            results = model.run_many([s._take_mel(n) for s in active], [s._state for s in active])
-            calls += 1
-            preps = []
-            for s, (out, state) in zip(active, results):
-                s._state = state
-                prep = s._prepare(out, n)
-                if prep is not None:
-                    preps.append((s, prep))
-            if model.decoder is not None:  # the decoder batched too: streams emitting the same number of frames
-                by_len: dict[int, list] = {}
-                for s, prep in preps:
-                    by_len.setdefault(prep["mouth"].shape[0], []).append((s, prep))
-                for same in by_len.values():
-                    decoded = model.decoder.run_many([s._decoder_inputs(p) for s, p in same], [s._dec_state for s, p in same])
-                    for (s, prep), dec in zip(same, decoded):
-                        s._finish(prep, dec)
-            else:
-                for s, prep in preps:
-                    s._finish(prep)
-    return calls
+    def accept_model_output(self, out: dict[str, np.ndarray], state: dict[str, np.ndarray],
+                            n: int) -> PendingFrames | None:
+        """The audio model's outputs for the ``n`` steps ``take_model_input`` gave and the state after them.
+        Without a motion decoder the frames are ready at once (returns None); with one, returns the frames
+        waiting for it (``PendingFrames``; complete them with ``accept_decoder_output``)."""
+        self._state = state
+        prep = self._prepare(out, n)
+        if prep is None:
+            return None
+        if self.model.decoder is None:
+            self._finish(prep)
+            return None
+        return PendingFrames(prep["mouth"].shape[0], self._decoder_inputs(prep), prep)
 
+    @property
+    def decoder_state(self) -> dict[str, np.ndarray] | None:
+        """The motion decoder's state (its attention cache) after the frames emitted so far."""
+        return self._dec_state
 
-def step_many(streams: Sequence[Stream], draw: bool = True) -> list[Frame | None]:
-    """One tick for many streams: run their queued audio through the model as one batch, then take the
-    next frame of each (``None`` where a stream has no frame ready yet). Output per stream equals
-    what the stream gives on its own; with ``defer=True`` streams this is where the model runs."""
-    run_pending(streams)
-    return [s.step(draw) if s.ready() else None for s in streams]
+    def accept_decoder_output(self, pending: PendingFrames, out: dict[str, np.ndarray],
+                              state: dict[str, np.ndarray]) -> None:
+        """The motion decoder's outputs for ``pending`` and its state after them: the frames become ready."""
+        self._finish(pending.prepared, (out, state))

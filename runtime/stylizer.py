@@ -136,8 +136,8 @@ class LearnedStylizer:
         if not (d / f"{NAME}.fp32.onnx").is_file() or not (d / f"{NAME}.onnx.json").is_file():
             raise NoLearnedStylizer(no_weights_message(d))
         self.model: LoadedModel = load_model(NAME, "fp32", backend, d)
-        self.size = int(self.model.meta["config"]["size"])
-        self.sha256 = self.model.meta.get("files", {}).get(f"{NAME}.fp32.onnx", {}).get("sha256")
+        self.size = int(self.model.card.config["size"])
+        self.sha256 = (f.sha256 if (f := self.model.card.file("fp32")) else None)
 
     def __call__(self, image: np.ndarray, landmarks_px: np.ndarray) -> tuple[np.ndarray, LeakReport]:
         """Photo + landmarks -> (comic RGB uint8 ``[S, S, 3]``, privacy report); raises PhotoLeakError on a leak."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from .backend import LoadedModel
 from .errors import ModelError
+from .model_card import ModelCard
 from .streaming import AudioModel, load_decoder
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 STATE_INPUTS = ("h", "c")
 STATE_OUTPUTS = ("h_out", "c_out")
 STATE_LAYOUT = "batch_first"
-META_PARAMETER = "toonsync"  # config.pbtxt parameter holding the model's sidecar essentials (JSON)
+META_PARAMETER = "toonsync"  # config.pbtxt parameter holding the model card's essentials (JSON)
 DEFAULT_MODEL = "audio2motion"
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
 INSTALL_HINT = 'pip install "toonsync[triton]"'
@@ -105,7 +106,7 @@ def _parameter(cfg: dict, key: str) -> str | None:
 
 
 def model_meta(cfg: dict) -> dict:
-    """The sidecar essentials (config, lookahead, ...) from the ``toonsync`` parameter of a model config;
+    """The model card's essentials (config, lookahead, ...) from the ``toonsync`` parameter of a model config;
     rebuilt from the I/O dims for a hand-written config without it."""
     raw = _parameter(cfg, META_PARAMETER)
     if raw:
@@ -119,6 +120,18 @@ def model_meta(cfg: dict) -> dict:
     log.warning("Triton model %s has no %r parameter: lookahead assumed 2 frames", cfg.get("name"), META_PARAMETER)
     return {"config": {"hidden": io["h"][-1], "kernel": io["mel_ctx"][-1] + 1}, "lookahead_frames": 2,
             "state_layout": STATE_LAYOUT}
+
+
+def audio_model_card(name: str, meta: dict) -> ModelCard:
+    """The model card of a served audio2motion model: ``meta`` (the repository's ``toonsync`` parameter) with
+    the runtime-layout graph I/O its streaming state is derived from (conv context, LSTM h/c)."""
+    cfg = meta.get("config", {})
+    hidden, ctx = int(cfg["hidden"]), int(cfg["kernel"]) - 1
+    n_mels = int(cfg.get("n_mels", meta.get("n_mels", 80)))
+    state = {"mel_ctx": ["batch", n_mels, ctx], "h": [1, "batch", hidden], "c": [1, "batch", hidden]}
+    io = {"inputs": {"mel": ["batch", "mel_frames", n_mels], **state},
+          "outputs": {"mouth": ["batch", "frames", 3], **{f"{k}_out": v for k, v in state.items()}}}
+    return ModelCard.from_dict({"name": name, **{k: v for k, v in meta.items() if k not in io}, **io})
 
 
 class TritonBackend:
@@ -226,13 +239,10 @@ class TritonAudioModel(AudioModel):
 
     def __init__(self, url: str, model: str | None = None, timeout_s: float = 10.0, decoder: bool = True):
         backend = TritonBackend(url, model, timeout_s)
-        meta = backend.meta
-        self.model = LoadedModel(backend.url.model, Path(backend.url.model), backend, meta,
-                                 meta.get("precision", "fp32"))
-        cfg = meta.get("config", {})
-        self.lookahead = int(meta.get("lookahead_frames", 2))
-        self.hidden = int(cfg.get("hidden", 128))
-        self.ctx = int(cfg.get("kernel", 5)) - 1
+        self.card = audio_model_card(backend.url.model, backend.meta)
+        self.model = LoadedModel(backend.url.model, Path(backend.url.model), backend, self.card,
+                                 backend.meta.get("precision", "fp32"))
+        self.lookahead = self.card.lookahead_frames
         # the motion decoder is small: it runs here, on the server model's outputs, when the local one was
         # trained with the same audio model (run_id); otherwise the server's mouth head drives the frames
         self.decoder = load_decoder(self.model, "cpu", "fp32", None) if decoder else None

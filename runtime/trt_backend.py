@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import read_sidecar, sha256_file
 from .errors import ModelError
+from .model_card import ModelCard, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,12 @@ def _check(res):
     return rest[0] if len(rest) == 1 else rest
 
 
-def profile_shapes(meta: dict) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
-    """(min, opt, max) shape per input from the sidecar's symbolic shapes."""
+def profile_shapes(card: ModelCard) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+    """(min, opt, max) shape per input from the model card's symbolic shapes."""
     out = {}
-    for name, shape in meta["inputs"].items():
-        dims = [[DIM_RANGES[d][i] if isinstance(d, str) else int(d) for d in shape] for i in range(3)]
-        out[name] = tuple(tuple(x) for x in dims)
+    for t in card.inputs:
+        dims = [[DIM_RANGES[d][i] if isinstance(d, str) else int(d) for d in t.shape] for i in range(3)]
+        out[t.name] = tuple(tuple(x) for x in dims)
     return out
 
 
@@ -79,16 +79,16 @@ def cache_key(onnx_path: Path, precision: str, gpu: str, trt_version: str) -> st
     return h[:16]
 
 
-def trtexec_command(onnx_path: Path, plan: Path, meta: dict, precision: str = "fp16") -> str:
+def trtexec_command(onnx_path: Path, plan: Path, card: ModelCard, precision: str = "fp16") -> str:
     """The equivalent trtexec invocation (e.g. on a Jetson: /usr/src/tensorrt/bin/trtexec)."""
-    shp = profile_shapes(meta)
+    shp = profile_shapes(card)
     fmt = lambda i: ",".join(f"{n}:{'x'.join(map(str, s[i]))}" for n, s in shp.items())  # noqa: E731
     flag = {"fp16": "--fp16", "int8": "--int8", "fp32": ""}[precision]
     return (f"trtexec --onnx={onnx_path} --saveEngine={plan} {flag} --minShapes={fmt(0)} --optShapes={fmt(1)} "
             f"--maxShapes={fmt(2)} --timingCacheFile={plan.parent / 'timing.cache'}").replace("  ", " ")
 
 
-def build_engine(onnx_path: Path, plan: Path, meta: dict, precision: str = "fp16") -> Path:
+def build_engine(onnx_path: Path, plan: Path, card: ModelCard, precision: str = "fp16") -> Path:
     """Parse ONNX, add an optimisation profile for the dynamic axes, build and save a serialized engine.
 
     ``precision="int8"`` expects a QDQ model (explicit quantization: the scales come from calibration).
@@ -109,7 +109,7 @@ def build_engine(onnx_path: Path, plan: Path, meta: dict, precision: str = "fp16
     elif precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
     profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in profile_shapes(meta).items():
+    for name, (lo, opt, hi) in profile_shapes(card).items():
         profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(profile)
     tc_path = plan.parent / "timing.cache"
@@ -155,14 +155,14 @@ def trt_int8_problem(path: Path) -> str | None:
 class TrtBackend:
     """TensorRT engine behind the ``Backend`` interface (dicts of numpy arrays keyed by tensor name)."""
 
-    def __init__(self, model_dir: Path, name: str, precision: str = "fp16"):
+    def __init__(self, model_dir: Path, card: ModelCard, precision: str = "fp16"):
         import tensorrt as trt
 
         reason = trt_unavailable_reason()
         if reason:
             raise ModelError(f"TensorRT backend unavailable: {reason}")
         cudart = _cudart()
-        meta = read_sidecar(model_dir, name)
+        name = card.name
         src = model_dir / f"{name}.{'int8' if precision == 'int8' else 'fp32'}.onnx"
         if precision == "int8" and (problem := trt_int8_problem(src)):
             raise ModelError(problem)
@@ -170,7 +170,7 @@ class TrtBackend:
         gpu = f"{props.name.decode() if isinstance(props.name, bytes) else props.name}-sm{props.major}{props.minor}"
         plan = engine_cache_dir() / f"{name}.{precision}.{cache_key(src, precision, gpu, trt.__version__)}.plan"
         if not plan.exists():
-            build_engine(src, plan, meta, precision)
+            build_engine(src, plan, card, precision)
         self._trt = trt
         self._cudart = cudart
         self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan.read_bytes())

@@ -33,7 +33,7 @@ SIZES = (64, 2048)  # accepted output sizes (even), as ``runtime.pipeline``
 @lru_cache(maxsize=8)
 def _model(backend: str, precision: str, directory: str | None) -> LoadedModel:
     lm = load_model(MODEL_NAME, precision, backend, directory)
-    have = tuple(lm.meta.get("colours", ()))
+    have = tuple(lm.card.get("colours", ()))
     if have != COLOURS:
         raise ModelError(f"{lm.path.name}: colour inputs {have} do not match this runtime's {COLOURS}; "
                          "re-export it with `toonsync export --only render`")
@@ -164,12 +164,12 @@ class WarpRenderer:
         opaque[..., :3] += ((bg * (255 - a) + 127) // 255).astype(np.uint8)
         opaque[..., 3] = 255
         self._char, self._opaque = pack_quads(premul), pack_quads(opaque)
-        eyes = clamp_eyes(self.neutral, eyes, self.model.meta["config"]["eyes_crop"])
+        eyes = clamp_eyes(self.neutral, eyes, self.model.card.config["eyes_crop"])
         self._const = {"neutral": self.neutral[None], "eyes": eyes[None],
                        "colours": np.asarray(colours, np.float32).reshape(1, len(COLOURS), 3)}
 
     @classmethod
-    def for_procedural(cls, renderer: AvatarRenderer, **kw) -> "WarpRenderer":
+    def for_procedural(cls, renderer: AvatarRenderer, **kw) -> WarpRenderer:
         """The procedural avatar, drawn once at its neutral landmarks (character only), over its own background."""
         base = renderer.draw_rgba(renderer.neutral)
         bg = cv2.resize(renderer._bg, (renderer.size, renderer.size), interpolation=cv2.INTER_AREA)

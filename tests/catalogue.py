@@ -11,9 +11,9 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -237,11 +237,11 @@ CASES: list[Case] = [
     Case("img-drawn-face", "image", "a drawn (anime) face", _drawn_face, "error", E.NoFaceError, "landmarks JSON", "NoFaceError naming --landmarks (a drawn character's 68 points; docs/renderer.md)"),
     Case("img-text-as-png", "image", "a text file renamed .png", lambda t: _bytes(t, "t.png", b"not an image\n" * 10), "error", E.UnsupportedImageFormat, "not an image", "UnsupportedImageFormat"),
     # ---- models -----------------------------------------------------------------------------
-    Case("onnx-corrupt", "model", "model file with a flipped byte", lambda t: _models(t, _flip), "error", E.ModelError, "does not match its sidecar", "ModelError naming the file (sha256 check)"),
-    Case("onnx-truncated", "model", "model file cut to a third", lambda t: _models(t, _truncate), "error", E.ModelError, "does not match its sidecar", "ModelError (sha256 check)"),
-    Case("onnx-wrong-opset", "model", "model re-saved with opset 99", lambda t: _models(t, _wrong_opset), "error", E.ModelError, "does not match its sidecar", "ModelError (sha256 check)"),
+    Case("onnx-corrupt", "model", "model file with a flipped byte", lambda t: _models(t, _flip), "error", E.ModelError, "does not match its model card", "ModelError naming the file (sha256 check)"),
+    Case("onnx-truncated", "model", "model file cut to a third", lambda t: _models(t, _truncate), "error", E.ModelError, "does not match its model card", "ModelError (sha256 check)"),
+    Case("onnx-wrong-opset", "model", "model re-saved with opset 99", lambda t: _models(t, _wrong_opset), "error", E.ModelError, "does not match its model card", "ModelError (sha256 check)"),
     Case("onnx-missing-dir", "model", "model directory that does not exist", lambda t: t / "no-models", "error", E.ModelError, "does not exist", "ModelError"),
-    Case("onnx-no-sidecar", "model", "model directory without sidecars", lambda t: (t / "m").mkdir() or (t / "m"), "error", E.ModelError, "sidecar", "ModelError: run `toonsync export`"),
+    Case("onnx-no-sidecar", "model", "model directory without sidecars", lambda t: (t / "m").mkdir() or (t / "m"), "error", E.ModelError, "model card .* not found", "ModelError: run `toonsync export`"),
     # ---- drawn characters: --landmarks JSON (runtime.drawing) -------------------------------
     Case("lm-67-points", "landmarks", "landmarks JSON with 67 points", lambda t: _drawn_landmarks(t, lambda p: p[:67]), "error", E.InvalidLandmarks, "expected 68", "InvalidLandmarks naming the accepted layout"),
     Case("lm-nan", "landmarks", "landmarks JSON with a NaN coordinate", lambda t: _drawn_landmarks(t, lambda p: [[float("nan"), 1.0]] + p[1:]), "error", E.InvalidLandmarks, "not a finite number", "InvalidLandmarks naming the point"),

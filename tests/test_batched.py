@@ -1,4 +1,4 @@
-"""Batched multi-stream stepping: ``step_many`` runs N streams' model steps as one graph call and gives
+"""Batched multi-stream stepping: ``AudioModel.step_many`` runs N streams' model steps as one graph call and gives
 each stream exactly the frames it gives on its own."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from toonsync.runtime.audio_io import load_audio
-from toonsync.runtime.streaming import Stream, run_pending, step_many
+from toonsync.runtime.streaming import Stream
 
 SPF = 640  # 16 kHz samples per 40 ms frame
 
@@ -50,8 +50,8 @@ def test_step_many_equals_each_stream_alone(animator, speech, n):
     for k in range(0, pcm[0].size, SPF):  # lock-step ticks: every stream gets one 40 ms chunk
         for s, p in zip(streams, pcm):
             s.accept_audio(p[k : k + SPF])
-        calls += run_pending(streams)
-        for i, f in enumerate(step_many(streams, draw=False)):
+        calls += model.run_pending(streams)
+        for i, f in enumerate(model.step_many(streams, draw=False)):
             if f is not None:
                 got[i].append(f)
     assert calls == pcm[0].size // SPF  # one graph call per tick for all n streams together
@@ -81,7 +81,7 @@ def test_ragged_streams_and_deferred_stream_alone(animator, speech):
     while ia < pcm.size or ib < pcm.size:
         a.accept_audio(pcm[ia : ia + 3 * SPF]); ia += 3 * SPF
         b.accept_audio(pcm[ib : ib + SPF]); ib += SPF
-        run_pending([a, b])
+        model.run_pending([a, b])
         for s, acc in ((a, fa), (b, fb)):
             while s.ready():
                 acc.append(s.step(draw=False))

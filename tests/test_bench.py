@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from toonsync.tools.bench import available_precisions, compare_reports
 from toonsync.cli import main
+from toonsync.tools.bench import available_precisions, compare_reports
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "benchmarks" / "bench.schema.json").read_text())

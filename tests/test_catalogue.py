@@ -11,7 +11,6 @@ from toonsync.runtime.errors import ToonsyncError
 from .catalogue import CASES, ROOT, Case, render_doc, run_case
 
 
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_catalogue(case: Case, tmp_path):
     if case.id == "img-cmyk" or case.id == "img-exif-rotated":

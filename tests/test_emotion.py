@@ -9,7 +9,14 @@ import pytest
 import soxr
 
 from toonsync.runtime.audio_io import load_audio
-from toonsync.runtime.emotion import NEU, ProsodyEmotion, arousal_mass, emotion_schedule, estimate_emotion, prosody_probs
+from toonsync.runtime.emotion import (
+    NEU,
+    ProsodyEmotion,
+    arousal_mass,
+    emotion_schedule,
+    estimate_emotion,
+    prosody_probs,
+)
 from toonsync.runtime.errors import InputError
 from toonsync.runtime.mel import log_mel
 from toonsync.runtime.motion import EMOTIONS
@@ -263,12 +270,15 @@ def test_train_cli_report_and_onnx_export(tmp_path):
     pytest.importorskip("onnx")
     import onnx
 
-    from toonsync.runtime.backend import load_model, sha256_file
+    from toonsync.export.emotion import export_emotion
+    from toonsync.runtime.backend import load_model
+    from toonsync.runtime.model_card import sha256_file
     from toonsync.training.train_emotion import main
 
     run, models = tmp_path / "run", tmp_path / "models"
     main(["--data", str(CREMAD_TINY), "-o", str(run), "--steps", "6", "--batch", "6", "--val-actors", "0",
-          "--test-actors", "1002", "--export", str(models)])
+          "--test-actors", "1002"])
+    export_emotion(run / "emotion.pt", models)
     report = json.loads((run / "emotion.train.json").read_text())
     test = report["metrics"]["test"]
     assert report["train_data"]["actors"] == {"train": [1001], "val": [], "test": [1002]}

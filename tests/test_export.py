@@ -8,10 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from toonsync.runtime.backend import load_model, model_dir, sha256_file
+from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.backend import load_model, model_dir
 from toonsync.runtime.errors import ModelError
 from toonsync.runtime.mel import log_mel
-from toonsync.runtime.audio_io import load_audio
+from toonsync.runtime.model_card import sha256_file
 
 torch = pytest.importorskip("torch", reason="export tests need toonsync[export]")
 
@@ -56,7 +57,7 @@ def test_tampered_model_is_refused(tiny_checkpoint, tmp_path):
     export_audio2motion(tiny_checkpoint, tmp_path)
     f = tmp_path / "audio2motion.fp32.onnx"
     f.write_bytes(f.read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(ModelError, match="does not match its sidecar"):
+    with pytest.raises(ModelError, match="does not match its model card"):
         load_model("audio2motion", directory=tmp_path)
     f.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="cannot load ONNX model"):
@@ -74,7 +75,7 @@ def test_shipped_model_has_sidecar_metrics_and_size():
 def test_shipped_model_chunked_equals_whole(speech_wav):
     """Streaming state (mel_ctx, h, c) is explicit graph I/O: 1-frame chunks reproduce the whole-clip run."""
     m = load_model("audio2motion", backend="cpu")
-    cfg = m.meta["config"]
+    cfg = m.card["config"]
     mel = log_mel(load_audio(speech_wav))[None, : 4 * 50]
     zero = lambda *s: np.zeros(s, np.float32)  # noqa: E731
     state = {"mel_ctx": zero(1, 80, cfg["kernel"] - 1), "h": zero(1, 1, cfg["hidden"]), "c": zero(1, 1, cfg["hidden"])}

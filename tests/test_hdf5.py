@@ -6,10 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from toonsync.training.dataset import Clip, ClipStore, phones_array, write_clips
 from toonsync.runtime.errors import InputError
 from toonsync.runtime.mel import log_mel
 from toonsync.runtime.video import write_mp4
+from toonsync.training.dataset import Clip, ClipStore, phones_array, write_clips
 
 
 def test_round_trip_every_field(tmp_path):

@@ -36,7 +36,7 @@ def shipped():
 
 
 def test_shipped_model_is_small_and_documented(shipped):
-    meta = shipped.model.meta
+    meta = shipped.model.card
     assert shipped.model.path.stat().st_size <= 12.5e6
     held = meta["metrics"]["held_out"]
     assert held["roc_auc"] >= 0.95 and held["top1_retrieval"] >= 0.8, held
@@ -125,9 +125,9 @@ def test_shipped_fp16_identity_agrees_with_fp32_on_a_real_avatar():
     from toonsync.runtime.prepare import load_face
 
     a, b = load_model("identity", "fp32", "cpu"), load_model("identity", "fp16", "cpu")
-    s = a.meta["config"]["size"]
+    s = a.card["config"]["size"]
     av = load_face(Path(__file__).resolve().parents[1] / "runtime/assets/demo_face.jpg")
     img = av.renderer(s).draw(av.neutral, (0.1, 0.0, 0.0), 0.0).astype(np.float32)[None] / 255.0
     ea, eb = a.run({"image": img})["embedding"][0], b.run({"image": img})["embedding"][0]
     assert float(ea @ eb / np.linalg.norm(ea) / np.linalg.norm(eb)) >= 0.999
-    assert b.meta["parity_fp16"]["max_abs_diff"] <= b.meta["parity_fp16"]["atol"]
+    assert b.card["parity_fp16"]["max_abs_diff"] <= b.card["parity_fp16"]["atol"]

@@ -10,8 +10,13 @@ import pytest
 import soundfile as sf
 
 from toonsync.runtime.audio_io import load_audio
-from toonsync.runtime.errors import (ImageTooLarge, InputNotFound, InvalidAudio, UnsupportedAudioFormat,
-                            UnsupportedImageFormat)
+from toonsync.runtime.errors import (
+    ImageTooLarge,
+    InputNotFound,
+    InvalidAudio,
+    UnsupportedAudioFormat,
+    UnsupportedImageFormat,
+)
 from toonsync.runtime.image_io import load_image
 
 

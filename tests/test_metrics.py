@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from toonsync.training import metrics as M
 from toonsync.runtime.errors import InputError
+from toonsync.training import metrics as M
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +130,10 @@ def test_lpips_is_never_faked(tmp_path):
 
 
 def test_privacy_check_catches_pasted_photo(frontal_face):
-    from toonsync.tools.eval_render import privacy_check
     from toonsync.runtime.face import detect_face
     from toonsync.runtime.image_io import load_image
     from toonsync.runtime.stylizer import align_face
+    from toonsync.tools.eval_render import privacy_check
 
     img = load_image(frontal_face)
     aligned, _ = align_face(img, detect_face(img).landmarks, 256)

@@ -209,7 +209,7 @@ def test_runtime_uses_the_decoder_and_streams_exactly(tiny_models, speech_wav):
 
 
 def test_batched_streams_equal_solo_with_decoder(tiny_models, speech_wav):
-    from toonsync.runtime.streaming import AudioModel, Stream, step_many
+    from toonsync.runtime.streaming import AudioModel, Stream
 
     model = AudioModel("cpu", "fp32", tiny_models)
     pcm = load_audio(speech_wav)[: 30 * SAMPLES_PER_FRAME]
@@ -219,7 +219,7 @@ def test_batched_streams_equal_solo_with_decoder(tiny_models, speech_wav):
     for i in range(0, pcm.size, SAMPLES_PER_FRAME):
         for s, g in zip(streams, (1.0, 0.3, 0.0)):
             s.accept_audio(pcm[i : i + SAMPLES_PER_FRAME] * g)
-        for k, f in enumerate(step_many(streams, draw=False)):
+        for k, f in enumerate(model.step_many(streams, draw=False)):
             if f is not None:
                 got[k].append(f)
     for s in streams:

@@ -1,7 +1,6 @@
 """The seed's five test cases, end to end through runtime.render (real photos, real speech)."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

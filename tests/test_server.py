@@ -25,8 +25,18 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from toonsync.runtime.errors import InputError  # noqa: E402
-from toonsync.runtime.server import (FLAG_IDLE, FRAME_HEADER, FRAME_MAGIC, BackgroundServer, KioskStream,  # noqa: E402
-                            ServerConfig, SharedAudioModel, add_serve_parser, config_from_args, create_app, lip_gap)
+from toonsync.runtime.server import (  # noqa: E402
+    FLAG_IDLE,
+    FRAME_HEADER,
+    FRAME_MAGIC,
+    BackgroundServer,
+    ServerConfig,
+    SharedAudioModel,
+    add_serve_parser,
+    config_from_args,
+    create_app,
+    lip_gap,
+)
 
 RECV_S = 15.0  # a bound on every single receive
 
@@ -409,10 +419,11 @@ def test_emotion_override_live(server, speech):
     assert frames and not errors
 
 
-def test_kiosk_stream_set_emotion(model, avatar, speech):
+def test_stream_set_emotion(model, avatar, speech):
     from toonsync.runtime.motion import EMOTIONS
+    from toonsync.runtime.streaming import Stream
 
-    st = KioskStream(model, avatar.neutral, None)
+    st = Stream(model, avatar.neutral, None)
     x = speech.astype(np.float32) / 32768.0
     st.accept_audio(x[:16000], 16000)
     while st.ready():
@@ -425,7 +436,7 @@ def test_kiosk_stream_set_emotion(model, avatar, speech):
         rows.append(st.step(draw=False).emotion)
     hap = np.eye(6, dtype=np.float32)[EMOTIONS.index("HAP")]
     assert np.allclose(rows[-1], hap) and not np.allclose(rows[0], hap)  # cross-faded into the override
-    st2 = KioskStream(model, avatar.neutral, None, emotion="sad")
+    st2 = Stream(model, avatar.neutral, None, emotion="sad")
     st2.accept_audio(x[:8000], 16000)
     st2.set_emotion("auto")  # back to the prosody estimate mid-stream: never runs dry
     st2.accept_audio(x[8000:], 16000)

@@ -10,7 +10,7 @@ import pytest
 import toonsync
 from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.errors import InputError
-from toonsync.runtime.live import MicrophoneError, Microphone, WavSource, input_devices
+from toonsync.runtime.live import Microphone, MicrophoneError, WavSource, input_devices
 from toonsync.runtime.prepare import load_face
 from toonsync.runtime.streaming import Stream
 from toonsync.runtime.video import probe

@@ -15,7 +15,12 @@ from toonsync.runtime.backend import model_dir
 torch = pytest.importorskip("torch", reason="needs toonsync[train]")
 
 from toonsync.training.face2comics import (  # noqa: E402
-    Face2Comics, Face2ComicsError, Face2ComicsNotFound, UnpairedFilesError, find_layout, find_pairs,
+    Face2Comics,
+    Face2ComicsError,
+    Face2ComicsNotFound,
+    UnpairedFilesError,
+    find_layout,
+    find_pairs,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -162,8 +167,8 @@ def test_learned_stylizer_in_prepare_passes_the_privacy_check(stylizer_dir, monk
 
 
 def test_privacy_check_catches_a_stylizer_that_copies_the_photo(stylizer_dir):
-    from toonsync.runtime.image_io import load_image
     from toonsync.runtime.face import detect_face
+    from toonsync.runtime.image_io import load_image
     from toonsync.runtime.stylizer import LearnedStylizer, PhotoLeakError
 
     sty = LearnedStylizer(stylizer_dir[0])
@@ -179,7 +184,7 @@ def test_privacy_check_catches_a_stylizer_that_copies_the_photo(stylizer_dir):
 
 
 def test_no_learned_weights_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    from toonsync.runtime import cli
+    from toonsync import cli
     from toonsync.runtime.errors import ModelError
     from toonsync.runtime.prepare import load_face
     from toonsync.runtime.stylizer import NoLearnedStylizer
@@ -196,7 +201,7 @@ def test_no_learned_weights_is_a_clear_error(tmp_path, monkeypatch, capsys):
 
 
 def test_toonsync_train_stylizer(tmp_path, capsys):
-    from toonsync.runtime import cli
+    from toonsync import cli
 
     assert cli.main(["train", "stylizer", "--steps", "1"]) == 1
     assert "needs --data" in capsys.readouterr().err

@@ -21,8 +21,9 @@ onnx = pytest.importorskip("onnx", reason="the Triton repository writer needs on
 import onnxruntime as ort
 
 from toonsync.export.triton import write_triton_repo
-from toonsync.runtime.backend import DEFAULT_MODEL_DIR, read_sidecar
+from toonsync.runtime.backend import DEFAULT_MODEL_DIR
 from toonsync.runtime.errors import ModelError
+from toonsync.runtime.model_card import ModelCard
 from toonsync.runtime.triton_client import TritonError, TritonURL
 
 STATE = {"h", "c", "h_out", "c_out"}
@@ -121,7 +122,7 @@ def test_configs_structure_match_onnx_graphs(repos):
             assert cfg["name"] == [name] and cfg["backend"] == ["onnxruntime"] and cfg["max_batch_size"] == [64]
             variant = graph_io(root / name / "1" / "model.onnx")
             original = graph_io(DEFAULT_MODEL_DIR / entry["source"])
-            side = read_sidecar(DEFAULT_MODEL_DIR, name)
+            side = ModelCard.load(DEFAULT_MODEL_DIR, name)
             shapes = {**side["inputs"], **side["outputs"]}
             for section, names in (("input", side["inputs"]), ("output", side["outputs"])):
                 got = {io["name"][0]: io for io in cfg[section]}
@@ -249,7 +250,7 @@ def test_plan_route_and_option_errors(tmp_path):
     shutil.copytree(DEFAULT_MODEL_DIR, bad, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     f = bad / "audio2motion.fp32.onnx"
     f.write_bytes(f.read_bytes()[:-8] + b"\0" * 8)
-    with pytest.raises(ModelError, match="sidecar"):
+    with pytest.raises(ModelError, match="model card"):
         write_triton_repo(bad, tmp_path / "repo2", models=["audio2motion"])
 
 
@@ -401,7 +402,7 @@ def test_stream_through_triton_client_equals_local(repos, speech_wav, monkeypatc
     fake = _FakeTriton(repos["fp32-cpu"][0])
     monkeypatch.setattr(tcl, "tritonclient_module", lambda protocol: fake.module)
     remote = tcl.TritonAudioModel("localhost:8000")
-    assert (remote.lookahead, remote.hidden, remote.ctx) == (2, 192, 4)
+    assert remote.lookahead == 2 and remote.card.state_shapes() == {"mel_ctx": (1, 80, 4), "h": (1, 1, 192), "c": (1, 1, 192)}
     assert remote.model.backend.name == "triton:http://localhost:8000/audio2motion"
     local = AudioModel("cpu", "fp32")
     _assert_same_frames(_frames(remote, speech_wav), _frames(local, speech_wav), atol=1e-6)

@@ -4,22 +4,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toonsync.runtime.backend import load_model, model_dir, read_sidecar
+from toonsync.runtime.backend import load_model, model_dir
 from toonsync.runtime.errors import ModelError
-from toonsync.runtime.trt_backend import cache_key, profile_shapes, trt_int8_problem, trt_unavailable_reason, trtexec_command
+from toonsync.runtime.model_card import ModelCard
+from toonsync.runtime.trt_backend import (
+    cache_key,
+    profile_shapes,
+    trt_int8_problem,
+    trt_unavailable_reason,
+    trtexec_command,
+)
 
 
 def test_profiles_cover_streaming_and_batch():
-    shapes = profile_shapes(read_sidecar(model_dir(), "audio2motion"))
+    shapes = profile_shapes(ModelCard.load(model_dir(), "audio2motion"))
     lo, opt, hi = shapes["mel"]
     assert lo == (1, 4, 80) and opt == (1, 4, 80) and hi[0] >= 32 and hi[1] >= 4000
-    hid = read_sidecar(model_dir(), "audio2motion")["config"]["hidden"]
+    hid = ModelCard.load(model_dir(), "audio2motion").config["hidden"]
     assert shapes["h"] == ((1, 1, hid), (1, 1, hid), (1, hi[0], hid))
 
 
 def test_trtexec_line_and_cache_key(tmp_path):
     d = model_dir()
-    meta = read_sidecar(d, "audio2motion")
+    meta = ModelCard.load(d, "audio2motion")
     cmd = trtexec_command(d / "audio2motion.fp32.onnx", tmp_path / "a.plan", meta, "fp16")
     assert "--fp16" in cmd and "--minShapes=mel:1x4x80" in cmd and "--timingCacheFile=" in cmd
     k1 = cache_key(d / "audio2motion.fp32.onnx", "fp16", "H100-sm90", "10.4")
@@ -48,8 +55,8 @@ def test_tensorrt_engine_matches_onnxruntime():
     cpu = load_model("audio2motion", precision="fp32", backend="cpu")
     rng = np.random.default_rng(0)
     x = {"mel": rng.standard_normal((1, 40, 80)).astype(np.float32), "mel_ctx": np.zeros((1, 80, 4), np.float32),
-         "h": np.zeros((1, 1, cpu.meta["config"]["hidden"]), np.float32),
-         "c": np.zeros((1, 1, cpu.meta["config"]["hidden"]), np.float32)}
+         "h": np.zeros((1, 1, cpu.card.config["hidden"]), np.float32),
+         "c": np.zeros((1, 1, cpu.card.config["hidden"]), np.float32)}
     np.testing.assert_allclose(trt.run(x)["mouth"], cpu.run(x)["mouth"], atol=2e-2)
 
 

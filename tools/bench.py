@@ -40,7 +40,6 @@ import json
 import logging
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -54,10 +53,11 @@ from typing import Any
 
 import numpy as np
 
+from toonsync.runtime.assets import DEMO_FACE, DEMO_SPEECH, asset
 from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.backend import LoadedModel, available_providers, load_model, model_dir
-from toonsync.runtime.assets import DEMO_FACE, DEMO_SPEECH, asset
 from toonsync.runtime.errors import ModelError, ToonsyncError
+from toonsync.runtime.motion import decoder_inputs
 from toonsync.runtime.mel import MELS_PER_FRAME, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream, log_mel
 
 log = logging.getLogger(__name__)
@@ -83,90 +83,7 @@ V1_ALIASES = {"logmel_per_frame": "frontend.logmel.40ms", "draw_per_frame": "ren
               "audio2motion_per_frame_torch_eager": "model.audio2motion.torch-eager.fp32.b1"}
 
 
-# -- machine ---------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _physical_cores() -> int | None:
-    try:
-        cores, phys = set(), None
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("physical id"):
-                    phys = line.split(":", 1)[1].strip()
-                elif line.startswith("core id"):
-                    cores.add((phys, line.split(":", 1)[1].strip()))
-        return len(cores) or None
-    except OSError:
-        return None
-
-
-def _mem_total_mb() -> float | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return round(int(line.split()[1]) / 1024.0, 0)
-    except OSError:
-        pass
-    return None
-
-
-def _gpus() -> list[str]:
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        r = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                           capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [ln.strip() for ln in r.stdout.splitlines() if ln.strip()] if r.returncode == 0 else []
-
-
-def _version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def machine_info(thread_settings: dict | None = None) -> dict:
-    """CPU, cores, memory, GPU, versions and thread settings (recorded in the JSON)."""
-    import cv2
-    import onnxruntime as ort
-
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        affinity = os.cpu_count()
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": ort.__version__,
-                "opencv": cv2.__version__, "av": _version("av"), "torch": _version("torch"),
-                "toonsync": _version("toonsync")}
-    env = {k: os.environ[k] for k in sorted(os.environ)
-           if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS") or k.startswith("TOONSYNC_ORT_")}
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "physical_cores": _physical_cores(),
-            "affinity_cores": affinity, "memory_mb": _mem_total_mb(), "gpus": _gpus(),
-            "onnxruntime_providers": available_providers(), "platform": platform.platform(),
-            "python": platform.python_version(), "versions": versions,
-            "threads": {"onnxruntime": thread_settings or {}, "opencv": cv2.getNumThreads(), "env": env},
-            "loadavg_start": _loadavg()}
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
+from toonsync.runtime.sysinfo import cpu_model, loadavg, machine_info
 
 
 # -- measuring -------------------------------------------------------------------------------------
@@ -421,7 +338,7 @@ def case_specs(backends: Iterable[str] = ("cpu",), precisions: Iterable[str] = (
 
     ``streams``: multi-stream cases for these stream counts N -- one call is one 40 ms tick of N live
     streams (a chunk into each, then a frame out of each, motion only), with the model run once for all
-    (``batched``: ``runtime.step_many``) or once per stream (``sequential``); ``rtf`` = tick / 40 ms."""
+    (``batched``: ``AudioModel.step_many``) or once per stream (``sequential``); ``rtf`` = tick / 40 ms."""
     warm = max(5, frames // 20)
     brounds = max(5, frames // 2)
     few = 1 if quick else 5
@@ -467,7 +384,7 @@ def case_specs(backends: Iterable[str] = ("cpu",), precisions: Iterable[str] = (
 
 
 def _a2m_step(lm: LoadedModel, ctx: BenchContext, batch: int, pcm: bool) -> Callable[[], None]:
-    cfg = lm.meta.get("config", {})
+    cfg = lm.card.get("config", {})
     hidden, kctx = int(cfg.get("hidden", 128)), int(cfg.get("kernel", 5)) - 1
     src = ctx.pcm_frames if pcm else ctx.mel_frames
     t = src.shape[0]
@@ -491,29 +408,15 @@ def _a2m_step(lm: LoadedModel, ctx: BenchContext, batch: int, pcm: bool) -> Call
     return step
 
 
-def decoder_inputs(n: int, speech: np.ndarray, mouth: np.ndarray) -> list[dict[str, np.ndarray]]:
-    """``n`` one-frame feeds of the motion decoder: the demo speech's embedding and the audio model's mouth
-    ([n, S], [n, 3]), neutral emotion, the noise embedding of seed 0 (shared with the torch-eager baseline
-    in toonsync.tools.bench_torch)."""
-    from toonsync.runtime.emotion import NEU
-    from toonsync.runtime.motion import NoiseEmbedding
-
-    emo = np.zeros((n, 6), np.float32)
-    emo[:, NEU] = 1.0
-    noise = NoiseEmbedding(0).step(n)
-    return [{"speech": speech[i][None, None].astype(np.float32), "speech_mouth": mouth[i][None, None].astype(np.float32),
-             "emotion": emo[i][None, None], "noise": noise[i][None, None]} for i in range(n)]
-
-
 def _motion_step(lm: LoadedModel, ctx: BenchContext) -> Callable[[], None]:
-    cfg = lm.meta.get("config", {})
+    cfg = lm.card.get("config", {})
     a2m = ctx.model("audio2motion", "cpu", "fp32")  # real speech embeddings of the demo clip
-    acfg = a2m.meta["config"]
+    acfg = a2m.card["config"]
     z = np.zeros
     out = a2m.run({"mel": ctx.mel_frames.reshape(1, -1, ctx.mel_frames.shape[-1]),
                    "mel_ctx": z((1, 80, acfg["kernel"] - 1), np.float32), "h": z((1, 1, acfg["hidden"]), np.float32),
                    "c": z((1, 1, acfg["hidden"]), np.float32)})
-    names = set(lm.meta.get("inputs", {}))
+    names = set(lm.card.get("inputs", {}))
     feeds = [{k: v for k, v in f.items() if k in names}
              for f in decoder_inputs(out["embedding"].shape[1], out["embedding"][0], out["mouth"][0])]
     state = {"cache": z((cfg["layers"], 1, cfg["window"] - 1, cfg["d_model"]), np.float32)}
@@ -572,7 +475,7 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
 
         return frame
     if k == "multistream":
-        from toonsync.runtime.streaming import Stream, step_many
+        from toonsync.runtime.streaming import Stream
 
         n, batched = spec.params["streams"], spec.params["mode"] == "batched"
         am = ctx.audio_model()
@@ -585,7 +488,7 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
             k = next(it)
             for s, o in zip(streams, offs):
                 s.accept_audio(chunks[(o + k) % len(chunks)])
-            return step_many(streams, draw=False)
+            return am.step_many(streams, draw=False)
 
         return tick
     if k == "render":
@@ -852,7 +755,7 @@ def _sweep_once(ctx: BenchContext, frames: int, repeats: int, batch: int, config
     d = model_dir()
     prec = ctx.audio_model("cpu").model.precision
     runs: dict[str, list[dict]] = {c["name"]: [] for c in configs}
-    load0 = _loadavg()
+    load0 = loadavg()
     with _busy(busy):
         for rep in range(repeats):
             order = configs[rep % len(configs):] + configs[: rep % len(configs)]
@@ -884,7 +787,7 @@ def _sweep_once(ctx: BenchContext, frames: int, repeats: int, batch: int, config
                 log.info("threads %-16s busy %d rep %d: stream frame p50 %.2f ms, two streams p50 %.2f ms, "
                          "paced CPU %.0f %%", cfg["name"], busy, rep + 1, row["stream_frame"]["p50_ms"],
                          row["two_streams"]["p50_ms"], row["paced_cpu_pct"])
-    out: dict[str, Any] = {"busy_processes": busy, "loadavg_start": load0, "loadavg_end": _loadavg(), "configs": {}}
+    out: dict[str, Any] = {"busy_processes": busy, "loadavg_start": load0, "loadavg_end": loadavg(), "configs": {}}
     for cfg in configs:
         rows = runs[cfg["name"]]
         med: dict[str, Any] = {"settings": {k: cfg[k] for k in ("intra", "inter", "spinning", "parallel")}}
@@ -937,7 +840,7 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
     the end-to-end cases on the runtime's automatic choice; a named backend measures only it.
     ``precisions``: ``all`` or a list; fp32 is always measured (the baseline of the ratios).
     ``quick``: one round of the heavy cases (a smoke run, for CI)."""
-    t_start, load0 = time.perf_counter(), _loadavg()
+    t_start, load0 = time.perf_counter(), loadavg()
     if backend not in ("auto", "cpu", "cuda", "tensorrt"):
         raise ToonsyncError(f"unknown backend {backend!r}; accepted: auto, cpu, cuda, tensorrt")
     if seconds <= 0 or frames < 1 or batch < 1:
@@ -1074,7 +977,7 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
             rep["threads"] = sw
         rep["peak_rss_mb"] = _r(peak_rss_mb(), 1)
         rep["headline"] = headline(rep)
-        rep["machine"]["loadavg_start"], rep["machine"]["loadavg_end"] = load0, _loadavg()
+        rep["machine"]["loadavg_start"], rep["machine"]["loadavg_end"] = load0, loadavg()
         rep["wall_s"] = _r(time.perf_counter() - t_start, 1)
         return rep
     finally:

@@ -29,8 +29,8 @@ CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "audio2mot
 
 def demo_mel_frames() -> np.ndarray:
     """Log-mel of the demo speech, [T, 4, 80] (one row per 40 ms video frame)."""
-    from toonsync.runtime.audio_io import load_audio
     from toonsync.runtime.assets import DEMO_SPEECH, asset
+    from toonsync.runtime.audio_io import load_audio
     from toonsync.runtime.mel import MELS_PER_FRAME, log_mel
 
     mel = log_mel(load_audio(asset(DEMO_SPEECH)))
@@ -81,8 +81,7 @@ def audio2motion_per_frame_ms(mel4: np.ndarray, n: int = 200, threads: int | Non
 def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
     """One 40 ms step of the transformer motion decoder (``checkpoints/motion.pt``), cache carried, on the
     demo speech's embedding from the paired audio model; None when no decoder checkpoint ships."""
-    from toonsync.tools.bench import decoder_inputs
-
+    from toonsync.runtime.motion import decoder_inputs
     from toonsync.training.models.encoder import load_model_checkpoint
     from toonsync.training.models.motion_decoder import MotionDecoder, MotionDecoderConfig
 

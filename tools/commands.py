@@ -161,9 +161,26 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if a.record:
         if a.checkpoint is not None:
             raise ToonsyncError("--record writes the shipped model's sidecars: drop --checkpoint")
-        names = er.record_in_sidecars(rep, f"toonsync eval --test {a.test} --precision {a.precision}")
+        names = record_in_sidecars(rep, f"toonsync eval --test {a.test} --precision {a.precision}")
         log.info("recorded the figures in %s", ", ".join(f"{n}.onnx.json" for n in names))
     return 0
+
+
+def record_in_sidecars(rep: dict, command: str) -> list[str]:
+    """Write the held-out figures of a shipped-model eval into the sidecars of the models it ran
+    (``heldout_eval``: the command, overall, per engine, graph only); returns the sidecars updated."""
+    from toonsync.export.sidecar import update_sidecar
+    from toonsync.runtime.backend import model_dir
+    from toonsync.training.eval_report import SUMMARY_KEYS
+
+    summary = {"command": command, "model": rep["model"], "test_data": rep["test_data"],
+               "runtime": {k: rep.get(k) for k in SUMMARY_KEYS},
+               "by_engine": {e: {k: m.get(k) for k in SUMMARY_KEYS} for e, m in rep.get("by_engine", {}).items()},
+               "graph_only": {k: rep["graph_only"].get(k) for k in SUMMARY_KEYS}}
+    names = ["audio2motion"] + (["motion"] if "motion decoder" in rep["model"] else [])
+    for name in names:
+        update_sidecar(model_dir(), name, heldout_eval=summary)
+    return names
 
 
 def cmd_soak(a: argparse.Namespace) -> int:

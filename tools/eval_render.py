@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from toonsync.training import metrics as M
 from toonsync.runtime.atomic import atomic_path
 from toonsync.runtime.mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from toonsync.training import metrics as M
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def privacy_check(face, frames: np.ndarray, max_frames: int = 25, max_shift: int
     ``max_frames`` evenly spaced frames, each patch searched within +-``max_shift`` px (head motion)."""
     from toonsync.runtime.face import detect_face
     from toonsync.runtime.image_io import load_image
-    from toonsync.runtime.stylizer import face_mask, photo_leak, align_face
+    from toonsync.runtime.stylizer import align_face, face_mask, photo_leak
 
     if not isinstance(face, (str, os.PathLike, np.ndarray)) or str(face).lower().endswith(".avatar"):
         return {"skipped": "the face is a prepared .avatar bundle (no photo to compare with)"}
@@ -98,8 +98,8 @@ def eval_render(face=None, audio=None, out_dir: str | os.PathLike = "runs/eval_r
                 precision: str = "auto", lpips_weights: str | None = None) -> dict:
     """Render ``face`` speaking ``audio`` (default: the bundled demo photo and speech) with ``renderer``,
     compute the metrics and write ``eval_render.json`` into ``out_dir``; returns the report."""
-    from toonsync.runtime.audio_io import load_audio
     from toonsync.runtime.assets import DEMO_FACE, DEMO_SPEECH, asset
+    from toonsync.runtime.audio_io import load_audio
     from toonsync.runtime.options import RenderOptions
     from toonsync.runtime.pipeline import Animator
     from toonsync.runtime.prepare import load_face

@@ -6,9 +6,8 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 
-
-from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.assets import DEMO_FACE, DEMO_SPEECH, asset
+from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.live import stream
 from toonsync.runtime.mel import SAMPLE_RATE, SAMPLES_PER_FRAME
 from toonsync.runtime.prepare import load_face

@@ -11,12 +11,12 @@ import sys
 import time
 import warnings
 
-from .tools import commands as tool_commands
 from .calibration import commands as calibration_commands
 from .export import commands as export_commands
 from .runtime import commands as runtime_commands
 from .runtime.errors import ToonsyncError
 from .runtime.version import __version__
+from .tools import commands as tool_commands
 from .training import commands as training_commands
 
 log = logging.getLogger("toonsync")
@@ -63,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _export_trained(a: argparse.Namespace) -> None:
+    """``toonsync train MODEL --export DIR``: the trainer (training layer) leaves its checkpoint in ``a.trained``;
+    the exporter (export layer, which may import training) turns it into ONNX + card. Joined here, above both."""
+    trained, out = getattr(a, "trained", None), getattr(a, "export", None)
+    if trained is not None and out is not None:
+        from toonsync.export.learned import export_trained
+
+        export_trained(trained[0], trained[1], out)
+        log.info("exported %s to %s", trained[0], out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the process's), run the command, return its exit status.
 
@@ -81,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         rc = a.func(a)
+        if rc == 0:
+            _export_trained(a)
     except ToonsyncError as e:
         if a.debug:
             raise

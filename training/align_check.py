@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from toonsync.runtime.atomic import atomic_path
-from toonsync.training.dataset import ClipStore
 from toonsync.runtime.errors import ToonsyncError
+from toonsync.training.dataset import ClipStore
 
 from .visemes import Phone, normalize_phone
 

@@ -34,8 +34,7 @@ def ensure_corpus(corpus_dir: Path, minutes: float, seed: int = 0) -> tuple[Path
 IMAGE_TRAINERS = {"stylizer": "toonsync.training.train_stylizer", "identity": "toonsync.training.train_identity",
                   "refiner": "toonsync.training.train_refiner"}
 FORWARDED = (("--data", "data"), ("--size", "size"), ("--steps", "steps"), ("--batch", "batch"), ("--seed", "seed"),
-             ("--width", "width"), ("--out", "out"), ("--accum", "accum"), ("--device", "device"),
-             ("--export", "export"))
+             ("--width", "width"), ("--out", "out"), ("--accum", "accum"), ("--device", "device"))
 
 
 def train_image_model(a: argparse.Namespace) -> int:
@@ -55,8 +54,9 @@ def train_image_model(a: argparse.Namespace) -> int:
     if getattr(a, "amp", True) is False:
         args.amp = False
     info = mod.run(args)
-    if info is not None:
+    if info is not None:  # rank 0: ``toonsync train MODEL --export DIR`` exports this checkpoint afterwards
         log.info("%s held-out metrics: %s", a.model, info["metrics"])
+        a.trained = (a.model, Path(info["checkpoint"]))
     return 0
 
 
@@ -83,8 +83,11 @@ def train_motion_model(a: argparse.Namespace) -> int:
 
 
 def train_cli(a: argparse.Namespace) -> int:
+    """Run ``toonsync train MODEL``; on rank 0 an image model's checkpoint is left in ``a.trained``."""
     if getattr(a, "model", "audio2motion") in IMAGE_TRAINERS:
         return train_image_model(a)
+    if getattr(a, "export", None) is not None:
+        raise InputError(f"--export is for {', '.join(IMAGE_TRAINERS)}; export the speech models with `toonsync export`")
     if getattr(a, "model", None) == "motion":
         return train_motion_model(a)
     # --steps/--batch/--out/--accum/--device/--no-amp (defaults: TrainConfig's; getattr keeps older callers working)

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from toonsync.training.dataset import Clip, phones_array, write_clips
 from toonsync.runtime.errors import InputError
 from toonsync.runtime.mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from toonsync.training.dataset import Clip, phones_array, write_clips
 
 from . import festival
 from .visemes import Phone, mouth_trajectory

@@ -18,9 +18,9 @@ Layout of a ``.h5`` file (all optional datasets may be absent)::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -134,7 +134,7 @@ class ClipStore:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> "ClipStore":
+    def __enter__(self) -> ClipStore:
         return self
 
     def __exit__(self, *exc) -> None:

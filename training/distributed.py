@@ -371,11 +371,9 @@ def finish_run(ctx: DistContext, out_dir: Path, name: str, model: nn.Module, con
     return info
 
 
-def export_if_asked(info: dict | None, name: str, run_dir: Path, model_dir: Path | None) -> dict | None:
-    """After a trainer's run: rank 0 (``info`` is None on the others) exports ``run_dir/name.pt`` to
-    ``model_dir`` when one was given (``--export``), through ``export.learned``. Returns ``info``."""
-    if model_dir is not None and info is not None:
-        from toonsync.export.learned import EXPORTERS
-
-        EXPORTERS[name](Path(run_dir) / f"{name}.pt", Path(model_dir))
-    return info
+def finished(info: dict | None, name: str, run_dir: Path) -> dict | None:
+    """What a trainer's ``run`` returns: on rank 0, ``info`` plus ``checkpoint`` (the path of ``run_dir/name.pt``,
+    which ``toonsync train MODEL --export DIR`` exports); None on the other ranks."""
+    if info is None:
+        return None
+    return {**info, "checkpoint": str(Path(run_dir) / f"{name}.pt")}

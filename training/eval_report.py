@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from toonsync.runtime.atomic import atomic_path
-from toonsync.training.dataset import ClipStore
 from toonsync.runtime.mel import MELS_PER_FRAME
 from toonsync.runtime.motion_io import VISEMES, viseme_classes
+from toonsync.training.dataset import ClipStore
 
 from .evaluate import lipsync_metrics
 
@@ -136,7 +136,8 @@ def run_eval(test: Path, out_dir: Path, checkpoint: Path | None = None, precisio
         if (checkpoint.parent / "motion.pt").exists():  # a `toonsync train motion` run: speech model + decoder
             from toonsync.runtime.motion import speech_energy
 
-            from .train_motion import load_run, predict_clip as predict_motion
+            from .train_motion import load_run
+            from .train_motion import predict_clip as predict_motion
 
             motion = load_run(checkpoint.parent)
             rep, preds, clips = evaluate_store(test, lambda c: predict_motion(
@@ -166,19 +167,3 @@ def run_eval(test: Path, out_dir: Path, checkpoint: Path | None = None, precisio
 
 SUMMARY_KEYS = ("clips", "r_target", "viseme_acc", "silence_closed", "silence_closed_frames", "silent_frames",
                 "onset_lag_ms", "drift_pct_iod", "mse")
-
-
-def record_in_sidecars(rep: dict, command: str) -> list[str]:
-    """Write the held-out figures of a shipped-model eval into the sidecars of the models it ran
-    (``heldout_eval``: the command, overall, per engine, graph only); returns the sidecars updated."""
-    from toonsync.export.sidecar import update_sidecar
-    from toonsync.runtime.backend import model_dir
-
-    summary = {"command": command, "model": rep["model"], "test_data": rep["test_data"],
-               "runtime": {k: rep.get(k) for k in SUMMARY_KEYS},
-               "by_engine": {e: {k: m.get(k) for k in SUMMARY_KEYS} for e, m in rep.get("by_engine", {}).items()},
-               "graph_only": {k: rep["graph_only"].get(k) for k in SUMMARY_KEYS}}
-    names = ["audio2motion"] + (["motion"] if "motion decoder" in rep["model"] else [])
-    for name in names:
-        update_sidecar(model_dir(), name, heldout_eval=summary)
-    return names

@@ -232,7 +232,6 @@ def add_gan_arguments(p: argparse.ArgumentParser, defaults: GanTrainConfig) -> N
     p.add_argument("--threads", type=int, default=defaults.threads)
     p.add_argument("--eval-every", type=int, default=defaults.eval_every)
     p.add_argument("--log-every", type=int, default=defaults.log_every)
-    p.add_argument("--export", type=Path, metavar="DIR", help="also export MODEL.fp32.onnx + sidecar to DIR")
     distributed.add_arguments(p)
 
 

@@ -4,7 +4,7 @@
 downloaded here, and a missing piece is reported, never faked."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

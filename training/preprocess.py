@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 
 from toonsync.runtime.audio_io import load_audio
-from .dataset import Clip, write_clips
 from toonsync.runtime.errors import InputError
 from toonsync.runtime.face import detect_faces
 from toonsync.runtime.mel import FPS, log_mel
+
+from .dataset import Clip, write_clips
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")

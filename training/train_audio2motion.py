@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from toonsync.training.dataset import ClipStore
 from toonsync.runtime.mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS
+from toonsync.training.dataset import ClipStore
 
 from . import distributed
 from .evaluate import lipsync_metrics

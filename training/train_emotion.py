@@ -1,7 +1,7 @@
-"""Train the speech-emotion classifier (``EmotionNet``) on CREMA-D and export it to ONNX.
+"""Train the speech-emotion classifier (``EmotionNet``) on CREMA-D.
 
-    python -m training.train_emotion --data PATH/TO/CREMA-D -o runs/emotion --steps 4000 [--export DIR]
-    torchrun --standalone --nproc_per_node 4 -m training.train_emotion --data PATH/TO/CREMA-D ...  [--accum N]
+    python -m toonsync.training.train_emotion --data PATH/TO/CREMA-D -o runs/emotion --steps 4000
+    torchrun --standalone --nproc_per_node 4 -m toonsync.training.train_emotion --data PATH/TO/CREMA-D ... [--accum N]
 
 Speaker-independent: validation and test actors are held out (``training.cremad.CremaD.split``).
 Class-balanced sampling, random crops with gain jitter, AdamW + one-cycle LR; the checkpoint
@@ -9,7 +9,7 @@ Class-balanced sampling, random crops with gain jitter, AdamW + one-cycle LR; th
 ``emotion.train.json`` reports accuracy, unweighted average recall, per-class recall and the
 confusion matrix on the held-out actors. CREMA-D is not on the build machine, so **no emotion
 weights are shipped**; the runtime uses the prosody heuristic (``runtime.emotion``) until a model
-trained here is exported with ``export_emotion``. Under torchrun the global batch is split over the
+trained here is exported with ``toonsync.export.emotion.export_emotion``. Under torchrun the global batch is split over the
 processes (``training.distributed``, docs/distributed.md); rank 0 evaluates, keeps the best weights and writes.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from toonsync.runtime.errors import ToonsyncError
-from toonsync.runtime.mel import FPS, HOP, MELS_PER_FRAME, N_MELS, SAMPLE_RATE
+from toonsync.runtime.mel import HOP, MELS_PER_FRAME, N_MELS, SAMPLE_RATE
 from toonsync.runtime.motion import EMOTIONS
 from toonsync.runtime.streaming import SILENT_MEL
 
@@ -222,61 +222,6 @@ def load_checkpoint(path: Path) -> EmotionNet:
     return load_model_checkpoint(path, EmotionNet, EmotionConfig)
 
 
-# -- export ----------------------------------------------------------------------------------------
-class EmotionWrapper(nn.Module):
-    """Exported I/O: mel, mel_ctx, h, c -> logits, mel_ctx_out, h_out, c_out."""
-
-    def __init__(self, model: EmotionNet):
-        super().__init__()
-        self.model = model
-
-    def forward(self, mel, mel_ctx, h, c):
-        return self.model(mel, mel_ctx, h, c)
-
-
-def emotion_spec(cfg: EmotionConfig):
-    from toonsync.export.onnx_export import GraphSpec
-
-    return GraphSpec(
-        inputs={"mel": ["batch", "mel_frames", cfg.n_mels], "mel_ctx": ["batch", cfg.n_mels, cfg.kernel - 1],
-                "h": [1, "batch", cfg.hidden], "c": [1, "batch", cfg.hidden]},
-        outputs={"logits": ["batch", "frames", cfg.n_classes], "mel_ctx_out": ["batch", cfg.n_mels, cfg.kernel - 1],
-                 "h_out": [1, "batch", cfg.hidden], "c_out": [1, "batch", cfg.hidden]},
-    )
-
-
-def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
-    """Export an ``emotion.pt`` checkpoint to ``emotion.fp32.onnx`` + ``emotion.onnx.json``; returns the sidecar."""
-    from toonsync.export.onnx_export import export_onnx, sidecar_head, write_sidecar
-    from toonsync.export.parity import check_parity
-
-    model = load_checkpoint(Path(checkpoint))
-    cfg = model.cfg
-    spec = emotion_spec(cfg)
-    b, t = 2, 12
-    example = (torch.randn(b, t * cfg.mels_per_frame, cfg.n_mels), *model.initial_state(b))
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    path = model_dir / "emotion.fp32.onnx"
-    export_onnx(EmotionWrapper(model), example, spec, path)
-    parity = check_parity(model, path, spec)
-    info = getattr(model, "info", {})
-    meta = {
-        **sidecar_head("emotion", cfg, spec, info),
-        "classes": list(EMOTIONS),
-        "sample_rate": SAMPLE_RATE,
-        "fps": FPS,
-        "hop": HOP,
-        "n_mels": N_MELS,
-        "utterance": "mean of frame log_softmax(logits)",
-        "parity": parity,
-        "made_by": "toonsync training/train_emotion.py (export_emotion)",
-    }
-    meta = write_sidecar(model_dir, "emotion", meta)
-    log.info("exported %s (%d bytes), parity max|diff| %.2e", path, path.stat().st_size, parity["max_abs_diff"])
-    return meta
-
-
 def _actors(s: str) -> int | list[int]:
     """'8' -> a count of actors; '1001,1002' (or one ID in 1001..1091) -> those actors."""
     vals = [int(v) for v in s.split(",") if v.strip()]
@@ -284,7 +229,7 @@ def _actors(s: str) -> int | list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m training.train_emotion", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m toonsync.training.train_emotion", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="CREMA-D folder (holding AudioWAV/)")
     p.add_argument("-o", "--out", type=Path, default=Path("runs/emotion"))
@@ -294,16 +239,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=TrainConfig.threads)
     p.add_argument("--val-actors", type=_actors, default=TrainConfig.val_actors, help="count or 1001,1002,...")
     p.add_argument("--test-actors", type=_actors, default=TrainConfig.test_actors, help="count or 1003,1004,...")
-    p.add_argument("--export", type=Path, metavar="DIR", help="also export emotion.fp32.onnx + sidecar to DIR")
     distributed.add_arguments(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     tcfg = TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, val_actors=a.val_actors,
                        test_actors=a.test_actors, eval_every=min(TrainConfig.eval_every, a.steps), accum=a.accum,
                        device=a.device, amp=a.amp)
-    info = train(a.data, a.out, EmotionConfig(), tcfg)
-    if a.export is not None and info is not None:  # rank 0 only under torchrun
-        export_emotion(a.out / "emotion.pt", a.export)
+    train(a.data, a.out, EmotionConfig(), tcfg)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Train the avatar identity encoder (seed module 4: ResNet-18) on avatars this project draws.
 
     toonsync train identity [--steps 1800] [--export MODEL_DIR]
-    python -m training.train_identity -o runs/identity --steps 1800 --threads 1 [--export runtime/models]
+    python -m toonsync.training.train_identity -o runs/identity --steps 1800 --threads 1
     torchrun --standalone --nproc_per_node 4 -m training.train_identity --batch 128
 
 Data (``training.synthetic_avatars``): a bank of random identities (style colours, hair, glasses,
@@ -314,17 +314,17 @@ def load_checkpoint(path: Path) -> IdentityEncoder:
 
 
 def run(a: argparse.Namespace) -> dict | None:
-    """Train (+ export on rank 0) from parsed flags; shared by ``python -m`` and ``toonsync train identity``."""
+    """Train from parsed flags; shared by ``python -m`` and ``toonsync train identity``."""
     if getattr(a, "reevaluate", None):  # rewrites the run's identity.pt + identity.train.json in place
         metrics = reevaluate(a.reevaluate)
         log.info("re-evaluated %s: %s", a.reevaluate, metrics)
-        return distributed.export_if_asked({"metrics": metrics}, "identity", a.reevaluate.parent, a.export)
+        return distributed.finished({"metrics": metrics}, "identity", a.reevaluate.parent)
     tcfg = TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, bank=a.bank, lr=a.lr, hard=a.hard,
                        eval_every=min(a.eval_every, a.steps), eval_ids=a.eval_ids, accum=a.accum, device=a.device,
                        amp=a.amp)
     out = a.out or Path("runs/identity")
     info = train(out, IdentityConfig(size=a.size, width=a.width, embed_dim=a.embed_dim), tcfg, init=a.init)
-    return distributed.export_if_asked(info, "identity", out, a.export)
+    return distributed.finished(info, "identity", out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -342,7 +342,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=IdentityConfig.size)
     p.add_argument("--width", type=int, default=IdentityConfig.width, help="ResNet-18 first-stage channels")
     p.add_argument("--embed-dim", type=int, default=IdentityConfig.embed_dim)
-    p.add_argument("--export", type=Path, metavar="DIR", help="also export identity.fp32.onnx + sidecar to DIR")
     p.add_argument("--init", type=Path, metavar="CHECKPOINT", help="fine-tune from this identity.pt")
     p.add_argument("--hard", type=float, default=TrainConfig.hard,
                    help="share of each batch drawn as families of identities one attribute apart")

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from toonsync.training.dataset import ClipStore
 from toonsync.runtime.emotion import NEU, arousal_mass
 from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS
 from toonsync.runtime.motion import MotionNoise, speech_energy
+from toonsync.training.dataset import ClipStore
 
 from . import distributed
 from .evaluate import lipsync_metrics

@@ -34,8 +34,17 @@ import numpy as np
 from toonsync.runtime.avatar import AvatarRenderer
 
 from . import distributed
-from .gan import (GanTrainConfig, Pix2Pix, add_gan_arguments, fit, gan_config, image_metrics, load_generator,
-                  save_report, to_uint8)
+from .gan import (
+    GanTrainConfig,
+    Pix2Pix,
+    add_gan_arguments,
+    fit,
+    gan_config,
+    image_metrics,
+    load_generator,
+    save_report,
+    to_uint8,
+)
 from .models.stylizer import PERCEPTUAL_NOTE, LossWeights, PatchConfig, UNetConfig
 from .synthetic_avatars import Identity, random_frame, random_identity, render
 
@@ -100,7 +109,7 @@ def identity_embedder(model_dir: Path | None):
     from toonsync.runtime.identity import IdentityModel
 
     m = IdentityModel(model_dir)
-    return m.embed, m.dim, m.model.meta.get("files", {}).get("identity.fp32.onnx", {}).get("sha256")
+    return m.embed, m.dim, m.model.card.get("files", {}).get("identity.fp32.onnx", {}).get("sha256")
 
 
 def train(out_dir: Path, tcfg: RefinerTrainConfig, gcfg: UNetConfig | None = None, dcfg: PatchConfig | None = None,
@@ -136,7 +145,7 @@ def run(a: argparse.Namespace) -> dict | None:
     tcfg = gan_config(RefinerTrainConfig, a, size=a.size, identities=a.identities, eval_ids=a.eval_ids, width=a.width)
     out = a.out or Path("runs/refiner")
     info = train(out, tcfg, identity_dir=a.identity_model, lpips_weights=a.lpips_weights)
-    return distributed.export_if_asked(info, "refiner", out, a.export)
+    return distributed.finished(info, "refiner", out)
 
 
 def build_parser() -> argparse.ArgumentParser:

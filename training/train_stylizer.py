@@ -1,7 +1,7 @@
 """Train the learned face -> comic stylizer (seed module 2: pix2pix U-Net + PatchGAN) on Face2Comics.
 
     toonsync train stylizer --data PATH/TO/face2comics [--size 256] [--steps 20000] [--export MODEL_DIR]
-    python -m training.train_stylizer --data PATH/TO/face2comics -o runs/stylizer [--export MODEL_DIR]
+    python -m toonsync.training.train_stylizer --data PATH/TO/face2comics -o runs/stylizer
     torchrun --standalone --nproc_per_node 4 -m training.train_stylizer --data ... --batch 32
 
 Data: ``training.face2comics`` (the real Kaggle/GitHub layouts, pairs by file stem, a deterministic
@@ -10,7 +10,8 @@ held-out split, the same random crop + flip for photo and comic). Model and loss
 discriminator feature matching as the perceptual term (no pretrained VGG here). Loop: ``training.gan``
 on ``training.distributed`` (DDP-ready; rank 0 evaluates and writes ``stylizer.pt`` — generator config
 and weights, plus the discriminator's — and ``stylizer.train.json``: configs, the loss curve, held-out
-L1 / MSE / PSNR). ``--export DIR`` writes ``stylizer.fp32.onnx`` + sidecar (``export.learned``).
+L1 / MSE / PSNR). ``toonsync train stylizer --export DIR`` then writes ``stylizer.fp32.onnx`` + card
+(``toonsync.export.learned``).
 
 No Face2Comics copy is on the build machine, so **no stylizer weights ship**; the tests train a few
 steps on ``tests/data/face2comics_tiny``.
@@ -26,8 +27,7 @@ import numpy as np
 
 from . import distributed
 from .face2comics import Face2Comics
-from .gan import (GanTrainConfig, Pix2Pix, add_gan_arguments, fit, gan_config, image_metrics, load_generator,
-                  save_report)
+from .gan import GanTrainConfig, Pix2Pix, add_gan_arguments, fit, gan_config, image_metrics, load_generator, save_report
 from .models.stylizer import PERCEPTUAL_NOTE, LossWeights, PatchConfig, UNetConfig
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,11 @@ load_checkpoint = load_generator
 
 
 def run(a: argparse.Namespace) -> dict | None:
-    """Train (+ export on rank 0) from parsed flags; shared by ``python -m`` and ``toonsync train stylizer``."""
+    """Train from parsed flags; shared by ``python -m`` and ``toonsync train stylizer``."""
     tcfg = gan_config(StylizerTrainConfig, a, size=a.size)
     gcfg, dcfg = model_configs(a.size, a.ngf or a.width, a.ndf or a.width)
     out = a.out or Path("runs/stylizer")
-    return distributed.export_if_asked(train(a.data, out, tcfg, gcfg, dcfg), "stylizer", out, a.export)
+    return distributed.finished(train(a.data, out, tcfg, gcfg, dcfg), "stylizer", out)
 
 
 def build_parser() -> argparse.ArgumentParser:
