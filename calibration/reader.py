@@ -13,8 +13,8 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from toonsync.runtime.audio_io import load_audio
-from toonsync.runtime.model_card import sha256_file
 from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
+from toonsync.runtime.model_card import sha256_file
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from toonsync.runtime.atomic import atomic_path
-from toonsync.runtime.backend import OrtBackend, model_dir
+from toonsync.runtime.backend import OrtBackend
+from toonsync.runtime.commands import output_dir
 from toonsync.runtime.errors import ToonsyncError
 from toonsync.runtime.mel import SAMPLES_PER_FRAME, MelStream, log_mel
 
@@ -120,8 +121,30 @@ def export_paired_motion(audio_checkpoint: Path, d: Path, required: bool = False
 
 
 def export_cli(a: argparse.Namespace) -> int:
+    """``toonsync export``: one thread for torch and onnxruntime, so a re-export gives the same bytes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _export(a)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _export(a: argparse.Namespace) -> int:
     only = getattr(a, "only", None)  # None: every model
-    d = a.model_dir or model_dir()
+    d = output_dir(a)
+    if a.report is None:
+        a.report = d / "export.md"
+    elif str(a.report) in ("", "."):  # --report '': no report
+        a.report = None
+    if only != "render" and a.checkpoint is None:
+        raise ToonsyncError("export needs --checkpoint PATH.pt (a checkout ships checkpoints/audio2motion.pt; "
+                            "`toonsync train` writes runs/MODEL/MODEL.pt), or --only render")
+    if only != "render" and not a.checkpoint.is_file():
+        raise ToonsyncError(f"checkpoint {a.checkpoint} not found; train first: `toonsync train audio2motion`")
+    log.info("exporting to %s", d)
     if only in LEARNED:
         export_learned(a.checkpoint.parent, d, only)
         return 0
@@ -130,8 +153,6 @@ def export_cli(a: argparse.Namespace) -> int:
         log.info("render: parity vs torch max|diff| %.0f uint8 level(s) at sizes %s", meta["parity"]["max_abs_diff"],
                  meta["parity"]["frames"])
         return 0
-    if not a.checkpoint.exists():
-        raise ToonsyncError(f"checkpoint {a.checkpoint} not found; train first: `toonsync train audio2motion`")
     if only == "motion":
         return 0 if export_paired_motion(a.checkpoint, d, required=True) else 1
     meta = export_audio2motion(a.checkpoint, d)

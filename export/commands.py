@@ -6,16 +6,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toonsync.runtime.commands import import_extra
+from toonsync.runtime.commands import add_output_options, import_extra
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``export`` to ``sub``."""
     e = sub.add_parser("export", help="trained checkpoint -> name.fp32.onnx + name.onnx.json (needs toonsync[export])")
-    e.add_argument("--checkpoint", type=Path, default=Path("checkpoints/audio2motion.pt"),
-                   help="trained checkpoint (default: the shipped one, checkpoints/audio2motion.pt)")
-    e.add_argument("--model-dir", type=Path, help="destination (default: the runtime's model directory)")
-    e.add_argument("--report", type=Path, default=Path("docs/export.md"), help="export report (markdown)")
+    e.add_argument("--checkpoint", type=Path,
+                   help="trained audio2motion checkpoint (a checkout ships checkpoints/audio2motion.pt; `toonsync train` "
+                        "writes runs/MODEL/MODEL.pt); the other models' NAME.pt are read beside it")
+    add_output_options(e, "the models, their cards and the report")
+    e.add_argument("--report", type=Path, help="export report, markdown (default: OUT_DIR/export.md; '' for none)")
+    e.add_argument("--model-dir", type=Path,
+                   help="with --triton: the models to serve (default: the installed ones or $TOONSYNC_MODEL_DIR)")
     e.add_argument("--only", choices=["audio2motion", "motion", "render", "identity", "stylizer", "refiner"],
                    help="export one model: audio2motion (+ its fp16 and fused PCM graphs, from --checkpoint), motion "
                         "(the transformer motion decoder, motion.pt next to --checkpoint, same training run), render "

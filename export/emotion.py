@@ -16,7 +16,7 @@ from toonsync.runtime.motion import EMOTIONS
 from toonsync.training.models.emotion import EmotionConfig, EmotionNet
 from toonsync.training.train_emotion import load_checkpoint
 
-from .onnx_export import GraphSpec, export_onnx, sidecar_head, write_sidecar
+from .onnx_export import GraphSpec, export_onnx, sidecar_head, training_fields, write_sidecar
 from .parity import check_parity
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,14 @@ def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
     parity = check_parity(model, path, spec)
     info = getattr(model, "info", {})
     meta = {
-        **sidecar_head("emotion", cfg, spec, info),
+        **sidecar_head("emotion", cfg, spec),
         "classes": list(EMOTIONS),
         "sample_rate": SAMPLE_RATE,
         "fps": FPS,
         "hop": HOP,
         "n_mels": N_MELS,
         "utterance": "mean of frame log_softmax(logits)",
+        **training_fields(info),
         "parity": parity,
         "made_by": "toonsync training/train_emotion.py + export/emotion.py",
     }

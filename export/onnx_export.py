@@ -18,9 +18,10 @@ from torch import nn
 
 from toonsync.runtime.atomic import atomic_path
 from toonsync.runtime.mel import FPS, HOP, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, WIN_LENGTH
+from toonsync.runtime.motion import EMOTIONS
 
 from .parity import check_parity, random_inputs
-from .sidecar import write_sidecar
+from .sidecar import MEASURED, write_sidecar
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -69,12 +70,16 @@ def _dynamic_axes(spec: GraphSpec) -> dict[str, dict[int, str]]:
             for n, shape in {**spec.inputs, **spec.outputs}.items()}
 
 
-def sidecar_head(name: str, cfg, spec: GraphSpec, info: dict) -> dict:
-    """The keys every model sidecar starts with: name, format, opset, config, named I/O shapes, how it was
-    trained (``info`` from its checkpoint) and its training-run metrics."""
+def sidecar_head(name: str, cfg, spec: GraphSpec) -> dict:
+    """The keys every model card starts with: name, format, opset, config, named I/O shapes."""
     return {"name": name, "format_version": 1, "opset": OPSET, "config": cfg.to_dict(), "inputs": spec.inputs,
-            "outputs": spec.outputs,
-            "training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
+            "outputs": spec.outputs}
+
+
+def training_fields(info: dict) -> dict:
+    """How the model was trained (``info`` from its checkpoint) and its training-run metrics; they follow the
+    model's own fields in its card."""
+    return {"training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
             "metrics": info.get("metrics", {})}
 
 
@@ -107,7 +112,7 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
     parity_fp16 = fp16_parity(path, fp16, spec)
     info = getattr(model, "info", {})
     meta = {
-        **sidecar_head("audio2motion", cfg, spec, info),
+        **sidecar_head("audio2motion", cfg, spec),
         "sample_rate": SAMPLE_RATE,
         "fps": FPS,
         "hop": HOP,
@@ -115,6 +120,7 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
         "lookahead_frames": cfg.lookahead,
         "mouth_params": ["open", "spread", "labio"],
         "landmarks": "offsets from the neutral face, canonical canvas units (eye centres 0.28 apart)",
+        **training_fields(info),
         "parity": parity,
         "parity_fp16": parity_fp16,
         "made_by": "toonsync training/train_audio2motion.py + export/onnx_export.py",
@@ -138,7 +144,8 @@ def export_audio2motion_pcm(model, model_dir: Path, base_meta: dict) -> dict:
     path = model_dir / "audio2motion_pcm.fp32.onnx"
     export_onnx(fused, example, spec, path)
     parity = check_parity(fused, path, spec)
-    meta = {**{k: v for k, v in base_meta.items() if k not in ("files", "parity", "inputs", "outputs")},
+    dropped = ("files", "parity", "inputs", "outputs", *MEASURED)  # the fused graph is neither calibrated nor evaluated
+    meta = {**{k: v for k, v in base_meta.items() if k not in dropped},
             "name": "audio2motion_pcm", "inputs": spec.inputs, "outputs": spec.outputs, "parity": parity,
             "fused": "runtime.mel log-mel frontend (Conv1d DFT) + audio2motion in one graph; pcm samples must be "
                      "a multiple of 640 per call"}
@@ -153,7 +160,7 @@ def fp16_parity(fp32: Path, fp16: Path, spec: GraphSpec, seed: int = 0) -> dict:
     from toonsync.runtime.backend import OrtBackend
 
     rng = np.random.default_rng(seed)
-    a, b = OrtBackend(fp32, "cpu"), OrtBackend(fp16, "cpu")
+    a, b = OrtBackend(fp32, "cpu", 1), OrtBackend(fp16, "cpu", 1)  # one thread: the same sums every run
     worst = 0.0
     for batch, frames in ((1, 25), (3, 7)):
         x = random_inputs(spec, batch, frames, rng)
@@ -234,17 +241,18 @@ def export_motion(checkpoint: Path, model_dir: Path) -> dict:
     fp16 = to_fp16(path, model_dir / "motion.fp16.onnx")
     info = getattr(model, "info", {})
     meta = {
-        **sidecar_head("motion", cfg, spec, info),
+        **sidecar_head("motion", cfg, spec),
         "fps": FPS,
         "run_id": info.get("run_id"),
         "speech_input": "the `embedding` (and, residual decoders, as speech_mouth: `mouth`) outputs of audio2motion "
                         "(same run_id), "
                         "for the frames that describe video frames",
         "noise_channels": list(NOISE_CHANNELS),
-        "emotion_classes": ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"],
+        "emotion_classes": list(EMOTIONS),
         "mouth_params": ["open", "spread", "labio"],
         "landmarks": "offsets from the neutral face, canonical canvas units (eye centres 0.28 apart)",
         "targets": info.get("targets"),
+        **training_fields(info),
         "parity": parity,
         "parity_fp16": fp16_parity(path, fp16, spec),
         "made_by": "toonsync training/train_motion.py + export/onnx_export.py",

@@ -18,7 +18,7 @@ def check_parity(model: torch.nn.Module, path: Path, spec, batches=(1, 3), frame
     ``make_inputs(spec, batch, frames, rng)`` replaces the standard-normal inputs where those are meaningless."""
     make_inputs = make_inputs or random_inputs
     rng = np.random.default_rng(seed)
-    be = OrtBackend(path, "cpu")
+    be = OrtBackend(path, "cpu", 1)  # one thread: the same sums every run
     worst = 0.0
     for b in batches:
         for t in frames:

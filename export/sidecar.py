@@ -16,12 +16,29 @@ import onnx
 from toonsync.runtime.atomic import atomic_path
 from toonsync.runtime.model_card import ModelCard, sha256_file
 
+# fields measured after export (``toonsync calibrate``, ``toonsync eval --record``), in the order they are added
+MEASURED = ("default_precision", "quantization", "heldout_eval")
+
+
+def carried_measurements(model_dir: Path, name: str, run_id: str | None) -> dict:
+    """The measured fields of the card a re-export replaces, when that card describes the same training run
+    (same ``run_id``: the same weights, so its INT8 calibration and held-out figures still hold)."""
+    if run_id is None or not ModelCard.exists(model_dir, name):
+        return {}
+    old = ModelCard.load(model_dir, name)
+    return {k: old[k] for k in MEASURED if k in old} if old.run_id == run_id else {}
+
 
 def write_sidecar(model_dir: Path, name: str, meta: Mapping[str, Any]) -> dict:
     """Stamp ``meta`` (all keys but ``files``) into every ``name.*.onnx`` as metadata, hash the files,
-    write ``name.onnx.json``; returns the card as a dict. Deterministic: the same inputs give byte-identical files."""
+    write ``name.onnx.json``; returns the card as a dict. Deterministic: the same inputs give byte-identical files.
+
+    Measured fields of the card being replaced (``MEASURED``) are kept when it is the same training run and
+    ``meta`` does not set them, so re-exporting into a calibrated model directory reproduces it."""
     meta = {k: v for k, v in dict(meta).items() if k != "files"}
     meta.setdefault("name", name)
+    for k, v in carried_measurements(Path(model_dir), name, meta.get("run_id")).items():
+        meta.setdefault(k, v)
     files = sorted(Path(model_dir).glob(f"{name}.*.onnx"))
     for f in files:  # metadata first (it changes the bytes), hashes after
         m = onnx.load(str(f))

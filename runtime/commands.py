@@ -28,6 +28,25 @@ def import_extra(module: str, extra: str) -> ModuleType:
         raise ToonsyncError(f"this command needs `pip install toonsync[{extra}]` ({e})") from None
 
 
+DEFAULT_OUT_DIR = Path("toonsync-models")  # where export/calibrate write unless told otherwise
+
+
+def add_output_options(p: argparse.ArgumentParser, what: str) -> None:
+    """``-o/--out-dir DIR`` or ``--install``: where a command that writes models puts them."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-o", "--out-dir", type=Path, metavar="DIR",
+                   help=f"where to write {what} (default: ./{DEFAULT_OUT_DIR}); use them with TOONSYNC_MODEL_DIR=DIR")
+    g.add_argument("--install", action="store_true",
+                   help="write into the installed package's model directory (what every toonsync command loads)")
+
+
+def output_dir(a: argparse.Namespace) -> Path:
+    """The directory chosen by :func:`add_output_options`' flags."""
+    from .backend import DEFAULT_MODEL_DIR
+
+    return DEFAULT_MODEL_DIR if a.install else (a.out_dir or DEFAULT_OUT_DIR)
+
+
 def add_drawing_options(p: argparse.ArgumentParser) -> None:
     """--landmarks --drawing."""
     p.add_argument("--landmarks", type=Path, metavar="JSON",
