@@ -20,7 +20,8 @@ from typing import Union
 import cv2
 import numpy as np
 
-from .avatar import AvatarRenderer, _similarity_to_canonical, skin_colour
+from .avatar_geometry import similarity_to_canonical
+from .avatar_style import make_palette, skin_colour
 from .errors import InputNotFound, InvalidLandmarks
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_
     (0.5, 0.42) x size); edge pixels are repeated where the drawing does not reach. Returns the framed
     RGB uint8 [size, size, 3] and its landmarks [68, 2] in 0..1 canvas units."""
     L = np.asarray(landmarks_px, np.float32).reshape(68, 2)
-    M = _similarity_to_canonical(L, size)
+    M = similarity_to_canonical(L, size)
     scale = float(np.hypot(M[0, 0], M[1, 0]))
     src = image
     if scale < 0.5:  # big drawing: area-downsample first so the affine warp does not alias line art
@@ -104,7 +105,7 @@ def drawing_colours(avatar) -> np.ndarray:
     from .warp_renderer import COLOURS, palette_colours
 
     base, L = avatar.base, avatar.neutral * avatar.base.shape[0]
-    cols = dict(zip(COLOURS, palette_colours(AvatarRenderer._make_palette(replace(avatar.style, lips=DRAWN_LIPS)))))
+    cols = dict(zip(COLOURS, palette_colours(make_palette(replace(avatar.style, lips=DRAWN_LIPS)))))
     cols["lid"] = skin_colour(base, L, forehead=False) / 255.0  # foreheads of drawings are often under hair
     x0, y0 = np.floor(L[36:48].min(0)).astype(int)
     x1, y1 = np.ceil(L[36:48].max(0)).astype(int) + 1

@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .avatar import _similarity_to_canonical
+from .avatar_geometry import similarity_to_canonical
 from .backend import LoadedModel, load_model, model_dir
 from .errors import ModelError, ToonsyncError
 
@@ -59,7 +59,7 @@ def no_weights_message(directory: Path) -> str:
 
 def _alignment(landmarks_px: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     L = np.asarray(landmarks_px, np.float32).reshape(68, 2)
-    M = _similarity_to_canonical(L, size)
+    M = similarity_to_canonical(L, size)
     return M, L @ M[:, :2].T + M[:, 2]
 
 

@@ -3,7 +3,7 @@
 An *identity* is what ``toonsync prepare`` keeps of a photo: an ``AvatarStyle`` (skin, hair, eye,
 lip and background colours, hair length, glasses, beard) and a neutral 68-point face shape. Random
 identities are drawn like photo-derived ones: "measured" colours are sampled from wide ranges and
-pushed through the same cel palette as a photo's (``runtime.avatar._animeify_style``), and the face
+pushed through the same cel palette as a photo's (``runtime.avatar_style.animeify_style``), and the face
 shape is the mean anime face (``mean_face_landmarks``) with random jaw width and length, eye size,
 brow height and tilt, nose length, mouth width and height and a little per-point jitter.
 
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from toonsync.runtime.avatar import AvatarRenderer, AvatarStyle, _animeify_style, mean_face_landmarks
+from toonsync.runtime.avatar import AvatarRenderer, AvatarStyle, mean_face_landmarks
+from toonsync.runtime.avatar_style import animeify_style
 from toonsync.runtime.background import compose
 from toonsync.runtime.mouth import apply_mouth
 
@@ -50,7 +51,7 @@ def random_style(rng: np.random.Generator) -> AvatarStyle:
     eyes = _hsv(rng, (0.0, 1.0), (0.1, 0.7), (0.1, 0.6))
     lips = _hsv(rng, (-0.05, 0.05), (0.2, 0.6), (0.35, 0.9))
     bg = _hsv(rng, (0.0, 1.0), (0.0, 0.6), (0.2, 1.0))
-    return _animeify_style(skin, hair, eyes, lips, bg, float(rng.uniform(0, 1)), bool(rng.random() < 0.25),
+    return animeify_style(skin, hair, eyes, lips, bg, float(rng.uniform(0, 1)), bool(rng.random() < 0.25),
                            bool(rng.random() < 0.15))
 
 
