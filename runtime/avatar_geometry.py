@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .motion import EMOTIONS  # order of the emotion probability vector the renderers accept
+from .motion import EMOTIONS  # noqa: F401  (re-exported: the order of the emotion vector the renderers take)
 from .mouth import close_mouth as _close_mouth
 
 

@@ -55,8 +55,12 @@ def _resolve(name: str, sources: dict[str, str]) -> str | None:
 
 
 def imports_of(module: str, source: str, sources: dict[str, str]) -> set[str]:
-    """The package's modules that ``module`` imports, anywhere in its source."""
+    """The package's modules that ``module`` imports, anywhere in its source (but under ``if TYPE_CHECKING:``,
+    which type checkers read and Python never runs)."""
     tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
     package = module if _is_package(module, sources) else module.rpartition(".")[0]
     targets: set[str] = set()
     for node in ast.walk(tree):
@@ -186,3 +190,10 @@ def test_checker_catches_string_imports_and_cycles():
     assert forbidden(g) == ["toonsync.runtime.a -> toonsync.export.e"]
     assert sorted(map(tuple, cycles(g))) == [("toonsync.export.e", "toonsync.runtime.a"),
                                              ("toonsync.runtime.b", "toonsync.runtime.c")]
+
+
+def test_checker_skips_type_checking_imports_only():
+    s = _fake(toonsync__runtime="", toonsync__runtime__a="from . import b\n",
+              toonsync__runtime__b="from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import A\n",
+              toonsync__runtime__c="from . import d\n", toonsync__runtime__d="if True:\n    from .c import C\n")
+    assert sorted(map(tuple, cycles(_without_parents(graph(s))))) == [("toonsync.runtime.c", "toonsync.runtime.d")]

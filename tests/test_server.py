@@ -1,4 +1,4 @@
-"""Kiosk server (runtime/server.py): WebSocket protocol, limits, bad messages, uploads, health, metrics.
+"""Kiosk server (runtime/server/): WebSocket protocol, limits, bad messages, uploads, health, metrics.
 
 WebSocket tests run against a real uvicorn server on 127.0.0.1 (a free port, started in a fixture)
 with bounded receive timeouts; HTTP-only checks use Starlette's TestClient. No test asserts on

@@ -1,0 +1,4 @@
+"""``python -m toonsync.runtime.server [serve options]``."""
+from .cli import main
+
+raise SystemExit(main())

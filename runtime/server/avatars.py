@@ -1,0 +1,85 @@
+"""Avatars of a kiosk: uploaded photos decoded in memory, kept under random ids (LRU), never as files."""
+from __future__ import annotations
+
+import collections
+import logging
+import secrets
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ImageTooLarge, UnsupportedImageFormat
+from .draw_pool import Look
+
+log = logging.getLogger(__name__)
+
+
+# -- avatars -----------------------------------------------------------------------------------
+def mouth_box(neutral: np.ndarray) -> list[float]:
+    """Canvas box (x0, y0, x1, y1 in 0..1) around the mouth with room for head motion."""
+    m = np.asarray(neutral, np.float32)[48:68]
+    (x0, y0), (x1, y1) = m.min(0), m.max(0)
+    cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * 1.6, (y1 - y0) * 2.2 + 0.04
+    return [round(float(np.clip(v, 0, 1)), 4) for v in (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)]
+
+
+def lip_gap(landmarks: np.ndarray) -> float:
+    """Inner-lip opening (62 <-> 66) over mouth width (48 <-> 54): ~0 closed, ~0.3 wide open."""
+    L = landmarks
+    return float(np.linalg.norm(L[66] - L[62]) / max(float(np.linalg.norm(L[54] - L[48])), 1e-6))
+
+
+_warn_lock = threading.Lock()
+
+
+def avatar_from_bytes(data: bytes, max_bytes: int = 10 * 1024 * 1024):
+    """Uploaded image bytes -> (Avatar, [warning messages]) entirely in memory (never via a path).
+
+    Size and format are checked from the bytes before decoding (``image_io.decode_image``); the pixel
+    cap applies from the header. Raises ``ImageTooLarge`` / ``UnsupportedImageFormat`` / ``NoFaceError``.
+    """
+    from ..image_io import decode_image
+    from ..prepare import avatar_from_image
+
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"the photo is {len(data) / 2**20:.1f} MiB; the cap is {max_bytes / 2**20:.0f} MiB")
+    if not data:
+        raise UnsupportedImageFormat("the upload is empty; send the photo's bytes (PNG, JPEG, BMP or WebP)")
+    rgb = decode_image(data, "uploaded photo")
+    with _warn_lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        avatar = avatar_from_image(rgb, "array")
+    avatar.meta["source"] = "upload"
+    return avatar, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+@dataclass
+class AvatarEntry:
+    avatar: Any
+    look: Look
+
+
+class _AvatarStore:
+    """Avatars by server-made random id (LRU-bounded); "default" is the operator's face."""
+
+    def __init__(self, default: AvatarEntry, limit: int):
+        self._d: collections.OrderedDict[str, AvatarEntry] = collections.OrderedDict(default=default)
+        self.limit = max(1, int(limit))
+
+    def add(self, entry: AvatarEntry) -> str:
+        aid = secrets.token_urlsafe(12)
+        self._d[aid] = entry
+        while len(self._d) > self.limit + 1:  # never evict the default
+            k = next(k for k in self._d if k != "default")
+            del self._d[k]
+        return aid
+
+    def get(self, aid: Any) -> AvatarEntry | None:
+        if not isinstance(aid, str) or aid not in self._d:
+            return None
+        if aid != "default":
+            self._d.move_to_end(aid)
+        return self._d[aid]
