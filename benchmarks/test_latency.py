@@ -24,10 +24,11 @@ import pytest
 from conftest import BACKEND, BATCH, FRAMES, SECONDS
 
 from toonsync.runtime.errors import ModelError
-from toonsync.tools import bench
+from toonsync.tools.cases import build_case, case_specs
+from toonsync.tools.measure import available_backends, resolve_precisions
 
-SPECS = bench.case_specs(bench.available_backends() if BACKEND == "auto" else [BACKEND],
-                         bench.resolve_precisions("all"), BATCH, SECONDS, FRAMES, streams=(1, 4, 16, 64))
+SPECS = case_specs(available_backends() if BACKEND == "auto" else [BACKEND], resolve_precisions("all"), BATCH, SECONDS,
+                   FRAMES, streams=(1, 4, 16, 64))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
@@ -35,7 +36,7 @@ def test_case(benchmark, bctx, spec):
     if spec.kind == "cold":  # time the child to its first frame only (toonsync bench also renders, for RSS)
         spec = dataclasses.replace(spec, params={**spec.params, "render": False})
     try:
-        fn = bench.build_case(spec, bctx)
+        fn = build_case(spec, bctx)
         if spec.stage == "model":
             fn()  # fails fast (and skips) on a backend/precision that cannot run here
     except ModelError as e:

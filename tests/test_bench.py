@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from toonsync.cli import main
-from toonsync.tools.bench import available_precisions, compare_reports
+from toonsync.tools.measure import available_precisions
+from toonsync.tools.report import compare_reports
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "benchmarks" / "bench.schema.json").read_text())
@@ -203,7 +204,7 @@ def test_bench_compare_bad_file(tmp_path, capsys):
 
 
 def test_bench_unavailable_backend_is_one_line_error(capsys):
-    from toonsync.tools.bench import available_backends
+    from toonsync.tools.measure import available_backends
 
     if "cuda" in available_backends():
         pytest.skip("this machine has CUDA")

@@ -144,7 +144,7 @@ def test_head_turn_moves_the_face_without_holes(procedural, warp):
 
 
 def test_bench_has_the_onnx_renderer_cases():
-    from toonsync.tools.bench import case_specs
+    from toonsync.tools.cases import case_specs
 
     names = {s.name for s in case_specs(cold=False)}
     assert {"renderer.draw.256", "renderer.onnx.256", "renderer.onnx.512"} <= names

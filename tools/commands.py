@@ -97,15 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from .bench import (
-        compare_reports,
-        plot_report,
-        print_compare,
-        print_report,
-        print_stream_report,
-        run_bench,
-        run_stream_bench,
-    )
+    from .bench import print_stream_report, run_bench, run_stream_bench
+    from .report import compare_reports, plot_report, print_compare, print_report
 
     if a.stream:
         rep = run_stream_bench(backend=a.backend)
