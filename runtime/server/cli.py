@@ -10,6 +10,7 @@ import threading
 import time
 
 from ..errors import InputError, ToonsyncError
+from ..options import RenderOptions
 from .app import create_app
 from .config import ServerConfig
 
@@ -84,19 +85,15 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     face.add_argument("--face", help="face photo for the default avatar (default: the bundled demo face)")
     face.add_argument("--avatar", help="prepared .avatar bundle for the default avatar")
     s.add_argument("--max-streams", type=int, default=8, help="concurrent streams before 'busy' (default 8)")
-    s.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
     s.add_argument("--jpeg-quality", type=int, default=80, help="JPEG quality of the frames (default 80)")
-    s.add_argument("--emotion", default="auto", help="default emotion: auto, a name, or a schedule")
     s.add_argument("--idle-timeout", type=float, default=60.0, help="close a socket silent for this long (s)")
-    s.add_argument("--max-backlog", type=int, default=2, help="frames allowed to queue before dropping (default 2)")
     s.add_argument("--workers", type=int, help="inference threads (default: CPU count)")
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="also accept pages from this origin (e.g. https://kiosk.example); repeatable")
     s.add_argument("--allow-host", action="append", default=[], metavar="HOST",
                    help="also accept this Host name (needed when serving beyond loopback); repeatable; '*' = any")
     s.add_argument("--access-log", action="store_true", help="log every HTTP request")
-    s.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
-    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "fp16"])
+    RenderOptions.add_arguments(s, "size", "emotion", "seed", "backend", "precision", "max_backlog")
     return s
 
 
@@ -111,10 +108,10 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
         raise InputError(f"--port must be 1..65535, got {a.port}")
     if not 1 <= a.jpeg_quality <= 100:
         raise InputError(f"--jpeg-quality must be 1..100, got {a.jpeg_quality}")
-    return ServerConfig(face=a.avatar or a.face, size=a.size, jpeg_quality=a.jpeg_quality, backend=a.backend,
-                        precision=a.precision, emotion=a.emotion, max_streams=a.max_streams,
-                        max_backlog=max(0, a.max_backlog), idle_timeout_s=a.idle_timeout, workers=a.workers,
-                        allowed_origins=tuple(a.allow_origin), allowed_hosts=tuple(hosts))
+    return ServerConfig.from_options(RenderOptions.from_namespace(a), face=a.avatar or a.face,
+                                     jpeg_quality=a.jpeg_quality, max_streams=a.max_streams,
+                                     idle_timeout_s=a.idle_timeout, workers=a.workers,
+                                     allowed_origins=tuple(a.allow_origin), allowed_hosts=tuple(hosts))
 
 
 def cmd_serve(a: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..mel import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..options import RenderOptions
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,10 @@ CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; 
 
 @dataclass
 class ServerConfig:
-    """Everything ``toonsync serve`` can tune (defaults suit a 2-core kiosk)."""
+    """Everything ``toonsync serve`` can tune (defaults suit a 2-core kiosk).
+
+    ``size``, ``backend``, ``precision``, ``emotion``, ``seed`` and ``max_backlog`` are the rendering options every
+    entry point shares: they are validated as a ``RenderOptions`` (``options``) when the config is made."""
 
     face: Any = None  # photo path, .avatar path, Avatar or RGB array (the operator's, never the client's); None = bundled demo face
     size: int = 256
@@ -64,3 +68,18 @@ class ServerConfig:
     draw_processes: int | None = None  # drawing processes (default: CPU count if >= 2, else 0 = threads)
     allowed_origins: tuple[str, ...] = ()  # besides same-origin; "*" allows any
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")  # Host header check; "*" allows any
+
+    def __post_init__(self) -> None:
+        self.options  # noqa: B018  (validates: a typed InputError naming what is accepted)
+
+    @property
+    def options(self) -> RenderOptions:
+        """The rendering options of the server's streams."""
+        return RenderOptions(size=self.size, seed=self.seed, emotion=self.emotion, backend=self.backend,
+                             precision=self.precision, max_backlog=self.max_backlog)
+
+    @classmethod
+    def from_options(cls, options: RenderOptions, **fields: Any) -> ServerConfig:
+        """A config streaming with ``options`` (their size, seed, emotion, backend, precision, max_backlog)."""
+        return cls(size=options.size, seed=options.seed, emotion=options.emotion, backend=options.backend,
+                   precision=options.precision, max_backlog=options.max_backlog, **fields)
