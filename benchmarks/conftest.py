@@ -6,6 +6,7 @@ stable names. Knobs (environment): ``TOONSYNC_BENCH_SECONDS`` (clip length, defa
 (streams per call of the throughput cases, default 16), ``TOONSYNC_BENCH_BACKEND`` (auto = every
 backend available here, or cpu / cuda / tensorrt).
 """
+
 from __future__ import annotations
 
 import os

@@ -15,6 +15,7 @@ pytest-benchmark case: ``toonsync bench`` measures it. Targets are read from the
 docs/benchmarks.md, never asserted (tests/test_bench.py runs this suite once with
 ``--benchmark-disable`` so it cannot rot).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,14 @@ from toonsync.runtime.errors import ModelError
 from toonsync.tools.cases import build_case, case_specs
 from toonsync.tools.measure import available_backends, resolve_precisions
 
-SPECS = case_specs(available_backends() if BACKEND == "auto" else [BACKEND], resolve_precisions("all"), BATCH, SECONDS,
-                   FRAMES, streams=(1, 4, 16, 64))
+SPECS = case_specs(
+    available_backends() if BACKEND == "auto" else [BACKEND],
+    resolve_precisions("all"),
+    BATCH,
+    SECONDS,
+    FRAMES,
+    streams=(1, 4, 16, 64),
+)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
@@ -53,8 +60,16 @@ def test_torch_eager(benchmark, batch):
 
     step = make_step(batch, threads=1)  # torch's best thread count on 2 cores (docs/benchmarks.md)
     benchmark.group = "model"
-    benchmark.extra_info.update({"stage": "model", "backend": "torch-eager", "precision": "fp32", "batch": batch,
-                                 "frames_per_call": batch, "threads": 1})
+    benchmark.extra_info.update(
+        {
+            "stage": "model",
+            "backend": "torch-eager",
+            "precision": "fp32",
+            "batch": batch,
+            "frames_per_call": batch,
+            "threads": 1,
+        }
+    )
     benchmark.pedantic(step, rounds=FRAMES if batch == 1 else max(5, FRAMES // 2), warmup_rounds=10, iterations=1)
 
 
@@ -68,6 +83,15 @@ def test_torch_eager_motion_decoder(benchmark):
     if step is None:
         pytest.skip("no motion decoder checkpoint ships (checkpoints/motion.pt)")
     benchmark.group = "model"
-    benchmark.extra_info.update({"stage": "model", "backend": "torch-eager", "precision": "fp32", "batch": 1,
-                                 "frames_per_call": 1, "threads": 1, "model": "motion"})
+    benchmark.extra_info.update(
+        {
+            "stage": "model",
+            "backend": "torch-eager",
+            "precision": "fp32",
+            "batch": 1,
+            "frames_per_call": 1,
+            "threads": 1,
+            "model": "motion",
+        }
+    )
     benchmark.pedantic(step, rounds=FRAMES, warmup_rounds=10, iterations=1)

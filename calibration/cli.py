@@ -1,4 +1,5 @@
 """``toonsync calibrate``."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,21 @@ def calibrate_cli(a: argparse.Namespace) -> int:
     cal = CalibrationSet.from_corpus(a.corpus) if a.corpus else CalibrationSet.from_wavs()
     rep = calibrate(Path(dst), cal, report=report, docs=docs)
     for name, m in rep["models"].items():
-        log.info("%s: fp32 %d KiB -> int8 %d KiB; frame p50 %.3f -> %.3f ms (%.2fx); 10 s clip %.2f -> %.2f ms "
-                 "(%.2fx); drift %.3f %% IOD; default %s", name, m["fp32"]["bytes"] // 1024, m["int8"]["bytes"] // 1024,
-                 m["fp32"]["frame"]["p50_ms"], m["int8"]["frame"]["p50_ms"], m["speedup_frame"],
-                 m["fp32"]["clip_10s"]["p50_ms"], m["int8"]["clip_10s"]["p50_ms"], m["speedup_clip_10s"],
-                 m["accuracy_vs_fp32"]["landmark_drift_pct_iod"], m["default_precision"])
+        log.info(
+            "%s: fp32 %d KiB -> int8 %d KiB; frame p50 %.3f -> %.3f ms (%.2fx); 10 s clip %.2f -> %.2f ms "
+            "(%.2fx); drift %.3f %% IOD; default %s",
+            name,
+            m["fp32"]["bytes"] // 1024,
+            m["int8"]["bytes"] // 1024,
+            m["fp32"]["frame"]["p50_ms"],
+            m["int8"]["frame"]["p50_ms"],
+            m["speedup_frame"],
+            m["fp32"]["clip_10s"]["p50_ms"],
+            m["int8"]["clip_10s"]["p50_ms"],
+            m["speedup_clip_10s"],
+            m["accuracy_vs_fp32"]["landmark_drift_pct_iod"],
+            m["default_precision"],
+        )
     log.info("wrote %s, %s and %s", Path(dst) / "audio2motion.onnx.json", report, docs)
     return 0
 

@@ -16,6 +16,7 @@ went and why.
 
     toonsync calibrate            # -> audio2motion.int8.onnx, calibration manifest, report JSON + docs table
 """
+
 from __future__ import annotations
 
 import json
@@ -79,15 +80,25 @@ def _quantize(fp32: Path, out: Path, cal: CalibrationSet, ctx: int, hidden: int)
         quant_pre_process(str(opt), str(pre), skip_optimization=True)  # shape inference for the calibrator
         reader = Audio2MotionReader(cal, ctx, hidden)
         with atomic_path(out) as tmp:
-            quantize_static(str(pre), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                            op_types_to_quantize=list(STATIC_OPS), activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8)
+            quantize_static(
+                str(pre),
+                str(tmp),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                op_types_to_quantize=list(STATIC_OPS),
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
     return reader.count
 
 
 def _state(ctx: int, hidden: int, batch: int = 1) -> dict[str, np.ndarray]:
-    return {"mel_ctx": np.zeros((batch, N_MELS, ctx), np.float32), "h": np.zeros((1, batch, hidden), np.float32),
-            "c": np.zeros((1, batch, hidden), np.float32)}
+    return {
+        "mel_ctx": np.zeros((batch, N_MELS, ctx), np.float32),
+        "h": np.zeros((1, batch, hidden), np.float32),
+        "c": np.zeros((1, batch, hidden), np.float32),
+    }
 
 
 def _interleaved(bes: dict[str, OrtBackend], feed: dict, n: int) -> dict[str, dict]:
@@ -101,26 +112,35 @@ def _interleaved(bes: dict[str, OrtBackend], feed: dict, n: int) -> dict[str, di
             t = time.perf_counter()
             be.run(feed)
             ts[k].append((time.perf_counter() - t) * 1e3)
-    return {k: {"p50_ms": round(float(np.percentile(v, 50)), 4), "p99_ms": round(float(np.percentile(v, 99)), 4)}
-            for k, v in ts.items()}
+    return {
+        k: {"p50_ms": round(float(np.percentile(v, 50)), 4), "p99_ms": round(float(np.percentile(v, 99)), 4)}
+        for k, v in ts.items()
+    }
 
 
-def measure(model_dir: Path, precisions: tuple[str, ...], ctx: int, hidden: int, threads: int = 1,
-            timing: bool = True) -> dict[str, dict]:
+def measure(
+    model_dir: Path, precisions: tuple[str, ...], ctx: int, hidden: int, threads: int = 1, timing: bool = True
+) -> dict[str, dict]:
     """Per precision: size, outputs on the evaluation clips and (``timing``) latency of three workloads --
     one 40 ms frame (a live stream), a batch of 16 streams' frames (``step_many``), a 10 s clip (offline)."""
     bes = {p: OrtBackend(model_dir / f"audio2motion.{p}.onnx", "cpu", threads) for p in precisions}
     mels = [log_mel(load_audio(p)) for p in EVAL_CLIPS]
-    res = {p: {"bytes": (model_dir / f"audio2motion.{p}.onnx").stat().st_size,
-               "_outs": [be.run({"mel": m[None, : m.shape[0] // 4 * 4], **_state(ctx, hidden)}) for m in mels]}
-           for p, be in bes.items()}
+    res = {
+        p: {
+            "bytes": (model_dir / f"audio2motion.{p}.onnx").stat().st_size,
+            "_outs": [be.run({"mel": m[None, : m.shape[0] // 4 * 4], **_state(ctx, hidden)}) for m in mels],
+        }
+        for p, be in bes.items()
+    }
     if timing:
         clip = np.concatenate(mels)[:1000][None]
         offs = (np.arange(BATCH) * 37 * MELS_PER_FRAME) % (clip.shape[1] - MELS_PER_FRAME)
         batch = np.stack([clip[0, o : o + MELS_PER_FRAME] for o in offs])
-        for key, feed, n in (("frame", {"mel": clip[:, :MELS_PER_FRAME], **_state(ctx, hidden)}, 400),
-                             (f"frame_b{BATCH}", {"mel": batch, **_state(ctx, hidden, BATCH)}, 100),
-                             ("clip_10s", {"mel": clip, **_state(ctx, hidden)}, 40)):
+        for key, feed, n in (
+            ("frame", {"mel": clip[:, :MELS_PER_FRAME], **_state(ctx, hidden)}, 400),
+            (f"frame_b{BATCH}", {"mel": batch, **_state(ctx, hidden, BATCH)}, 100),
+            ("clip_10s", {"mel": clip, **_state(ctx, hidden)}, 40),
+        ):
             for p, lat in _interleaved(bes, feed, n).items():
                 res[p][key] = lat
     return res
@@ -130,10 +150,12 @@ def accuracy_delta(ref: list[dict], got: list[dict]) -> dict:
     drift = np.concatenate([np.linalg.norm(g["landmarks"] - r["landmarks"], axis=-1).ravel() for r, g in zip(ref, got)])
     a = np.concatenate([r["mouth"][0, :, 0] for r in ref])
     b = np.concatenate([g["mouth"][0, :, 0] for g in got])
-    return {"landmark_drift_pct_iod": round(float(drift.mean() / IOD * 100), 4),
-            "landmark_drift_p99_pct_iod": round(float(np.percentile(drift, 99) / IOD * 100), 4),
-            "mouth_open_corr": round(float(np.corrcoef(a, b)[0, 1]), 5),
-            "mouth_mae": round(float(np.abs(a - b).mean()), 5)}
+    return {
+        "landmark_drift_pct_iod": round(float(drift.mean() / IOD * 100), 4),
+        "landmark_drift_p99_pct_iod": round(float(np.percentile(drift, 99) / IOD * 100), 4),
+        "mouth_open_corr": round(float(np.corrcoef(a, b)[0, 1]), 5),
+        "mouth_mae": round(float(np.abs(a - b).mean()), 5),
+    }
 
 
 def through_decoder(model_dir: Path, outs: list[dict]) -> list[dict] | None:
@@ -154,14 +176,24 @@ def through_decoder(model_dir: Path, outs: list[dict]) -> list[dict] | None:
         n = o["embedding"].shape[1]
         emo = np.zeros((1, n, 6), np.float32)
         emo[..., NEU] = 1.0
-        feed = {"speech": o["embedding"], "speech_mouth": o["mouth"], "emotion": emo, "noise": NoiseEmbedding(0).step(n)[None],
-                "cache": np.zeros((cfg["layers"], 1, cfg["window"] - 1, cfg["d_model"]), np.float32)}
+        feed = {
+            "speech": o["embedding"],
+            "speech_mouth": o["mouth"],
+            "emotion": emo,
+            "noise": NoiseEmbedding(0).step(n)[None],
+            "cache": np.zeros((cfg["layers"], 1, cfg["window"] - 1, cfg["d_model"]), np.float32),
+        }
         res.append(dec.run({k: v for k, v in feed.items() if k in meta["inputs"]}))
     return res
 
 
-def calibrate(model_dir: Path, cal: CalibrationSet, budget: Budget = Budget(), report: Path | None = None,
-              docs: Path | None = None) -> dict:
+def calibrate(
+    model_dir: Path,
+    cal: CalibrationSet,
+    budget: Budget = Budget(),
+    report: Path | None = None,
+    docs: Path | None = None,
+) -> dict:
     """Quantize audio2motion, judge it against the budget, update its sidecar, write the report."""
     from toonsync.export.sidecar import update_sidecar
 
@@ -177,23 +209,53 @@ def calibrate(model_dir: Path, cal: CalibrationSet, budget: Budget = Budget(), r
     if d32 is not None:  # what users see: the decoder's mouth from INT8 vs fp32 speech embeddings
         delta["through_motion_decoder"] = accuracy_delta(d32, d8)
     speed = {k: round(m32[k]["p50_ms"] / m8[k]["p50_ms"], 2) for k in ("frame", f"frame_b{BATCH}", "clip_10s")}
-    accurate = all(d["landmark_drift_pct_iod"] <= budget.max_drift_pct_iod and d["mouth_open_corr"] >= budget.min_open_corr
-                   for d in (delta, delta.get("through_motion_decoder", delta)))
+    accurate = all(
+        d["landmark_drift_pct_iod"] <= budget.max_drift_pct_iod and d["mouth_open_corr"] >= budget.min_open_corr
+        for d in (delta, delta.get("through_motion_decoder", delta))
+    )
     fast = speed["clip_10s"] >= budget.min_speedup
     decision = "int8" if accurate and fast else "fp32"
     reason = ("INT8 within the accuracy budget" if accurate else "INT8 exceeds the accuracy budget") + (
-        f" and {speed['clip_10s']}x faster per 10 s clip" + (" (>= " if fast else " (< ") + f"{budget.min_speedup}x)")
+        f" and {speed['clip_10s']}x faster per 10 s clip" + (" (>= " if fast else " (< ") + f"{budget.min_speedup}x)"
+    )
     reason += f" ({delta})"
-    manifest = {**cal.manifest, "batches": batches,
-                "method": "onnxruntime-optimised graph (fused Gelu), static QDQ per-channel Conv + Gelu (MinMax); "
-                          "LSTM and output MatMuls fp32"}
-    update_sidecar(model_dir, "audio2motion", default_precision=decision,
-                   quantization={"int8": {"calibration": manifest, "accuracy_vs_fp32": delta,
-                                          "budget": asdict(budget), "within_budget": accurate}})
-    rep = {"schema": "toonsync-quant-report/2", "budget": asdict(budget), "models": {"audio2motion": {
-        "fp32": m32, "int8": m8, "accuracy_vs_fp32": delta, "default_precision": decision, "reason": reason,
-        "within_budget": accurate, "speedup_frame": speed["frame"], f"speedup_frame_b{BATCH}": speed[f"frame_b{BATCH}"],
-        "speedup_clip_10s": speed["clip_10s"], "calibration": manifest}}}
+    manifest = {
+        **cal.manifest,
+        "batches": batches,
+        "method": "onnxruntime-optimised graph (fused Gelu), static QDQ per-channel Conv + Gelu (MinMax); "
+        "LSTM and output MatMuls fp32",
+    }
+    update_sidecar(
+        model_dir,
+        "audio2motion",
+        default_precision=decision,
+        quantization={
+            "int8": {
+                "calibration": manifest,
+                "accuracy_vs_fp32": delta,
+                "budget": asdict(budget),
+                "within_budget": accurate,
+            }
+        },
+    )
+    rep = {
+        "schema": "toonsync-quant-report/2",
+        "budget": asdict(budget),
+        "models": {
+            "audio2motion": {
+                "fp32": m32,
+                "int8": m8,
+                "accuracy_vs_fp32": delta,
+                "default_precision": decision,
+                "reason": reason,
+                "within_budget": accurate,
+                "speedup_frame": speed["frame"],
+                f"speedup_frame_b{BATCH}": speed[f"frame_b{BATCH}"],
+                "speedup_clip_10s": speed["clip_10s"],
+                "calibration": manifest,
+            }
+        },
+    }
     if report:
         with atomic_path(report) as tmp:
             tmp.write_text(json.dumps(rep, indent=2) + "\n")
@@ -207,38 +269,55 @@ def write_markdown(rep: dict, path: Path) -> None:
     from toonsync.runtime.sysinfo import cpu_model
 
     b = rep["budget"]
-    lines = ["# Quantization report", "",
-             f"Produced by `toonsync calibrate` on {cpu_model()} (1 onnxruntime thread; fp32 and int8 timed "
-             f"interleaved, round by round). Budget for INT8 to become the default: mean landmark drift ≤ "
-             f"{b['max_drift_pct_iod']} % of the inter-ocular distance, mouth-opening correlation with fp32 ≥ "
-             f"{b['min_open_corr']}, and ≥ {b.get('min_speedup', 1.5)}× faster than fp32 on a 10 s clip.", "",
-             f"| model | precision | size KiB | 40 ms frame p50 / p99 ms | {BATCH} streams' frames p50 / p99 ms | "
-             "10 s clip p50 / p99 ms | drift % IOD (mean / p99) | open corr | default |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Quantization report",
+        "",
+        f"Produced by `toonsync calibrate` on {cpu_model()} (1 onnxruntime thread; fp32 and int8 timed "
+        f"interleaved, round by round). Budget for INT8 to become the default: mean landmark drift ≤ "
+        f"{b['max_drift_pct_iod']} % of the inter-ocular distance, mouth-opening correlation with fp32 ≥ "
+        f"{b['min_open_corr']}, and ≥ {b.get('min_speedup', 1.5)}× faster than fp32 on a 10 s clip.",
+        "",
+        f"| model | precision | size KiB | 40 ms frame p50 / p99 ms | {BATCH} streams' frames p50 / p99 ms | "
+        "10 s clip p50 / p99 ms | drift % IOD (mean / p99) | open corr | default |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, m in rep["models"].items():
         d = m["accuracy_vs_fp32"]
         for prec in ("fp32", "int8"):
             x = m[prec]
-            acc = "—" if prec == "fp32" else f"{d['landmark_drift_pct_iod']:.3f} / {d['landmark_drift_p99_pct_iod']:.3f}"
+            acc = (
+                "—" if prec == "fp32" else f"{d['landmark_drift_pct_iod']:.3f} / {d['landmark_drift_p99_pct_iod']:.3f}"
+            )
             corr = "—" if prec == "fp32" else f"{d['mouth_open_corr']:.4f}"
             bb = x[f"frame_b{BATCH}"]
-            lines.append(f"| {name} | {prec} | {x['bytes'] / 1024:.0f} | {x['frame']['p50_ms']:.3f} / {x['frame']['p99_ms']:.3f} | "
-                         f"{bb['p50_ms']:.3f} / {bb['p99_ms']:.3f} | "
-                         f"{x['clip_10s']['p50_ms']:.2f} / {x['clip_10s']['p99_ms']:.2f} | {acc} | {corr} | "
-                         f"{'**yes**' if m['default_precision'] == prec else ''} |")
+            lines.append(
+                f"| {name} | {prec} | {x['bytes'] / 1024:.0f} | "
+                f"{x['frame']['p50_ms']:.3f} / {x['frame']['p99_ms']:.3f} | "
+                f"{bb['p50_ms']:.3f} / {bb['p99_ms']:.3f} | "
+                f"{x['clip_10s']['p50_ms']:.2f} / {x['clip_10s']['p99_ms']:.2f} | {acc} | {corr} | "
+                f"{'**yes**' if m['default_precision'] == prec else ''} |"
+            )
         if "through_motion_decoder" in d:
             t = d["through_motion_decoder"]
-            lines += ["", f"Through the paired motion decoder (fp32, what the runtime shows): drift "
-                          f"{t['landmark_drift_pct_iod']:.3f} / {t['landmark_drift_p99_pct_iod']:.3f} % IOD (mean / p99), "
-                          f"open corr {t['mouth_open_corr']:.4f}; the budget applies to both."]
-        lines += ["", f"{name}: INT8 speed-up {m['speedup_frame']}× per 40 ms frame (batch 1), "
-                  f"{m[f'speedup_frame_b{BATCH}']}× per frame of {BATCH} batched streams, {m['speedup_clip_10s']}× "
-                  f"per 10 s clip. Default **{m['default_precision']}**: {m['reason'].split(' ({')[0]}. "
-                  f"Calibration: {m['calibration']['count']} files, "
-                  f"{m['calibration'].get('seconds', '?')} s, {m['calibration']['batches']} batches "
-                  f"({m['calibration']['method']}).", "",
-                  "Per frame at batch 1 the model is ~0.1 ms: onnxruntime's per-call overhead and the fp32 LSTM "
-                  "(onnxruntime has no static INT8 LSTM; dynamic quantization would make streamed output depend "
-                  "on chunking) bound the gain there; batched streams and whole clips are where INT8 pays.", ""]
+            lines += [
+                "",
+                f"Through the paired motion decoder (fp32, what the runtime shows): drift "
+                f"{t['landmark_drift_pct_iod']:.3f} / {t['landmark_drift_p99_pct_iod']:.3f} % IOD (mean / p99), "
+                f"open corr {t['mouth_open_corr']:.4f}; the budget applies to both.",
+            ]
+        lines += [
+            "",
+            f"{name}: INT8 speed-up {m['speedup_frame']}× per 40 ms frame (batch 1), "
+            f"{m[f'speedup_frame_b{BATCH}']}× per frame of {BATCH} batched streams, {m['speedup_clip_10s']}× "
+            f"per 10 s clip. Default **{m['default_precision']}**: {m['reason'].split(' ({')[0]}. "
+            f"Calibration: {m['calibration']['count']} files, "
+            f"{m['calibration'].get('seconds', '?')} s, {m['calibration']['batches']} batches "
+            f"({m['calibration']['method']}).",
+            "",
+            "Per frame at batch 1 the model is ~0.1 ms: onnxruntime's per-call overhead and the fp32 LSTM "
+            "(onnxruntime has no static INT8 LSTM; dynamic quantization would make streamed output depend "
+            "on chunking) bound the gain there; batched streams and whole clips are where INT8 pays.",
+            "",
+        ]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -3,6 +3,7 @@
 The default set is ``calibration/data/*.wav`` (45 s of flite speech over four voices, committed so a
 re-run is deterministic); ``--corpus test.h5`` uses held-out corpus clips instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,16 @@ class CalibrationSet:
             m = log_mel(a)
             mels.append(m[: m.shape[0] // MELS_PER_FRAME * MELS_PER_FRAME])
             entries.append({"file": f.name, "sha256": sha256_file(f), "seconds": round(a.size / 16000, 3)})
-        return cls(mels, {"kind": "wav", "dir": str(files[0].parent.name), "files": entries,
-                          "count": len(entries), "seconds": round(sum(e["seconds"] for e in entries), 2)})
+        return cls(
+            mels,
+            {
+                "kind": "wav",
+                "dir": str(files[0].parent.name),
+                "files": entries,
+                "count": len(entries),
+                "seconds": round(sum(e["seconds"] for e in entries), 2),
+            },
+        )
 
     @classmethod
     def from_corpus(cls, path: Path, limit: int = 32) -> CalibrationSet:
@@ -50,8 +59,9 @@ class CalibrationSet:
                 m = s[cid].mel
                 mels.append(m[: m.shape[0] // MELS_PER_FRAME * MELS_PER_FRAME])
                 ids.append(cid)
-        return cls(mels, {"kind": "corpus", "file": str(path), "sha256": sha256_file(path), "clips": ids,
-                          "count": len(ids)})
+        return cls(
+            mels, {"kind": "corpus", "file": str(path), "sha256": sha256_file(path), "clips": ids, "count": len(ids)}
+        )
 
 
 class Audio2MotionReader(CalibrationDataReader):
@@ -62,8 +72,14 @@ class Audio2MotionReader(CalibrationDataReader):
         for m in cal.mels:
             step = chunk_frames * MELS_PER_FRAME
             for i in range(0, m.shape[0] - step + 1, step):
-                items.append({"mel": m[None, i : i + step], "mel_ctx": np.zeros((1, N_MELS, ctx), np.float32),
-                              "h": np.zeros((1, 1, hidden), np.float32), "c": np.zeros((1, 1, hidden), np.float32)})
+                items.append(
+                    {
+                        "mel": m[None, i : i + step],
+                        "mel_ctx": np.zeros((1, N_MELS, ctx), np.float32),
+                        "h": np.zeros((1, 1, hidden), np.float32),
+                        "c": np.zeros((1, 1, hidden), np.float32),
+                    }
+                )
         self.count = min(len(items), max_batches)
         self._it = iter(items[: self.count])
 

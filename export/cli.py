@@ -1,5 +1,6 @@
 """``toonsync export``: trained checkpoints -> ONNX (fp32, fp16, fused PCM graph) + sidecars, the analytic
 warp renderer (render.onnx, no checkpoint), and a report."""
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,10 @@ def _p50_p99(fn, n: int) -> tuple[float, float]:
 
 def measure_fusion(d: Path, audio: np.ndarray) -> dict:
     """Streaming (one 40 ms frame per call) and whole-clip cost: numpy mel + audio2motion vs the fused PCM graph."""
-    unf, fus = OrtBackend(d / "audio2motion.fp32.onnx", "cpu", 1), OrtBackend(d / "audio2motion_pcm.fp32.onnx", "cpu", 1)
+    unf, fus = (
+        OrtBackend(d / "audio2motion.fp32.onnx", "cpu", 1),
+        OrtBackend(d / "audio2motion_pcm.fp32.onnx", "cpu", 1),
+    )
     from toonsync.runtime.model_card import ModelCard
 
     cfg = ModelCard.load(d, "audio2motion").config
@@ -54,23 +58,43 @@ def measure_fusion(d: Path, audio: np.ndarray) -> dict:
 def write_report(d: Path, metas: dict, fusion: dict, path: Path) -> None:
     from toonsync.runtime.sysinfo import cpu_model
 
-    lines = ["# Export report", "", f"Produced by `toonsync export` on {cpu_model()} (1 onnxruntime thread).", "",
-             "| file | KiB | nodes | nodes after ORT optimisation | parity vs torch (max abs) |", "|---|---|---|---|---|"]
-    for name, meta in metas.items():
+    lines = [
+        "# Export report",
+        "",
+        f"Produced by `toonsync export` on {cpu_model()} (1 onnxruntime thread).",
+        "",
+        "| file | KiB | nodes | nodes after ORT optimisation | parity vs torch (max abs) |",
+        "|---|---|---|---|---|",
+    ]
+    for _name, meta in metas.items():
         for f, info in meta["files"].items():
-            par = (f"{meta['parity']['max_abs_diff']:.1e} {meta['parity'].get('unit', '')}".rstrip() if ".fp32." in f else "see docs/quantization.md" if ".int8." in f
-                   else f"{meta['parity_fp16']['max_abs_diff']:.1e} vs fp32")
-            lines.append(f"| {f} | {info['bytes'] // 1024} | {onnx_node_count(d / f)} | {optimized_node_count(d / f)} | {par} |")
+            par = (
+                f"{meta['parity']['max_abs_diff']:.1e} {meta['parity'].get('unit', '')}".rstrip()
+                if ".fp32." in f
+                else "see docs/quantization.md"
+                if ".int8." in f
+                else f"{meta['parity_fp16']['max_abs_diff']:.1e} vs fp32"
+            )
+            lines.append(
+                f"| {f} | {info['bytes'] // 1024} | {onnx_node_count(d / f)} | {optimized_node_count(d / f)} | {par} |"
+            )
     u, fu = fusion["frame_unfused_ms"], fusion["frame_fused_ms"]
     cu, cf = fusion["clip_unfused_ms"], fusion["clip_fused_ms"]
-    lines += ["", "## Fusion: numpy log-mel + `audio2motion` vs the fused `audio2motion_pcm` graph (PCM in)", "",
-              "| case | unfused p50 / p99 ms | fused p50 / p99 ms |", "|---|---|---|",
-              f"| one 40 ms frame (streaming) | {u[0]:.3f} / {u[1]:.3f} | {fu[0]:.3f} / {fu[1]:.3f} |",
-              f"| 4 s clip in one call | {cu[0]:.2f} / {cu[1]:.2f} | {cf[0]:.2f} / {cf[1]:.2f} |", "",
-              f"Streaming is what the runtime does (offline rendering runs the same `Stream`), so the per-frame "
-              f"figure decides: **{fusion['streaming_default']}** is faster per frame on this machine. The runtime "
-              "uses the unfused pair by default; the fused graph ships for GPU/TensorRT deployments and batch "
-              "pipelines that want raw PCM in.", ""]
+    lines += [
+        "",
+        "## Fusion: numpy log-mel + `audio2motion` vs the fused `audio2motion_pcm` graph (PCM in)",
+        "",
+        "| case | unfused p50 / p99 ms | fused p50 / p99 ms |",
+        "|---|---|---|",
+        f"| one 40 ms frame (streaming) | {u[0]:.3f} / {u[1]:.3f} | {fu[0]:.3f} / {fu[1]:.3f} |",
+        f"| 4 s clip in one call | {cu[0]:.2f} / {cu[1]:.2f} | {cf[0]:.2f} / {cf[1]:.2f} |",
+        "",
+        f"Streaming is what the runtime does (offline rendering runs the same `Stream`), so the per-frame "
+        f"figure decides: **{fusion['streaming_default']}** is faster per frame on this machine. The runtime "
+        "uses the unfused pair by default; the fused graph ships for GPU/TensorRT deployments and batch "
+        "pipelines that want raw PCM in.",
+        "",
+    ]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
@@ -140,8 +164,10 @@ def _export(a: argparse.Namespace) -> int:
     elif str(a.report) in ("", "."):  # --report '': no report
         a.report = None
     if only != "render" and a.checkpoint is None:
-        raise ToonsyncError("export needs --checkpoint PATH.pt (a checkout ships checkpoints/audio2motion.pt; "
-                            "`toonsync train` writes runs/MODEL/MODEL.pt), or --only render")
+        raise ToonsyncError(
+            "export needs --checkpoint PATH.pt (a checkout ships checkpoints/audio2motion.pt; "
+            "`toonsync train` writes runs/MODEL/MODEL.pt), or --only render"
+        )
     if only != "render" and not a.checkpoint.is_file():
         raise ToonsyncError(f"checkpoint {a.checkpoint} not found; train first: `toonsync train audio2motion`")
     log.info("exporting to %s", d)
@@ -150,8 +176,11 @@ def _export(a: argparse.Namespace) -> int:
         return 0
     if only == "render":  # no checkpoint: the renderer has no learned weights
         meta = export_render(d)
-        log.info("render: parity vs torch max|diff| %.0f uint8 level(s) at sizes %s", meta["parity"]["max_abs_diff"],
-                 meta["parity"]["frames"])
+        log.info(
+            "render: parity vs torch max|diff| %.0f uint8 level(s) at sizes %s",
+            meta["parity"]["max_abs_diff"],
+            meta["parity"]["frames"],
+        )
         return 0
     if only == "motion":
         return 0 if export_paired_motion(a.checkpoint, d, required=True) else 1
@@ -170,12 +199,24 @@ def _export(a: argparse.Namespace) -> int:
         metas.update(export_learned(a.checkpoint.parent, d))
     for name, m in metas.items():
         for f, info in m["files"].items():
-            log.info("%s: %d KiB, %d nodes (%d after onnxruntime optimisation), sha256 %s", f, info["bytes"] // 1024,
-                     onnx_node_count(d / f), optimized_node_count(d / f), info["sha256"][:16])
-        log.info("%s parity vs torch: max|diff| %.2e (atol %.0e)", name, m["parity"]["max_abs_diff"], m["parity"]["atol"])
+            log.info(
+                "%s: %d KiB, %d nodes (%d after onnxruntime optimisation), sha256 %s",
+                f,
+                info["bytes"] // 1024,
+                onnx_node_count(d / f),
+                optimized_node_count(d / f),
+                info["sha256"][:16],
+            )
+        log.info(
+            "%s parity vs torch: max|diff| %.2e (atol %.0e)", name, m["parity"]["max_abs_diff"], m["parity"]["atol"]
+        )
     fusion = measure_fusion(d, load_audio(asset(DEMO_SPEECH))[: 100 * SAMPLES_PER_FRAME])
-    log.info("fusion: per frame unfused %.3f ms vs fused %.3f ms -> %s", fusion["frame_unfused_ms"][0],
-             fusion["frame_fused_ms"][0], fusion["streaming_default"])
+    log.info(
+        "fusion: per frame unfused %.3f ms vs fused %.3f ms -> %s",
+        fusion["frame_unfused_ms"][0],
+        fusion["frame_fused_ms"][0],
+        fusion["streaming_default"],
+    )
     if a.report:
         write_report(d, metas, fusion, a.report)
         log.info("wrote %s", a.report)

@@ -3,6 +3,7 @@
 The graph streams: ``mel, mel_ctx, h, c -> logits, mel_ctx_out, h_out, c_out`` with a dynamic batch axis,
 checked against torch (``export.parity``) before the card is written.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,10 +37,18 @@ class EmotionWrapper(nn.Module):
 def emotion_spec(cfg: EmotionConfig) -> GraphSpec:
     """The graph's named inputs and outputs with their shapes."""
     return GraphSpec(
-        inputs={"mel": ["batch", "mel_frames", cfg.n_mels], "mel_ctx": ["batch", cfg.n_mels, cfg.kernel - 1],
-                "h": [1, "batch", cfg.hidden], "c": [1, "batch", cfg.hidden]},
-        outputs={"logits": ["batch", "frames", cfg.n_classes], "mel_ctx_out": ["batch", cfg.n_mels, cfg.kernel - 1],
-                 "h_out": [1, "batch", cfg.hidden], "c_out": [1, "batch", cfg.hidden]},
+        inputs={
+            "mel": ["batch", "mel_frames", cfg.n_mels],
+            "mel_ctx": ["batch", cfg.n_mels, cfg.kernel - 1],
+            "h": [1, "batch", cfg.hidden],
+            "c": [1, "batch", cfg.hidden],
+        },
+        outputs={
+            "logits": ["batch", "frames", cfg.n_classes],
+            "mel_ctx_out": ["batch", cfg.n_mels, cfg.kernel - 1],
+            "h_out": [1, "batch", cfg.hidden],
+            "c_out": [1, "batch", cfg.hidden],
+        },
     )
 
 

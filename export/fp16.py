@@ -4,6 +4,7 @@ onnxruntime's float16 converter with fp32 graph I/O (``keep_io_types``) and the 
 (its fp16 kernels are missing on some providers). The converter can leave nodes out of topological
 order, so they are re-sorted before ``onnx.checker`` runs.
 """
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@ opset 17, the torch-vs-onnxruntime parity check (``export.parity``) and ``name.o
 holds: RGB ``[batch, S, S, 3]`` float32 in 0..1 (the layout change and [-1, 1] scaling are inside
 the graph, so training and serving share them).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,7 @@ class ImageToImage(nn.Module):
 
     def forward(self, image: torch.Tensor, *cond: torch.Tensor):
         y = self.generator(image.permute(0, 3, 1, 2) * 2.0 - 1.0, *cond)
-        return ((y + 1.0) * 0.5).permute(0, 2, 3, 1),
+        return (((y + 1.0) * 0.5).permute(0, 2, 3, 1),)
 
 
 class Embedder(nn.Module):
@@ -40,10 +41,12 @@ class Embedder(nn.Module):
         self.encoder = encoder
 
     def forward(self, image: torch.Tensor):
-        return self.encoder(image),
+        return (self.encoder(image),)
 
 
-def _export(name: str, wrapper: nn.Module, spec: GraphSpec, example: tuple, model, model_dir: Path, extra: dict) -> dict:
+def _export(
+    name: str, wrapper: nn.Module, spec: GraphSpec, example: tuple, model, model_dir: Path, extra: dict
+) -> dict:
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     wrapper.eval()
@@ -61,8 +64,22 @@ def _export(name: str, wrapper: nn.Module, spec: GraphSpec, example: tuple, mode
         "inputs": spec.inputs,
         "outputs": spec.outputs,
         "image": "RGB float32 [batch, size, size, 3] in 0..1",
-        "training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch", "loss",
-                                              "loss_weights", "losses", "distributed", "init") if k in info},
+        "training": {
+            k: info.get(k)
+            for k in (
+                "train_data",
+                "train_config",
+                "train_seconds",
+                "params",
+                "torch",
+                "loss",
+                "loss_weights",
+                "losses",
+                "distributed",
+                "init",
+            )
+            if k in info
+        },
         "metrics": info.get("metrics", {}),
         "parity": parity,
         **extra,
@@ -79,9 +96,18 @@ def export_stylizer(checkpoint: Path, model_dir: Path) -> dict:
     g = load_checkpoint(Path(checkpoint))
     s = g.cfg.size
     spec = GraphSpec(inputs={"image": ["batch", s, s, 3]}, outputs={"stylized": ["batch", s, s, 3]})
-    return _export("stylizer", ImageToImage(g), spec, (torch.rand(2, s, s, 3),), g, model_dir,
-                   {"alignment": "runtime.stylizer.align_face: eyes level, 0.28 x size apart, midpoint (0.5, 0.42) x size",
-                    "made_by": "toonsync training/train_stylizer.py + export/learned.py"})
+    return _export(
+        "stylizer",
+        ImageToImage(g),
+        spec,
+        (torch.rand(2, s, s, 3),),
+        g,
+        model_dir,
+        {
+            "alignment": "runtime.stylizer.align_face: eyes level, 0.28 x size apart, midpoint (0.5, 0.42) x size",
+            "made_by": "toonsync training/train_stylizer.py + export/learned.py",
+        },
+    )
 
 
 def export_identity(checkpoint: Path, model_dir: Path) -> dict:
@@ -91,10 +117,19 @@ def export_identity(checkpoint: Path, model_dir: Path) -> dict:
     m = load_checkpoint(Path(checkpoint))
     s, d = m.cfg.size, m.cfg.embed_dim
     spec = GraphSpec(inputs={"image": ["batch", s, s, 3]}, outputs={"embedding": ["batch", d]})
-    return _export("identity", Embedder(m), spec, (torch.rand(2, s, s, 3),), m, model_dir,
-                   {"similarity": "cosine (embeddings are unit length): dot product",
-                    "threshold": m.info.get("metrics", {}).get("held_out", {}).get("threshold_eer"),
-                    "made_by": "toonsync training/train_identity.py + export/learned.py"})
+    return _export(
+        "identity",
+        Embedder(m),
+        spec,
+        (torch.rand(2, s, s, 3),),
+        m,
+        model_dir,
+        {
+            "similarity": "cosine (embeddings are unit length): dot product",
+            "threshold": m.info.get("metrics", {}).get("held_out", {}).get("threshold_eer"),
+            "made_by": "toonsync training/train_identity.py + export/learned.py",
+        },
+    )
 
 
 def export_refiner(checkpoint: Path, model_dir: Path) -> dict:
@@ -103,11 +138,19 @@ def export_refiner(checkpoint: Path, model_dir: Path) -> dict:
 
     g = load_checkpoint(Path(checkpoint))
     s, d = g.cfg.size, g.cfg.cond_dim
-    spec = GraphSpec(inputs={"image": ["batch", s, s, 3], "embedding": ["batch", d]},
-                     outputs={"refined": ["batch", s, s, 3]})
+    spec = GraphSpec(
+        inputs={"image": ["batch", s, s, 3], "embedding": ["batch", d]}, outputs={"refined": ["batch", s, s, 3]}
+    )
     example = (torch.rand(2, s, s, 3), nn.functional.normalize(torch.randn(2, d), dim=1))
-    return _export("refiner", ImageToImage(g), spec, example, g, model_dir,
-                   {"made_by": "toonsync training/train_refiner.py + export/learned.py"})
+    return _export(
+        "refiner",
+        ImageToImage(g),
+        spec,
+        example,
+        g,
+        model_dir,
+        {"made_by": "toonsync training/train_refiner.py + export/learned.py"},
+    )
 
 
 def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
@@ -117,8 +160,12 @@ def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
     return export(checkpoint, model_dir)
 
 
-EXPORTERS = {"stylizer": export_stylizer, "identity": export_identity, "refiner": export_refiner,
-             "emotion": export_emotion}
+EXPORTERS = {
+    "stylizer": export_stylizer,
+    "identity": export_identity,
+    "refiner": export_refiner,
+    "emotion": export_emotion,
+}
 
 
 def export_trained(name: str, checkpoint: Path, model_dir: Path) -> dict:

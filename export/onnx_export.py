@@ -4,6 +4,7 @@ Artifacts per model (in the runtime's model directory): ``name.fp32.onnx`` and `
 (config, I/O names and shapes, sample rate, fps, training data, metrics, per-file sha256). The
 sidecar's keys except ``files`` are also written as ONNX metadata (JSON-encoded strings).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,11 +47,20 @@ class Audio2MotionWrapper(nn.Module):
 
 def audio2motion_spec(cfg) -> GraphSpec:
     return GraphSpec(
-        inputs={"mel": ["batch", "mel_frames", cfg.n_mels], "mel_ctx": ["batch", cfg.n_mels, cfg.kernel - 1],
-                "h": [1, "batch", cfg.hidden], "c": [1, "batch", cfg.hidden]},
-        outputs={"mouth": ["batch", "frames", cfg.n_params], "landmarks": ["batch", "frames", 68, 2],
-                 "embedding": ["batch", "frames", cfg.hidden], "mel_ctx_out": ["batch", cfg.n_mels, cfg.kernel - 1],
-                 "h_out": [1, "batch", cfg.hidden], "c_out": [1, "batch", cfg.hidden]},
+        inputs={
+            "mel": ["batch", "mel_frames", cfg.n_mels],
+            "mel_ctx": ["batch", cfg.n_mels, cfg.kernel - 1],
+            "h": [1, "batch", cfg.hidden],
+            "c": [1, "batch", cfg.hidden],
+        },
+        outputs={
+            "mouth": ["batch", "frames", cfg.n_params],
+            "landmarks": ["batch", "frames", 68, 2],
+            "embedding": ["batch", "frames", cfg.hidden],
+            "mel_ctx_out": ["batch", cfg.n_mels, cfg.kernel - 1],
+            "h_out": [1, "batch", cfg.hidden],
+            "c_out": [1, "batch", cfg.hidden],
+        },
     )
 
 
@@ -58,29 +68,45 @@ def audio2motion_pcm_spec(cfg) -> GraphSpec:
     base = audio2motion_spec(cfg)
     ctx = WIN_LENGTH - HOP
     return GraphSpec(
-        inputs={"pcm": ["batch", "samples"], "pcm_ctx": ["batch", ctx], **{k: v for k, v in base.inputs.items() if k != "mel"}},
-        outputs={**{k: v for k, v in base.outputs.items() if k in ("mouth", "landmarks", "embedding")},
-                 "pcm_ctx_out": ["batch", ctx], **{k: v for k, v in base.outputs.items()
-                                                   if k in ("mel_ctx_out", "h_out", "c_out")}},
+        inputs={
+            "pcm": ["batch", "samples"],
+            "pcm_ctx": ["batch", ctx],
+            **{k: v for k, v in base.inputs.items() if k != "mel"},
+        },
+        outputs={
+            **{k: v for k, v in base.outputs.items() if k in ("mouth", "landmarks", "embedding")},
+            "pcm_ctx_out": ["batch", ctx],
+            **{k: v for k, v in base.outputs.items() if k in ("mel_ctx_out", "h_out", "c_out")},
+        },
     )
 
 
 def _dynamic_axes(spec: GraphSpec) -> dict[str, dict[int, str]]:
-    return {n: {i: d for i, d in enumerate(shape) if isinstance(d, str)}
-            for n, shape in {**spec.inputs, **spec.outputs}.items()}
+    return {
+        n: {i: d for i, d in enumerate(shape) if isinstance(d, str)}
+        for n, shape in {**spec.inputs, **spec.outputs}.items()
+    }
 
 
 def sidecar_head(name: str, cfg, spec: GraphSpec) -> dict:
     """The keys every model card starts with: name, format, opset, config, named I/O shapes."""
-    return {"name": name, "format_version": 1, "opset": OPSET, "config": cfg.to_dict(), "inputs": spec.inputs,
-            "outputs": spec.outputs}
+    return {
+        "name": name,
+        "format_version": 1,
+        "opset": OPSET,
+        "config": cfg.to_dict(),
+        "inputs": spec.inputs,
+        "outputs": spec.outputs,
+    }
 
 
 def training_fields(info: dict) -> dict:
     """How the model was trained (``info`` from its checkpoint) and its training-run metrics; they follow the
     model's own fields in its card."""
-    return {"training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
-            "metrics": info.get("metrics", {})}
+    return {
+        "training": {k: info.get(k) for k in ("train_data", "train_config", "train_seconds", "params", "torch")},
+        "metrics": info.get("metrics", {}),
+    }
 
 
 def export_onnx(wrapper: nn.Module, example: tuple, spec: GraphSpec, path: Path) -> None:
@@ -88,8 +114,17 @@ def export_onnx(wrapper: nn.Module, example: tuple, spec: GraphSpec, path: Path)
     wrapper.eval()
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, example, str(tmp), input_names=list(spec.inputs), output_names=list(spec.outputs),
-                          dynamic_axes=_dynamic_axes(spec), opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            wrapper,
+            example,
+            str(tmp),
+            input_names=list(spec.inputs),
+            output_names=list(spec.outputs),
+            dynamic_axes=_dynamic_axes(spec),
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
         onnx.checker.check_model(str(tmp), full_check=True)
 
 
@@ -145,10 +180,15 @@ def export_audio2motion_pcm(model, model_dir: Path, base_meta: dict) -> dict:
     export_onnx(fused, example, spec, path)
     parity = check_parity(fused, path, spec)
     dropped = ("files", "parity", "inputs", "outputs", *MEASURED)  # the fused graph is neither calibrated nor evaluated
-    meta = {**{k: v for k, v in base_meta.items() if k not in dropped},
-            "name": "audio2motion_pcm", "inputs": spec.inputs, "outputs": spec.outputs, "parity": parity,
-            "fused": "runtime.mel log-mel frontend (Conv1d DFT) + audio2motion in one graph; pcm samples must be "
-                     "a multiple of 640 per call"}
+    meta = {
+        **{k: v for k, v in base_meta.items() if k not in dropped},
+        "name": "audio2motion_pcm",
+        "inputs": spec.inputs,
+        "outputs": spec.outputs,
+        "parity": parity,
+        "fused": "runtime.mel log-mel frontend (Conv1d DFT) + audio2motion in one graph; pcm samples must be "
+        "a multiple of 640 per call",
+    }
     return write_sidecar(model_dir, "audio2motion_pcm", meta)
 
 
@@ -211,10 +251,20 @@ def motion_spec(cfg) -> GraphSpec:
     cache = [cfg.layers, "batch", cfg.window - 1, cfg.d_model]
     mouth = {"speech_mouth": ["batch", "frames", cfg.n_params]} if cfg.residual else {}  # names are unique in ONNX
     return GraphSpec(
-        inputs={"speech": ["batch", "frames", cfg.speech_dim], **mouth, "emotion": ["batch", "frames", cfg.emotion_dim],
-                "noise": ["batch", "frames", cfg.noise_dim], "cache": cache},
-        outputs={"mouth": ["batch", "frames", cfg.n_params], "landmarks": ["batch", "frames", 68, 2],
-                 "pose": ["batch", "frames", 3], "blink": ["batch", "frames"], "cache_out": cache},
+        inputs={
+            "speech": ["batch", "frames", cfg.speech_dim],
+            **mouth,
+            "emotion": ["batch", "frames", cfg.emotion_dim],
+            "noise": ["batch", "frames", cfg.noise_dim],
+            "cache": cache,
+        },
+        outputs={
+            "mouth": ["batch", "frames", cfg.n_params],
+            "landmarks": ["batch", "frames", 68, 2],
+            "pose": ["batch", "frames", 3],
+            "blink": ["batch", "frames"],
+            "cache_out": cache,
+        },
     )
 
 
@@ -227,13 +277,19 @@ def export_motion(checkpoint: Path, model_dir: Path) -> dict:
     from toonsync.training.models.motion_decoder import MotionDecoder, MotionDecoderConfig
 
     from .fp16 import to_fp16
+
     model = load_model_checkpoint(checkpoint, MotionDecoder, MotionDecoderConfig)
     cfg = model.cfg
     spec = motion_spec(cfg)
     b, t = 2, 12
     mouth = (torch.rand(b, t, cfg.n_params),) if cfg.residual else ()
-    example = (torch.randn(b, t, cfg.speech_dim), *mouth, torch.rand(b, t, cfg.emotion_dim),
-               torch.randn(b, t, cfg.noise_dim), model.initial_state(b))
+    example = (
+        torch.randn(b, t, cfg.speech_dim),
+        *mouth,
+        torch.rand(b, t, cfg.emotion_dim),
+        torch.randn(b, t, cfg.noise_dim),
+        model.initial_state(b),
+    )
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / "motion.fp32.onnx"
     export_onnx(MotionDecoderWrapper(model), example, spec, path)
@@ -245,8 +301,8 @@ def export_motion(checkpoint: Path, model_dir: Path) -> dict:
         "fps": FPS,
         "run_id": info.get("run_id"),
         "speech_input": "the `embedding` (and, residual decoders, as speech_mouth: `mouth`) outputs of audio2motion "
-                        "(same run_id), "
-                        "for the frames that describe video frames",
+        "(same run_id), "
+        "for the frames that describe video frames",
         "noise_channels": list(NOISE_CHANNELS),
         "emotion_classes": list(EMOTIONS),
         "mouth_params": ["open", "spread", "labio"],

@@ -1,4 +1,5 @@
 """ONNX-vs-torch parity: the exported graph must reproduce the torch model within a stated tolerance."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,16 @@ from toonsync.runtime.mel import SAMPLES_PER_FRAME
 FP32_ATOL = 1e-4  # absolute tolerance for fp32 graphs (outputs are O(1))
 
 
-def check_parity(model: torch.nn.Module, path: Path, spec, batches=(1, 3), frames=(7, 25), seed: int = 0,
-                 atol: float = FP32_ATOL, make_inputs=None) -> dict:
+def check_parity(
+    model: torch.nn.Module,
+    path: Path,
+    spec,
+    batches=(1, 3),
+    frames=(7, 25),
+    seed: int = 0,
+    atol: float = FP32_ATOL,
+    make_inputs=None,
+) -> dict:
     """Run torch and onnxruntime on random inputs at several batch/time sizes; return the worst difference.
     ``make_inputs(spec, batch, frames, rng)`` replaces the standard-normal inputs where those are meaningless."""
     make_inputs = make_inputs or random_inputs
@@ -36,5 +45,7 @@ def check_parity(model: torch.nn.Module, path: Path, spec, batches=(1, 3), frame
 def random_inputs(spec, batch: int, frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Standard-normal float32 inputs of ``spec``'s shapes, named axes set from ``batch`` and ``frames``."""
     dims = {"batch": batch, "mel_frames": frames * 4, "frames": frames, "samples": frames * SAMPLES_PER_FRAME}
-    return {n: rng.standard_normal([dims.get(d, d) if isinstance(d, str) else d for d in shape]).astype(np.float32)
-            for n, shape in spec.inputs.items()}
+    return {
+        n: rng.standard_normal([dims.get(d, d) if isinstance(d, str) else d for d in shape]).astype(np.float32)
+        for n, shape in spec.inputs.items()
+    }

@@ -5,6 +5,7 @@ Same conventions as ``export.onnx_export``: a wrapper with named I/O, named dyna
 the square image size, so 256 and 512 both run), opset 17, a torch-vs-onnxruntime parity check on
 realistic inputs at both sizes, and ``render.onnx.json`` written by ``export.sidecar``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,15 @@ class RenderWrapper(nn.Module):
 
 def render_spec() -> GraphSpec:
     return GraphSpec(
-        inputs={"base": [1, "size", "size", 16], "neutral": [1, 68, 2], "landmarks": ["batch", 68, 2],
-                "pose": ["batch", 3], "blink": ["batch", 1], "eyes": [1, 2, 4], "colours": [1, 6, 3]},
+        inputs={
+            "base": [1, "size", "size", 16],
+            "neutral": [1, 68, 2],
+            "landmarks": ["batch", 68, 2],
+            "pose": ["batch", 3],
+            "blink": ["batch", 1],
+            "eyes": [1, 2, 4],
+            "colours": [1, 6, 3],
+        },
         outputs={"rgba": ["batch", "size", "size", 4]},
     )
 
@@ -56,10 +64,15 @@ def render_inputs(spec: GraphSpec, batch: int, size: int, rng: np.random.Generat
     lm = apply_mouth(neutral, mouth) + rng.normal(0, 0.004, (batch, 68, 2))
     eyes = np.array([[-0.07, -0.2, 0.68, 0.5], [0.07, -0.2, 0.68, 0.5]]) + rng.normal(0, 0.02, (2, 4))
     base = np.round(np.concatenate([rgb * a, 255 * a], -1)).astype(np.uint8)[0]
-    return {"base": pack_quads(base), "neutral": neutral[None], "landmarks": lm.astype(np.float32),
-            "pose": rng.uniform(-0.6, 0.6, (batch, 3)).astype(np.float32),
-            "blink": rng.uniform(0, 1, (batch, 1)).astype(np.float32), "eyes": eyes[None].astype(np.float32),
-            "colours": rng.uniform(0, 1, (1, 6, 3)).astype(np.float32)}
+    return {
+        "base": pack_quads(base),
+        "neutral": neutral[None],
+        "landmarks": lm.astype(np.float32),
+        "pose": rng.uniform(-0.6, 0.6, (batch, 3)).astype(np.float32),
+        "blink": rng.uniform(0, 1, (batch, 1)).astype(np.float32),
+        "eyes": eyes[None].astype(np.float32),
+        "colours": rng.uniform(0, 1, (1, 6, 3)).astype(np.float32),
+    }
 
 
 def export_render(model_dir: Path) -> dict:
@@ -87,29 +100,41 @@ def export_render(model_dir: Path) -> dict:
     example = tuple(torch.from_numpy(v) for v in render_inputs(spec, 2, 64, rng).values())
     path = model_dir / f"{NAME}.fp32.onnx"
     export_onnx(wrapper, example, spec, path)
-    parity = check_parity(wrapper, path, spec, batches=(1, 3), frames=PARITY_SIZES, atol=PARITY_ATOL,
-                          make_inputs=render_inputs)
+    parity = check_parity(
+        wrapper, path, spec, batches=(1, 3), frames=PARITY_SIZES, atol=PARITY_ATOL, make_inputs=render_inputs
+    )
     parity["unit"] = "uint8 levels"  # "frames" are the image sizes here
     meta = {
         "name": NAME,
         "format_version": 1,
         "opset": OPSET,
-        "config": {"grid": GRID, "kappa": KAPPA, "sigmas": SIGMAS, "mouth_crop": MOUTH_CROP, "eyes_crop": EYES_CROP,
-                   "open_from": OPEN_FROM},
+        "config": {
+            "grid": GRID,
+            "kappa": KAPPA,
+            "sigmas": SIGMAS,
+            "mouth_crop": MOUTH_CROP,
+            "eyes_crop": EYES_CROP,
+            "open_from": OPEN_FROM,
+        },
         "inputs": spec.inputs,
         "outputs": spec.outputs,
         "colours": list(COLOURS),
         "eye_params": list(EYE_PARAMS),
         "image": "premultiplied RGBA uint8 (square canvas; landmarks in its 0..1 units); base: each pixel with "
-                 "its 2x2 neighbourhood, [1, S, S, 16] (runtime.warp_renderer.pack_quads)",
+        "its 2x2 neighbourhood, [1, S, S, 16] (runtime.warp_renderer.pack_quads)",
         "weights": "none: an analytic renderer (RBF + head-pose warp, bilinear sampling with border clamping, "
-                   "mouth/eyelid layers); nothing is learned",
+        "mouth/eyelid layers); nothing is learned",
         "training": {"train_data": None},
         "parity": parity,
         "fp16": "not made: flat pixel indices (up to S * S) and sub-pixel coordinates need fp32",
         "made_by": "toonsync training/models/warp_renderer.py + export/render_export.py",
     }
     meta = write_sidecar(model_dir, NAME, meta)
-    log.info("exported %s (%d bytes), parity max|diff| %.2e at sizes %s", path, path.stat().st_size,
-             parity["max_abs_diff"], PARITY_SIZES)
+    log.info(
+        "exported %s (%d bytes), parity max|diff| %.2e at sizes %s",
+        path,
+        path.stat().st_size,
+        parity["max_abs_diff"],
+        PARITY_SIZES,
+    )
     return meta

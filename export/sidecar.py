@@ -4,6 +4,7 @@ The card's fields are stamped into every ``NAME.<precision>.onnx`` file as metad
 and the card written with their sha256 and sizes. The runtime reads the card back once as a
 :class:`toonsync.runtime.model_card.ModelCard`.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,9 @@ def write_sidecar(model_dir: Path, name: str, meta: Mapping[str, Any]) -> dict:
             m.metadata_props.add(key=k, value=json.dumps(v) if not isinstance(v, str) else v)
         with atomic_path(f) as tmp:
             onnx.save(m, str(tmp))
-    meta["files"] = {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size,
-                              "precision": f.name.split(".")[-2]} for f in files}
+    meta["files"] = {
+        f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size, "precision": f.name.split(".")[-2]} for f in files
+    }
     card = ModelCard.from_dict(meta, Path(model_dir) / f"{name}.onnx.json")  # validates before anything is written
     card.save(model_dir)
     return card.to_dict()

@@ -16,6 +16,7 @@ Transpose nodes make h/c/h_out/c_out [batch, 1, hidden]. The rewrite is checked 
 against the original (several steps carrying state) before it is written. docs/triton.md has the
 reasons and the commands. Needs ``onnx`` (toonsync[export]), not torch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,21 +33,11 @@ import onnx
 from onnx import TensorProto, helper
 
 from toonsync.runtime.atomic import atomic_path
-from toonsync.runtime.backend import (
-    Backend,
-    OrtBackend,
-    load_model,
-    model_dir,
-)
+from toonsync.runtime.backend import Backend, OrtBackend, load_model, model_dir
 from toonsync.runtime.errors import ModelError
 from toonsync.runtime.mel import MELS_PER_FRAME, SAMPLES_PER_FRAME
 from toonsync.runtime.model_card import ModelCard, sha256_file
-from toonsync.runtime.triton_client import (
-    META_PARAMETER,
-    STATE_INPUTS,
-    STATE_LAYOUT,
-    STATE_OUTPUTS,
-)
+from toonsync.runtime.triton_client import META_PARAMETER, STATE_INPUTS, STATE_LAYOUT, STATE_OUTPUTS
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +49,16 @@ TRT_CACHE = "/tmp/toonsync_trt_cache"  # inside the server container
 # Values for symbolic dims: one streaming step (warm-up, the "opt" shape) and the largest call profiled.
 DIM_STEP = {"mel_frames": MELS_PER_FRAME, "samples": SAMPLES_PER_FRAME, "frames": 1}
 DIM_MAX = {"mel_frames": 1024 * MELS_PER_FRAME, "samples": 1024 * SAMPLES_PER_FRAME, "frames": 1024}
-_TRITON_TYPES = {TensorProto.FLOAT: "TYPE_FP32", TensorProto.FLOAT16: "TYPE_FP16", TensorProto.DOUBLE: "TYPE_FP64",
-                 TensorProto.INT64: "TYPE_INT64", TensorProto.INT32: "TYPE_INT32", TensorProto.INT8: "TYPE_INT8",
-                 TensorProto.UINT8: "TYPE_UINT8", TensorProto.BOOL: "TYPE_BOOL"}
+_TRITON_TYPES = {
+    TensorProto.FLOAT: "TYPE_FP32",
+    TensorProto.FLOAT16: "TYPE_FP16",
+    TensorProto.DOUBLE: "TYPE_FP64",
+    TensorProto.INT64: "TYPE_INT64",
+    TensorProto.INT32: "TYPE_INT32",
+    TensorProto.INT8: "TYPE_INT8",
+    TensorProto.UINT8: "TYPE_UINT8",
+    TensorProto.BOOL: "TYPE_BOOL",
+}
 
 
 # -- protobuf text format ------------------------------------------------------------------------------
@@ -110,8 +108,9 @@ def _swap_batch_axis(vi: onnx.ValueInfoProto) -> None:
     dims[1].CopyFrom(d1)
 
 
-def batch_first_state(model: onnx.ModelProto, inputs: Iterable[str] = STATE_INPUTS,
-                      outputs: Iterable[str] = STATE_OUTPUTS) -> onnx.ModelProto:
+def batch_first_state(
+    model: onnx.ModelProto, inputs: Iterable[str] = STATE_INPUTS, outputs: Iterable[str] = STATE_OUTPUTS
+) -> onnx.ModelProto:
     """A copy of ``model`` whose state inputs/outputs are [batch, 1, hidden] instead of [1, batch, hidden]:
     a Transpose after each state input and before each state output; names and everything else unchanged."""
     m = onnx.ModelProto()
@@ -133,19 +132,28 @@ def batch_first_state(model: onnx.ModelProto, inputs: Iterable[str] = STATE_INPU
     for names, present, is_out in ((inputs, graph_in, False), (outputs, graph_out, True)):
         for name in names:
             if name not in present:
-                raise ModelError(f"{g.name or 'graph'}: no state {'output' if is_out else 'input'} {name!r} "
-                                 f"(has: {sorted(present)})")
+                raise ModelError(
+                    f"{g.name or 'graph'}: no state {'output' if is_out else 'input'} {name!r} (has: {sorted(present)})"
+                )
             inner = f"{name}__seq_first"
             rename(name, inner, producers=is_out)
             _swap_batch_axis(present[name])
             src, dst = (inner, name) if is_out else (name, inner)
-            added[is_out].append(helper.make_node("Transpose", [src], [dst], perm=[1, 0, 2],
-                                                  name=f"toonsync/{name}_to_{'batch' if is_out else 'seq'}_first"))
+            added[is_out].append(
+                helper.make_node(
+                    "Transpose",
+                    [src],
+                    [dst],
+                    perm=[1, 0, 2],
+                    name=f"toonsync/{name}_to_{'batch' if is_out else 'seq'}_first",
+                )
+            )
     nodes = added[False] + list(g.node) + added[True]
     del g.node[:]
     g.node.extend(nodes)
-    m.metadata_props.add(key="triton_state_layout",
-                         value=f"{STATE_LAYOUT}: {', '.join([*inputs, *outputs])} are [batch, 1, hidden]")
+    m.metadata_props.add(
+        key="triton_state_layout", value=f"{STATE_LAYOUT}: {', '.join([*inputs, *outputs])} are [batch, 1, hidden]"
+    )
     onnx.checker.check_model(m)
     return m
 
@@ -171,8 +179,9 @@ def _concrete(shape: list, batch: int, table: dict[str, int], steps: int = 1) ->
     return out
 
 
-def state_parity(original: Backend, variant: Backend, meta: ModelCard, batch: int = 3, steps: int = 4,
-                 frames: int = 3, seed: int = 0) -> float:
+def state_parity(
+    original: Backend, variant: Backend, meta: ModelCard, batch: int = 3, steps: int = 4, frames: int = 3, seed: int = 0
+) -> float:
     """Max |difference| of every output, original vs batch-first variant, over ``steps`` calls of ``frames``
     frames each, carrying the state (every ``X`` input that has an ``X_out`` output) from call to call."""
     rng = np.random.default_rng(seed)
@@ -181,8 +190,13 @@ def state_parity(original: Backend, variant: Backend, meta: ModelCard, batch: in
     state = {n: (rng.standard_normal(_concrete(shapes[n], batch, DIM_STEP)) * 0.5).astype(np.float32) for n in carried}
     worst = 0.0
     for _ in range(steps):
-        x = {n: (rng.standard_normal(_concrete(s, batch, DIM_STEP, frames)) * (0.1 if n == "pcm" else 1.0)
-                 ).astype(np.float32) for n, s in shapes.items() if n not in carried}
+        x = {
+            n: (rng.standard_normal(_concrete(s, batch, DIM_STEP, frames)) * (0.1 if n == "pcm" else 1.0)).astype(
+                np.float32
+            )
+            for n, s in shapes.items()
+            if n not in carried
+        }
         ref = original.run({**x, **state})
         got = variant.run({**x, **{n: (v.transpose(1, 0, 2) if n in STATE_INPUTS else v) for n, v in state.items()}})
         for name, r in ref.items():
@@ -235,9 +249,21 @@ def _profile(inputs: list[TensorSpec], shapes: dict[str, list], batch: int, tabl
     return ",".join(f"{i.name}:{'x'.join(map(str, _concrete(shapes[i.name], batch, table)))}" for i in inputs)
 
 
-def model_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], shapes: dict[str, list], *,
-                 meta: ModelCard, precision: str, plan: bool = False, device: str = "cpu", max_batch_size: int = 64,
-                 instances: int = 1, max_queue_delay_us: int = 500, preferred: list[int] | None = None) -> dict:
+def model_config(
+    name: str,
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    shapes: dict[str, list],
+    *,
+    meta: ModelCard,
+    precision: str,
+    plan: bool = False,
+    device: str = "cpu",
+    max_batch_size: int = 64,
+    instances: int = 1,
+    max_queue_delay_us: int = 500,
+    preferred: list[int] | None = None,
+) -> dict:
     """The ModelConfig of one model, as the dict ``to_pbtxt`` writes."""
     if device not in DEVICES:
         raise ModelError(f"unknown Triton device {device!r}; accepted: {', '.join(DEVICES)}")
@@ -254,10 +280,18 @@ def model_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec],
     def io(t: TensorSpec) -> dict:
         return {"name": t.name, "data_type": Enum(t.data_type), "dims": list(t.dims)}
 
-    essentials = {k: meta[k] for k in ("config", "lookahead_frames", "sample_rate", "fps", "hop", "n_mels",
-                                       "mouth_params", "run_id") if k in meta}
-    params = {META_PARAMETER: json.dumps({"name": name, "precision": precision, "state_layout": STATE_LAYOUT,
-                                          **essentials}, separators=(",", ":"), sort_keys=True)}
+    essentials = {
+        k: meta[k]
+        for k in ("config", "lookahead_frames", "sample_rate", "fps", "hop", "n_mels", "mouth_params", "run_id")
+        if k in meta
+    }
+    params = {
+        META_PARAMETER: json.dumps(
+            {"name": name, "precision": precision, "state_layout": STATE_LAYOUT, **essentials},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+    }
     optimization = None
     if not plan:
         if not gpu:  # one thread per instance, no spinning: docs/benchmarks.md "Thread settings"; scale by instances
@@ -267,16 +301,37 @@ def model_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec],
         if device == "tensorrt":
             step, top = _profile(inputs, shapes, 1, DIM_STEP), _profile(inputs, shapes, max_batch_size, DIM_MAX)
             opt = _profile(inputs, shapes, min(16, max_batch_size), DIM_STEP)
-            trt = {"precision_mode": "INT8" if precision == "int8" else "FP16", "max_workspace_size_bytes": str(1 << 30),
-                   "trt_engine_cache_enable": "1", "trt_engine_cache_path": TRT_CACHE, "trt_profile_min_shapes": step,
-                   "trt_profile_opt_shapes": opt, "trt_profile_max_shapes": top}
-            optimization = {"execution_accelerators": {"gpu_execution_accelerator": [
-                {"name": "tensorrt", "parameters": [{"key": k, "value": v} for k, v in trt.items()]}]}}
+            trt = {
+                "precision_mode": "INT8" if precision == "int8" else "FP16",
+                "max_workspace_size_bytes": str(1 << 30),
+                "trt_engine_cache_enable": "1",
+                "trt_engine_cache_path": TRT_CACHE,
+                "trt_profile_min_shapes": step,
+                "trt_profile_opt_shapes": opt,
+                "trt_profile_max_shapes": top,
+            }
+            optimization = {
+                "execution_accelerators": {
+                    "gpu_execution_accelerator": [
+                        {"name": "tensorrt", "parameters": [{"key": k, "value": v} for k, v in trt.items()]}
+                    ]
+                }
+            }
     warm = None
     if all(i.example is not None for i in inputs):
-        warm = [{"name": "one_step_batch_1", "batch_size": 1, "inputs": [
-            {"key": i.name, "value": {"data_type": Enum(i.data_type), "dims": list(i.example), "zero_data": True}}
-            for i in inputs]}]
+        warm = [
+            {
+                "name": "one_step_batch_1",
+                "batch_size": 1,
+                "inputs": [
+                    {
+                        "key": i.name,
+                        "value": {"data_type": Enum(i.data_type), "dims": list(i.example), "zero_data": True},
+                    }
+                    for i in inputs
+                ],
+            }
+        ]
     return {
         "name": name,
         "backend": "tensorrt" if plan else "onnxruntime",
@@ -292,14 +347,23 @@ def model_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec],
     }
 
 
-def trtexec_command(name: str, inputs: list[TensorSpec], shapes: dict[str, list], onnx_path: Path | str,
-                    plan: Path | str, max_batch_size: int, precision: str = "fp16") -> str:
+def trtexec_command(
+    name: str,
+    inputs: list[TensorSpec],
+    shapes: dict[str, list],
+    onnx_path: Path | str,
+    plan: Path | str,
+    max_batch_size: int,
+    precision: str = "fp16",
+) -> str:
     """The trtexec line that builds a plan for ``--triton-plan`` from the repository's batch-first model.onnx."""
     flag = {"fp16": " --fp16", "int8": " --int8", "fp32": ""}[precision]
-    return (f"trtexec --onnx={onnx_path} --saveEngine={plan}{flag} "
-            f"--minShapes={_profile(inputs, shapes, 1, DIM_STEP)} "
-            f"--optShapes={_profile(inputs, shapes, min(16, max_batch_size), DIM_STEP)} "
-            f"--maxShapes={_profile(inputs, shapes, max_batch_size, DIM_MAX)}")
+    return (
+        f"trtexec --onnx={onnx_path} --saveEngine={plan}{flag} "
+        f"--minShapes={_profile(inputs, shapes, 1, DIM_STEP)} "
+        f"--optShapes={_profile(inputs, shapes, min(16, max_batch_size), DIM_STEP)} "
+        f"--maxShapes={_profile(inputs, shapes, max_batch_size, DIM_MAX)}"
+    )
 
 
 # -- the repository ----------------------------------------------------------------------------------------
@@ -316,10 +380,18 @@ def _remove_stale(version: Path, keep: str) -> None:
             (version / other).unlink()
 
 
-def write_triton_repo(model_dir_: str | Path | None, out_dir: str | Path, models: Iterable[str] = MODELS,
-                      precision: str = "fp32", max_batch_size: int = 64, instances: int = 1, device: str = "cpu",
-                      max_queue_delay_us: int = 500, plans: dict[str, str | Path] | None = None,
-                      verify: bool = True) -> dict:
+def write_triton_repo(
+    model_dir_: str | Path | None,
+    out_dir: str | Path,
+    models: Iterable[str] = MODELS,
+    precision: str = "fp32",
+    max_batch_size: int = 64,
+    instances: int = 1,
+    device: str = "cpu",
+    max_queue_delay_us: int = 500,
+    plans: dict[str, str | Path] | None = None,
+    verify: bool = True,
+) -> dict:
     """Write a Triton model repository for ``models`` into ``out_dir``; returns the manifest.
 
     ``precision``: which ``name.<precision>.onnx`` to serve (a model without that file falls back to fp32,
@@ -335,9 +407,15 @@ def write_triton_repo(model_dir_: str | Path | None, out_dir: str | Path, models
     unknown = set(plans) - set(models)
     if unknown:
         raise ModelError(f"plans given for models not exported: {sorted(unknown)} (exporting {models})")
-    manifest: dict[str, Any] = {"format": "toonsync-triton/1", "state_layout": STATE_LAYOUT,
-                                "state_tensors": [*STATE_INPUTS, *STATE_OUTPUTS], "max_batch_size": max_batch_size,
-                                "device": device, "instances": instances, "models": {}}
+    manifest: dict[str, Any] = {
+        "format": "toonsync-triton/1",
+        "state_layout": STATE_LAYOUT,
+        "state_tensors": [*STATE_INPUTS, *STATE_OUTPUTS],
+        "max_batch_size": max_batch_size,
+        "device": device,
+        "instances": instances,
+        "models": {},
+    }
     for name in models:
         prec = precision
         if not (src_dir / f"{name}.{prec}.onnx").is_file() and prec != "fp32":
@@ -349,8 +427,11 @@ def write_triton_repo(model_dir_: str | Path | None, out_dir: str | Path, models
         shapes = batch_first_shapes(meta)
         inputs, outputs = triton_io(variant, shapes)
         version = out / name / "1"
-        entry: dict[str, Any] = {"source": original.path.name, "source_sha256": sha256_file(original.path),
-                                 "precision": prec}
+        entry: dict[str, Any] = {
+            "source": original.path.name,
+            "source_sha256": sha256_file(original.path),
+            "precision": prec,
+        }
         if name in plans:
             if not plans[name].is_file():
                 raise ModelError(f"TensorRT plan {plans[name]} not found")
@@ -365,18 +446,35 @@ def write_triton_repo(model_dir_: str | Path | None, out_dir: str | Path, models
                 if verify:
                     diff = state_parity(original.backend, OrtBackend(tmp, "cpu", 1), meta)
                     if diff > PARITY_ATOL:
-                        raise ModelError(f"{name}: the batch-first variant differs from {original.path.name} by "
-                                         f"{diff:.2e} > {PARITY_ATOL:.0e}; not written")
+                        raise ModelError(
+                            f"{name}: the batch-first variant differs from {original.path.name} by "
+                            f"{diff:.2e} > {PARITY_ATOL:.0e}; not written"
+                        )
                     entry["parity_max_abs_diff"] = diff
-                    log.info("%s: batch-first variant matches %s (max|diff| %.1e over 4 steps, batch 3)", name,
-                             original.path.name, diff)
+                    log.info(
+                        "%s: batch-first variant matches %s (max|diff| %.1e over 4 steps, batch 3)",
+                        name,
+                        original.path.name,
+                        diff,
+                    )
             _remove_stale(version, "model.onnx")
             entry.update(file="1/model.onnx", sha256=sha256_file(version / "model.onnx"))
-        cfg = model_config(name, inputs, outputs, shapes, meta=meta, precision=prec, plan=name in plans,
-                           device=device, max_batch_size=max_batch_size, instances=instances,
-                           max_queue_delay_us=max_queue_delay_us)
-        _write_text(out / name / "config.pbtxt", f"# written by `toonsync export --triton` (docs/triton.md)\n"
-                                                 f"{to_pbtxt(cfg)}\n")
+        cfg = model_config(
+            name,
+            inputs,
+            outputs,
+            shapes,
+            meta=meta,
+            precision=prec,
+            plan=name in plans,
+            device=device,
+            max_batch_size=max_batch_size,
+            instances=instances,
+            max_queue_delay_us=max_queue_delay_us,
+        )
+        _write_text(
+            out / name / "config.pbtxt", f"# written by `toonsync export --triton` (docs/triton.md)\n{to_pbtxt(cfg)}\n"
+        )
         entry["trtexec"] = trtexec_command(name, inputs, shapes, f"{name}/1/model.onnx", f"{name}.plan", max_batch_size)
         entry["inputs"] = {t.name: [-1, *t.dims] for t in inputs}
         entry["outputs"] = {t.name: [-1, *t.dims] for t in outputs}
@@ -432,8 +530,17 @@ def _plans(items: list[str] | None) -> dict[str, Path]:
 
 def triton_cli(a: argparse.Namespace) -> int:
     """``toonsync export --triton DIR``: the models already in ``--model-dir`` -> a Triton repository."""
-    man = write_triton_repo(a.model_dir, a.triton, models=a.triton_models or MODELS, precision=a.triton_precision,
-                            max_batch_size=a.triton_max_batch, instances=a.triton_instances, device=a.triton_device,
-                            plans=_plans(a.triton_plan))
-    log.info("Triton repository %s: %s; serve it: see %s", a.triton, ", ".join(man["models"]), Path(a.triton) / "README.md")
+    man = write_triton_repo(
+        a.model_dir,
+        a.triton,
+        models=a.triton_models or MODELS,
+        precision=a.triton_precision,
+        max_batch_size=a.triton_max_batch,
+        instances=a.triton_instances,
+        device=a.triton_device,
+        plans=_plans(a.triton_plan),
+    )
+    log.info(
+        "Triton repository %s: %s; serve it: see %s", a.triton, ", ".join(man["models"]), Path(a.triton) / "README.md"
+    )
     return 0

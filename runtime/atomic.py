@@ -1,4 +1,5 @@
 """Atomic file output: write to a temporary file in the same directory, then rename."""
+
 from __future__ import annotations
 
 import contextlib
@@ -63,8 +64,10 @@ def check_dir_writable(dest: str | os.PathLike, marker: str) -> Path:
     if dest.exists() and not dest.is_dir():
         raise OutputError(f"cannot write directory {dest}: a file of that name exists")
     if dest.is_dir() and any(dest.iterdir()) and not (dest / marker).is_file():
-        raise OutputError(f"cannot write {dest}: it is a directory holding other files; give a new or empty "
-                          f"directory (an earlier output with {marker} is replaced)")
+        raise OutputError(
+            f"cannot write {dest}: it is a directory holding other files; give a new or empty "
+            f"directory (an earlier output with {marker} is replaced)"
+        )
     return _check_parent(dest)
 
 

@@ -1,10 +1,10 @@
 """Audio input: WAV/FLAC (by content, not by name) -> mono float32 16 kHz in [-1, 1]."""
+
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import soundfile as sf
@@ -18,7 +18,7 @@ SAMPLE_RATE = 16_000
 ACCEPTED_AUDIO_FORMATS = ("WAV", "FLAC")
 MAX_AUDIO_SECONDS = 3 * 3600
 
-AudioLike = Union[str, os.PathLike, np.ndarray]
+AudioLike = str | os.PathLike | np.ndarray
 
 
 def _accepted() -> str:
@@ -32,8 +32,14 @@ def sniff_audio(head: bytes) -> str:
     if head[:4] == b"fLaC":
         return "FLAC"
     known = {
-        b"ID3": "MP3", b"\xff\xfb": "MP3", b"\xff\xf3": "MP3", b"\xff\xf2": "MP3", b"OggS": "Ogg",
-        b"\x1aE\xdf\xa3": "Matroska/WebM", b"FORM": "AIFF", b"caff": "CAF",
+        b"ID3": "MP3",
+        b"\xff\xfb": "MP3",
+        b"\xff\xf3": "MP3",
+        b"\xff\xf2": "MP3",
+        b"OggS": "Ogg",
+        b"\x1aE\xdf\xa3": "Matroska/WebM",
+        b"FORM": "AIFF",
+        b"caff": "CAF",
     }
     for magic, name in known.items():
         if head.startswith(magic):

@@ -7,6 +7,7 @@ then draws a cel-shaded anime character from scratch with OpenCV vector primitiv
 
 Landmarks follow the iBUG 300-W 68-point order. Only numpy + cv2 are used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,7 +93,6 @@ class AvatarRenderer(FacePainter):
         self._blush = self._blush_sprite()
         self._body_layer, self._body_mask, self._body_box = self._make_body()
 
-
     # ----------------------------------------------------------------- static geometry
     def _build_static(self) -> None:
         """Hair / head / body contours in neutral (supersampled) canvas coordinates."""
@@ -129,8 +129,9 @@ class AvatarRenderer(FacePainter):
             fl = 0.05 * W * L
             r_bot, l_bot = (dome[0, 0] + fl, y_end), (dome[-1, 0] - fl, y_end)
             r_mid, l_mid = (dome[0, 0] + 0.4 * fl, ymid_r), (dome[-1, 0] - 0.4 * fl, ymid_l)
-        outline = _catmull(np.concatenate([np.array([r_bot, r_mid], np.float32), dome,
-                                           np.array([l_mid, l_bot], np.float32)]), 3)
+        outline = _catmull(
+            np.concatenate([np.array([r_bot, r_mid], np.float32), dome, np.array([l_mid, l_bot], np.float32)]), 3
+        )
         xs_t = np.linspace(l_bot[0], r_bot[0], 8)[1:-1]
         tips = np.stack([xs_t, y_end - 0.06 * W * (np.arange(len(xs_t)) % 2 == 0)], 1)
         self.hair_back = np.concatenate([outline, tips.astype(np.float32)])
@@ -152,8 +153,10 @@ class AvatarRenderer(FacePainter):
         for i in range(n_str):
             mid = 0.5 * (xs[i] + xs[i + 1])
             lean = float(np.clip((mid - part) / (0.9 * rx), -1, 1))
-            tip = np.array([mid + lean * 0.035 * W,
-                            fringe_y + (rng.uniform(-0.012, 0.01) - 0.025 * abs(lean) ** 1.5) * W], np.float32)
+            tip = np.array(
+                [mid + lean * 0.035 * W, fringe_y + (rng.uniform(-0.012, 0.01) - 0.025 * abs(lean) ** 1.5) * W],
+                np.float32,
+            )
             if i == n_str - 1:
                 nb = np.array([xr_in, y_tmp], np.float32)
             else:
@@ -170,24 +173,31 @@ class AvatarRenderer(FacePainter):
             notch = np.array([cx + sgn * (rx - 0.012 * W), lock_y - 0.085 * W], np.float32)
             tip2 = np.array([cx + sgn * 0.84 * rx, lock_y - 0.04 * W], np.float32)
             end = np.array([x_in, y_tmp], np.float32)
-            lk = np.concatenate([
-                _bez(top_pt, (top_pt[0] + sgn * 0.004 * W, 0.45 * top_pt[1] + 0.55 * tip1[1]), tip1, 9),
-                _bez(tip1, 0.5 * (tip1 + notch) + (-sgn * 0.008 * W, 0.0), notch, 5)[1:],
-                _bez(notch, 0.5 * (notch + tip2) + (sgn * 0.006 * W, 0.01 * W), tip2, 5)[1:],
-                _bez(tip2, (cx + sgn * 0.74 * rx, 0.5 * (y_tmp + tip2[1])), end, 9)[1:]])
+            lk = np.concatenate(
+                [
+                    _bez(top_pt, (top_pt[0] + sgn * 0.004 * W, 0.45 * top_pt[1] + 0.55 * tip1[1]), tip1, 9),
+                    _bez(tip1, 0.5 * (tip1 + notch) + (-sgn * 0.008 * W, 0.0), notch, 5)[1:],
+                    _bez(notch, 0.5 * (notch + tip2) + (sgn * 0.006 * W, 0.01 * W), tip2, 5)[1:],
+                    _bez(tip2, (cx + sgn * 0.74 * rx, 0.5 * (y_tmp + tip2[1])), end, 9)[1:],
+                ]
+            )
             locks.append(lk)
         r_lock, l_lock = locks
-        self.hair_front = np.concatenate([dome_f, r_lock[1:], fringe[::-1][1:],
-                                          l_lock[::-1][1:-1]]).astype(np.float32)
+        self.hair_front = np.concatenate([dome_f, r_lock[1:], fringe[::-1][1:], l_lock[::-1][1:-1]]).astype(np.float32)
         self.fringe_edge = fringe.astype(np.float32)
         # lock separation lines (strand texture)
-        self.hair_strands = [_bez(n_ + (0, 0.008 * W), n_ + ((n_[0] - cx) * 0.12 + 0.01 * W, -0.05 * W),
-                                  n_ + ((n_[0] - cx) * 0.15, -0.085 * W), 6)
-                             for n_ in notches]
+        self.hair_strands = [
+            _bez(
+                n_ + (0, 0.008 * W),
+                n_ + ((n_[0] - cx) * 0.12 + 0.01 * W, -0.05 * W),
+                n_ + ((n_[0] - cx) * 0.15, -0.085 * W),
+                6,
+            )
+            for n_ in notches
+        ]
         for sgn in (1, -1):
             a_ = np.array([cx + sgn * (rx - 0.012 * W), lock_y - 0.085 * W], np.float32)
-            self.hair_strands.append(_bez(a_, a_ + (sgn * 0.004 * W, -0.05 * W),
-                                          a_ + (sgn * 0.01 * W, -0.1 * W), 6))
+            self.hair_strands.append(_bez(a_, a_ + (sgn * 0.004 * W, -0.05 * W), a_ + (sgn * 0.01 * W, -0.1 * W), 6))
         # highlight band ("angel ring")
         a = np.linspace(math.pi * 0.8, math.pi * 0.2, 16, dtype=np.float32)
         ring_c = np.stack([cx + hx * 0.74 * np.cos(a), hyc - hy * 0.74 * np.sin(a) + 0.05 * W], 1)
@@ -206,31 +216,66 @@ class AvatarRenderer(FacePainter):
 
         # neck & shoulders (the body never moves)
         nw = 0.34 * float(N[12, 0] - N[4, 0])
-        self.neck = np.array([
-            (cx - nw * 0.5, yc), (cx + nw * 0.5, yc),
-            (cx + nw * 0.5, chin_y + 0.05 * W), (cx + nw * 0.62, chin_y + 0.12 * W),
-            (cx - nw * 0.62, chin_y + 0.12 * W), (cx - nw * 0.5, chin_y + 0.05 * W)], np.float32)
+        self.neck = np.array(
+            [
+                (cx - nw * 0.5, yc),
+                (cx + nw * 0.5, yc),
+                (cx + nw * 0.5, chin_y + 0.05 * W),
+                (cx + nw * 0.62, chin_y + 0.12 * W),
+                (cx - nw * 0.62, chin_y + 0.12 * W),
+                (cx - nw * 0.5, chin_y + 0.05 * W),
+            ],
+            np.float32,
+        )
         sh_y = max(chin_y + 0.085 * W, 0.82 * W)
-        body = [(cx - nw * 0.55, sh_y - 0.01 * W), (cx - nw * 1.6, sh_y + 0.02 * W),
-                (cx - nw * 2.8, sh_y + 0.07 * W), (cx - nw * 3.5, sh_y + 0.16 * W),
-                (cx - nw * 3.8, 1.1 * W), (cx + nw * 3.8, 1.1 * W),
-                (cx + nw * 3.5, sh_y + 0.16 * W), (cx + nw * 2.8, sh_y + 0.07 * W),
-                (cx + nw * 1.6, sh_y + 0.02 * W), (cx + nw * 0.55, sh_y - 0.01 * W)]
+        body = [
+            (cx - nw * 0.55, sh_y - 0.01 * W),
+            (cx - nw * 1.6, sh_y + 0.02 * W),
+            (cx - nw * 2.8, sh_y + 0.07 * W),
+            (cx - nw * 3.5, sh_y + 0.16 * W),
+            (cx - nw * 3.8, 1.1 * W),
+            (cx + nw * 3.8, 1.1 * W),
+            (cx + nw * 3.5, sh_y + 0.16 * W),
+            (cx + nw * 2.8, sh_y + 0.07 * W),
+            (cx + nw * 1.6, sh_y + 0.02 * W),
+            (cx + nw * 0.55, sh_y - 0.01 * W),
+        ]
         self.body = _catmull(np.array(body, np.float32), 4)
-        half = self.body[len(self.body) // 2:]
+        half = self.body[len(self.body) // 2 :]
         self.body_shadow = np.concatenate([half, np.array([(cx + 0.02 * W, 1.1 * W)], np.float32)])
-        self.collar = [np.array([(cx + s * nw * 0.6, sh_y - 0.02 * W), (cx + s * nw * 1.25, sh_y + 0.02 * W),
-                                 (cx + s * nw * 0.35, sh_y + 0.11 * W), (cx, sh_y + 0.05 * W)], np.float32)
-                       for s in (-1, 1)]
-        self.neck_shadow = np.array([
-            (cx + nw * 0.1, chin_y), (cx + nw * 0.52, chin_y - 0.03 * W),
-            (cx + nw * 0.55, sh_y + 0.02 * W), (cx + nw * 0.25, sh_y + 0.02 * W)], np.float32)
+        self.collar = [
+            np.array(
+                [
+                    (cx + s * nw * 0.6, sh_y - 0.02 * W),
+                    (cx + s * nw * 1.25, sh_y + 0.02 * W),
+                    (cx + s * nw * 0.35, sh_y + 0.11 * W),
+                    (cx, sh_y + 0.05 * W),
+                ],
+                np.float32,
+            )
+            for s in (-1, 1)
+        ]
+        self.neck_shadow = np.array(
+            [
+                (cx + nw * 0.1, chin_y),
+                (cx + nw * 0.52, chin_y - 0.03 * W),
+                (cx + nw * 0.55, sh_y + 0.02 * W),
+                (cx + nw * 0.25, sh_y + 0.02 * W),
+            ],
+            np.float32,
+        )
 
     def _pack_static(self) -> None:
         """Concatenate all head-attached contours so one pose transform per frame suffices."""
-        parts = [("hair_back", self.hair_back), ("neck", self.neck), ("fore_arc", self.fore_arc),
-                 ("fringe_edge", self.fringe_edge), ("hair_front", self.hair_front),
-                 ("hair_ring", self.hair_ring), ("ahoge", self.ahoge)]
+        parts = [
+            ("hair_back", self.hair_back),
+            ("neck", self.neck),
+            ("fore_arc", self.fore_arc),
+            ("fringe_edge", self.fringe_edge),
+            ("hair_front", self.hair_front),
+            ("hair_ring", self.hair_ring),
+            ("ahoge", self.ahoge),
+        ]
         parts += [(f"strand{i}", s_) for i, s_ in enumerate(self.hair_strands)]
         parts += [(f"ear{i}", c[None]) for i, (c, _) in enumerate(self.ears)]
         self._slices: dict[str, slice] = {}
@@ -291,8 +336,13 @@ class AvatarRenderer(FacePainter):
         return f
 
     # ----------------------------------------------------------------- public
-    def draw(self, landmarks: np.ndarray, pose: np.ndarray | tuple = (0, 0, 0), blink: float = 0.0,
-             emotion: np.ndarray | None = None) -> np.ndarray:
+    def draw(
+        self,
+        landmarks: np.ndarray,
+        pose: np.ndarray | tuple = (0, 0, 0),
+        blink: float = 0.0,
+        emotion: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Render one frame on the avatar's own background; returns uint8 RGB ``[size, size, 3]``.
 
         ``landmarks``: [68,2] in 0..1 canvas coords (un-posed); ``pose``: (yaw, pitch, roll)
@@ -301,8 +351,13 @@ class AvatarRenderer(FacePainter):
         """
         return self._paint(self._bg.copy(), landmarks, pose, blink, emotion)
 
-    def draw_rgba(self, landmarks: np.ndarray, pose: np.ndarray | tuple = (0, 0, 0), blink: float = 0.0,
-                  emotion: np.ndarray | None = None) -> np.ndarray:
+    def draw_rgba(
+        self,
+        landmarks: np.ndarray,
+        pose: np.ndarray | tuple = (0, 0, 0),
+        blink: float = 0.0,
+        emotion: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The character alone: uint8 RGBA ``[size, size, 4]``, straight (not premultiplied) alpha.
 
         Alpha is 0 outside the character (hair, face, neck, body), 255 inside, anti-aliased at its
@@ -313,8 +368,9 @@ class AvatarRenderer(FacePainter):
         img = self._paint(np.zeros((W, W, 4), np.uint8), landmarks, pose, blink, emotion)
         return unpremultiply(img)
 
-    def posed_landmarks(self, landmarks: np.ndarray, pose: np.ndarray | tuple = (0, 0, 0),
-                        emotion: np.ndarray | None = None) -> np.ndarray:
+    def posed_landmarks(
+        self, landmarks: np.ndarray, pose: np.ndarray | tuple = (0, 0, 0), emotion: np.ndarray | None = None
+    ) -> np.ndarray:
         """Where ``draw`` puts the 68 points (emotion offsets and head pose applied): [68, 2] in 0..1."""
         P = self._geometry(landmarks, pose, emotion)[0]
         return (P / float(self.W)).astype(np.float32)
@@ -323,10 +379,12 @@ class AvatarRenderer(FacePainter):
         """Posed landmarks P [68, 2] and head-attached contours S (supersampled px), clipped pose, emotion."""
         W = float(self.W)
         L = np.asarray(landmarks, np.float32).reshape(68, 2) * W
-        pose = np.zeros(3, np.float32) if pose is None else np.clip(
-            np.asarray(pose, np.float32).reshape(3), -0.6, 0.6)
-        emo = np.zeros(6, np.float32) if emotion is None else np.clip(
-            np.asarray(emotion, np.float32).reshape(6), 0.0, 1.0)
+        pose = np.zeros(3, np.float32) if pose is None else np.clip(np.asarray(pose, np.float32).reshape(3), -0.6, 0.6)
+        emo = (
+            np.zeros(6, np.float32)
+            if emotion is None
+            else np.clip(np.asarray(emotion, np.float32).reshape(6), 0.0, 1.0)
+        )
         L = apply_emotion(L, emo, W)
         f = self._pose_fn(pose)
         pts = self._static_pts.copy()
@@ -362,8 +420,9 @@ class AvatarRenderer(FacePainter):
         face = np.concatenate([jaw, S["fore_arc"][1:-1]])
         _fill(img, face, p["skin"])
         fe = S["fringe_edge"]
-        shadow = np.concatenate([fe + np.array([0.004 * W, 0.022 * W], np.float32),
-                                 fe[::-1] - np.array([0.0, 0.05 * W], np.float32)])
+        shadow = np.concatenate(
+            [fe + np.array([0.004 * W, 0.022 * W], np.float32), fe[::-1] - np.array([0.0, 0.05 * W], np.float32)]
+        )
         _fill_clipped(img, shadow, p["skin_sh"], face)
         _fill(img, _stroke(jaw, 0.007 * W), p["skin_line"])
         if self.style.beard:

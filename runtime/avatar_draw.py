@@ -4,6 +4,7 @@ the face's parts (body, ears, blush, nose, mouth, eyes, brows, glasses, beard).
 ``FacePainter`` holds the part painters; ``AvatarRenderer`` (``runtime.avatar``) supplies the state they read
 (``palette``, ``W``, the neutral shape, sprites) and composes them into a frame. Only numpy + cv2 are used.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,11 @@ _CR_BASIS: dict[int, np.ndarray] = {}
 def _bez(p0, c, p1, n: int = 6) -> np.ndarray:
     """Quadratic Bezier from ``p0`` to ``p1`` with control ``c`` (n samples, inclusive)."""
     t = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
-    return ((1 - t) ** 2 * np.asarray(p0, np.float32) + 2 * (1 - t) * t * np.asarray(c, np.float32)
-            + t * t * np.asarray(p1, np.float32))
+    return (
+        (1 - t) ** 2 * np.asarray(p0, np.float32)
+        + 2 * (1 - t) * t * np.asarray(c, np.float32)
+        + t * t * np.asarray(p1, np.float32)
+    )
 
 
 _SHIFT = 3
@@ -106,8 +110,9 @@ def _bbox(pts: np.ndarray, pad: float, shape: tuple[int, ...]) -> tuple[int, int
     return x0, y0, x1, y1
 
 
-def _blend(img: np.ndarray, box: tuple[int, int, int, int], layer: np.ndarray, mask: np.ndarray,
-           alpha: float = 1.0) -> None:
+def _blend(
+    img: np.ndarray, box: tuple[int, int, int, int], layer: np.ndarray, mask: np.ndarray, alpha: float = 1.0
+) -> None:
     """Alpha-composite ``layer`` into ``img[box]`` through a uint8 (anti-aliased) ``mask``."""
     x0, y0, x1, y1 = box
     roi = img[y0:y1, x0:x1]
@@ -124,8 +129,13 @@ def _paste(dst: np.ndarray, src: np.ndarray, mask: np.ndarray, x: int, y: int, a
     xb, yb = min(x + w, dst.shape[1]), min(y + h, dst.shape[0])
     if xb <= xa or yb <= ya:
         return
-    _blend(dst, (xa, ya, xb, yb), np.ascontiguousarray(src[ya - y:yb - y, xa - x:xb - x]),
-           mask[ya - y:yb - y, xa - x:xb - x], alpha)
+    _blend(
+        dst,
+        (xa, ya, xb, yb),
+        np.ascontiguousarray(src[ya - y : yb - y, xa - x : xb - x]),
+        mask[ya - y : yb - y, xa - x : xb - x],
+        alpha,
+    )
 
 
 def _fill_clipped(img: np.ndarray, poly: np.ndarray, color, clip: np.ndarray) -> None:
@@ -158,8 +168,6 @@ def unpremultiply(rgba: np.ndarray) -> np.ndarray:
     return out
 
 
-
-
 class FacePainter:
     """Painters of the face's parts, mixed into ``AvatarRenderer``; each draws onto the supersampled canvas."""
 
@@ -176,8 +184,12 @@ class FacePainter:
         p, W = self.palette, float(self.W)
         ax = (0.028 * W * (1.0 - 0.5 * side * math.sin(float(pose[0]))), 0.05 * W)
         ang = math.degrees(float(pose[2])) + 12 * side
-        pts = cv2.ellipse2Poly((int(c[0] * 8), int(c[1] * 8)), (int(ax[0] * 8), int(ax[1] * 8)),
-                               int(ang), 0, 360, 15).astype(np.float32) / 8.0
+        pts = (
+            cv2.ellipse2Poly(
+                (int(c[0] * 8), int(c[1] * 8)), (int(ax[0] * 8), int(ax[1] * 8)), int(ang), 0, 360, 15
+            ).astype(np.float32)
+            / 8.0
+        )
         _fill(img, pts, p["skin"])
         _line(img, pts, p["skin_line"], 0.005 * W, closed=True)
         _fill(img, c + (pts - c) * 0.5 - np.array([side * 0.006 * W, 0], np.float32), p["skin_sh"])
@@ -207,8 +219,7 @@ class FacePainter:
             w = float(np.linalg.norm(e[3] - e[0]))
             out = -1.0 if k == 0 else 1.0
             cc = e.mean(0) + np.array([out * 0.15 * w, 1.0 * w], np.float32)
-            _paste(img, layer, mask, int(round(cc[0])) - w_ // 2, int(round(cc[1])) - h // 2,
-                   min(strength, 0.85) * 0.7)
+            _paste(img, layer, mask, int(round(cc[0])) - w_ // 2, int(round(cc[1])) - h // 2, min(strength, 0.85) * 0.7)
             if strength > 0.45:  # anime "///" hatching
                 segs = []
                 for i in range(3):
@@ -219,8 +230,14 @@ class FacePainter:
     def _draw_nose(self, img: np.ndarray, P: np.ndarray) -> None:
         W = float(self.W)
         t, b = P[30], P[33]
-        pts = np.array([t + 0.3 * (b - t) + np.array([0.004 * W, 0]), b + np.array([-0.008 * W, 0.001 * W]),
-                        b + np.array([0.001 * W, 0.003 * W])], np.float32)
+        pts = np.array(
+            [
+                t + 0.3 * (b - t) + np.array([0.004 * W, 0]),
+                b + np.array([-0.008 * W, 0.001 * W]),
+                b + np.array([0.001 * W, 0.003 * W]),
+            ],
+            np.float32,
+        )
         _line(img, _catmull(pts, 4), self.palette["nose"], 0.006 * W)
 
     @staticmethod
@@ -256,11 +273,32 @@ class FacePainter:
         xm = float(q[:, 0].mean())
         hw = 0.5 * float(q[:, 0].max() - q[:, 0].min())
         tc = np.array([xm, bot_y + 0.2 * opening], np.float32)  # tongue (lower part)
-        cv2.ellipse(layer, _ip(tc).reshape(2), (int(hw * 0.62 * _SC), int(max(opening * 0.55, 1) * _SC)),
-                    0, 0, 360, p["tongue"], -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(
+            layer,
+            _ip(tc).reshape(2),
+            (int(hw * 0.62 * _SC), int(max(opening * 0.55, 1) * _SC)),
+            0,
+            0,
+            360,
+            p["tongue"],
+            -1,
+            cv2.LINE_AA,
+            _SHIFT,
+        )
         th = min(0.22 * opening + 0.004 * W, 0.022 * W)  # upper teeth band
-        _fill(layer, np.array([(xm - hw * 1.2, top_y - 5), (xm + hw * 1.2, top_y - 5),
-                               (xm + hw * 1.2, top_y + th), (xm - hw * 1.2, top_y + th)], np.float32), p["teeth"])
+        _fill(
+            layer,
+            np.array(
+                [
+                    (xm - hw * 1.2, top_y - 5),
+                    (xm + hw * 1.2, top_y - 5),
+                    (xm + hw * 1.2, top_y + th),
+                    (xm - hw * 1.2, top_y + th),
+                ],
+                np.float32,
+            ),
+            p["teeth"],
+        )
         m = np.zeros((y1 - y0, x1 - x0), np.uint8)
         _fill(m, q, 255)
         _blend(img, box, layer, m)
@@ -275,8 +313,8 @@ class FacePainter:
 
     _U = np.linspace(0.0, 1.0, 14, dtype=np.float32)
     _SU = np.clip(np.sin(math.pi * _U), 0.0, 1.0)
-    _VUP = 0.6 * _SU ** 0.7 * (1.0 + 0.2 * (0.5 - _U))  # upper lid, in units of eye height
-    _VLO = -0.38 * _SU ** 0.9  # lower lid
+    _VUP = 0.6 * _SU**0.7 * (1.0 + 0.2 * (0.5 - _U))  # upper lid, in units of eye height
+    _VLO = -0.38 * _SU**0.9  # lower lid
 
     def _iris_sprite(self, k: int, rx: float, ry: float, angd: float) -> tuple[np.ndarray, np.ndarray]:
         """Iris + pupil + highlights (layer, AA mask), cached on quantised size/angle."""
@@ -294,8 +332,18 @@ class FacePainter:
         c = np.array([R, R], np.float32)
 
         def ell(img, cc, ea, eb, col, th=-1) -> None:
-            cv2.ellipse(img, _ip(cc).reshape(2), (max(int(ea * _SC), 1), max(int(eb * _SC), 1)),
-                        angd, 0, 360, col, th, cv2.LINE_AA, _SHIFT)
+            cv2.ellipse(
+                img,
+                _ip(cc).reshape(2),
+                (max(int(ea * _SC), 1), max(int(eb * _SC), 1)),
+                angd,
+                0,
+                360,
+                col,
+                th,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
 
         side = -1.0 if k == 0 else 1.0
         ell(layer, c, rx, ry, p["iris_dark"])
@@ -313,8 +361,9 @@ class FacePainter:
         self._sprites[key] = (layer, mask)
         return layer, mask
 
-    def _draw_eye(self, img: np.ndarray, P: np.ndarray, k: int, blink: float, fea: float, sad: float,
-                  hap: float) -> None:
+    def _draw_eye(
+        self, img: np.ndarray, P: np.ndarray, k: int, blink: float, fea: float, sad: float, hap: float
+    ) -> None:
         p = self.palette
         A, B = (P[36], P[39]) if k == 0 else (P[45], P[42])  # outer, inner corner
         ctr = 0.5 * (A + B)
@@ -335,7 +384,7 @@ class FacePainter:
 
         if o < 0.12:  # closed: a relaxed, downward-curved lash line
             c = pt(U, H * (0.1 - 0.12 * SU))
-            _fill(img, _stroke(c, 0.065 * w * (0.35 + 0.65 * SU ** 0.5)), p["lash"])
+            _fill(img, _stroke(c, 0.065 * w * (0.35 + 0.65 * SU**0.5)), p["lash"])
             return
         o = min(o, 1.2)
         v_up, v_lo = H * self._VUP, H * self._VLO
@@ -371,7 +420,7 @@ class FacePainter:
         for idx in ((21, 20, 19, 18, 17), (22, 23, 24, 25, 26)):  # inner -> outer
             c = _catmull(P[list(idx)], 4)
             s = np.linspace(0, 1, len(c))
-            wv = 0.016 * W * (1.0 - 0.8 * s ** 1.4) * (0.5 + 0.5 * np.clip(s * 5, 0, 1))
+            wv = 0.016 * W * (1.0 - 0.8 * s**1.4) * (0.5 + 0.5 * np.clip(s * 5, 0, 1))
             _fill(img, _stroke(c, wv), self.palette["brow"])
 
     def _draw_glasses(self, img: np.ndarray, P: np.ndarray) -> None:
@@ -382,8 +431,12 @@ class FacePainter:
             e = P[sl]
             c = e.mean(0) + np.array([0, 0.004 * W], np.float32)
             w = float(np.linalg.norm(e[3] - e[0])) * self.EYE_SCALE
-            pts = cv2.ellipse2Poly((int(c[0] * 8), int(c[1] * 8)), (int(w * 0.72 * 8), int(w * 0.58 * 8)),
-                                   int(a), 0, 360, 10).astype(np.float32) / 8.0
+            pts = (
+                cv2.ellipse2Poly(
+                    (int(c[0] * 8), int(c[1] * 8)), (int(w * 0.72 * 8), int(w * 0.58 * 8)), int(a), 0, 360, 10
+                ).astype(np.float32)
+                / 8.0
+            )
             _line(img, pts, col, 0.008 * W, closed=True)
             g = c + np.array([0.32 * w, -0.22 * w], np.float32)
             _line(img, np.array([g, g + np.array([-0.16 * w, 0.16 * w])]), (255, 255, 255), 0.007 * W)

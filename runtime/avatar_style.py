@@ -3,6 +3,7 @@
 ``style_from_photo`` measures skin, hair, eye and lip colours, background, hair length, glasses and beard from
 the photo around its landmarks; ``make_palette`` turns a style into the named colours the renderer paints with.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,10 +51,14 @@ class AvatarStyle:
             return tuple(int(np.clip(round(float(c)), 0, 255)) for c in v)[:3]  # type: ignore[return-value]
 
         return cls(
-            skin=col(d["skin"]), hair=col(d["hair"]), eyes=col(d["eyes"]),
-            lips=col(d["lips"]), background=col(d["background"]),
+            skin=col(d["skin"]),
+            hair=col(d["hair"]),
+            eyes=col(d["eyes"]),
+            lips=col(d["lips"]),
+            background=col(d["background"]),
             hair_length=float(np.clip(float(d.get("hair_length", 0.3)), 0.0, 1.0)),
-            glasses=bool(d.get("glasses", False)), beard=bool(d.get("beard", False)),
+            glasses=bool(d.get("glasses", False)),
+            beard=bool(d.get("beard", False)),
         )
 
 
@@ -118,7 +123,7 @@ def _dominant_colour(px: np.ndarray, exclude_bins: np.ndarray, avoid: np.ndarray
         ok = np.ones(len(px), bool)
     hist = np.bincount(idx[ok], minlength=512).reshape(8, 8, 8).astype(np.float32)
     pad = np.pad(hist, 1)
-    sm = sum(pad[i:i + 8, j:j + 8, k:k + 8] for i in range(3) for j in range(3) for k in range(3))
+    sm = sum(pad[i : i + 8, j : j + 8, k : k + 8] for i in range(3) for j in range(3) for k in range(3))
     sm = sm + 0.5 * hist  # favour the bin itself on ties
     b = np.array(np.unravel_index(int(np.argmax(sm)), sm.shape))
     near = ok & np.all(np.abs(q - b) <= 1, axis=1)
@@ -159,8 +164,7 @@ def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarS
 
     # background: border (top + sides; the bottom is usually clothes)
     b = max(2, int(0.04 * min(H, W)))
-    border = np.concatenate([img[:b].reshape(-1, 3), img[:, :b].reshape(-1, 3),
-                             img[:, -b:].reshape(-1, 3)])
+    border = np.concatenate([img[:b].reshape(-1, 3), img[:, :b].reshape(-1, 3), img[:, -b:].reshape(-1, 3)])
     bg = np.median(border.astype(np.float32), 0)
     q = (border // 32).astype(np.int32)
     bins = np.bincount(q[:, 0] * 64 + q[:, 1] * 8 + q[:, 2], minlength=512)
@@ -169,9 +173,12 @@ def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarS
     # hair: band above the brows + bands beside the temples, minus skin / background colours
     top = _rect(img, x_l - 0.2 * iod, brow_y - 1.5 * iod, x_r + 0.2 * iod, brow_y - 0.55 * iod)
     y_side0, y_side1 = brow_y, float(L[2, 1])
-    sides = np.concatenate([
-        _rect(img, L[0, 0] - 0.5 * iod, y_side0, L[0, 0] - 0.08 * iod, y_side1),
-        _rect(img, L[16, 0] + 0.08 * iod, y_side0, L[16, 0] + 0.5 * iod, y_side1)])
+    sides = np.concatenate(
+        [
+            _rect(img, L[0, 0] - 0.5 * iod, y_side0, L[0, 0] - 0.08 * iod, y_side1),
+            _rect(img, L[16, 0] + 0.08 * iod, y_side0, L[16, 0] + 0.5 * iod, y_side1),
+        ]
+    )
     cand = np.concatenate([top, sides]) if len(sides) else top
     hair = skin * 0.45
     if len(cand):
@@ -198,8 +205,12 @@ def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarS
     face_h = max(chin_y - eye_y, 1.0)
     y_end = eye_y - 0.5 * face_h
     ys = np.arange(int(max(brow_y, 0)), int(min(H, chin_y + 1.5 * face_h)))
-    xs = np.concatenate([np.arange(int(L[0, 0] - 0.55 * iod), int(L[0, 0] - 0.05 * iod)),
-                         np.arange(int(L[16, 0] + 0.05 * iod), int(L[16, 0] + 0.55 * iod))])
+    xs = np.concatenate(
+        [
+            np.arange(int(L[0, 0] - 0.55 * iod), int(L[0, 0] - 0.05 * iod)),
+            np.arange(int(L[16, 0] + 0.05 * iod), int(L[16, 0] + 0.55 * iod)),
+        ]
+    )
     xs = np.clip(xs, 0, W - 1)
     if len(ys) and len(xs):
         strip = _to_lab(img[ys][:, xs]).reshape(len(ys), len(xs), 3)
@@ -229,12 +240,11 @@ def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarS
     # beard: chin/jaw region much darker than cheeks
     chin_poly = np.concatenate([L[5:12], 0.6 * L[[57, 56, 58]][::-1] + 0.4 * L[[10, 8, 6]]])
     cm = _poly_mask((H, W), chin_poly)
-    chin_v = float(np.median(img[cm].astype(np.float32) @ np.array([.299, .587, .114]))) if cm.any() else 255.0
-    cheek_v = float(skin @ np.array([.299, .587, .114]))
+    chin_v = float(np.median(img[cm].astype(np.float32) @ np.array([0.299, 0.587, 0.114]))) if cm.any() else 255.0
+    cheek_v = float(skin @ np.array([0.299, 0.587, 0.114]))
     beard = chin_v < 0.62 * cheek_v
 
-    logger.debug("style: bridge=%.2f chin/cheek=%.2f hair_len=%.2f", bridge,
-                 chin_v / max(cheek_v, 1.0), hair_length)
+    logger.debug("style: bridge=%.2f chin/cheek=%.2f hair_len=%.2f", bridge, chin_v / max(cheek_v, 1.0), hair_length)
     return animeify_style(skin, hair, eyes, lips, bg, hair_length, glasses, beard)
 
 
@@ -243,17 +253,14 @@ def animeify_style(skin, hair, eyes, lips, bg, hair_length, glasses, beard) -> A
     h, s, v = _rgb2hsv(skin)
     skin_c = _hsv2rgb(h, np.clip(s * 0.95, 0.1, 0.36), np.clip(v * 0.9 + 0.2, 0.35, 0.97))
     h, s, v = _rgb2hsv(hair)
-    hair_c = _hsv2rgb(h, np.clip(s * 1.3 + (0.05 if s > 0.12 else 0.0), 0, 0.72),
-                      np.clip(v * 1.05, 0.1, 0.86))
+    hair_c = _hsv2rgb(h, np.clip(s * 1.3 + (0.05 if s > 0.12 else 0.0), 0, 0.72), np.clip(v * 1.05, 0.1, 0.86))
     h, s, v = _rgb2hsv(eyes)
     eyes_c = _hsv2rgb(h, np.clip(s * 1.6 + 0.2, 0.35, 0.9), np.clip(v * 1.4 + 0.2, 0.42, 0.85))
     h, s, v = _rgb2hsv(lips)
     lips_c = _hsv2rgb(h, np.clip(s * 1.3 + 0.05, 0.25, 0.75), np.clip(v * 1.05, 0.45, 0.95))
     h, s, v = _rgb2hsv(bg)
     bg_c = _hsv2rgb(h, np.clip(s * 1.1, 0.12, 0.42), np.clip(0.72 + 0.28 * v, 0.8, 0.97))
-    return AvatarStyle(skin_c, hair_c, eyes_c, lips_c, bg_c, round(float(hair_length), 3),
-                       bool(glasses), bool(beard))
-
+    return AvatarStyle(skin_c, hair_c, eyes_c, lips_c, bg_c, round(float(hair_length), 3), bool(glasses), bool(beard))
 
 
 def make_palette(st: AvatarStyle) -> dict[str, RGB]:

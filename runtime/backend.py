@@ -4,6 +4,7 @@
 Model files follow ``name.<precision>.onnx`` with a ``name.onnx.json`` model card (``ModelCard``) whose
 sha256 is checked on load. ``TrtBackend`` (native TensorRT engines, ``trt_backend``) follows the same protocol.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,10 @@ def _providers_for(backend: str) -> list[str]:
         "auto": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
     }[backend]
     if backend in ("cuda", "tensorrt") and wanted[0] not in avail:
-        raise ModelError(f"backend {backend!r} needs {wanted[0]}, but onnxruntime here offers {avail}; "
-                         "install toonsync[gpu] on a machine with an NVIDIA GPU, or use --backend cpu")
+        raise ModelError(
+            f"backend {backend!r} needs {wanted[0]}, but onnxruntime here offers {avail}; "
+            "install toonsync[gpu] on a machine with an NVIDIA GPU, or use --backend cpu"
+        )
     return [p for p in wanted if p in avail]
 
 
@@ -85,8 +88,12 @@ class OrtBackend:
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         so.add_session_config_entry("session.inter_op.allow_spinning", spinning)
-        self.thread_settings = {"intra_op": intra, "inter_op": inter, "spinning": spinning == "1",
-                                "execution_mode": "sequential"}
+        self.thread_settings = {
+            "intra_op": intra,
+            "inter_op": inter,
+            "spinning": spinning == "1",
+            "execution_mode": "sequential",
+        }
         providers = _providers_for(backend)
         if ".fp16." in Path(path).name and providers[0] == "CPUExecutionProvider":
             # onnxruntime's CPU graph optimizer crashes on some fp16 graphs; fp16 is meant for GPUs anyway
@@ -127,8 +134,14 @@ def model_dir() -> Path:
     return Path(os.environ.get("TOONSYNC_MODEL_DIR", DEFAULT_MODEL_DIR))
 
 
-def load_model(name: str, precision: str = "auto", backend: str = "auto", directory: str | os.PathLike | None = None,
-               threads: int | None = None, verify: bool = True) -> LoadedModel:
+def load_model(
+    name: str,
+    precision: str = "auto",
+    backend: str = "auto",
+    directory: str | os.PathLike | None = None,
+    threads: int | None = None,
+    verify: bool = True,
+) -> LoadedModel:
     """Load ``name.<precision>.onnx`` from the model directory, checking its sha256 against the model card.
 
     ``backend="auto"``: TensorRT engines > onnxruntime CUDA > CPU, falling back with a logged reason.
@@ -149,7 +162,8 @@ def load_model(name: str, precision: str = "auto", backend: str = "auto", direct
         if backend == "tensorrt" and trt_reason and "TensorrtExecutionProvider" not in available_providers():
             raise ModelError(f"--backend tensorrt: {trt_reason}")
     gpu = (backend in ("auto", "tensorrt") and trt_reason is None) or (
-        backend in ("auto", "cuda") and "CUDAExecutionProvider" in available_providers())
+        backend in ("auto", "cuda") and "CUDAExecutionProvider" in available_providers()
+    )
     if precision == "auto":  # GPUs: fp16; CPUs: the calibrated default (INT8 only if within budget)
         precision = "fp16" if gpu else card.default_precision
         if not (d / f"{name}.{precision}.onnx").is_file():

@@ -18,6 +18,7 @@ Accepted specs:
 - ``transparent`` (or ``none``): frames are RGBA; only outputs with alpha take them
   (``runtime.video.ALPHA_OUTPUTS``: .webm VP9, .mov QuickTime Animation, a PNG-sequence directory).
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,10 +40,21 @@ RGB = tuple[int, int, int]
 
 #: Colour names accepted by ``--background`` (RGB). green/blue: the usual chroma-key colours.
 COLOUR_NAMES: dict[str, RGB] = {
-    "white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128),
-    "lightgray": (211, 211, 211), "darkgray": (64, 64, 64), "red": (255, 0, 0), "yellow": (255, 255, 0),
-    "green": (0, 177, 64), "blue": (0, 71, 187), "magenta": (255, 0, 255), "cyan": (0, 255, 255),
-    "navy": (0, 0, 128), "pink": (255, 192, 203), "cream": (255, 253, 208),
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "gray": (128, 128, 128),
+    "grey": (128, 128, 128),
+    "lightgray": (211, 211, 211),
+    "darkgray": (64, 64, 64),
+    "red": (255, 0, 0),
+    "yellow": (255, 255, 0),
+    "green": (0, 177, 64),
+    "blue": (0, 71, 187),
+    "magenta": (255, 0, 255),
+    "cyan": (0, 255, 255),
+    "navy": (0, 0, 128),
+    "pink": (255, 192, 203),
+    "cream": (255, 253, 208),
 }
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
@@ -52,8 +64,13 @@ BackgroundLike = Union[None, str, os.PathLike, tuple, "Background"]
 
 def accepted() -> str:
     """The accepted specs, in words (for error messages and --help)."""
-    return ("accepted: default, transparent, a colour (#rrggbb, #rgb or one of "
-            + ", ".join(COLOUR_NAMES) + "), or an image file (" + ", ".join(IMAGE_SUFFIXES) + ")")
+    return (
+        "accepted: default, transparent, a colour (#rrggbb, #rgb or one of "
+        + ", ".join(COLOUR_NAMES)
+        + "), or an image file ("
+        + ", ".join(IMAGE_SUFFIXES)
+        + ")"
+    )
 
 
 @dataclass(frozen=True)
@@ -75,7 +92,7 @@ class Background:
 
     def describe(self) -> str:
         if self.kind == "color":
-            return "#%02x%02x%02x" % self.color  # type: ignore[str-format]
+            return "#{:02x}{:02x}{:02x}".format(*self.color)  # type: ignore[str-format]
         return str(self.image) if self.kind == "image" else self.kind
 
     def layer(self, height: int, width: int) -> np.ndarray:
@@ -107,8 +124,9 @@ def parse_background(spec: BackgroundLike) -> Background:
     if isinstance(spec, os.PathLike):
         return _image_background(Path(spec))
     if not isinstance(spec, str):
-        raise InvalidBackground(f"background must be a string, a path or an (R, G, B) tuple, "
-                                f"got {type(spec).__name__}; {accepted()}")
+        raise InvalidBackground(
+            f"background must be a string, a path or an (R, G, B) tuple, got {type(spec).__name__}; {accepted()}"
+        )
     s = spec.strip()
     low = s.lower()
     if low in ("", "default"):
@@ -159,7 +177,7 @@ def _image_layer(path: str, _mtime: int, _size: int, h: int, w: int) -> np.ndarr
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     img = cv2.resize(img, (nw, nh), interpolation=interp)
     y0, x0 = (nh - h) // 2, (nw - w) // 2
-    out = np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w])
+    out = np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w])
     out.setflags(write=False)
     log.debug("background %s: %dx%d -> cover %dx%d", path, iw, ih, w, h)
     return out
@@ -178,8 +196,10 @@ def compose(rgba: np.ndarray, background: BackgroundLike) -> np.ndarray:
     if bg.alpha:
         return rgba
     if bg.is_default:
-        raise InvalidBackground("the default background is the renderer's own: draw with renderer.draw(), "
-                                "or wrap the renderer with with_background(renderer, 'default')")
+        raise InvalidBackground(
+            "the default background is the renderer's own: draw with renderer.draw(), "
+            "or wrap the renderer with with_background(renderer, 'default')"
+        )
     return over(rgba, bg.layer(rgba.shape[0], rgba.shape[1]))
 
 
@@ -212,8 +232,10 @@ class BackgroundRenderer:
         self.renderer = renderer
         self.background = parse_background(background)
         if not hasattr(renderer, "draw_rgba"):
-            raise InvalidBackground(f"{type(renderer).__name__} cannot draw its character alone (no draw_rgba), "
-                                    "so only the default background works with it")
+            raise InvalidBackground(
+                f"{type(renderer).__name__} cannot draw its character alone (no draw_rgba), "
+                "so only the default background works with it"
+            )
 
     def draw(self, *args, **kwargs) -> np.ndarray:
         return compose(self.renderer.draw_rgba(*args, **kwargs), self.background)
@@ -228,5 +250,17 @@ def with_background(renderer, background: BackgroundLike):
     return renderer if bg.is_default else BackgroundRenderer(renderer, bg)
 
 
-__all__ = ["Background", "BackgroundRenderer", "COLOUR_NAMES", "DEFAULT", "TRANSPARENT", "accepted", "checkerboard",
-           "compose", "over", "preview", "parse_background", "with_background"]
+__all__ = [
+    "Background",
+    "BackgroundRenderer",
+    "COLOUR_NAMES",
+    "DEFAULT",
+    "TRANSPARENT",
+    "accepted",
+    "checkerboard",
+    "compose",
+    "over",
+    "preview",
+    "parse_background",
+    "with_background",
+]

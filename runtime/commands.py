@@ -1,7 +1,8 @@
 """The runtime's ``toonsync`` sub-commands: demo, render, prepare, stream, motion, serve, doctor.
 
 ``register(sub)`` adds them to the command tree ``toonsync.cli`` assembles; each handler imports what it runs
-only when it runs. Options shared with the library (size, emotion, backend, ...) are declared once, on ``RenderOptions``;
+only when it runs. Options shared with the library (size, emotion, backend, ...) are declared once, on
+``RenderOptions``;
 ``import_extra`` is shared with the other packages' command modules.
 """
 
@@ -34,10 +35,18 @@ DEFAULT_OUT_DIR = Path("toonsync-models")  # where export/calibrate write unless
 def add_output_options(p: argparse.ArgumentParser, what: str) -> None:
     """``-o/--out-dir DIR`` or ``--install``: where a command that writes models puts them."""
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-o", "--out-dir", type=Path, metavar="DIR",
-                   help=f"where to write {what} (default: ./{DEFAULT_OUT_DIR}); use them with TOONSYNC_MODEL_DIR=DIR")
-    g.add_argument("--install", action="store_true",
-                   help="write into the installed package's model directory (what every toonsync command loads)")
+    g.add_argument(
+        "-o",
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"where to write {what} (default: ./{DEFAULT_OUT_DIR}); use them with TOONSYNC_MODEL_DIR=DIR",
+    )
+    g.add_argument(
+        "--install",
+        action="store_true",
+        help="write into the installed package's model directory (what every toonsync command loads)",
+    )
 
 
 def output_dir(a: argparse.Namespace) -> Path:
@@ -49,12 +58,19 @@ def output_dir(a: argparse.Namespace) -> Path:
 
 def add_drawing_options(p: argparse.ArgumentParser) -> None:
     """--landmarks --drawing."""
-    p.add_argument("--landmarks", type=Path, metavar="JSON",
-                   help="the face is a drawn character with these 68 [x, y] pixel points (iBUG 300-W order; a list "
-                        "or {\"landmarks\": [...]}); its own pixels are animated")
-    p.add_argument("--drawing", action="store_true",
-                   help="the face is a drawn character (animated from its own pixels); without --landmarks its "
-                        "landmarks are detected")
+    p.add_argument(
+        "--landmarks",
+        type=Path,
+        metavar="JSON",
+        help="the face is a drawn character with these 68 [x, y] pixel points (iBUG 300-W order; a list "
+        'or {"landmarks": [...]}); its own pixels are animated',
+    )
+    p.add_argument(
+        "--drawing",
+        action="store_true",
+        help="the face is a drawn character (animated from its own pixels); without --landmarks its "
+        "landmarks are detected",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,9 +83,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("render", help="FACE + AUDIO -> anime talking-avatar MP4 (H.264 + AAC)")
     r.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP) or a prepared .avatar bundle")
     r.add_argument("audio", help="speech, WAV or FLAC (any rate, mono or stereo)")
-    r.add_argument("-o", "--output", required=True,
-                   help="output .mp4 (H.264 + AAC); .webm (VP9 + alpha), .mov (qtrle + alpha) or a PNG-sequence "
-                        "directory (ending in / or .png-seq) keep a transparent background; written atomically")
+    r.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output .mp4 (H.264 + AAC); .webm (VP9 + alpha), .mov (qtrle + alpha) or a PNG-sequence "
+        "directory (ending in / or .png-seq) keep a transparent background; written atomically",
+    )
     r.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the frames")
     add_drawing_options(r)
     RenderOptions.add_arguments(r, "size", "fps", "seed", "emotion", "backend", "precision", "renderer", "background")
@@ -78,34 +98,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr = sub.add_parser("prepare", help="face photo -> reusable .avatar bundle (no photo pixels inside)")
     pr.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP)")
     pr.add_argument("-o", "--output", required=True, type=Path, help="output .avatar file")
-    pr.add_argument("--stylizer", choices=["procedural", "learned"], default="procedural",
-                    help="procedural (default): the avatar is drawn from the photo's colours + landmarks; learned: "
-                         "also the pix2pix stylizer's comic of the face (needs weights trained on Face2Comics with "
-                         "`toonsync train stylizer`; none ship)")
+    pr.add_argument(
+        "--stylizer",
+        choices=["procedural", "learned"],
+        default="procedural",
+        help="procedural (default): the avatar is drawn from the photo's colours + landmarks; learned: "
+        "also the pix2pix stylizer's comic of the face (needs weights trained on Face2Comics with "
+        "`toonsync train stylizer`; none ship)",
+    )
     add_drawing_options(pr)
     pr.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("stream", help="live: microphone (or a WAV played as if live) -> avatar at 25 fps")
     src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--mic", nargs="?", const="default", metavar="DEVICE",
-                     help="record from a microphone (default device, or a name/index)")
+    src.add_argument(
+        "--mic",
+        nargs="?",
+        const="default",
+        metavar="DEVICE",
+        help="record from a microphone (default device, or a name/index)",
+    )
     src.add_argument("--wav", type=Path, help="stream a WAV/FLAC file as if it were live")
     s.add_argument("--face", required=True, help="face photo or .avatar bundle")
-    s.add_argument("--record", help="also record the frames + audio (.mp4; .webm/.mov/PNG-sequence directory keep "
-                                    "alpha), finalised on Ctrl-C")
+    s.add_argument(
+        "--record",
+        help="also record the frames + audio (.mp4; .webm/.mov/PNG-sequence directory keep alpha), finalised on Ctrl-C",
+    )
     s.add_argument("--window", action="store_true", help="show an OpenCV window (needs a display + GUI OpenCV)")
     s.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
-    RenderOptions.add_arguments(s, "size", "seed", "emotion", "backend", "precision", "renderer", "background",
-                                "max_backlog")
-    s.add_argument("--triton", metavar="URL",
-                   help="run the audio model on a Triton server instead (host:8000, grpc://host:8001, optional "
-                        "/MODEL; needs toonsync[triton]; docs/triton.md)")
+    RenderOptions.add_arguments(
+        s, "size", "seed", "emotion", "backend", "precision", "renderer", "background", "max_backlog"
+    )
+    s.add_argument(
+        "--triton",
+        metavar="URL",
+        help="run the audio model on a Triton server instead (host:8000, grpc://host:8001, optional "
+        "/MODEL; needs toonsync[triton]; docs/triton.md)",
+    )
     s.set_defaults(func=cmd_stream)
 
     mo = sub.add_parser("motion", help="AUDIO -> per-frame landmarks/pose/blink/emotion/visemes (.json .npy .csv)")
     mo.add_argument("audio", help="speech, WAV or FLAC")
-    mo.add_argument("-o", "--output", required=True, type=Path,
-                    help="motion.json (with Rhubarb-style mouth cues), .npy or .csv")
+    mo.add_argument(
+        "-o", "--output", required=True, type=Path, help="motion.json (with Rhubarb-style mouth cues), .npy or .csv"
+    )
     mo.add_argument("--face", help="photo or .avatar whose neutral face the landmarks move (default: a mean face)")
     RenderOptions.add_arguments(mo, "seed", "emotion")
     mo.set_defaults(func=cmd_motion)
@@ -115,7 +151,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_serve_parser(sub).set_defaults(func=cmd_serve)
 
     sub.add_parser("doctor", help="versions, execution providers, model files and checksums, detectors").set_defaults(
-        func=cmd_doctor)
+        func=cmd_doctor
+    )
 
 
 def cmd_render(a: argparse.Namespace) -> int:
@@ -124,8 +161,17 @@ def cmd_render(a: argparse.Namespace) -> int:
     from .sheet import contact_sheet
 
     res = render(a.face, a.audio, a.output, RenderOptions.from_namespace(a), landmarks=a.landmarks, drawing=a.drawing)
-    log.info("wrote %s: %d frames, %.2f s, %dx%d @ %d fps (%s) in %.1f s", res.output, res.frames, res.duration_s,
-             res.size, res.size, res.fps, res.backend, res.timings_ms["total_ms"] / 1e3)
+    log.info(
+        "wrote %s: %d frames, %.2f s, %dx%d @ %d fps (%s) in %.1f s",
+        res.output,
+        res.frames,
+        res.duration_s,
+        res.size,
+        res.size,
+        res.fps,
+        res.backend,
+        res.timings_ms["total_ms"] / 1e3,
+    )
     if a.sheet:
         contact_sheet(res.output, a.sheet)
         log.info("wrote %s", a.sheet)
@@ -152,16 +198,31 @@ def cmd_stream(a: argparse.Namespace) -> int:
 
     def report(st):
         s = st.summary()
-        log.info("%6.1f s  fps %5.1f  latency p50 %5.1f ms p99 %5.1f ms  dropped %d  underruns %d", s["audio_s"],
-                 s["fps"], s["latency_p50_ms"], s["latency_p99_ms"], s["dropped"], s["underruns"])
+        log.info(
+            "%6.1f s  fps %5.1f  latency p50 %5.1f ms p99 %5.1f ms  dropped %d  underruns %d",
+            s["audio_s"],
+            s["fps"],
+            s["latency_p50_ms"],
+            s["latency_p99_ms"],
+            s["dropped"],
+            s["underruns"],
+        )
 
     model = None
     if a.triton:
         from .triton_client import TritonAudioModel
 
         model = TritonAudioModel(a.triton)
-    stats = stream(mic, a.face, RenderOptions.from_namespace(a), sink=sink, realtime=not a.fast, record=a.record,
-                   on_stats=report, model=model)
+    stats = stream(
+        mic,
+        a.face,
+        RenderOptions.from_namespace(a),
+        sink=sink,
+        realtime=not a.fast,
+        record=a.record,
+        on_stats=report,
+        model=model,
+    )
     log.info("done: %s", json.dumps(stats.summary()))
     return 0
 

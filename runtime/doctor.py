@@ -1,4 +1,5 @@
 """``toonsync doctor``: what this machine has, and whether the shipped models are intact."""
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -24,8 +25,21 @@ def doctor(out=sys.stdout) -> bool:
     w = lambda s="": print(s, file=out)  # noqa: E731  (doctor output is the product here, not logging)
     w(f"toonsync {_ver('toonsync')}  Python {platform.python_version()}  {platform.platform()}")
     w("packages:")
-    for pkg in ("numpy", "onnxruntime", "onnxruntime-gpu", "opencv-python-headless", "soundfile", "av", "h5py",
-                "dlib-bin", "soxr", "torch", "onnx", "tensorrt", "sounddevice"):
+    for pkg in (
+        "numpy",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "opencv-python-headless",
+        "soundfile",
+        "av",
+        "h5py",
+        "dlib-bin",
+        "soxr",
+        "torch",
+        "onnx",
+        "tensorrt",
+        "sounddevice",
+    ):
         w(f"  {pkg:24s} {_ver(pkg)}")
     w(f"onnxruntime providers: {', '.join(available_providers())}")
     try:
@@ -62,8 +76,9 @@ def doctor(out=sys.stdout) -> bool:
     if ModelCard.exists(d, "motion") and ModelCard.exists(d, "audio2motion"):
         rid = [ModelCard.load(d, n).run_id for n in ("motion", "audio2motion")]
         paired = bool(rid[0]) and rid[0] == rid[1]
-        w(f"motion decoder: {'paired with audio2motion' if paired else 'NOT paired (trained with another audio model)'}"
-          f" (run_id {rid[0]} / {rid[1]}){'' if paired else ' -- the runtime uses the audio model alone'}")
+        state = "paired with audio2motion" if paired else "NOT paired (trained with another audio model)"
+        alone = "" if paired else " -- the runtime uses the audio model alone"
+        w(f"motion decoder: {state} (run_id {rid[0]} / {rid[1]}){alone}")
     else:
         w("motion decoder: none (mouth from audio2motion, pose/blink procedural)")
     w("status: " + ("ok" if ok else "PROBLEMS FOUND (see above)"))

@@ -8,6 +8,7 @@ apart, their midpoint at (0.5, 0.42)) as the base image of the ONNX warp rendere
 Its 68 landmarks (iBUG 300-W order) come from a JSON file (``--landmarks``) or, without one, from the
 dlib detector (which rarely finds drawn faces: then ``NoFaceError`` names ``--landmarks``).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
@@ -27,11 +27,13 @@ from .errors import InputNotFound, InvalidLandmarks
 log = logging.getLogger(__name__)
 
 BASE_SIZE = 512  # the framed drawing kept in the bundle (renders at 256 downsample it, 512 uses it as is)
-LANDMARKS_FORMAT = ('a JSON file (or array) of 68 [x, y] pixel points in iBUG 300-W order: [[x, y], ...] '
-                    'or {"landmarks": [[x, y], ...]}')
+LANDMARKS_FORMAT = (
+    "a JSON file (or array) of 68 [x, y] pixel points in iBUG 300-W order: [[x, y], ...] "
+    'or {"landmarks": [[x, y], ...]}'
+)
 MIN_EYE_DISTANCE_PX = 8.0
 DRAWN_LIPS = (214, 96, 110)  # lip colour the mouth interior of a drawing is derived from
-LandmarksLike = Union[str, os.PathLike, np.ndarray, list, dict]
+LandmarksLike = str | os.PathLike | np.ndarray | list | dict
 
 
 def load_landmarks(src: LandmarksLike, image_shape: tuple[int, ...]) -> np.ndarray:
@@ -50,29 +52,38 @@ def load_landmarks(src: LandmarksLike, image_shape: tuple[int, ...]) -> np.ndarr
             raise InvalidLandmarks(f"{path} is not JSON ({e}); expected {LANDMARKS_FORMAT}") from None
     if isinstance(src, dict):
         if "landmarks" not in src:
-            raise InvalidLandmarks(f"{where}: no \"landmarks\" key (keys: {sorted(src)[:8]}); "
-                                   f"expected {LANDMARKS_FORMAT}")
+            raise InvalidLandmarks(
+                f'{where}: no "landmarks" key (keys: {sorted(src)[:8]}); expected {LANDMARKS_FORMAT}'
+            )
         src = src["landmarks"]
     try:
         pts = np.asarray(src, dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidLandmarks(f"{where}: not a list of numbers; expected {LANDMARKS_FORMAT}") from None
     if pts.shape != (68, 2):
-        raise InvalidLandmarks(f"{where}: got shape {pts.shape} ({pts.size // 2 if pts.ndim == 2 else '?'} points), "
-                               f"expected 68 [x, y] points; {LANDMARKS_FORMAT}")
+        raise InvalidLandmarks(
+            f"{where}: got shape {pts.shape} ({pts.size // 2 if pts.ndim == 2 else '?'} points), "
+            f"expected 68 [x, y] points; {LANDMARKS_FORMAT}"
+        )
     if not np.isfinite(pts).all():
-        raise InvalidLandmarks(f"{where}: point {int(np.argwhere(~np.isfinite(pts))[0, 0])} is not a finite number; "
-                               f"expected {LANDMARKS_FORMAT}")
+        raise InvalidLandmarks(
+            f"{where}: point {int(np.argwhere(~np.isfinite(pts))[0, 0])} is not a finite number; "
+            f"expected {LANDMARKS_FORMAT}"
+        )
     h, w = image_shape[:2]
     bad = np.nonzero((pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1))[0]
     if bad.size:
         i = int(bad[0])
-        raise InvalidLandmarks(f"{where}: point {i} ({pts[i, 0]:g}, {pts[i, 1]:g}) is outside the {w}x{h} image "
-                               f"({bad.size} points are); landmarks are pixel coordinates of the drawing")
+        raise InvalidLandmarks(
+            f"{where}: point {i} ({pts[i, 0]:g}, {pts[i, 1]:g}) is outside the {w}x{h} image "
+            f"({bad.size} points are); landmarks are pixel coordinates of the drawing"
+        )
     iod = float(np.linalg.norm(pts[42:48].mean(0) - pts[36:42].mean(0)))
     if iod < MIN_EYE_DISTANCE_PX:
-        raise InvalidLandmarks(f"{where}: the eye centres (points 36-41, 42-47) are {iod:.1f} px apart; at least "
-                               f"{MIN_EYE_DISTANCE_PX:g} px is needed (is the point order iBUG 300-W?)")
+        raise InvalidLandmarks(
+            f"{where}: the eye centres (points 36-41, 42-47) are {iod:.1f} px apart; at least "
+            f"{MIN_EYE_DISTANCE_PX:g} px is needed (is the point order iBUG 300-W?)"
+        )
     return pts.astype(np.float32)
 
 
@@ -92,9 +103,11 @@ def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_
     base = cv2.warpAffine(src, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     neutral = (L @ M[:, :2].T + M[:, 2]) / float(size)
     if neutral.min() < 0.0 or neutral.max() > 1.0:
-        raise InvalidLandmarks("the drawn face does not fit the avatar frame (its landmarks fall outside once the eyes "
-                               "are levelled and scaled to 0.28 of the frame apart); check the points' order "
-                               "(iBUG 300-W: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67)")
+        raise InvalidLandmarks(
+            "the drawn face does not fit the avatar frame (its landmarks fall outside once the eyes "
+            "are levelled and scaled to 0.28 of the frame apart); check the points' order "
+            "(iBUG 300-W: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67)"
+        )
     return np.ascontiguousarray(base), neutral.astype(np.float32)
 
 
@@ -109,7 +122,7 @@ def drawing_colours(avatar) -> np.ndarray:
     cols["lid"] = skin_colour(base, L, forehead=False) / 255.0  # foreheads of drawings are often under hair
     x0, y0 = np.floor(L[36:48].min(0)).astype(int)
     x1, y1 = np.ceil(L[36:48].max(0)).astype(int) + 1
-    px = base[max(y0, 0):y1, max(x0, 0):x1].reshape(-1, 3).astype(np.float32)
+    px = base[max(y0, 0) : y1, max(x0, 0) : x1].reshape(-1, 3).astype(np.float32)
     lum = px @ np.array([0.299, 0.587, 0.114], np.float32)
     cols["lash"] = cols["mouth_line"] = np.median(px[lum <= np.percentile(lum, 5)], 0) / 255.0
     return np.array([cols[c] for c in COLOURS], np.float32)
@@ -125,5 +138,4 @@ def drawing_renderer(avatar, size: int = 256, **kw):
     return WarpRenderer(rgba, avatar.neutral, landmark_eyes(avatar.neutral), drawing_colours(avatar), bg, size, **kw)
 
 
-__all__ = ["BASE_SIZE", "LANDMARKS_FORMAT", "drawing_colours", "drawing_renderer",
-           "frame_drawing", "load_landmarks"]
+__all__ = ["BASE_SIZE", "LANDMARKS_FORMAT", "drawing_colours", "drawing_renderer", "frame_drawing", "load_landmarks"]

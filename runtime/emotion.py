@@ -23,6 +23,7 @@ calm flite TTS at about -21 dBFS, so expect a bias on other material. A learned 
 CREMA-D. ``emotion_schedule`` turns a user spec ("happy", "0:neutral,2.5:happy,6:sad") into per-frame
 vectors with short cross-fades.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,14 +46,17 @@ SUB = 4  # 10 ms sub-frames per 40 ms frame
 _SILENCE_DB = -60.0
 
 #: (arousal, valence) prototype of each class, CREMA-D order. NEU sits at the origin.
-PROTOTYPES = np.array([
-    [1.0, -0.8],   # ANG: aroused, negative
-    [-0.4, -0.9],  # DIS: slightly low arousal, negative
-    [1.2, 0.0],    # FEA: aroused, valence unclear
-    [0.9, 0.8],    # HAP: aroused, positive
-    [0.0, 0.0],    # NEU
-    [-0.9, -0.5],  # SAD: low arousal, negative
-], np.float64)
+PROTOTYPES = np.array(
+    [
+        [1.0, -0.8],  # ANG: aroused, negative
+        [-0.4, -0.9],  # DIS: slightly low arousal, negative
+        [1.2, 0.0],  # FEA: aroused, valence unclear
+        [0.9, 0.8],  # HAP: aroused, positive
+        [0.0, 0.0],  # NEU
+        [-0.9, -0.5],  # SAD: low arousal, negative
+    ],
+    np.float64,
+)
 
 
 @dataclass(frozen=True)
@@ -198,8 +202,9 @@ class ProsodyEmotion:
         n = st.size
         median = (float(st[(n - 1) // 2]) + float(st[n // 2])) / 2.0 if n else 0.0
         z_pitch = _z(median, cfg.pitch_ref_st, cfg.pitch_scale) if n >= 3 else 0.0
-        z_range = (_z(_lerp_quantile(st, 90) - _lerp_quantile(st, 10), cfg.range_ref_st, cfg.range_scale)
-                   if n >= 5 else 0.0)
+        z_range = (
+            _z(_lerp_quantile(st, 90) - _lerp_quantile(st, 10), cfg.range_ref_st, cfg.range_scale) if n >= 5 else 0.0
+        )
         arousal = 0.35 * z_loud + 0.3 * z_rate + 0.25 * z_pitch + 0.15 * z_range + 0.05 * z_spread
         valence = 0.5 * z_range + 0.2 * z_pitch - 0.3 * z_spread - 0.2 * max(z_loud, 0.0)
         return gate * arousal, gate * valence
@@ -246,9 +251,11 @@ def arousal_mass(probs: np.ndarray) -> np.ndarray:
 
 
 def _accepted() -> str:
-    return (f"accepted: one emotion name, or 'seconds:name' items separated by commas with increasing times "
-            f"(e.g. '0:neutral,2.5:happy,6:sad'); names: {', '.join(sorted(EMOTION_NAMES))} "
-            f"or codes {', '.join(EMOTIONS)}")
+    return (
+        f"accepted: one emotion name, or 'seconds:name' items separated by commas with increasing times "
+        f"(e.g. '0:neutral,2.5:happy,6:sad'); names: {', '.join(sorted(EMOTION_NAMES))} "
+        f"or codes {', '.join(EMOTIONS)}"
+    )
 
 
 def emotion_schedule(spec: str, n_frames: int, fps: int = FPS, fade_s: float = 0.3) -> np.ndarray:

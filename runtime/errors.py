@@ -3,6 +3,7 @@
 Every error says what was wrong *and* what is accepted, so a user never has to
 read a traceback from numpy, OpenCV or onnxruntime.
 """
+
 from __future__ import annotations
 
 

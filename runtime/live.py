@@ -7,6 +7,7 @@ stays bounded; if audio stops arriving on a live source, silence is fed so the a
 breathing and blinking (idle animation) instead of freezing. Sinks: a callback, an MP4 recording
 (``record=``, finalised on Ctrl-C too), an OpenCV window, or — with no sink — a generator of frames.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -92,12 +93,16 @@ class Microphone:
         try:
             import sounddevice as sd
         except (ImportError, OSError) as e:
-            raise MicrophoneError(f"microphone input needs `pip install toonsync[mic]` and PortAudio "
-                                  f"(apt-get install libportaudio2) ({e}); or use --wav FILE") from None
+            raise MicrophoneError(
+                f"microphone input needs `pip install toonsync[mic]` and PortAudio "
+                f"(apt-get install libportaudio2) ({e}); or use --wav FILE"
+            ) from None
         devices = input_devices()
         if not devices:
-            raise MicrophoneError("no audio input device found (available input devices: none); "
-                                  "plug in a microphone, or stream a file with --wav FILE")
+            raise MicrophoneError(
+                "no audio input device found (available input devices: none); "
+                "plug in a microphone, or stream a file with --wav FILE"
+            )
         self.sample_rate = sample_rate
         self.device = device
         self.overflows = 0
@@ -110,11 +115,20 @@ class Microphone:
             self._q.put(indata.copy())
 
         try:
-            self._sd = sd.InputStream(device=device, channels=1, samplerate=sample_rate, dtype="float32",
-                                      blocksize=int(sample_rate * chunk_ms / 1000), callback=callback)
+            self._sd = sd.InputStream(
+                device=device,
+                channels=1,
+                samplerate=sample_rate,
+                dtype="float32",
+                blocksize=int(sample_rate * chunk_ms / 1000),
+                callback=callback,
+            )
         except Exception as e:
-            raise MicrophoneError(f"cannot open input device {device!r}: {e}; available input devices: "
-                                  + (", ".join(devices) or "none") + "; or use --wav FILE") from None
+            raise MicrophoneError(
+                f"cannot open input device {device!r}: {e}; available input devices: "
+                + (", ".join(devices) or "none")
+                + "; or use --wav FILE"
+            ) from None
 
     def chunks(self) -> Iterator[np.ndarray]:
         self._sd.start()
@@ -177,12 +191,16 @@ def as_source(mic: Any, sample_rate: int = SAMPLE_RATE, realtime: bool | None = 
     if isinstance(mic, (str, os.PathLike)):
         return WavSource(mic, realtime=True if realtime is None else realtime)
     if isinstance(mic, np.ndarray):
-        raise InputError("pass audio arrays as an iterable of chunks (e.g. np.array_split(audio, n)), "
-                         "or use runtime.render for a whole clip")
+        raise InputError(
+            "pass audio arrays as an iterable of chunks (e.g. np.array_split(audio, n)), "
+            "or use runtime.render for a whole clip"
+        )
     if hasattr(mic, "__iter__") or hasattr(mic, "__aiter__"):
         return IterableSource(mic, sample_rate, bool(realtime))
-    raise InputError(f"cannot stream from {type(mic).__name__}; accepted: None (default microphone), "
-                     "runtime.Microphone(device), a WAV/FLAC path, or an (async) iterable of numpy chunks")
+    raise InputError(
+        f"cannot stream from {type(mic).__name__}; accepted: None (default microphone), "
+        "runtime.Microphone(device), a WAV/FLAC path, or an (async) iterable of numpy chunks"
+    )
 
 
 # -- sinks -------------------------------------------------------------------------------------
@@ -197,8 +215,10 @@ class WindowSink:
         try:
             cv2.namedWindow(title)
         except cv2.error:
-            raise InputError("this OpenCV build has no GUI (opencv-python-headless): install opencv-python "
-                             "for a window, or record with --record out.mp4") from None
+            raise InputError(
+                "this OpenCV build has no GUI (opencv-python-headless): install opencv-python "
+                "for a window, or record with --record out.mp4"
+            ) from None
         self.title, self.scale = title, scale
 
     def __call__(self, frame: Frame) -> None:
@@ -244,12 +264,20 @@ class StreamStats:
         return (self.frames + self.dropped) * FRAME_S * 1e3 - self.audio_s * 1e3
 
     def summary(self) -> dict:
-        return {"frames": self.frames, "dropped": self.dropped, "underruns": self.underruns,
-                "silence_fed_s": round(self.silence_fed_s, 3), "audio_s": round(self.audio_s, 3),
-                "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
-                "latency_p50_ms": round(self.latency(50), 2), "latency_p99_ms": round(self.latency(99), 2),
-                "latency_max_ms": round(max(self.latencies_ms, default=float("nan")), 2),
-                "av_sync_ms": round(self.av_sync_ms, 1), "recording": str(self.recording) if self.recording else None}
+        return {
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "underruns": self.underruns,
+            "silence_fed_s": round(self.silence_fed_s, 3),
+            "audio_s": round(self.audio_s, 3),
+            "wall_s": round(self.wall_s, 3),
+            "fps": round(self.fps, 2),
+            "latency_p50_ms": round(self.latency(50), 2),
+            "latency_p99_ms": round(self.latency(99), 2),
+            "latency_max_ms": round(max(self.latencies_ms, default=float("nan")), 2),
+            "av_sync_ms": round(self.av_sync_ms, 1),
+            "recording": str(self.recording) if self.recording else None,
+        }
 
 
 class StreamRun:
@@ -274,8 +302,16 @@ class StreamRun:
         self.close()
 
 
-def _frames(source, stream: Stream, stats: StreamStats, max_backlog: int, record, on_stats, stats_every: float,
-            alpha: bool = False) -> Iterator[Frame]:
+def _frames(
+    source,
+    stream: Stream,
+    stats: StreamStats,
+    max_backlog: int,
+    record,
+    on_stats,
+    stats_every: float,
+    alpha: bool = False,
+) -> Iterator[Frame]:
     from .video import open_writer
 
     recorder = open_writer(record, alpha=alpha) if record is not None else None
@@ -349,11 +385,21 @@ def _frames(source, stream: Stream, stats: StreamStats, max_backlog: int, record
                 recorder.abort()
 
 
-def stream(mic: Any, face: FaceLike, options: RenderOptions | None = None, *,
-           sink: Callable[[Frame], Any] | None = None, sample_rate: int = SAMPLE_RATE, realtime: bool | None = None,
-           record: str | os.PathLike | None = None, draw: bool = True, model: AudioModel | None = None,
-           on_stats: Callable[[StreamStats], Any] | None = None, stats_every: float = 1.0,
-           **changes: Any) -> StreamRun | StreamStats:
+def stream(
+    mic: Any,
+    face: FaceLike,
+    options: RenderOptions | None = None,
+    *,
+    sink: Callable[[Frame], Any] | None = None,
+    sample_rate: int = SAMPLE_RATE,
+    realtime: bool | None = None,
+    record: str | os.PathLike | None = None,
+    draw: bool = True,
+    model: AudioModel | None = None,
+    on_stats: Callable[[StreamStats], Any] | None = None,
+    stats_every: float = 1.0,
+    **changes: Any,
+) -> StreamRun | StreamStats:
     """Stream ``mic`` (None = default microphone, ``Microphone(...)``, a WAV/FLAC path played live, or an
     (async) iterable of numpy chunks at ``sample_rate``) through the avatar of ``face``.
 
@@ -366,8 +412,10 @@ def stream(mic: Any, face: FaceLike, options: RenderOptions | None = None, *,
     """
     opts = resolve_options(options, changes)
     if opts.fps != MODEL_FPS:
-        raise InputError(f"live streams run at the models' {MODEL_FPS} fps, got fps={opts.fps}; render offline "
-                         "for another frame rate")
+        raise InputError(
+            f"live streams run at the models' {MODEL_FPS} fps, got fps={opts.fps}; render offline "
+            "for another frame rate"
+        )
     bg = parse_background(opts.background)
     if record is not None:
         from .video import check_output

@@ -10,6 +10,7 @@ Whisper clamps at ``max - 8`` over the whole clip, which a stream cannot know; w
 at the fixed floor ``-8`` (1e-8 power) instead and then apply whisper's ``(x + 4) / 4``.
 One 40 ms video frame = 4 mel frames.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

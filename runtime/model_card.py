@@ -105,19 +105,31 @@ class ModelCard:
         if not isinstance(d, Mapping) or not isinstance(d.get("name"), str):
             raise ModelError(f"model card {where} has no 'name'; re-export the model")
         try:
-            files = {k: ModelFile(k, str(v["sha256"]), int(v["bytes"]), str(v["precision"]))
-                     for k, v in (d.get("files") or {}).items()}
+            files = {
+                k: ModelFile(k, str(v["sha256"]), int(v["bytes"]), str(v["precision"]))
+                for k, v in (d.get("files") or {}).items()
+            }
             card = cls(
-                name=d["name"], inputs=_specs(d.get("inputs", {}), "inputs", where),
-                outputs=_specs(d.get("outputs", {}), "outputs", where), config=MappingProxyType(dict(d.get("config") or {})),
-                files=MappingProxyType(files), fps=_opt_int(d.get("fps")), sample_rate=_opt_int(d.get("sample_rate")),
-                hop=_opt_int(d.get("hop")), lookahead_frames=int(d.get("lookahead_frames", 0)),
-                run_id=d.get("run_id"), default_precision=str(d.get("default_precision", "fp32")),
+                name=d["name"],
+                inputs=_specs(d.get("inputs", {}), "inputs", where),
+                outputs=_specs(d.get("outputs", {}), "outputs", where),
+                config=MappingProxyType(dict(d.get("config") or {})),
+                files=MappingProxyType(files),
+                fps=_opt_int(d.get("fps")),
+                sample_rate=_opt_int(d.get("sample_rate")),
+                hop=_opt_int(d.get("hop")),
+                lookahead_frames=int(d.get("lookahead_frames", 0)),
+                run_id=d.get("run_id"),
+                default_precision=str(d.get("default_precision", "fp32")),
                 metrics=MappingProxyType(dict(d.get("metrics") or {})),
                 emotion_classes=tuple(d["emotion_classes"]) if d.get("emotion_classes") else None,
-                data=MappingProxyType(json.loads(json.dumps(d))), path=path)
+                data=MappingProxyType(json.loads(json.dumps(d))),
+                path=path,
+            )
         except (KeyError, TypeError, ValueError) as e:
-            raise ModelError(f"model card {where} is malformed ({type(e).__name__}: {e}); re-export the model") from None
+            raise ModelError(
+                f"model card {where} is malformed ({type(e).__name__}: {e}); re-export the model"
+            ) from None
         return card
 
     @classmethod
@@ -212,8 +224,10 @@ class ModelCard:
             return
         got = sha256_file(path)
         if want.sha256 != got:
-            raise ModelError(f"{path} does not match its model card (sha256 {got[:12]}… != {want.sha256[:12]}…); "
-                             "the file is corrupt or was replaced — re-export it")
+            raise ModelError(
+                f"{path} does not match its model card (sha256 {got[:12]}… != {want.sha256[:12]}…); "
+                "the file is corrupt or was replaced — re-export it"
+            )
 
 
 def _opt_int(v: Any) -> int | None:

@@ -2,6 +2,7 @@
 
 Everything here is deterministic given ``seed``: the same audio and seed give the same motion.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +12,16 @@ import numpy as np
 from .errors import InputError
 
 EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")  # CREMA-D order
-EMOTION_NAMES = {"angry": "ANG", "disgust": "DIS", "disgusted": "DIS", "fear": "FEA", "fearful": "FEA",
-                 "happy": "HAP", "neutral": "NEU", "sad": "SAD"}
+EMOTION_NAMES = {
+    "angry": "ANG",
+    "disgust": "DIS",
+    "disgusted": "DIS",
+    "fear": "FEA",
+    "fearful": "FEA",
+    "happy": "HAP",
+    "neutral": "NEU",
+    "sad": "SAD",
+}
 
 
 def emotion_vector(name: str) -> np.ndarray:
@@ -166,6 +175,12 @@ def decoder_inputs(n: int, speech: np.ndarray, mouth: np.ndarray) -> list[dict[s
     ([n, S], [n, 3]): neutral emotion and the noise embedding of seed 0 (what the runtime shows by default)."""
     emo = emotion_vector("neutral").astype(np.float32)
     noise = NoiseEmbedding(0).step(n)
-    return [{"speech": speech[i][None, None].astype(np.float32), "speech_mouth": mouth[i][None, None].astype(np.float32),
-             "emotion": emo[None, None], "noise": noise[i][None, None]} for i in range(n)]
-
+    return [
+        {
+            "speech": speech[i][None, None].astype(np.float32),
+            "speech_mouth": mouth[i][None, None].astype(np.float32),
+            "emotion": emo[None, None],
+            "noise": noise[i][None, None],
+        }
+        for i in range(n)
+    ]

@@ -5,6 +5,7 @@ a given avatar), head pose (yaw, pitch, roll rad), blink, emotion probabilities 
 parameters and a viseme class. The JSON also carries Rhubarb-Lip-Sync-style mouth cues (start, end,
 shape A-H/X) so existing 2D animation pipelines can use it directly.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,9 +24,16 @@ from .motion import EMOTIONS
 
 # Rhubarb's basic + extended mouth shapes (https://github.com/DanielSWolf/rhubarb-lip-sync#mouth-shapes)
 VISEMES = ("X", "A", "B", "C", "D", "E", "F", "G")
-VISEME_MEANING = {"X": "rest (silence)", "A": "closed (P B M)", "B": "slightly open, teeth (K S T EE)",
-                  "C": "open (EH AE)", "D": "wide open (AA)", "E": "slightly rounded (AO ER)",
-                  "F": "puckered (UW OW W)", "G": "upper teeth on lower lip (F V)"}
+VISEME_MEANING = {
+    "X": "rest (silence)",
+    "A": "closed (P B M)",
+    "B": "slightly open, teeth (K S T EE)",
+    "C": "open (EH AE)",
+    "D": "wide open (AA)",
+    "E": "slightly rounded (AO ER)",
+    "F": "puckered (UW OW W)",
+    "G": "upper teeth on lower lip (F V)",
+}
 
 
 def viseme_classes(mouth: np.ndarray, energy_db: np.ndarray | None = None) -> np.ndarray:
@@ -53,8 +61,17 @@ def mouth_cues(visemes: np.ndarray, fps: int = FPS) -> list[dict]:
     return cues
 
 
-def animate(audio: AudioLike, *, face=None, seed: int = 0, emotion: str | None = None, backend: str = "auto",
-            precision: str = "auto", sample_rate: int | None = None, animator=None):
+def animate(
+    audio: AudioLike,
+    *,
+    face=None,
+    seed: int = 0,
+    emotion: str | None = None,
+    backend: str = "auto",
+    precision: str = "auto",
+    sample_rate: int | None = None,
+    animator=None,
+):
     """Audio (WAV/FLAC path or array) -> ``Motion`` at 25 fps (with ``.visemes``), for the default neutral face
     or ``face`` (photo, ``.avatar`` or ``Avatar``)."""
     from .avatar import mean_face_landmarks
@@ -75,17 +92,26 @@ def motion_dict(m) -> dict:
     if vis is None:
         vis = viseme_classes(m.mouth)
     return {
-        "format": "toonsync-motion", "version": 1, "fps": FPS, "frames": m.n_frames,
+        "format": "toonsync-motion",
+        "version": 1,
+        "fps": FPS,
+        "frames": m.n_frames,
         "coordinates": "landmarks: iBUG-68 order, canvas pixels / canvas size (0..1), before head pose",
-        "emotion_classes": list(EMOTIONS), "viseme_classes": VISEME_MEANING,
-        "landmarks": np.round(m.landmarks, 5).tolist(), "pose": np.round(m.pose, 5).tolist(),
-        "blink": np.round(m.blink, 4).tolist(), "emotion": np.round(m.emotion, 4).tolist(),
-        "mouth": np.round(m.mouth, 4).tolist(), "viseme": vis.tolist(), "mouth_cues": mouth_cues(vis),
+        "emotion_classes": list(EMOTIONS),
+        "viseme_classes": VISEME_MEANING,
+        "landmarks": np.round(m.landmarks, 5).tolist(),
+        "pose": np.round(m.pose, 5).tolist(),
+        "blink": np.round(m.blink, 4).tolist(),
+        "emotion": np.round(m.emotion, 4).tolist(),
+        "mouth": np.round(m.mouth, 4).tolist(),
+        "viseme": vis.tolist(),
+        "mouth_cues": mouth_cues(vis),
     }
 
 
 def save_motion(m, path: str | os.PathLike) -> Path:
-    """Write ``.json`` (everything + mouth cues), ``.npy`` (landmarks [T, 68, 2] exactly) or ``.csv`` (a row per frame)."""
+    """Write ``.json`` (everything + mouth cues), ``.npy`` (landmarks [T, 68, 2] exactly) or ``.csv``
+    (a row per frame)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".json", ".npy", ".csv"):
@@ -100,10 +126,34 @@ def save_motion(m, path: str | os.PathLike) -> Path:
             d = motion_dict(m)
             buf = io.StringIO()
             w = csv.writer(buf)
-            w.writerow(["frame", "time", "yaw", "pitch", "roll", "blink", "open", "spread", "labio", "viseme",
-                        *[f"emo_{e}" for e in EMOTIONS], *[f"{c}{i}" for i in range(68) for c in ("x", "y")]])
+            w.writerow(
+                [
+                    "frame",
+                    "time",
+                    "yaw",
+                    "pitch",
+                    "roll",
+                    "blink",
+                    "open",
+                    "spread",
+                    "labio",
+                    "viseme",
+                    *[f"emo_{e}" for e in EMOTIONS],
+                    *[f"{c}{i}" for i in range(68) for c in ("x", "y")],
+                ]
+            )
             for k in range(m.n_frames):
-                w.writerow([k, f"{k / FPS:.3f}", *d["pose"][k], d["blink"][k], *d["mouth"][k], d["viseme"][k],
-                            *d["emotion"][k], *np.round(m.landmarks[k].ravel(), 5).tolist()])
+                w.writerow(
+                    [
+                        k,
+                        f"{k / FPS:.3f}",
+                        *d["pose"][k],
+                        d["blink"][k],
+                        *d["mouth"][k],
+                        d["viseme"][k],
+                        *d["emotion"][k],
+                        *np.round(m.landmarks[k].ravel(), 5).tolist(),
+                    ]
+                )
             tmp.write_text(buf.getvalue())
     return path

@@ -4,6 +4,7 @@ Offsets are in canvas units (0..1) of the canonical avatar frame, where the eye 
 0.28 apart. ``mouth_basis() @ params`` moves lips and jaw; ``close_mouth`` gives a neutral face
 whose inner lips meet, so that every avatar starts from a closed mouth.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -45,20 +45,33 @@ class RenderOptions:
     size: int = _opt(256, "output width = height in pixels (even, 64..2048; default 256)")
     fps: int = _opt(25, "output frame rate (1..60; the models run at 25, live streams always do; default 25)")
     seed: int = _opt(0, "seed of head motion and blinks (default 0)")
-    emotion: str = _opt("auto", "expression: auto (estimated from the speech's prosody, default), a name (angry, "
-                                "disgusted, fearful, happy, neutral, sad) or a schedule like "
-                                "'0:neutral,2.5:happy,6:sad'")
+    emotion: str = _opt(
+        "auto",
+        "expression: auto (estimated from the speech's prosody, default), a name (angry, "
+        "disgusted, fearful, happy, neutral, sad) or a schedule like "
+        "'0:neutral,2.5:happy,6:sad'",
+    )
     backend: BackendName = _opt("auto", "inference backend (default auto: the fastest available)", choices=BACKENDS)
-    precision: PrecisionName = _opt("auto", "model precision (default auto: INT8 where calibration kept it inside "
-                                            "its accuracy budget)", choices=PRECISIONS)
-    renderer: RendererName = _opt("auto", "procedural: draw the anime face from scratch each frame; onnx: warp the "
-                                          "avatar's image with the render.onnx engine (docs/renderer.md); auto "
-                                          "(default): procedural for photos, onnx for drawn characters",
-                                  choices=RENDERERS)
-    background: BackgroundLike = _opt(None, "behind the avatar: default (its own pastel), a colour (#rrggbb, #rgb "
-                                            "or a name: white, black, gray, green, blue, ...), an image file "
-                                            "(cover-cropped), or transparent (RGBA; needs .webm, .mov or a "
-                                            "PNG-sequence output)", metavar="COLOR|IMAGE|transparent")
+    precision: PrecisionName = _opt(
+        "auto",
+        "model precision (default auto: INT8 where calibration kept it inside its accuracy budget)",
+        choices=PRECISIONS,
+    )
+    renderer: RendererName = _opt(
+        "auto",
+        "procedural: draw the anime face from scratch each frame; onnx: warp the "
+        "avatar's image with the render.onnx engine (docs/renderer.md); auto "
+        "(default): procedural for photos, onnx for drawn characters",
+        choices=RENDERERS,
+    )
+    background: BackgroundLike = _opt(
+        None,
+        "behind the avatar: default (its own pastel), a colour (#rrggbb, #rgb "
+        "or a name: white, black, gray, green, blue, ...), an image file "
+        "(cover-cropped), or transparent (RGBA; needs .webm, .mov or a "
+        "PNG-sequence output)",
+        metavar="COLOR|IMAGE|transparent",
+    )
     max_backlog: int = _opt(2, "live: frames allowed to queue before the oldest are dropped (default 2)")
 
     def __post_init__(self) -> None:
@@ -75,7 +88,9 @@ class RenderOptions:
             if getattr(self, name) not in accepted:
                 raise InputError(f"unknown {name} {getattr(self, name)!r}; accepted: {', '.join(accepted)}")
         if not isinstance(self.emotion, str):
-            raise InputError(f"emotion must be a string (auto, a name or a schedule), got {type(self.emotion).__name__}")
+            raise InputError(
+                f"emotion must be a string (auto, a name or a schedule), got {type(self.emotion).__name__}"
+            )
         if self.emotion != "auto":
             from .emotion import emotion_schedule
 
@@ -90,8 +105,10 @@ class RenderOptions:
         """A copy with ``changes`` applied (validated); unknown names raise ``InputError``."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise InputError(f"unknown option(s) {', '.join(sorted(unknown))}; accepted: "
-                             f"{', '.join(f.name for f in dataclasses.fields(self))}")
+            raise InputError(
+                f"unknown option(s) {', '.join(sorted(unknown))}; accepted: "
+                f"{', '.join(f.name for f in dataclasses.fields(self))}"
+            )
         return dataclasses.replace(self, **changes) if changes else self
 
     @classmethod

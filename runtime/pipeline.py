@@ -1,4 +1,5 @@
 """Offline rendering: face + speech -> anime talking-avatar frames -> MP4 (``toonsync.render``)."""
+
 from __future__ import annotations
 
 import logging
@@ -60,8 +61,9 @@ class Animator:
         self.audio_model = AudioModel(backend, precision, model_dir)
         self.model = self.audio_model.model
 
-    def animate(self, audio: np.ndarray, neutral: np.ndarray, seed: int = 0, emotion: str | None = None,
-                fps: int = FPS) -> Motion:
+    def animate(
+        self, audio: np.ndarray, neutral: np.ndarray, seed: int = 0, emotion: str | None = None, fps: int = FPS
+    ) -> Motion:
         """16 kHz mono audio -> Motion at ``fps`` (T = ceil(N / 640) frames at 25 fps)."""
         if audio.size == 0:
             raise InvalidAudio("audio is empty (0 samples)")
@@ -69,8 +71,10 @@ class Animator:
         s.accept_audio(audio)
         s.flush()
         frames = [s.step(draw=False) for _ in range(s.ready())]
-        mouth, lms, pose, blink, emo = (np.stack([getattr(f, k) for f in frames]).astype(np.float32)
-                                        for k in ("mouth", "landmarks", "pose", "blink", "emotion"))
+        mouth, lms, pose, blink, emo = (
+            np.stack([getattr(f, k) for f in frames]).astype(np.float32)
+            for k in ("mouth", "landmarks", "pose", "blink", "emotion")
+        )
         if fps != FPS:
             n_out = max(1, int(round(audio.size / SAMPLE_RATE * fps)))
             mouth, lms, pose, blink, emo = (_resample(x, n_out) for x in (mouth, lms, pose, blink, emo))
@@ -86,10 +90,18 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
     return out.reshape(n, *x.shape[1:]).astype(np.float32)
 
 
-def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = None,
-           options: RenderOptions | None = None, *, animator: Animator | None = None, sample_rate: int | None = None,
-           landmarks: str | os.PathLike | np.ndarray | None = None, drawing: bool = False,
-           **changes: Any) -> RenderResult:
+def render(
+    face: FaceLike,
+    audio: AudioLike,
+    out: str | os.PathLike | None = None,
+    options: RenderOptions | None = None,
+    *,
+    animator: Animator | None = None,
+    sample_rate: int | None = None,
+    landmarks: str | os.PathLike | np.ndarray | None = None,
+    drawing: bool = False,
+    **changes: Any,
+) -> RenderResult:
     """Render ``face`` (photo path/array, ``.avatar`` bundle or ``Avatar``) speaking ``audio`` (WAV/FLAC path
     or array) to ``out`` (MP4 H.264 + AAC; or WebM / MOV / a PNG-sequence directory, which keep alpha;
     written atomically).
@@ -106,6 +118,7 @@ def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = Non
     t0 = time.perf_counter()
     bg = parse_background(opts.background)
     from .video import check_output, write_video  # PyAV only when rendering
+
     if isinstance(audio, (str, os.PathLike)):
         check_audio_path(audio)  # format errors before any work is done
     if out is not None:
@@ -140,9 +153,17 @@ def render(face: FaceLike, audio: AudioLike, out: str | os.PathLike | None = Non
     t["render_encode_ms"] = (time.perf_counter() - t3) * 1e3
     t["total_ms"] = (time.perf_counter() - t0) * 1e3
     log.info("rendered %d frames (%.2f s) in %.0f ms", motion.n_frames, pcm.size / SAMPLE_RATE, t["total_ms"])
-    return RenderResult(outp, motion.n_frames, fps, size, pcm.size / SAMPLE_RATE, motion,
-                        {k: round(v, 1) for k, v in t.items()}, [str(w.message) for w in caught],
-                        f"{animator.model.backend.name} {animator.model.precision}")
+    return RenderResult(
+        outp,
+        motion.n_frames,
+        fps,
+        size,
+        pcm.size / SAMPLE_RATE,
+        motion,
+        {k: round(v, 1) for k, v in t.items()},
+        [str(w.message) for w in caught],
+        f"{animator.model.backend.name} {animator.model.precision}",
+    )
 
 
 __all__ = ["render", "RenderResult", "RenderOptions", "Motion", "Animator", "EMOTIONS"]

@@ -13,6 +13,7 @@ Side-profile fallback (documented): when the face is turned more than ``PROFILE_
 landmarks cannot give a frontal anime face, so a ``SideProfileWarning`` is issued and the
 avatar uses the mean frontal face geometry with the colours estimated from the photo.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,10 @@ class Avatar:
         check_renderer(engine)
         if self.base is not None:
             if engine == "procedural":
-                raise InputError("a drawn character is animated from its own pixels by the onnx renderer; "
-                                 "use --renderer onnx (or auto)")
+                raise InputError(
+                    "a drawn character is animated from its own pixels by the onnx renderer; "
+                    "use --renderer onnx (or auto)"
+                )
             return drawing_renderer(self, size, **kw)
         procedural = AvatarRenderer(self.style, self.neutral, size)
         if engine == "onnx":
@@ -78,8 +81,13 @@ class Avatar:
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        doc = {"format": "toonsync-avatar", "version": BUNDLE_VERSION, "style": self.style.to_dict(),
-               "neutral_landmarks": np.round(self.neutral, 5).tolist(), "meta": self.meta}
+        doc = {
+            "format": "toonsync-avatar",
+            "version": BUNDLE_VERSION,
+            "style": self.style.to_dict(),
+            "neutral_landmarks": np.round(self.neutral, 5).tolist(),
+            "meta": self.meta,
+        }
         preview = self.renderer(256).draw(self.neutral)
         ok, png = cv2.imencode(".png", cv2.cvtColor(preview, cv2.COLOR_RGB2BGR))
         with atomic_path(path, suffix=".zip") as tmp:
@@ -121,12 +129,20 @@ def avatar_from_image(image: np.ndarray, source: str = "array", stylizer=None) -
     ``runtime.stylizer.LearnedStylizer``, also its privacy-checked comic of the face (``Avatar.stylized``)."""
     face = detect_face(image)
     style = style_from_photo(image, face.landmarks)
-    meta = {"source": Path(source).name if source != "array" else "array", "face_box": list(face.box),
-            "yaw_deg": round(face.yaw_deg, 1), "detector": "dlib-hog+shape_predictor_68", "fallback": None}
+    meta = {
+        "source": Path(source).name if source != "array" else "array",
+        "face_box": list(face.box),
+        "yaw_deg": round(face.yaw_deg, 1),
+        "detector": "dlib-hog+shape_predictor_68",
+        "fallback": None,
+    }
     if face.is_profile:
         warnings.warn(
             f"the face is turned {abs(face.yaw_deg):.0f} degrees (side profile, limit {PROFILE_YAW_DEG:.0f}); "
-            "using a frontal fallback avatar with the photo's colours", SideProfileWarning, stacklevel=3)
+            "using a frontal fallback avatar with the photo's colours",
+            SideProfileWarning,
+            stacklevel=3,
+        )
         neutral = mean_face_landmarks()
         meta["fallback"] = "side-profile: mean frontal geometry"
     else:
@@ -153,15 +169,19 @@ def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None)
         try:
             base, neutral = frame_drawing(image, pts)
         except InvalidLandmarks:
-            raise NoFaceError("the face detector found no usable face in the drawing (its landmarks do not form a "
-                              f"face); give its 68 points with --landmarks drawing.json ({LANDMARKS_FORMAT})"
-                              ) from None
+            raise NoFaceError(
+                "the face detector found no usable face in the drawing (its landmarks do not form a "
+                f"face); give its 68 points with --landmarks drawing.json ({LANDMARKS_FORMAT})"
+            ) from None
     else:
         pts, how = load_landmarks(landmarks, image.shape), "given"
         base, neutral = frame_drawing(image, pts)
     style = style_from_photo(base, neutral * BASE_SIZE)  # colours for the mouth interior; no geometry is redrawn
-    meta = {"source": Path(face).name if isinstance(face, (str, os.PathLike)) else "array", "kind": "drawing",
-            "landmarks": how}
+    meta = {
+        "source": Path(face).name if isinstance(face, (str, os.PathLike)) else "array",
+        "kind": "drawing",
+        "landmarks": how,
+    }
     log.info("drawn character %s: landmarks %s, framed to %dx%d", meta["source"], how, BASE_SIZE, BASE_SIZE)
     return Avatar(style, neutral, meta, base=base)
 
@@ -183,7 +203,6 @@ def load_face(face: FaceLike, stylizer: str = "procedural", *, landmarks=None, d
     if isinstance(face, (str, os.PathLike)) and str(face).lower().endswith(".avatar"):
         return Avatar.load(face)
     if drawing or landmarks is not None:
-    
         return avatar_from_drawing(face, landmarks)
     learned = None
     if stylizer == "learned":  # before decoding: missing weights fail fast

@@ -1,4 +1,5 @@
 """Contact sheets: a PNG grid of evenly spaced frames of a rendered video (``toonsync render --sheet``)."""
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,9 @@ def label(img: np.ndarray, text: str, x: int, y: int, scale: float = 0.4) -> Non
     cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (40, 40, 40), 1, cv2.LINE_AA)
 
 
-def contact_sheet(video: str | os.PathLike, out: str | os.PathLike, cols: int = 6, rows: int = 2,
-                  thumb: int = 160) -> Path:
+def contact_sheet(
+    video: str | os.PathLike, out: str | os.PathLike, cols: int = 6, rows: int = 2, thumb: int = 160
+) -> Path:
     """Write a PNG grid of ``cols * rows`` frames from ``video`` (any format ``read_video`` reads; frames
     with alpha are shown over a checkerboard)."""
     from .video import read_video

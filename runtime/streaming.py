@@ -10,6 +10,7 @@ The model owns batching, the stream holds state: ``AudioModel.create_stream`` ma
 graphs as one batched call per tick, through the streams' public batching methods (``take_model_input``,
 ``accept_model_output``, ``accept_decoder_output``); each stream's frames equal those of its solo run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,16 +67,19 @@ class MotionDecoderModel:
         self.model = loaded
         self.card = loaded.card
         if self.card.emotion_classes is not None and self.card.emotion_classes != EMOTIONS:
-            raise ModelError(f"motion decoder {loaded.path} was trained on emotions {self.card.emotion_classes}, "
-                             f"the runtime uses {EMOTIONS}: re-export it")
+            raise ModelError(
+                f"motion decoder {loaded.path} was trained on emotions {self.card.emotion_classes}, "
+                f"the runtime uses {EMOTIONS}: re-export it"
+            )
         self.input_names = [n for n in self.card.input_names if n not in self.card.state_shapes()]
 
     def initial_state(self) -> dict[str, np.ndarray]:
         """The attention cache of a stream that has heard nothing yet."""
         return self.card.initial_state()
 
-    def run_many(self, inputs: list[dict[str, np.ndarray]], states: list[dict[str, np.ndarray]]
-                 ) -> list[tuple[dict[str, np.ndarray], dict]]:
+    def run_many(
+        self, inputs: list[dict[str, np.ndarray]], states: list[dict[str, np.ndarray]]
+    ) -> list[tuple[dict[str, np.ndarray], dict]]:
         """Per stream {speech [n, S], speech_mouth [n, 3], emotion [n, 6], noise [n, 6]} (those the graph takes),
         all the same n -> (outputs, new state) each, from one batched call."""
         feeds = {name: np.stack([x[name] for x in inputs]).astype(np.float32) for name in self.input_names}
@@ -92,8 +96,12 @@ def load_decoder(audio: LoadedModel, backend: str, precision: str, directory) ->
         return None
     card = ModelCard.load(d, "motion")
     if not card.run_id or card.run_id != audio.card.run_id:
-        log.warning("motion decoder in %s was trained with another audio model (run_id %s != %s): not used",
-                    d, card.run_id, audio.card.run_id)
+        log.warning(
+            "motion decoder in %s was trained with another audio model (run_id %s != %s): not used",
+            d,
+            card.run_id,
+            audio.card.run_id,
+        )
         return None
     prec = {"int8": "fp32", "fp16": "fp16", "fp32": "fp32"}.get(precision, "auto")  # no INT8 decoder
     return MotionDecoderModel(load_model("motion", prec, backend, d))
@@ -105,8 +113,13 @@ class AudioModel:
 
     decoder: MotionDecoderModel | None = None
 
-    def __init__(self, backend: str = "auto", precision: str = "auto", model_dir: str | os.PathLike | None = None,
-                 decoder: bool = True):
+    def __init__(
+        self,
+        backend: str = "auto",
+        precision: str = "auto",
+        model_dir: str | os.PathLike | None = None,
+        decoder: bool = True,
+    ):
         self.model: LoadedModel = load_model("audio2motion", precision, backend, model_dir)
         self.card: ModelCard = self.model.card
         self.lookahead = self.card.lookahead_frames
@@ -137,14 +150,16 @@ class AudioModel:
             feeds = [s.take_model_input(n) for s in active]
             results = self.run_many([mel for mel, _ in feeds], [state for _, state in feeds])
             calls += 1
-            pending = [(s, p) for s, (out, state) in zip(active, results)
-                       if (p := s.accept_model_output(out, state, n)) is not None]
+            pending = [
+                (s, p)
+                for s, (out, state) in zip(active, results)
+                if (p := s.accept_model_output(out, state, n)) is not None
+            ]
             by_len: dict[int, list[tuple[Stream, PendingFrames]]] = {}
             for s, p in pending:  # the decoder batched too: streams emitting the same number of frames
                 by_len.setdefault(p.frames, []).append((s, p))
             for same in by_len.values():
-                decoded = self.decoder.run_many([p.decoder_input for _, p in same],
-                                                [s.decoder_state for s, _ in same])
+                decoded = self.decoder.run_many([p.decoder_input for _, p in same], [s.decoder_state for s, _ in same])
                 for (s, p), (out, state) in zip(same, decoded):
                     s.accept_decoder_output(p, out, state)
 
@@ -160,17 +175,21 @@ class AudioModel:
         out = self.model.run({"mel": mel[None], **state})
         return out, {"mel_ctx": out["mel_ctx_out"], "h": out["h_out"], "c": out["c_out"]}
 
-    def run_many(self, mels: list[np.ndarray], states: list[dict[str, np.ndarray]]
-                 ) -> list[tuple[dict[str, np.ndarray], dict]]:
+    def run_many(
+        self, mels: list[np.ndarray], states: list[dict[str, np.ndarray]]
+    ) -> list[tuple[dict[str, np.ndarray], dict]]:
         """``run`` for several streams as one batched call: every ``mels[i]`` has the same length [n*4, 80].
 
         The graph's batch axis carries the streams (mel/mel_ctx: axis 0; LSTM h/c: axis 1); the results
         are split back per stream, each equal to its own ``run`` up to float summation order."""
         if len(mels) == 1:
             return [self.run(mels[0], states[0])]
-        feeds = {"mel": np.stack(mels), "mel_ctx": np.concatenate([s["mel_ctx"] for s in states], axis=0),
-                 "h": np.concatenate([s["h"] for s in states], axis=1),
-                 "c": np.concatenate([s["c"] for s in states], axis=1)}
+        feeds = {
+            "mel": np.stack(mels),
+            "mel_ctx": np.concatenate([s["mel_ctx"] for s in states], axis=0),
+            "h": np.concatenate([s["h"] for s in states], axis=1),
+            "c": np.concatenate([s["c"] for s in states], axis=1),
+        }
         outs = _split_batch(self.model.run(feeds), len(mels), ("h_out", "c_out"))
         return [(o, {"mel_ctx": o["mel_ctx_out"], "h": o["h_out"], "c": o["c_out"]}) for o in outs]
 
@@ -194,8 +213,17 @@ class Stream:
 
     FADE_FRAMES = 8  # 0.32 s cross-fade when the emotion is changed mid-stream
 
-    def __init__(self, model: AudioModel, neutral: np.ndarray, renderer=None, *, seed: int = 0,
-                 emotion: str | None = None, audio_tap=None, defer: bool = False):
+    def __init__(
+        self,
+        model: AudioModel,
+        neutral: np.ndarray,
+        renderer=None,
+        *,
+        seed: int = 0,
+        emotion: str | None = None,
+        audio_tap=None,
+        defer: bool = False,
+    ):
         self.model = model
         # defer: accept_audio only queues mel; the model runs at ready()/step() or, batched across many
         # streams, in step_many()/run_pending() -- one graph call per tick for a whole fleet of streams
@@ -312,13 +340,25 @@ class Stream:
         energy = np.array([self._energy.popleft() for _ in range(m)], np.float32)
         emo = np.stack([self._emotion_row(self._next_index + i) for i in range(m)]).astype(np.float32)
         pose, blink = self._noise.step(energy, arousal_mass(emo))
-        return {"t": self._pending_t, "mouth": mouth, "offsets": out["landmarks"][0, first:], "gains": gains,
-                "emotion": emo, "pose": pose, "blink": blink, "noise": self._noise.features,
-                "speech": out["embedding"][0, first:]}
+        return {
+            "t": self._pending_t,
+            "mouth": mouth,
+            "offsets": out["landmarks"][0, first:],
+            "gains": gains,
+            "emotion": emo,
+            "pose": pose,
+            "blink": blink,
+            "noise": self._noise.features,
+            "speech": out["embedding"][0, first:],
+        }
 
     def _decoder_inputs(self, prep: dict) -> dict[str, np.ndarray]:
-        return {"speech": prep["speech"], "speech_mouth": prep["mouth"],  # the audio model's mouth, ungated
-                "emotion": prep["emotion"], "noise": prep["noise"]}
+        return {
+            "speech": prep["speech"],
+            "speech_mouth": prep["mouth"],  # the audio model's mouth, ungated
+            "emotion": prep["emotion"],
+            "noise": prep["noise"],
+        }
 
     def _finish(self, prep: dict, decoded: tuple[dict, dict] | None = None) -> None:
         """Frames from a ``_prepare`` result: through the motion decoder when the model has one (``decoded``:
@@ -335,8 +375,18 @@ class Stream:
         mouth, offsets = prep["mouth"] * g[:, None], prep["offsets"] * g[:, None, None]
         for i in range(mouth.shape[0]):
             k = self._next_index
-            self._ready.append(Frame(k, k * SAMPLES_PER_FRAME / SAMPLE_RATE, mouth[i], self.neutral + offsets[i],
-                                     prep["pose"][i], float(prep["blink"][i]), prep["emotion"][i], accepted_at=prep["t"]))
+            self._ready.append(
+                Frame(
+                    k,
+                    k * SAMPLES_PER_FRAME / SAMPLE_RATE,
+                    mouth[i],
+                    self.neutral + offsets[i],
+                    prep["pose"][i],
+                    float(prep["blink"][i]),
+                    prep["emotion"][i],
+                    accepted_at=prep["t"],
+                )
+            )
             self._next_index += 1
 
     def set_emotion(self, spec: str | None) -> None:
@@ -363,7 +413,9 @@ class Stream:
         else:
             j = k - self._emo_k0
             if j >= len(self._schedule):  # extend the user's schedule in blocks (streams have no known length)
-                self._schedule = emotion_schedule(self.emotion, max(2 * len(self._schedule), j + 250)).astype(np.float32)
+                self._schedule = emotion_schedule(self.emotion, max(2 * len(self._schedule), j + 250)).astype(
+                    np.float32
+                )
             row = self._schedule[j]
         if self._fade is not None:
             k0, start = self._fade
@@ -422,8 +474,9 @@ class Stream:
             raise InputError(f"take_model_input({n}): {self.pending_steps()} model steps are queued")
         return self._take_mel(n), self._state
 
-    def accept_model_output(self, out: dict[str, np.ndarray], state: dict[str, np.ndarray],
-                            n: int) -> PendingFrames | None:
+    def accept_model_output(
+        self, out: dict[str, np.ndarray], state: dict[str, np.ndarray], n: int
+    ) -> PendingFrames | None:
         """The audio model's outputs for the ``n`` steps ``take_model_input`` gave and the state after them.
         Without a motion decoder the frames are ready at once (returns None); with one, returns the frames
         waiting for it (``PendingFrames``; complete them with ``accept_decoder_output``)."""
@@ -441,7 +494,8 @@ class Stream:
         """The motion decoder's state (its attention cache) after the frames emitted so far."""
         return self._dec_state
 
-    def accept_decoder_output(self, pending: PendingFrames, out: dict[str, np.ndarray],
-                              state: dict[str, np.ndarray]) -> None:
+    def accept_decoder_output(
+        self, pending: PendingFrames, out: dict[str, np.ndarray], state: dict[str, np.ndarray]
+    ) -> None:
         """The motion decoder's outputs for ``pending`` and its state after them: the frames become ready."""
         self._finish(pending.prepared, (out, state))

@@ -20,6 +20,7 @@ whose mean absolute RGB difference is <= ``tolerance`` (4/255, i.e. JPEG-level c
 Any leaked patch raises :class:`PhotoLeakError` and nothing is written. The check is tested on a
 stylizer trained on the tiny fixture (passes) and on an identity "stylizer" (caught).
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,10 +52,12 @@ class PhotoLeakError(ToonsyncError, RuntimeError):
 
 
 def no_weights_message(directory: Path) -> str:
-    return (f"no learned stylizer weights in {directory} (stylizer.fp32.onnx + stylizer.onnx.json): none ship with "
-            "toonsync, because the Face2Comics data it is trained on is not on the build machine. Train and export "
-            "one: `toonsync train stylizer --data PATH/TO/face2comics --export MODEL_DIR` (docs/learned_models.md), "
-            "then set TOONSYNC_MODEL_DIR=MODEL_DIR; or use the default procedural avatar (stylizer 'procedural')")
+    return (
+        f"no learned stylizer weights in {directory} (stylizer.fp32.onnx + stylizer.onnx.json): none ship with "
+        "toonsync, because the Face2Comics data it is trained on is not on the build machine. Train and export "
+        "one: `toonsync train stylizer --data PATH/TO/face2comics --export MODEL_DIR` (docs/learned_models.md), "
+        "then set TOONSYNC_MODEL_DIR=MODEL_DIR; or use the default procedural avatar (stylizer 'procedural')"
+    )
 
 
 def _alignment(landmarks_px: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +74,13 @@ def aligned_landmarks(landmarks_px: np.ndarray, size: int) -> np.ndarray:
 def align_face(image: np.ndarray, landmarks_px: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Photo (RGB uint8) + its 68 landmarks in pixels -> (aligned RGB ``[size, size, 3]``, landmarks in it)."""
     M, lm = _alignment(landmarks_px, size)
-    crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_AREA if M[0, 0] ** 2 + M[0, 1] ** 2 < 1
-                          else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(
+        image,
+        M,
+        (size, size),
+        flags=cv2.INTER_AREA if M[0, 0] ** 2 + M[0, 1] ** 2 < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return crop, lm
 
 
@@ -97,13 +105,25 @@ class LeakReport:
         return self.leaked == 0
 
     def to_dict(self) -> dict:
-        return {"patches_checked": self.patches_checked, "leaked": self.leaked,
-                "min_mean_abs_diff": round(self.min_mean_abs_diff, 5), "tolerance": round(self.tolerance, 5),
-                "patch": PATCH, "max_shift": MAX_SHIFT, "ok": self.ok}
+        return {
+            "patches_checked": self.patches_checked,
+            "leaked": self.leaked,
+            "min_mean_abs_diff": round(self.min_mean_abs_diff, 5),
+            "tolerance": round(self.tolerance, 5),
+            "patch": PATCH,
+            "max_shift": MAX_SHIFT,
+            "ok": self.ok,
+        }
 
 
-def photo_leak(photo: np.ndarray, output: np.ndarray, mask: np.ndarray, tolerance: float = TOLERANCE,
-               max_shift: int = MAX_SHIFT, stride: int = 2) -> LeakReport:
+def photo_leak(
+    photo: np.ndarray,
+    output: np.ndarray,
+    mask: np.ndarray,
+    tolerance: float = TOLERANCE,
+    max_shift: int = MAX_SHIFT,
+    stride: int = 2,
+) -> LeakReport:
     """Compare every textured 8x8 patch of ``photo`` inside ``mask`` with ``output`` (same size, RGB uint8)."""
     if photo.shape != output.shape:
         raise ValueError(f"photo {photo.shape} and output {output.shape} must have the same shape")
@@ -113,8 +133,9 @@ def photo_leak(photo: np.ndarray, output: np.ndarray, mask: np.ndarray, toleranc
     ys, xs = np.meshgrid(np.arange(0, H - PATCH + 1, stride), np.arange(0, W - PATCH + 1, stride), indexing="ij")
 
     def window_mean(x: np.ndarray) -> np.ndarray:  # mean over the 8x8 window whose top-left corner is (y, x)
-        return cv2.boxFilter(x, -1, (PATCH, PATCH), anchor=(0, 0), normalize=True,
-                             borderType=cv2.BORDER_CONSTANT)[ys, xs]
+        return cv2.boxFilter(x, -1, (PATCH, PATCH), anchor=(0, 0), normalize=True, borderType=cv2.BORDER_CONSTANT)[
+            ys, xs
+        ]
 
     luma = a @ np.array([0.299, 0.587, 0.114], np.float32)
     std = np.sqrt(np.maximum(window_mean(luma * luma) - window_mean(luma) ** 2, 0.0))
@@ -124,8 +145,9 @@ def photo_leak(photo: np.ndarray, output: np.ndarray, mask: np.ndarray, toleranc
         for dx in range(-max_shift, max_shift + 1):
             best = np.minimum(best, window_mean(np.abs(a - np.roll(b, (dy, dx), axis=(0, 1))).mean(axis=2)))
     vals = best[keep]
-    return LeakReport(int(keep.sum()), int((vals <= tolerance).sum()), float(vals.min()) if vals.size else float("inf"),
-                      tolerance)
+    return LeakReport(
+        int(keep.sum()), int((vals <= tolerance).sum()), float(vals.min()) if vals.size else float("inf"), tolerance
+    )
 
 
 class LearnedStylizer:
@@ -137,7 +159,7 @@ class LearnedStylizer:
             raise NoLearnedStylizer(no_weights_message(d))
         self.model: LoadedModel = load_model(NAME, "fp32", backend, d)
         self.size = int(self.model.card.config["size"])
-        self.sha256 = (f.sha256 if (f := self.model.card.file("fp32")) else None)
+        self.sha256 = f.sha256 if (f := self.model.card.file("fp32")) else None
 
     def __call__(self, image: np.ndarray, landmarks_px: np.ndarray) -> tuple[np.ndarray, LeakReport]:
         """Photo + landmarks -> (comic RGB uint8 ``[S, S, 3]``, privacy report); raises PhotoLeakError on a leak."""
@@ -147,8 +169,10 @@ class LearnedStylizer:
         out = np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
         rep = photo_leak(crop, out, face_mask(lm, self.size))
         if not rep.ok:
-            raise PhotoLeakError(f"the learned stylizer reproduced {rep.leaked} of {rep.patches_checked} 8x8 photo "
-                                 "patches of the face (privacy check); the result was discarded — retrain the stylizer "
-                                 "or use the procedural avatar")
+            raise PhotoLeakError(
+                f"the learned stylizer reproduced {rep.leaked} of {rep.patches_checked} 8x8 photo "
+                "patches of the face (privacy check); the result was discarded — retrain the stylizer "
+                "or use the procedural avatar"
+            )
         log.info("stylizer: %dx%d, privacy check %s", self.size, self.size, rep.to_dict())
         return out, rep

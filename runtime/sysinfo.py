@@ -3,6 +3,7 @@
 Reads ``/proc`` where Linux has it and falls back to ``platform``; never fails, returns ``None`` or ``[]``
 for what it cannot tell.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,13 @@ def gpus() -> list[str]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        r = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                           capture_output=True, text=True, timeout=10, check=False)
+        r = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return []
     return [ln.strip() for ln in r.stdout.splitlines() if ln.strip()] if r.returncode == 0 else []
@@ -85,17 +91,34 @@ def machine_info(thread_settings: dict | None = None) -> dict:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = os.cpu_count()
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": ort.__version__,
-                "opencv": cv2.__version__, "av": package_version("av"), "torch": package_version("torch"),
-                "toonsync": package_version("toonsync")}
-    env = {k: os.environ[k] for k in sorted(os.environ)
-           if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS") or k.startswith("TOONSYNC_ORT_")}
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "physical_cores": physical_cores(),
-            "affinity_cores": affinity, "memory_mb": mem_total_mb(), "gpus": gpus(),
-            "onnxruntime_providers": available_providers(), "platform": platform.platform(),
-            "python": platform.python_version(), "versions": versions,
-            "threads": {"onnxruntime": thread_settings or {}, "opencv": cv2.getNumThreads(), "env": env},
-            "loadavg_start": loadavg()}
+    versions = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": ort.__version__,
+        "opencv": cv2.__version__,
+        "av": package_version("av"),
+        "torch": package_version("torch"),
+        "toonsync": package_version("toonsync"),
+    }
+    env = {
+        k: os.environ[k]
+        for k in sorted(os.environ)
+        if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS") or k.startswith("TOONSYNC_ORT_")
+    }
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "physical_cores": physical_cores(),
+        "affinity_cores": affinity,
+        "memory_mb": mem_total_mb(),
+        "gpus": gpus(),
+        "onnxruntime_providers": available_providers(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "threads": {"onnxruntime": thread_settings or {}, "opencv": cv2.getNumThreads(), "env": env},
+        "loadavg_start": loadavg(),
+    }
 
 
 def loadavg() -> list[float] | None:
@@ -104,5 +127,3 @@ def loadavg() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
-
-

@@ -14,6 +14,7 @@ turns that back into the runtime's [1, batch, hidden] layout, so ``TritonBackend
 URLs: ``host:8000`` or ``http://host:8000`` (HTTP), ``https://host`` (HTTP over TLS),
 ``grpc://host:8001`` (gRPC); an optional ``/model`` path names the model (default audio2motion).
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,10 @@ class TritonURL:
             scheme, rest = "http", url.strip()
         scheme = scheme.lower()
         if scheme not in ("http", "https", "grpc"):
-            raise TritonError(f"Triton URL {url!r}: unknown scheme {scheme!r}; accepted: host:8000, http://host:8000, "
-                              "https://host:8000, grpc://host:8001 (optionally /MODEL at the end)")
+            raise TritonError(
+                f"Triton URL {url!r}: unknown scheme {scheme!r}; accepted: host:8000, http://host:8000, "
+                "https://host:8000, grpc://host:8001 (optionally /MODEL at the end)"
+            )
         host, _, path = rest.partition("/")
         if not host:
             raise TritonError(f"Triton URL {url!r} has no host; e.g. localhost:8000 or grpc://localhost:8001")
@@ -113,13 +116,18 @@ def model_meta(cfg: dict) -> dict:
         try:
             return json.loads(raw)
         except json.JSONDecodeError as e:
-            raise TritonError(f"Triton model {cfg.get('name')!r}: parameter {META_PARAMETER!r} is not JSON ({e})") from None
+            raise TritonError(
+                f"Triton model {cfg.get('name')!r}: parameter {META_PARAMETER!r} is not JSON ({e})"
+            ) from None
     io = {i["name"]: _dims(i) for i in cfg.get("input", [])}
     if "h" not in io or "mel_ctx" not in io:
         raise TritonError(f"Triton model {cfg.get('name')!r} is not an audio2motion model (inputs {sorted(io)})")
     log.warning("Triton model %s has no %r parameter: lookahead assumed 2 frames", cfg.get("name"), META_PARAMETER)
-    return {"config": {"hidden": io["h"][-1], "kernel": io["mel_ctx"][-1] + 1}, "lookahead_frames": 2,
-            "state_layout": STATE_LAYOUT}
+    return {
+        "config": {"hidden": io["h"][-1], "kernel": io["mel_ctx"][-1] + 1},
+        "lookahead_frames": 2,
+        "state_layout": STATE_LAYOUT,
+    }
 
 
 def audio_model_card(name: str, meta: dict) -> ModelCard:
@@ -129,8 +137,10 @@ def audio_model_card(name: str, meta: dict) -> ModelCard:
     hidden, ctx = int(cfg["hidden"]), int(cfg["kernel"]) - 1
     n_mels = int(cfg.get("n_mels", meta.get("n_mels", 80)))
     state = {"mel_ctx": ["batch", n_mels, ctx], "h": [1, "batch", hidden], "c": [1, "batch", hidden]}
-    io = {"inputs": {"mel": ["batch", "mel_frames", n_mels], **state},
-          "outputs": {"mouth": ["batch", "frames", 3], **{f"{k}_out": v for k, v in state.items()}}}
+    io = {
+        "inputs": {"mel": ["batch", "mel_frames", n_mels], **state},
+        "outputs": {"mouth": ["batch", "frames", 3], **{f"{k}_out": v for k, v in state.items()}},
+    }
     return ModelCard.from_dict({"name": name, **{k: v for k, v in meta.items() if k not in io}, **io})
 
 
@@ -151,15 +161,19 @@ class TritonBackend:
         try:
             live = client.is_server_live()
         except Exception as e:  # noqa: BLE001 -- refused, DNS, TLS: tritonclient raises many types
-            raise TritonError(f"cannot reach {where}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}; "
-                              "is the server running? (docs/triton.md: `docker run ... tritonserver "
-                              "--model-repository=/models`)") from None
+            raise TritonError(
+                f"cannot reach {where}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}; "
+                "is the server running? (docs/triton.md: `docker run ... tritonserver "
+                "--model-repository=/models`)"
+            ) from None
         if not live:
             raise TritonError(f"{where} is not live yet; wait for it to finish starting")
         try:
             if not client.is_model_ready(self.url.model):
-                raise TritonError(f"{where} has no ready model {self.url.model!r}; generate the repository with "
-                                  "`toonsync export --triton DIR` and check the server log")
+                raise TritonError(
+                    f"{where} has no ready model {self.url.model!r}; generate the repository with "
+                    "`toonsync export --triton DIR` and check the server log"
+                )
             cfg = _plain_config(client.get_model_config(self.url.model, **self._json))
         except self._tc_error as e:
             raise TritonError(f"{where}: {e.message() if hasattr(e, 'message') else e}") from None
@@ -171,9 +185,11 @@ class TritonBackend:
         self._dtype = {i["name"]: str(i["data_type"]).removeprefix("TYPE_") for i in cfg.get("input", [])}
         state_dims = {i["name"]: _dims(i) for i in cfg.get("input", []) if i["name"] in STATE_INPUTS}
         if self.max_batch_size < 1 or any(len(d) != 2 or d[0] != 1 for d in state_dims.values()):
-            raise TritonError(f"Triton model {self.url.model!r} does not carry its state batch-first "
-                              f"(max_batch_size {self.max_batch_size}, state dims {state_dims}); "
-                              "regenerate the repository with `toonsync export --triton DIR`")
+            raise TritonError(
+                f"Triton model {self.url.model!r} does not carry its state batch-first "
+                f"(max_batch_size {self.max_batch_size}, state dims {state_dims}); "
+                "regenerate the repository with `toonsync export --triton DIR`"
+            )
         self.name = f"triton:{self.url}"
         log.info("using %s (max batch %d, %s)", self.name, self.max_batch_size, self.meta.get("precision", "?"))
 
@@ -191,8 +207,12 @@ class TritonBackend:
             if self.url.protocol == "grpc":
                 c = self._tc.InferenceServerClient(self.url.address, ssl=self.url.ssl)
             else:
-                c = self._tc.InferenceServerClient(self.url.address, ssl=self.url.ssl,
-                                                   connection_timeout=self.timeout_s, network_timeout=self.timeout_s)
+                c = self._tc.InferenceServerClient(
+                    self.url.address,
+                    ssl=self.url.ssl,
+                    connection_timeout=self.timeout_s,
+                    network_timeout=self.timeout_s,
+                )
             self._local.client = c
             with self._lock:
                 self._clients.append(c)
@@ -216,7 +236,9 @@ class TritonBackend:
         try:
             res = self._client().infer(self.url.model, req, outputs=outs, **kw)
         except self._tc_error as e:
-            raise TritonError(f"Triton {self.url}: inference failed: {e.message() if hasattr(e, 'message') else e}") from None
+            raise TritonError(
+                f"Triton {self.url}: inference failed: {e.message() if hasattr(e, 'message') else e}"
+            ) from None
         out = {}
         for name in self.output_names:
             y = res.as_numpy(name)
@@ -240,8 +262,9 @@ class TritonAudioModel(AudioModel):
     def __init__(self, url: str, model: str | None = None, timeout_s: float = 10.0, decoder: bool = True):
         backend = TritonBackend(url, model, timeout_s)
         self.card = audio_model_card(backend.url.model, backend.meta)
-        self.model = LoadedModel(backend.url.model, Path(backend.url.model), backend, self.card,
-                                 backend.meta.get("precision", "fp32"))
+        self.model = LoadedModel(
+            backend.url.model, Path(backend.url.model), backend, self.card, backend.meta.get("precision", "fp32")
+        )
         self.lookahead = self.card.lookahead_frames
         # the motion decoder is small: it runs here, on the server model's outputs, when the local one was
         # trained with the same audio model (run_id); otherwise the server's mouth head drives the frames

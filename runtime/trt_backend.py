@@ -9,6 +9,7 @@ beside them makes rebuilds fast. ``trtexec_command`` gives the equivalent ``trte
 Without a GPU nothing here is imported by the runtime: ``backend="auto"`` falls back to
 onnxruntime's CUDA or CPU providers, with a logged reason.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,8 +85,10 @@ def trtexec_command(onnx_path: Path, plan: Path, card: ModelCard, precision: str
     shp = profile_shapes(card)
     fmt = lambda i: ",".join(f"{n}:{'x'.join(map(str, s[i]))}" for n, s in shp.items())  # noqa: E731
     flag = {"fp16": "--fp16", "int8": "--int8", "fp32": ""}[precision]
-    return (f"trtexec --onnx={onnx_path} --saveEngine={plan} {flag} --minShapes={fmt(0)} --optShapes={fmt(1)} "
-            f"--maxShapes={fmt(2)} --timingCacheFile={plan.parent / 'timing.cache'}").replace("  ", " ")
+    return (
+        f"trtexec --onnx={onnx_path} --saveEngine={plan} {flag} --minShapes={fmt(0)} --optShapes={fmt(1)} "
+        f"--maxShapes={fmt(2)} --timingCacheFile={plan.parent / 'timing.cache'}"
+    ).replace("  ", " ")
 
 
 def build_engine(onnx_path: Path, plan: Path, card: ModelCard, precision: str = "fp16") -> Path:
@@ -141,15 +144,24 @@ def trt_int8_problem(path: Path) -> str | None:
     g = onnx.load(str(path), load_external_data=False).graph
     inits = {t.name: t for t in g.initializer}
     custom = sorted({f"{n.domain}:{n.op_type}" for n in g.node if n.domain not in ("", "ai.onnx")})
-    uint8 = [n.name or n.output[0] for n in g.node if n.op_type == "QuantizeLinear" and len(n.input) > 2
-             and n.input[2] in inits and inits[n.input[2]].data_type == onnx.TensorProto.UINT8]
+    uint8 = [
+        n.name or n.output[0]
+        for n in g.node
+        if n.op_type == "QuantizeLinear"
+        and len(n.input) > 2
+        and n.input[2] in inits
+        and inits[n.input[2]].data_type == onnx.TensorProto.UINT8
+    ]
     if not custom and not uint8:
         return None
     parts = ([f"onnxruntime-only ops {', '.join(custom)}"] if custom else []) + (
-        [f"{len(uint8)} uint8 (asymmetric) activation quantizers"] if uint8 else [])
-    return (f"{path.name} is quantized for onnxruntime's CPU kernels ({'; '.join(parts)}); TensorRT INT8 needs a "
-            "symmetric int8 QDQ graph of standard ops. Use --precision fp16 on TensorRT (its default), or int8 "
-            "through onnxruntime (--backend cpu/cuda)")
+        [f"{len(uint8)} uint8 (asymmetric) activation quantizers"] if uint8 else []
+    )
+    return (
+        f"{path.name} is quantized for onnxruntime's CPU kernels ({'; '.join(parts)}); TensorRT INT8 needs a "
+        "symmetric int8 QDQ graph of standard ops. Use --precision fp16 on TensorRT (its default), or int8 "
+        "through onnxruntime (--backend cpu/cuda)"
+    )
 
 
 class TrtBackend:

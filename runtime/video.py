@@ -1,5 +1,6 @@
 """Video output, written atomically: MP4 (H.264 + AAC), WebM (VP9 + alpha), MOV (qtrle + alpha), PNG sequences;
 video input (probe / read_video, with alpha) for preprocessing and evaluation."""
+
 from __future__ import annotations
 
 import contextlib
@@ -35,19 +36,39 @@ class OutputFormat:
 
 
 OUTPUT_FORMATS: dict[str, OutputFormat] = {
-    ".mp4": OutputFormat(".mp4", "mp4", "libx264", "yuv420p", "aac", False, 20,
-                         (("preset", "veryfast"), ("tune", "animation")), "MP4 (H.264 + AAC)"),
+    ".mp4": OutputFormat(
+        ".mp4",
+        "mp4",
+        "libx264",
+        "yuv420p",
+        "aac",
+        False,
+        20,
+        (("preset", "veryfast"), ("tune", "animation")),
+        "MP4 (H.264 + AAC)",
+    ),
     # VP9 keeps alpha in a second (BlockAdditional) stream; auto-alt-ref must be off for it
-    ".webm": OutputFormat(".webm", "webm", "libvpx-vp9", "yuva420p", "libopus", True, 30,
-                          (("b", "0"), ("auto-alt-ref", "0"), ("deadline", "realtime"), ("cpu-used", "8"),
-                           ("row-mt", "1")), "WebM (VP9 with alpha + Opus)"),
-    ".mov": OutputFormat(".mov", "mov", "qtrle", "argb", "aac", True, None, (),
-                         "QuickTime (Animation/qtrle with alpha + AAC)"),
+    ".webm": OutputFormat(
+        ".webm",
+        "webm",
+        "libvpx-vp9",
+        "yuva420p",
+        "libopus",
+        True,
+        30,
+        (("b", "0"), ("auto-alt-ref", "0"), ("deadline", "realtime"), ("cpu-used", "8"), ("row-mt", "1")),
+        "WebM (VP9 with alpha + Opus)",
+    ),
+    ".mov": OutputFormat(
+        ".mov", "mov", "qtrle", "argb", "aac", True, None, (), "QuickTime (Animation/qtrle with alpha + AAC)"
+    ),
 }
 PNG_SEQUENCE_SUFFIX = ".png-seq"
 SEQUENCE_MANIFEST = "sequence.json"
-ALPHA_OUTPUTS = (".webm (VP9 with alpha + Opus), .mov (QuickTime Animation with alpha + AAC) or a PNG-sequence "
-                 f"directory (a path ending in / or {PNG_SEQUENCE_SUFFIX}; frames + audio.wav)")
+ALPHA_OUTPUTS = (
+    ".webm (VP9 with alpha + Opus), .mov (QuickTime Animation with alpha + AAC) or a PNG-sequence "
+    f"directory (a path ending in / or {PNG_SEQUENCE_SUFFIX}; frames + audio.wav)"
+)
 ACCEPTED_OUTPUTS = ".mp4 (H.264 + AAC), " + ALPHA_OUTPUTS
 
 
@@ -70,8 +91,9 @@ def check_output(path: str | os.PathLike, alpha: bool = False) -> OutputFormat |
     if fmt is None:
         raise InputError(f"output must be an .mp4 file, or {ALPHA_OUTPUTS}; got {p.name}")
     if alpha and not fmt.alpha:
-        raise AlphaUnsupported(f"{p.name}: {fmt.label} cannot store transparency; for a transparent background "
-                               f"write {ALPHA_OUTPUTS}")
+        raise AlphaUnsupported(
+            f"{p.name}: {fmt.label} cannot store transparency; for a transparent background write {ALPHA_OUTPUTS}"
+        )
     check_writable(p)
     return fmt
 
@@ -131,8 +153,15 @@ class VideoWriter(_AtomicOutput):
     """Incremental video + audio writer (PyAV): ``add_frame`` (RGB, or RGBA for formats with alpha) /
     ``add_audio`` in any order; the format comes from ``fmt`` or the path's suffix (``OUTPUT_FORMATS``)."""
 
-    def __init__(self, path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_000, audio: bool = True,
-                 crf: int | None = None, fmt: OutputFormat | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: int = 25,
+        sample_rate: int = 16_000,
+        audio: bool = True,
+        crf: int | None = None,
+        fmt: OutputFormat | None = None,
+    ):
         self.path = Path(path)
         self.fmt = fmt or check_output(self.path)
         self.fps, self.sample_rate = fps, sample_rate
@@ -153,7 +182,9 @@ class VideoWriter(_AtomicOutput):
 
         rgba = img.ndim == 3 and img.shape[2] == 4
         if rgba and not self.fmt.alpha:
-            raise AlphaUnsupported(f"{self.path.name}: {self.fmt.label} cannot store RGBA frames; write {ALPHA_OUTPUTS}")
+            raise AlphaUnsupported(
+                f"{self.path.name}: {self.fmt.label} cannot store RGBA frames; write {ALPHA_OUTPUTS}"
+            )
         if self._v is None:
             h, w = img.shape[:2]
             self._v = self._out.add_stream(self.fmt.video_codec, rate=Fraction(self.fps, 1))
@@ -195,8 +226,9 @@ class VideoWriter(_AtomicOutput):
 class Mp4Writer(VideoWriter):
     """Incremental H.264 + AAC MP4 writer (``VideoWriter`` in the MP4 format, whatever the suffix)."""
 
-    def __init__(self, path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_000, audio: bool = True,
-                 crf: int = 20):
+    def __init__(
+        self, path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_000, audio: bool = True, crf: int = 20
+    ):
         super().__init__(path, fps, sample_rate, audio, crf, OUTPUT_FORMATS[".mp4"])
 
 
@@ -216,8 +248,7 @@ class PngSequenceWriter(_AtomicOutput):
         import cv2
 
         code = cv2.COLOR_RGBA2BGRA if img.ndim == 3 and img.shape[2] == 4 else cv2.COLOR_RGB2BGR
-        ok, png = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(img), code),
-                               [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        ok, png = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(img), code), [cv2.IMWRITE_PNG_COMPRESSION, 3])
         (self._tmp / f"frame_{self.frames:06d}.png").write_bytes(png.tobytes())
         self._shape = self._shape or img.shape
         self.frames += 1
@@ -231,19 +262,31 @@ class PngSequenceWriter(_AtomicOutput):
 
         import soundfile as sf
 
-        doc = {"format": "toonsync-png-sequence", "version": 1, "fps": self.fps, "frames": self.frames,
-               "width": int(self._shape[1]), "height": int(self._shape[0]),
-               "alpha": bool(len(self._shape) == 3 and self._shape[2] == 4), "pattern": "frame_%06d.png",
-               "audio": None}
+        doc = {
+            "format": "toonsync-png-sequence",
+            "version": 1,
+            "fps": self.fps,
+            "frames": self.frames,
+            "width": int(self._shape[1]),
+            "height": int(self._shape[0]),
+            "alpha": bool(len(self._shape) == 3 and self._shape[2] == 4),
+            "pattern": "frame_%06d.png",
+            "audio": None,
+        }
         if self._audio:
-            sf.write(str(self._tmp / "audio.wav"), np.clip(np.concatenate(self._audio), -1, 1), self.sample_rate,
-                     subtype="PCM_16")
+            sf.write(
+                str(self._tmp / "audio.wav"),
+                np.clip(np.concatenate(self._audio), -1, 1),
+                self.sample_rate,
+                subtype="PCM_16",
+            )
             doc["audio"] = "audio.wav"
         (self._tmp / SEQUENCE_MANIFEST).write_text(json.dumps(doc, indent=1))
 
 
-def open_writer(path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_000, audio: bool = True,
-                alpha: bool = False) -> VideoWriter | PngSequenceWriter:
+def open_writer(
+    path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_000, audio: bool = True, alpha: bool = False
+) -> VideoWriter | PngSequenceWriter:
     """The writer for output ``path``: .mp4 / .webm / .mov (``VideoWriter``) or a PNG-sequence directory;
     ``alpha`` (RGBA frames) is refused with ``AlphaUnsupported`` for formats that cannot store it."""
     fmt = check_output(path, alpha)
@@ -252,15 +295,27 @@ def open_writer(path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_00
     return VideoWriter(path, fps, sample_rate, audio, fmt=fmt)
 
 
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], audio: np.ndarray | None, fps: int = 25,
-                sample_rate: int = 16_000, alpha: bool = False) -> Path:
+def write_video(
+    path: str | os.PathLike,
+    frames: Iterable[np.ndarray],
+    audio: np.ndarray | None,
+    fps: int = 25,
+    sample_rate: int = 16_000,
+    alpha: bool = False,
+) -> Path:
     """Encode RGB (or, with ``alpha``, RGBA) uint8 frames + mono float32 audio into ``path`` (any format of
     ``open_writer``), atomically."""
     return _write_all(open_writer(path, fps, sample_rate, audio is not None, alpha), frames, audio)
 
 
-def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], audio: np.ndarray | None, fps: int = 25,
-              sample_rate: int = 16_000, crf: int = 20) -> Path:
+def write_mp4(
+    path: str | os.PathLike,
+    frames: Iterable[np.ndarray],
+    audio: np.ndarray | None,
+    fps: int = 25,
+    sample_rate: int = 16_000,
+    crf: int = 20,
+) -> Path:
     """Encode RGB uint8 frames + mono float32 audio into ``path`` (temp file + rename)."""
     return _write_all(Mp4Writer(path, fps, sample_rate, audio is not None, crf), frames, audio)
 
@@ -314,8 +369,9 @@ def _sequence(path: Path) -> dict:
     try:
         doc = json.loads((path / SEQUENCE_MANIFEST).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path} is a directory but not a toonsync PNG sequence (no readable {SEQUENCE_MANIFEST}: "
-                         f"{e})") from None
+        raise InputError(
+            f"{path} is a directory but not a toonsync PNG sequence (no readable {SEQUENCE_MANIFEST}: {e})"
+        ) from None
     return doc
 
 
@@ -333,23 +389,43 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
             rate = sf.info(str(path / d["audio"])).samplerate
         n = len(list(path.glob("frame_*.png")))
-        return VideoInfo(path, "png", "pcm_s16le" if rate else None, float(d["fps"]), d["width"], d["height"], n,
-                         n / float(d["fps"]), rate, bool(d.get("alpha")))
+        return VideoInfo(
+            path,
+            "png",
+            "pcm_s16le" if rate else None,
+            float(d["fps"]),
+            d["width"],
+            d["height"],
+            n,
+            n / float(d["fps"]),
+            rate,
+            bool(d.get("alpha")),
+        )
     try:
         with av.open(str(path)) as c:
             v = c.streams.video[0] if c.streams.video else None
             a = c.streams.audio[0] if c.streams.audio else None
             n = sum(1 for _ in _decode_video(c, v)) if v else 0
             dur = float(c.duration / av.time_base) if c.duration else 0.0
-            return VideoInfo(path, v.codec_context.name if v else None, a.codec_context.name if a else None,
-                             float(v.average_rate) if v else 0.0, v.width if v else 0, v.height if v else 0, n, dur,
-                             a.rate if a else None, _has_alpha(v) if v else False)
+            return VideoInfo(
+                path,
+                v.codec_context.name if v else None,
+                a.codec_context.name if a else None,
+                float(v.average_rate) if v else 0.0,
+                v.width if v else 0,
+                v.height if v else 0,
+                n,
+                dur,
+                a.rate if a else None,
+                _has_alpha(v) if v else False,
+            )
     except av.error.FFmpegError as e:
         raise InputError(f"{path}: not a readable media file ({e})") from None
 
 
-def read_video(path: str | os.PathLike, max_frames: int | None = None, rgba: bool = False
-               ) -> tuple[np.ndarray, float, np.ndarray | None]:
+def read_video(
+    path: str | os.PathLike, max_frames: int | None = None, rgba: bool = False
+) -> tuple[np.ndarray, float, np.ndarray | None]:
     """Decode a video file or PNG-sequence directory -> (frames uint8 [T, H, W, 3] RGB — or [T, H, W, 4]
     RGBA with ``rgba``, alpha 255 where the file has none —, fps, audio mono float32 16 kHz or None)."""
     from .audio_io import to_mono_16k

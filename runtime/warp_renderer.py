@@ -9,6 +9,7 @@ and head pose, then adds the mouth interior and the eyelids; design and figures:
 Base images: for a photo, the procedural avatar drawn once at its neutral landmarks (never a photo
 pixel); for a drawn character (``Avatar.base``), the drawing itself.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,10 @@ def _model(backend: str, precision: str, directory: str | None) -> LoadedModel:
     lm = load_model(MODEL_NAME, precision, backend, directory)
     have = tuple(lm.card.get("colours", ()))
     if have != COLOURS:
-        raise ModelError(f"{lm.path.name}: colour inputs {have} do not match this runtime's {COLOURS}; "
-                         "re-export it with `toonsync export --only render`")
+        raise ModelError(
+            f"{lm.path.name}: colour inputs {have} do not match this runtime's {COLOURS}; "
+            "re-export it with `toonsync export --only render`"
+        )
     return lm
 
 
@@ -86,8 +89,9 @@ def below_brows(neutral: np.ndarray, eyes: np.ndarray, brow_half_width: float) -
     the eye and leaves the brow; the ellipse bottom stays where it was."""
     L = np.asarray(neutral, np.float32).reshape(68, 2)
     out = np.array(eyes, np.float32, copy=True)
-    for k, ((mid, w, _fx, fy), brow, lid) in enumerate(zip(_eye_frames(L), (slice(17, 22), slice(22, 27)),
-                                                           (slice(37, 39), slice(43, 45)))):
+    for k, ((mid, w, _fx, fy), brow, lid) in enumerate(
+        zip(_eye_frames(L), (slice(17, 22), slice(22, 27)), (slice(37, 39), slice(43, 45)))
+    ):
         top_limit = float(((L[brow] - mid) @ fy).max() + brow_half_width) / w  # lowest brow point, v down
         top_limit = min(top_limit, float(((L[lid] - mid) @ fy).min()) / w)
         cv, av = float(out[k, 1]), float(out[k, 3])
@@ -106,8 +110,12 @@ def landmark_eyes(neutral: np.ndarray, margin: float = 1.25) -> np.ndarray:
         rel = L[sl] - mid
         u, v = rel @ fx / w, rel @ fy / w
         half_h = max(0.5 * float(v.max() - v.min()), 0.18)  # closed-looking outlines still get a lid
-        out[k] = (0.5 * float(u.max() + u.min()), 0.5 * float(v.max() + v.min()) - 0.1 * half_h,
-                  margin * 0.5 * float(u.max() - u.min()), margin * 1.1 * half_h)
+        out[k] = (
+            0.5 * float(u.max() + u.min()),
+            0.5 * float(v.max() + v.min()) - 0.1 * half_h,
+            margin * 0.5 * float(u.max() - u.min()),
+            margin * 1.1 * half_h,
+        )
     return below_brows(L, out, brow_half_width=0.01)
 
 
@@ -129,8 +137,14 @@ def clamp_eyes(neutral: np.ndarray, eyes: np.ndarray, crop: tuple[float, float])
 
 def palette_colours(palette: dict) -> np.ndarray:
     """The graph's ``colours`` input [6, 3] (0..1) from an ``AvatarRenderer`` palette (``COLOURS`` order)."""
-    keys = {"lid": "skin", "lash": "lash", "mouth_in": "mouth_in", "teeth": "teeth", "tongue": "tongue",
-            "mouth_line": "mouth_line"}
+    keys = {
+        "lid": "skin",
+        "lash": "lash",
+        "mouth_in": "mouth_in",
+        "teeth": "teeth",
+        "tongue": "tongue",
+        "mouth_line": "mouth_line",
+    }
     return np.array([palette[keys[c]] for c in COLOURS], np.float32) / 255.0
 
 
@@ -142,9 +156,19 @@ class WarpRenderer:
     ``draw`` warps the base already composited over the background (the background moves with the head's
     soft mask near its outline; no per-frame compositing), ``draw_rgba`` warps the character alone."""
 
-    def __init__(self, base: np.ndarray, neutral: np.ndarray, eyes: np.ndarray, colours: np.ndarray,
-                 background: np.ndarray, size: int = 256, *, backend: str = "cpu", precision: str = "fp32",
-                 model_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        base: np.ndarray,
+        neutral: np.ndarray,
+        eyes: np.ndarray,
+        colours: np.ndarray,
+        background: np.ndarray,
+        size: int = 256,
+        *,
+        backend: str = "cpu",
+        precision: str = "fp32",
+        model_dir: str | os.PathLike | None = None,
+    ):
         size = int(size)
         if not SIZES[0] <= size <= SIZES[1] or size % 2:
             raise InputError(f"renderer size must be an even number of pixels in {SIZES[0]}..{SIZES[1]}, got {size}")
@@ -165,49 +189,93 @@ class WarpRenderer:
         opaque[..., 3] = 255
         self._char, self._opaque = pack_quads(premul), pack_quads(opaque)
         eyes = clamp_eyes(self.neutral, eyes, self.model.card.config["eyes_crop"])
-        self._const = {"neutral": self.neutral[None], "eyes": eyes[None],
-                       "colours": np.asarray(colours, np.float32).reshape(1, len(COLOURS), 3)}
+        self._const = {
+            "neutral": self.neutral[None],
+            "eyes": eyes[None],
+            "colours": np.asarray(colours, np.float32).reshape(1, len(COLOURS), 3),
+        }
 
     @classmethod
     def for_procedural(cls, renderer: AvatarRenderer, **kw) -> WarpRenderer:
         """The procedural avatar, drawn once at its neutral landmarks (character only), over its own background."""
         base = renderer.draw_rgba(renderer.neutral)
         bg = cv2.resize(renderer._bg, (renderer.size, renderer.size), interpolation=cv2.INTER_AREA)
-        return cls(base, renderer.neutral, procedural_eyes(renderer), palette_colours(renderer.palette), bg,
-                   renderer.size, **kw)
+        return cls(
+            base,
+            renderer.neutral,
+            procedural_eyes(renderer),
+            palette_colours(renderer.palette),
+            bg,
+            renderer.size,
+            **kw,
+        )
 
     # -- frames --------------------------------------------------------------------------------------
-    def run(self, landmarks: np.ndarray, pose: np.ndarray | None = None, blink: np.ndarray | None = None,
-            emotion: np.ndarray | None = None, alpha: bool = False) -> np.ndarray:
+    def run(
+        self,
+        landmarks: np.ndarray,
+        pose: np.ndarray | None = None,
+        blink: np.ndarray | None = None,
+        emotion: np.ndarray | None = None,
+        alpha: bool = False,
+    ) -> np.ndarray:
         """B frames in one graph call -> premultiplied uint8 RGBA [B, size, size, 4] (the character alone with
         ``alpha``, else over the background). ``landmarks`` [B, 68, 2] (un-posed, 0..1), ``pose`` [B, 3] rad,
         ``blink`` [B], ``emotion`` [B, 6] (expression offsets and eye narrowing applied here, as the procedural
         renderer does)."""
         lm = np.asarray(landmarks, np.float32).reshape(-1, 68, 2)
         n = lm.shape[0]
-        pose = np.zeros((n, 3), np.float32) if pose is None else np.clip(
-            np.asarray(pose, np.float32).reshape(n, 3), -0.6, 0.6)
+        pose = (
+            np.zeros((n, 3), np.float32)
+            if pose is None
+            else np.clip(np.asarray(pose, np.float32).reshape(n, 3), -0.6, 0.6)
+        )
         blink = np.zeros(n, np.float32) if blink is None else np.clip(np.asarray(blink, np.float32).reshape(n), 0, 1)
         if emotion is not None:
             emo = np.asarray(emotion, np.float32).reshape(n, 6)
             lm = np.stack([apply_emotion(lm[i], emo[i]) for i in range(n)])
             # narrower eyes (sad, happy) close the lids a little; wider ones cannot open past the drawing
             blink = 1.0 - (1.0 - blink) * np.minimum([eye_open_factor(e) for e in emo], 1.0)
-        out = self.model.run({**self._const, "base": self._char if alpha else self._opaque,
-                              "landmarks": np.ascontiguousarray(lm, np.float32), "pose": np.ascontiguousarray(pose),
-                              "blink": blink.reshape(n, 1).astype(np.float32)})
+        out = self.model.run(
+            {
+                **self._const,
+                "base": self._char if alpha else self._opaque,
+                "landmarks": np.ascontiguousarray(lm, np.float32),
+                "pose": np.ascontiguousarray(pose),
+                "blink": blink.reshape(n, 1).astype(np.float32),
+            }
+        )
         return out["rgba"]
 
-    def draw_rgba(self, landmarks: np.ndarray, pose: np.ndarray | tuple | None = (0, 0, 0), blink: float = 0.0,
-                  emotion: np.ndarray | None = None) -> np.ndarray:
+    def draw_rgba(
+        self,
+        landmarks: np.ndarray,
+        pose: np.ndarray | tuple | None = (0, 0, 0),
+        blink: float = 0.0,
+        emotion: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The character alone: uint8 RGBA [size, size, 4], straight alpha."""
         return unpremultiply(self.run(landmarks, pose, np.float32(blink), emotion, alpha=True)[0])
 
-    def draw(self, landmarks: np.ndarray, pose: np.ndarray | tuple | None = (0, 0, 0), blink: float = 0.0,
-             emotion: np.ndarray | None = None) -> np.ndarray:
+    def draw(
+        self,
+        landmarks: np.ndarray,
+        pose: np.ndarray | tuple | None = (0, 0, 0),
+        blink: float = 0.0,
+        emotion: np.ndarray | None = None,
+    ) -> np.ndarray:
         """One frame over the avatar's own background: uint8 RGB [size, size, 3]."""
         return np.ascontiguousarray(self.run(landmarks, pose, np.float32(blink), emotion)[0, ..., :3])
 
 
-__all__ = ["WarpRenderer", "COLOURS", "MODEL_NAME", "clamp_eyes", "landmark_eyes", "pack_quads", "palette_colours",
-           "premultiply", "procedural_eyes"]
+__all__ = [
+    "WarpRenderer",
+    "COLOURS",
+    "MODEL_NAME",
+    "clamp_eyes",
+    "landmark_eyes",
+    "pack_quads",
+    "palette_colours",
+    "premultiply",
+    "procedural_eyes",
+]

@@ -5,6 +5,7 @@ expected outcome: a typed error (class + message fragment), a warning plus a doc
 acceptance. ``tests/test_catalogue.py`` runs them; ``python -m tests.catalogue`` regenerates
 ``docs/reliability.md`` (a test fails if the document drifts from this table).
 """
+
 from __future__ import annotations
 
 import struct
@@ -118,7 +119,7 @@ def _two_faces(tmp: Path) -> Path:
     h = max(a.shape[0], g.shape[0])
     c = np.full((h, a.shape[1] + g.shape[1], 3), 255, np.uint8)
     c[: a.shape[0], : a.shape[1]] = a
-    c[: g.shape[0], a.shape[1]:] = g
+    c[: g.shape[0], a.shape[1] :] = g
     return _img(tmp, "two.png", c)
 
 
@@ -188,6 +189,7 @@ def _flip(p: Path) -> None:
 
 
 SR = 16000
+# fmt: off
 CASES: list[Case] = [
     # ---- audio ------------------------------------------------------------------------------
     Case("wav-empty-file", "audio", "0-byte .wav", lambda t: _bytes(t, "e.wav", b""), "error", E.UnsupportedAudioFormat, "empty", "UnsupportedAudioFormat: empty file"),
@@ -241,7 +243,7 @@ CASES: list[Case] = [
     Case("onnx-truncated", "model", "model file cut to a third", lambda t: _models(t, _truncate), "error", E.ModelError, "does not match its model card", "ModelError (sha256 check)"),
     Case("onnx-wrong-opset", "model", "model re-saved with opset 99", lambda t: _models(t, _wrong_opset), "error", E.ModelError, "does not match its model card", "ModelError (sha256 check)"),
     Case("onnx-missing-dir", "model", "model directory that does not exist", lambda t: t / "no-models", "error", E.ModelError, "does not exist", "ModelError"),
-    Case("onnx-no-sidecar", "model", "model directory without sidecars", lambda t: (t / "m").mkdir() or (t / "m"), "error", E.ModelError, "model card .* not found", "ModelError: run `toonsync export`"),
+    Case("onnx-no-card", "model", "model directory without model cards", lambda t: (t / "m").mkdir() or (t / "m"), "error", E.ModelError, "model card .* not found", "ModelError: run `toonsync export`"),
     # ---- drawn characters: --landmarks JSON (runtime.drawing) -------------------------------
     Case("lm-67-points", "landmarks", "landmarks JSON with 67 points", lambda t: _drawn_landmarks(t, lambda p: p[:67]), "error", E.InvalidLandmarks, "expected 68", "InvalidLandmarks naming the accepted layout"),
     Case("lm-nan", "landmarks", "landmarks JSON with a NaN coordinate", lambda t: _drawn_landmarks(t, lambda p: [[float("nan"), 1.0]] + p[1:]), "error", E.InvalidLandmarks, "not a finite number", "InvalidLandmarks naming the point"),
@@ -268,6 +270,7 @@ CASES: list[Case] = [
     Case("cli-output-is-input", "cli", "output path equal to the audio input", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(SPEECH)], "error", None, "also an input", "exit 1, one line"),
     Case("cli-output-not-mp4", "cli", "output named .avi", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(t / "o.avi")], "error", None, "must be an .mp4", "exit 1, one line"),
 ]
+# fmt: on
 
 
 def run_case(case: Case, tmp: Path):
@@ -298,12 +301,17 @@ def run_case(case: Case, tmp: Path):
 
 
 def render_doc() -> str:
-    lines = ["# Reliability: the bad-input catalogue", "",
-             f"{len(CASES)} cases, each a test in `tests/test_catalogue.py` (generated from `tests/catalogue.py` by "
-             "`python -m tests.catalogue`; a test fails if this page drifts). Every error is a `ToonsyncError` "
-             "subclass (also a `ValueError` / `FileNotFoundError` / `RuntimeError`) with a message naming what is "
-             "accepted; no case leaves a partial output file.", "",
-             "| # | kind | input | behaviour |", "|---|---|---|---|"]
+    lines = [
+        "# Reliability: the bad-input catalogue",
+        "",
+        f"{len(CASES)} cases, each a test in `tests/test_catalogue.py` (generated from `tests/catalogue.py` by "
+        "`python -m tests.catalogue`; a test fails if this page drifts). Every error is a `ToonsyncError` "
+        "subclass (also a `ValueError` / `FileNotFoundError` / `RuntimeError`) with a message naming what is "
+        "accepted; no case leaves a partial output file.",
+        "",
+        "| # | kind | input | behaviour |",
+        "|---|---|---|---|",
+    ]
     for i, c in enumerate(CASES, 1):
         lines.append(f"| {i} | {c.kind} | {c.what} | {c.answer} |")
     return "\n".join(lines) + "\n"

@@ -66,5 +66,7 @@ def pytest_terminal_summary(terminalreporter):
     from .catalogue import CASES
 
     passed = [r for r in terminalreporter.stats.get("passed", []) if "test_catalogue.py::test_catalogue[" in r.nodeid]
-    terminalreporter.write_line(f"toonsync bad-input catalogue: {len(passed)}/{len(CASES)} cases passed "
-                                "(tests/catalogue.py, docs/reliability.md)")
+    terminalreporter.write_line(
+        f"toonsync bad-input catalogue: {len(passed)}/{len(CASES)} cases passed "
+        "(tests/catalogue.py, docs/reliability.md)"
+    )

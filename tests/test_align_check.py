@@ -1,4 +1,5 @@
 """pocketsphinx cross-check of the corpus' engine timings (training/align_check.py)."""
+
 from __future__ import annotations
 
 import json
@@ -71,14 +72,29 @@ def test_festival_timings_agree_with_pocketsphinx(aligner):
     diffs, boundaries, agree = ac.compare(phones, aligner.align(audio, text))
     s = ac.summarize(diffs)
     assert len(diffs) >= 0.8 * boundaries and agree >= 0.9
-    assert s["median_abs_ms"] <= MEDIAN_MS and s["within_40ms_pct"] >= WITHIN_40_PCT and abs(s["offset_ms"]) <= OFFSET_MS, s
+    assert (
+        s["median_abs_ms"] <= MEDIAN_MS and s["within_40ms_pct"] >= WITHIN_40_PCT and abs(s["offset_ms"]) <= OFFSET_MS
+    ), s
 
 
 def test_compare_pairs_only_boundaries_both_sequences_share():
-    eng = [Phone("pau", 0, .1), Phone("hh", .1, .2), Phone("ax", .2, .3), Phone("l", .3, .4), Phone("ow", .4, .6),
-           Phone("pau", .6, .65), Phone("pau", .65, .8)]
-    ps = [Phone("sil", 0, .11), Phone("hh", .11, .2), Phone("ah", .2, .33), Phone("l", .33, .4),  # ax = ah
-          Phone("aw", .4, .58), Phone("sil", .58, .8)]  # ow != aw: boundaries on either side of it are not compared
+    eng = [
+        Phone("pau", 0, 0.1),
+        Phone("hh", 0.1, 0.2),
+        Phone("ax", 0.2, 0.3),
+        Phone("l", 0.3, 0.4),
+        Phone("ow", 0.4, 0.6),
+        Phone("pau", 0.6, 0.65),
+        Phone("pau", 0.65, 0.8),
+    ]
+    ps = [
+        Phone("sil", 0, 0.11),
+        Phone("hh", 0.11, 0.2),
+        Phone("ah", 0.2, 0.33),
+        Phone("l", 0.33, 0.4),  # ax = ah
+        Phone("aw", 0.4, 0.58),
+        Phone("sil", 0.58, 0.8),
+    ]  # ow != aw: boundaries on either side of it are not compared
     diffs, boundaries, agree = ac.compare(eng, ps)
     assert boundaries == 5  # the two pauses are merged
     assert np.allclose(diffs, [-10, 0, -30])
@@ -87,8 +103,15 @@ def test_compare_pairs_only_boundaries_both_sequences_share():
     assert s["boundaries"] == 3 and s["median_abs_ms"] == 10 and s["offset_ms"] == -10
     assert s["within_20ms_pct"] == pytest.approx(66.7) and s["within_40ms_pct"] == 100
     assert ac.summarize([]) == {"boundaries": 0}
-    assert [ac.to_common(x) for x in ("AX", "axr", "+NSN+", "<sil>", "pau", "EH1", "dx")] == \
-        ["ah", "er", "sil", "sil", "sil", "eh", "d"]
+    assert [ac.to_common(x) for x in ("AX", "axr", "+NSN+", "<sil>", "pau", "EH1", "dx")] == [
+        "ah",
+        "er",
+        "sil",
+        "sil",
+        "sil",
+        "eh",
+        "d",
+    ]
     assert ac.words_of("Five, four... owl's feather? No!") == ["five", "four", "owl's", "feather", "no"]
 
 
@@ -107,12 +130,26 @@ def test_corpus_check_report_and_cli(tmp_path, flite_clip):
 
     audio, phones, text = flite_clip
     arr = phones_array([(p.label, p.start, p.end) for p in phones])
-    clips = [Clip("test_flite:rms_0", audio=audio, phones=arr, attrs=dict(text=text, voice="rms", engine="flite",
-                                                                       split="test")),
-             Clip("test_festival:kal_0", audio=audio, phones=arr, attrs=dict(text=text, voice="kal_diphone",
-                                                                          engine="festival", split="test")),
-             Clip("test_nonspeech_0", audio=np.zeros(16000, np.float32), phones=phones_array([("pau", 0, 1)]),
-                  attrs=dict(text="", voice="nonspeech", engine="synthetic", split="test"))]
+    clips = [
+        Clip(
+            "test_flite:rms_0",
+            audio=audio,
+            phones=arr,
+            attrs=dict(text=text, voice="rms", engine="flite", split="test"),
+        ),
+        Clip(
+            "test_festival:kal_0",
+            audio=audio,
+            phones=arr,
+            attrs=dict(text=text, voice="kal_diphone", engine="festival", split="test"),
+        ),
+        Clip(
+            "test_nonspeech_0",
+            audio=np.zeros(16000, np.float32),
+            phones=phones_array([("pau", 0, 1)]),
+            attrs=dict(text="", voice="nonspeech", engine="synthetic", split="test"),
+        ),
+    ]
     write_clips(tmp_path / "c.h5", clips, compute_mel=False)
     out = tmp_path / "runs" / "check.json"
     assert main(["corpus", "check", "--corpus", str(tmp_path / "c.h5"), "--sample", "5", "--json", str(out)]) == 0
@@ -120,8 +157,17 @@ def test_corpus_check_report_and_cli(tmp_path, flite_clip):
     assert set(rep["by_engine"]) == {"flite", "festival"}  # non-speech clips are not checked
     for r in rep["by_engine"].values():
         assert r["clips"] == 1 and r["failed"] == 0 and r["voices"] == 1
-        assert {"median_abs_ms", "p90_abs_ms", "within_20ms_pct", "within_40ms_pct", "offset_ms", "boundaries",
-                "compared_pct", "label_agreement_pct", "fallback_frate_clips"} <= set(r)
+        assert {
+            "median_abs_ms",
+            "p90_abs_ms",
+            "within_20ms_pct",
+            "within_40ms_pct",
+            "offset_ms",
+            "boundaries",
+            "compared_pct",
+            "label_agreement_pct",
+            "fallback_frate_clips",
+        } <= set(r)
         assert r["median_abs_ms"] <= MEDIAN_MS
     assert rep["overall"]["boundaries"] == 2 * rep["by_engine"]["flite"]["boundaries"]
     assert "pocketsphinx" in rep["aligner"] and rep["frames_per_s"][0] == 100

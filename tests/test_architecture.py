@@ -18,8 +18,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # installed subpackage -> its folder in the repository (pyproject [tool.setuptools.package-dir])
-FOLDERS = {"runtime": "runtime", "training": "training", "export": "export", "calibration": "calibration",
-           "tools": "tools"}
+FOLDERS = {
+    "runtime": "runtime",
+    "training": "training",
+    "export": "export",
+    "calibration": "calibration",
+    "tools": "tools",
+}
 LAYERS = ["runtime", "training", "export", "calibration", "tools", ""]  # "" = the facade itself
 
 
@@ -75,8 +80,12 @@ def imports_of(module: str, source: str, sources: dict[str, str]) -> set[str]:
                 stem = node.module or ""
             for a in node.names:  # `from pkg import mod` imports the module pkg.mod when there is one
                 targets.add(f"{stem}.{a.name}" if f"{stem}.{a.name}" in sources else stem)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in sources \
-                and node.value != "toonsync":  # (the bare name is the root logger's, not an import)
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value in sources
+            and node.value != "toonsync"
+        ):  # (the bare name is the root logger's, not an import)
             targets.add(node.value)  # importlib.import_module("..."), import_extra("..."), ["-m", "..."]
     found = {_resolve(t, sources) for t in targets if t == "toonsync" or t.startswith("toonsync.")}
     return {t for t in found if t and t != module}
@@ -140,8 +149,15 @@ def _without_parents(g: dict[str, set[str]]) -> dict[str, set[str]]:
 @pytest.fixture(scope="module")
 def sources() -> dict[str, str]:
     s = discover()
-    assert {"toonsync", "toonsync.cli", "toonsync.runtime.pipeline", "toonsync.training.corpus",
-            "toonsync.export.onnx_export", "toonsync.calibration.quantize", "toonsync.tools.bench"} <= set(s)
+    assert {
+        "toonsync",
+        "toonsync.cli",
+        "toonsync.runtime.pipeline",
+        "toonsync.training.corpus",
+        "toonsync.export.onnx_export",
+        "toonsync.calibration.quantize",
+        "toonsync.tools.bench",
+    } <= set(s)
     return s
 
 
@@ -163,8 +179,13 @@ def test_runtime_names_no_heavy_module(sources):
         if layer(m) != 0:
             continue
         for node in ast.walk(ast.parse(src)):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             bad += [f"{m} -> {n}" for n in names if n.split(".")[0] in heavy]
     allowed = {"toonsync.runtime.trt_backend -> onnx"}  # reads a graph's inputs for TensorRT, guarded by ImportError
     assert not set(bad) - allowed, sorted(set(bad) - allowed)
@@ -176,24 +197,39 @@ def _fake(**modules: str) -> dict[str, str]:
 
 
 def test_checker_catches_a_forbidden_import():
-    s = _fake(toonsync__runtime="", toonsync__runtime__a="import numpy\n", toonsync__training="",
-              toonsync__training__t="from toonsync.runtime import a\n",
-              toonsync__runtime__b="def f():\n    from toonsync.training.t import x\n")
+    s = _fake(
+        toonsync__runtime="",
+        toonsync__runtime__a="import numpy\n",
+        toonsync__training="",
+        toonsync__training__t="from toonsync.runtime import a\n",
+        toonsync__runtime__b="def f():\n    from toonsync.training.t import x\n",
+    )
     assert forbidden(graph(s)) == ["toonsync.runtime.b -> toonsync.training.t"]
 
 
 def test_checker_catches_string_imports_and_cycles():
-    s = _fake(toonsync__runtime="", toonsync__runtime__a="import importlib\nimportlib.import_module('toonsync.export.e')\n",
-              toonsync__export="", toonsync__export__e="from toonsync.runtime.a import f\n",
-              toonsync__runtime__b="from . import c\n", toonsync__runtime__c="def g():\n    from .b import h\n")
+    s = _fake(
+        toonsync__runtime="",
+        toonsync__runtime__a="import importlib\nimportlib.import_module('toonsync.export.e')\n",
+        toonsync__export="",
+        toonsync__export__e="from toonsync.runtime.a import f\n",
+        toonsync__runtime__b="from . import c\n",
+        toonsync__runtime__c="def g():\n    from .b import h\n",
+    )
     g = _without_parents(graph(s))
     assert forbidden(g) == ["toonsync.runtime.a -> toonsync.export.e"]
-    assert sorted(map(tuple, cycles(g))) == [("toonsync.export.e", "toonsync.runtime.a"),
-                                             ("toonsync.runtime.b", "toonsync.runtime.c")]
+    assert sorted(map(tuple, cycles(g))) == [
+        ("toonsync.export.e", "toonsync.runtime.a"),
+        ("toonsync.runtime.b", "toonsync.runtime.c"),
+    ]
 
 
 def test_checker_skips_type_checking_imports_only():
-    s = _fake(toonsync__runtime="", toonsync__runtime__a="from . import b\n",
-              toonsync__runtime__b="from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import A\n",
-              toonsync__runtime__c="from . import d\n", toonsync__runtime__d="if True:\n    from .c import C\n")
+    s = _fake(
+        toonsync__runtime="",
+        toonsync__runtime__a="from . import b\n",
+        toonsync__runtime__b="from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import A\n",
+        toonsync__runtime__c="from . import d\n",
+        toonsync__runtime__d="if True:\n    from .c import C\n",
+    )
     assert sorted(map(tuple, cycles(_without_parents(graph(s))))) == [("toonsync.runtime.c", "toonsync.runtime.d")]

@@ -1,4 +1,5 @@
 """Procedural anime avatar (runtime/avatar.py) on real photos with real dlib landmarks."""
+
 from __future__ import annotations
 
 import os
@@ -130,17 +131,17 @@ def test_style_from_photo_differs_valid_and_deterministic(faces):
 # --------------------------------------------------------------------------- 2. canonical geometry
 def test_canonical_landmarks_alignment_and_animeification(faces):
     shapes, aligned = [], []
-    for img, lm in faces.values():
+    for _img, lm in faces.values():
         c = canonical_landmarks(lm, SIZE)
         assert c.shape == (68, 2) and c.dtype == np.float32
         assert c.min() >= 0.0 and c.max() <= 1.0
-        r, l = _eye_centres(c)
-        assert abs(r[1] - l[1]) < 0.005  # level eyes
-        assert abs(np.linalg.norm(l - r) - 0.28) < 0.01
-        assert abs(0.5 * (r[0] + l[0]) - 0.5) < 0.01 and abs(0.5 * (r[1] + l[1]) - 0.42) < 0.01
+        r, left = _eye_centres(c)
+        assert abs(r[1] - left[1]) < 0.005  # level eyes
+        assert abs(np.linalg.norm(left - r) - 0.28) < 0.01
+        assert abs(0.5 * (r[0] + left[0]) - 0.5) < 0.01 and abs(0.5 * (r[1] + left[1]) - 0.42) < 0.01
         # eyes bigger relative to the inter-ocular distance than in the photo (taller more than wider)
         ri, li = _eye_centres(lm)
-        iod_in, iod_out = np.linalg.norm(li - ri), np.linalg.norm(l - r)
+        iod_in, iod_out = np.linalg.norm(li - ri), np.linalg.norm(left - r)
         for sl in (slice(36, 42), slice(42, 48)):
             w_in, h_in = np.ptp(lm[sl], 0) / iod_in
             w_out, h_out = np.ptp(c[sl], 0) / iod_out
@@ -162,8 +163,8 @@ def test_canonical_landmarks_alignment_and_animeification(faces):
 def test_mean_face_is_plausible_and_drawable(avatars):
     m = mean_face_landmarks()
     assert m.shape == (68, 2) and 0.0 <= m.min() and m.max() <= 1.0
-    r, l = _eye_centres(m)
-    assert abs(np.linalg.norm(l - r) - 0.28) < 0.01 and abs(r[1] - l[1]) < 0.005
+    r, left = _eye_centres(m)
+    assert abs(np.linalg.norm(left - r) - 0.28) < 0.01 and abs(r[1] - left[1]) < 0.005
     # symmetric about x = 0.5 (jaw ends), chin below mouth below nose below eyes
     assert abs((m[0, 0] + m[16, 0]) / 2 - 0.5) < 0.01
     assert r[1] < m[30, 1] < m[62, 1] < m[8, 1]
@@ -237,7 +238,7 @@ def test_avatar_contains_no_photo_pixels(faces, avatars):
 
 # --------------------------------------------------------------------------- 5. mouth
 def test_mouth_interior_grows_with_opening(avatars):
-    for name, (st, neutral, rend) in avatars.items():
+    for name, (_st, neutral, rend) in avatars.items():
         ys, xs = _box(_open_mouth(neutral, 0.07), range(48, 68), 0.02)
         counts = []
         for t in (0.0, 0.01, 0.02, 0.035, 0.05, 0.07):
@@ -303,7 +304,7 @@ def test_emotion_changes_mouth_and_brows(avatars):
     def corner_y(img: np.ndarray) -> float:
         roi = img[ys, xs].astype(np.int16).sum(-1)
         w = roi.shape[1]
-        cols = np.r_[0: w // 4, w - w // 4: w]
+        cols = np.r_[0 : w // 4, w - w // 4 : w]
         return float(np.mean([np.argmin(roi[:, c]) for c in cols if roi[:, c].min() < 300]))
 
     assert corner_y(hap) < corner_y(sad) - 2
@@ -311,9 +312,15 @@ def test_emotion_changes_mouth_and_brows(avatars):
 
 # --------------------------------------------------------------------------- misc
 def test_module_is_numpy_cv2_only():
-    code = ("import sys, toonsync.runtime.avatar\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dlib', 'skimage', 'matplotlib'))\n"
-            "assert not bad, bad\nprint('ok')")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import sys, toonsync.runtime.avatar\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dlib', 'skimage', 'matplotlib'))\n"
+        "assert not bad, bad\nprint('ok')"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -1,4 +1,5 @@
 """Backgrounds (solid colour, image, transparent) and outputs with alpha (WebM VP9, MOV qtrle, PNG sequences)."""
+
 from __future__ import annotations
 
 import json
@@ -98,7 +99,9 @@ def test_render_transparent_webm_via_cli(tmp_path, frontal_face, speech_wav):
     from toonsync.cli import main
 
     out = tmp_path / "t.webm"
-    assert main(["-q", "render", str(frontal_face), str(speech_wav), "-o", str(out), "--background", "transparent"]) == 0
+    assert (
+        main(["-q", "render", str(frontal_face), str(speech_wav), "-o", str(out), "--background", "transparent"]) == 0
+    )
     info = probe(out)
     assert (info.video_codec, info.audio_codec, info.alpha) == ("vp9", "opus", True)
     assert info.frames == _expected_frames(speech_wav)
@@ -110,12 +113,19 @@ def test_render_transparent_webm_via_cli(tmp_path, frontal_face, speech_wav):
 
 
 def test_render_colour_and_image_backgrounds(tmp_path, frontal_face, speech_wav, data_dir, animator):
-    res = toonsync.render(frontal_face, speech_wav, tmp_path / "g.mp4", background="#2040c0", animator=animator,
-                         size=128)
+    res = toonsync.render(
+        frontal_face, speech_wav, tmp_path / "g.mp4", background="#2040c0", animator=animator, size=128
+    )
     frames, _, _ = read_video(res.output, max_frames=5)
     assert np.abs(frames[:, 2:6, 2:6].astype(int) - (0x20, 0x40, 0xC0)).max() <= 8  # H.264 tolerance
-    seq = toonsync.render(frontal_face, speech_wav, str(tmp_path / "img") + "/", animator=animator, size=128,
-                         background=str(data_dir / "no_face_coffee.jpg"))
+    seq = toonsync.render(
+        frontal_face,
+        speech_wav,
+        str(tmp_path / "img") + "/",
+        animator=animator,
+        size=128,
+        background=str(data_dir / "no_face_coffee.jpg"),
+    )
     doc = json.loads((seq.output / "sequence.json").read_text())
     assert doc["frames"] == res.frames == len(list(seq.output.glob("frame_*.png"))) and not doc["alpha"]
     first = read_video(seq.output, max_frames=1)[0][0]
@@ -164,9 +174,16 @@ def test_stream_transparent_records_webm(tmp_path, frontal_face, speech_wav, ani
 
     speech, sr = sf.read(str(speech_wav), dtype="float32")
     images = []
-    stats = toonsync.stream((c for c in np.array_split(speech, 20)), frontal_face, model=animator.audio_model,
-                           sink=lambda f: images.append(f.image), record=tmp_path / "live.webm", size=128,
-                           background="transparent", sample_rate=sr)
+    stats = toonsync.stream(
+        (c for c in np.array_split(speech, 20)),
+        frontal_face,
+        model=animator.audio_model,
+        sink=lambda f: images.append(f.image),
+        record=tmp_path / "live.webm",
+        size=128,
+        background="transparent",
+        sample_rate=sr,
+    )
     assert images and all(im.shape == (128, 128, 4) for im in images)
     info = probe(stats.recording)
     assert info.alpha and info.frames == stats.frames + stats.dropped

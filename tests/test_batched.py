@@ -1,5 +1,6 @@
 """Batched multi-stream stepping: ``AudioModel.step_many`` runs N streams' model steps as one graph call and gives
 each stream exactly the frames it gives on its own."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,12 +58,14 @@ def test_step_many_equals_each_stream_alone(animator, speech, n):
     assert calls == pcm[0].size // SPF  # one graph call per tick for all n streams together
     for s, g in zip(streams, got):
         s.flush()
-        g.extend(f for f in iter(lambda: s.step(draw=False) if s.ready() else None, None))
+        while s.ready():
+            g.append(s.step(draw=False))
     for i in range(n):
         assert len(got[i]) == len(solo[i]) == pcm[i].size // SPF
         np.testing.assert_allclose(np.stack([f.mouth for f in got[i]]), np.stack([f.mouth for f in solo[i]]), atol=2e-5)
-        np.testing.assert_allclose(np.stack([f.landmarks for f in got[i]]),
-                                   np.stack([f.landmarks for f in solo[i]]), atol=2e-5)
+        np.testing.assert_allclose(
+            np.stack([f.landmarks for f in got[i]]), np.stack([f.landmarks for f in solo[i]]), atol=2e-5
+        )
         np.testing.assert_array_equal([f.blink for f in got[i]], [f.blink for f in solo[i]])
     if n > 1:  # the streams really differ (the silent one stays closed), so equality is not trivial
         opens = [float(np.mean([f.mouth[0] for f in got[i]])) for i in range(n)]
@@ -79,8 +82,10 @@ def test_ragged_streams_and_deferred_stream_alone(animator, speech):
     b = Stream(model, neutral, seed=3, defer=True)  # 1 frame per tick
     fa, fb, ia, ib = [], [], 0, 0
     while ia < pcm.size or ib < pcm.size:
-        a.accept_audio(pcm[ia : ia + 3 * SPF]); ia += 3 * SPF
-        b.accept_audio(pcm[ib : ib + SPF]); ib += SPF
+        a.accept_audio(pcm[ia : ia + 3 * SPF])
+        ia += 3 * SPF
+        b.accept_audio(pcm[ib : ib + SPF])
+        ib += SPF
         model.run_pending([a, b])
         for s, acc in ((a, fa), (b, fb)):
             while s.ready():
@@ -95,5 +100,6 @@ def test_ragged_streams_and_deferred_stream_alone(animator, speech):
         while s.ready():
             acc.append(s.step(draw=False))
         assert len(acc) == len(ref)
-        np.testing.assert_allclose(np.stack([f.landmarks for f in acc]), np.stack([f.landmarks for f in ref]),
-                                   atol=2e-5)
+        np.testing.assert_allclose(
+            np.stack([f.landmarks for f in acc]), np.stack([f.landmarks for f in ref]), atol=2e-5
+        )

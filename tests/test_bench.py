@@ -4,6 +4,7 @@
 against ``benchmarks/bench.schema.json`` (with ``jsonschema`` when installed, else the small validator
 below); ``--precision all``, ``--compare``, ``--plot`` and the pytest-benchmark suite are exercised.
 """
+
 from __future__ import annotations
 
 import copy
@@ -115,11 +116,21 @@ def test_quick_run_cases(quick_run):
     for prec in available_precisions():  # --precision all: every model file, batch 1 and batch N
         for b in (1, 4):
             assert f"model.audio2motion.cpu.{prec}.b{b}" in cases or any(
-                s["case"] == f"model.audio2motion.cpu.{prec}.b{b}" for s in rep["skipped"])
-    for name in ("frontend.logmel.40ms", "renderer.draw.256", "encode.h264.256", "e2e.stream_frame.256",
-                 "e2e.render_offline.1s", "e2e.stream_realtime.20ms", "startup.face_prepare",
-                 "startup.model_load.cpu.fp32", "startup.cold_first_frame.photo", "startup.cold_first_frame.avatar",
-                 "model.audio2motion_pcm.cpu.fp32.b1"):
+                s["case"] == f"model.audio2motion.cpu.{prec}.b{b}" for s in rep["skipped"]
+            )
+    for name in (
+        "frontend.logmel.40ms",
+        "renderer.draw.256",
+        "encode.h264.256",
+        "e2e.stream_frame.256",
+        "e2e.render_offline.1s",
+        "e2e.stream_realtime.20ms",
+        "startup.face_prepare",
+        "startup.model_load.cpu.fp32",
+        "startup.cold_first_frame.photo",
+        "startup.cold_first_frame.avatar",
+        "model.audio2motion_pcm.cpu.fp32.b1",
+    ):
         c = cases[name]
         assert 0 <= c["p50_ms"] <= c["p90_ms"] <= c["p99_ms"] <= c["max_ms"], name
         assert len(rep["samples_ms"][name]) == c["n"]
@@ -136,8 +147,14 @@ def test_quick_run_cases(quick_run):
     if "model.audio2motion.torch-eager.fp32.b1" in cases:  # torch installed: the baseline ran in a child
         assert rep["ratios"]["onnxruntime_fp32_vs_torch_eager"] > 0
     assert len(rep["cost_vs_length"]["points"]) == 2 and rep["cost_vs_length"]["fit"]["ms_per_audio_s"] is not None
-    assert set(rep["headline"]) == {"per_frame_compute_ms", "offline_rtf", "onnxruntime_vs_torch_eager",
-                                    "int8_vs_fp32", "stream_p99_latency_ms", "peak_rss_mb"}
+    assert set(rep["headline"]) == {
+        "per_frame_compute_ms",
+        "offline_rtf",
+        "onnxruntime_vs_torch_eager",
+        "int8_vs_fp32",
+        "stream_p99_latency_ms",
+        "peak_rss_mb",
+    }
 
 
 def test_quick_run_plot(quick_run):
@@ -167,8 +184,10 @@ def test_compare_reports(quick_run):
     assert verdicts["renderer.draw.256"] == "faster" and verdicts["frontend.logmel.40ms"] == "slower"
     assert verdicts["e2e.stream_frame.256"] == "same"
     assert cmp["regressions"] == ["frontend.logmel.40ms"] and cmp["only_old"] == ["startup.old_case"]
-    v1 = {"schema": "toonsync-bench/1", "cases": {"draw_per_frame": {"p50_ms": 1.0},
-                                                 "render_offline": {"clip_s": 1.0, "median_ms": 100.0, "rtf": 0.1}}}
+    v1 = {
+        "schema": "toonsync-bench/1",
+        "cases": {"draw_per_frame": {"p50_ms": 1.0}, "render_offline": {"clip_s": 1.0, "median_ms": 100.0, "rtf": 0.1}},
+    }
     names = {r["case"] for r in compare_reports(v1, rep)["cases"]}
     assert names == {"renderer.draw.256", "e2e.render_offline.1s"}  # old names mapped onto the new ones
 
@@ -178,8 +197,12 @@ def test_bench_cli_compare(quick_run, tmp_path, capsys):
     old = tmp_path / "old.json"
     old.write_text(json.dumps(rep))
     out = tmp_path / "b.json"
-    assert main([*QUICK, "--precision", "int8", "--no-torch", "--threads-sweep", "--json", str(out),
-                 "--compare", str(old)]) == 0
+    assert (
+        main(
+            [*QUICK, "--precision", "int8", "--no-torch", "--threads-sweep", "--json", str(out), "--compare", str(old)]
+        )
+        == 0
+    )
     new = json.loads(out.read_text())
     validate(new)
     assert new["options"]["precisions"] == ["fp32", "int8"]  # fp32 always measured: the baseline
@@ -222,9 +245,24 @@ def test_bench_stream_smoke(tmp_path):
 def test_pytest_benchmark_suite_runs_once():
     """``pytest benchmarks/`` with ``--benchmark-disable``: every case runs once (no timing)."""
     env = {**os.environ, "TOONSYNC_BENCH_SECONDS": "1", "TOONSYNC_BENCH_FRAMES": "3", "TOONSYNC_BENCH_BATCH": "2"}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-disable",
-                        str(ROOT / "benchmarks")], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
-                       check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--benchmark-disable",
+            str(ROOT / "benchmarks"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert re.search(r"\d+ passed", r.stdout)
     assert "failed" not in r.stdout.splitlines()[-1]

@@ -1,4 +1,5 @@
 """Runs the bad-input catalogue (tests/catalogue.py): typed errors, warnings with fallbacks, acceptance."""
+
 from __future__ import annotations
 
 import warnings

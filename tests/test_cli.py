@@ -1,4 +1,5 @@
 """The CLI: readable help, one-line errors with a non-zero exit, no output left on failure."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,8 +16,22 @@ def run(*args):
 
 def test_help_lists_every_command():
     h = build_parser().format_help()
-    for cmd in ("demo", "render", "prepare", "preprocess", "train", "export", "bench", "doctor", "stream", "calibrate",
-                "motion", "corpus", "eval", "soak"):
+    for cmd in (
+        "demo",
+        "render",
+        "prepare",
+        "preprocess",
+        "train",
+        "export",
+        "bench",
+        "doctor",
+        "stream",
+        "calibrate",
+        "motion",
+        "corpus",
+        "eval",
+        "soak",
+    ):
         assert cmd in h
 
 
@@ -29,8 +44,13 @@ def test_render_bad_audio_is_one_line_and_nonzero(tmp_path, data_dir, frontal_fa
 
 
 def test_render_no_face_and_bad_size(tmp_path, data_dir, speech_wav, frontal_face):
-    assert main(["-q", "render", str(data_dir / "no_face_coffee.jpg"), str(speech_wav), "-o", str(tmp_path / "o.mp4")]) == 1
-    assert main(["-q", "render", str(frontal_face), str(speech_wav), "-o", str(tmp_path / "o.mp4"), "--size", "-5"]) == 1
+    assert (
+        main(["-q", "render", str(data_dir / "no_face_coffee.jpg"), str(speech_wav), "-o", str(tmp_path / "o.mp4")])
+        == 1
+    )
+    assert (
+        main(["-q", "render", str(frontal_face), str(speech_wav), "-o", str(tmp_path / "o.mp4"), "--size", "-5"]) == 1
+    )
     assert main(["-q", "render", str(frontal_face), str(speech_wav), "-o", str(speech_wav)]) == 1
     assert list(tmp_path.iterdir()) == []
 
@@ -44,8 +64,25 @@ def test_unknown_flag_exits_2():
 def test_prepare_then_render_from_bundle(tmp_path, frontal_face, speech_wav):
     bundle = tmp_path / "me.avatar"
     assert main(["-q", "prepare", str(frontal_face), "-o", str(bundle)]) == 0
-    assert main(["-q", "render", str(bundle), str(speech_wav), "-o", str(tmp_path / "b.mp4"),
-                 "--emotion", "happy", "--fps", "30", "--size", "192"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "render",
+                str(bundle),
+                str(speech_wav),
+                "-o",
+                str(tmp_path / "b.mp4"),
+                "--emotion",
+                "happy",
+                "--fps",
+                "30",
+                "--size",
+                "192",
+            ]
+        )
+        == 0
+    )
     from toonsync.runtime.video import probe
 
     info = probe(tmp_path / "b.mp4")
@@ -60,8 +97,10 @@ def test_doctor_reports_models_ok(capsys):
 
 def test_stream_cli_wav_records_and_mic_fails_clearly(tmp_path, frontal_face, speech_wav):
     out = tmp_path / "s.mp4"
-    assert main(["-q", "stream", "--wav", str(speech_wav), "--face", str(frontal_face), "--record", str(out),
-                 "--fast"]) == 0
+    assert (
+        main(["-q", "stream", "--wav", str(speech_wav), "--face", str(frontal_face), "--record", str(out), "--fast"])
+        == 0
+    )
     from toonsync.runtime.live import input_devices
     from toonsync.runtime.video import probe
 

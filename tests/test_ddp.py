@@ -8,6 +8,7 @@ only, which AdamW's normalised steps can amplify for near-zero gradients. Measur
 max |diff| 2.5e-6 (accum 1) and 3.7e-6 (accum 2), against weights of scale 1 moved by 7.5e-3 by the
 training; TOL = 1e-5 x the largest weight (about 1e-5).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,22 @@ REPO = Path(__file__).resolve().parent.parent
 CREMAD_TINY = Path(__file__).parent / "data" / "cremad_tiny"
 TOL = 1e-5  # x the largest |weight|; see the module docstring
 STEPS, BATCH = 5, 4
-A2M = ["--steps", str(STEPS), "--batch", str(BATCH), "--crop-frames", "32", "--channels", "32", "--hidden", "32",
-       "--threads", "1", "--device", "cpu"]
+A2M = [
+    "--steps",
+    str(STEPS),
+    "--batch",
+    str(BATCH),
+    "--crop-frames",
+    "32",
+    "--channels",
+    "32",
+    "--hidden",
+    "32",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+]
 
 # Runs a trainer's ``python -m`` entry point in each torchrun worker, recording through an audit hook every
 # file this process creates, renames or removes under $WATCH into $RECORDS/rank<RANK>.json.
@@ -72,7 +87,7 @@ def torchrun(tmp: Path, module: str, args: list[str]) -> tuple[dict[int, list], 
         import shutil
         import warnings
 
-        warnings.warn(f"torchrun attempt 1 failed, retrying: {str(first)[-500:]}")
+        warnings.warn(f"torchrun attempt 1 failed, retrying: {str(first)[-500:]}", stacklevel=2)
         shutil.rmtree(tmp / "out", ignore_errors=True)
         return _torchrun(tmp, tmp / "try2", module, args)
 
@@ -82,11 +97,29 @@ def _torchrun(tmp: Path, work: Path, module: str, args: list[str]) -> tuple[dict
     driver, records, logs = work / "driver.py", work / "records", work / "logs"
     driver.write_text(DRIVER)
     records.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WATCH": str(tmp / "out"), "RECORDS": str(records),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "WATCH": str(tmp / "out"),
+        "RECORDS": str(records),
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "--log-dir", str(logs), "--redirects", "3", str(driver), module, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--log-dir",
+        str(logs),
+        "--redirects",
+        "3",
+        str(driver),
+        module,
+        *args,
+    ]
     r = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     stderr = {int(p.parent.name): p.read_text() for p in logs.rglob("stderr.log")}
     assert r.returncode == 0, f"torchrun failed ({r.returncode}):\n{r.stderr[-3000:]}\n{stderr}"
@@ -133,8 +166,11 @@ def test_micro_batches_partition_the_global_batch():
     batch = (torch.arange(8).reshape(8, 1), torch.arange(8) * 10)
     assert distributed.micro_batches(batch, DistContext(), 1)[0] == batch  # single process: untouched
     for world, accum in ((2, 1), (2, 2), (4, 2)):
-        rows = [mb[0].flatten().tolist() for r in range(world)
-                for mb in distributed.micro_batches(batch, DistContext(rank=r, world=world), accum)]
+        rows = [
+            mb[0].flatten().tolist()
+            for r in range(world)
+            for mb in distributed.micro_batches(batch, DistContext(rank=r, world=world), accum)
+        ]
         assert sorted(i for r in rows for i in r) == list(range(8)) and {len(r) for r in rows} == {8 // (world * accum)}
         for r in range(world):
             for x, y in distributed.micro_batches(batch, DistContext(rank=r, world=world), accum):
@@ -170,8 +206,11 @@ def test_accumulation_matches_single_process(corpus_h5, single, tmp_path):
 def test_two_processes_match_single_process(corpus_h5, single, tmp_path, accum):
     from toonsync.training.models.audio2motion import Audio2Motion, Audio2MotionConfig
 
-    written, stderr = torchrun(tmp_path, "toonsync.training.train_audio2motion",
-                               ["--train", str(corpus_h5), "-o", str(tmp_path / "out"), *A2M, "--accum", str(accum)])
+    written, stderr = torchrun(
+        tmp_path,
+        "toonsync.training.train_audio2motion",
+        ["--train", str(corpus_h5), "-o", str(tmp_path / "out"), *A2M, "--accum", str(accum)],
+    )
     ddp = state(tmp_path / "out" / "audio2motion.pt")
     ref = single["state_dict"]
     diff = max_diff(ddp["state_dict"], ref)
@@ -195,9 +234,28 @@ def test_two_processes_match_single_process(corpus_h5, single, tmp_path, accum):
 def test_emotion_trains_under_two_processes(tmp_path):
     if not CREMAD_TINY.is_dir():
         pytest.skip("tests/data/cremad_tiny is missing")
-    written, _ = torchrun(tmp_path, "toonsync.training.train_emotion",
-                          ["--data", str(CREMAD_TINY), "-o", str(tmp_path / "out"), "--steps", "2", "--batch", "6",
-                           "--val-actors", "0", "--test-actors", "1002", "--threads", "1", "--device", "cpu"])
+    written, _ = torchrun(
+        tmp_path,
+        "toonsync.training.train_emotion",
+        [
+            "--data",
+            str(CREMAD_TINY),
+            "-o",
+            str(tmp_path / "out"),
+            "--steps",
+            "2",
+            "--batch",
+            "6",
+            "--val-actors",
+            "0",
+            "--test-actors",
+            "1002",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    )
     assert written[1] == []
     assert {Path(p).name for e, p in written[0] if e == "os.rename"} == {"emotion.pt", "emotion.train.json"}
     report = json.loads((tmp_path / "out" / "emotion.train.json").read_text())
@@ -212,9 +270,30 @@ def test_emotion_trains_under_two_processes(tmp_path):
 def test_stylizer_gan_trains_under_two_processes(tmp_path):
     """The GAN trainers (stylizer; the refiner shares training.gan): two DDP-wrapped networks, two Trainers."""
     tiny = Path(__file__).parent / "data" / "face2comics_tiny"
-    written, _ = torchrun(tmp_path, "toonsync.training.train_stylizer",
-                          ["--data", str(tiny), "-o", str(tmp_path / "out"), "--size", "64", "--width", "8",
-                           "--steps", "2", "--batch", "4", "--log-every", "1", "--threads", "1", "--device", "cpu"])
+    written, _ = torchrun(
+        tmp_path,
+        "toonsync.training.train_stylizer",
+        [
+            "--data",
+            str(tiny),
+            "-o",
+            str(tmp_path / "out"),
+            "--size",
+            "64",
+            "--width",
+            "8",
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--log-every",
+            "1",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    )
     assert written[1] == []
     assert {Path(p).name for e, p in written[0] if e == "os.rename"} == {"stylizer.pt", "stylizer.train.json"}
     report = json.loads((tmp_path / "out" / "stylizer.train.json").read_text())
@@ -241,8 +320,22 @@ def test_toonsync_train_under_two_processes(tmp_path):
     if shutil.which("flite") is None:
         pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
     out = tmp_path / "out"
-    written, stderr = torchrun(tmp_path, "toonsync", ["train", "audio2motion", "--corpus-dir", str(out / "corpus"),
-                                                     "--minutes", "0.2", "--steps", "1", "--out", str(out / "run")])
+    written, stderr = torchrun(
+        tmp_path,
+        "toonsync",
+        [
+            "train",
+            "audio2motion",
+            "--corpus-dir",
+            str(out / "corpus"),
+            "--minutes",
+            "0.2",
+            "--steps",
+            "1",
+            "--out",
+            str(out / "run"),
+        ],
+    )
     assert written[1] == []
     assert {Path(p).name for e, p in written[0] if e == "os.rename"} >= {"train.h5", "test.h5", "audio2motion.pt"}
     info = json.loads((out / "run" / "audio2motion.train.json").read_text())

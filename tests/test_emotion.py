@@ -1,4 +1,5 @@
 """Emotion (seed module 5): prosody heuristic, user schedules, CREMA-D loader, EmotionNet train/stream/export."""
+
 from __future__ import annotations
 
 import json
@@ -141,8 +142,21 @@ def test_schedule_first_key_holds_before_it():
     assert s[0, EMOTIONS.index("ANG")] == 1 and s[-1, EMOTIONS.index("FEA")] == 1
 
 
-@pytest.mark.parametrize("spec", ["", "  ", "furious", "0:happy,1:furious", "1:happy,0.5:sad", "x:happy",
-                                  "happy,2:sad", "-1:happy", "0:happy,0:sad", "nan:happy"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "  ",
+        "furious",
+        "0:happy,1:furious",
+        "1:happy,0.5:sad",
+        "x:happy",
+        "happy,2:sad",
+        "-1:happy",
+        "0:happy,0:sad",
+        "nan:happy",
+    ],
+)
 def test_bad_schedule_names_accepted_emotions(spec):
     with pytest.raises(InputError, match="happy.*neutral.*sad"):
         emotion_schedule(spec, 10)
@@ -152,8 +166,13 @@ def test_runtime_emotion_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, toonsync.runtime.emotion; assert 'torch' not in sys.modules and 'toonsync.training' not in sys.modules"
-    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    code = (
+        "import sys, toonsync.runtime.emotion\n"
+        "assert 'torch' not in sys.modules and 'toonsync.training' not in sys.modules"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=Path(__file__).parents[1]
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -168,9 +187,21 @@ def test_cremad_parses_fixture_and_skips_bad_name():
     assert len(CremaD(CREMAD_TINY / "AudioWAV")) == 12  # the AudioWAV folder itself works too
 
 
-@pytest.mark.parametrize("name", ["notes.wav", "1001_DFA_XXX_XX.wav", "1000_DFA_ANG_XX.wav", "1092_DFA_ANG_XX.wav",
-                                  "1001_ABC_ANG_XX.wav", "1001_DFA_ANG_XY.wav", "1001_DFA_ANG_XX.WAV",
-                                  "1001_DFA_ANG_XX.wav.bak", "1001_dfa_ang_xx.wav", "01001_DFA_ANG_XX.wav"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "notes.wav",
+        "1001_DFA_XXX_XX.wav",
+        "1000_DFA_ANG_XX.wav",
+        "1092_DFA_ANG_XX.wav",
+        "1001_ABC_ANG_XX.wav",
+        "1001_DFA_ANG_XY.wav",
+        "1001_DFA_ANG_XX.WAV",
+        "1001_DFA_ANG_XX.wav.bak",
+        "1001_dfa_ang_xx.wav",
+        "01001_DFA_ANG_XX.wav",
+    ],
+)
 def test_parse_name_is_strict(name):
     assert parse_name(name) is None
 
@@ -230,7 +261,9 @@ def test_training_steps_reduce_loss(tiny_clips):
 
     torch.manual_seed(0)
     assert len(tiny_clips) == 12
-    mel, mask, y = sample_batch(tiny_clips, TrainConfig(batch=12, crop_frames=20, gain_db=0.0), np.random.default_rng(0))
+    mel, mask, y = sample_batch(
+        tiny_clips, TrainConfig(batch=12, crop_frames=20, gain_db=0.0), np.random.default_rng(0)
+    )
     assert sorted(y.tolist()) != [y[0].item()] * 12 and mask.sum(1).min() > 0
     model = EmotionNet(EmotionConfig(dropout=0.0))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -276,8 +309,22 @@ def test_train_cli_report_and_onnx_export(tmp_path):
     from toonsync.training.train_emotion import main
 
     run, models = tmp_path / "run", tmp_path / "models"
-    main(["--data", str(CREMAD_TINY), "-o", str(run), "--steps", "6", "--batch", "6", "--val-actors", "0",
-          "--test-actors", "1002"])
+    main(
+        [
+            "--data",
+            str(CREMAD_TINY),
+            "-o",
+            str(run),
+            "--steps",
+            "6",
+            "--batch",
+            "6",
+            "--val-actors",
+            "0",
+            "--test-actors",
+            "1002",
+        ]
+    )
     export_emotion(run / "emotion.pt", models)
     report = json.loads((run / "emotion.train.json").read_text())
     test = report["metrics"]["test"]
@@ -308,8 +355,11 @@ def test_train_cli_report_and_onnx_export(tmp_path):
         ref, *_ = model(torch.from_numpy(mel), *model.initial_state(1))
     lm = load_model("emotion", directory=models, backend="cpu")
     cfg = side["config"]
-    state = {"mel_ctx": np.zeros((1, 80, cfg["kernel"] - 1), np.float32),
-             "h": np.zeros((1, 1, cfg["hidden"]), np.float32), "c": np.zeros((1, 1, cfg["hidden"]), np.float32)}
+    state = {
+        "mel_ctx": np.zeros((1, 80, cfg["kernel"] - 1), np.float32),
+        "h": np.zeros((1, 1, cfg["hidden"]), np.float32),
+        "c": np.zeros((1, 1, cfg["hidden"]), np.float32),
+    }
     half = mel.shape[1] // 8 * 4
     outs = []
     for part in (mel[:, :half], mel[:, half:]):

@@ -1,4 +1,5 @@
 """eSpeak NG synthesis with phoneme timings (training/espeak.py), against the real libespeak-ng."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -11,8 +12,8 @@ from toonsync.training import espeak
 from toonsync.training.visemes import _TABLE
 
 pytestmark = pytest.mark.skipif(
-    not espeak.espeak_available(),
-    reason="libespeak-ng is not installed (apt-get install libespeak-ng1 espeak-ng-data)")
+    not espeak.espeak_available(), reason="libespeak-ng is not installed (apt-get install libespeak-ng1 espeak-ng-data)"
+)
 
 SR = 16000
 TEXT = "The old farmer bought a map of the moon, and my sister fixed the shiny blue bicycle."
@@ -20,7 +21,7 @@ VOWELS = {"aa", "ae", "ah", "ao", "aw", "ax", "axr", "ay", "eh", "er", "ey", "ih
 
 
 def _rms(audio: np.ndarray, p: espeak.Phone) -> float:
-    seg = audio[int(round(p.start * SR)):int(round(p.end * SR))].astype(np.float64)
+    seg = audio[int(round(p.start * SR)) : int(round(p.end * SR))].astype(np.float64)
     return float(np.sqrt(np.mean(seg**2))) if seg.size else 0.0
 
 
@@ -29,7 +30,7 @@ def _f0(audio: np.ndarray) -> float:
     out = []
     lo, hi = SR // 400, SR // 50
     for i in range(0, audio.size - 640, 320):
-        x = audio[i:i + 640].astype(np.float64)
+        x = audio[i : i + 640].astype(np.float64)
         x = x - x.mean()
         if np.sqrt(np.mean(x**2)) < 0.03:
             continue
@@ -59,7 +60,7 @@ def test_synthesize_sentence_audio_and_phones():
     labs = _labels(phones)
     assert "pau" in labs and sum(lab in VOWELS for lab in labs) >= 15
     # "farmer" in General American is r-coloured, "map" has its bilabials
-    assert labs[labs.index("f"):labs.index("f") + 5] == ["f", "aa", "r", "m", "axr"]
+    assert labs[labs.index("f") : labs.index("f") + 5] == ["f", "aa", "r", "m", "axr"]
     assert {"m", "p", "b", "sh", "s", "k", "dh"} <= set(labs)
 
 
@@ -79,9 +80,13 @@ def test_timings_match_the_audio(voice, variant):
 
 def test_variants_and_pitch_change_audio_not_phones():
     base_audio, base_phones = espeak.synthesize_espeak(TEXT)
-    runs = {"m3": espeak.synthesize_espeak(TEXT, variant="m3"), "f2": espeak.synthesize_espeak(TEXT, variant="f2"),
-            "klatt": espeak.synthesize_espeak(TEXT, variant="klatt"),
-            "low": espeak.synthesize_espeak(TEXT, pitch=20), "high": espeak.synthesize_espeak(TEXT, pitch=80)}
+    runs = {
+        "m3": espeak.synthesize_espeak(TEXT, variant="m3"),
+        "f2": espeak.synthesize_espeak(TEXT, variant="f2"),
+        "klatt": espeak.synthesize_espeak(TEXT, variant="klatt"),
+        "low": espeak.synthesize_espeak(TEXT, pitch=20),
+        "high": espeak.synthesize_espeak(TEXT, pitch=80),
+    }
     for name, (audio, phones) in runs.items():
         assert _labels(phones) == _labels(base_phones), name
         assert audio.size != base_audio.size or not np.array_equal(audio, base_audio), name
@@ -127,8 +132,10 @@ def test_voices_and_variants_exist():
 
 
 # every mnemonic seen from the 8 English voices on ~2,800 varied sentences (~1.1 M events)
-SEEN = ("0 3 3: ; ? @ @- @2 @5 @L A: A@ D E I I# I2 IR N O2 O: O@ OI S T U U@ V VR Z _ _! _: _| a a# aI aI2 "
-        "aI3 aI@ aU aa b d dZ e@ eI f g h i i: i@ i@3 j k l m n n- o@ oU p r r- s t t# t2 tS t[ u: v w w# x z").split()
+SEEN = (
+    "0 3 3: ; ? @ @- @2 @5 @L A: A@ D E I I# I2 IR N O2 O: O@ OI S T U U@ V VR Z _ _! _: _| a a# aI aI2 "
+    "aI3 aI@ aU aa b d dZ e@ eI f g h i i: i@ i@3 j k l m n n- o@ oU p r r- s t t# t2 tS t[ u: v w w# x z"
+).split()
 
 
 def test_mnemonic_map_covers_what_espeak_emits():

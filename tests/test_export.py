@@ -1,4 +1,5 @@
 """Training code path (tiny) -> ONNX export -> parity with torch; shipped model sidecar and streaming state."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,13 @@ def tiny_checkpoint(tiny_corpus, tmp_path_factory):
     from toonsync.training.train_audio2motion import TrainConfig, train
 
     d = tmp_path_factory.mktemp("tiny")
-    info = train(tiny_corpus / "train.h5", tiny_corpus / "test.h5", d / "run", Audio2MotionConfig(channels=32, hidden=32),
-                 TrainConfig(steps=30, batch=8, crop_frames=32, eval_every=30))
+    info = train(
+        tiny_corpus / "train.h5",
+        tiny_corpus / "test.h5",
+        d / "run",
+        Audio2MotionConfig(channels=32, hidden=32),
+        TrainConfig(steps=30, batch=8, crop_frames=32, eval_every=30),
+    )
     assert info["history"][-1]["loss"] < 0.2 and info["metrics"]["clips"] > 0
     return d / "run" / "audio2motion.pt"
 

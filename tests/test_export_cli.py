@@ -1,5 +1,6 @@
 """``toonsync export`` / ``calibrate`` write where they are asked (never into the installed package unless
 ``--install``), and a re-export of the shipped checkpoints reproduces the shipped models."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Festival as the held-out TTS engine (training/festival.py, training/corpus.py), against the real festival."""
+
 from __future__ import annotations
 
 import logging
@@ -13,14 +14,58 @@ SR = 16000
 TEXT = "The old farmer bought a map of the moon, and my sister fixed the shiny blue bicycle."
 VOWELS = {"aa", "ae", "ah", "ao", "aw", "ax", "axr", "ay", "eh", "er", "ey", "ih", "iy", "ow", "oy", "uh", "uw"}
 needs_festival = pytest.mark.skipif(not festival.festival_available(), reason=festival.missing_reason())
-MRPA = ("p", "b", "t", "d", "k", "g", "s", "z", "sh", "zh", "f", "v", "th", "dh", "ch", "jh", "h", "m", "n", "ng", "l",
-        "r", "w", "y", "#", "uh", "e", "a", "o", "i", "u", "ii", "uu", "oo", "aa", "@", "@@", "ai", "ei", "oi", "au",
-        "ou", "e@", "i@", "u@")  # festival's mrpa phone set (British voices)
+MRPA = (
+    "p",
+    "b",
+    "t",
+    "d",
+    "k",
+    "g",
+    "s",
+    "z",
+    "sh",
+    "zh",
+    "f",
+    "v",
+    "th",
+    "dh",
+    "ch",
+    "jh",
+    "h",
+    "m",
+    "n",
+    "ng",
+    "l",
+    "r",
+    "w",
+    "y",
+    "#",
+    "uh",
+    "e",
+    "a",
+    "o",
+    "i",
+    "u",
+    "ii",
+    "uu",
+    "oo",
+    "aa",
+    "@",
+    "@@",
+    "ai",
+    "ei",
+    "oi",
+    "au",
+    "ou",
+    "e@",
+    "i@",
+    "u@",
+)  # festival's mrpa phone set (British voices)
 FEST_VOICES = tuple(v for v in corpus.HELDOUT_VOICES if v.startswith("festival:"))
 
 
 def _rms(audio: np.ndarray, start: float, end: float) -> float:
-    seg = audio[int(round(start * SR)):int(round(end * SR))].astype(np.float64)
+    seg = audio[int(round(start * SR)) : int(round(end * SR))].astype(np.float64)
     return float(np.sqrt(np.mean(seg**2))) if seg.size else 0.0
 
 
@@ -47,9 +92,11 @@ def test_every_voice_in_one_batch_timings_match_the_audio():
 @needs_festival
 def test_batch_equals_single_and_rate_pitch_apply():
     voice = "kal_diphone" if festival.festival_available("kal_diphone") else festival.list_voices()[0]
-    reqs = [festival.Request("Wow, that is amazing!", voice, 1.3),
-            festival.Request("Please pass the pepper.", voice),
-            festival.Request("Please pass the pepper.", voice, 1.0, 200.0)]
+    reqs = [
+        festival.Request("Wow, that is amazing!", voice, 1.3),
+        festival.Request("Please pass the pepper.", voice),
+        festival.Request("Please pass the pepper.", voice, 1.0, 200.0),
+    ]
     batch = festival.synthesize_batch(reqs)
     single = festival.synthesize_festival("Please pass the pepper.", voice)
     assert np.array_equal(batch[1][0], single[0]) and batch[1][1] == single[1]  # no state leaks between utterances
@@ -67,7 +114,9 @@ def test_phone_sets_map_to_viseme_labels():
 
 def test_segments_that_do_not_match_the_wave_are_refused(tmp_path):
     segs = tmp_path / "x.segs"
-    segs.write_text("EST_File Segment\nDataType ascii\nEST_Header_End\n#\n0.2 100 pau\n0.5 100 hh\n0.9 100 ax\n1.0 100 pau\n")
+    segs.write_text(
+        "EST_File Segment\nDataType ascii\nEST_Header_End\n#\n0.2 100 pau\n0.5 100 hh\n0.9 100 ax\n1.0 100 pau\n"
+    )
     parsed = festival.read_segs(segs)
     assert parsed == [("pau", 0.2), ("hh", 0.5), ("ax", 0.9), ("pau", 1.0)]
     phones = festival.phones_from_segs(parsed, 1.03, "radio")  # diphone waves run ~25 ms past the last segment

@@ -1,4 +1,5 @@
 """HDF5 clip store round trip and video preprocessing (frames -> per-frame 68 landmarks)."""
+
 from __future__ import annotations
 
 import cv2
@@ -15,10 +16,16 @@ from toonsync.training.dataset import Clip, ClipStore, phones_array, write_clips
 def test_round_trip_every_field(tmp_path):
     rng = np.random.default_rng(0)
     audio = rng.uniform(-0.5, 0.5, 16000).astype(np.float32)
-    clip = Clip("c1", audio=audio, frames=rng.integers(0, 255, (25, 32, 32, 3), dtype=np.uint8),
-                landmarks=rng.random((25, 68, 2), dtype=np.float32), pose=rng.random((25, 3), dtype=np.float32),
-                mouth=rng.random((25, 3), dtype=np.float32), phones=phones_array([("hh", 0.0, 0.1), ("aa", 0.1, 0.5)]),
-                attrs={"text": "hi", "voice": "slt", "split": "train"})
+    clip = Clip(
+        "c1",
+        audio=audio,
+        frames=rng.integers(0, 255, (25, 32, 32, 3), dtype=np.uint8),
+        landmarks=rng.random((25, 68, 2), dtype=np.float32),
+        pose=rng.random((25, 3), dtype=np.float32),
+        mouth=rng.random((25, 3), dtype=np.float32),
+        phones=phones_array([("hh", 0.0, 0.1), ("aa", 0.1, 0.5)]),
+        attrs={"text": "hi", "voice": "slt", "split": "train"},
+    )
     write_clips(tmp_path / "c.h5", [clip, Clip("c2", audio=audio[:800])])
     with ClipStore(tmp_path / "c.h5") as s:
         assert len(s) == 2 and s.ids("train") == ["c1"]

@@ -1,5 +1,6 @@
 """Identity embedding (seed module 4): the ResNet-18 written here, the metric-learning pieces, ONNX export
 parity, and the shipped ``identity.fp32.onnx`` telling avatars apart (torch-free runtime helper)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,7 +58,9 @@ def test_frames_of_one_avatar_embed_closer_than_two_avatars(shipped):
     assert min(same) > max(diff), (same, diff)
     assert min(same) > shipped.threshold > max(diff)
     # the module-level helpers agree with the model object
-    np.testing.assert_allclose(similarity(embed_avatar(a), ea[0]), similarity(shipped.embed(a.renderer(192).draw(a.neutral)), ea[0]), atol=1e-5)
+    np.testing.assert_allclose(
+        similarity(embed_avatar(a), ea[0]), similarity(shipped.embed(a.renderer(192).draw(a.neutral)), ea[0]), atol=1e-5
+    )
 
 
 def test_embed_rejects_non_images(shipped):
@@ -104,10 +107,23 @@ def test_identity_training_export_parity(tmp_path):
     from toonsync.training.models.resnet import IdentityConfig
     from toonsync.training.train_identity import TrainConfig, embed, load_checkpoint, train
 
-    tcfg = TrainConfig(steps=3, batch=4, bank=8, frames=3, refresh=1, eval_ids=6, eval_frames=2, hard_ids=2, threads=1,
-                       eval_every=3, device="cpu")
+    tcfg = TrainConfig(
+        steps=3,
+        batch=4,
+        bank=8,
+        frames=3,
+        refresh=1,
+        eval_ids=6,
+        eval_frames=2,
+        hard_ids=2,
+        threads=1,
+        eval_every=3,
+        device="cpu",
+    )
     info = train(tmp_path, IdentityConfig(size=32, width=8, embed_dim=16), tcfg, photos=False)
-    assert info["train_data"]["identities_seen"] == 8 + 3 * 2 and len(info["history"]) == 1  # refreshed in families of 2
+    assert (
+        info["train_data"]["identities_seen"] == 8 + 3 * 2 and len(info["history"]) == 1
+    )  # refreshed in families of 2
     assert set(info["metrics"]["hard_negatives"]["by_attribute"]) >= {"face_shape", "hair_colour", "glasses"}
     meta = export_identity(tmp_path / "identity.pt", tmp_path / "models")
     assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["outputs"] == {"embedding": ["batch", 16]}

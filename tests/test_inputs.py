@@ -1,4 +1,5 @@
 """Image and audio input contracts: accepted formats load and convert, everything else gets a typed error."""
+
 from __future__ import annotations
 
 import struct
@@ -46,12 +47,15 @@ def test_gray_rgba_and_16bit_are_converted(tmp_path, photo):
     assert np.array_equal(load_image(tmp_path / "w.png"), photo)
 
 
-@pytest.mark.parametrize("content,name", [
-    (b"GIF89a" + b"\0" * 64, "x.gif"),
-    (b"II*\0" + b"\0" * 64, "x.tif"),
-    (b"this is not an image at all", "x.png"),
-    (b"", "empty.jpg"),
-])
+@pytest.mark.parametrize(
+    "content,name",
+    [
+        (b"GIF89a" + b"\0" * 64, "x.gif"),
+        (b"II*\0" + b"\0" * 64, "x.tif"),
+        (b"this is not an image at all", "x.png"),
+        (b"", "empty.jpg"),
+    ],
+)
 def test_other_images_are_refused_naming_accepted_formats(tmp_path, content, name):
     p = tmp_path / name
     p.write_bytes(content)

@@ -8,6 +8,7 @@ Needs Debian's ``chromium`` + ``chromium-driver`` (``apt-get install chromium ch
 the system binary and driver paths, so Selenium Manager is not used. The server listens on 127.0.0.1
 only; Chromium's background networking is off.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,11 @@ import pytest
 CHROMIUM = os.environ.get("TOONSYNC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = os.environ.get("TOONSYNC_CHROMEDRIVER") or shutil.which("chromedriver")
 if not CHROMIUM or not CHROMEDRIVER:
-    pytest.skip("the browser test needs Debian's chromium and chromium-driver "
-                "(apt-get install chromium chromium-driver); not installed", allow_module_level=True)
+    pytest.skip(
+        "the browser test needs Debian's chromium and chromium-driver "
+        "(apt-get install chromium chromium-driver); not installed",
+        allow_module_level=True,
+    )
 pytest.importorskip("selenium", reason="the browser test needs `pip install selenium`")
 pytest.importorskip("starlette", reason="the kiosk server needs `pip install starlette uvicorn websockets`")
 pytest.importorskip("uvicorn", reason="the kiosk server needs `pip install starlette uvicorn websockets`")
@@ -50,11 +54,22 @@ def browser(tmp_path, speech_wav):
     shutil.copy(speech_wav, fake_mic)
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-                 "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={fake_mic}",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1040,860",
-                 "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={fake_mic}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1040,860",
+        "--autoplay-policy=no-user-gesture-required",
+        "--disable-dev-shm-usage",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
@@ -78,8 +93,10 @@ def wait_until(drv, pred, budget_s: float, what: str) -> dict:
             return k
         time.sleep(0.25)
     k = kiosk(drv)
-    raise AssertionError(f"{what} not reached within {budget_s} s; page state: status={k['status']!r} "
-                         f"drawn={k['framesDrawn']} errors={k['errors'][-3:]} console={drv.get_log('browser')[-5:]}")
+    raise AssertionError(
+        f"{what} not reached within {budget_s} s; page state: status={k['status']!r} "
+        f"drawn={k['framesDrawn']} errors={k['errors'][-3:]} console={drv.get_log('browser')[-5:]}"
+    )
 
 
 def severe_console_errors(drv) -> list[dict]:

@@ -8,6 +8,7 @@ r_energy : vs the RMS energy envelope in dB (a weaker reference: consonant burst
            lips are nearly closed)
 Short clips (2-5 s) are noisy one by one, so they are judged as a set (mean), the 10 s demo alone.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,9 +29,11 @@ def lipsync(animator, stem) -> dict:
     phones = [visemes.Phone(*p) for p in read_phones(stem.with_suffix(".phones.txt"))]
     opening = inner_lip_gap(animator.animate(audio, np.zeros((68, 2), np.float32)).landmarks)
     n = opening.size
-    return {"r_phoneme": np.corrcoef(opening, visemes.mouth_opening_envelope(phones, n))[0, 1],
-            "r_target": np.corrcoef(opening, visemes.mouth_trajectory(phones, n)[:, 0])[0, 1],
-            "r_energy": np.corrcoef(opening, frame_energy(audio, n))[0, 1]}
+    return {
+        "r_phoneme": np.corrcoef(opening, visemes.mouth_opening_envelope(phones, n))[0, 1],
+        "r_target": np.corrcoef(opening, visemes.mouth_trajectory(phones, n)[:, 0])[0, 1],
+        "r_energy": np.corrcoef(opening, frame_energy(audio, n))[0, 1],
+    }
 
 
 def test_demo_clip_lipsync(animator, record_property):
@@ -87,4 +90,4 @@ def test_stream_mouth_is_shut_in_a_pause_after_speech(animator):
     motion = animator.animate(np.concatenate([a, np.zeros(16000, np.float32), a]), np.zeros((68, 2), np.float32))
     k = -(-a.size // 640)
     assert np.all(motion.mouth[k + 3 : k + 22] == 0.0)
-    assert motion.mouth[: k, 0].max() > 0.3  # and speech still opens it
+    assert motion.mouth[:k, 0].max() > 0.3  # and speech still opens it

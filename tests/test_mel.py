@@ -1,5 +1,6 @@
 """Log-mel frontend: shipped filters equal librosa's, values match an independent librosa computation,
 streaming equals offline."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """runtime.metrics on constructed cases, re-detection on the renderer's own frames, and `toonsync eval render`."""
+
 from __future__ import annotations
 
 import json
@@ -47,12 +48,14 @@ def test_ssim_drops_with_blur_and_matches_skimage(image):
     skm = pytest.importorskip("skimage.metrics")
     noisy = np.clip(image + np.random.default_rng(2).normal(0, 12, image.shape), 0, 255).astype(np.uint8)
     for b in (blurs[1], noisy):
-        ref = skm.structural_similarity(image, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                        data_range=255, channel_axis=-1)
+        ref = skm.structural_similarity(
+            image, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1
+        )
         assert M.ssim(image, b) == pytest.approx(ref, abs=1e-3)
     g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    ref = skm.structural_similarity(g, g // 2 + 40, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                    data_range=255)
+    ref = skm.structural_similarity(
+        g, g // 2 + 40, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
     assert M.ssim(g, g // 2 + 40) == pytest.approx(ref, abs=1e-3)
 
 
@@ -144,8 +147,24 @@ def test_privacy_check_catches_pasted_photo(frontal_face):
 def test_eval_render_cli_writes_json(tmp_path, frontal_face, speech_wav):
     from toonsync.cli import main
 
-    assert main(["-q", "eval", "render", "--face", str(frontal_face), "--audio", str(speech_wav),
-                 "--out", str(tmp_path), "--precision", "fp32"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "eval",
+                "render",
+                "--face",
+                str(frontal_face),
+                "--audio",
+                str(speech_wav),
+                "--out",
+                str(tmp_path),
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 0
+    )
     rep = json.loads((tmp_path / "eval_render.json").read_text())
     assert rep["format"] == "toonsync-eval-render" and rep["frames"]["ok"]
     assert rep["frames"]["rendered"] == rep["frames"]["expected"] == 73

@@ -1,5 +1,6 @@
 """The transformer motion decoder: causal, streaming state as graph I/O, trained jointly with the speech
 model (`toonsync train motion`), resumable, exported, paired by run_id, and used by the runtime."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,12 @@ CFG = MotionDecoderConfig(speech_dim=24, d_model=32, heads=4, layers=2, ffn=48, 
 
 def _inputs(T: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(1, T, CFG.speech_dim, generator=g), torch.rand(1, T, 3, generator=g) * 0.6,
-            torch.rand(1, T, 6, generator=g), torch.randn(1, T, 6, generator=g))
+    return (
+        torch.randn(1, T, CFG.speech_dim, generator=g),
+        torch.rand(1, T, 3, generator=g) * 0.6,
+        torch.rand(1, T, 6, generator=g),
+        torch.randn(1, T, 6, generator=g),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -257,10 +262,19 @@ def test_int8_budget_is_judged_through_the_decoder(tiny_models, speech_wav):
     be = OrtBackend(tiny_models / "audio2motion.fp32.onnx", "cpu", 1)
     mel = log_mel(load_audio(speech_wav))[None, : 4 * 50]
     z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
-    out = be.run({"mel": mel, "mel_ctx": z(1, 80, meta["kernel"] - 1), "h": z(1, 1, meta["hidden"]),
-                  "c": z(1, 1, meta["hidden"])})
-    noisy = {**out, "embedding": out["embedding"] + np.random.default_rng(0).normal(0, 0.05, out["embedding"].shape)
-             .astype(np.float32)}
+    out = be.run(
+        {
+            "mel": mel,
+            "mel_ctx": z(1, 80, meta["kernel"] - 1),
+            "h": z(1, 1, meta["hidden"]),
+            "c": z(1, 1, meta["hidden"]),
+        }
+    )
+    noisy = {
+        **out,
+        "embedding": out["embedding"]
+        + np.random.default_rng(0).normal(0, 0.05, out["embedding"].shape).astype(np.float32),
+    }
     ref, same, got = (through_decoder(tiny_models, [o]) for o in (out, out, noisy))
     assert ref[0]["mouth"].shape == (1, 50, 3)
     assert accuracy_delta(ref, same)["landmark_drift_pct_iod"] == 0.0
@@ -275,8 +289,23 @@ def test_toonsync_train_motion_cli(tmp_path):
         pytest.skip("flite is not installed (apt-get install flite): cannot build the training corpus")
     from toonsync.cli import main
 
-    rc = main(["-q", "train", "motion", "--corpus-dir", str(tmp_path / "corpus"), "--minutes", "0.3",
-               "--steps", "2", "--batch", "4", "--out", str(tmp_path / "run")])
+    rc = main(
+        [
+            "-q",
+            "train",
+            "motion",
+            "--corpus-dir",
+            str(tmp_path / "corpus"),
+            "--minutes",
+            "0.3",
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert rc == 0 and (tmp_path / "corpus" / "train.h5").exists()
     a = torch.load(tmp_path / "run" / "audio2motion.pt", weights_only=False)
     d = torch.load(tmp_path / "run" / "motion.pt", weights_only=False)

@@ -1,4 +1,5 @@
 """toonsync.animate and motion files for animators (JSON with mouth cues, NPY, CSV)."""
+
 from __future__ import annotations
 
 import csv
@@ -33,11 +34,15 @@ def test_animate_and_save_all_formats(tmp_path, speech_wav, animator):
 
 
 def test_visemes_and_cues():
-    mouth = np.array([[0.0, 0, 0], [0.9, 0, 0], [0.5, 0.1, 0], [0.3, -0.7, 0], [0.1, 0, 0.9], [0.3, 0.4, 0]], np.float32)
+    mouth = np.array(
+        [[0.0, 0, 0], [0.9, 0, 0], [0.5, 0.1, 0], [0.3, -0.7, 0], [0.1, 0, 0.9], [0.3, 0.4, 0]], np.float32
+    )
     assert "".join(viseme_classes(mouth)) == "ADCFGB"
     assert "".join(viseme_classes(mouth, np.array([-60, -10, -10, -10, -10, -10.0]))) == "XDCFGB"
-    assert mouth_cues(np.array(list("AAB"))) == [{"start": 0.0, "end": 0.08, "value": "A"},
-                                                 {"start": 0.08, "end": 0.12, "value": "B"}]
+    assert mouth_cues(np.array(list("AAB"))) == [
+        {"start": 0.0, "end": 0.08, "value": "A"},
+        {"start": 0.08, "end": 0.12, "value": "B"},
+    ]
 
 
 def test_silence_is_rest(animator):

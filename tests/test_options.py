@@ -13,8 +13,15 @@ from toonsync.runtime.options import RenderOptions
 
 def test_frozen_with_defaults_and_replace():
     o = RenderOptions()
-    assert (o.size, o.fps, o.seed, o.emotion, o.backend, o.precision, o.renderer) == (256, 25, 0, "auto", "auto",
-                                                                                       "auto", "auto")
+    assert (o.size, o.fps, o.seed, o.emotion, o.backend, o.precision, o.renderer) == (
+        256,
+        25,
+        0,
+        "auto",
+        "auto",
+        "auto",
+        "auto",
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.size = 128
     o2 = o.replace(size=128, emotion="happy")
@@ -23,20 +30,45 @@ def test_frozen_with_defaults_and_replace():
     assert RenderOptions(emotion=None).emotion == "auto" and RenderOptions(background="default").background is None
 
 
-@pytest.mark.parametrize("changes, match", [
-    ({"size": 255}, "even number of pixels in 64..2048"), ({"size": 4096}, "64..2048"), ({"size": "256"}, "size"),
-    ({"fps": 0}, "fps must be an integer in 1..60"), ({"seed": 1.5}, "seed"), ({"backend": "tpu"}, "accepted: auto, cpu"),
-    ({"precision": "int4"}, "accepted: auto, fp32, int8, fp16"), ({"renderer": "gan"}, "accepted: auto, procedural"),
-    ({"emotion": "ecstatic"}, "happy"), ({"max_backlog": -1}, "max_backlog"), ({"colour": "red"}, "unknown option"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"size": 255}, "even number of pixels in 64..2048"),
+        ({"size": 4096}, "64..2048"),
+        ({"size": "256"}, "size"),
+        ({"fps": 0}, "fps must be an integer in 1..60"),
+        ({"seed": 1.5}, "seed"),
+        ({"backend": "tpu"}, "accepted: auto, cpu"),
+        ({"precision": "int4"}, "accepted: auto, fp32, int8, fp16"),
+        ({"renderer": "gan"}, "accepted: auto, procedural"),
+        ({"emotion": "ecstatic"}, "happy"),
+        ({"max_backlog": -1}, "max_backlog"),
+        ({"colour": "red"}, "unknown option"),
+    ],
+)
 def test_bad_values_are_one_typed_error(changes, match):
     with pytest.raises(InputError, match=match):
         RenderOptions().replace(**changes)
 
 
 def test_cli_options_come_from_the_one_declaration():
-    a = build_parser().parse_args(["render", "f.jpg", "s.wav", "-o", "o.mp4", "--size", "128", "--emotion", "sad",
-                                   "--precision", "fp32", "--background", "transparent"])
+    a = build_parser().parse_args(
+        [
+            "render",
+            "f.jpg",
+            "s.wav",
+            "-o",
+            "o.mp4",
+            "--size",
+            "128",
+            "--emotion",
+            "sad",
+            "--precision",
+            "fp32",
+            "--background",
+            "transparent",
+        ]
+    )
     o = RenderOptions.from_namespace(a)
     assert (o.size, o.emotion, o.precision, o.background, o.fps) == (128, "sad", "fp32", "transparent", 25)
     s = build_parser().parse_args(["stream", "--wav", "s.wav", "--face", "f.jpg", "--max-backlog", "5"])

@@ -1,4 +1,5 @@
 """Atomic outputs under kill/Ctrl-C, fuzzing of the loaders and Stream.accept_audio, no network at run time."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,11 @@ from hypothesis import strategies as st
 
 from toonsync.runtime.errors import ToonsyncError
 
-FUZZ = settings(max_examples=int(os.environ.get("TOONSYNC_FUZZ_EXAMPLES", "60")), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("TOONSYNC_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _long_render(tmp_path, frontal_face, speech_wav):
@@ -28,9 +32,12 @@ def _long_render(tmp_path, frontal_face, speech_wav):
     out = tmp_path / "out.mp4"
     # SIGINT back to its default in the child: a test run started in the background (nohup ... &) ignores
     # SIGINT, the child would inherit that, and Ctrl-C would not reach the render being tested
-    p = subprocess.Popen([sys.executable, "-m", "toonsync", "-q", "render", str(frontal_face), str(long), "-o", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "toonsync", "-q", "render", str(frontal_face), str(long), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".out.mp4.*")):  # wait until encoding has begun
         time.sleep(0.05)
@@ -55,7 +62,10 @@ def test_old_output_survives_a_failed_render(tmp_path, frontal_face, data_dir):
     out.write_bytes(b"previous video")
     from toonsync.cli import main
 
-    assert main(["-q", "render", str(data_dir / "no_face_coffee.jpg"), str(data_dir / "speech_short.wav"), "-o", str(out)]) == 1
+    assert (
+        main(["-q", "render", str(data_dir / "no_face_coffee.jpg"), str(data_dir / "speech_short.wav"), "-o", str(out)])
+        == 1
+    )
     assert out.read_bytes() == b"previous video"
 
 
@@ -74,8 +84,10 @@ def test_fuzz_audio_loader_only_raises_typed_errors(tmp_path, data, name):
 
 
 @FUZZ
-@given(data=st.binary(max_size=4096), prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"BM",
-                                                              b"RIFF\0\0\0\0WEBP"]))
+@given(
+    data=st.binary(max_size=4096),
+    prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"BM", b"RIFF\0\0\0\0WEBP"]),
+)
 def test_fuzz_image_loader_only_raises_typed_errors(tmp_path, data, prefix):
     from toonsync.runtime.image_io import load_image
 
@@ -96,18 +108,31 @@ def fuzz_stream(animator):
 
 
 @FUZZ
-@given(chunks=st.lists(st.tuples(st.integers(0, 3000), st.sampled_from(["float32", "float64", "int16", "int32", "uint8"]),
-                                 st.sampled_from([8000, 16000, 22050, 44100, 48000]), st.integers(1, 2),
-                                 st.sampled_from(["speech", "noise", "silence", "loud", "nan"])), max_size=8))
+@given(
+    chunks=st.lists(
+        st.tuples(
+            st.integers(0, 3000),
+            st.sampled_from(["float32", "float64", "int16", "int32", "uint8"]),
+            st.sampled_from([8000, 16000, 22050, 44100, 48000]),
+            st.integers(1, 2),
+            st.sampled_from(["speech", "noise", "silence", "loud", "nan"]),
+        ),
+        max_size=8,
+    )
+)
 def test_fuzz_stream_accept_audio(fuzz_stream, chunks):
     s = fuzz_stream
     s.reset()
     rng = np.random.default_rng(0)
     fed = 0
     for n, dtype, rate, ch, kind in chunks:
-        x = {"speech": rng.standard_normal((n, ch)) * 0.1, "noise": rng.uniform(-1, 1, (n, ch)),
-             "silence": np.zeros((n, ch)), "loud": rng.uniform(-50, 50, (n, ch)),
-             "nan": np.full((n, ch), np.nan)}[kind]
+        x = {
+            "speech": rng.standard_normal((n, ch)) * 0.1,
+            "noise": rng.uniform(-1, 1, (n, ch)),
+            "silence": np.zeros((n, ch)),
+            "loud": rng.uniform(-50, 50, (n, ch)),
+            "nan": np.full((n, ch), np.nan),
+        }[kind]
         if np.dtype(dtype).kind in "iu":
             info = np.iinfo(dtype)
             x = np.nan_to_num(x, nan=0.0)

@@ -1,4 +1,5 @@
 """The seed's five test cases, end to end through runtime.render (real photos, real speech)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +56,11 @@ def test_no_face_raises_and_leaves_no_file(tmp_path, data_dir, speech_wav, image
 
 @pytest.mark.parametrize("kind", ["silence", "tone440", "hum"])
 def test_flat_audio_gives_neutral_closed_mouth(frontal_face, animator, kind):
-    a = {"silence": np.zeros(48000, np.float32), "tone440": tone(3.0, 440.0),
-         "hum": tone(3.0, 50.0, 0.2) + tone(3.0, 100.0, 0.1)}[kind]
+    a = {
+        "silence": np.zeros(48000, np.float32),
+        "tone440": tone(3.0, 440.0),
+        "hum": tone(3.0, 50.0, 0.2) + tone(3.0, 100.0, 0.1),
+    }[kind]
     res = render(frontal_face, a, None, animator=animator, sample_rate=16000)
     gap = inner_lip_gap(res.motion.landmarks)
     assert gap.max() < 0.15 * MAX_GAP, f"mouth opened to {gap.max() / MAX_GAP:.2f} of max on {kind}"

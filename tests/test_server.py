@@ -4,6 +4,7 @@ WebSocket tests run against a real uvicorn server on 127.0.0.1 (a free port, sta
 with bounded receive timeouts; HTTP-only checks use Starlette's TestClient. No test asserts on
 wall-clock durations; every loop is bounded in time.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,9 @@ def speech(speech_wav):
 @pytest.fixture(scope="module")
 def server(model, avatar):
     """The default configuration (drawing in worker processes where there are >= 2 cores)."""
-    app = create_app(ServerConfig(max_streams=4, max_audio_ahead_s=4.0, idle_feed_after_s=30.0), model=model,
-                     avatar=avatar)
+    app = create_app(
+        ServerConfig(max_streams=4, max_audio_ahead_s=4.0, idle_feed_after_s=30.0), model=model, avatar=avatar
+    )
     with BackgroundServer(app) as srv:
         yield srv
 
@@ -107,7 +109,7 @@ def recv(ws, timeout: float = RECV_S):
     if isinstance(m, bytes):
         head = FRAME_HEADER.unpack_from(m)
         assert head[0] == FRAME_MAGIC
-        return head, m[FRAME_HEADER.size:]
+        return head, m[FRAME_HEADER.size :]
     return json.loads(m)
 
 
@@ -195,7 +197,7 @@ def test_stream_frames_match_offline_and_mouth_moves(make_server, model, avatar,
         ready = start(ws, format="s16", sample_rate=16000)
         assert ready["avatar"] == "default" and len(ready["mouth_box"]) == 4
         for i in range(0, speech.size, 320):  # 20 ms chunks, as fast as possible
-            ws.send(speech[i:i + 320].tobytes())
+            ws.send(speech[i : i + 320].tobytes())
         ws.send(json.dumps({"type": "stop"}))
         frames, errors, stats = run_until_stopped(ws)
         assert_alive(ws)
@@ -221,12 +223,14 @@ def test_real_time_stream_metrics_and_health(server, speech):
         t0 = time.monotonic()
         for k, i in enumerate(range(0, 16000, 320)):  # 1 s, paced like a microphone
             time.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
-            ws.send(speech[i:i + 320].tobytes())
+            ws.send(speech[i : i + 320].tobytes())
         ws.send(json.dumps({"type": "stop"}))
         frames, errors, stats = run_until_stopped(ws)
         assert frames and not errors and stats["frames"] == len(frames)
-    m = wait_for(lambda: (lambda d: d if d["toonsync_streams_active"] == 0 else None)(metrics(server)),
-                 what="stream closed in /metrics")
+    m = wait_for(
+        lambda: (lambda d: d if d["toonsync_streams_active"] == 0 else None)(metrics(server)),
+        what="stream closed in /metrics",
+    )
     assert m["toonsync_frames_total"] >= len(frames)
     assert m['toonsync_frame_latency_seconds_bucket{le="+Inf"}'] == m["toonsync_frame_latency_seconds_count"]
     assert m["toonsync_streams_max"] == 4
@@ -238,9 +242,13 @@ def test_metrics_text_format(client):
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
-    for name, kind in [("toonsync_streams_active", "gauge"), ("toonsync_fps", "gauge"),
-                       ("toonsync_frames_dropped_total", "counter"), ("toonsync_frame_latency_seconds", "histogram"),
-                       ("toonsync_bad_messages_total", "counter")]:
+    for name, kind in [
+        ("toonsync_streams_active", "gauge"),
+        ("toonsync_fps", "gauge"),
+        ("toonsync_frames_dropped_total", "counter"),
+        ("toonsync_frame_latency_seconds", "histogram"),
+        ("toonsync_bad_messages_total", "counter"),
+    ]:
         assert f"# TYPE {name} {kind}" in text
     buckets = [float(v) for v in re.findall(r'^toonsync_frame_latency_seconds_bucket\{le="[^"]+"\} (\S+)$', text, re.M)]
     assert len(buckets) == 10 and buckets == sorted(buckets)
@@ -325,7 +333,7 @@ def test_audio_faster_than_real_time_is_refused(make_server, speech):
     with ws_open(srv) as ws:
         start(ws)
         for i in range(0, speech.size, 1600):
-            ws.send(speech[i:i + 1600].tobytes())
+            ws.send(speech[i : i + 1600].tobytes())
         assert recv_json(ws, "error")["code"] == "too_fast"
         assert_alive(ws)
 
@@ -452,8 +460,12 @@ def test_page_and_static_files(client):
     r = client.get("/")
     assert r.status_code == 200 and "toonsync" in r.text and "/app.js" in r.text
     assert "default-src 'self'" in r.headers["content-security-policy"]
-    for path, mime in [("/app.js", "text/javascript"), ("/pcm-worklet.js", "text/javascript"),
-                       ("/style.css", "text/css"), ("/sample.wav", "audio/wav")]:
+    for path, mime in [
+        ("/app.js", "text/javascript"),
+        ("/pcm-worklet.js", "text/javascript"),
+        ("/style.css", "text/css"),
+        ("/sample.wav", "audio/wav"),
+    ]:
         r = client.get(path)
         assert r.status_code == 200 and r.headers["content-type"].startswith(mime) and r.content
     info = client.get("/api/info").json()
@@ -474,8 +486,9 @@ def test_upload_photo_makes_avatar(client, data_dir):
     assert client.get("/api/avatar/..%2F..%2Fetc%2Fpasswd/preview.png").status_code == 404
 
 
-@pytest.mark.parametrize("case", ["no_face", "garbage", "path_text", "too_large", "too_large_chunked",
-                                  "too_many_pixels", "empty", "truncated", "cross_origin"])
+@pytest.mark.parametrize(
+    "case", "no_face garbage path_text too_large too_large_chunked too_many_pixels empty truncated cross_origin".split()
+)
 def test_upload_refusals(client, data_dir, case):
     import struct
     import zlib
@@ -508,8 +521,12 @@ def test_upload_refusals(client, data_dir, case):
 
 
 def test_uploaded_avatar_streams(server, data_dir, speech):
-    req = urllib.request.Request(server.url + "/api/avatar", data=(data_dir / "grace_hopper.jpg").read_bytes(),
-                                 method="POST", headers={"Content-Type": "application/octet-stream"})
+    req = urllib.request.Request(
+        server.url + "/api/avatar",
+        data=(data_dir / "grace_hopper.jpg").read_bytes(),
+        method="POST",
+        headers={"Content-Type": "application/octet-stream"},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         doc = json.load(r)
     with ws_open(server) as ws:
@@ -530,8 +547,8 @@ def test_serve_parser_and_config():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd")
     add_serve_parser(sub)
-    a = p.parse_args(["serve", "--port", "9000", "--max-streams", "3", "--allow-origin", "https://k.example",
-                      "--idle-timeout", "30", "--avatar", "face.avatar"])
+    flags = "--port 9000 --max-streams 3 --allow-origin https://k.example --idle-timeout 30 --avatar face.avatar"
+    a = p.parse_args(["serve", *flags.split()])
     cfg = config_from_args(a)
     assert (a.host, cfg.max_streams, cfg.idle_timeout_s, cfg.face) == ("127.0.0.1", 3, 30.0, "face.avatar")
     assert cfg.allowed_origins == ("https://k.example",) and "127.0.0.1" in cfg.allowed_hosts
@@ -542,9 +559,11 @@ def test_serve_parser_and_config():
 
 
 def test_server_modules_import_light():
-    code = ("import sys, toonsync.runtime.server, toonsync.tools.loadtest\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'starlette', 'uvicorn', 'training'))\n"
-            "assert not bad, bad\nprint('ok')")
+    code = (
+        "import sys, toonsync.runtime.server, toonsync.tools.loadtest\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'starlette', 'uvicorn', 'training'))\n"
+        "assert not bad, bad\nprint('ok')"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
@@ -553,8 +572,9 @@ def test_loadtest_smoke(server, tmp_path):
     from toonsync.tools.loadtest import check_loopback, main
 
     out = tmp_path / "load.json"
-    assert main(["--url", server.ws_url, "--clients", "1,2", "--seconds", "1.5", "--no-search",
-                 "--json", str(out)]) == 0
+    assert (
+        main(["--url", server.ws_url, "--clients", "1,2", "--seconds", "1.5", "--no-search", "--json", str(out)]) == 0
+    )
     doc = json.loads(out.read_text())
     assert [s["clients"] for s in doc["steps"]] == [1, 2]
     assert all(s["frames"] > 0 and s["errors"] == 0 for s in doc["steps"])

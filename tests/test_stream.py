@@ -1,4 +1,5 @@
 """Streaming: Stream state machine, toonsync.stream over every source kind, recording, Ctrl-C, idle, soak."""
+
 from __future__ import annotations
 
 import asyncio
@@ -107,8 +108,13 @@ def test_async_iterable_source(animator, avatar, speech, offline):
 
 def test_realtime_wav_with_recording(tmp_path, animator, avatar, speech_wav, speech):
     out = tmp_path / "live.mp4"
-    stats = toonsync.stream(WavSource(speech_wav, realtime=True, chunk_ms=20), avatar, sink=lambda f: None,
-                           model=animator.audio_model, record=out)
+    stats = toonsync.stream(
+        WavSource(speech_wav, realtime=True, chunk_ms=20),
+        avatar,
+        sink=lambda f: None,
+        model=animator.audio_model,
+        record=out,
+    )
     n = -(-speech.size // 640)
     assert stats.frames + stats.dropped == n
     assert stats.wall_s >= 0.9 * speech.size / 16000  # paced like a live source, not faster
@@ -142,8 +148,9 @@ def test_starved_live_source_keeps_animating(animator, avatar, speech):
         time.sleep(0.5)  # nothing arrives for 0.5 s
         yield speech[8000:16000]
 
-    run = toonsync.stream(toonsync.runtime.live.IterableSource(bursty(), realtime=True), avatar,
-                         model=animator.audio_model, draw=False)
+    run = toonsync.stream(
+        toonsync.runtime.live.IterableSource(bursty(), realtime=True), avatar, model=animator.audio_model, draw=False
+    )
     frames = list(run)
     st = run.stats
     assert st.underruns >= 3

@@ -1,6 +1,7 @@
 """Learned stylizer (pix2pix U-Net + PatchGAN) and refinement generator: the Face2Comics loader on its real
 layouts, a few training steps on the tiny fixture with decreasing loss, ONNX export parity, the runtime's
 learned-stylizer path with its privacy check, and the "no weights ship" error."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ def test_fixture_is_in_the_kaggle_v2_layout():
     assert all(p.face.stem == p.comic.stem for p in pairs)
 
 
-@pytest.mark.parametrize("face_dir,nest", [("face", ("face2comics_v1.0.0_by_Sxela", "face2comics_v1.0.0_by_Sxela")),
-                                           ("faces", ())])
+@pytest.mark.parametrize(
+    "face_dir,nest", [("face", ("face2comics_v1.0.0_by_Sxela", "face2comics_v1.0.0_by_Sxela")), ("faces", ())]
+)
 def test_accepts_v1_and_flat_layouts(tmp_path, face_dir, nest):
     root = copy_layout(tmp_path, face_dir, range(3), range(3), nest)
     assert [p.stem for p in find_pairs(root)] == ["0", "1", "2"]
@@ -207,11 +209,34 @@ def test_toonsync_train_stylizer(tmp_path, capsys):
     assert "needs --data" in capsys.readouterr().err
     assert cli.main(["train", "identity", "--data", str(TINY)]) == 1
     assert "does not take --data" in capsys.readouterr().err
-    rc = cli.main(["train", "stylizer", "--data", str(TINY), "--size", "64", "--width", "8", "--steps", "2",
-                   "--batch", "2", "--out", str(tmp_path / "run"), "--device", "cpu", "--export", str(tmp_path / "models")])
+    rc = cli.main(
+        [
+            "train",
+            "stylizer",
+            "--data",
+            str(TINY),
+            "--size",
+            "64",
+            "--width",
+            "8",
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+            "--device",
+            "cpu",
+            "--export",
+            str(tmp_path / "models"),
+        ]
+    )
     assert rc == 0
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["stylizer.fp16.onnx", "stylizer.fp32.onnx",
-                                                                       "stylizer.onnx.json"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+        "stylizer.fp16.onnx",
+        "stylizer.fp32.onnx",
+        "stylizer.onnx.json",
+    ]
     assert json.loads((tmp_path / "run" / "stylizer.train.json").read_text())["train_config"]["steps"] == 2
 
 
@@ -224,10 +249,21 @@ def test_refiner_trains_with_decreasing_loss_and_reports_lpips_honestly(tmp_path
     if not (model_dir() / "identity.fp32.onnx").is_file():
         pytest.skip("the shipped identity model is missing")
     steps = 20  # fresh random frames every step: a higher learning rate than pix2pix's 2e-4 shows the trend sooner
-    tcfg = RefinerTrainConfig(steps=steps, batch=4, size=64, identities=8, eval_ids=4, threads=1, log_every=1,
-                              eval_every=steps, device="cpu", lr=1e-3)
-    info = train(tmp_path, tcfg, UNetConfig(size=64, depth=5, ngf=8, cond_dim=128, dropout=0.0),
-                 PatchConfig(ndf=8, n_layers=2))
+    tcfg = RefinerTrainConfig(
+        steps=steps,
+        batch=4,
+        size=64,
+        identities=8,
+        eval_ids=4,
+        threads=1,
+        log_every=1,
+        eval_every=steps,
+        device="cpu",
+        lr=1e-3,
+    )
+    info = train(
+        tmp_path, tcfg, UNetConfig(size=64, depth=5, ngf=8, cond_dim=128, dropout=0.0), PatchConfig(ndf=8, n_layers=2)
+    )
     first, last = early_late(info["loss_curve"], "l1")
     assert last < 0.9 * first, (first, last)
     held = info["metrics"]["held_out"]

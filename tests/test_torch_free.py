@@ -9,8 +9,9 @@ import toonsync.runtime
 
 
 def test_runtime_imports_without_torch():
-    mods = sorted(f"toonsync.runtime.{m.name}" for m in pkgutil.iter_modules(toonsync.runtime.__path__)
-                  if m.name != "__main__")
+    mods = sorted(
+        f"toonsync.runtime.{m.name}" for m in pkgutil.iter_modules(toonsync.runtime.__path__) if m.name != "__main__"
+    )
     assert "toonsync.runtime.pipeline" in mods and "toonsync.runtime.server" in mods
     code = (
         f"import sys, toonsync, {', '.join(mods)}\n"
@@ -27,8 +28,10 @@ def test_runtime_imports_without_torch():
 
 def test_cli_registers_every_command_without_heavy_imports():
     """Building the whole command tree imports no torch, onnx or web framework (handlers load them lazily)."""
-    code = ("import sys, toonsync.cli\ntoonsync.cli.build_parser()\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'starlette', 'uvicorn', 'h5py'))\n"
-            "assert not bad, bad\nprint('ok')")
+    code = (
+        "import sys, toonsync.cli\ntoonsync.cli.build_parser()\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'starlette', 'uvicorn', 'h5py'))\n"
+        "assert not bad, bad\nprint('ok')"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

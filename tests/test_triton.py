@@ -6,6 +6,7 @@ batch-first-state variants must equal the shipped models under onnxruntime. The 
 through an in-process stand-in for the server (onnxruntime on the repository's model.onnx, enforcing the
 config's dims and batching), and against a real Triton only when TOONSYNC_TRITON_URL is set.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,29 +16,35 @@ import sys
 import types
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
-onnx = pytest.importorskip("onnx", reason="the Triton repository writer needs onnx (toonsync[export])")
-import onnxruntime as ort
-
-from toonsync.export.triton import write_triton_repo
 from toonsync.runtime.backend import DEFAULT_MODEL_DIR
 from toonsync.runtime.errors import ModelError
 from toonsync.runtime.model_card import ModelCard
 from toonsync.runtime.triton_client import TritonError, TritonURL
 
+onnx = pytest.importorskip("onnx", reason="the Triton repository writer needs onnx (toonsync[export])")
+write_triton_repo = pytest.importorskip("toonsync.export.triton").write_triton_repo
+
 STATE = {"h", "c", "h_out", "c_out"}
 ONNX_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16"}
 # (precision, device) per generated repository; int8/fp16 fall back to fp32 for audio2motion_pcm
-VARIANTS = {"fp32-cpu": ("fp32", "cpu"), "int8-tensorrt": ("int8", "tensorrt"), "fp16-gpu": ("fp16", "gpu"),
-            "fp16-cpu": ("fp16", "cpu")}
+VARIANTS = {
+    "fp32-cpu": ("fp32", "cpu"),
+    "int8-tensorrt": ("int8", "tensorrt"),
+    "fp16-gpu": ("fp16", "gpu"),
+    "fp16-cpu": ("fp16", "cpu"),
+}
 
 
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory):
     root = tmp_path_factory.mktemp("triton")
-    return {k: (root / k, write_triton_repo(DEFAULT_MODEL_DIR, root / k, precision=p, device=d))
-            for k, (p, d) in VARIANTS.items()}
+    return {
+        k: (root / k, write_triton_repo(DEFAULT_MODEL_DIR, root / k, precision=p, device=d))
+        for k, (p, d) in VARIANTS.items()
+    }
 
 
 # -- an independent protobuf text-format reader (structure only, no schema) -------------------------------
@@ -51,7 +58,7 @@ def read_pbtxt(text: str) -> dict:
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             if text[pos:].strip():
-                raise ValueError(f"cannot tokenize at {text[pos:pos + 30]!r}")
+                raise ValueError(f"cannot tokenize at {text[pos : pos + 30]!r}")
             break
         pos = m.end()
         if m.group(1):
@@ -154,8 +161,10 @@ def test_configs_structure_match_onnx_graphs(repos):
 
 
 def test_configs_parse_with_triton_schema(repos):
-    mc = pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                             reason='Triton\'s ModelConfig schema comes with tritonclient[grpc]: pip install "toonsync[triton]"')
+    mc = pytest.importorskip(
+        "tritonclient.grpc.model_config_pb2",
+        reason='Triton\'s ModelConfig schema comes with tritonclient[grpc]: pip install "toonsync[triton]"',
+    )
     from google.protobuf import text_format
 
     for key, (root, man) in repos.items():
@@ -167,7 +176,11 @@ def test_configs_parse_with_triton_schema(repos):
             for io in [*cfg.input, *cfg.output]:
                 dtype, dims = graph[io.name]
                 assert mc.DataType.Name(io.data_type) == dtype
-                assert dims[0] == -1 and all(g in (-1, c) for g, c in zip(dims[1:], io.dims)) and len(dims) == len(io.dims) + 1
+                assert (
+                    dims[0] == -1
+                    and all(g in (-1, c) for g, c in zip(dims[1:], io.dims))
+                    and len(dims) == len(io.dims) + 1
+                )
             assert {i.name for i in cfg.input} | {o.name for o in cfg.output} == set(graph)
             assert list(cfg.dynamic_batching.preferred_batch_size) == [4, 8, 16, 32, 64]
             kind = mc.ModelInstanceGroup.Kind.Name(cfg.instance_group[0].kind)
@@ -188,28 +201,37 @@ def _state_inputs(sess) -> list[str]:
     return [i.name for i in sess.get_inputs() if f"{i.name}_out" in outs]
 
 
-@pytest.mark.parametrize("key,name", [("fp32-cpu", "audio2motion"), ("fp32-cpu", "audio2motion_pcm"),
-                                      ("int8-tensorrt", "audio2motion")])
+@pytest.mark.parametrize(
+    "key,name", [("fp32-cpu", "audio2motion"), ("fp32-cpu", "audio2motion_pcm"), ("int8-tensorrt", "audio2motion")]
+)
 def test_batch_first_variant_equals_original(repos, key, name):
     root, man = repos[key]
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    a = ort.InferenceSession(str(DEFAULT_MODEL_DIR / man["models"][name]["source"]), so, providers=["CPUExecutionProvider"])
+    a = ort.InferenceSession(
+        str(DEFAULT_MODEL_DIR / man["models"][name]["source"]), so, providers=["CPUExecutionProvider"]
+    )
     b = ort.InferenceSession(str(root / name / "1" / "model.onnx"), so, providers=["CPUExecutionProvider"])
     ins = {i.name: i.shape for i in b.get_inputs()}
     assert ins["h"][1:] == [1, 192] and ins["c"][1:] == [1, 192]
     assert {o.name: o.shape for o in b.get_outputs()}["h_out"][1:] == [1, 192]
     rng = np.random.default_rng(1)
     batch, carried = 3, _state_inputs(a)
-    sa = {"h": rng.standard_normal((1, batch, 192)), "c": rng.standard_normal((1, batch, 192)),
-          "mel_ctx": rng.standard_normal((batch, 80, 4))}
+    sa = {
+        "h": rng.standard_normal((1, batch, 192)),
+        "c": rng.standard_normal((1, batch, 192)),
+        "mel_ctx": rng.standard_normal((batch, 80, 4)),
+    }
     if "pcm_ctx" in carried:
         sa["pcm_ctx"] = rng.standard_normal((batch, 240)) * 0.1
     sa = {k: v.astype(np.float32) for k, v in sa.items()}
     for step in range(5):
         frames = 1 + step % 3
-        x = ({"pcm": (rng.standard_normal((batch, 640 * frames)) * 0.1).astype(np.float32)} if "pcm_ctx" in carried
-             else {"mel": rng.standard_normal((batch, 4 * frames, 80)).astype(np.float32)})
+        x = (
+            {"pcm": (rng.standard_normal((batch, 640 * frames)) * 0.1).astype(np.float32)}
+            if "pcm_ctx" in carried
+            else {"mel": rng.standard_normal((batch, 4 * frames, 80)).astype(np.float32)}
+        )
         ra = dict(zip([o.name for o in a.get_outputs()], a.run(None, {**x, **sa})))
         sb = {k: (np.ascontiguousarray(v.transpose(1, 0, 2)) if k in STATE else v) for k, v in sa.items()}
         rb = dict(zip([o.name for o in b.get_outputs()], b.run(None, {**x, **sb})))
@@ -258,7 +280,9 @@ def test_cli_export_triton(tmp_path):
     from toonsync.cli import main
 
     out = tmp_path / "tr"
-    assert main(["-q", "export", "--triton", str(out), "--triton-models", "audio2motion", "--triton-instances", "2"]) == 0
+    assert (
+        main(["-q", "export", "--triton", str(out), "--triton-models", "audio2motion", "--triton-instances", "2"]) == 0
+    )
     cfg = read_pbtxt((out / "audio2motion" / "config.pbtxt").read_text())
     assert cfg["instance_group"][0]["count"] == [2] and not (out / "audio2motion_pcm").exists()
 
@@ -279,7 +303,11 @@ def test_meta_from_config_parameter_or_dims():
     from toonsync.runtime.triton_client import model_meta
 
     cfg = {"name": "a2m", "input": [{"name": "mel_ctx", "dims": ["80", "4"]}, {"name": "h", "dims": [1, 64]}]}
-    assert model_meta(cfg) == {"config": {"hidden": 64, "kernel": 5}, "lookahead_frames": 2, "state_layout": "batch_first"}
+    assert model_meta(cfg) == {
+        "config": {"hidden": 64, "kernel": 5},
+        "lookahead_frames": 2,
+        "state_layout": "batch_first",
+    }
     cfg["parameters"] = {"toonsync": {"string_value": '{"lookahead_frames": 3}'}}
     assert model_meta(cfg) == {"lookahead_frames": 3}
     with pytest.raises(TritonError, match="not an audio2motion model"):
@@ -312,8 +340,9 @@ class _FakeTriton:
         for cfg_path in root.glob("*/config.pbtxt"):
             cfg = text_format.Parse(cfg_path.read_text(), mc.ModelConfig())
             self.configs[cfg.name] = json_format.MessageToDict(cfg, preserving_proto_field_name=True)
-            self.sessions[cfg.name] = ort.InferenceSession(str(cfg_path.parent / "1" / "model.onnx"),
-                                                           providers=["CPUExecutionProvider"])
+            self.sessions[cfg.name] = ort.InferenceSession(
+                str(cfg_path.parent / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+            )
         fake = self
 
         class Client:
@@ -347,9 +376,12 @@ class _FakeTriton:
             def __init__(self, name, **kw):
                 self.name = name
 
-        self.module = types.SimpleNamespace(InferenceServerClient=Client, InferInput=InferInput,
-                                            InferRequestedOutput=InferRequestedOutput,
-                                            InferenceServerException=self.InferenceServerException)
+        self.module = types.SimpleNamespace(
+            InferenceServerClient=Client,
+            InferInput=InferInput,
+            InferRequestedOutput=InferRequestedOutput,
+            InferenceServerException=self.InferenceServerException,
+        )
 
     def infer(self, model, inputs, outputs):
         cfg = self.configs[model]
@@ -359,7 +391,11 @@ class _FakeTriton:
             raise self.InferenceServerException(f"bad batch or inputs for {model}")
         for x in inputs:
             dtype, dims = want[x.name]
-            if x.datatype != dtype or len(x.shape) != len(dims) + 1 or any(d not in (-1, s) for d, s in zip(dims, x.shape[1:])):
+            if (
+                x.datatype != dtype
+                or len(x.shape) != len(dims) + 1
+                or any(d not in (-1, s) for d, s in zip(dims, x.shape[1:]))
+            ):
                 raise self.InferenceServerException(f"{x.name}: got {x.shape} {x.datatype}, config {dims} {dtype}")
         self.requests.append({x.name: x.shape for x in inputs})
         sess = self.sessions[model]
@@ -376,7 +412,7 @@ def _frames(model, wav) -> list:
     audio = load_audio(wav)
     out = []
     for i in range(0, audio.size, 1000):  # 62.5 ms chunks: several model steps per call, and partial ones
-        st.accept_audio(audio[i:i + 1000])
+        st.accept_audio(audio[i : i + 1000])
         while st.ready():
             out.append(st.step())
     st.flush()
@@ -394,25 +430,36 @@ def _assert_same_frames(got, ref, atol):
 
 
 def test_stream_through_triton_client_equals_local(repos, speech_wav, monkeypatch):
-    pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                        reason='the stand-in server reads configs with tritonclient\'s schema: pip install "toonsync[triton]"')
+    pytest.importorskip(
+        "tritonclient.grpc.model_config_pb2",
+        reason='the stand-in server reads configs with tritonclient\'s schema: pip install "toonsync[triton]"',
+    )
     import toonsync.runtime.triton_client as tcl
     from toonsync.runtime.streaming import AudioModel
 
     fake = _FakeTriton(repos["fp32-cpu"][0])
     monkeypatch.setattr(tcl, "tritonclient_module", lambda protocol: fake.module)
     remote = tcl.TritonAudioModel("localhost:8000")
-    assert remote.lookahead == 2 and remote.card.state_shapes() == {"mel_ctx": (1, 80, 4), "h": (1, 1, 192), "c": (1, 1, 192)}
+    assert remote.lookahead == 2 and remote.card.state_shapes() == {
+        "mel_ctx": (1, 80, 4),
+        "h": (1, 1, 192),
+        "c": (1, 1, 192),
+    }
     assert remote.model.backend.name == "triton:http://localhost:8000/audio2motion"
     local = AudioModel("cpu", "fp32")
     _assert_same_frames(_frames(remote, speech_wav), _frames(local, speech_wav), atol=1e-6)
-    assert fake.requests and all(r["h"] == [1, 1, 192] and r["mel"][0] == 1 and r["mel"][1] % 4 == 0
-                                 for r in fake.requests)
+    assert fake.requests and all(
+        r["h"] == [1, 1, 192] and r["mel"][0] == 1 and r["mel"][1] % 4 == 0 for r in fake.requests
+    )
     # several streams in one request: the batch rides on dim 0 and comes back per stream
     st = [remote.initial_state() for _ in range(3)]
     st[1]["h"] = st[1]["h"] + 0.5
-    feeds = {"mel": np.zeros((3, 4, 80), np.float32), "mel_ctx": np.concatenate([s["mel_ctx"] for s in st]),
-             "h": np.concatenate([s["h"] for s in st], axis=1), "c": np.concatenate([s["c"] for s in st], axis=1)}
+    feeds = {
+        "mel": np.zeros((3, 4, 80), np.float32),
+        "mel_ctx": np.concatenate([s["mel_ctx"] for s in st]),
+        "h": np.concatenate([s["h"] for s in st], axis=1),
+        "c": np.concatenate([s["c"] for s in st], axis=1),
+    }
     got, ref = remote.model.run(feeds), local.model.run(feeds)
     assert got["h_out"].shape == (1, 3, 192)
     for k in ref:
@@ -425,8 +472,10 @@ def test_stream_cli_reports_unreachable_server(capsys, speech_wav, frontal_face)
     pytest.importorskip("tritonclient.http", reason='needs tritonclient: pip install "toonsync[triton]"')
     from toonsync.cli import main
 
-    assert main(["stream", "--triton", "127.0.0.1:9", "--wav", str(speech_wav), "--face", str(frontal_face),
-                 "--fast"]) == 1
+    assert (
+        main(["stream", "--triton", "127.0.0.1:9", "--wav", str(speech_wav), "--face", str(frontal_face), "--fast"])
+        == 1
+    )
     assert "cannot reach Triton at 127.0.0.1:9" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
 """TensorRT: the pieces that need no GPU are tested everywhere; engines only where a GPU + TensorRT exist."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,9 +55,12 @@ def test_tensorrt_engine_matches_onnxruntime():
     trt = load_model("audio2motion", precision="fp16", backend="tensorrt")
     cpu = load_model("audio2motion", precision="fp32", backend="cpu")
     rng = np.random.default_rng(0)
-    x = {"mel": rng.standard_normal((1, 40, 80)).astype(np.float32), "mel_ctx": np.zeros((1, 80, 4), np.float32),
-         "h": np.zeros((1, 1, cpu.card.config["hidden"]), np.float32),
-         "c": np.zeros((1, 1, cpu.card.config["hidden"]), np.float32)}
+    x = {
+        "mel": rng.standard_normal((1, 40, 80)).astype(np.float32),
+        "mel_ctx": np.zeros((1, 80, 4), np.float32),
+        "h": np.zeros((1, 1, cpu.card.config["hidden"]), np.float32),
+        "c": np.zeros((1, 1, cpu.card.config["hidden"]), np.float32),
+    }
     np.testing.assert_allclose(trt.run(x)["mouth"], cpu.run(x)["mouth"], atol=2e-2)
 
 

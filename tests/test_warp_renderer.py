@@ -3,6 +3,7 @@
 Parity of the shipped graph against its torch module, the identity at neutral, the mouth interior, the
 eyelids, head turns without holes, and a drawn character prepared + rendered to an MP4.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ from toonsync.runtime.warp_renderer import WarpRenderer
 from .catalogue import DATA, SPEECH
 
 DRAWN, DRAWN_JSON = DATA / "drawn_character.png", DATA / "drawn_character.json"
-STYLE = AvatarStyle(skin=(236, 200, 170), hair=(90, 60, 40), eyes=(60, 110, 170), lips=(200, 110, 110),
-                    background=(225, 230, 245), hair_length=0.3, glasses=False, beard=False)
+STYLE = AvatarStyle(
+    skin=(236, 200, 170),
+    hair=(90, 60, 40),
+    eyes=(60, 110, 170),
+    lips=(200, 110, 110),
+    background=(225, 230, 245),
+    hair_length=0.3,
+    glasses=False,
+    beard=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +91,7 @@ def test_batch_equals_single_frames(warp):
     pose, blink = rng.uniform(-0.3, 0.3, (3, 3)).astype(np.float32), np.array([0.0, 0.5, 1.0], np.float32)
     batch = warp.run(lms, pose, blink)
     for i in range(3):
-        assert np.array_equal(batch[i], warp.run(lms[i], pose[i], blink[i:i + 1])[0])
+        assert np.array_equal(batch[i], warp.run(lms[i], pose[i], blink[i : i + 1])[0])
 
 
 def test_neutral_reproduces_the_base(procedural, warp):
@@ -131,7 +140,7 @@ def test_head_turn_moves_the_face_without_holes(procedural, warp):
     still = warp.run(n)[0]
     turned = warp.run(n, np.array([0.45, 0.0, 0.0], np.float32))[0]
     nose = np.round(n[30] * 256).astype(int)
-    band = np.s_[nose[1] - 30:nose[1] + 30]
+    band = np.s_[nose[1] - 30 : nose[1] + 30]
     diff = np.abs(turned.astype(np.int16) - still.astype(np.int16)).sum(-1)
     assert diff[band].mean() > 5  # the face moved
     cols = np.nonzero(diff[band].max(0) > 60)[0]
@@ -227,6 +236,23 @@ def test_prepare_and_render_a_drawn_character(tmp_path):
     assert motion.max() > 8.0 and (motion > 3.0).mean() > 0.2  # the mouth opens and closes with the speech
     # and straight from the drawing + its landmarks, through the onnx renderer
     out2 = tmp_path / "direct.mp4"
-    assert main(["-q", "render", str(DRAWN), str(SPEECH), "--landmarks", str(DRAWN_JSON), "-o", str(out2),
-                 "--renderer", "onnx", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "render",
+                str(DRAWN),
+                str(SPEECH),
+                "--landmarks",
+                str(DRAWN_JSON),
+                "-o",
+                str(out2),
+                "--renderer",
+                "onnx",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert probe(out2).frames == info.frames

@@ -1,7 +1,7 @@
 """``toonsync bench``: latency of every stage and end to end, across backends and precisions.
 
-One registry of cases (``case_specs`` + ``build_case``, ``toonsync.tools.cases``) is shared by ``toonsync bench`` (this module,
-no pytest needed) and the pytest-benchmark suite in ``benchmarks/``, so both measure the same code
+One registry of cases (``case_specs`` + ``build_case``, in ``toonsync.tools.cases``) is shared by ``toonsync bench``
+(this module, no pytest needed) and the pytest-benchmark suite in ``benchmarks/``, so both measure the same code
 under the same stable names:
 
 ======================================  ===========================================================
@@ -29,6 +29,7 @@ peak RSS during the case (Linux lets a process reset its high-water mark). Ratio
 baselines measured in the same run (onnxruntime fp32 on the same backend, torch eager). The JSON
 layout is ``benchmarks/bench.schema.json`` (``toonsync-bench/2``); figures are in docs/benchmarks.md.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -82,8 +83,17 @@ def torch_baseline(frames: int, batches: Iterable[int], threads: Iterable[int] =
     """Run ``toonsync.tools.bench_torch`` in a child (torch never enters this process); None without torch."""
     if importlib.util.find_spec("torch") is None:
         return None
-    cmd = [sys.executable, "-m", "toonsync.tools.bench_torch", "--frames", str(frames), "--batch", *map(str, batches),
-           "--threads", *map(str, threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "toonsync.tools.bench_torch",
+        "--frames",
+        str(frames),
+        "--batch",
+        *map(str, batches),
+        "--threads",
+        *map(str, threads),
+    ]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     except subprocess.TimeoutExpired:
@@ -106,8 +116,13 @@ def stream_realtime(ctx: BenchContext, chunk_ms: float = 20.0, seconds: float | 
     sf.write(str(wav), ctx.tile(seconds or ctx.seconds), SAMPLE_RATE, subtype="PCM_16")
     _reset_peak()
     c0, w0 = time.process_time(), time.perf_counter()
-    st = stream(WavSource(wav, realtime=True, chunk_ms=chunk_ms), ctx.avatar, sink=lambda f: None,
-                model=ctx.audio_model(), size=ctx.size)
+    st = stream(
+        WavSource(wav, realtime=True, chunk_ms=chunk_ms),
+        ctx.avatar,
+        sink=lambda f: None,
+        model=ctx.audio_model(),
+        size=ctx.size,
+    )
     cpu = 100.0 * (time.process_time() - c0) / (time.perf_counter() - w0)
     return st, cpu, _case_peak_mb()
 
@@ -127,8 +142,16 @@ def cost_vs_length(ctx: BenchContext, lengths: Iterable[float], reps: int = 3) -
                 res = render(ctx.avatar, clip, ctx.tmp / "len.mp4", animator=ctx.animator, size=ctx.size)
             ms.append((time.perf_counter() - t) * 1e3)
         med = float(np.median(ms))
-        pts.append({"clip_s": _r(s, 3), "frames": res.frames, "ms": _r(med, 1), "ms_per_frame": _r(med / res.frames),
-                    "rtf": _r(med / (s * 1e3), 4), "runs_ms": [_r(x, 1) for x in ms]})
+        pts.append(
+            {
+                "clip_s": _r(s, 3),
+                "frames": res.frames,
+                "ms": _r(med, 1),
+                "ms_per_frame": _r(med / res.frames),
+                "rtf": _r(med / (s * 1e3), 4),
+                "runs_ms": [_r(x, 1) for x in ms],
+            }
+        )
     x = np.array([p["clip_s"] for p in pts], np.float64)
     y = np.array([p["ms"] for p in pts], np.float64)
     fit = {}
@@ -137,12 +160,13 @@ def cost_vs_length(ctx: BenchContext, lengths: Iterable[float], reps: int = 3) -
         pred = slope * x + icpt
         ss = float(((y - y.mean()) ** 2).sum())
         per = np.array([p["ms_per_frame"] for p in pts])
-        fit = {"ms_per_audio_s": _r(slope, 1), "fixed_ms": _r(icpt, 1),
-               "r2": _r(1 - float(((y - pred) ** 2).sum()) / ss, 4) if ss > 0 else None,
-               "ms_per_frame_spread": _r(float(per.max() / per.min()), 3)}
+        fit = {
+            "ms_per_audio_s": _r(slope, 1),
+            "fixed_ms": _r(icpt, 1),
+            "r2": _r(1 - float(((y - pred) ** 2).sum()) / ss, 4) if ss > 0 else None,
+            "ms_per_frame_spread": _r(float(per.max() / per.min()), 3),
+        }
     return {"points": pts, "fit": fit}
-
-
 
 
 # -- the whole run -------------------------------------------------------------------------------------
@@ -152,11 +176,25 @@ def _ratio(base: dict | None, case: dict | None) -> float | None:
     return _r(base["p50_ms"] / case["p50_ms"], 2)
 
 
-def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
-              precisions: str | Iterable[str] = "all", *, batch: int = 16, quick: bool = False, torch: bool = True,
-              cold: bool = True, realtime: bool = True, lengths: bool = True, chunk_ms: float = 20.0,
-              size: int = 256, sweep: bool = False, streams: Iterable[int] = (1, 4, 16, 64),
-              progress: Callable[[str], None] | None = None, command: str | None = None) -> dict:
+def run_bench(
+    backend: str = "auto",
+    seconds: float = 10.0,
+    frames: int = 200,
+    precisions: str | Iterable[str] = "all",
+    *,
+    batch: int = 16,
+    quick: bool = False,
+    torch: bool = True,
+    cold: bool = True,
+    realtime: bool = True,
+    lengths: bool = True,
+    chunk_ms: float = 20.0,
+    size: int = 256,
+    sweep: bool = False,
+    streams: Iterable[int] = (1, 4, 16, 64),
+    progress: Callable[[str], None] | None = None,
+    command: str | None = None,
+) -> dict:
     """Run every case; returns the report (``toonsync-bench/2``, see ``benchmarks/bench.schema.json``).
 
     ``backend``: ``auto`` measures the models on every backend available here (cpu, cuda, tensorrt) and
@@ -169,8 +207,11 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
     if seconds <= 0 or frames < 1 or batch < 1:
         raise ToonsyncError("--seconds, --frames and --batch must be positive")
     precs = resolve_precisions(precisions)
-    single = None if isinstance(precisions, str) and precisions == "all" else (
-        precisions if isinstance(precisions, str) else None)
+    single = (
+        None
+        if isinstance(precisions, str) and precisions == "all"
+        else (precisions if isinstance(precisions, str) else None)
+    )
     e2e_prec = single if single in precs else "auto"
     backends = available_backends() if backend == "auto" else [backend]
     say = progress or (lambda msg: log.info("%s", msg))
@@ -191,8 +232,13 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
             try:
                 fn = build_case(spec, ctx)
                 with _quiet("toonsync.runtime.backend"):
-                    m = measure(fn, spec.rounds, spec.warmup, keep_results=spec.kind in ("cold", "render"),
-                                cpu_window_s=0.0 if spec.kind == "cold" else 0.05 if quick else 0.3)
+                    m = measure(
+                        fn,
+                        spec.rounds,
+                        spec.warmup,
+                        keep_results=spec.kind in ("cold", "render"),
+                        cpu_window_s=0.0 if spec.kind == "cold" else 0.05 if quick else 0.3,
+                    )
             except (ModelError, ToonsyncError) as e:
                 if spec.kind == "cold":
                     raise
@@ -205,8 +251,10 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
                 skipped.append({"case": spec.name, "reason": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"})
                 log.info("skipping %s: %s", spec.name, e)
                 continue
-            c = {**spec.info(), **summarize(m.samples_ms, spec.frames_per_call, spec.audio_ms_per_call, m.cpu_pct,
-                                            m.peak_rss_mb)}
+            c = {
+                **spec.info(),
+                **summarize(m.samples_ms, spec.frames_per_call, spec.audio_ms_per_call, m.cpu_pct, m.peak_rss_mb),
+            }
             if spec.stage == "model":
                 be = spec.backend
                 lm = ctx.model(spec.params["model"], be, spec.precision)
@@ -221,48 +269,89 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
                 m.samples_ms = [r["first_frame_ms"] for r in kids]
                 rss = max(r["peak_rss_mb"] for r in kids)
                 c.update(summarize(m.samples_ms, 0, None, None, rss))
-                c["milestones_ms"] = {k: _r(float(np.median([r[k] for r in kids])), 1)
-                                      for k in ("python_ms", "import_ms", "model_ms", "face_ms", "audio_ms",
-                                                "first_frame_ms", "render_ms") if k in kids[0]}
-                c.update(render_clip_s=seconds, child_peak_rss_mb=_r(rss, 1),
-                         child_cpu_s=_r(float(np.median([r["cpu_s"] for r in kids])), 2),
-                         backend=kids[0]["backend"], precision=kids[0]["precision"])
+                c["milestones_ms"] = {
+                    k: _r(float(np.median([r[k] for r in kids])), 1)
+                    for k in (
+                        "python_ms",
+                        "import_ms",
+                        "model_ms",
+                        "face_ms",
+                        "audio_ms",
+                        "first_frame_ms",
+                        "render_ms",
+                    )
+                    if k in kids[0]
+                }
+                c.update(
+                    render_clip_s=seconds,
+                    child_peak_rss_mb=_r(rss, 1),
+                    child_cpu_s=_r(float(np.median([r["cpu_s"] for r in kids])), 2),
+                    backend=kids[0]["backend"],
+                    precision=kids[0]["precision"],
+                )
             cases[spec.name] = c
             samples[spec.name] = [round(x, 4) for x in m.samples_ms]
         if torch:
             say("bench torch eager baseline (child process)")
             tb = torch_baseline(frames, sorted({1, batch}))
             if tb is None:
-                skipped.append({"case": "model.audio2motion.torch-eager.fp32.*",
-                                "reason": "torch is not installed (pip install toonsync[train])"
-                                if importlib.util.find_spec("torch") is None else "the torch child process failed"})
+                skipped.append(
+                    {
+                        "case": "model.audio2motion.torch-eager.fp32.*",
+                        "reason": "torch is not installed (pip install toonsync[train])"
+                        if importlib.util.find_spec("torch") is None
+                        else "the torch child process failed",
+                    }
+                )
             else:
                 for b in sorted({1, batch}):
                     tried = [t for t in tb["cases"] if t["batch"] == b]
                     best = min(tried, key=lambda t: float(np.mean(t["samples_ms"])))  # tails count too
                     name = f"model.audio2motion.torch-eager.fp32.b{b}"
-                    cases[name] = {"stage": "model", "backend": "torch-eager", "precision": "fp32", "batch": b,
-                                   "frames_per_call": b, "model": "audio2motion",
-                                   "backend_name": f"torch {tb['torch']} eager", "threads": best["threads"],
-                                   "threads_tried": {str(t["threads"]): _r(float(np.percentile(t["samples_ms"], 50)))
-                                                     for t in tried},
-                                   **summarize(best["samples_ms"], b, FRAME_MS * b, best["cpu_pct"], tb["peak_rss_mb"])}
+                    cases[name] = {
+                        "stage": "model",
+                        "backend": "torch-eager",
+                        "precision": "fp32",
+                        "batch": b,
+                        "frames_per_call": b,
+                        "model": "audio2motion",
+                        "backend_name": f"torch {tb['torch']} eager",
+                        "threads": best["threads"],
+                        "threads_tried": {
+                            str(t["threads"]): _r(float(np.percentile(t["samples_ms"], 50))) for t in tried
+                        },
+                        **summarize(best["samples_ms"], b, FRAME_MS * b, best["cpu_pct"], tb["peak_rss_mb"]),
+                    }
                     samples[name] = best["samples_ms"]
                 if tb.get("motion"):
                     m = tb["motion"]
                     name = "model.motion.torch-eager.fp32.b1"
-                    cases[name] = {"stage": "model", "backend": "torch-eager", "precision": "fp32", "batch": 1,
-                                   "frames_per_call": 1, "model": "motion", "backend_name": f"torch {tb['torch']} eager",
-                                   "threads": m["threads"], **summarize(m["samples_ms"], 1, FRAME_MS, m["cpu_pct"],
-                                                                       tb["peak_rss_mb"])}
+                    cases[name] = {
+                        "stage": "model",
+                        "backend": "torch-eager",
+                        "precision": "fp32",
+                        "batch": 1,
+                        "frames_per_call": 1,
+                        "model": "motion",
+                        "backend_name": f"torch {tb['torch']} eager",
+                        "threads": m["threads"],
+                        **summarize(m["samples_ms"], 1, FRAME_MS, m["cpu_pct"], tb["peak_rss_mb"]),
+                    }
                     samples[name] = m["samples_ms"]
         if realtime:
             say(f"bench e2e.stream_realtime.{chunk_ms:g}ms ({seconds:g} s of speech in real time)")
             st, cpu, rss = stream_realtime(ctx, chunk_ms)
             s = st.summary()
             name = f"e2e.stream_realtime.{chunk_ms:g}ms"
-            c = {"stage": "e2e", "batch": 1, "frames_per_call": 1, "chunk_ms": chunk_ms, "clip_s": seconds,
-                 **primary, **summarize(st.latencies_ms, 0, None, cpu, rss)}
+            c = {
+                "stage": "e2e",
+                "batch": 1,
+                "frames_per_call": 1,
+                "chunk_ms": chunk_ms,
+                "clip_s": seconds,
+                **primary,
+                **summarize(st.latencies_ms, 0, None, cpu, rss),
+            }
             c["fps"] = s["fps"]
             c["lookahead_ms"] = ctx.audio_model().lookahead * FRAME_MS
             c["audio_to_frame_p99_ms"] = _r(c["p99_ms"] + c["lookahead_ms"] + chunk_ms, 1)
@@ -277,16 +366,32 @@ def run_bench(backend: str = "auto", seconds: float = 10.0, frames: int = 200,
         sw = None
         if sweep:
             say("bench thread settings sweep")
-            sw = thread_sweep(ctx, frames=frames if quick else max(frames, 300), repeats=1 if quick else 3,
-                              batch=batch, paced_s=0.2 if quick else 2.0, cpu_window_s=0.05 if quick else 0.3)
+            sw = thread_sweep(
+                ctx,
+                frames=frames if quick else max(frames, 300),
+                repeats=1 if quick else 3,
+                batch=batch,
+                paced_s=0.2 if quick else 2.0,
+                cpu_window_s=0.05 if quick else 0.3,
+            )
         ratios = _ratios(cases, backends, precs, batch)
         rep = {
             "schema": SCHEMA,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": command,
-            "options": {"backend": backend, "precision": precisions if isinstance(precisions, str) else list(precisions),
-                        "precisions": precs, "backends": backends, "seconds": seconds, "frames": frames,
-                        "batch": batch, "size": size, "chunk_ms": chunk_ms, "quick": quick, "streams": streams},
+            "options": {
+                "backend": backend,
+                "precision": precisions if isinstance(precisions, str) else list(precisions),
+                "precisions": precs,
+                "backends": backends,
+                "seconds": seconds,
+                "frames": frames,
+                "batch": batch,
+                "size": size,
+                "chunk_ms": chunk_ms,
+                "quick": quick,
+                "streams": streams,
+            },
             "machine": machine_info(settings),
             "runtime": primary,
             "cases": cases,
@@ -362,36 +467,71 @@ def headline(rep: dict) -> dict:
         met = None
         if value is not None and target is not None:
             met = value <= target if op == "<=" else value >= target
-        out[key] = {"value": value, "unit": unit, "op": op, "target": target, "met": met, "source": source,
-                    "note": note}
+        out[key] = {
+            "value": value,
+            "unit": unit,
+            "op": op,
+            "target": target,
+            "met": met,
+            "source": source,
+            "note": note,
+        }
 
     sf = get("e2e.stream_frame.")
-    put("per_frame_compute_ms", sf and sf["p50_ms"], "ms", "e2e.stream_frame (p50)",
-        sf and f"p99 {sf['p99_ms']} ms; mel + model + motion + draw of one 40 ms frame, H.264 encode not included")
+    put(
+        "per_frame_compute_ms",
+        sf and sf["p50_ms"],
+        "ms",
+        "e2e.stream_frame (p50)",
+        sf and f"p99 {sf['p99_ms']} ms; mel + model + motion + draw of one 40 ms frame, H.264 encode not included",
+    )
     ro = get("e2e.render_offline.")
-    put("offline_rtf", ro and ro["rtf"], "x", "e2e.render_offline (p50 / clip length)",
-        ro and f"{ro['clip_s']:g} s clip to MP4, {ro['p50_ms'] / ro['frames']:.2f} ms per frame incl. H.264")
-    put("onnxruntime_vs_torch_eager", ratios.get("onnxruntime_fp32_vs_torch_eager"), "x",
+    put(
+        "offline_rtf",
+        ro and ro["rtf"],
+        "x",
+        "e2e.render_offline (p50 / clip length)",
+        ro and f"{ro['clip_s']:g} s clip to MP4, {ro['p50_ms'] / ro['frames']:.2f} ms per frame incl. H.264",
+    )
+    put(
+        "onnxruntime_vs_torch_eager",
+        ratios.get("onnxruntime_fp32_vs_torch_eager"),
+        "x",
         "model.audio2motion.cpu.fp32.b1 vs torch-eager b1 (p50)",
-        "torch at its best thread count (lowest mean); int8: "
-        f"{ratios.get('onnxruntime_int8_vs_torch_eager')}x" if "onnxruntime_fp32_vs_torch_eager" in ratios
-        else "torch not installed")
-    put("int8_vs_fp32", ratios.get("int8_vs_fp32"), "x", "model.audio2motion.cpu.int8.b1 vs fp32 b1 (p50)",
-        f"b{rep['options']['batch']}: {ratios.get('int8_vs_fp32_b' + str(rep['options']['batch']))}x")
+        f"torch at its best thread count (lowest mean); int8: {ratios.get('onnxruntime_int8_vs_torch_eager')}x"
+        if "onnxruntime_fp32_vs_torch_eager" in ratios
+        else "torch not installed",
+    )
+    put(
+        "int8_vs_fp32",
+        ratios.get("int8_vs_fp32"),
+        "x",
+        "model.audio2motion.cpu.int8.b1 vs fp32 b1 (p50)",
+        f"b{rep['options']['batch']}: {ratios.get('int8_vs_fp32_b' + str(rep['options']['batch']))}x",
+    )
     sr = get("e2e.stream_realtime.")
-    put("stream_p99_latency_ms", sr and sr["audio_to_frame_p99_ms"], "ms", "e2e.stream_realtime",
-        sr and f"p99 chunk arrival -> frame drawn {sr['p99_ms']} ms + {sr['lookahead_ms']:g} ms model look-ahead + "
-               f"{sr['chunk_ms']:g} ms chunk buffering")
+    put(
+        "stream_p99_latency_ms",
+        sr and sr["audio_to_frame_p99_ms"],
+        "ms",
+        "e2e.stream_realtime",
+        sr
+        and f"p99 chunk arrival -> frame drawn {sr['p99_ms']} ms + {sr['lookahead_ms']:g} ms model look-ahead + "
+        f"{sr['chunk_ms']:g} ms chunk buffering",
+    )
     cs = [c for n, c in cases.items() if n.startswith("startup.cold_first_frame.") and c.get("child_peak_rss_mb")]
     if cs:
-        put("peak_rss_mb", max(c["child_peak_rss_mb"] for c in cs), "MB", "startup.cold_first_frame.* children (a "
+        put(
+            "peak_rss_mb",
+            max(c["child_peak_rss_mb"] for c in cs),
+            "MB",
+            "startup.cold_first_frame.* children (a "
             f"fresh process: load, first frame, {cs[0]['render_clip_s']:g} s offline render)",
-            f"bench process itself (every model and case loaded): {rep['peak_rss_mb']} MB")
+            f"bench process itself (every model and case loaded): {rep['peak_rss_mb']} MB",
+        )
     else:
         put("peak_rss_mb", rep["peak_rss_mb"], "MB", "bench process", "")
     return out
-
-
 
 
 # -- live streaming only (``toonsync bench --stream``) -------------------------------------------------------
@@ -404,17 +544,26 @@ def run_stream_bench(backend: str = "auto", chunk_ms: float = 20.0) -> dict:
 
     model = AudioModel(backend)
     avatar = load_face(asset(DEMO_FACE))
-    stats = stream(WavSource(asset(DEMO_SPEECH), realtime=True, chunk_ms=chunk_ms), avatar, sink=lambda f: None,
-                   model=model)
-    return {"schema": "toonsync-bench-stream/0",
-            "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "backend": model.model.backend.name},
-            "chunk_ms": chunk_ms, "lookahead_ms": 80.0, **stats.summary()}
+    stats = stream(
+        WavSource(asset(DEMO_SPEECH), realtime=True, chunk_ms=chunk_ms), avatar, sink=lambda f: None, model=model
+    )
+    return {
+        "schema": "toonsync-bench-stream/0",
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "backend": model.model.backend.name},
+        "chunk_ms": chunk_ms,
+        "lookahead_ms": 80.0,
+        **stats.summary(),
+    }
 
 
 def print_stream_report(rep: dict) -> None:
     print(f"machine: {rep['machine']}")
-    print(f"stream {rep['audio_s']:.2f} s of speech in {rep['chunk_ms']:.0f} ms chunks, real time: "
-          f"{rep['frames']} frames at {rep['fps']:.2f} fps, dropped {rep['dropped']}, underruns {rep['underruns']}")
-    print(f"audio->frame latency (chunk arrival -> frame drawn): p50 {rep['latency_p50_ms']:.1f} ms, "
-          f"p99 {rep['latency_p99_ms']:.1f} ms, max {rep['latency_max_ms']:.1f} ms "
-          f"(+ {rep['lookahead_ms']:.0f} ms model look-ahead); A/V sync {rep['av_sync_ms']:.0f} ms")
+    print(
+        f"stream {rep['audio_s']:.2f} s of speech in {rep['chunk_ms']:.0f} ms chunks, real time: "
+        f"{rep['frames']} frames at {rep['fps']:.2f} fps, dropped {rep['dropped']}, underruns {rep['underruns']}"
+    )
+    print(
+        f"audio->frame latency (chunk arrival -> frame drawn): p50 {rep['latency_p50_ms']:.1f} ms, "
+        f"p99 {rep['latency_p99_ms']:.1f} ms, max {rep['latency_max_ms']:.1f} ms "
+        f"(+ {rep['lookahead_ms']:.0f} ms model look-ahead); A/V sync {rep['av_sync_ms']:.0f} ms"
+    )

@@ -10,6 +10,7 @@ runtime steps its ONNX export: one 40 ms frame (4 mel frames) per call, streamin
 context, LSTM h/c) carried between calls, ``torch.inference_mode``. Input mel frames rotate through
 the demo speech so every call sees real audio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,8 +96,10 @@ def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
     with torch.inference_mode():
         mel = torch.from_numpy(demo_mel_frames().reshape(1, -1, 80))
         mouth, _lm, emb, *_ = audio(mel, *audio.initial_state(1))
-    feeds = [{k: torch.from_numpy(v) for k, v in f.items()}
-             for f in decoder_inputs(emb.shape[1], emb[0].numpy(), mouth[0].numpy())]
+    feeds = [
+        {k: torch.from_numpy(v) for k, v in f.items()}
+        for f in decoder_inputs(emb.shape[1], emb[0].numpy(), mouth[0].numpy())
+    ]
     cache = dec.initial_state(1)
     k = 0
 
@@ -111,13 +114,17 @@ def make_motion_step(threads: int | None = None) -> Callable[[], None] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m toonsync.tools.bench_torch", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m toonsync.tools.bench_torch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--frames", type=int, default=200, help="timed calls per case (default 200)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes (streams per call)")
-    p.add_argument("--threads", type=int, nargs="+", default=[0],
-                   help="torch intra-op thread counts to try (0 = torch's default)")
+    p.add_argument(
+        "--threads", type=int, nargs="+", default=[0], help="torch intra-op thread counts to try (0 = torch's default)"
+    )
     a = p.parse_args(argv)
     default_threads = torch.get_num_threads()
     mel = demo_mel_frames()
@@ -127,8 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         for b in a.batch:
             step = make_step(b, None, mel)
             ms, cpu = time_calls(step, a.frames, a.warmup)
-            cases.append({"batch": b, "threads": torch.get_num_threads(), "samples_ms": [round(x, 5) for x in ms],
-                          "cpu_pct": round(cpu, 1)})
+            cases.append(
+                {
+                    "batch": b,
+                    "threads": torch.get_num_threads(),
+                    "samples_ms": [round(x, 5) for x in ms],
+                    "cpu_pct": round(cpu, 1),
+                }
+            )
     motion = None
     torch.set_num_threads(1 if 1 in a.threads else default_threads)  # one 40 ms frame: one thread is fastest
     if (mstep := make_motion_step()) is not None:
@@ -142,8 +155,14 @@ def main(argv: list[str] | None = None) -> int:
             peak = next(float(ln.split()[1]) / 1024.0 for ln in f if ln.startswith("VmHWM:"))
     except (OSError, StopIteration):
         pass
-    rep = {"torch": torch.__version__, "default_threads": default_threads, "checkpoint": str(CHECKPOINT),
-           "peak_rss_mb": round(peak, 1), "cases": cases, "motion": motion}
+    rep = {
+        "torch": torch.__version__,
+        "default_threads": default_threads,
+        "checkpoint": str(CHECKPOINT),
+        "peak_rss_mb": round(peak, 1),
+        "cases": cases,
+        "motion": motion,
+    }
     json.dump(rep, sys.stdout)
     sys.stdout.write("\n")
     return 0

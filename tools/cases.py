@@ -1,5 +1,6 @@
 """The benchmark case registry shared by ``toonsync bench`` and the pytest-benchmark suite: ``case_specs``
 names every case, ``build_case`` turns one into a callable over a ``BenchContext`` (shared inputs, loaded models)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -113,13 +114,27 @@ class CaseSpec:
     params: dict = field(default_factory=dict)
 
     def info(self) -> dict:
-        return {"stage": self.stage, "backend": self.backend, "precision": self.precision, "batch": self.batch,
-                "frames_per_call": self.frames_per_call, **self.params}
+        return {
+            "stage": self.stage,
+            "backend": self.backend,
+            "precision": self.precision,
+            "batch": self.batch,
+            "frames_per_call": self.frames_per_call,
+            **self.params,
+        }
 
 
-def case_specs(backends: Iterable[str] = ("cpu",), precisions: Iterable[str] = ("fp32", "int8"), batch: int = 16,
-               seconds: float = 10.0, frames: int = 200, size: int = 256, quick: bool = False,
-               cold: bool = True, streams: Iterable[int] = ()) -> list[CaseSpec]:
+def case_specs(
+    backends: Iterable[str] = ("cpu",),
+    precisions: Iterable[str] = ("fp32", "int8"),
+    batch: int = 16,
+    seconds: float = 10.0,
+    frames: int = 200,
+    size: int = 256,
+    quick: bool = False,
+    cold: bool = True,
+    streams: Iterable[int] = (),
+) -> list[CaseSpec]:
     """The in-process cases (and the cold-start child) in the order ``toonsync bench`` runs them.
 
     ``streams``: multi-stream cases for these stream counts N -- one call is one 40 ms tick of N live
@@ -133,39 +148,112 @@ def case_specs(backends: Iterable[str] = ("cpu",), precisions: Iterable[str] = (
     for be in backends:
         for prec in precisions:
             for b in sorted({1, batch}):
-                specs.append(CaseSpec(f"model.audio2motion.{be}.{prec}.b{b}", "model", "a2m", frames if b == 1 else brounds,
-                                      warm, frames_per_call=b, audio_ms_per_call=FRAME_MS * b, backend=be,
-                                      precision=prec, batch=b, params={"model": "audio2motion"}))
-        specs.append(CaseSpec(f"model.audio2motion_pcm.{be}.fp32.b1", "model", "a2m_pcm", frames, warm,
-                              backend=be, precision="fp32", params={"model": "audio2motion_pcm"}))
+                specs.append(
+                    CaseSpec(
+                        f"model.audio2motion.{be}.{prec}.b{b}",
+                        "model",
+                        "a2m",
+                        frames if b == 1 else brounds,
+                        warm,
+                        frames_per_call=b,
+                        audio_ms_per_call=FRAME_MS * b,
+                        backend=be,
+                        precision=prec,
+                        batch=b,
+                        params={"model": "audio2motion"},
+                    )
+                )
+        specs.append(
+            CaseSpec(
+                f"model.audio2motion_pcm.{be}.fp32.b1",
+                "model",
+                "a2m_pcm",
+                frames,
+                warm,
+                backend=be,
+                precision="fp32",
+                params={"model": "audio2motion_pcm"},
+            )
+        )
         if (model_dir() / "motion.onnx.json").is_file():  # the transformer motion decoder, when it ships
             for prec in sorted({"fp32", "fp16" if be in ("cuda", "tensorrt") else "fp32"}):
-                specs.append(CaseSpec(f"model.motion.{be}.{prec}.b1", "model", "motion", frames, warm, backend=be,
-                                      precision=prec, params={"model": "motion"}))
+                specs.append(
+                    CaseSpec(
+                        f"model.motion.{be}.{prec}.b1",
+                        "model",
+                        "motion",
+                        frames,
+                        warm,
+                        backend=be,
+                        precision=prec,
+                        params={"model": "motion"},
+                    )
+                )
     specs += [
         CaseSpec(f"renderer.draw.{size}", "renderer", "draw", frames, warm, params={"size": size}),
-        *[CaseSpec(f"renderer.onnx.{s}", "renderer", "draw", frames, warm, params={"size": s, "engine": "onnx"})
-          for s in sorted({size, 512})],
+        *[
+            CaseSpec(f"renderer.onnx.{s}", "renderer", "draw", frames, warm, params={"size": s, "engine": "onnx"})
+            for s in sorted({size, 512})
+        ],
         CaseSpec(f"encode.h264.{size}", "encode", "encode", frames, max(warm, 30), params={"size": size}),
         CaseSpec(f"e2e.stream_frame.{size}", "e2e", "stream_frame", frames, max(warm, 5), params={"size": size}),
-        CaseSpec(f"e2e.render_offline.{_secs(seconds)}", "e2e", "render", few, 0 if quick else 1,
-                 frames_per_call=n_frames, audio_ms_per_call=seconds * 1e3, params={"clip_s": seconds, "size": size}),
-        CaseSpec("startup.face_prepare", "startup", "face", 2 if quick else 5, 1, frames_per_call=0,
-                 audio_ms_per_call=None),
+        CaseSpec(
+            f"e2e.render_offline.{_secs(seconds)}",
+            "e2e",
+            "render",
+            few,
+            0 if quick else 1,
+            frames_per_call=n_frames,
+            audio_ms_per_call=seconds * 1e3,
+            params={"clip_s": seconds, "size": size},
+        ),
+        CaseSpec(
+            "startup.face_prepare", "startup", "face", 2 if quick else 5, 1, frames_per_call=0, audio_ms_per_call=None
+        ),
     ]
     for be in backends:
         for prec in precisions:
-            specs.append(CaseSpec(f"startup.model_load.{be}.{prec}", "startup", "model_load", 2 if quick else 5, 1,
-                                  frames_per_call=0, audio_ms_per_call=None, backend=be, precision=prec,
-                                  params={"model": "audio2motion"}))
+            specs.append(
+                CaseSpec(
+                    f"startup.model_load.{be}.{prec}",
+                    "startup",
+                    "model_load",
+                    2 if quick else 5,
+                    1,
+                    frames_per_call=0,
+                    audio_ms_per_call=None,
+                    backend=be,
+                    precision=prec,
+                    params={"model": "audio2motion"},
+                )
+            )
     for n in sorted(set(streams)):
         for mode in ("sequential", "batched"):
-            specs.append(CaseSpec(f"multistream.{mode}.n{n}", "multistream", "multistream", brounds if n > 4 else frames,
-                                  warm, frames_per_call=n, params={"streams": n, "mode": mode}))
+            specs.append(
+                CaseSpec(
+                    f"multistream.{mode}.n{n}",
+                    "multistream",
+                    "multistream",
+                    brounds if n > 4 else frames,
+                    warm,
+                    frames_per_call=n,
+                    params={"streams": n, "mode": mode},
+                )
+            )
     if cold:  # a photo (dlib's predictor loads on first use) and a prepared .avatar bundle (the kiosk case)
         for face in ("photo", "avatar"):
-            specs.append(CaseSpec(f"startup.cold_first_frame.{face}", "startup", "cold", 1 if quick else 3, 0,
-                                  frames_per_call=0, audio_ms_per_call=None, params={"face": face, "render": True}))
+            specs.append(
+                CaseSpec(
+                    f"startup.cold_first_frame.{face}",
+                    "startup",
+                    "cold",
+                    1 if quick else 3,
+                    0,
+                    frames_per_call=0,
+                    audio_ms_per_call=None,
+                    params={"face": face, "render": True},
+                )
+            )
     return specs
 
 
@@ -178,8 +266,11 @@ def _a2m_step(lm: LoadedModel, ctx: BenchContext, batch: int, pcm: bool) -> Call
     key = "pcm" if pcm else "mel"
     inputs = [np.ascontiguousarray(src[(offs + k) % t]) for k in range(t)]
     z = np.zeros
-    state = {"mel_ctx": z((batch, 80, kctx), np.float32), "h": z((1, batch, hidden), np.float32),
-             "c": z((1, batch, hidden), np.float32)}
+    state = {
+        "mel_ctx": z((batch, 80, kctx), np.float32),
+        "h": z((1, batch, hidden), np.float32),
+        "c": z((1, batch, hidden), np.float32),
+    }
     if pcm:
         state["pcm_ctx"] = z((batch, 240), np.float32)
     k = 0
@@ -199,12 +290,19 @@ def _motion_step(lm: LoadedModel, ctx: BenchContext) -> Callable[[], None]:
     a2m = ctx.model("audio2motion", "cpu", "fp32")  # real speech embeddings of the demo clip
     acfg = a2m.card["config"]
     z = np.zeros
-    out = a2m.run({"mel": ctx.mel_frames.reshape(1, -1, ctx.mel_frames.shape[-1]),
-                   "mel_ctx": z((1, 80, acfg["kernel"] - 1), np.float32), "h": z((1, 1, acfg["hidden"]), np.float32),
-                   "c": z((1, 1, acfg["hidden"]), np.float32)})
+    out = a2m.run(
+        {
+            "mel": ctx.mel_frames.reshape(1, -1, ctx.mel_frames.shape[-1]),
+            "mel_ctx": z((1, 80, acfg["kernel"] - 1), np.float32),
+            "h": z((1, 1, acfg["hidden"]), np.float32),
+            "c": z((1, 1, acfg["hidden"]), np.float32),
+        }
+    )
     names = set(lm.card.get("inputs", {}))
-    feeds = [{k: v for k, v in f.items() if k in names}
-             for f in decoder_inputs(out["embedding"].shape[1], out["embedding"][0], out["mouth"][0])]
+    feeds = [
+        {k: v for k, v in f.items() if k in names}
+        for f in decoder_inputs(out["embedding"].shape[1], out["embedding"][0], out["mouth"][0])
+    ]
     state = {"cache": z((cfg["layers"], 1, cfg["window"] - 1, cfg["d_model"]), np.float32)}
     k = 0
 

@@ -4,6 +4,7 @@
 ``cold_start`` spawns ``python -m toonsync.tools.cold T0 SPEECH FACE BACKEND PRECISION RENDER_TO SIZE`` and reads
 the milestones (ms since ``T0``, the parent's ``time.monotonic()`` at spawn) it prints as one JSON line.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,23 +59,43 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(m))
 
 
-def cold_start(speech: Path, face: Path, backend: str = "auto", precision: str = "auto", render_to: Path | None = None,
-               size: int = 256) -> dict:
+def cold_start(
+    speech: Path,
+    face: Path,
+    backend: str = "auto",
+    precision: str = "auto",
+    render_to: Path | None = None,
+    size: int = 256,
+) -> dict:
     """Spawn a fresh interpreter; time process start -> first drawn frame (then, with ``render_to``, a full
     offline render of ``speech`` in the same process, for its peak RSS). Milestones are ms since spawn."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "toonsync.tools.cold", repr(t0), str(speech), str(face), backend, precision,
-                        str(render_to) if render_to else "-", str(size)], capture_output=True, text=True, env=env,
-                       timeout=300, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toonsync.tools.cold",
+            repr(t0),
+            str(speech),
+            str(face),
+            backend,
+            precision,
+            str(render_to) if render_to else "-",
+            str(size),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     wall = (time.monotonic() - t0) * 1e3
     if r.returncode != 0:
         raise ToonsyncError(f"cold-start child failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     m = json.loads(r.stdout.strip().splitlines()[-1])
     m["process_ms"] = wall
     return m
-
-
 
 
 if __name__ == "__main__":

@@ -29,66 +29,115 @@ def _stream_counts(text: str) -> tuple[int, ...]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add bench, soak, eval and sheet to ``sub``."""
-    b = sub.add_parser("bench", help="latency per stage and end to end (p50/p90/p99/max, fps, RTF, CPU %%, RSS) "
-                                     "across backends and precisions",
-                       description="Runs every benchmark case without pytest (the same cases as "
-                                   "`pytest benchmarks/ --benchmark-only`) and prints one table. Figures and the "
-                                   "commands behind them: docs/benchmarks.md; JSON layout: benchmarks/bench.schema.json.")
-    b.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
-                   help="auto (default): the models on every backend available here, end to end on the runtime's "
-                        "own choice; a name: only that backend")
-    b.add_argument("--precision", default="all", choices=["fp32", "fp16", "int8", "all"],
-                   help="model precisions to measure (default all; fp32 is always measured as the baseline)")
+    b = sub.add_parser(
+        "bench",
+        help="latency per stage and end to end (p50/p90/p99/max, fps, RTF, CPU %%, RSS) across backends and precisions",
+        description="Runs every benchmark case without pytest (the same cases as "
+        "`pytest benchmarks/ --benchmark-only`) and prints one table. Figures and the "
+        "commands behind them: docs/benchmarks.md; JSON layout: benchmarks/bench.schema.json.",
+    )
+    b.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "cpu", "cuda", "tensorrt"],
+        help="auto (default): the models on every backend available here, end to end on the runtime's "
+        "own choice; a name: only that backend",
+    )
+    b.add_argument(
+        "--precision",
+        default="all",
+        choices=["fp32", "fp16", "int8", "all"],
+        help="model precisions to measure (default all; fp32 is always measured as the baseline)",
+    )
     b.add_argument("--seconds", type=float, default=10.0, help="length of the speech clip to benchmark (default 10)")
     b.add_argument("--frames", type=int, default=200, help="timed rounds of each per-frame case (default 200)")
     b.add_argument("--batch", type=int, default=16, help="streams per call of the throughput cases (default 16)")
     b.add_argument("--json", type=Path, help="also write the results as JSON (toonsync-bench/2)")
-    b.add_argument("--compare", type=Path, metavar="OLD_JSON",
-                   help="show speed-ups / regressions against an earlier --json file")
-    b.add_argument("--plot", nargs="?", const="", metavar="PNG",
-                   help="write latency distributions + cost vs clip length as a PNG "
-                        "(default: the --json path with .png, else bench.png; needs matplotlib)")
-    b.add_argument("--quick", action="store_true",
-                   help="one round of the heavy cases (a smoke run: structure, not figures)")
-    b.add_argument("--threads-sweep", action="store_true",
-                   help="also explore onnxruntime thread settings (intra/inter-op threads, spinning, mode)")
+    b.add_argument(
+        "--compare", type=Path, metavar="OLD_JSON", help="show speed-ups / regressions against an earlier --json file"
+    )
+    b.add_argument(
+        "--plot",
+        nargs="?",
+        const="",
+        metavar="PNG",
+        help="write latency distributions + cost vs clip length as a PNG "
+        "(default: the --json path with .png, else bench.png; needs matplotlib)",
+    )
+    b.add_argument(
+        "--quick", action="store_true", help="one round of the heavy cases (a smoke run: structure, not figures)"
+    )
+    b.add_argument(
+        "--threads-sweep",
+        action="store_true",
+        help="also explore onnxruntime thread settings (intra/inter-op threads, spinning, mode)",
+    )
     b.add_argument("--no-torch", action="store_true", help="skip the torch-eager baseline")
-    b.add_argument("--streams", type=_stream_counts, default=(1, 4, 16, 64), metavar="N,N,...",
-                   help="multi-stream cases: N live streams per 40 ms tick, model batched (step_many) vs one "
-                        "call per stream (default 1,4,16,64; 0 = none)")
-    b.add_argument("--stream", action="store_true",
-                   help="benchmark live streaming only: the demo speech in real time, audio->frame latency")
+    b.add_argument(
+        "--streams",
+        type=_stream_counts,
+        default=(1, 4, 16, 64),
+        metavar="N,N,...",
+        help="multi-stream cases: N live streams per 40 ms tick, model batched (step_many) vs one "
+        "call per stream (default 1,4,16,64; 0 = none)",
+    )
+    b.add_argument(
+        "--stream",
+        action="store_true",
+        help="benchmark live streaming only: the demo speech in real time, audio->frame latency",
+    )
     b.set_defaults(func=cmd_bench)
 
-    ev = sub.add_parser("eval", help="held-out lip-sync metrics (--test corpus.h5), or `eval render`: image metrics, "
-                                     "landmark drift, jitter of rendered video (JSON)")
-    ev.add_argument("mode", nargs="?", choices=["lipsync", "render"], default="lipsync",
-                    help="lipsync (default; needs --test) or render (docs/metrics.md)")
+    ev = sub.add_parser(
+        "eval",
+        help="held-out lip-sync metrics (--test corpus.h5), or `eval render`: image metrics, "
+        "landmark drift, jitter of rendered video (JSON)",
+    )
+    ev.add_argument(
+        "mode",
+        nargs="?",
+        choices=["lipsync", "render"],
+        default="lipsync",
+        help="lipsync (default; needs --test) or render (docs/metrics.md)",
+    )
     ev.add_argument("--test", type=Path, help="lipsync: held-out corpus .h5 (toonsync corpus build --split test)")
     ev.add_argument("--checkpoint", type=Path, help="lipsync: a torch checkpoint instead of the shipped ONNX model")
     ev.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"])
-    ev.add_argument("--record", action="store_true",
-                    help="lipsync, shipped model: also write the figures into its sidecars (heldout_eval)")
-    ev.add_argument("--out", type=Path, help="directory for eval.json / eval_render.json and plots "
-                                             "(default runs/eval, runs/eval_render)")
+    ev.add_argument(
+        "--record",
+        action="store_true",
+        help="lipsync, shipped model: also write the figures into its sidecars (heldout_eval)",
+    )
+    ev.add_argument(
+        "--out",
+        type=Path,
+        help="directory for eval.json / eval_render.json and plots (default runs/eval, runs/eval_render)",
+    )
     ev.add_argument("--face", help="render: photo or .avatar (default: the bundled demo photo)")
     ev.add_argument("--audio", help="render: speech WAV/FLAC (default: the bundled demo speech)")
     ev.add_argument("--renderer", default="procedural", choices=["procedural", "onnx"], help="render: which renderer")
     ev.add_argument("--size", type=int, default=256, help="render: frame size (default 256)")
     ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--lpips-weights", metavar="PATH",
-                    help="render: LPIPS linear-layer weights; LPIPS is reported only with these and an importable "
-                         "lpips (torch), else as unavailable with the reason")
+    ev.add_argument(
+        "--lpips-weights",
+        metavar="PATH",
+        help="render: LPIPS linear-layer weights; LPIPS is reported only with these and an importable "
+        "lpips (torch), else as unavailable with the reason",
+    )
     ev.set_defaults(func=cmd_eval)
 
-    so = sub.add_parser("soak", help="stream synthetic speech for N minutes faster than real time; report RSS, frames, drops")
+    so = sub.add_parser(
+        "soak", help="stream synthetic speech for N minutes faster than real time; report RSS, frames, drops"
+    )
     so.add_argument("--minutes", type=float, default=30.0)
     so.add_argument("--draw", action="store_true", help="draw every frame too (slower; exercises the renderer)")
     so.add_argument("--json", type=Path, help="write the report as JSON")
     so.set_defaults(func=cmd_soak)
 
-    sh = sub.add_parser("sheet", help="side-by-side figure: photo | avatar | mouth shapes from speech, a blink, "
-                                      "an emotion, a head turn (PNG)")
+    sh = sub.add_parser(
+        "sheet",
+        help="side-by-side figure: photo | avatar | mouth shapes from speech, a blink, an emotion, a head turn (PNG)",
+    )
     sh.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP); shown in the figure's first tile")
     sh.add_argument("-o", "--output", required=True, type=Path, help="output .png (e.g. docs/side_by_side.png)")
     sh.add_argument("--audio", help="speech whose mouth shapes are shown (default: the bundled demo speech)")
@@ -114,9 +163,18 @@ def cmd_bench(a: argparse.Namespace) -> int:
                 raise ToonsyncError(f"--compare: {a.compare} is not a bench JSON file ({e})") from None
             if not isinstance(old, dict) or "cases" not in old:
                 raise ToonsyncError(f"--compare: {a.compare} is not a toonsync bench JSON file (no 'cases')")
-        rep = run_bench(backend=a.backend, seconds=a.seconds, frames=a.frames, precisions=a.precision,
-                        batch=a.batch, quick=a.quick, torch=not a.no_torch, sweep=a.threads_sweep, streams=a.streams,
-                        command="toonsync bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []))
+        rep = run_bench(
+            backend=a.backend,
+            seconds=a.seconds,
+            frames=a.frames,
+            precisions=a.precision,
+            batch=a.batch,
+            quick=a.quick,
+            torch=not a.no_torch,
+            sweep=a.threads_sweep,
+            streams=a.streams,
+            command="toonsync bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []),
+        )
         if old is not None:
             rep["compare"] = compare_reports(old, rep)
         print_report(rep)
@@ -138,8 +196,16 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if a.mode == "render":
         from .eval_render import eval_render, format_table
 
-        rep = eval_render(a.face, a.audio, a.out or Path("runs/eval_render"), renderer=a.renderer, size=a.size,
-                          seed=a.seed, precision=a.precision, lpips_weights=a.lpips_weights)
+        rep = eval_render(
+            a.face,
+            a.audio,
+            a.out or Path("runs/eval_render"),
+            renderer=a.renderer,
+            size=a.size,
+            seed=a.seed,
+            precision=a.precision,
+            lpips_weights=a.lpips_weights,
+        )
         log.info("%s", format_table(rep))
         return 0 if rep["frames"]["ok"] and rep["privacy"].get("ok", True) else 1
     if a.test is None:
@@ -147,8 +213,16 @@ def cmd_eval(a: argparse.Namespace) -> int:
     a.out = a.out or Path("runs/eval")
     er = import_extra("toonsync.training.eval_report", "train")
     rep = er.run_eval(a.test, a.out, a.checkpoint, a.precision)
-    keys = ("clips", "r_target", "r_phoneme", "viseme_acc", "silence_closed", "silence_closed_frames", "onset_lag_ms",
-            "drift_pct_iod")
+    keys = (
+        "clips",
+        "r_target",
+        "r_phoneme",
+        "viseme_acc",
+        "silence_closed",
+        "silence_closed_frames",
+        "onset_lag_ms",
+        "drift_pct_iod",
+    )
     log.info("eval: %s", ", ".join(f"{k}={rep[k]}" for k in keys))
     log.info("wrote %s/eval.json and plots", a.out)
     if a.record:
@@ -166,10 +240,14 @@ def record_in_sidecars(rep: dict, command: str) -> list[str]:
     from toonsync.runtime.backend import model_dir
     from toonsync.training.eval_report import SUMMARY_KEYS
 
-    summary = {"command": command, "model": rep["model"], "test_data": rep["test_data"],
-               "runtime": {k: rep.get(k) for k in SUMMARY_KEYS},
-               "by_engine": {e: {k: m.get(k) for k in SUMMARY_KEYS} for e, m in rep.get("by_engine", {}).items()},
-               "graph_only": {k: rep["graph_only"].get(k) for k in SUMMARY_KEYS}}
+    summary = {
+        "command": command,
+        "model": rep["model"],
+        "test_data": rep["test_data"],
+        "runtime": {k: rep.get(k) for k in SUMMARY_KEYS},
+        "by_engine": {e: {k: m.get(k) for k in SUMMARY_KEYS} for e, m in rep.get("by_engine", {}).items()},
+        "graph_only": {k: rep["graph_only"].get(k) for k in SUMMARY_KEYS},
+    }
     names = ["audio2motion"] + (["motion"] if "motion decoder" in rep["model"] else [])
     for name in names:
         update_sidecar(model_dir(), name, heldout_eval=summary)

@@ -25,16 +25,30 @@ log = logging.getLogger(__name__)
 
 
 # mouth shapes shown, in order of preference: (viseme letter, label)
-_SHOW_VISEMES = (("D", "wide open"), ("F", "rounded"), ("E", "rounded"), ("G", "F/V lip"), ("C", "open"),
-                 ("B", "teeth"), ("A", "closed"))
+_SHOW_VISEMES = (
+    ("D", "wide open"),
+    ("F", "rounded"),
+    ("E", "rounded"),
+    ("G", "F/V lip"),
+    ("C", "open"),
+    ("B", "teeth"),
+    ("A", "closed"),
+)
 
 
 def _pick_mouths(mouth: np.ndarray, n: int = 3, gap: int = 5) -> list[tuple[int, str]]:
     """``n`` frames of real speech with different mouth shapes (Rhubarb visemes): the most pronounced frame
     of each of the first ``n`` shapes present (frames at least ``gap`` apart)."""
     vis = viseme_classes(mouth)
-    strength = {"D": mouth[:, 0], "C": mouth[:, 0], "B": mouth[:, 0], "F": -mouth[:, 1], "E": -mouth[:, 1],
-                "G": mouth[:, 2], "A": -mouth[:, 0]}
+    strength = {
+        "D": mouth[:, 0],
+        "C": mouth[:, 0],
+        "B": mouth[:, 0],
+        "F": -mouth[:, 1],
+        "E": -mouth[:, 1],
+        "G": mouth[:, 2],
+        "A": -mouth[:, 0],
+    }
     picked: list[tuple[int, str]] = []
     shown: set[str] = set()
     for letter, label in _SHOW_VISEMES:
@@ -64,14 +78,17 @@ def side_by_side(face, out: str | os.PathLike, audio=None, tile: int = 192, seed
     tiles = [("photo", _photo_tile(photo, avatar.meta.get("face_box"), tile)), ("avatar", r.draw(N))]
     for i, label in _pick_mouths(motion.mouth):
         tiles.append((f"{label} {i / FPS:.2f}s", r.draw(motion.landmarks[i])))
-    tiles += [("blink", r.draw(N, blink=1.0)), ("happy", r.draw(N, emotion=emotion_vector("happy"))),
-              ("head turn", r.draw(N, pose=(0.5, 0.05, 0.08)))]
+    tiles += [
+        ("blink", r.draw(N, blink=1.0)),
+        ("happy", r.draw(N, emotion=emotion_vector("happy"))),
+        ("head turn", r.draw(N, pose=(0.5, 0.05, 0.08))),
+    ]
     lab_h, gapw = 22, 6
     sheet = np.full((tile + lab_h, len(tiles) * tile + 2 * gapw, 3), 255, np.uint8)
     x = 0
     for k, (label, im) in enumerate(tiles):
         x += gapw if k in (1, 2) else 0  # a gap after the photo and after the neutral avatar
-        sheet[:tile, x:x + tile] = im
+        sheet[:tile, x : x + tile] = im
         put_label(sheet, label, x + 4, tile + 15)
         x += tile
     log.info("side by side: %s", ", ".join(t[0] for t in tiles))
@@ -89,5 +106,5 @@ def _photo_tile(photo: np.ndarray, box, tile: int) -> np.ndarray:
     side = min(side, h, w)
     xa = int(np.clip(cx - side / 2, 0, w - side))
     ya = int(np.clip(cy - side / 2, 0, h - side))
-    crop = photo[ya:ya + int(side), xa:xa + int(side)]
+    crop = photo[ya : ya + int(side), xa : xa + int(side)]
     return cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_AREA)

@@ -12,6 +12,7 @@ than 24 frames/s for some client, more than 1 % frames dropped, p99 round trip o
 error), bounded by ``--max-clients`` and ``--budget-s``. Only 127.0.0.1 / localhost / ::1 are accepted.
 Needs the ``websockets`` package (client) and, for a self-started server, starlette + uvicorn.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -177,8 +178,10 @@ async def _client(url: str, speech: np.ndarray, seconds: float, delay: float, of
 async def run_step(url: str, clients: int, seconds: float, speech: np.ndarray, server_pid: int | None) -> StepResult:
     cpu0 = _cpu_seconds(server_pid) if server_pid else None
     c0, w0 = time.process_time(), time.perf_counter()
-    tasks = [_client(url, speech, seconds, delay=i * CHUNK_S / max(clients, 1), offset=(i * 7919) % speech.size)
-             for i in range(clients)]
+    tasks = [
+        _client(url, speech, seconds, delay=i * CHUNK_S / max(clients, 1), offset=(i * 7919) % speech.size)
+        for i in range(clients)
+    ]
     results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=seconds + 60)
     wall = time.perf_counter() - w0
     cpu1 = _cpu_seconds(server_pid) if server_pid else None
@@ -188,11 +191,24 @@ async def run_step(url: str, clients: int, seconds: float, speech: np.ndarray, s
     frames, dropped = sum(r.frames for r in results), sum(r.dropped for r in results)
     errors = [e for r in results for e in r.errors]
     server_cores = (cpu1 - cpu0) / wall if cpu0 is not None and cpu1 is not None else None
-    pct = (lambda a, q: round(float(np.percentile(a, q)), 1) if a.size else float("nan"))
-    step = StepResult(clients, round(seconds, 2), round(float(np.mean(fps)), 2), round(float(np.min(fps)), 2),
-                      pct(rtt, 50), pct(rtt, 99), pct(srv, 99), frames, dropped, len(errors), errors[:3],
-                      round(server_cores, 2) if server_cores is not None else None,
-                      round((time.process_time() - c0) / wall, 2), False, [])
+    pct = lambda a, q: round(float(np.percentile(a, q)), 1) if a.size else float("nan")
+    step = StepResult(
+        clients,
+        round(seconds, 2),
+        round(float(np.mean(fps)), 2),
+        round(float(np.min(fps)), 2),
+        pct(rtt, 50),
+        pct(rtt, 99),
+        pct(srv, 99),
+        frames,
+        dropped,
+        len(errors),
+        errors[:3],
+        round(server_cores, 2) if server_cores is not None else None,
+        round((time.process_time() - c0) / wall, 2),
+        False,
+        [],
+    )
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if server_cores is not None and server_cores >= SATURATION["cpu_frac"] * cores:
         step.reasons.append(f"server CPU {server_cores:.2f} of {cores} cores")
@@ -214,11 +230,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(max_streams: int, timeout_s: float = 90.0, extra: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+def start_server(
+    max_streams: int, timeout_s: float = 90.0, extra: list[str] | None = None
+) -> tuple[subprocess.Popen, str]:
     """``python -m toonsync.runtime.server`` on a free loopback port; returns (process, ws url) once healthy."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "toonsync.runtime.server", "--host", "127.0.0.1", "--port", str(port),
-           "--max-streams", str(max_streams), "--idle-timeout", "120"] + (extra or [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "toonsync.runtime.server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-streams",
+        str(max_streams),
+        "--idle-timeout",
+        "120",
+    ] + (extra or [])
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -244,19 +273,26 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def markdown(steps: list[StepResult], cores: int) -> str:
-    rows = ["| clients | frames/s per client (mean / min) | round trip p50 / p99 (ms) | server p99 (ms) | dropped | errors | server CPU (cores) |",
-            "|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| clients | frames/s per client (mean / min) | round trip p50 / p99 (ms) | server p99 (ms) | dropped | errors "
+        "| server CPU (cores) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for s in steps:
         cpu = "–" if s.server_cpu_cores is None else f"{s.server_cpu_cores:.2f} / {cores}"
-        rows.append(f"| {s.clients}{' (saturated)' if s.saturated else ''} | {s.fps_mean:.2f} / {s.fps_min:.2f} | "
-                    f"{s.rtt_p50_ms:.1f} / {s.rtt_p99_ms:.1f} | {s.server_p99_ms:.1f} | {s.dropped} | {s.errors} | {cpu} |")
+        rows.append(
+            f"| {s.clients}{' (saturated)' if s.saturated else ''} | {s.fps_mean:.2f} / {s.fps_min:.2f} | "
+            f"{s.rtt_p50_ms:.1f} / {s.rtt_p99_ms:.1f} | {s.server_p99_ms:.1f} | {s.dropped} | {s.errors} | {cpu} |"
+        )
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m toonsync.tools.loadtest", description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", default="1,2,4,8", help="comma-separated client counts (default 1,2,4,8)")
-    p.add_argument("--seconds", type=float, default=10.0, help="seconds of speech each client sends per step (default 10)")
+    p.add_argument(
+        "--seconds", type=float, default=10.0, help="seconds of speech each client sends per step (default 10)"
+    )
     p.add_argument("--url", help="an already running server's ws://127.0.0.1:PORT/ws (default: start one)")
     p.add_argument("--server-pid", type=int, help="with --url: the server's pid, to measure its CPU")
     p.add_argument("--max-clients", type=int, default=32, help="stop the saturation search here (default 32)")
@@ -294,10 +330,20 @@ def main(argv: list[str] | None = None) -> int:
                 break
             step = asyncio.run(run_step(url, n, a.seconds, speech, pid))
             steps.append(step)
-            log.info("%3d clients: %5.2f fps/client (min %5.2f), round trip p50 %6.1f ms p99 %6.1f ms, server p99 "
-                     "%6.1f ms, dropped %d, errors %d, server CPU %s cores%s", n, step.fps_mean, step.fps_min,
-                     step.rtt_p50_ms, step.rtt_p99_ms, step.server_p99_ms, step.dropped, step.errors,
-                     step.server_cpu_cores, f"  SATURATED: {'; '.join(step.reasons)}" if step.saturated else "")
+            log.info(
+                "%3d clients: %5.2f fps/client (min %5.2f), round trip p50 %6.1f ms p99 %6.1f ms, server p99 "
+                "%6.1f ms, dropped %d, errors %d, server CPU %s cores%s",
+                n,
+                step.fps_mean,
+                step.fps_min,
+                step.rtt_p50_ms,
+                step.rtt_p99_ms,
+                step.server_p99_ms,
+                step.dropped,
+                step.errors,
+                step.server_cpu_cores,
+                f"  SATURATED: {'; '.join(step.reasons)}" if step.saturated else "",
+            )
             i += 1
             if i == len(plan) and not a.no_search and not any(s.saturated for s in steps):
                 nxt = n + 2 if n >= 8 else n * 2
@@ -309,12 +355,20 @@ def main(argv: list[str] | None = None) -> int:
             stop_server(proc)
     sat = next((s.clients for s in steps if s.saturated), None)
     print(markdown(steps, cores))
-    print(f"saturation ({cores} cores): " + (f"{sat} clients" if sat else f"not reached up to {steps[-1].clients if steps else 0} clients"))
+    print(
+        f"saturation ({cores} cores): "
+        + (f"{sat} clients" if sat else f"not reached up to {steps[-1].clients if steps else 0} clients")
+    )
     if a.json:
         from toonsync.runtime.atomic import atomic_path
 
-        doc = {"cores": cores, "seconds": a.seconds, "saturated_at": sat, "criteria": SATURATION,
-               "steps": [asdict(s) for s in steps]}
+        doc = {
+            "cores": cores,
+            "seconds": a.seconds,
+            "saturated_at": sat,
+            "criteria": SATURATION,
+            "steps": [asdict(s) for s in steps],
+        }
         with atomic_path(a.json) as tmp:
             tmp.write_text(json.dumps(doc, indent=2))
     return 0

@@ -1,5 +1,6 @@
 """Measuring for ``toonsync bench``: timed rounds, summaries (p50/p90/p99, fps, real-time factor, CPU %),
 per-case peak RSS, and which backends and precisions this machine can run."""
+
 from __future__ import annotations
 
 import contextlib
@@ -79,8 +80,9 @@ class Measurement:
     results: list = field(default_factory=list, repr=False)
 
 
-def measure(fn: Callable[[], Any], rounds: int, warmup: int = 0, keep_results: bool = False,
-            cpu_window_s: float = 0.3) -> Measurement:
+def measure(
+    fn: Callable[[], Any], rounds: int, warmup: int = 0, keep_results: bool = False, cpu_window_s: float = 0.3
+) -> Measurement:
     """Pedantic timing: ``warmup`` untimed calls, then ``rounds`` timed calls one by one (GC paused).
 
     CPU % is process CPU time / wall time (all threads). Other threads' CPU time is only accounted at
@@ -115,15 +117,27 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), nd)
 
 
-def summarize(samples_ms: Iterable[float], frames_per_call: float = 1.0, audio_ms_per_call: float | None = FRAME_MS,
-              cpu_pct: float | None = None, peak_rss: float | None = None) -> dict:
+def summarize(
+    samples_ms: Iterable[float],
+    frames_per_call: float = 1.0,
+    audio_ms_per_call: float | None = FRAME_MS,
+    cpu_pct: float | None = None,
+    peak_rss: float | None = None,
+) -> dict:
     a = np.asarray(list(samples_ms), np.float64)
     p50 = float(np.percentile(a, 50))
-    return {"n": int(a.size), "mean_ms": _r(a.mean()), "p50_ms": _r(p50), "p90_ms": _r(np.percentile(a, 90)),
-            "p99_ms": _r(np.percentile(a, 99)), "max_ms": _r(a.max()),
-            "fps": _r(frames_per_call * 1e3 / p50, 1) if frames_per_call and p50 > 0 else None,
-            "rtf": _r(p50 / audio_ms_per_call, 4) if audio_ms_per_call else None,
-            "cpu_pct": _r(cpu_pct, 1), "peak_rss_mb": _r(peak_rss, 1)}
+    return {
+        "n": int(a.size),
+        "mean_ms": _r(a.mean()),
+        "p50_ms": _r(p50),
+        "p90_ms": _r(np.percentile(a, 90)),
+        "p99_ms": _r(np.percentile(a, 99)),
+        "max_ms": _r(a.max()),
+        "fps": _r(frames_per_call * 1e3 / p50, 1) if frames_per_call and p50 > 0 else None,
+        "rtf": _r(p50 / audio_ms_per_call, 4) if audio_ms_per_call else None,
+        "cpu_pct": _r(cpu_pct, 1),
+        "peak_rss_mb": _r(peak_rss, 1),
+    }
 
 
 @contextlib.contextmanager

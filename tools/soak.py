@@ -1,5 +1,6 @@
 """``toonsync soak``: stream synthetic speech through the full runtime faster than real time and watch
 memory (RSS over time), frame count vs audio duration, drops and lost samples."""
+
 from __future__ import annotations
 
 import logging
@@ -46,12 +47,17 @@ class SoakReport:
         return self.samples_sent - self.samples_consumed
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "rss_growth_mb": round(self.rss_growth_mb, 2), "lost_samples": self.lost_samples,
-                "speed_x_realtime": round(self.minutes * 60 / self.wall_s, 1)}
+        return {
+            **asdict(self),
+            "rss_growth_mb": round(self.rss_growth_mb, 2),
+            "lost_samples": self.lost_samples,
+            "speed_x_realtime": round(self.minutes * 60 / self.wall_s, 1),
+        }
 
 
-def soak(minutes: float = 30.0, chunk_ms: float = 200.0, draw: bool = False, backend: str = "auto",
-         samples: int = 60) -> SoakReport:
+def soak(
+    minutes: float = 30.0, chunk_ms: float = 200.0, draw: bool = False, backend: str = "auto", samples: int = 60
+) -> SoakReport:
     """Feed ``minutes`` of (looped) demo speech in ``chunk_ms`` chunks as fast as possible."""
     speech = load_audio(asset(DEMO_SPEECH))
     total = int(minutes * 60 * SAMPLE_RATE)
@@ -76,6 +82,13 @@ def soak(minutes: float = 30.0, chunk_ms: float = 200.0, draw: bool = False, bac
     rep.wall_s = time.perf_counter() - t0
     rep.frames, rep.dropped = run.stats.frames, run.stats.dropped
     rep.samples_consumed = int(round(run.stats.audio_s * SAMPLE_RATE))
-    log.info("soak: %.0f min of audio in %.0f s; %d/%d frames; RSS growth %.1f MB; lost samples %d",
-             minutes, rep.wall_s, rep.frames, rep.frames_expected, rep.rss_growth_mb, rep.lost_samples)
+    log.info(
+        "soak: %.0f min of audio in %.0f s; %d/%d frames; RSS growth %.1f MB; lost samples %d",
+        minutes,
+        rep.wall_s,
+        rep.frames,
+        rep.frames_expected,
+        rep.rss_growth_mb,
+        rep.lost_samples,
+    )
     return rep

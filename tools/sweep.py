@@ -1,5 +1,6 @@
 """``toonsync bench --threads-sweep``: onnxruntime thread settings compared on one and two streams, with the
 CPU they burn (spinning thread pools show up here)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -119,22 +120,44 @@ def _busy(n: int):
             p.wait(timeout=10)
 
 
-def thread_sweep(ctx: BenchContext, frames: int = 300, repeats: int = 3, batch: int = 16,
-                 configs: list[dict] | None = None, paced_s: float = 2.0, cpu_window_s: float = 0.3,
-                 busy: Iterable[int] = (0, 1)) -> dict:
+def thread_sweep(
+    ctx: BenchContext,
+    frames: int = 300,
+    repeats: int = 3,
+    batch: int = 16,
+    configs: list[dict] | None = None,
+    paced_s: float = 2.0,
+    cpu_window_s: float = 0.3,
+    busy: Iterable[int] = (0, 1),
+) -> dict:
     """Intra-op threads x inter-op threads x spinning x execution mode, on the cases that decide a small CPU:
     one model step (b1 and b``batch``), one streamed frame (model + draw), two concurrent streams, and the
     CPU % of one real-time stream; each with the machine otherwise idle and with ``n`` busy-loop processes
     (``busy``). Repeated ``repeats`` times in rotating order; medians reported."""
-    return {"precision": ctx.audio_model("cpu").model.precision, "frames": frames, "repeats": repeats,
-            "batch": batch, "conditions": {
-                ("idle" if n == 0 else f"{n} busy core{'s' if n > 1 else ''}"):
-                    _sweep_once(ctx, frames, repeats, batch, configs or THREAD_CONFIGS, paced_s, cpu_window_s, n)
-                for n in busy}}
+    return {
+        "precision": ctx.audio_model("cpu").model.precision,
+        "frames": frames,
+        "repeats": repeats,
+        "batch": batch,
+        "conditions": {
+            ("idle" if n == 0 else f"{n} busy core{'s' if n > 1 else ''}"): _sweep_once(
+                ctx, frames, repeats, batch, configs or THREAD_CONFIGS, paced_s, cpu_window_s, n
+            )
+            for n in busy
+        },
+    }
 
 
-def _sweep_once(ctx: BenchContext, frames: int, repeats: int, batch: int, configs: list[dict], paced_s: float,
-                cpu_window_s: float, busy: int) -> dict:
+def _sweep_once(
+    ctx: BenchContext,
+    frames: int,
+    repeats: int,
+    batch: int,
+    configs: list[dict],
+    paced_s: float,
+    cpu_window_s: float,
+    busy: int,
+) -> dict:
     from toonsync.runtime.streaming import AudioModel, Stream
 
     d = model_dir()
@@ -143,7 +166,7 @@ def _sweep_once(ctx: BenchContext, frames: int, repeats: int, batch: int, config
     load0 = loadavg()
     with _busy(busy):
         for rep in range(repeats):
-            order = configs[rep % len(configs):] + configs[: rep % len(configs)]
+            order = configs[rep % len(configs) :] + configs[: rep % len(configs)]
             for cfg in order:
                 row: dict[str, Any] = {}
                 ams = {}
@@ -152,8 +175,12 @@ def _sweep_once(ctx: BenchContext, frames: int, repeats: int, batch: int, config
                     am.model = dataclasses.replace(am.model, backend=_SweepBackend(d / f"audio2motion.{p}.onnx", cfg))
                     ams[p] = am
                     for b in (1, batch):
-                        m = measure(_a2m_step(am.model, ctx, b, False), frames if b == 1 else max(5, frames // 2), 20,
-                                    cpu_window_s=cpu_window_s)
+                        m = measure(
+                            _a2m_step(am.model, ctx, b, False),
+                            frames if b == 1 else max(5, frames // 2),
+                            20,
+                            cpu_window_s=cpu_window_s,
+                        )
                         row[f"model_{p}_b{b}"] = summarize(m.samples_ms, b, FRAME_MS * b, m.cpu_pct)
                 s = Stream(ams[prec], ctx.avatar.neutral, ctx.renderer, seed=0)
                 chunks = list(ctx.pcm_frames)
@@ -169,17 +196,27 @@ def _sweep_once(ctx: BenchContext, frames: int, repeats: int, batch: int, config
                 row["two_streams"] = _two_streams(ams[prec], ctx, frames)
                 row["paced_cpu_pct"] = _r(_paced_cpu(frame, paced_s), 1)
                 runs[cfg["name"]].append(row)
-                log.info("threads %-16s busy %d rep %d: stream frame p50 %.2f ms, two streams p50 %.2f ms, "
-                         "paced CPU %.0f %%", cfg["name"], busy, rep + 1, row["stream_frame"]["p50_ms"],
-                         row["two_streams"]["p50_ms"], row["paced_cpu_pct"])
+                log.info(
+                    "threads %-16s busy %d rep %d: stream frame p50 %.2f ms, two streams p50 %.2f ms, "
+                    "paced CPU %.0f %%",
+                    cfg["name"],
+                    busy,
+                    rep + 1,
+                    row["stream_frame"]["p50_ms"],
+                    row["two_streams"]["p50_ms"],
+                    row["paced_cpu_pct"],
+                )
     out: dict[str, Any] = {"busy_processes": busy, "loadavg_start": load0, "loadavg_end": loadavg(), "configs": {}}
     for cfg in configs:
         rows = runs[cfg["name"]]
         med: dict[str, Any] = {"settings": {k: cfg[k] for k in ("intra", "inter", "spinning", "parallel")}}
         for key in rows[0]:
             if isinstance(rows[0][key], dict):
-                med[key] = {f: _r(float(np.median([r[key][f] for r in rows if r[key][f] is not None])), 3)
-                            for f in ("p50_ms", "p99_ms", "cpu_pct") if rows[0][key].get(f) is not None}
+                med[key] = {
+                    f: _r(float(np.median([r[key][f] for r in rows if r[key][f] is not None])), 3)
+                    for f in ("p50_ms", "p99_ms", "cpu_pct")
+                    if rows[0][key].get(f) is not None
+                }
                 if "fps_total" in rows[0][key]:
                     med[key]["fps_total"] = _r(float(np.median([r[key]["fps_total"] for r in rows])), 1)
             else:
@@ -190,18 +227,38 @@ def _sweep_once(ctx: BenchContext, frames: int, repeats: int, batch: int, config
 
 def print_thread_sweep(sw: dict, file=None) -> None:
     b = sw["batch"]
-    cols = list(dict.fromkeys([("model_fp32_b1", "model fp32 b1"), (f"model_{sw['precision']}_b1", f"model {sw['precision']} b1"),
-                               (f"model_fp32_b{b}", f"model fp32 b{b}"), ("stream_frame", "stream frame"),
-                               ("two_streams", "2 streams")]))
-    print(f"\nthread settings (median of {sw['repeats']} repeats): p50 / p99 ms (process CPU %); "
-          "paced = CPU % of one stream drawn at 25 fps in real time", file=file)
+    cols = list(
+        dict.fromkeys(
+            [
+                ("model_fp32_b1", "model fp32 b1"),
+                (f"model_{sw['precision']}_b1", f"model {sw['precision']} b1"),
+                (f"model_fp32_b{b}", f"model fp32 b{b}"),
+                ("stream_frame", "stream frame"),
+                ("two_streams", "2 streams"),
+            ]
+        )
+    )
+    print(
+        f"\nthread settings (median of {sw['repeats']} repeats): p50 / p99 ms (process CPU %); "
+        "paced = CPU % of one stream drawn at 25 fps in real time",
+        file=file,
+    )
     for cond, cd in sw["conditions"].items():
         print(f"-- {cond} (load average {cd['loadavg_start']} -> {cd['loadavg_end']})", file=file)
-        print(f"{'config':16s} {'intra':>5s} {'inter':>5s} {'spin':>5s} {'mode':>5s}"
-              + "".join(f"{h:>24s}" for _, h in cols) + f"{'paced':>7s}", file=file)
+        print(
+            f"{'config':16s} {'intra':>5s} {'inter':>5s} {'spin':>5s} {'mode':>5s}"
+            + "".join(f"{h:>24s}" for _, h in cols)
+            + f"{'paced':>7s}",
+            file=file,
+        )
         for name, c in cd["configs"].items():
             st = c["settings"]
             spin = {None: "dflt", "0": "no", "1": "yes"}.get(st["spinning"], str(st["spinning"]))
-            cells = "".join(f"{c[k]['p50_ms']:>9.3f} /{c[k]['p99_ms']:>7.3f} ({c[k]['cpu_pct']:>3.0f}%)" for k, _ in cols)
-            print(f"{name:16s} {st['intra'] or 'dflt':>5} {st['inter'] or 'dflt':>5} {spin:>5s} "
-                  f"{'par' if st['parallel'] else 'seq':>5s}{cells}{c['paced_cpu_pct']:>6.0f}%", file=file)
+            cells = "".join(
+                f"{c[k]['p50_ms']:>9.3f} /{c[k]['p99_ms']:>7.3f} ({c[k]['cpu_pct']:>3.0f}%)" for k, _ in cols
+            )
+            print(
+                f"{name:16s} {st['intra'] or 'dflt':>5} {st['inter'] or 'dflt':>5} {spin:>5s} "
+                f"{'par' if st['parallel'] else 'seq':>5s}{cells}{c['paced_cpu_pct']:>6.0f}%",
+                file=file,
+            )

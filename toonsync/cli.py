@@ -52,8 +52,12 @@ PACKAGES = (runtime_commands, training_commands, export_commands, calibration_co
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
-    p = argparse.ArgumentParser(prog="toonsync", description="Anime talking avatars from a face photo and speech.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="toonsync",
+        description="Anime talking avatars from a face photo and speech.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"toonsync {__version__}")
     p.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors")

@@ -15,6 +15,7 @@ that only align at 200 frames/s, see :class:`Aligner`), so differences come in t
 
     toonsync corpus check --corpus corpus/test.h5 --sample 30 --json runs/align_check.json
 """
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,9 @@ class Aligner:
     def _decoder(self, frate: int):
         if frate not in self._decoders:
             # loglevel FATAL: a failed alignment is reported through AlignmentError, not on stderr
-            self._decoders[frate] = self._new_decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", frate=frate,
-                                                      **_DECODER_ARGS)
+            self._decoders[frate] = self._new_decoder(
+                samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", frate=frate, **_DECODER_ARGS
+            )
         return self._decoders[frate]
 
     @staticmethod
@@ -201,8 +203,11 @@ def compare(engine_phones: list[Phone], aligned: list[Phone]) -> tuple[list[floa
     ref, hyp = _merge(engine_phones), aligned
     pairs = _pair([p.label for p in ref], [p.label for p in hyp])
     same = [(i, j) for i, j in pairs if ref[i].label == hyp[j].label]
-    diffs = [(ref[i].start - hyp[j].start) * 1000.0 for (pi, pj), (i, j) in zip(same, same[1:], strict=False)
-             if i == pi + 1 and j == pj + 1]
+    diffs = [
+        (ref[i].start - hyp[j].start) * 1000.0
+        for (pi, pj), (i, j) in zip(same, same[1:], strict=False)
+        if i == pi + 1 and j == pj + 1
+    ]
     return diffs, max(len(ref) - 1, 0), len(same) / max(len(ref), 1)
 
 
@@ -212,11 +217,15 @@ def summarize(diffs_ms: list[float] | np.ndarray) -> dict:
     if d.size == 0:
         return {"boundaries": 0}
     a = np.abs(d)
-    return {"boundaries": int(d.size), "median_abs_ms": round(float(np.median(a)), 1),
-            "p90_abs_ms": round(float(np.percentile(a, 90)), 1),
-            "within_20ms_pct": round(float((a <= 20).mean() * 100), 1),
-            "within_40ms_pct": round(float((a <= 40).mean() * 100), 1),
-            "offset_ms": round(float(np.median(d)), 1), "mean_signed_ms": round(float(d.mean()), 1)}
+    return {
+        "boundaries": int(d.size),
+        "median_abs_ms": round(float(np.median(a)), 1),
+        "p90_abs_ms": round(float(np.percentile(a, 90)), 1),
+        "within_20ms_pct": round(float((a <= 20).mean() * 100), 1),
+        "within_40ms_pct": round(float((a <= 40).mean() * 100), 1),
+        "offset_ms": round(float(np.median(d)), 1),
+        "mean_signed_ms": round(float(d.mean()), 1),
+    }
 
 
 def check_clip(aligner: Aligner, clip) -> ClipCheck:
@@ -231,11 +240,14 @@ def check_clip(aligner: Aligner, clip) -> ClipCheck:
 def _engine_report(checks: list[ClipCheck], failed: int, primary_frate: int) -> dict:
     diffs = [d for c in checks for d in c.diffs_ms]
     rep = summarize(diffs)
-    rep.update(clips=len(checks), failed=failed, voices=len({c.voice for c in checks}),
-               fallback_frate_clips=sum(c.frate != primary_frate for c in checks),
-               compared_pct=round(100 * len(diffs) / max(sum(c.boundaries for c in checks), 1), 1),
-               label_agreement_pct=round(100 * float(np.mean([c.label_agreement for c in checks])), 1)
-               if checks else None)
+    rep.update(
+        clips=len(checks),
+        failed=failed,
+        voices=len({c.voice for c in checks}),
+        fallback_frate_clips=sum(c.frate != primary_frate for c in checks),
+        compared_pct=round(100 * len(diffs) / max(sum(c.boundaries for c in checks), 1), 1),
+        label_agreement_pct=round(100 * float(np.mean([c.label_agreement for c in checks])), 1) if checks else None,
+    )
     return rep
 
 
@@ -251,10 +263,15 @@ def check_corpus(path: Path, sample: int = 30, seed: int = 0, split: str | None 
                 by_engine.setdefault(str(attrs["engine"]), []).append(cid)
         if not by_engine:
             raise AlignmentError(f"{path} holds no speech clips with text to check")
-        report: dict = {"corpus": str(path), "sample_per_engine": sample, "seed": seed,
-                        "aligner": _aligner_name(), "frames_per_s": list(aligner.frates),
-                        "sign": "engine minus pocketsphinx: offset_ms > 0 = the engine's boundaries lag the audio",
-                        "by_engine": {}}
+        report: dict = {
+            "corpus": str(path),
+            "sample_per_engine": sample,
+            "seed": seed,
+            "aligner": _aligner_name(),
+            "frames_per_s": list(aligner.frates),
+            "sign": "engine minus pocketsphinx: offset_ms > 0 = the engine's boundaries lag the audio",
+            "by_engine": {},
+        }
         every: list[float] = []
         for engine in sorted(by_engine):
             ids = by_engine[engine]
@@ -296,9 +313,17 @@ def check_cli(corpus: Path, sample: int, json_out: Path | None, seed: int = 0) -
         raise InputNotFound(f"corpus not found: {corpus} (toonsync corpus build -o {corpus} --split test)")
     rep = check_corpus(corpus, sample, seed)
     for engine, r in rep["by_engine"].items():
-        log.info("%-9s %3d clips, %5d boundaries: median %s ms, p90 %s ms, %s%% <= 20 ms, %s%% <= 40 ms, offset %s ms",
-                 engine, r["clips"], r["boundaries"], r.get("median_abs_ms"), r.get("p90_abs_ms"),
-                 r.get("within_20ms_pct"), r.get("within_40ms_pct"), r.get("offset_ms"))
+        log.info(
+            "%-9s %3d clips, %5d boundaries: median %s ms, p90 %s ms, %s%% <= 20 ms, %s%% <= 40 ms, offset %s ms",
+            engine,
+            r["clips"],
+            r["boundaries"],
+            r.get("median_abs_ms"),
+            r.get("p90_abs_ms"),
+            r.get("within_20ms_pct"),
+            r.get("within_40ms_pct"),
+            r.get("offset_ms"),
+        )
     if json_out:
         write_report(rep, json_out)
         log.info("wrote %s", json_out)

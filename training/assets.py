@@ -1,7 +1,8 @@
 """Regenerate the runtime's precomputed assets (mel filters) with librosa.
 
-    python -m training.assets
+python -m training.assets
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Under torchrun (``torchrun --standalone --nproc_per_node N -m toonsync train audio2motion``) rank 0
 builds a missing corpus while the other ranks wait, then all of them train (``training.distributed``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,16 +32,30 @@ def ensure_corpus(corpus_dir: Path, minutes: float, seed: int = 0) -> tuple[Path
 
 
 # `toonsync train MODEL` for the image models: these flags go to the model's own trainer (its build_parser)
-IMAGE_TRAINERS = {"stylizer": "toonsync.training.train_stylizer", "identity": "toonsync.training.train_identity",
-                  "refiner": "toonsync.training.train_refiner"}
-FORWARDED = (("--data", "data"), ("--size", "size"), ("--steps", "steps"), ("--batch", "batch"), ("--seed", "seed"),
-             ("--width", "width"), ("--out", "out"), ("--accum", "accum"), ("--device", "device"))
+IMAGE_TRAINERS = {
+    "stylizer": "toonsync.training.train_stylizer",
+    "identity": "toonsync.training.train_identity",
+    "refiner": "toonsync.training.train_refiner",
+}
+FORWARDED = (
+    ("--data", "data"),
+    ("--size", "size"),
+    ("--steps", "steps"),
+    ("--batch", "batch"),
+    ("--seed", "seed"),
+    ("--width", "width"),
+    ("--out", "out"),
+    ("--accum", "accum"),
+    ("--device", "device"),
+)
 
 
 def train_image_model(a: argparse.Namespace) -> int:
     if a.model == "stylizer" and getattr(a, "data", None) is None:
-        raise InputError("toonsync train stylizer needs --data PATH/TO/face2comics (Sxela's Face2Comics: a folder "
-                         "with faces/ or face/ beside comics/); it is not on this machine, so no stylizer weights ship")
+        raise InputError(
+            "toonsync train stylizer needs --data PATH/TO/face2comics (Sxela's Face2Comics: a folder "
+            "with faces/ or face/ beside comics/); it is not on this machine, so no stylizer weights ship"
+        )
     mod = importlib.import_module(IMAGE_TRAINERS[a.model])
     # the trainer's own defaults, then every flag given to `toonsync train` that the trainer has
     args = mod.build_parser().parse_args(["--data", str(a.data)] if a.model == "stylizer" else [])
@@ -70,10 +85,20 @@ def train_motion_model(a: argparse.Namespace) -> int:
         distributed.check_batch(a.batch or d.batch, ctx, a.accum)  # fail before a long corpus build
         with distributed.main_first(ctx):
             train_h5, test_h5 = ensure_corpus(a.corpus_dir, a.minutes, a.seed)
-    for k, v in {"train": train_h5, "test": test_h5, "out": a.out or Path("runs/motion"), "steps": a.steps or d.steps,
-                 "batch": a.batch or d.batch, "seed": a.seed, "accum": a.accum, "device": a.device, "amp": a.amp,
-                 "resume": getattr(a, "resume", None), "init": getattr(a, "init", None),
-                 "eval_every": max((a.steps or d.steps) // 8, 1)}.items():
+    for k, v in {
+        "train": train_h5,
+        "test": test_h5,
+        "out": a.out or Path("runs/motion"),
+        "steps": a.steps or d.steps,
+        "batch": a.batch or d.batch,
+        "seed": a.seed,
+        "accum": a.accum,
+        "device": a.device,
+        "amp": a.amp,
+        "resume": getattr(a, "resume", None),
+        "init": getattr(a, "init", None),
+        "eval_every": max((a.steps or d.steps) // 8, 1),
+    }.items():
         setattr(d, k, v)
     info = train_motion.run(d)
     if info is not None:
@@ -87,19 +112,29 @@ def train_cli(a: argparse.Namespace) -> int:
     if getattr(a, "model", "audio2motion") in IMAGE_TRAINERS:
         return train_image_model(a)
     if getattr(a, "export", None) is not None:
-        raise InputError(f"--export is for {', '.join(IMAGE_TRAINERS)}; export the speech models with `toonsync export`")
+        raise InputError(
+            f"--export is for {', '.join(IMAGE_TRAINERS)}; export the speech models with `toonsync export`"
+        )
     if getattr(a, "model", None) == "motion":
         return train_motion_model(a)
     # --steps/--batch/--out/--accum/--device/--no-amp (defaults: TrainConfig's; getattr keeps older callers working)
     steps = getattr(a, "steps", None) or TrainConfig.steps
-    tcfg = TrainConfig(steps=steps, seed=a.seed, eval_every=max(steps // 8, 1),
-                       batch=getattr(a, "batch", None) or TrainConfig.batch, accum=getattr(a, "accum", TrainConfig.accum),
-                       device=getattr(a, "device", TrainConfig.device), amp=getattr(a, "amp", TrainConfig.amp))
+    tcfg = TrainConfig(
+        steps=steps,
+        seed=a.seed,
+        eval_every=max(steps // 8, 1),
+        batch=getattr(a, "batch", None) or TrainConfig.batch,
+        accum=getattr(a, "accum", TrainConfig.accum),
+        device=getattr(a, "device", TrainConfig.device),
+        amp=getattr(a, "amp", TrainConfig.amp),
+    )
     with distributed.session(tcfg.device) as ctx:
         distributed.check_batch(tcfg.batch, ctx, tcfg.accum)  # fail before a long corpus build
         with distributed.main_first(ctx):
             train_h5, test_h5 = ensure_corpus(a.corpus_dir, a.minutes, a.seed)
-        info = train(train_h5, test_h5, getattr(a, "out", None) or Path("runs/audio2motion"), Audio2MotionConfig(), tcfg)
+        info = train(
+            train_h5, test_h5, getattr(a, "out", None) or Path("runs/audio2motion"), Audio2MotionConfig(), tcfg
+        )
     if info is not None:
         log.info("held-out lip-sync metrics: %s", info["metrics"])
     return 0

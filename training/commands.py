@@ -25,40 +25,63 @@ def register(sub: argparse._SubParsersAction) -> None:
     pp.set_defaults(func=cmd_preprocess)
 
     t = sub.add_parser("train", help="train a model (needs `pip install toonsync[train]`)")
-    t.add_argument("model", choices=["motion", "audio2motion", "stylizer", "identity", "refiner"],
-                   help="motion (speech embedding + transformer motion decoder, the shipped pair; TTS corpus), "
-                        "audio2motion (the speech model alone), stylizer (Face2Comics, --data), identity / refiner "
-                        "(avatars drawn here); docs/learned_models.md, docs/motion.md")
+    t.add_argument(
+        "model",
+        choices=["motion", "audio2motion", "stylizer", "identity", "refiner"],
+        help="motion (speech embedding + transformer motion decoder, the shipped pair; TTS corpus), "
+        "audio2motion (the speech model alone), stylizer (Face2Comics, --data), identity / refiner "
+        "(avatars drawn here); docs/learned_models.md, docs/motion.md",
+    )
     t.add_argument("--corpus-dir", type=Path, default=Path("corpus"), help="where the TTS corpus is built/read")
     t.add_argument("--minutes", type=float, default=100.0, help="minutes of training speech to synthesise")
     t.add_argument("--steps", type=int, help="optimisation steps (default: the model's; audio2motion 8000)")
     t.add_argument("--out", type=Path, help="checkpoint directory (default runs/MODEL)")
     t.add_argument("--data", type=Path, help="stylizer: the Face2Comics folder (faces/ or face/ beside comics/)")
     t.add_argument("--size", type=int, help="stylizer / identity / refiner: image side (default: the model's)")
-    t.add_argument("--width", type=int, help="stylizer / identity / refiner: first-level channels (default: the model's)")
-    t.add_argument("--export", type=Path, metavar="MODEL_DIR",
-                   help="stylizer / identity / refiner: also export MODEL.fp32.onnx + sidecar to MODEL_DIR")
+    t.add_argument(
+        "--width", type=int, help="stylizer / identity / refiner: first-level channels (default: the model's)"
+    )
+    t.add_argument(
+        "--export",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="stylizer / identity / refiner: also export MODEL.fp32.onnx + sidecar to MODEL_DIR",
+    )
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--batch", type=int, help="global batch per step, split over torchrun processes x --accum "
-                                             "(default: the model's; audio2motion 32)")
+    t.add_argument(
+        "--batch",
+        type=int,
+        help="global batch per step, split over torchrun processes x --accum (default: the model's; audio2motion 32)",
+    )
     t.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step (gradient accumulation)")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="auto: this process's GPU under torchrun when CUDA is present, else CPU")
+    t.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="auto: this process's GPU under torchrun when CUDA is present, else CPU",
+    )
     t.add_argument("--no-amp", dest="amp", action="store_false", help="no fp16 mixed precision on CUDA")
     t.add_argument("--resume", type=Path, help="motion: continue an interrupted run (its --out directory)")
     t.add_argument("--init", type=Path, help="motion: fine-tune from a previous run directory")
     t.set_defaults(func=cmd_train)
 
-    co = sub.add_parser("corpus", help="build the synthetic lip-sync corpus (flite + espeak-ng; festival held out) as "
-                                       "HDF5, or check its phone timings against pocketsphinx (toonsync[train])")
+    co = sub.add_parser(
+        "corpus",
+        help="build the synthetic lip-sync corpus (flite + espeak-ng; festival held out) as "
+        "HDF5, or check its phone timings against pocketsphinx (toonsync[train])",
+    )
     co.add_argument("action", choices=["build", "check"])
     co.add_argument("-o", "--out", type=Path, help="build: output .h5")
     co.add_argument("--corpus", type=Path, help="check: corpus .h5 whose engine timings to cross-check")
     co.add_argument("--sample", type=int, default=30, help="check: clips per engine (default 30)")
     co.add_argument("--json", type=Path, help="check: also write the agreement report as JSON")
     co.add_argument("--minutes", type=float, default=60.0)
-    co.add_argument("--split", choices=["train", "test"], default="train",
-                    help="train voices, or the held-out test voices (never trained on)")
+    co.add_argument(
+        "--split",
+        choices=["train", "test"],
+        default="train",
+        help="train voices, or the held-out test voices (never trained on)",
+    )
     co.add_argument("--seed", type=int, default=0)
     co.set_defaults(func=cmd_corpus)
 

@@ -1,18 +1,18 @@
 """Synthetic lip-sync corpus: text-to-speech with phoneme timings -> HDF5 clips with mouth targets.
 
-Engines: Debian's ``flite`` (voices slt, awb, rms, kal16), whose ``-psdur`` prints every phone's
-end time, ``espeak-ng`` through libespeak-ng's phoneme events (accents x variants; training.espeak)
-and ``festival`` (kal/ked diphone, slt HTS voices; segment end times; training.festival, batched
-many utterances per process). Voices vary in pitch (``int_f0_target_mean``) and rate (``duration_stretch``); audio is
-augmented with gain, noise and telephone band-limiting. Sentences come from a seeded grammar; ~8% of training clips are flat non-speech (tones, hum,
-stationary noise, DC, silence) with a closed mouth, so such audio gives a neutral face.
-Speed perturbation (0.85-1.2x, which shifts pitch and formants like a different vocal tract)
-widens the voice range. Held out for evaluation, never trained on: the whole ``festival`` engine
-(``HELDOUT_ENGINES``: a train build refuses it), flite's whole ``rms`` voice and the espeak-ng
-accents/variants in ``_ESPEAK_TEST_*`` (``split="test"``).
+Engines: Debian's ``flite`` (voices slt, awb, rms, kal16), whose ``-psdur`` prints every phone's end time,
+``espeak-ng`` through libespeak-ng's phoneme events (accents x variants; training.espeak) and ``festival`` (kal/ked
+diphone, slt HTS voices; segment end times; training.festival, batched many utterances per process). Voices vary in
+pitch (``int_f0_target_mean``) and rate (``duration_stretch``); audio is augmented with gain, noise and telephone
+band-limiting. Sentences come from a seeded grammar; ~8% of training clips are flat non-speech (tones, hum,
+stationary noise, DC, silence) with a closed mouth, so such audio gives a neutral face. Speed perturbation
+(0.85-1.2x, which shifts pitch and formants like a different vocal tract) widens the voice range. Held out for
+evaluation, never trained on: the whole ``festival`` engine (``HELDOUT_ENGINES``: a train build refuses it), flite's
+whole ``rms`` voice and the espeak-ng accents/variants in ``_ESPEAK_TEST_*`` (``split="test"``).
 
     python -m training.corpus build -o corpus/train.h5 --minutes 20
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,17 +39,41 @@ log = logging.getLogger(__name__)
 
 # "engine:voice". espeak-ng voices are "accent+variant"; held-out accents and variants never appear in training.
 _ESPEAK_TRAIN_ACCENTS = ("en", "en-us", "en-gb-x-rp", "en-gb-x-gbclan", "en-us-nyc")
-_ESPEAK_TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3", "klatt", "klatt2", "klatt3", "Annie",
-                          "Andy", "belinda", "benjamin", "linda", "max", "paul", "steph", "travis")
+_ESPEAK_TRAIN_VARIANTS = (
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "f1",
+    "f2",
+    "f3",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "Annie",
+    "Andy",
+    "belinda",
+    "benjamin",
+    "linda",
+    "max",
+    "paul",
+    "steph",
+    "travis",
+)
 _ESPEAK_TEST_ACCENTS = ("en-gb-scotland", "en-029", "en-gb-x-gbcwmd")
 _ESPEAK_TEST_VARIANTS = ("f4", "f5", "m6", "m7", "shelby", "robert")
 TRAIN_VOICES = ("flite:slt", "flite:awb", "flite:kal16") + tuple(
-    f"espeak:{a}+{v}" for a in _ESPEAK_TRAIN_ACCENTS for v in _ESPEAK_TRAIN_VARIANTS)
+    f"espeak:{a}+{v}" for a in _ESPEAK_TRAIN_ACCENTS for v in _ESPEAK_TRAIN_VARIANTS
+)
 # festival is held out as a whole engine: its voices only ever appear in test builds
 HELDOUT_ENGINES = ("festival",)
 _FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
-HELDOUT_VOICES = ("flite:rms",) + tuple(f"espeak:{a}+{v}" for a in _ESPEAK_TEST_ACCENTS for v in _ESPEAK_TEST_VARIANTS) \
+HELDOUT_VOICES = (
+    ("flite:rms",)
+    + tuple(f"espeak:{a}+{v}" for a in _ESPEAK_TEST_ACCENTS for v in _ESPEAK_TEST_VARIANTS)
     + tuple(f"festival:{v}" for v in _FESTIVAL_VOICES)
+)
 FESTIVAL_BATCH = 16  # utterances per festival process (start-up and voice loading paid once per batch)
 
 
@@ -63,29 +87,112 @@ def check_split(voices: tuple[str, ...], split: str) -> None:
         return
     bad = [v for v in voices if v in HELDOUT_VOICES or v.split(":", 1)[0] in HELDOUT_ENGINES]
     if bad:
-        raise HeldOutError(f"{', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} held out for evaluation: "
-                           f"only split='test' may use them (held-out engines: {', '.join(HELDOUT_ENGINES)})")
+        raise HeldOutError(
+            f"{', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} held out for evaluation: "
+            f"only split='test' may use them (held-out engines: {', '.join(HELDOUT_ENGINES)})"
+        )
 
-_SUBJ = ["the old farmer", "my little sister", "a quiet robot", "every teacher", "the happy baker",
-         "our neighbour", "that tall wizard", "the brave pilot", "a curious child", "the museum guide",
-         "her grandfather", "the young doctor", "a friendly shopkeeper", "this tiny puppy", "the busy mayor",
-         "my best friend", "the weather reporter", "a famous painter", "the sleepy cat", "our football coach"]
-_VERB = ["bought", "painted", "found", "carried", "wanted", "cooked", "borrowed", "fixed", "loved", "threw",
-         "measured", "showed us", "explained", "opened", "forgot", "watched", "pushed", "shared", "knew",
-         "followed"]
-_OBJ = ["a bright yellow umbrella", "seven purple balloons", "the broken violin", "a map of the moon",
-        "two cups of warm milk", "the heavy wooden box", "a basket of ripe peaches", "the shiny blue bicycle",
-        "five fresh loaves of bread", "a very old photograph", "the quick brown fox", "a pile of smooth pebbles",
-        "the secret garden gate", "three funny cartoons", "a thick woollen sweater", "the owl's feather",
-        "a jar of thick honey", "the huge orange pumpkin", "a bowl of vegetable soup", "the fishing boat"]
-_TAIL = ["yesterday morning", "before the storm", "at the village fair", "under the bridge", "every Friday",
-         "without a word", "in the big city", "near the beach", "after lunch", "with great joy",
-         "on a cold evening", "by the window", "just for fun", "at half past nine", "all through the summer"]
-_EXTRA = ["Why do you think so?", "Wow, that is amazing!", "Please pass the pepper.", "No, thank you very much.",
-          "Who will be there?", "I would love a cup of coffee.", "We should go home now.", "Oh my, how lovely!",
-          "Maybe we can meet on Monday.", "Five, four, three, two, one, go!", "Really? I never knew that.",
-          "Look at those beautiful mountains.", "She sells sea shells by the sea shore.",
-          "Peter Piper picked a peck of pickled peppers.", "The rain in Spain stays mainly in the plain."]
+
+_SUBJ = [
+    "the old farmer",
+    "my little sister",
+    "a quiet robot",
+    "every teacher",
+    "the happy baker",
+    "our neighbour",
+    "that tall wizard",
+    "the brave pilot",
+    "a curious child",
+    "the museum guide",
+    "her grandfather",
+    "the young doctor",
+    "a friendly shopkeeper",
+    "this tiny puppy",
+    "the busy mayor",
+    "my best friend",
+    "the weather reporter",
+    "a famous painter",
+    "the sleepy cat",
+    "our football coach",
+]
+_VERB = [
+    "bought",
+    "painted",
+    "found",
+    "carried",
+    "wanted",
+    "cooked",
+    "borrowed",
+    "fixed",
+    "loved",
+    "threw",
+    "measured",
+    "showed us",
+    "explained",
+    "opened",
+    "forgot",
+    "watched",
+    "pushed",
+    "shared",
+    "knew",
+    "followed",
+]
+_OBJ = [
+    "a bright yellow umbrella",
+    "seven purple balloons",
+    "the broken violin",
+    "a map of the moon",
+    "two cups of warm milk",
+    "the heavy wooden box",
+    "a basket of ripe peaches",
+    "the shiny blue bicycle",
+    "five fresh loaves of bread",
+    "a very old photograph",
+    "the quick brown fox",
+    "a pile of smooth pebbles",
+    "the secret garden gate",
+    "three funny cartoons",
+    "a thick woollen sweater",
+    "the owl's feather",
+    "a jar of thick honey",
+    "the huge orange pumpkin",
+    "a bowl of vegetable soup",
+    "the fishing boat",
+]
+_TAIL = [
+    "yesterday morning",
+    "before the storm",
+    "at the village fair",
+    "under the bridge",
+    "every Friday",
+    "without a word",
+    "in the big city",
+    "near the beach",
+    "after lunch",
+    "with great joy",
+    "on a cold evening",
+    "by the window",
+    "just for fun",
+    "at half past nine",
+    "all through the summer",
+]
+_EXTRA = [
+    "Why do you think so?",
+    "Wow, that is amazing!",
+    "Please pass the pepper.",
+    "No, thank you very much.",
+    "Who will be there?",
+    "I would love a cup of coffee.",
+    "We should go home now.",
+    "Oh my, how lovely!",
+    "Maybe we can meet on Monday.",
+    "Five, four, three, two, one, go!",
+    "Really? I never knew that.",
+    "Look at those beautiful mountains.",
+    "She sells sea shells by the sea shore.",
+    "Peter Piper picked a peck of pickled peppers.",
+    "The rain in Spain stays mainly in the plain.",
+]
 
 
 def sentence(rng: np.random.Generator) -> str:
@@ -139,8 +246,9 @@ def available_voices(voices: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def synthesize_flite(text: str, voice: str, f0_mean: float | None = None, stretch: float = 1.0
-                     ) -> tuple[np.ndarray, list[Phone]]:
+def synthesize_flite(
+    text: str, voice: str, f0_mean: float | None = None, stretch: float = 1.0
+) -> tuple[np.ndarray, list[Phone]]:
     """Run flite; return 16 kHz mono float32 audio and timed phones (rescaled to the wav length)."""
     with tempfile.TemporaryDirectory() as td:
         wav = os.path.join(td, "x.wav")
@@ -210,10 +318,20 @@ def _make(job: Job, synth: tuple[np.ndarray, list[Phone]] | None = None) -> Clip
         if rng.random() < 0.7:  # onsets out of digital silence: the mouth must not twitch when a hum starts
             audio = np.concatenate([np.zeros(int(rng.uniform(0.1, 1.0) * SAMPLE_RATE), np.float32), audio])
         n_frames = audio.size // SAMPLES_PER_FRAME
-        return Clip(job.clip_id, audio=audio[: n_frames * SAMPLES_PER_FRAME], mouth=np.zeros((n_frames, 3), np.float32),
-                    phones=phones_array([("pau", 0.0, audio.size / SAMPLE_RATE)]),
-                    attrs=dict(text="", voice="nonspeech", engine="synthetic", split=job.split,
-                               source=f"nonspeech {job.text}", emotion="NEU"))
+        return Clip(
+            job.clip_id,
+            audio=audio[: n_frames * SAMPLES_PER_FRAME],
+            mouth=np.zeros((n_frames, 3), np.float32),
+            phones=phones_array([("pau", 0.0, audio.size / SAMPLE_RATE)]),
+            attrs=dict(
+                text="",
+                voice="nonspeech",
+                engine="synthetic",
+                split=job.split,
+                source=f"nonspeech {job.text}",
+                emotion="NEU",
+            ),
+        )
     audio, phones = synth or synthesize(job)
     aug = ""
     if job.split == "train":
@@ -226,11 +344,20 @@ def _make(job: Job, synth: tuple[np.ndarray, list[Phone]] | None = None) -> Clip
     n_frames = audio.size // SAMPLES_PER_FRAME
     audio = audio[: n_frames * SAMPLES_PER_FRAME]
     mouth = mouth_trajectory(phones, n_frames, FPS)
-    return Clip(job.clip_id, audio=audio, mouth=mouth,
-                phones=phones_array([(p.label, p.start, p.end) for p in phones]),
-                attrs=dict(text=job.text, voice=job.voice.split(":", 1)[1], engine=job.voice.split(":", 1)[0],
-                           split=job.split, source=f"{job.voice} stretch={job.stretch:.2f} f0={job.f0_mean or 0:.0f} {aug}",
-                           emotion="NEU"))
+    return Clip(
+        job.clip_id,
+        audio=audio,
+        mouth=mouth,
+        phones=phones_array([(p.label, p.start, p.end) for p in phones]),
+        attrs=dict(
+            text=job.text,
+            voice=job.voice.split(":", 1)[1],
+            engine=job.voice.split(":", 1)[0],
+            split=job.split,
+            source=f"{job.voice} stretch={job.stretch:.2f} f0={job.f0_mean or 0:.0f} {aug}",
+            emotion="NEU",
+        ),
+    )
 
 
 def _make_batch(jobs: list[Job]) -> list[Clip]:
@@ -249,9 +376,9 @@ def _batches(jobs: list[Job], size: int = 8) -> list[list[Job]]:
     rest: list[Job] = []
     for j in jobs:
         (fest.setdefault(j.voice, []) if j.voice.startswith("festival:") else rest).append(j)
-    out = [rest[i:i + size] for i in range(0, len(rest), size)]
+    out = [rest[i : i + size] for i in range(0, len(rest), size)]
     for group in fest.values():
-        out += [group[i:i + FESTIVAL_BATCH] for i in range(0, len(group), FESTIVAL_BATCH)]
+        out += [group[i : i + FESTIVAL_BATCH] for i in range(0, len(group), FESTIVAL_BATCH)]
     return out
 
 
@@ -269,8 +396,14 @@ def synthesize(job: Job) -> tuple[np.ndarray, list[Phone]]:
 
         accent, _, variant = voice.partition("+")
         pitch = int(np.clip(((job.f0_mean or 140) - 90) / 130 * 60 + 20, 10, 90))
-        return synthesize_espeak(job.text, accent, variant or None, rate=int(175 / job.stretch), pitch=pitch,
-                                 pitch_range=int(30 + (job.seed % 50)))
+        return synthesize_espeak(
+            job.text,
+            accent,
+            variant or None,
+            rate=int(175 / job.stretch),
+            pitch=pitch,
+            pitch_range=int(30 + (job.seed % 50)),
+        )
     if engine == "festival":
         return festival.synthesize_batch([_festival_request(job)])[0]
     raise ValueError(f"unknown TTS engine {engine!r} in voice {job.voice!r}")
@@ -324,16 +457,26 @@ def plan_jobs(minutes: float, voices: tuple[str, ...], split: str, seed: int) ->
         voice = _pick_voice(voices, i, rng)
         f0 = float(rng.uniform(90, 220)) if rng.random() < 0.7 else None
         stretch = float(rng.uniform(0.8, 1.35))
-        jobs.append(Job(f"{split}_{voice}_{i:05d}", sentence(rng), voice, split, f0, stretch, int(rng.integers(1 << 31))))
+        jobs.append(
+            Job(f"{split}_{voice}_{i:05d}", sentence(rng), voice, split, f0, stretch, int(rng.integers(1 << 31)))
+        )
     if split == "train":  # ~20% flat non-speech clips with a closed mouth
         for i in range(max(1, n // 4)):
             kind = NONSPEECH_KINDS[i % len(NONSPEECH_KINDS)]
-            jobs.append(Job(f"{split}_nonspeech_{i:05d}", kind, "nonspeech", split, None, 1.0, int(rng.integers(1 << 31))))
+            jobs.append(
+                Job(f"{split}_nonspeech_{i:05d}", kind, "nonspeech", split, None, 1.0, int(rng.integers(1 << 31)))
+            )
     return jobs
 
 
-def build(out: Path, minutes: float, split: str = "train", seed: int = 0, workers: int | None = None,
-          voices: tuple[str, ...] | None = None) -> int:
+def build(
+    out: Path,
+    minutes: float,
+    split: str = "train",
+    seed: int = 0,
+    workers: int | None = None,
+    voices: tuple[str, ...] | None = None,
+) -> int:
     """Synthesize a corpus split to HDF5; returns the number of clips."""
     voices = voices or (HELDOUT_VOICES if split == "test" else TRAIN_VOICES)
     check_split(voices, split)
@@ -351,8 +494,9 @@ def build(out: Path, minutes: float, split: str = "train", seed: int = 0, worker
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m training.corpus", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training.corpus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("cmd", choices=["build"])
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("--minutes", type=float, default=20.0)

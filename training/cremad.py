@@ -6,6 +6,7 @@ Names are parsed strictly: anything else is skipped and logged. ``root`` may als
 ``AudioWAV`` folder itself. ``VideoDemographics.csv`` is not needed. Splits are by actor, so no
 speaker is in two splits. CREMA-D is not on this machine; the tests use ``tests/data/cremad_tiny``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -84,8 +85,11 @@ class CremaD:
                 continue
             self.items.append(CremaItem(p, *parsed))
         if self.skipped:
-            log.warning("CREMA-D: skipped %d file(s) not named ACTOR_SENTENCE_EMOTION_LEVEL.wav, e.g. %s",
-                        len(self.skipped), self.skipped[0])
+            log.warning(
+                "CREMA-D: skipped %d file(s) not named ACTOR_SENTENCE_EMOTION_LEVEL.wav, e.g. %s",
+                len(self.skipped),
+                self.skipped[0],
+            )
         if not self.items:
             raise FileNotFoundError(f"no CREMA-D clips (e.g. 1001_DFA_ANG_XX.wav) in {wav_dir}")
         log.info("CREMA-D: %d clips, %d actors in %s", len(self.items), len(self.actors), wav_dir)
@@ -133,8 +137,15 @@ class CremaD:
         out = Split([], [], [])
         for it in self.items:
             (out.test if it.actor in test else out.val if it.actor in val else out.train).append(it)
-        log.info("split: train %d clips / %d actors, val %d / %d, test %d / %d", len(out.train),
-                 len(actors) - len(val) - len(test), len(out.val), len(val), len(out.test), len(test))
+        log.info(
+            "split: train %d clips / %d actors, val %d / %d, test %d / %d",
+            len(out.train),
+            len(actors) - len(val) - len(test),
+            len(out.val),
+            len(val),
+            len(out.test),
+            len(test),
+        )
         return out
 
 

@@ -15,6 +15,7 @@ Layout of a ``.h5`` file (all optional datasets may be absent)::
 
 ``write_clips`` writes atomically; ``ClipStore`` reads lazily.
 """
+
 from __future__ import annotations
 
 import os
@@ -85,8 +86,14 @@ def write_clips(path: str | os.PathLike, clips: Iterable[Clip], compute_mel: boo
     n = 0
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.attrs.update(format=FORMAT, version=VERSION, sample_rate=melmod.SAMPLE_RATE, fps=melmod.FPS,
-                           hop=melmod.HOP, n_mels=melmod.N_MELS)
+            f.attrs.update(
+                format=FORMAT,
+                version=VERSION,
+                sample_rate=melmod.SAMPLE_RATE,
+                fps=melmod.FPS,
+                hop=melmod.HOP,
+                n_mels=melmod.N_MELS,
+            )
             root = f.create_group("clips")
             for clip in clips:
                 if compute_mel and clip.mel is None and clip.audio is not None:

@@ -24,6 +24,7 @@ temporary file + rename). **Gradient accumulation** (``accum`` micro-batches per
 skips DDP's all-reduce on all but the last (``no_sync``). **AMP** (fp16 autocast + ``GradScaler``)
 is used only on CUDA; on CPU the autocast context is a no-op and the scaler is disabled.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,8 +113,7 @@ def _device(spec: str, local_rank: int) -> torch.device:
             raise DistributedError("--device cuda was asked for but torch sees no CUDA device")
         n = torch.cuda.device_count()
         if local_rank >= n:
-            raise DistributedError(f"LOCAL_RANK {local_rank} but only {n} CUDA device(s): "
-                                   f"use --nproc_per_node <= {n}")
+            raise DistributedError(f"LOCAL_RANK {local_rank} but only {n} CUDA device(s): use --nproc_per_node <= {n}")
         return torch.device("cuda", local_rank)
     raise DistributedError(f"unknown device {spec!r} (auto, cpu or cuda)")
 
@@ -134,8 +134,9 @@ def setup(device: str = "auto") -> DistContext:
         rank, world = dist.get_rank(), dist.get_world_size()
         return DistContext(rank, world, local_rank, _device(device, local_rank))
     if world < 1 or not 0 <= rank < world or local_rank < 0:
-        raise DistributedError(f"inconsistent torchrun environment: RANK={rank} WORLD_SIZE={world} "
-                               f"LOCAL_RANK={local_rank}")
+        raise DistributedError(
+            f"inconsistent torchrun environment: RANK={rank} WORLD_SIZE={world} LOCAL_RANK={local_rank}"
+        )
     ctx = DistContext(rank, world, local_rank, _device(device, local_rank))
     if not ctx.distributed:
         return ctx
@@ -212,17 +213,31 @@ def main_first(ctx: DistContext, timeout: timedelta = timedelta(hours=12)) -> It
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The trainers' shared flags: ``--accum``, ``--device``, ``--no-amp`` (dest ``accum``, ``device``, ``amp``)."""
-    p.add_argument("--accum", type=int, default=1, metavar="N",
-                   help="micro-batches per optimizer step (gradient accumulation); --batch is the global batch "
-                        "and must be a multiple of processes x N (default 1)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="auto: cuda:LOCAL_RANK when CUDA is available, else cpu (default auto)")
-    p.add_argument("--no-amp", dest="amp", action="store_false",
-                   help="no fp16 autocast/GradScaler on CUDA (AMP is never used on CPU)")
+    p.add_argument(
+        "--accum",
+        type=int,
+        default=1,
+        metavar="N",
+        help="micro-batches per optimizer step (gradient accumulation); --batch is the global batch "
+        "and must be a multiple of processes x N (default 1)",
+    )
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="auto: cuda:LOCAL_RANK when CUDA is available, else cpu (default auto)",
+    )
+    p.add_argument(
+        "--no-amp",
+        dest="amp",
+        action="store_false",
+        help="no fp16 autocast/GradScaler on CUDA (AMP is never used on CPU)",
+    )
 
 
-def main_function(build_parser: Callable[[], argparse.ArgumentParser],
-                  run: Callable[[argparse.Namespace], Any]) -> Callable[[list[str] | None], None]:
+def main_function(
+    build_parser: Callable[[], argparse.ArgumentParser], run: Callable[[argparse.Namespace], Any]
+) -> Callable[[list[str] | None], None]:
     """A trainer module's ``main(argv=None)``: parse ``build_parser()``'s flags, log at INFO, ``run`` them."""
 
     def main(argv: list[str] | None = None) -> None:
@@ -255,8 +270,10 @@ def check_batch(batch: int, ctx: DistContext, accum: int) -> int:
         raise BatchSplitError(f"accumulation steps must be >= 1, got {accum}")
     parts = ctx.world * accum
     if batch < parts or batch % parts:
-        raise BatchSplitError(f"global batch {batch} does not split over {ctx.world} process(es) x {accum} "
-                              f"accumulation step(s): use a multiple of {parts}")
+        raise BatchSplitError(
+            f"global batch {batch} does not split over {ctx.world} process(es) x {accum} "
+            f"accumulation step(s): use a multiple of {parts}"
+        )
     return batch // parts
 
 
@@ -292,8 +309,16 @@ class Trainer:
     backpropagated (times ``world``: DDP averages gradients), ``terms`` are summed for logging.
     """
 
-    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
-                 ctx: DistContext, accum: int = 1, clip_norm: float | None = 1.0, amp: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler,
+        ctx: DistContext,
+        accum: int = 1,
+        clip_norm: float | None = 1.0,
+        amp: bool = True,
+    ):
         self.model, self.opt, self.sched, self.ctx = model, opt, sched, ctx
         self.accum, self.clip_norm = accum, clip_norm
         self.amp = amp and ctx.device.type == "cuda"
@@ -359,12 +384,28 @@ def save_run(ctx: DistContext, out_dir: Path, name: str, checkpoint: dict, info:
     return path
 
 
-def finish_run(ctx: DistContext, out_dir: Path, name: str, model: nn.Module, config: dict, info: dict, *,
-               train_seconds: float, metrics: dict, history: list) -> dict:
+def finish_run(
+    ctx: DistContext,
+    out_dir: Path,
+    name: str,
+    model: nn.Module,
+    config: dict,
+    info: dict,
+    *,
+    train_seconds: float,
+    metrics: dict,
+    history: list,
+) -> dict:
     """The end every trainer shares: complete ``info`` (run time, parameter count, metrics, history, torch
     version), save ``name.pt`` (config + state_dict + info) and ``name.train.json`` on rank 0, log it."""
-    info = {**info, "train_seconds": round(train_seconds, 1), "params": sum(p.numel() for p in model.parameters()),
-            "metrics": metrics, "history": history, "torch": torch.__version__}
+    info = {
+        **info,
+        "train_seconds": round(train_seconds, 1),
+        "params": sum(p.numel() for p in model.parameters()),
+        "metrics": metrics,
+        "history": history,
+        "torch": torch.__version__,
+    }
     path = save_run(ctx, out_dir, name, {"config": config, "state_dict": model.cpu().state_dict(), "info": info}, info)
     if path is not None:
         log.info("saved %s (%.0f s): %s", path, train_seconds, metrics)

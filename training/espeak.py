@@ -18,6 +18,7 @@ in-process synthesis under a lock (not history-independent).
 
     audio, phones = synthesize_espeak("Hello there.", voice="en-gb-scotland", variant="f3", pitch=60)
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -42,6 +43,7 @@ ESPEAK_RATE = 22_050  # what libespeak-ng's own voices produce (espeak_Initializ
 
 # A varied, human-sounding set of the voice variants shipped in espeak-ng-data/voices/!v
 # (left out: long echo/robots, whisper, unvoiced, novelty and extreme-pitch ones).
+# fmt: off
 VARIANTS: tuple[str, ...] = (
     "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
     "f1", "f2", "f3", "f4", "f5",
@@ -51,6 +53,7 @@ VARIANTS: tuple[str, ...] = (
     "grandpa", "gustave", "linda", "marcelo", "max", "paul", "pedro", "quincy", "rob", "robert",
     "shelby", "steph", "travis", "victor",
 )
+# fmt: on
 
 # --- C API (speak_lib.h, API revision 12) ---------------------------------------------------------
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -71,15 +74,30 @@ class _EventId(ctypes.Union):
 class _Event(ctypes.Structure):
     """espeak_EVENT; on x86_64: 6 x int (24 bytes), void* at 24, 8-byte union at 32, size 40."""
 
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
 
 
 class _Voice(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_void_p), ("identifier", ctypes.c_char_p),
-                ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
-                ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_void_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
 
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
@@ -99,8 +117,19 @@ class _Engine:
             "espeak_SetSynthCallback": ([_CALLBACK], None),
             "espeak_SetVoiceByName": ([ctypes.c_char_p], ctypes.c_int),
             "espeak_SetParameter": ([ctypes.c_int, ctypes.c_int, ctypes.c_int], ctypes.c_int),
-            "espeak_Synth": ([ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                              ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
+            "espeak_Synth": (
+                [
+                    ctypes.c_char_p,
+                    ctypes.c_size_t,
+                    ctypes.c_uint,
+                    ctypes.c_int,
+                    ctypes.c_uint,
+                    ctypes.c_uint,
+                    ctypes.c_void_p,
+                    ctypes.c_void_p,
+                ],
+                ctypes.c_int,
+            ),
             "espeak_Synchronize": ([], ctypes.c_int),
             "espeak_ListVoices": ([ctypes.c_void_p], ctypes.POINTER(ctypes.POINTER(_Voice))),
             "espeak_Info": ([ctypes.POINTER(ctypes.c_char_p)], ctypes.c_char_p),
@@ -108,8 +137,9 @@ class _Engine:
         for fn, (args, res) in sig.items():
             getattr(lib, fn).argtypes = args
             getattr(lib, fn).restype = res
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFLENGTH_MS, None,
-                                     _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT)
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, _BUFLENGTH_MS, None, _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT
+        )
         if rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed ({rate}): espeak-ng-data not found?")
         self.rate = rate
@@ -140,8 +170,15 @@ class _Engine:
         lib = self.lib
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"unknown espeak-ng voice {voice!r}")
-        for param, value in ((_P_RATE, rate), (_P_PITCH, pitch), (_P_RANGE, pitch_range), (_P_VOLUME, 100),
-                             (_P_WORDGAP, 0), (_P_PUNCTUATION, 0), (_P_CAPITALS, 0)):
+        for param, value in (
+            (_P_RATE, rate),
+            (_P_PITCH, pitch),
+            (_P_RANGE, pitch_range),
+            (_P_VOLUME, 100),
+            (_P_WORDGAP, 0),
+            (_P_PUNCTUATION, 0),
+            (_P_CAPITALS, 0),
+        ):
             lib.espeak_SetParameter(param, int(value), 0)
         self.chunks, self.events = [], []
         data = text.encode("utf-8")
@@ -217,7 +254,7 @@ def _get_engine() -> _Engine:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _read_exactly(fd: int, n: int) -> bytes:
@@ -292,9 +329,11 @@ _voice_table: list[tuple[str, list[str]]] | None = None  # (file name, languages
 def _voices() -> list[tuple[str, list[str]]]:
     global _voice_table
     if _voice_table is None:
-        _voice_table = [(ident.rsplit("/", 1)[-1].lower(), langs)
-                        for _, ident, langs in _run_isolated(lambda eng: eng.voices())
-                        if not ident.startswith(("mb/", "!v/"))]  # MBROLA voices need mbrola + its data
+        _voice_table = [
+            (ident.rsplit("/", 1)[-1].lower(), langs)
+            for _, ident, langs in _run_isolated(lambda eng: eng.voices())
+            if not ident.startswith(("mb/", "!v/"))
+        ]  # MBROLA voices need mbrola + its data
     return _voice_table
 
 
@@ -323,6 +362,7 @@ def _resolve_voice(voice: str) -> str:
 # --- eSpeak NG English mnemonic -> CMU/flite phones -----------------------------------------------
 # Base table = non-rhotic British "en" realisations; per-voice overrides below (verified against
 # the IPA each voice reports for the same events). Two-phone entries split the segment 60/40.
+# fmt: off
 _PHONEMAP: dict[str, tuple[str, ...]] = {
     # monophthongs
     "@": ("ax",), "@-": ("ax",), "@2": ("ax",), "@5": ("ax",), "@#": ("ax",), "a#": ("ax",), "3": ("ax",),
@@ -347,6 +387,8 @@ _PHONEMAP: dict[str, tuple[str, ...]] = {
     "?": ("t",), "t#": ("t",), "t[": ("t",), "t2": ("t",), "d#": ("d",), "d2": ("d",), "z#": ("z",),
     "z/2": ("z",), "s2": ("s",), "l/": ("l",), "l/2": ("l",), "r/": ("r",), "n2": ("n",), "k2": ("k",),
 }
+# fmt: on
+# fmt: off
 _VOICE_OVERRIDES: dict[str, dict[str, tuple[str, ...]]] = {
     # rhotic General American: [ɑːɹ] [oːɹ] [ɛɹ] [ɪɹ] [ʊɹ] [ɚ]
     "en-us": {"A@": ("aa", "r"), "O@": ("ao", "r"), "o@": ("ao", "r"), "e@": ("eh", "r"), "i@3": ("ih", "r"),
@@ -359,6 +401,7 @@ _VOICE_OVERRIDES: dict[str, dict[str, tuple[str, ...]]] = {
     "en-gb-x-gbcwmd": {"V": ("uh",), "aI": ("oy",), "e@": ("er",)},  # [ʊ] [ɔɪ] [ɜː]
     "en-029": {"A@": ("aa", "ax"), "O@": ("ao", "ax"), "o@": ("ow", "ax")},  # [ɑə] [ɔə] [oə]
 }
+# fmt: on
 _warned: set[str] = set()
 
 
@@ -442,7 +485,7 @@ def _attach_closures(segs: list[list[Any]], audio: np.ndarray, sr: int) -> None:
             continue
         floor = prev[1] + int(0.4 * (prev[2] - prev[1]))  # keep >= 40 % of the previous phone
         f = a // hop  # last whole frame before the boundary is f - 1
-        peak = float(rms[prev[1] // hop:f].max()) if f > prev[1] // hop else 0.0
+        peak = float(rms[prev[1] // hop : f].max()) if f > prev[1] // hop else 0.0
         quiet = max(thr, 0.1 * peak)  # relative too: echo variants never fall fully silent
         k = f
         while k - 1 >= 0 and (k - 1) * hop >= floor and rms[k - 1] < quiet:
@@ -461,10 +504,10 @@ L_ONSET_LEAD_S = 0.030  # /l/ events fire a further ~30 ms late (measured the sa
 
 
 def _shift_events(events: list[tuple[str, int]], voice: str, lag: int, l_lead: int) -> list[tuple[str, int]]:
-    """Events moved earlier by the engine's measured event latency: ``lag`` samples, plus ``l_lead``
-    for an /l/, but never by more than half of the previous phone. The first event and speech right after a pause are left alone: their onsets agree
-    with the audio (median +1 ms). Pauses are not moved blindly: their start is set from the audio
-    by :func:`_snap_pauses`."""
+    """Events moved earlier by the engine's measured event latency: ``lag`` samples, plus ``l_lead`` for an /l/, but
+    never by more than half of the previous phone. The first event and speech right after a pause are left alone:
+    their onsets agree with the audio (median +1 ms). Pauses are not moved blindly: their start is set from the
+    audio by :func:`_snap_pauses`."""
     out = []
     for i, (mn, s) in enumerate(events):
         after_pause = i == 0 or map_mnemonic(events[i - 1][0], voice)[-1] == "pau"
@@ -515,8 +558,9 @@ def _variant_exists(variant: str) -> bool:
     return path is None or (path / "voices" / "!v" / variant).is_file()
 
 
-def synthesize_espeak(text: str, voice: str = "en-us", variant: str | None = None, rate: int = 175,
-                      pitch: int = 50, pitch_range: int = 50) -> tuple[np.ndarray, list[Phone]]:
+def synthesize_espeak(
+    text: str, voice: str = "en-us", variant: str | None = None, rate: int = 175, pitch: int = 50, pitch_range: int = 50
+) -> tuple[np.ndarray, list[Phone]]:
     """Speak ``text`` with an eSpeak NG voice (see :func:`list_voices`) and optional ``!v`` variant
     (see :data:`VARIANTS`). ``rate``: words per minute (80..450); ``pitch``, ``pitch_range``: 0..100,
     50 = the voice's default. Returns mono float32 audio at 16 kHz in [-1, 1] and contiguous timed
@@ -541,8 +585,12 @@ def synthesize_espeak(text: str, voice: str = "en-us", variant: str | None = Non
         events = [(mn, int(round(ms * sr / 1000)), ms) for mn, _, ms in events]
     audio = np.clip(soxr.resample(x, sr, SAMPLE_RATE), -1.0, 1.0).astype(np.float32)
     scale = SAMPLE_RATE / sr
-    events16 = _shift_events([(mn, int(round(s * scale))) for mn, s, _ in events], voice,
-                             int(round(EVENT_LAG_S * SAMPLE_RATE)), int(round(L_ONSET_LEAD_S * SAMPLE_RATE)))
+    events16 = _shift_events(
+        [(mn, int(round(s * scale))) for mn, s, _ in events],
+        voice,
+        int(round(EVENT_LAG_S * SAMPLE_RATE)),
+        int(round(L_ONSET_LEAD_S * SAMPLE_RATE)),
+    )
     segs = _segments_from_events(events16, audio.size, voice)
     _attach_closures(segs, audio, SAMPLE_RATE)
     _snap_pauses(segs, audio, SAMPLE_RATE)

@@ -1,7 +1,8 @@
 """``toonsync eval``: held-out lip-sync report (JSON) + plots for a checkpoint or the shipped ONNX model.
 
-    toonsync eval --test corpus/test.h5 --out runs/eval     # shipped model (onnxruntime, fp32)
+toonsync eval --test corpus/test.h5 --out runs/eval     # shipped model (onnxruntime, fp32)
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ from .evaluate import lipsync_metrics
 log = logging.getLogger(__name__)
 
 
-def predict_onnx(mel: np.ndarray, precision: str = "fp32", audio: np.ndarray | None = None,
-                 decoder: bool = True) -> np.ndarray:
+def predict_onnx(
+    mel: np.ndarray, precision: str = "fp32", audio: np.ndarray | None = None, decoder: bool = True
+) -> np.ndarray:
     """Whole-clip mouth parameters of the shipped graphs alone (no silence gate): audio2motion, then the
     motion decoder on its speech embedding (neutral emotion, noise seed 0) when one ships and ``decoder``."""
     am = _audio_model(precision)
@@ -38,8 +40,17 @@ def predict_onnx(mel: np.ndarray, precision: str = "fp32", audio: np.ndarray | N
     emo[:, NEU] = 1.0
     noise = MotionNoise(0)
     noise.step(speech_energy(audio, n))
-    (dec, _), = am.decoder.run_many([{"speech": out["embedding"][0, L:], "speech_mouth": out["mouth"][0, L:], "emotion": emo,
-                                      "noise": noise.features}], [am.decoder.initial_state()])
+    ((dec, _),) = am.decoder.run_many(
+        [
+            {
+                "speech": out["embedding"][0, L:],
+                "speech_mouth": out["mouth"][0, L:],
+                "emotion": emo,
+                "noise": noise.features,
+            }
+        ],
+        [am.decoder.initial_state()],
+    )
     return dec["mouth"][0]
 
 
@@ -83,7 +94,9 @@ def evaluate_store(test: Path, predict) -> tuple[dict, list, list]:
     for i, c in enumerate(clips):
         groups.setdefault(f"{c.attrs.get('engine', '?')}", []).append(i)
     if len(groups) > 1:
-        rep["by_engine"] = {g: lipsync_metrics([preds[i] for i in ix], [clips[i] for i in ix]) for g, ix in groups.items()}
+        rep["by_engine"] = {
+            g: lipsync_metrics([preds[i] for i in ix], [clips[i] for i in ix]) for g, ix in groups.items()
+        }
     return rep, preds, clips
 
 
@@ -100,7 +113,10 @@ def plots(preds: list, clips: list, out_dir: Path) -> list[Path]:
         t = np.arange(len(p)) / 25
         ax.plot(t, c.mouth[: len(p), 0], label="target (visemes + co-articulation)")
         ax.plot(t, p[:, 0], label="predicted")
-        ax.set_title(f"{c.clip_id}: {c.attrs.get('engine')} {c.attrs.get('voice')} — \"{c.attrs.get('text', '')[:60]}\"", fontsize=8)
+        ax.set_title(
+            f'{c.clip_id}: {c.attrs.get("engine")} {c.attrs.get("voice")} — "{c.attrs.get("text", "")[:60]}"',
+            fontsize=8,
+        )
     axes[0].legend(fontsize=8)
     axes[-1].set_xlabel("seconds")
     fig.tight_layout()
@@ -140,18 +156,24 @@ def run_eval(test: Path, out_dir: Path, checkpoint: Path | None = None, precisio
             from .train_motion import predict_clip as predict_motion
 
             motion = load_run(checkpoint.parent)
-            rep, preds, clips = evaluate_store(test, lambda c: predict_motion(
-                motion, _mel(c), speech_energy(c.audio, c.mouth.shape[0]))["mouth"])
+            rep, preds, clips = evaluate_store(
+                test, lambda c: predict_motion(motion, _mel(c), speech_energy(c.audio, c.mouth.shape[0]))["mouth"]
+            )
         else:
             model = load_checkpoint(checkpoint)
             rep, preds, clips = evaluate_store(test, lambda c: predict_clip(model, _mel(c)))
         rep["model"] = str(checkpoint)
     else:  # the runtime as users get it (the top-level figures), and the graphs alone for comparison
-        rep, preds, clips = evaluate_store(test, lambda c: predict_stream(c.audio, precision)
-                                           if c.audio is not None else predict_onnx(_mel(c), precision))
+        rep, preds, clips = evaluate_store(
+            test,
+            lambda c: predict_stream(c.audio, precision) if c.audio is not None else predict_onnx(_mel(c), precision),
+        )
         dec = _audio_model(precision).decoder is not None
-        rep["model"] = (f"shipped audio2motion.{precision}.onnx" + (" + motion decoder (motion.onnx)" if dec else "")
-                        + " through runtime.Stream (with its silence gate)")
+        rep["model"] = (
+            f"shipped audio2motion.{precision}.onnx"
+            + (" + motion decoder (motion.onnx)" if dec else "")
+            + " through runtime.Stream (with its silence gate)"
+        )
         graph, _, _ = evaluate_store(test, lambda c: predict_onnx(_mel(c), precision, c.audio))
         rep["graph_only"] = {k: v for k, v in graph.items() if k != "by_engine"}
         if dec:
@@ -165,5 +187,14 @@ def run_eval(test: Path, out_dir: Path, checkpoint: Path | None = None, precisio
     return rep
 
 
-SUMMARY_KEYS = ("clips", "r_target", "viseme_acc", "silence_closed", "silence_closed_frames", "silent_frames",
-                "onset_lag_ms", "drift_pct_iod", "mse")
+SUMMARY_KEYS = (
+    "clips",
+    "r_target",
+    "viseme_acc",
+    "silence_closed",
+    "silence_closed_frames",
+    "silent_frames",
+    "onset_lag_ms",
+    "drift_pct_iod",
+    "mse",
+)

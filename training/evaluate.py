@@ -14,6 +14,7 @@ For each clip, with the predicted mouth parameters and the clip's phone-timed ta
                 a clip with a single qualifying frame does not weigh as much as one with fifty)
   onset_lag_ms  lag of the cross-correlation peak of predicted vs target opening (+ = prediction late)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,10 +68,13 @@ def clip_metrics(pred: np.ndarray, clip) -> dict:
     phones = phones_of(clip) if clip.phones is not None else []
     basis = mouth_basis()
     d_lm = np.tensordot(pred - tgt, basis, axes=([-1], [0]))  # [n, 68, 2]
-    out = {"r_target": pearson(pred[:, 0], tgt[:, 0]), "mse": float(((pred - tgt) ** 2).mean()),
-           "drift_pct_iod": float(np.linalg.norm(d_lm, axis=-1).mean() / IOD * 100),
-           "viseme_acc": float((viseme_classes(pred) == viseme_classes(tgt)).mean()),
-           "onset_lag_ms": onset_lag_ms(pred[:, 0], tgt[:, 0])}
+    out = {
+        "r_target": pearson(pred[:, 0], tgt[:, 0]),
+        "mse": float(((pred - tgt) ** 2).mean()),
+        "drift_pct_iod": float(np.linalg.norm(d_lm, axis=-1).mean() / IOD * 100),
+        "viseme_acc": float((viseme_classes(pred) == viseme_classes(tgt)).mean()),
+        "onset_lag_ms": onset_lag_ms(pred[:, 0], tgt[:, 0]),
+    }
     if phones:
         out["r_phoneme"] = pearson(pred[:, 0], mouth_opening_envelope(phones, n))
         sil = silent_frames(phones, n)

@@ -26,6 +26,7 @@ training only — randomly cropped to ``size`` and flipped left-right, *the same
 the face and its comic*; evaluation takes the centre crop. No Face2Comics copy is on the build
 machine; the tests use ``tests/data/face2comics_tiny`` (made by ``tests/data/make_face2comics_tiny.py``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -90,16 +91,20 @@ def find_layout(root: str | Path) -> tuple[Path, Path]:
             return faces, comics
         if faces or comics:
             missing = "comics/" if faces else "faces/ (v2) or face/ (v1)"
-            raise Face2ComicsError(f"{d} has {(faces or comics).name}/ but no {missing}: a Face2Comics copy "
-                                   "holds both the photos and the comics")
+            raise Face2ComicsError(
+                f"{d} has {(faces or comics).name}/ but no {missing}: a Face2Comics copy "
+                "holds both the photos and the comics"
+            )
         subs = [p for p in sorted(d.iterdir()) if p.is_dir() and not p.name.startswith(".")]
         named = [p for p in subs if p.name.lower().startswith("face2comics")]
         nxt = named[0] if len(named) == 1 else subs[0] if len(subs) == 1 else None
         if nxt is None:
             break
         d = nxt
-    raise Face2ComicsError(f"no Face2Comics layout under {root}: expected faces/ (v2) or face/ (v1) beside comics/, "
-                           "e.g. face2comics_v2.0.0_by_Sxela/face2comics_v2.0.0_by_Sxela/{faces,comics}/0.jpg")
+    raise Face2ComicsError(
+        f"no Face2Comics layout under {root}: expected faces/ (v2) or face/ (v1) beside comics/, "
+        "e.g. face2comics_v2.0.0_by_Sxela/face2comics_v2.0.0_by_Sxela/{faces,comics}/0.jpg"
+    )
 
 
 def find_pairs(root: str | Path, allow_unpaired: bool = False) -> list[Pair]:
@@ -108,11 +113,16 @@ def find_pairs(root: str | Path, allow_unpaired: bool = False) -> list[Pair]:
     faces, comics = _images(faces_dir), _images(comics_dir)
     only_f, only_c = sorted(set(faces) - set(comics)), sorted(set(comics) - set(faces))
     if only_f or only_c:
-        msg = "; ".join(f"{len(names)} in {d.name}/ only (e.g. {', '.join(names[:4])})"
-                        for names, d in ((only_f, faces_dir), (only_c, comics_dir)) if names)
+        msg = "; ".join(
+            f"{len(names)} in {d.name}/ only (e.g. {', '.join(names[:4])})"
+            for names, d in ((only_f, faces_dir), (only_c, comics_dir))
+            if names
+        )
         if not allow_unpaired:
-            raise UnpairedFilesError(f"unpaired Face2Comics files under {faces_dir.parent}: {msg}; every photo needs "
-                                     "a comic with the same file name (pass allow_unpaired to skip them)")
+            raise UnpairedFilesError(
+                f"unpaired Face2Comics files under {faces_dir.parent}: {msg}; every photo needs "
+                "a comic with the same file name (pass allow_unpaired to skip them)"
+            )
         log.warning("Face2Comics: skipping unpaired files: %s", msg)
     stems = sorted(set(faces) & set(comics), key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
     if not stems:
@@ -143,8 +153,15 @@ def read_rgb(path: Path, min_side: int) -> np.ndarray:
 class Face2Comics:
     """Paired (photo, comic) images as float32 ``[B, 3, size, size]`` tensors-to-be in [-1, 1]."""
 
-    def __init__(self, root: str | Path, size: int = 256, load_size: int | None = None, val_fraction: float = 0.1,
-                 allow_unpaired: bool = False, cache: bool | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        size: int = 256,
+        load_size: int | None = None,
+        val_fraction: float = 0.1,
+        allow_unpaired: bool = False,
+        cache: bool | None = None,
+    ):
         self.root = Path(root)
         self.size = int(size)
         self.load_size = int(load_size or round(size * 286 / 256))
@@ -160,16 +177,24 @@ class Face2Comics:
         # decoded images are kept in memory when the copy is small (about 2 x load_size^2 x 3 bytes a pair)
         self.cache = len(self.pairs) * 2 * self.load_size**2 * 3 < 1 << 30 if cache is None else cache
         self._mem: dict[Path, np.ndarray] = {}
-        log.info("Face2Comics: %d pairs (train %d, held out %d) in %s", len(self.pairs), len(self.train),
-                 len(self.val), self.root)
+        log.info(
+            "Face2Comics: %d pairs (train %d, held out %d) in %s",
+            len(self.pairs),
+            len(self.train),
+            len(self.val),
+            self.root,
+        )
 
     def load(self, path: Path) -> np.ndarray:
         """RGB uint8 ``[load_size, load_size, 3]``."""
         img = self._mem.get(path)
         if img is None:
             img = read_rgb(path, self.load_size)
-            img = cv2.resize(img, (self.load_size, self.load_size),
-                             interpolation=cv2.INTER_AREA if img.shape[0] > self.load_size else cv2.INTER_CUBIC)
+            img = cv2.resize(
+                img,
+                (self.load_size, self.load_size),
+                interpolation=cv2.INTER_AREA if img.shape[0] > self.load_size else cv2.INTER_CUBIC,
+            )
             if self.cache:
                 self._mem[path] = img
         return img
@@ -185,7 +210,7 @@ class Face2Comics:
             flip = bool(rng.random() < 0.5)
         out = []
         for path in (pair.face, pair.comic):
-            img = self.load(path)[y:y + self.size, x:x + self.size]
+            img = self.load(path)[y : y + self.size, x : x + self.size]
             if flip:
                 img = img[:, ::-1]
             out.append(np.ascontiguousarray(img.transpose(2, 0, 1), np.float32) / 127.5 - 1.0)

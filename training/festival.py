@@ -19,6 +19,7 @@ ignores the engine's ``-fm`` half-tone shift: measured, same samples).
 
     audio, phones = synthesize_festival("Hello there.", "kal_diphone")
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,11 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 # voice -> the Debian main package that ships it (what ``apt-get install`` needs)
-VOICE_PACKAGES = {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox-kdlpc16k",
-                  "cmu_us_slt_arctic_hts": "festvox-us-slt-hts"}
+VOICE_PACKAGES = {
+    "kal_diphone": "festvox-kallpc16k",
+    "ked_diphone": "festvox-kdlpc16k",
+    "cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
+}
 TIMEOUT_PER_UTTERANCE_S = 20.0
 # a synthesized wave and its last segment end may differ by a pitch period or a frame; more than
 # this means the segments do not describe the wave
@@ -186,8 +190,9 @@ def phones_from_segs(segs: list[tuple[str, float]], duration: float, phoneset: s
     return phones
 
 
-def synthesize_batch(requests: Sequence[Request], timeout_s: float | None = None
-                     ) -> list[tuple[np.ndarray, list[Phone]]]:
+def synthesize_batch(
+    requests: Sequence[Request], timeout_s: float | None = None
+) -> list[tuple[np.ndarray, list[Phone]]]:
     """Speak every request in one festival process (requests of one voice are best kept together:
     each change of voice reloads it). Returns 16 kHz mono float32 audio in [-1, 1] and contiguous
     timed phones covering it, per request, in order."""
@@ -222,12 +227,14 @@ def synthesize_batch(requests: Sequence[Request], timeout_s: float | None = None
             audio, sr = sf.read(wav, dtype="float32")
             audio = to_mono_16k(audio, sr) if sr != SAMPLE_RATE else audio
             duration = audio.size / SAMPLE_RATE
-            out.append((audio.astype(np.float32), phones_from_segs(read_segs(segs), duration,
-                                                                   phonesets.get(r.voice, "radio"))))
+            out.append(
+                (audio.astype(np.float32), phones_from_segs(read_segs(segs), duration, phonesets.get(r.voice, "radio")))
+            )
     return out
 
 
-def synthesize_festival(text: str, voice: str = "kal_diphone", stretch: float = 1.0,
-                        f0_mean: float | None = None) -> tuple[np.ndarray, list[Phone]]:
+def synthesize_festival(
+    text: str, voice: str = "kal_diphone", stretch: float = 1.0, f0_mean: float | None = None
+) -> tuple[np.ndarray, list[Phone]]:
     """One utterance (see :func:`synthesize_batch`; batch many for speed)."""
     return synthesize_batch([Request(text, voice, stretch, f0_mean)])[0]

@@ -13,6 +13,7 @@ so DDP never sees a forward without its backward. Instance norm (no batch statis
 multi-process step equal to the single-process one. Adam(2e-4, betas 0.5/0.999), constant for the
 first half of the steps then linearly to 0, as pix2pix.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,14 @@ def linear_decay(steps: int):
 class Pix2Pix:
     """Generator + PatchGAN discriminator with their two Trainers."""
 
-    def __init__(self, gcfg: UNetConfig, dcfg: PatchConfig, weights: LossWeights, tcfg: GanTrainConfig,
-                 ctx: distributed.DistContext):
+    def __init__(
+        self,
+        gcfg: UNetConfig,
+        dcfg: PatchConfig,
+        weights: LossWeights,
+        tcfg: GanTrainConfig,
+        ctx: distributed.DistContext,
+    ):
         self.gcfg, self.dcfg, self.weights, self.tcfg, self.ctx = gcfg, dcfg, weights, tcfg, ctx
         self.losses = GanLosses(weights)
         self.G = distributed.wrap(UNetGenerator(gcfg), ctx)
@@ -83,8 +90,9 @@ class Pix2Pix:
         for name, m in (("G", self.G), ("D", self.D)):
             opt = torch.optim.Adam(m.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, 0.999))
             sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(tcfg.steps))
-            self.trainers[name] = distributed.Trainer(m, opt, sched, ctx, accum=tcfg.accum, clip_norm=None,
-                                                      amp=tcfg.amp)
+            self.trainers[name] = distributed.Trainer(
+                m, opt, sched, ctx, accum=tcfg.accum, clip_norm=None, amp=tcfg.amp
+            )
 
     @property
     def generator(self) -> UNetGenerator:
@@ -137,17 +145,23 @@ class Pix2Pix:
         dev = self.ctx.device
         out = []
         for i in range(0, len(x), chunk):
-            c = None if cond is None else torch.from_numpy(cond[i:i + chunk]).to(dev)
-            out.append(G(torch.from_numpy(x[i:i + chunk]).to(dev), c).cpu().numpy())
+            c = None if cond is None else torch.from_numpy(cond[i : i + chunk]).to(dev)
+            out.append(G(torch.from_numpy(x[i : i + chunk]).to(dev), c).cpu().numpy())
         G.train(was)
         return np.concatenate(out)
 
     def checkpoint(self, info: dict) -> dict:
         """Generator config + weights (``load_model_checkpoint`` layout) and the discriminator's, to resume."""
-        return {"config": self.gcfg.to_dict(), "state_dict": {k: v.cpu() for k, v in self.generator.state_dict().items()},
-                "discriminator": {"config": self.dcfg.to_dict(),
-                                  "state_dict": {k: v.cpu() for k, v in self.discriminator.state_dict().items()}},
-                "loss_weights": self.weights.to_dict(), "info": info}
+        return {
+            "config": self.gcfg.to_dict(),
+            "state_dict": {k: v.cpu() for k, v in self.generator.state_dict().items()},
+            "discriminator": {
+                "config": self.dcfg.to_dict(),
+                "state_dict": {k: v.cpu() for k, v in self.discriminator.state_dict().items()},
+            },
+            "loss_weights": self.weights.to_dict(),
+            "info": info,
+        }
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -186,8 +200,9 @@ class LossCurve:
         return rec
 
 
-def fit(gan: Pix2Pix, name: str, sample: Callable[[], Sequence[np.ndarray]],
-        evaluate: Callable[[], dict]) -> tuple[LossCurve, list[dict], float]:
+def fit(
+    gan: Pix2Pix, name: str, sample: Callable[[], Sequence[np.ndarray]], evaluate: Callable[[], dict]
+) -> tuple[LossCurve, list[dict], float]:
     """The loop of every GAN trainer: ``tcfg.steps`` steps on global batches from ``sample()``, the windowed
     loss curve, and rank 0's ``evaluate()`` every ``eval_every`` steps. Returns (curve, history, seconds)."""
     tcfg, ctx = gan.tcfg, gan.ctx
@@ -197,21 +212,38 @@ def fit(gan: Pix2Pix, name: str, sample: Callable[[], Sequence[np.ndarray]],
         last = step + 1 == tcfg.steps
         curve.add(step, terms, last)
         if ((step + 1) % tcfg.eval_every == 0 or last) and ctx.is_main:
-            history.append({"step": step + 1, "seconds": round(time.time() - t0, 1), "held_out": evaluate(),
-                            "train_window": curve.records[-1] if curve.records else None})
+            history.append(
+                {
+                    "step": step + 1,
+                    "seconds": round(time.time() - t0, 1),
+                    "held_out": evaluate(),
+                    "train_window": curve.records[-1] if curve.records else None,
+                }
+            )
             log.info("%s", history[-1])
     return curve, history, time.time() - t0
 
 
-def save_report(gan: Pix2Pix, out_dir: Path, name: str, about: dict, fitted: tuple[LossCurve, list[dict], float],
-                metrics: dict) -> dict:
+def save_report(
+    gan: Pix2Pix, out_dir: Path, name: str, about: dict, fitted: tuple[LossCurve, list[dict], float], metrics: dict
+) -> dict:
     """Rank 0: ``name.pt`` (generator + discriminator) and ``name.train.json``; ``about``: losses, train_data..."""
     curve, history, seconds = fitted
-    info = {"model": name, "config": gan.gcfg.to_dict(), "discriminator": gan.dcfg.to_dict(),
-            "loss_weights": gan.weights.to_dict(), **about, "train_config": gan.tcfg.to_dict(),
-            "distributed": gan.ctx.describe(), "train_seconds": round(seconds, 1),
-            "params": sum(p.numel() for p in gan.generator.parameters()), "metrics": metrics,
-            "loss_curve": curve.records, "history": history, "torch": torch.__version__}
+    info = {
+        "model": name,
+        "config": gan.gcfg.to_dict(),
+        "discriminator": gan.dcfg.to_dict(),
+        "loss_weights": gan.weights.to_dict(),
+        **about,
+        "train_config": gan.tcfg.to_dict(),
+        "distributed": gan.ctx.describe(),
+        "train_seconds": round(seconds, 1),
+        "params": sum(p.numel() for p in gan.generator.parameters()),
+        "metrics": metrics,
+        "loss_curve": curve.records,
+        "history": history,
+        "torch": torch.__version__,
+    }
     path = distributed.save_run(gan.ctx, out_dir, name, gan.checkpoint(info), info)
     log.info("saved %s (%.0f s): %s", path, seconds, metrics)
     return info
@@ -237,6 +269,16 @@ def add_gan_arguments(p: argparse.ArgumentParser, defaults: GanTrainConfig) -> N
 
 def gan_config(cls, a: argparse.Namespace, **extra):
     """``cls`` (a ``GanTrainConfig``) from the flags of :func:`add_gan_arguments` plus ``extra`` fields."""
-    return cls(steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed, threads=a.threads,
-               eval_every=min(a.eval_every, a.steps), log_every=min(a.log_every, a.steps), accum=a.accum,
-               device=a.device, amp=a.amp, **extra)
+    return cls(
+        steps=a.steps,
+        batch=a.batch,
+        lr=a.lr,
+        seed=a.seed,
+        threads=a.threads,
+        eval_every=min(a.eval_every, a.steps),
+        log_every=min(a.log_every, a.steps),
+        accum=a.accum,
+        device=a.device,
+        amp=a.amp,
+        **extra,
+    )

@@ -2,6 +2,7 @@
 ``runtime.metrics.lpips_score`` (the runtime itself never imports torch). Needs the ``lpips`` package
 (torch + torchvision) and the ImageNet-pretrained backbone already in the torch hub cache: nothing is
 downloaded here, and a missing piece is reported, never faked."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,8 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def lpips_values(frames: Sequence[np.ndarray], reference: Sequence[np.ndarray], weights: str, net: str = "alex"
-                 ) -> list[float]:
+def lpips_values(
+    frames: Sequence[np.ndarray], reference: Sequence[np.ndarray], weights: str, net: str = "alex"
+) -> list[float]:
     """Per-pair LPIPS distances of uint8 RGB(A) frames; raises ImportError without ``lpips``/torch."""
     import lpips
     import torch

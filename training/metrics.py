@@ -7,6 +7,7 @@ tracks are ``[T, 68, 2]`` (iBUG 300-W order) in pixels; distances of landmarks a
 the inter-ocular distance (IOD, between the eye centres) so they do not depend on the frame size.
 Definitions, the re-detector choice and measured figures: docs/metrics.md.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,13 @@ from toonsync.runtime.mouth import inner_lip_gap
 
 log = logging.getLogger(__name__)
 
-REGIONS = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36), "eyes": slice(36, 48),
-           "mouth": slice(48, 68)}
+REGIONS = {
+    "jaw": slice(0, 17),
+    "brows": slice(17, 27),
+    "nose": slice(27, 36),
+    "eyes": slice(36, 48),
+    "mouth": slice(48, 68),
+}
 REDETECTOR = "dlib CNN (MMOD) face box on the first frame + dlib 68-point shape predictor in that box"
 
 
@@ -43,11 +49,12 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB: 10 log10(range^2 / MSE); ``inf`` for identical images."""
     e = mse(a, b)
-    return math.inf if e == 0 else float(10.0 * math.log10(data_range ** 2 / e))
+    return math.inf if e == 0 else float(10.0 * math.log10(data_range**2 / e))
 
 
-def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0, sigma: float = 1.5, k1: float = 0.01,
-         k2: float = 0.03) -> float:
+def ssim(
+    a: np.ndarray, b: np.ndarray, data_range: float = 255.0, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03
+) -> float:
     """Structural similarity (Wang et al. 2004): 11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03,
     population covariances, mean over the valid (un-padded) area and over channels.
 
@@ -85,14 +92,19 @@ def image_metrics(frames: Sequence[np.ndarray], reference: Sequence[np.ndarray])
     s = np.array([ssim(f, g) for f, g in zip(frames, reference)])
     p = np.array([psnr(f, g) for f, g in zip(frames, reference)])
     finite = p[np.isfinite(p)]
-    return {"frames": len(frames), "mse": round(float(e.mean()), 4),
-            "psnr_db": round(float(finite.mean()), 3) if finite.size else math.inf,
-            "psnr_min_db": round(float(p.min()), 3) if np.isfinite(p.min()) else math.inf,
-            "ssim": round(float(s.mean()), 5), "ssim_min": round(float(s.min()), 5)}
+    return {
+        "frames": len(frames),
+        "mse": round(float(e.mean()), 4),
+        "psnr_db": round(float(finite.mean()), 3) if finite.size else math.inf,
+        "psnr_min_db": round(float(p.min()), 3) if np.isfinite(p.min()) else math.inf,
+        "ssim": round(float(s.mean()), 5),
+        "ssim_min": round(float(s.min()), 5),
+    }
 
 
-def lpips_score(frames: Sequence[np.ndarray], reference: Sequence[np.ndarray], weights: str | None = None,
-                net: str = "alex") -> dict:
+def lpips_score(
+    frames: Sequence[np.ndarray], reference: Sequence[np.ndarray], weights: str | None = None, net: str = "alex"
+) -> dict:
     """LPIPS (Zhang et al. 2018) when it can really be computed, else ``{"available": False, "reason": ...}``.
 
     It needs the ``lpips`` package (torch + torchvision), its linear-layer ``weights`` file and the
@@ -100,10 +112,13 @@ def lpips_score(frames: Sequence[np.ndarray], reference: Sequence[np.ndarray], w
     is opt-in (``toonsync eval render --lpips-weights PATH``); nothing is downloaded and nothing is faked.
     """
     if weights is None:
-        return {"available": False, "value": None,
-                "reason": "LPIPS needs the lpips package (torch + torchvision) and pretrained weights: its linear "
-                          "layers (--lpips-weights PATH) and the AlexNet/VGG ImageNet backbone; none ship with "
-                          "the torch-free runtime and nothing is downloaded"}
+        return {
+            "available": False,
+            "value": None,
+            "reason": "LPIPS needs the lpips package (torch + torchvision) and pretrained weights: its linear "
+            "layers (--lpips-weights PATH) and the AlexNet/VGG ImageNet backbone; none ship with "
+            "the torch-free runtime and nothing is downloaded",
+        }
     try:  # torch lives in training/ (toonsync[train]), loaded only on this explicit request
         from toonsync.training.lpips_metric import lpips_values
     except ImportError as e:
@@ -152,12 +167,17 @@ def landmark_drift(found: np.ndarray, driving: np.ndarray) -> dict:
     off = np.median(F - D, axis=0)
     err_c = np.linalg.norm(F - off - D, axis=2) / iod * 100
     r2 = lambda v: round(float(v), 2)  # noqa: E731
-    return {"frames": int(len(F)), "mean_pct_iod": r2(err.mean()), "median_pct_iod": r2(np.median(err)),
-            "p95_pct_iod": r2(np.percentile(err, 95)), "bias_corrected_pct_iod": r2(err_c.mean()),
-            "per_region": {k: [r2(err[:, s].mean()), r2(err_c[:, s].mean())] for k, s in REGIONS.items()},
-            "mouth_open_r": _corr(inner_lip_gap(F), inner_lip_gap(D)),
-            "head_x_r": _corr(F[:, 27:36, 0].mean(1), D[:, 27:36, 0].mean(1)),
-            "head_y_r": _corr(F[:, 27:36, 1].mean(1), D[:, 27:36, 1].mean(1))}
+    return {
+        "frames": int(len(F)),
+        "mean_pct_iod": r2(err.mean()),
+        "median_pct_iod": r2(np.median(err)),
+        "p95_pct_iod": r2(np.percentile(err, 95)),
+        "bias_corrected_pct_iod": r2(err_c.mean()),
+        "per_region": {k: [r2(err[:, s].mean()), r2(err_c[:, s].mean())] for k, s in REGIONS.items()},
+        "mouth_open_r": _corr(inner_lip_gap(F), inner_lip_gap(D)),
+        "head_x_r": _corr(F[:, 27:36, 0].mean(1), D[:, 27:36, 0].mean(1)),
+        "head_y_r": _corr(F[:, 27:36, 1].mean(1), D[:, 27:36, 1].mean(1)),
+    }
 
 
 def landmark_jitter(track: np.ndarray) -> float:
@@ -189,8 +209,9 @@ def flicker(frames: Sequence[np.ndarray] | np.ndarray, static_mask: np.ndarray |
     return float(d.mean())
 
 
-def redetect_landmarks(frames: Sequence[np.ndarray], box: tuple[int, int, int, int] | None = None
-                       ) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+def redetect_landmarks(
+    frames: Sequence[np.ndarray], box: tuple[int, int, int, int] | None = None
+) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
     """Landmarks found again on rendered frames: dlib's 68-point predictor in one face box per clip.
 
     The box comes from dlib's CNN (MMOD) detector on the first frame where ``box`` is None (the HOG
@@ -210,5 +231,16 @@ def redetect_landmarks(frames: Sequence[np.ndarray], box: tuple[int, int, int, i
     return out, box
 
 
-__all__ = ["REDETECTOR", "flicker", "image_metrics", "inter_ocular", "landmark_drift", "landmark_jitter",
-           "lpips_score", "mse", "psnr", "redetect_landmarks", "ssim"]
+__all__ = [
+    "REDETECTOR",
+    "flicker",
+    "image_metrics",
+    "inter_ocular",
+    "landmark_drift",
+    "landmark_jitter",
+    "lpips_score",
+    "mse",
+    "psnr",
+    "redetect_landmarks",
+    "ssim",
+]

@@ -1,4 +1,5 @@
 """Preprocessing (seed module 1): video/audio files -> HDF5 clips with frames, 68 landmarks, pose, log-mel."""
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,10 @@ def preprocess_file(path: str | os.PathLike, frame_size: int | None = 256, max_f
         audio = load_audio(path)
         return Clip(path.stem, audio=audio, mel=log_mel(audio), attrs={"source": path.name})
     if suffix not in VIDEO_SUFFIXES:
-        raise InputError(f"{path.name}: cannot preprocess {suffix or 'this'} files; accepted: "
-                         + ", ".join(VIDEO_SUFFIXES + AUDIO_SUFFIXES))
+        raise InputError(
+            f"{path.name}: cannot preprocess {suffix or 'this'} files; accepted: "
+            + ", ".join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)
+        )
     from toonsync.runtime.video import read_video
 
     frames, fps, audio = read_video(path, max_frames)
@@ -54,13 +57,20 @@ def preprocess_file(path: str | os.PathLike, frame_size: int | None = 256, max_f
         h, w = frames.shape[1:3]
         s = frame_size / max(h, w)
         if s < 1:
-            frames = np.stack([cv2.resize(f, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) for f in frames])
+            frames = np.stack(
+                [cv2.resize(f, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) for f in frames]
+            )
     clip = Clip(path.stem, frames=frames, landmarks=lms, pose=pose, attrs={"source": path.name})
     if audio is not None:
         clip.audio, clip.mel = audio, log_mel(audio)
     found = int(np.isfinite(lms[:, 0, 0]).sum())
-    log.info("%s: %d frames, face in %d, audio %s", path.name, len(frames), found,
-             f"{audio.size / 16000:.2f}s" if audio is not None else "none")
+    log.info(
+        "%s: %d frames, face in %d, audio %s",
+        path.name,
+        len(frames),
+        found,
+        f"{audio.size / 16000:.2f}s" if audio is not None else "none",
+    )
     return clip
 
 

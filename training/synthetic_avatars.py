@@ -17,6 +17,7 @@ with ``INTER_AREA`` to ``size``, as the runtime reduces a 256-px frame.
 Used by ``train_identity`` (metric learning over identities) and ``train_refiner`` (rough -> clean
 renders of the same frame).
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -51,8 +52,9 @@ def random_style(rng: np.random.Generator) -> AvatarStyle:
     eyes = _hsv(rng, (0.0, 1.0), (0.1, 0.7), (0.1, 0.6))
     lips = _hsv(rng, (-0.05, 0.05), (0.2, 0.6), (0.35, 0.9))
     bg = _hsv(rng, (0.0, 1.0), (0.0, 0.6), (0.2, 1.0))
-    return animeify_style(skin, hair, eyes, lips, bg, float(rng.uniform(0, 1)), bool(rng.random() < 0.25),
-                           bool(rng.random() < 0.15))
+    return animeify_style(
+        skin, hair, eyes, lips, bg, float(rng.uniform(0, 1)), bool(rng.random() < 0.25), bool(rng.random() < 0.15)
+    )
 
 
 def _scale(P: np.ndarray, idx, sx: float, sy: float, centre: np.ndarray | None = None) -> None:
@@ -101,9 +103,13 @@ def variant(idt: Identity, kind: str, rng: np.random.Generator) -> Identity:
     st, other = idt.style, random_identity(rng)
     if kind == "face_shape":
         return Identity(st, other.neutral)
-    change = {"hair_colour": {"hair": other.style.hair}, "eye_colour": {"eyes": other.style.eyes},
-              "skin_colour": {"skin": other.style.skin}, "glasses": {"glasses": not st.glasses},
-              "hair_length": {"hair_length": float((st.hair_length + 0.5) % 1.0)}}[kind]
+    change = {
+        "hair_colour": {"hair": other.style.hair},
+        "eye_colour": {"eyes": other.style.eyes},
+        "skin_colour": {"skin": other.style.skin},
+        "glasses": {"glasses": not st.glasses},
+        "hair_length": {"hair_length": float((st.hair_length + 0.5) % 1.0)},
+    }[kind]
     return Identity(dataclasses.replace(st, **change), idt.neutral)
 
 
@@ -136,14 +142,17 @@ def render(renderer: AvatarRenderer, f: FrameParams, size: int) -> np.ndarray:
     if f.background is None:
         img = renderer.draw(f.landmarks, f.pose, f.blink, f.emotion)
     else:
-        img = compose(renderer.draw_rgba(f.landmarks, f.pose, f.blink, f.emotion), "#%02x%02x%02x" % f.background)
+        img = compose(
+            renderer.draw_rgba(f.landmarks, f.pose, f.blink, f.emotion), "#{:02x}{:02x}{:02x}".format(*f.background)
+        )
     if img.shape[0] != size:
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return img
 
 
-def render_identity(identity: Identity, n_frames: int, size: int, rng: np.random.Generator,
-                    draw_size: int | None = None) -> np.ndarray:
+def render_identity(
+    identity: Identity, n_frames: int, size: int, rng: np.random.Generator, draw_size: int | None = None
+) -> np.ndarray:
     """``n_frames`` random frames of one identity: uint8 ``[n_frames, size, size, 3]``."""
     r = AvatarRenderer(identity.style, identity.neutral, draw_size or 2 * size)
     return np.stack([render(r, random_frame(identity, rng), size) for _ in range(n_frames)])

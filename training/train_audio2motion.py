@@ -6,6 +6,7 @@
 Under torchrun each step's global batch (``--batch``) is split over the processes and ``--accum``
 micro-batches; the result matches a single-process run (``training.distributed``, docs/distributed.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,13 +122,24 @@ def evaluate(model: Audio2Motion, path: Path, split: str | None = None) -> dict:
     out = lipsync_metrics(preds, refs)
     engines = sorted({c.attrs.get("engine", "?") for c in refs})
     if len(engines) > 1:
-        out["by_engine"] = {e: lipsync_metrics([p for p, c in zip(preds, refs) if c.attrs.get("engine", "?") == e],
-                                               [c for c in refs if c.attrs.get("engine", "?") == e]) for e in engines}
+        out["by_engine"] = {
+            e: lipsync_metrics(
+                [p for p, c in zip(preds, refs) if c.attrs.get("engine", "?") == e],
+                [c for c in refs if c.attrs.get("engine", "?") == e],
+            )
+            for e in engines
+        }
     return out
 
 
-def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2MotionConfig,
-          tcfg: TrainConfig, init: Path | None = None) -> dict | None:
+def train(
+    train_path: Path,
+    test_path: Path | None,
+    out_dir: Path,
+    mcfg: Audio2MotionConfig,
+    tcfg: TrainConfig,
+    init: Path | None = None,
+) -> dict | None:
     """Train; rank 0 writes ``audio2motion.pt`` + ``audio2motion.train.json`` and returns the report
     (other ranks of a torchrun job return None). Each step's global batch of ``tcfg.batch`` crops is
     split over processes x ``tcfg.accum`` micro-batches (``training.distributed``)."""
@@ -161,11 +173,20 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2M
             if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
                 terms = distributed.reduce_sum(terms, ctx)
                 if ctx.is_main:
-                    rec = {"step": step + 1, "loss": terms["loss"], "vel": terms["vel"],
-                           "seconds": round(time.time() - t0, 1)}
+                    rec = {
+                        "step": step + 1,
+                        "loss": terms["loss"],
+                        "vel": terms["vel"],
+                        "seconds": round(time.time() - t0, 1),
+                    }
                     if test_path is not None:
-                        rec.update({k: v for k, v in evaluate(distributed.unwrap(model), test_path).items()
-                                    if k.startswith("r_")})
+                        rec.update(
+                            {
+                                k: v
+                                for k, v in evaluate(distributed.unwrap(model), test_path).items()
+                                if k.startswith("r_")
+                            }
+                        )
                     history.append(rec)
                     log.info("%s", rec)
         if not ctx.is_main:
@@ -182,8 +203,17 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: Audio2M
             "init": str(init) if init else None,
             "eval_data": str(test_path) if test_path else None,
         }
-        return distributed.finish_run(ctx, out_dir, "audio2motion", model, mcfg.to_dict(), info,
-                                      train_seconds=train_seconds, metrics=metrics, history=history)
+        return distributed.finish_run(
+            ctx,
+            out_dir,
+            "audio2motion",
+            model,
+            mcfg.to_dict(),
+            info,
+            train_seconds=train_seconds,
+            metrics=metrics,
+            history=history,
+        )
 
 
 def load_checkpoint(path: Path) -> Audio2Motion:
@@ -191,8 +221,11 @@ def load_checkpoint(path: Path) -> Audio2Motion:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m training.train_audio2motion", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training.train_audio2motion",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--train", type=Path, required=True)
     p.add_argument("--test", type=Path)
     p.add_argument("-o", "--out", type=Path, default=Path("runs/audio2motion"))
@@ -209,8 +242,18 @@ def main(argv: list[str] | None = None) -> None:
     distributed.add_arguments(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    tcfg = TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, lr=a.lr, crop_frames=a.crop_frames,
-                       eval_every=a.eval_every, accum=a.accum, device=a.device, amp=a.amp)
+    tcfg = TrainConfig(
+        steps=a.steps,
+        batch=a.batch,
+        seed=a.seed,
+        threads=a.threads,
+        lr=a.lr,
+        crop_frames=a.crop_frames,
+        eval_every=a.eval_every,
+        accum=a.accum,
+        device=a.device,
+        amp=a.amp,
+    )
     train(a.train, a.test, a.out, Audio2MotionConfig(channels=a.channels, hidden=a.hidden), tcfg, init=a.init)
 
 

@@ -3,15 +3,16 @@
     python -m toonsync.training.train_emotion --data PATH/TO/CREMA-D -o runs/emotion --steps 4000
     torchrun --standalone --nproc_per_node 4 -m toonsync.training.train_emotion --data PATH/TO/CREMA-D ... [--accum N]
 
-Speaker-independent: validation and test actors are held out (``training.cremad.CremaD.split``).
-Class-balanced sampling, random crops with gain jitter, AdamW + one-cycle LR; the checkpoint
-(``emotion.pt``, config dict inside) keeps the weights with the best validation UAR, and
-``emotion.train.json`` reports accuracy, unweighted average recall, per-class recall and the
-confusion matrix on the held-out actors. CREMA-D is not on the build machine, so **no emotion
-weights are shipped**; the runtime uses the prosody heuristic (``runtime.emotion``) until a model
-trained here is exported with ``toonsync.export.emotion.export_emotion``. Under torchrun the global batch is split over the
-processes (``training.distributed``, docs/distributed.md); rank 0 evaluates, keeps the best weights and writes.
+Speaker-independent: validation and test actors are held out (``training.cremad.CremaD.split``). Class-balanced
+sampling, random crops with gain jitter, AdamW + one-cycle LR; the checkpoint (``emotion.pt``, config dict inside)
+keeps the weights with the best validation UAR, and ``emotion.train.json`` reports accuracy, unweighted average
+recall, per-class recall and the confusion matrix on the held-out actors. CREMA-D is not on the build machine, so
+**no emotion weights are shipped**; the runtime uses the prosody heuristic (``runtime.emotion``) until a model
+trained here is exported with ``toonsync.export.emotion.export_emotion``. Under torchrun the global batch is split
+over the processes (``training.distributed``, docs/distributed.md); rank 0 evaluates, keeps the best weights and
+writes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,8 +106,9 @@ def sample_batch(clips: Sequence[Clip], cfg: TrainConfig, rng: np.random.Generat
     return torch.from_numpy(mels), torch.from_numpy(mask), torch.from_numpy(labels)
 
 
-def frame_loss(logits: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-               total_mask: torch.Tensor | None = None) -> torch.Tensor:
+def frame_loss(
+    logits: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, total_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean cross-entropy of the valid frames against the utterance label (= -mean frame log-prob).
 
     With ``total_mask`` (the valid-frame mask of the whole global batch, of which these rows are a
@@ -134,13 +136,19 @@ def evaluate(model: EmotionNet, clips: Sequence[Clip]) -> dict:
     support = conf.sum(1)
     recall = {e: (float(conf[k, k] / support[k]) if support[k] else None) for k, e in enumerate(EMOTIONS)}
     seen = [r for r in recall.values() if r is not None]
-    return {"clips": int(conf.sum()), "accuracy": float(np.trace(conf) / max(conf.sum(), 1)),
-            "uar": float(np.mean(seen)) if seen else 0.0, "recall": recall,
-            "confusion": conf.tolist(), "classes": list(EMOTIONS)}
+    return {
+        "clips": int(conf.sum()),
+        "accuracy": float(np.trace(conf) / max(conf.sum(), 1)),
+        "uar": float(np.mean(seen)) if seen else 0.0,
+        "recall": recall,
+        "confusion": conf.tolist(),
+        "classes": list(EMOTIONS),
+    }
 
 
-def train(data_root: Path, out_dir: Path, mcfg: EmotionConfig | None = None,
-          tcfg: TrainConfig | None = None) -> dict | None:
+def train(
+    data_root: Path, out_dir: Path, mcfg: EmotionConfig | None = None, tcfg: TrainConfig | None = None
+) -> dict | None:
     """Train on the non-held-out actors; rank 0 writes ``emotion.pt`` + ``emotion.train.json`` and returns
     the report (other ranks of a torchrun job return None)."""
     mcfg, tcfg = mcfg or EmotionConfig(), tcfg or TrainConfig()
@@ -157,8 +165,13 @@ def train(data_root: Path, out_dir: Path, mcfg: EmotionConfig | None = None,
         if not train_clips:
             raise ValueError(f"{data_root}: no training clips left after holding out actors")
         seconds = sum(m.shape[0] for m, _ in train_clips) * HOP / SAMPLE_RATE
-        log.info("train: %d clips (%.2f h), val %d, test %d", len(train_clips), seconds / 3600, len(val_clips),
-                 len(test_clips))
+        log.info(
+            "train: %d clips (%.2f h), val %d, test %d",
+            len(train_clips),
+            seconds / 3600,
+            len(val_clips),
+            len(test_clips),
+        )
         model = distributed.wrap(EmotionNet(mcfg), ctx)
         opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
@@ -198,23 +211,36 @@ def train(data_root: Path, out_dir: Path, mcfg: EmotionConfig | None = None,
             "config": mcfg.to_dict(),
             "train_config": asdict(tcfg),
             "distributed": ctx.describe(),
-            "train_data": {"path": str(data_root), "dataset": "CREMA-D", "clips": len(train_clips),
-                           "hours": round(seconds / 3600, 3),
-                           "actors": {k: sorted({it.actor for it in s}) for k, s in split._asdict().items()}},
+            "train_data": {
+                "path": str(data_root),
+                "dataset": "CREMA-D",
+                "clips": len(train_clips),
+                "hours": round(seconds / 3600, 3),
+                "actors": {k: sorted({it.actor for it in s}) for k, s in split._asdict().items()},
+            },
             "train_seconds": round(time.time() - t0, 1),
             "params": sum(p.numel() for p in model.parameters()),
             "param_bytes": param_bytes(model),
-            "metrics": {"val": evaluate(model, val_clips) if val_clips else None,
-                        "test": evaluate(model, test_clips) if test_clips else None},
+            "metrics": {
+                "val": evaluate(model, val_clips) if val_clips else None,
+                "test": evaluate(model, test_clips) if test_clips else None,
+            },
             "history": history,
             "torch": torch.__version__,
         }
-        path = distributed.save_run(ctx, out_dir, "emotion",
-                                    {"config": mcfg.to_dict(), "state_dict": model.cpu().state_dict(), "info": info},
-                                    info)
+        path = distributed.save_run(
+            ctx,
+            out_dir,
+            "emotion",
+            {"config": mcfg.to_dict(), "state_dict": model.cpu().state_dict(), "info": info},
+            info,
+        )
         test = info["metrics"]["test"]
-        log.info("saved %s; test %s", path,
-                 f"accuracy {test['accuracy']:.3f}, UAR {test['uar']:.3f}" if test else "(no test actors)")
+        log.info(
+            "saved %s; test %s",
+            path,
+            f"accuracy {test['accuracy']:.3f}, UAR {test['uar']:.3f}" if test else "(no test actors)",
+        )
         return info
 
 
@@ -229,8 +255,11 @@ def _actors(s: str) -> int | list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m toonsync.training.train_emotion", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m toonsync.training.train_emotion",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", type=Path, required=True, help="CREMA-D folder (holding AudioWAV/)")
     p.add_argument("-o", "--out", type=Path, default=Path("runs/emotion"))
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
@@ -242,9 +271,18 @@ def main(argv: list[str] | None = None) -> None:
     distributed.add_arguments(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    tcfg = TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, val_actors=a.val_actors,
-                       test_actors=a.test_actors, eval_every=min(TrainConfig.eval_every, a.steps), accum=a.accum,
-                       device=a.device, amp=a.amp)
+    tcfg = TrainConfig(
+        steps=a.steps,
+        batch=a.batch,
+        seed=a.seed,
+        threads=a.threads,
+        val_actors=a.val_actors,
+        test_actors=a.test_actors,
+        eval_every=min(TrainConfig.eval_every, a.steps),
+        accum=a.accum,
+        device=a.device,
+        amp=a.amp,
+    )
     train(a.data, a.out, EmotionConfig(), tcfg)
 
 

@@ -25,6 +25,7 @@ Under torchrun, the rows split over processes are identities (both views stay on
 rank's InfoNCE uses its own identities as negatives and its own BatchNorm statistics: a multi-process
 run is equal in distribution, not in value, to one process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -140,12 +141,15 @@ def embed(model: nn.Module, images: np.ndarray, chunk: int = 128) -> np.ndarray:
     model.eval()
     dev = next(model.parameters()).device
     flat = images.reshape(-1, *images.shape[-3:])
-    out = np.concatenate([model(to_input(flat[i:i + chunk]).to(dev)).cpu().numpy() for i in range(0, len(flat), chunk)])
+    out = np.concatenate(
+        [model(to_input(flat[i : i + chunk]).to(dev)).cpu().numpy() for i in range(0, len(flat), chunk)]
+    )
     return out.reshape(*images.shape[:-3], -1)
 
 
 def verification_metrics(emb: np.ndarray) -> dict:
-    """``emb`` [N identities, F frames, D] -> ROC-AUC, EER (+ cosine threshold) over all frame pairs, top-1 retrieval."""
+    """``emb`` [N identities, F frames, D] -> ROC-AUC, EER (+ cosine threshold) over all frame pairs,
+    top-1 retrieval."""
     n, f, _ = emb.shape
     flat = emb.reshape(n * f, -1)
     labels = np.repeat(np.arange(n), f)
@@ -153,7 +157,8 @@ def verification_metrics(emb: np.ndarray) -> dict:
     iu = np.triu_indices(n * f, 1)
     s, same = sim[iu], labels[iu[0]] == labels[iu[1]]
     order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s)); ranks[order] = np.arange(1, len(s) + 1)
+    ranks = np.empty(len(s))
+    ranks[order] = np.arange(1, len(s) + 1)
     n_pos, n_neg = int(same.sum()), int((~same).sum())
     auc = (ranks[same].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     # EER: threshold where the false-accept rate (impostors >= t) equals the false-reject rate (genuine < t)
@@ -163,10 +168,18 @@ def verification_metrics(emb: np.ndarray) -> dict:
     k = int(np.argmin(np.abs(far - frr)))
     np.fill_diagonal(sim, -np.inf)
     top1 = float(np.mean(labels[sim.argmax(1)] == labels))
-    return {"identities": n, "frames_per_identity": f, "genuine_pairs": n_pos, "impostor_pairs": n_neg,
-            "roc_auc": round(float(auc), 5), "eer": round(float((far[k] + frr[k]) / 2), 5),
-            "threshold_eer": round(float(ss[k]), 4), "top1_retrieval": round(top1, 5),
-            "genuine_mean": round(float(s[same].mean()), 4), "impostor_mean": round(float(s[~same].mean()), 4)}
+    return {
+        "identities": n,
+        "frames_per_identity": f,
+        "genuine_pairs": n_pos,
+        "impostor_pairs": n_neg,
+        "roc_auc": round(float(auc), 5),
+        "eer": round(float((far[k] + frr[k]) / 2), 5),
+        "threshold_eer": round(float(ss[k]), 4),
+        "top1_retrieval": round(top1, 5),
+        "genuine_mean": round(float(s[same].mean()), 4),
+        "impostor_mean": round(float(s[~same].mean()), 4),
+    }
 
 
 def photo_identities() -> list[tuple[str, Identity]]:
@@ -188,10 +201,14 @@ def photo_check(model: nn.Module, size: int, frames: int = 8, seed: int = 1) -> 
     within = [emb[i] @ emb[i].T for i in range(len(ids))]
     iu = np.triu_indices(frames, 1)
     cross = emb[0] @ emb[1].T
-    return {"photos": [n for n, _ in ids], "frames": frames,
-            "within_mean": [round(float(w[iu].mean()), 4) for w in within],
-            "within_min": [round(float(w[iu].min()), 4) for w in within],
-            "across_mean": round(float(cross.mean()), 4), "across_max": round(float(cross.max()), 4)}
+    return {
+        "photos": [n for n, _ in ids],
+        "frames": frames,
+        "within_mean": [round(float(w[iu].mean()), 4) for w in within],
+        "within_min": [round(float(w[iu].min()), 4) for w in within],
+        "across_mean": round(float(cross.mean()), 4),
+        "across_max": round(float(cross.max()), 4),
+    }
 
 
 def hard_negatives(model: nn.Module, size: int, threshold: float, n: int = 60, frames: int = 3, seed: int = 2) -> dict:
@@ -204,15 +221,26 @@ def hard_negatives(model: nn.Module, size: int, threshold: float, n: int = 60, f
         sims_same, sims_var = [], []
         for _ in range(n):
             base = random_identity(rng)
-            e = embed(model, np.stack([render_identity(base, frames, size, rng),
-                                       render_identity(variant(base, kind, rng), frames, size, rng)]))
+            e = embed(
+                model,
+                np.stack(
+                    [
+                        render_identity(base, frames, size, rng),
+                        render_identity(variant(base, kind, rng), frames, size, rng),
+                    ]
+                ),
+            )
             iu = np.triu_indices(frames, 1)
             sims_same.append((e[0] @ e[0].T)[iu])
             sims_var.append((e[0] @ e[1].T).ravel())
         same, var = np.concatenate(sims_same), np.concatenate(sims_var)
         auc = float((same[:, None] > var[None, :]).mean() + 0.5 * (same[:, None] == var[None, :]).mean())
-        out[kind] = {"false_accept": round(float((var >= threshold).mean()), 4), "auc": round(auc, 4),
-                     "variant_mean": round(float(var.mean()), 4), "own_mean": round(float(same.mean()), 4)}
+        out[kind] = {
+            "false_accept": round(float((var >= threshold).mean()), 4),
+            "auc": round(auc, 4),
+            "variant_mean": round(float(var.mean()), 4),
+            "own_mean": round(float(same.mean()), 4),
+        }
     return {"identities": n, "frames": frames, "threshold": threshold, "by_attribute": out}
 
 
@@ -242,19 +270,25 @@ def eval_bank(tcfg: TrainConfig, size: int) -> np.ndarray:
     return np.stack([render_identity(random_identity(rng), tcfg.eval_frames, size, rng) for _ in range(tcfg.eval_ids)])
 
 
-def train(out_dir: Path, mcfg: IdentityConfig, tcfg: TrainConfig, photos: bool = True,
-          init: Path | None = None) -> dict | None:
+def train(
+    out_dir: Path, mcfg: IdentityConfig, tcfg: TrainConfig, photos: bool = True, init: Path | None = None
+) -> dict | None:
     """Train; rank 0 writes ``identity.pt`` + ``identity.train.json`` and returns the report (None elsewhere)."""
     with distributed.run_session(tcfg) as (ctx, rng):
         t0 = time.time()
         bank = IdentityBank(tcfg.bank, tcfg.frames, mcfg.size, np.random.default_rng([tcfg.seed, 1]))
         held_out = eval_bank(tcfg, mcfg.size) if ctx.is_main else None
-        log.info("identity: bank of %d identities x %d frames drawn in %.0f s", tcfg.bank, tcfg.frames, time.time() - t0)
+        log.info(
+            "identity: bank of %d identities x %d frames drawn in %.0f s", tcfg.bank, tcfg.frames, time.time() - t0
+        )
         model, init_info = IdentityEncoder(mcfg), None
         if init is not None:  # fine-tune: start from a checkpoint (its config wins)
             model = load_checkpoint(init)
             mcfg = model.cfg
-            init_info = {"checkpoint": str(init), **{k: model.info.get(k) for k in ("train_seconds", "train_config", "metrics")}}
+            init_info = {
+                "checkpoint": str(init),
+                **{k: model.info.get(k) for k in ("train_seconds", "train_config", "metrics")},
+            }
             log.info("fine-tuning from %s", init)
         model = distributed.wrap(model, ctx)
         opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
@@ -282,9 +316,13 @@ def train(out_dir: Path, mcfg: IdentityConfig, tcfg: TrainConfig, photos: bool =
                 tot = distributed.reduce_sum({k: sum(w[k] for w in window) / len(window) for k in window[0]}, ctx)
                 window = []
                 if ctx.is_main:
-                    rec = {"step": step + 1, "seconds": round(time.time() - t1, 1), **{k: round(v, 5) for k, v in tot.items()},
-                           "identities_seen": bank.made,
-                           "held_out": verification_metrics(embed(distributed.unwrap(model), held_out))}
+                    rec = {
+                        "step": step + 1,
+                        "seconds": round(time.time() - t1, 1),
+                        **{k: round(v, 5) for k, v in tot.items()},
+                        "identities_seen": bank.made,
+                        "held_out": verification_metrics(embed(distributed.unwrap(model), held_out)),
+                    }
                     history.append(rec)
                     log.info("%s", rec)
         if not ctx.is_main:
@@ -297,16 +335,29 @@ def train(out_dir: Path, mcfg: IdentityConfig, tcfg: TrainConfig, photos: bool =
             "config": mcfg.to_dict(),
             "train_config": asdict(tcfg),
             "distributed": ctx.describe(),
-            "train_data": {"what": "procedural avatars of random identities (training.synthetic_avatars) drawn by "
-                                   "runtime.avatar at random expressions, emotions, blinks, head poses and backgrounds",
-                           "identities_seen": bank.made, "frames_per_identity": tcfg.frames, "size": mcfg.size,
-                           "held_out": f"{tcfg.eval_ids} identities x {tcfg.eval_frames} frames from seed stream "
-                                       f"[{tcfg.seed}, 7919] (never trained on)"},
+            "train_data": {
+                "what": "procedural avatars of random identities (training.synthetic_avatars) drawn by "
+                "runtime.avatar at random expressions, emotions, blinks, head poses and backgrounds",
+                "identities_seen": bank.made,
+                "frames_per_identity": tcfg.frames,
+                "size": mcfg.size,
+                "held_out": f"{tcfg.eval_ids} identities x {tcfg.eval_frames} frames from seed stream "
+                f"[{tcfg.seed}, 7919] (never trained on)",
+            },
             "loss": f"symmetric InfoNCE (NT-Xent), temperature {tcfg.tau}, two frames per identity",
             "init": init_info,
         }
-        return distributed.finish_run(ctx, out_dir, "identity", model, mcfg.to_dict(), info,
-                                      train_seconds=train_seconds, metrics=metrics, history=history)
+        return distributed.finish_run(
+            ctx,
+            out_dir,
+            "identity",
+            model,
+            mcfg.to_dict(),
+            info,
+            train_seconds=train_seconds,
+            metrics=metrics,
+            history=history,
+        )
 
 
 def load_checkpoint(path: Path) -> IdentityEncoder:
@@ -319,17 +370,31 @@ def run(a: argparse.Namespace) -> dict | None:
         metrics = reevaluate(a.reevaluate)
         log.info("re-evaluated %s: %s", a.reevaluate, metrics)
         return distributed.finished({"metrics": metrics}, "identity", a.reevaluate.parent)
-    tcfg = TrainConfig(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, bank=a.bank, lr=a.lr, hard=a.hard,
-                       eval_every=min(a.eval_every, a.steps), eval_ids=a.eval_ids, accum=a.accum, device=a.device,
-                       amp=a.amp)
+    tcfg = TrainConfig(
+        steps=a.steps,
+        batch=a.batch,
+        seed=a.seed,
+        threads=a.threads,
+        bank=a.bank,
+        lr=a.lr,
+        hard=a.hard,
+        eval_every=min(a.eval_every, a.steps),
+        eval_ids=a.eval_ids,
+        accum=a.accum,
+        device=a.device,
+        amp=a.amp,
+    )
     out = a.out or Path("runs/identity")
     info = train(out, IdentityConfig(size=a.size, width=a.width, embed_dim=a.embed_dim), tcfg, init=a.init)
     return distributed.finished(info, "identity", out)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.train_identity", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training.train_identity",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("-o", "--out", type=Path, default=None, help="run directory (default runs/identity)")
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--batch", type=int, default=TrainConfig.batch, help="identities per step (two frames each)")
@@ -343,10 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=IdentityConfig.width, help="ResNet-18 first-stage channels")
     p.add_argument("--embed-dim", type=int, default=IdentityConfig.embed_dim)
     p.add_argument("--init", type=Path, metavar="CHECKPOINT", help="fine-tune from this identity.pt")
-    p.add_argument("--hard", type=float, default=TrainConfig.hard,
-                   help="share of each batch drawn as families of identities one attribute apart")
-    p.add_argument("--reevaluate", type=Path, metavar="CHECKPOINT",
-                   help="instead of training: recompute the metrics of identity.pt and rewrite its reports")
+    p.add_argument(
+        "--hard",
+        type=float,
+        default=TrainConfig.hard,
+        help="share of each batch drawn as families of identities one attribute apart",
+    )
+    p.add_argument(
+        "--reevaluate",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="instead of training: recompute the metrics of identity.pt and rewrite its reports",
+    )
     distributed.add_arguments(p)
     return p
 

@@ -14,6 +14,7 @@ Writes ``audio2motion.pt`` (the speech model, ``Audio2MotionConfig`` inside), ``
 decoder, ``MotionDecoderConfig`` inside), ``motion.train.json``, and every ``eval_every`` steps
 ``motion.resume.pt`` (weights, optimizer, schedule and every RNG: ``--resume`` continues bit-exactly).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,14 +101,21 @@ def load_clips(path: Path, split: str | None = None) -> list[tuple[np.ndarray, n
             if c.mouth is None or c.mel is None or c.audio is None:
                 continue
             t = min(c.mouth.shape[0], c.mel.shape[0] // MELS_PER_FRAME)
-            out.append((c.mel[: t * MELS_PER_FRAME].astype(np.float32), c.mouth[:t].astype(np.float32),
-                        speech_energy(c.audio, t), c.attrs.get("engine") == "synthetic"))
+            out.append(
+                (
+                    c.mel[: t * MELS_PER_FRAME].astype(np.float32),
+                    c.mouth[:t].astype(np.float32),
+                    speech_energy(c.audio, t),
+                    c.attrs.get("engine") == "synthetic",
+                )
+            )
     return out
 
 
 def random_emotion(n: int, rng: np.random.Generator) -> np.ndarray:
     """An emotion track [n, 6] for one crop: mostly neutral or one class (soft), sometimes a mixture,
     sometimes switching class at a random frame -- the decoder must follow any user override."""
+
     def one() -> np.ndarray:
         u = rng.random()
         if u < 0.4:
@@ -122,7 +130,7 @@ def random_emotion(n: int, rng: np.random.Generator) -> np.ndarray:
 
     a = np.repeat(one()[None], n, 0)
     if rng.random() < 0.3:
-        a[int(rng.integers(1, max(2, n))):] = one()
+        a[int(rng.integers(1, max(2, n))) :] = one()
     return a
 
 
@@ -192,10 +200,17 @@ def predict_clip(model: MotionModel, mel: np.ndarray, energy: np.ndarray, seed: 
     n = emb.shape[1] - L
     emo, feats, tpose, tblink = neutral_inputs(n, energy, seed)
     t = lambda a: torch.from_numpy(a)[None].to(dev)  # noqa: E731
-    mouth, _lm, pose, blink, _c = model.decoder(emb[:, L:], aux[:, L:], t(emo), t(feats),
-                                                model.decoder.initial_state(1).to(dev))
-    return {"mouth": mouth[0].cpu().numpy(), "aux": aux[0, L:].cpu().numpy(), "pose": pose[0].cpu().numpy(),
-            "blink": blink[0].cpu().numpy(), "pose_target": tpose, "blink_target": tblink}
+    mouth, _lm, pose, blink, _c = model.decoder(
+        emb[:, L:], aux[:, L:], t(emo), t(feats), model.decoder.initial_state(1).to(dev)
+    )
+    return {
+        "mouth": mouth[0].cpu().numpy(),
+        "aux": aux[0, L:].cpu().numpy(),
+        "pose": pose[0].cpu().numpy(),
+        "blink": blink[0].cpu().numpy(),
+        "pose_target": tpose,
+        "blink_target": tblink,
+    }
 
 
 def evaluate(model: MotionModel, path: Path, split: str | None = None) -> dict:
@@ -216,8 +231,13 @@ def evaluate(model: MotionModel, path: Path, split: str | None = None) -> dict:
     out = lipsync_metrics(preds, refs)
     engines = sorted({c.attrs.get("engine", "?") for c in refs})
     if len(engines) > 1:
-        out["by_engine"] = {e: lipsync_metrics([p for p, c in zip(preds, refs) if c.attrs.get("engine", "?") == e],
-                                               [c for c in refs if c.attrs.get("engine", "?") == e]) for e in engines}
+        out["by_engine"] = {
+            e: lipsync_metrics(
+                [p for p, c in zip(preds, refs) if c.attrs.get("engine", "?") == e],
+                [c for c in refs if c.attrs.get("engine", "?") == e],
+            )
+            for e in engines
+        }
     out["aux_head"] = lipsync_metrics(auxs, refs)
     out["pose_rmse_rad_vs_prior"] = round(float(np.mean(pose_err)), 5)
     out["blink_mae_vs_prior"] = round(float(np.mean(blink_err)), 5)
@@ -234,20 +254,39 @@ def _loss_terms(model, micro, batch, cfg: MotionTrainConfig):
         vel = (((p[:, 1:] - p[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2) * rows[:, None, None]).mean()
         return (((p - t) ** 2) * w).mean() + cfg.vel * vel
 
-    terms = {"mouth": mouth_loss(mouth, mouth_t), "aux": mouth_loss(aux, aux_t),
-             "pose": (((pose - pose_t) / MotionDecoder.POSE_SCALE) ** 2).mean(), "blink": ((blink - blink_t) ** 2).mean()}
+    terms = {
+        "mouth": mouth_loss(mouth, mouth_t),
+        "aux": mouth_loss(aux, aux_t),
+        "pose": (((pose - pose_t) / MotionDecoder.POSE_SCALE) ** 2).mean(),
+        "blink": ((blink - blink_t) ** 2).mean(),
+    }
     total = terms["mouth"] + cfg.aux * terms["aux"] + cfg.pose_w * terms["pose"] + cfg.blink_w * terms["blink"]
     return total * share, {k: v * share for k, v in terms.items()}
 
 
 def _resume_state(model, opt, sched, rng, step, history) -> dict:
-    return {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step, "history": history}
+    return {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "step": step,
+        "history": history,
+    }
 
 
-def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionConfig, tcfg: MotionTrainConfig,
-          resume: Path | None = None, init: Path | None = None, stop_after: int | None = None,
-          init_decoder: bool = True) -> dict | None:
+def train(
+    train_path: Path,
+    test_path: Path | None,
+    out_dir: Path,
+    mcfg: MotionConfig,
+    tcfg: MotionTrainConfig,
+    resume: Path | None = None,
+    init: Path | None = None,
+    stop_after: int | None = None,
+    init_decoder: bool = True,
+) -> dict | None:
     """Train jointly; rank 0 writes the checkpoints (module docstring) and returns the report.
     ``init``: start from a run directory's checkpoints (their configs win; only its speech model when not
     ``init_decoder``: a new decoder of ``mcfg.decoder`` on a trained speech model). ``stop_after``: stop
@@ -269,8 +308,9 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionC
             model.audio.requires_grad_(False)
         model.to(ctx.device)
         wrapped = distributed.wrap(model, ctx)
-        opt = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad], lr=tcfg.lr,
-                                weight_decay=tcfg.weight_decay)
+        opt = torch.optim.AdamW(
+            [p for p in wrapped.parameters() if p.requires_grad], lr=tcfg.lr, weight_decay=tcfg.weight_decay
+        )
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
         trainer = distributed.Trainer(wrapped, opt, sched, ctx, accum=tcfg.accum, amp=tcfg.amp)
         start, history = 0, []
@@ -286,14 +326,18 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionC
             log.info("resumed %s at step %d", resume_file, start)
         t0 = time.time()
         L = mcfg.audio.lookahead
-        for step in distributed.progress(range(start, tcfg.steps), ctx, desc="motion", mininterval=5,
-                                         initial=start, total=tcfg.steps):
+        for step in distributed.progress(
+            range(start, tcfg.steps), ctx, desc="motion", mininterval=5, initial=start, total=tcfg.steps
+        ):
             terms = trainer.step(sample_batch(clips, tcfg, L, rng), lambda m, mb, b: _loss_terms(m, mb, b, tcfg))
             if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
                 terms = distributed.reduce_sum(terms, ctx)
                 if ctx.is_main:
-                    rec = {"step": step + 1, **{k: round(v, 6) for k, v in terms.items()},
-                           "seconds": round(time.time() - t0, 1)}
+                    rec = {
+                        "step": step + 1,
+                        **{k: round(v, 6) for k, v in terms.items()},
+                        "seconds": round(time.time() - t0, 1),
+                    }
                     if test_path is not None:
                         ev = evaluate(model, test_path)
                         rec.update({k: v for k, v in ev.items() if k in ("r_target", "viseme_acc", "silence_closed")})
@@ -311,17 +355,34 @@ def train(train_path: Path, test_path: Path | None, out_dir: Path, mcfg: MotionC
             return None
         train_seconds = time.time() - t0
         metrics = evaluate(model, test_path) if test_path is not None else {}
-        info = {"model": "motion", "config": {"audio": mcfg.audio.to_dict(), "decoder": mcfg.decoder.to_dict()},
-                "train_config": asdict(tcfg), "distributed": ctx.describe(),
-                "train_data": train_data,
-                "init": str(init) if init else None, "init_decoder": bool(init) and init_decoder, "resumed_from": str(resume_file) if resume_file else None,
-                "eval_data": str(test_path) if test_path else None,
-                "targets": {"mouth": "phone-timed co-articulated visemes of the corpus",
-                            "pose_blink": "procedural prior (runtime.motion.MotionNoise) on the same noise embedding"}}
+        info = {
+            "model": "motion",
+            "config": {"audio": mcfg.audio.to_dict(), "decoder": mcfg.decoder.to_dict()},
+            "train_config": asdict(tcfg),
+            "distributed": ctx.describe(),
+            "train_data": train_data,
+            "init": str(init) if init else None,
+            "init_decoder": bool(init) and init_decoder,
+            "resumed_from": str(resume_file) if resume_file else None,
+            "eval_data": str(test_path) if test_path else None,
+            "targets": {
+                "mouth": "phone-timed co-articulated visemes of the corpus",
+                "pose_blink": "procedural prior (runtime.motion.MotionNoise) on the same noise embedding",
+            },
+        }
         model.cpu()
         info["run_id"] = run_id(model.audio)
-        info = distributed.finish_run(ctx, out_dir, "motion", model.decoder, mcfg.decoder.to_dict(), info,
-                                      train_seconds=train_seconds, metrics=metrics, history=history)
+        info = distributed.finish_run(
+            ctx,
+            out_dir,
+            "motion",
+            model.decoder,
+            mcfg.decoder.to_dict(),
+            info,
+            train_seconds=train_seconds,
+            metrics=metrics,
+            history=history,
+        )
         save_speech_model(ctx, out_dir, model, info)
         return info
 
@@ -330,8 +391,13 @@ def save_speech_model(ctx, out_dir: Path, model: MotionModel, info: dict) -> Non
     """``audio2motion.pt`` of a motion run: the speech model with the run's info (metrics, run_id), its own
     parameter count."""
     a_info = {**info, "params": sum(p.numel() for p in model.audio.parameters())}
-    distributed.save_run(ctx, out_dir, "audio2motion", {"config": model.cfg.audio.to_dict(),
-                                                        "state_dict": model.audio.state_dict(), "info": a_info}, a_info)
+    distributed.save_run(
+        ctx,
+        out_dir,
+        "audio2motion",
+        {"config": model.cfg.audio.to_dict(), "state_dict": model.audio.state_dict(), "info": a_info},
+        a_info,
+    )
 
 
 def run_id(audio: nn.Module) -> str:
@@ -356,8 +422,9 @@ def load_run(run_dir: Path) -> MotionModel:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="toonsync train motion", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="toonsync train motion", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--train", type=Path, required=True, help="HDF5 clip store (toonsync corpus build)")
     p.add_argument("--test", type=Path, help="held-out/validation store evaluated every --eval-every steps")
     p.add_argument("-o", "--out", type=Path, default=Path("runs/motion"))
@@ -372,27 +439,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=MotionDecoderConfig.layers)
     p.add_argument("--window", type=int, default=MotionDecoderConfig.window)
     p.add_argument("--hidden", type=int, default=Audio2MotionConfig.hidden, help="speech embedding size")
-    p.add_argument("--no-residual", action="store_true",
-                   help="decoder predicts the mouth from scratch instead of correcting the speech model's")
-    p.add_argument("--new-decoder", action="store_true",
-                   help="with --init: take only its speech model; the decoder starts fresh (--d-model ...)")
-    p.add_argument("--freeze-audio", action="store_true",
-                   help="train the decoder only (the speech model from --init stays as it is)")
+    p.add_argument(
+        "--no-residual",
+        action="store_true",
+        help="decoder predicts the mouth from scratch instead of correcting the speech model's",
+    )
+    p.add_argument(
+        "--new-decoder",
+        action="store_true",
+        help="with --init: take only its speech model; the decoder starts fresh (--d-model ...)",
+    )
+    p.add_argument(
+        "--freeze-audio",
+        action="store_true",
+        help="train the decoder only (the speech model from --init stays as it is)",
+    )
     p.add_argument("--channels", type=int, default=Audio2MotionConfig.channels)
     distributed.add_arguments(p)
     return p
 
 
 def run(a: argparse.Namespace) -> dict | None:
-    tcfg = MotionTrainConfig(steps=a.steps, batch=a.batch, crop_frames=a.crop_frames, seed=a.seed, threads=a.threads,
-                             eval_every=a.eval_every, lr=a.lr, warp=a.warp, gain_db=a.gain_db, aux=a.aux, flat_share=a.flat_share,
-                             flat_weight=a.flat_weight, freeze_audio=a.freeze_audio,
-                             accum=a.accum, device=a.device, amp=a.amp)
-    mcfg = MotionConfig(Audio2MotionConfig(norm="affine", hidden=a.hidden, channels=a.channels),
-                        MotionDecoderConfig(speech_dim=a.hidden, d_model=a.d_model, layers=a.layers, window=a.window,
-                                            residual=not a.no_residual))
-    return train(a.train, a.test, a.out, mcfg, tcfg, resume=a.resume, init=a.init,
-                 init_decoder=not getattr(a, "new_decoder", False))
+    tcfg = MotionTrainConfig(
+        steps=a.steps,
+        batch=a.batch,
+        crop_frames=a.crop_frames,
+        seed=a.seed,
+        threads=a.threads,
+        eval_every=a.eval_every,
+        lr=a.lr,
+        warp=a.warp,
+        gain_db=a.gain_db,
+        aux=a.aux,
+        flat_share=a.flat_share,
+        flat_weight=a.flat_weight,
+        freeze_audio=a.freeze_audio,
+        accum=a.accum,
+        device=a.device,
+        amp=a.amp,
+    )
+    mcfg = MotionConfig(
+        Audio2MotionConfig(norm="affine", hidden=a.hidden, channels=a.channels),
+        MotionDecoderConfig(
+            speech_dim=a.hidden, d_model=a.d_model, layers=a.layers, window=a.window, residual=not a.no_residual
+        ),
+    )
+    return train(
+        a.train,
+        a.test,
+        a.out,
+        mcfg,
+        tcfg,
+        resume=a.resume,
+        init=a.init,
+        init_decoder=not getattr(a, "new_decoder", False),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

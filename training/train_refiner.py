@@ -21,6 +21,7 @@ its weights are given (``--lpips-weights``, backbone in the torch hub cache); ot
 unavailable with the reason (the package needs torchvision, which does not import beside torch 2.13
 here, and no weights can be downloaded) — never a stand-in number.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,29 +113,45 @@ def identity_embedder(model_dir: Path | None):
     return m.embed, m.dim, m.model.card.get("files", {}).get("identity.fp32.onnx", {}).get("sha256")
 
 
-def train(out_dir: Path, tcfg: RefinerTrainConfig, gcfg: UNetConfig | None = None, dcfg: PatchConfig | None = None,
-          weights: LossWeights | None = None, identity_dir: Path | None = None,
-          lpips_weights: Path | None = None) -> dict | None:
+def train(
+    out_dir: Path,
+    tcfg: RefinerTrainConfig,
+    gcfg: UNetConfig | None = None,
+    dcfg: PatchConfig | None = None,
+    weights: LossWeights | None = None,
+    identity_dir: Path | None = None,
+    lpips_weights: Path | None = None,
+) -> dict | None:
     """Train; rank 0 writes ``refiner.pt`` + ``refiner.train.json`` and returns the report (None elsewhere)."""
     with distributed.run_session(tcfg) as (ctx, rng):
         embedder, dim, id_sha = identity_embedder(identity_dir)
         src = PairSource(tcfg.identities, tcfg.size, np.random.default_rng([tcfg.seed, 1]), embedder)
         held_src = PairSource(tcfg.eval_ids, tcfg.size, np.random.default_rng([tcfg.seed, 7919]), embedder)
         held = held_src.batch(tcfg.eval_ids, np.random.default_rng([tcfg.seed, 7920]), np.arange(tcfg.eval_ids))
-        gcfg = gcfg or UNetConfig(size=tcfg.size, depth=min(6, int(np.log2(tcfg.size))), ngf=tcfg.width, cond_dim=dim,
-                                  dropout=0.0)
+        gcfg = gcfg or UNetConfig(
+            size=tcfg.size, depth=min(6, int(np.log2(tcfg.size))), ngf=tcfg.width, cond_dim=dim, dropout=0.0
+        )
         dcfg = dcfg or PatchConfig(ndf=tcfg.width, n_layers=3 if tcfg.size >= 128 else 2)
         weights = weights or LossWeights(mse=10.0)
         gan = Pix2Pix(gcfg, dcfg, weights, tcfg, ctx)
         fitted = fit(gan, "refiner", lambda: src.batch(tcfg.batch, rng), lambda: evaluate(gan, held, None))
         if not ctx.is_main:
             return None
-        about = {"losses": {"adversarial": "LSGAN on PatchGAN logits (conditional: rough frame + image)",
-                            "l1": "mean |G(x, e) - y|", "mse": "mean (G(x, e) - y)^2", "perceptual": PERCEPTUAL_NOTE},
-                 "train_data": {"what": "rough (quarter-size, upscaled, shifted, noisy) -> clean renders of random "
-                                        "avatar frames (training.synthetic_avatars, runtime.avatar)",
-                                "identities": tcfg.identities, "size": tcfg.size,
-                                "conditioning": {"model": "identity.fp32.onnx", "sha256": id_sha, "embed_dim": dim}}}
+        about = {
+            "losses": {
+                "adversarial": "LSGAN on PatchGAN logits (conditional: rough frame + image)",
+                "l1": "mean |G(x, e) - y|",
+                "mse": "mean (G(x, e) - y)^2",
+                "perceptual": PERCEPTUAL_NOTE,
+            },
+            "train_data": {
+                "what": "rough (quarter-size, upscaled, shifted, noisy) -> clean renders of random "
+                "avatar frames (training.synthetic_avatars, runtime.avatar)",
+                "identities": tcfg.identities,
+                "size": tcfg.size,
+                "conditioning": {"model": "identity.fp32.onnx", "sha256": id_sha, "embed_dim": dim},
+            },
+        }
         return save_report(gan, out_dir, "refiner", about, fitted, {"held_out": evaluate(gan, held, lpips_weights)})
 
 
@@ -149,16 +166,22 @@ def run(a: argparse.Namespace) -> dict | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.train_refiner", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training.train_refiner",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d = RefinerTrainConfig()
     p.add_argument("--size", type=int, default=d.size)
     p.add_argument("--width", type=int, default=d.width, help="first-level channels of the generator and discriminator")
     p.add_argument("--identities", type=int, default=d.identities, help="training identities")
     p.add_argument("--eval-ids", type=int, default=d.eval_ids, help="held-out identities (one frame each)")
     p.add_argument("--identity-model", type=Path, help="folder with identity.fp32.onnx (default: the runtime's)")
-    p.add_argument("--lpips-weights", type=Path,
-                   help="LPIPS linear-layer weights (with the lpips package and its backbone in the torch hub cache)")
+    p.add_argument(
+        "--lpips-weights",
+        type=Path,
+        help="LPIPS linear-layer weights (with the lpips package and its backbone in the torch hub cache)",
+    )
     add_gan_arguments(p, d)
     return p
 

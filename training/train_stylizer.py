@@ -16,6 +16,7 @@ L1 / MSE / PSNR). ``toonsync train stylizer --export DIR`` then writes ``stylize
 No Face2Comics copy is on the build machine, so **no stylizer weights ship**; the tests train a few
 steps on ``tests/data/face2comics_tiny``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,14 @@ def evaluate(gan: Pix2Pix, data: Face2Comics) -> dict:
     return image_metrics(gan.predict(x), y)
 
 
-def train(data_dir: Path, out_dir: Path, tcfg: StylizerTrainConfig, gcfg: UNetConfig | None = None,
-          dcfg: PatchConfig | None = None, weights: LossWeights | None = None) -> dict | None:
+def train(
+    data_dir: Path,
+    out_dir: Path,
+    tcfg: StylizerTrainConfig,
+    gcfg: UNetConfig | None = None,
+    dcfg: PatchConfig | None = None,
+    weights: LossWeights | None = None,
+) -> dict | None:
     """Train; rank 0 writes ``stylizer.pt`` + ``stylizer.train.json`` and returns the report (None elsewhere)."""
     with distributed.run_session(tcfg) as (ctx, rng):
         data = Face2Comics(data_dir, tcfg.size, val_fraction=tcfg.val_fraction)
@@ -61,12 +68,24 @@ def train(data_dir: Path, out_dir: Path, tcfg: StylizerTrainConfig, gcfg: UNetCo
         fitted = fit(gan, "stylizer", lambda: data.batch(tcfg.batch, rng), lambda: evaluate(gan, data))
         if not ctx.is_main:
             return None
-        about = {"losses": {"adversarial": "LSGAN on 70x70-style PatchGAN logits (conditional: photo + image)",
-                            "l1": "mean |G(x) - y|", "mse": "mean (G(x) - y)^2", "perceptual": PERCEPTUAL_NOTE,
-                            "lpips": "not computed: LPIPS needs pretrained backbone weights, unavailable here"},
-                 "train_data": {"path": str(data_dir), "layout": str(data.pairs[0].face.parent.parent),
-                                "pairs": len(data.pairs), "train_pairs": len(data.train), "held_out_pairs": len(data.val),
-                                "size": tcfg.size, "load_size": data.load_size}}
+        about = {
+            "losses": {
+                "adversarial": "LSGAN on 70x70-style PatchGAN logits (conditional: photo + image)",
+                "l1": "mean |G(x) - y|",
+                "mse": "mean (G(x) - y)^2",
+                "perceptual": PERCEPTUAL_NOTE,
+                "lpips": "not computed: LPIPS needs pretrained backbone weights, unavailable here",
+            },
+            "train_data": {
+                "path": str(data_dir),
+                "layout": str(data.pairs[0].face.parent.parent),
+                "pairs": len(data.pairs),
+                "train_pairs": len(data.train),
+                "held_out_pairs": len(data.val),
+                "size": tcfg.size,
+                "load_size": data.load_size,
+            },
+        }
         return save_report(gan, out_dir, "stylizer", about, fitted, {"held_out": evaluate(gan, data)})
 
 
@@ -82,8 +101,11 @@ def run(a: argparse.Namespace) -> dict | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.train_stylizer", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training.train_stylizer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", type=Path, required=True, help="Face2Comics folder (any level above faces/ + comics/)")
     p.add_argument("--size", type=int, default=StylizerTrainConfig.size, help="image side (default 256)")
     p.add_argument("--width", type=int, default=64, help="first-level channels of both networks (pix2pix: 64)")

@@ -29,6 +29,7 @@ The package: ``config`` (protocol constants, ``ServerConfig``), ``metrics``, ``a
 Importing this package needs only numpy: Starlette/uvicorn are imported when an app is built
 (``pip install starlette uvicorn websockets``).
 """
+
 from __future__ import annotations
 
 from .app import KioskServer, SharedAudioModel, create_app
@@ -49,7 +50,32 @@ from .draw_pool import Drawer, Look, draw_batch, make_look
 from .metrics import Metrics
 from .session import Session
 
-__all__ = ["AUDIO_FORMATS", "BAD_MESSAGE_CODES", "EMOTION_CHOICES", "FLAG_IDLE", "FRAME_HEADER", "FRAME_MAGIC",
-           "FRAME_S", "PROTOCOL", "AvatarEntry", "BackgroundServer", "Drawer", "KioskServer", "Look", "Metrics",
-           "ServerConfig", "Session", "SharedAudioModel", "add_serve_parser", "avatar_from_bytes", "cmd_serve",
-           "config_from_args", "create_app", "draw_batch", "lip_gap", "main", "make_look", "mouth_box"]
+__all__ = [
+    "AUDIO_FORMATS",
+    "BAD_MESSAGE_CODES",
+    "EMOTION_CHOICES",
+    "FLAG_IDLE",
+    "FRAME_HEADER",
+    "FRAME_MAGIC",
+    "FRAME_S",
+    "PROTOCOL",
+    "AvatarEntry",
+    "BackgroundServer",
+    "Drawer",
+    "KioskServer",
+    "Look",
+    "Metrics",
+    "ServerConfig",
+    "Session",
+    "SharedAudioModel",
+    "add_serve_parser",
+    "avatar_from_bytes",
+    "cmd_serve",
+    "config_from_args",
+    "create_app",
+    "draw_batch",
+    "lip_gap",
+    "main",
+    "make_look",
+    "mouth_box",
+]

@@ -1,4 +1,5 @@
 """``python -m toonsync.runtime.server [serve options]``."""
+
 from .cli import main
 
 raise SystemExit(main())

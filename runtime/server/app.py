@@ -1,5 +1,6 @@
 """The kiosk server's shared state (``KioskServer``) and its ASGI app (``create_app``: page, ``/ws``, uploads,
 health and metrics)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -81,8 +82,9 @@ class KioskServer:
         self.model = model or SharedAudioModel(cfg.backend, cfg.precision)
         self.avatars = _AvatarStore(AvatarEntry(avatar, make_look(avatar, cfg.size)), cfg.max_avatars)
         self.metrics = Metrics()
-        self.executor = ThreadPoolExecutor(max_workers=cfg.workers or max(2, os.cpu_count() or 2),
-                                           thread_name_prefix="toonsync-serve")
+        self.executor = ThreadPoolExecutor(
+            max_workers=cfg.workers or max(2, os.cpu_count() or 2), thread_name_prefix="toonsync-serve"
+        )
         self.upload_lock = asyncio.Lock()
         self.uploads_waiting = 0
         self.active = 0
@@ -100,9 +102,14 @@ class KioskServer:
         except BaseException:
             self.close()
             raise
-        log.info("kiosk server ready: model %s (%s), max %d streams, %d px frames, drawing in %s",
-                 self.model.model.path.name, self.model.model.backend.name, cfg.max_streams, cfg.size,
-                 f"{procs} processes" if procs else "threads")
+        log.info(
+            "kiosk server ready: model %s (%s), max %d streams, %d px frames, drawing in %s",
+            self.model.model.path.name,
+            self.model.model.backend.name,
+            cfg.max_streams,
+            cfg.size,
+            f"{procs} processes" if procs else "threads",
+        )
 
     def close(self) -> None:
         self.drawer.close()
@@ -148,14 +155,22 @@ class KioskServer:
 
     def info(self) -> dict:
         c = self.config
-        return {"protocol": PROTOCOL, "sample_rate": SAMPLE_RATE, "formats": sorted(AUDIO_FORMATS), "fps": 25,
-                "frame_format": "jpeg", "frame_header": FRAME_HEADER.format, "size": c.size,
-                "lookahead_ms": round(self.model.lookahead * FRAME_S * 1e3, 1), "emotions": list(EMOTION_CHOICES),
-                "max_streams": c.max_streams, "max_audio_bytes": c.max_audio_bytes,
-                "max_text_bytes": c.max_text_bytes, "max_upload_bytes": c.max_upload_bytes,
-                "idle_timeout_s": c.idle_timeout_s}
-
-
+        return {
+            "protocol": PROTOCOL,
+            "sample_rate": SAMPLE_RATE,
+            "formats": sorted(AUDIO_FORMATS),
+            "fps": 25,
+            "frame_format": "jpeg",
+            "frame_header": FRAME_HEADER.format,
+            "size": c.size,
+            "lookahead_ms": round(self.model.lookahead * FRAME_S * 1e3, 1),
+            "emotions": list(EMOTION_CHOICES),
+            "max_streams": c.max_streams,
+            "max_audio_bytes": c.max_audio_bytes,
+            "max_text_bytes": c.max_text_bytes,
+            "max_upload_bytes": c.max_upload_bytes,
+            "idle_timeout_s": c.idle_timeout_s,
+        }
 
 
 # -- the ASGI app ------------------------------------------------------------------------------
@@ -173,28 +188,41 @@ def create_app(config: ServerConfig | None = None, *, model: AudioModel | None =
 
     srv = server or KioskServer(config, model=model, avatar=avatar)
     cfg = srv.config
-    sec_headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                   "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+    sec_headers = {
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
 
     def static(route: str):
         body, mime = srv.files[route]
 
         async def handler(request: Request) -> Response:
             return Response(body, media_type=mime, headers=sec_headers)
+
         return handler
 
     async def sample_wav(request: Request) -> Response:
         return Response(srv.sample_wav, media_type="audio/wav", headers=sec_headers)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "protocol": PROTOCOL, "active_streams": srv.active,
-                             "max_streams": cfg.max_streams, "model": srv.model.model.path.name,
-                             "backend": srv.model.model.backend.name,
-                             "uptime_s": round(time.time() - srv.metrics.t0, 1)})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "protocol": PROTOCOL,
+                "active_streams": srv.active,
+                "max_streams": cfg.max_streams,
+                "model": srv.model.model.path.name,
+                "backend": srv.model.model.backend.name,
+                "uptime_s": round(time.time() - srv.metrics.t0, 1),
+            }
+        )
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(srv.metrics.render(srv.active, cfg.max_streams),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(
+            srv.metrics.render(srv.active, cfg.max_streams), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     async def info(request: Request) -> Response:
         return JSONResponse(srv.info())
@@ -224,7 +252,8 @@ def create_app(config: ServerConfig | None = None, *, model: AudioModel | None =
                     return err(413, "too_large", f"photos up to {limit / 2**20:.3g} MB are accepted")
             async with srv.upload_lock:  # face detection is ~1 s of CPU: one at a time
                 av, warns = await asyncio.get_running_loop().run_in_executor(
-                    srv.executor, avatar_from_bytes, bytes(body), limit)
+                    srv.executor, avatar_from_bytes, bytes(body), limit
+                )
         except ImageTooLarge as e:
             srv.metrics.uploads["rejected"] += 1
             return err(413, "too_large", str(e))
@@ -241,9 +270,16 @@ def create_app(config: ServerConfig | None = None, *, model: AudioModel | None =
         srv.metrics.uploads["ok"] += 1
         preview = await asyncio.get_running_loop().run_in_executor(srv.executor, srv.preview_png, entry)
         log.info("new avatar %s from an upload of %d bytes", aid[:6], len(body))
-        return JSONResponse({"avatar": aid, "preview": "data:image/png;base64," + base64.b64encode(preview).decode(),
-                             "warnings": warns, "mouth_box": mouth_box(av.neutral),
-                             "fallback": av.meta.get("fallback"), "yaw_deg": av.meta.get("yaw_deg")})
+        return JSONResponse(
+            {
+                "avatar": aid,
+                "preview": "data:image/png;base64," + base64.b64encode(preview).decode(),
+                "warnings": warns,
+                "mouth_box": mouth_box(av.neutral),
+                "fallback": av.meta.get("fallback"),
+                "yaw_deg": av.meta.get("yaw_deg"),
+            }
+        )
 
     async def preview(request: Request) -> Response:
         entry = srv.avatars.get(request.path_params["aid"])
@@ -261,9 +297,15 @@ def create_app(config: ServerConfig | None = None, *, model: AudioModel | None =
         if srv.active >= cfg.max_streams:
             srv.metrics.rejected["busy"] += 1
             await ws.accept()
-            await ws.send_text(json.dumps({"type": "busy", "max_streams": cfg.max_streams,
-                                           "message": f"all {cfg.max_streams} avatars are busy; please try again "
-                                                      "in a moment"}))
+            await ws.send_text(
+                json.dumps(
+                    {
+                        "type": "busy",
+                        "max_streams": cfg.max_streams,
+                        "message": f"all {cfg.max_streams} avatars are busy; please try again in a moment",
+                    }
+                )
+            )
             await ws.close(code=1013, reason="busy")
             return
         srv.active += 1
@@ -279,9 +321,14 @@ def create_app(config: ServerConfig | None = None, *, model: AudioModel | None =
         srv.close()
 
     routes = [Route(r, static(r)) for r in WEB_FILES] + [
-        Route("/sample.wav", sample_wav), Route("/healthz", healthz), Route("/metrics", metrics),
-        Route("/api/info", info), Route("/api/avatar", upload, methods=["POST"]),
-        Route("/api/avatar/{aid}/preview.png", preview), WebSocketRoute("/ws", ws_endpoint)]
+        Route("/sample.wav", sample_wav),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        Route("/api/info", info),
+        Route("/api/avatar", upload, methods=["POST"]),
+        Route("/api/avatar/{aid}/preview.png", preview),
+        WebSocketRoute("/ws", ws_endpoint),
+    ]
     inner = Starlette(routes=routes, lifespan=lifespan)
     inner.state.kiosk = srv
     return _HostGuard(inner, srv)
@@ -301,8 +348,13 @@ class _HostGuard:
                 self.srv.metrics.rejected["host"] += 1
                 if scope["type"] == "http":
                     body = b"Invalid host header\n"
-                    await send({"type": "http.response.start", "status": 400,
-                                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 400,
+                            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+                        }
+                    )
                     await send({"type": "http.response.body", "body": body})
                 else:
                     await send({"type": "websocket.close", "code": 1008})

@@ -1,4 +1,5 @@
 """Avatars of a kiosk: uploaded photos decoded in memory, kept under random ids (LRU), never as files."""
+
 from __future__ import annotations
 
 import collections

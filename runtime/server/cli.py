@@ -1,5 +1,6 @@
 """Running the kiosk: ``toonsync serve`` / ``python -m toonsync.runtime.server``, and ``BackgroundServer``
 (a real uvicorn server in a thread, for tests and embedding)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,20 @@ log = logging.getLogger(__name__)
 def _uvicorn_config(app, cfg: ServerConfig, host: str, port: int, access_log: bool = False):
     import uvicorn
 
-    return uvicorn.Config(app, host=host, port=port, ws_max_size=cfg.ws_max_size, ws_ping_interval=20.0,
-                          ws_ping_timeout=20.0, log_config=None, access_log=access_log, lifespan="on",
-                          timeout_graceful_shutdown=3, limit_concurrency=cfg.max_streams + 64,
-                          ws_per_message_deflate=False)  # JPEG frames do not compress: deflate only burns CPU
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws_max_size=cfg.ws_max_size,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        log_config=None,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+        limit_concurrency=cfg.max_streams + 64,
+        ws_per_message_deflate=False,
+    )  # JPEG frames do not compress: deflate only burns CPU
 
 
 class BackgroundServer:
@@ -39,8 +50,9 @@ class BackgroundServer:
         srv = app.state.kiosk
         self.server = uvicorn.Server(_uvicorn_config(app, srv.config, host, self.port))
         self.server.install_signal_handlers = lambda: None  # not the main thread
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="toonsync-uvicorn", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="toonsync-uvicorn", daemon=True
+        )
         self.thread.start()
         deadline = time.monotonic() + start_timeout_s
         while not self.server.started:
@@ -77,8 +89,11 @@ def _is_loopback(host: str) -> bool:
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``serve`` to the ``toonsync`` sub-commands (cli.py wires ``cmd_serve``)."""
-    s = subparsers.add_parser("serve", help="kiosk web app: the browser's microphone drives the avatar live",
-                              description="Serve the kiosk page and its WebSocket (see docs/kiosk.md).")
+    s = subparsers.add_parser(
+        "serve",
+        help="kiosk web app: the browser's microphone drives the avatar live",
+        description="Serve the kiosk page and its WebSocket (see docs/kiosk.md).",
+    )
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     face = s.add_mutually_exclusive_group()
@@ -88,10 +103,20 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--jpeg-quality", type=int, default=80, help="JPEG quality of the frames (default 80)")
     s.add_argument("--idle-timeout", type=float, default=60.0, help="close a socket silent for this long (s)")
     s.add_argument("--workers", type=int, help="inference threads (default: CPU count)")
-    s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                   help="also accept pages from this origin (e.g. https://kiosk.example); repeatable")
-    s.add_argument("--allow-host", action="append", default=[], metavar="HOST",
-                   help="also accept this Host name (needed when serving beyond loopback); repeatable; '*' = any")
+    s.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept pages from this origin (e.g. https://kiosk.example); repeatable",
+    )
+    s.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also accept this Host name (needed when serving beyond loopback); repeatable; '*' = any",
+    )
     s.add_argument("--access-log", action="store_true", help="log every HTTP request")
     RenderOptions.add_arguments(s, "size", "emotion", "seed", "backend", "precision", "max_backlog")
     return s
@@ -102,16 +127,24 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
     if not _is_loopback(a.host) and a.host not in ("0.0.0.0", "::"):
         hosts.append(a.host)
     if a.host in ("0.0.0.0", "::") and not a.allow_host:
-        log.warning("listening on all interfaces: add --allow-host NAME for each name clients use "
-                    "(only loopback names are accepted now)")
+        log.warning(
+            "listening on all interfaces: add --allow-host NAME for each name clients use "
+            "(only loopback names are accepted now)"
+        )
     if not 1 <= a.port <= 65535:
         raise InputError(f"--port must be 1..65535, got {a.port}")
     if not 1 <= a.jpeg_quality <= 100:
         raise InputError(f"--jpeg-quality must be 1..100, got {a.jpeg_quality}")
-    return ServerConfig.from_options(RenderOptions.from_namespace(a), face=a.avatar or a.face,
-                                     jpeg_quality=a.jpeg_quality, max_streams=a.max_streams,
-                                     idle_timeout_s=a.idle_timeout, workers=a.workers,
-                                     allowed_origins=tuple(a.allow_origin), allowed_hosts=tuple(hosts))
+    return ServerConfig.from_options(
+        RenderOptions.from_namespace(a),
+        face=a.avatar or a.face,
+        jpeg_quality=a.jpeg_quality,
+        max_streams=a.max_streams,
+        idle_timeout_s=a.idle_timeout,
+        workers=a.workers,
+        allowed_origins=tuple(a.allow_origin),
+        allowed_hosts=tuple(hosts),
+    )
 
 
 def cmd_serve(a: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
 """The kiosk's wire protocol constants and ``ServerConfig`` (everything ``toonsync serve`` can tune)."""
+
 from __future__ import annotations
 
 import logging
@@ -26,15 +27,27 @@ FRAME_MAGIC = b"TSF1"
 FLAG_IDLE = 1
 AUDIO_FORMATS = {"s16": np.dtype("<i2"), "f32": np.dtype("<f4")}
 EMOTION_CHOICES = ("auto", "neutral", "happy", "sad", "angry", "fearful", "disgusted")
-BAD_MESSAGE_CODES = ("message_too_large", "bad_json", "unknown_type", "bad_config", "bad_audio", "too_fast",
-                     "overloaded", "stopped")
+BAD_MESSAGE_CODES = (
+    "message_too_large",
+    "bad_json",
+    "unknown_type",
+    "bad_config",
+    "bad_audio",
+    "too_fast",
+    "overloaded",
+    "stopped",
+)
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-WEB_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
-             "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-             "/pcm-worklet.js": ("pcm-worklet.js", "text/javascript; charset=utf-8"),
-             "/style.css": ("style.css", "text/css; charset=utf-8")}
-CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
-       "script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+WEB_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/pcm-worklet.js": ("pcm-worklet.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+    "script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 @dataclass
@@ -44,7 +57,9 @@ class ServerConfig:
     ``size``, ``backend``, ``precision``, ``emotion``, ``seed`` and ``max_backlog`` are the rendering options every
     entry point shares: they are validated as a ``RenderOptions`` (``options``) when the config is made."""
 
-    face: Any = None  # photo path, .avatar path, Avatar or RGB array (the operator's, never the client's); None = bundled demo face
+    # the default avatar: photo path, .avatar path, Avatar or RGB array (the operator's, never a client's);
+    # None = the bundled demo face
+    face: Any = None
     size: int = 256
     jpeg_quality: int = 80
     backend: str = "auto"
@@ -75,11 +90,24 @@ class ServerConfig:
     @property
     def options(self) -> RenderOptions:
         """The rendering options of the server's streams."""
-        return RenderOptions(size=self.size, seed=self.seed, emotion=self.emotion, backend=self.backend,
-                             precision=self.precision, max_backlog=self.max_backlog)
+        return RenderOptions(
+            size=self.size,
+            seed=self.seed,
+            emotion=self.emotion,
+            backend=self.backend,
+            precision=self.precision,
+            max_backlog=self.max_backlog,
+        )
 
     @classmethod
     def from_options(cls, options: RenderOptions, **fields: Any) -> ServerConfig:
         """A config streaming with ``options`` (their size, seed, emotion, backend, precision, max_backlog)."""
-        return cls(size=options.size, seed=options.seed, emotion=options.emotion, backend=options.backend,
-                   precision=options.precision, max_backlog=options.max_backlog, **fields)
+        return cls(
+            size=options.size,
+            seed=options.seed,
+            emotion=options.emotion,
+            backend=options.backend,
+            precision=options.precision,
+            max_backlog=options.max_backlog,
+            **fields,
+        )

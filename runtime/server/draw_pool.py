@@ -1,4 +1,5 @@
 """Drawing and JPEG encoding in worker processes (the GIL would cap one process at about a core)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -68,6 +69,7 @@ def draw_batch(look: Look, quality: int, frames: list[tuple]) -> list[bytes]:
 
 def _worker_init(parent: int) -> None:
     """Drawing processes leave when their server dies, even by SIGKILL (they would block forever)."""
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
@@ -90,8 +92,9 @@ class Drawer:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        self.pool = ProcessPoolExecutor(self.processes, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                        initargs=(os.getpid(),))
+        self.pool = ProcessPoolExecutor(
+            self.processes, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(),)
+        )
 
     def warm(self, look: Look, timeout_s: float = 60.0) -> None:
         """Start every worker and build the default renderer there before the first client comes."""

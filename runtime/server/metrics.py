@@ -1,4 +1,5 @@
 """Prometheus-style counters and the latency histogram of a kiosk server (``/metrics``, ``/healthz``)."""
+
 from __future__ import annotations
 
 import collections
@@ -67,18 +68,38 @@ class Metrics:
         metric("toonsync_streams_active", "gauge", "WebSocket streams open now.", [({}, active)])
         metric("toonsync_streams_max", "gauge", "Configured maximum of concurrent streams.", [({}, max_streams)])
         metric("toonsync_streams_total", "counter", "Streams accepted since start.", [({}, self.streams_total)])
-        metric("toonsync_streams_rejected_total", "counter", "Connections refused, by reason.",
-               [({"reason": r}, self.rejected[r]) for r in ("busy", "origin", "host")])
+        metric(
+            "toonsync_streams_rejected_total",
+            "counter",
+            "Connections refused, by reason.",
+            [({"reason": r}, self.rejected[r]) for r in ("busy", "origin", "host")],
+        )
         metric("toonsync_frames_total", "counter", "Frames drawn and sent.", [({}, self.frames)])
-        metric("toonsync_frames_dropped_total", "counter", "Frames dropped (not drawn) to keep latency bounded.",
-               [({}, self.dropped)])
-        metric("toonsync_underruns_total", "counter", "Frames of silence fed because no audio arrived.",
-               [({}, self.underruns)])
-        metric("toonsync_audio_seconds_total", "counter", "Client audio consumed (16 kHz seconds).",
-               [({}, float(self.audio_s))])
+        metric(
+            "toonsync_frames_dropped_total",
+            "counter",
+            "Frames dropped (not drawn) to keep latency bounded.",
+            [({}, self.dropped)],
+        )
+        metric(
+            "toonsync_underruns_total",
+            "counter",
+            "Frames of silence fed because no audio arrived.",
+            [({}, self.underruns)],
+        )
+        metric(
+            "toonsync_audio_seconds_total",
+            "counter",
+            "Client audio consumed (16 kHz seconds).",
+            [({}, float(self.audio_s))],
+        )
         metric("toonsync_fps", "gauge", "Frames sent per second over the last 5 s, all streams.", [({}, float(fps))])
-        metric("toonsync_stream_fps", "gauge", "Mean frames per second per active stream (last 5 s).",
-               [({}, float(fps / active) if active else 0.0)])
+        metric(
+            "toonsync_stream_fps",
+            "gauge",
+            "Mean frames per second per active stream (last 5 s).",
+            [({}, float(fps / active) if active else 0.0)],
+        )
         out.append("# HELP toonsync_frame_latency_seconds Audio message arrival to JPEG frame ready.")
         out.append("# TYPE toonsync_frame_latency_seconds histogram")
         cum = 0
@@ -88,10 +109,22 @@ class Metrics:
         out.append(f'toonsync_frame_latency_seconds_bucket{{le="+Inf"}} {self.lat_count}')
         out.append(f"toonsync_frame_latency_seconds_sum {self.lat_sum:.6g}")
         out.append(f"toonsync_frame_latency_seconds_count {self.lat_count}")
-        metric("toonsync_bad_messages_total", "counter", "Client messages answered with an error, by code.",
-               [({"code": c}, self.bad[c]) for c in sorted(set(BAD_MESSAGE_CODES) | set(self.bad))])
-        metric("toonsync_avatar_uploads_total", "counter", "Photo uploads, by result.",
-               [({"result": r}, self.uploads[r]) for r in ("ok", "rejected")])
-        metric("toonsync_uptime_seconds", "gauge", "Seconds since the server started.",
-               [({}, float(time.time() - self.t0))])
+        metric(
+            "toonsync_bad_messages_total",
+            "counter",
+            "Client messages answered with an error, by code.",
+            [({"code": c}, self.bad[c]) for c in sorted(set(BAD_MESSAGE_CODES) | set(self.bad))],
+        )
+        metric(
+            "toonsync_avatar_uploads_total",
+            "counter",
+            "Photo uploads, by result.",
+            [({"result": r}, self.uploads[r]) for r in ("ok", "rejected")],
+        )
+        metric(
+            "toonsync_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+            [({}, float(time.time() - self.t0))],
+        )
         return "\n".join(out) + "\n"

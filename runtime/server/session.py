@@ -1,4 +1,5 @@
 """One WebSocket connection of the kiosk: its ``Stream``, a bounded inbound queue, its processing task."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,13 @@ class Session:
         # owned by the processing side (the thread-pool job and the processing task, never both at once)
         entry = server.avatars.get("default")
         self.avatar_id, self.look = "default", entry.look
-        self.stream = Stream(server.model, entry.avatar.neutral, None, seed=self.cfg.seed,
-                                  emotion=None if self.emotion == "auto" else self.emotion)
+        self.stream = Stream(
+            server.model,
+            entry.avatar.neutral,
+            None,
+            seed=self.cfg.seed,
+            emotion=None if self.emotion == "auto" else self.emotion,
+        )
         self._ready_seq: collections.deque[int] = collections.deque()  # seq that completed each ready frame
         self._ins: collections.deque[tuple[int, int]] = collections.deque()  # fed silence (stream pos, samples)
         self._ins_before = 0
@@ -85,18 +91,32 @@ class Session:
             self._err_times.append(now)
             await self.send_json({"type": "error", "code": code, "message": message})
         if self.bad > self.cfg.max_bad_messages:
-            await self.send_json({"type": "error", "code": "too_many_errors",
-                                  "message": f"more than {self.cfg.max_bad_messages} bad messages; closing"})
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "too_many_errors",
+                    "message": f"more than {self.cfg.max_bad_messages} bad messages; closing",
+                }
+            )
             raise _Closing(1008, "too many bad messages")
 
     # -- main ----------------------------------------------------------------------------------
     async def run(self) -> None:
         await self.ws.accept()
         self.server.metrics.streams_total += 1
-        await self.send_json({"type": "hello", **self.server.info(), "avatar": "default", "emotion": self.emotion,
-                              "mouth_box": mouth_box(self.look.neutral)})
-        tasks = {asyncio.create_task(self._receive(), name="ws-receive"),
-                 asyncio.create_task(self._process(), name="ws-process")}
+        await self.send_json(
+            {
+                "type": "hello",
+                **self.server.info(),
+                "avatar": "default",
+                "emotion": self.emotion,
+                "mouth_box": mouth_box(self.look.neutral),
+            }
+        )
+        tasks = {
+            asyncio.create_task(self._receive(), name="ws-receive"),
+            asyncio.create_task(self._process(), name="ws-process"),
+        }
         code, reason = 1000, "bye"
         done: set = set()
         try:
@@ -109,8 +129,10 @@ class Session:
             e = t.exception()
             if isinstance(e, _Closing):
                 code, reason = e.args
-            elif e is not None and (type(e).__name__.startswith(("WebSocketDisconnect", "ClientDisconnected",
-                                                                  "ConnectionClosed")) or isinstance(e, OSError)):
+            elif e is not None and (
+                type(e).__name__.startswith(("WebSocketDisconnect", "ClientDisconnected", "ConnectionClosed"))
+                or isinstance(e, OSError)
+            ):
                 code = None  # the client went away
             elif e is not None:
                 log.error("kiosk session failed: %s: %s", type(e).__name__, e, exc_info=e)
@@ -130,8 +152,13 @@ class Session:
             try:
                 msg = await asyncio.wait_for(self.ws.receive(), timeout=self.cfg.idle_timeout_s)
             except asyncio.TimeoutError:
-                await self.send_json({"type": "error", "code": "idle_timeout",
-                                      "message": f"no message for {self.cfg.idle_timeout_s:g} s; closing"})
+                await self.send_json(
+                    {
+                        "type": "error",
+                        "code": "idle_timeout",
+                        "message": f"no message for {self.cfg.idle_timeout_s:g} s; closing",
+                    }
+                )
                 raise _Closing(1000, "idle timeout") from None
             if msg["type"] == "websocket.disconnect":
                 raise _Closing(None, "")
@@ -144,28 +171,39 @@ class Session:
         self.seq += 1
         now = time.perf_counter()
         if len(data) > self.cfg.max_audio_bytes:
-            return await self.error("message_too_large", f"audio message of {len(data)} bytes; the limit is "
-                                    f"{self.cfg.max_audio_bytes} (send 20-100 ms chunks)")
+            return await self.error(
+                "message_too_large",
+                f"audio message of {len(data)} bytes; the limit is {self.cfg.max_audio_bytes} (send 20-100 ms chunks)",
+            )
         if self.stopped:
             return await self.error("stopped", 'this stream was stopped; send {"type": "start"} to begin again')
         dt = AUDIO_FORMATS[self.fmt]
         if not data or len(data) % dt.itemsize:
-            return await self.error("bad_audio", f"{len(data)} bytes is not a whole, non-zero number of {self.fmt} "
-                                    f"samples ({dt.itemsize} bytes each, little-endian)")
+            return await self.error(
+                "bad_audio",
+                f"{len(data)} bytes is not a whole, non-zero number of {self.fmt} "
+                f"samples ({dt.itemsize} bytes each, little-endian)",
+            )
         pcm = np.frombuffer(data, dt)
         if self.fmt == "s16":
             x = pcm.astype(np.float32) / 32768.0
         else:
             x = pcm.astype(np.float32)
             if not np.isfinite(x).all() or float(np.abs(x).max()) > 4.0:
-                return await self.error("bad_audio", "float32 samples must be finite and in [-1, 1] "
-                                        "(is this int16 data? then send {\"type\": \"start\", \"format\": \"s16\"})")
+                return await self.error(
+                    "bad_audio",
+                    "float32 samples must be finite and in [-1, 1] "
+                    '(is this int16 data? then send {"type": "start", "format": "s16"})',
+                )
         secs = x.size / self.rate
         if self._audio_t0 is None:
             self._audio_t0 = now
         if self._audio_in_s + secs > now - self._audio_t0 + self.cfg.max_audio_ahead_s:
-            return await self.error("too_fast", f"audio is arriving faster than real time (more than "
-                                    f"{self.cfg.max_audio_ahead_s:g} s ahead); chunk dropped")
+            return await self.error(
+                "too_fast",
+                f"audio is arriving faster than real time (more than "
+                f"{self.cfg.max_audio_ahead_s:g} s ahead); chunk dropped",
+            )
         self._audio_in_s += secs
         try:
             self.queue.put_nowait(("audio", x, self.rate, now, self.seq))
@@ -178,18 +216,21 @@ class Session:
         try:
             doc = json.loads(text)
         except (json.JSONDecodeError, RecursionError):
-            return await self.error("bad_json", 'text messages must be JSON objects like {"type": "start"}; '
-                                    "audio goes in binary messages")
+            return await self.error(
+                "bad_json", 'text messages must be JSON objects like {"type": "start"}; audio goes in binary messages'
+            )
         if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
             return await self.error("bad_json", 'a JSON object with a string "type" was expected')
         kind = doc["type"]
         if kind == "ping":
             t = doc.get("t")
-            return await self.send_json({"type": "pong", "t": t if isinstance(t, (int, float)) else None,
-                                         "server_time": time.time()})
+            return await self.send_json(
+                {"type": "pong", "t": t if isinstance(t, (int, float)) else None, "server_time": time.time()}
+            )
         if kind not in ("start", "config", "stop"):
-            return await self.error("unknown_type", f"unknown message type {kind[:40]!r}; accepted: start, config, "
-                                    "stop, ping")
+            return await self.error(
+                "unknown_type", f"unknown message type {kind[:40]!r}; accepted: start, config, stop, ping"
+            )
         if kind == "stop":
             self.stopped = True
             return await self.queue.put(("stop",))
@@ -206,14 +247,18 @@ class Session:
     def _check_options(self, doc: dict, kind: str) -> dict:
         unknown = set(doc) - {"type", "format", "sample_rate", "emotion", "avatar", "seed"}
         if unknown:
-            raise InputError(f"unknown field(s) {sorted(str(k)[:30] for k in unknown)[:5]}; accepted: format, "
-                             "sample_rate, emotion, avatar, seed")
+            raise InputError(
+                f"unknown field(s) {sorted(str(k)[:30] for k in unknown)[:5]}; accepted: format, "
+                "sample_rate, emotion, avatar, seed"
+            )
         opts: dict[str, Any] = {}
         if kind == "start":
             fmt = doc.get("format", "s16")
             if fmt not in AUDIO_FORMATS:
-                raise InputError(f"unknown audio format {str(fmt)[:20]!r}; accepted: s16 (int16 little-endian), "
-                                 "f32 (float32 little-endian)")
+                raise InputError(
+                    f"unknown audio format {str(fmt)[:20]!r}; accepted: s16 (int16 little-endian), "
+                    "f32 (float32 little-endian)"
+                )
             rate = doc.get("sample_rate", SAMPLE_RATE)
             if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 48000:
                 raise InputError(f"sample_rate must be an integer 8000..48000 (16000 preferred), got {str(rate)[:20]}")
@@ -235,7 +280,7 @@ class Session:
         if "avatar" in doc or kind == "start":
             aid = doc.get("avatar", self.avatar_id)
             if self.server.avatars.get(aid) is None:
-                raise InputError("unknown avatar id (upload a photo to POST /api/avatar first, or use \"default\")")
+                raise InputError('unknown avatar id (upload a photo to POST /api/avatar first, or use "default")')
             opts["avatar"] = aid
         return opts
 
@@ -287,8 +332,17 @@ class Session:
                 continue
             f, _, seq, ts, idle = o
             ms = (time.perf_counter() - f.accepted_at) * 1e3
-            head = FRAME_HEADER.pack(FRAME_MAGIC, f.index, seq, self.dropped, FLAG_IDLE if idle else 0, ts, ms,
-                                     float(f.mouth[0]), lip_gap(f.landmarks))
+            head = FRAME_HEADER.pack(
+                FRAME_MAGIC,
+                f.index,
+                seq,
+                self.dropped,
+                FLAG_IDLE if idle else 0,
+                ts,
+                ms,
+                float(f.mouth[0]),
+                lip_gap(f.landmarks),
+            )
             await self.send_bytes(head + jpgs[i])
             self.frames += 1
             self.latencies.append(ms)
@@ -300,12 +354,17 @@ class Session:
         lat = np.asarray(self.latencies, np.float64)
         now = time.monotonic()
         recent = sum(1 for t in self._sent_times if t > now - 2.0)
-        return {"frames": self.frames, "dropped": self.dropped, "underruns": self.underruns,
-                "fps": round(recent / min(2.0, max(now - self._t_start, 1e-3)), 2),
-                "latency_p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
-                "latency_p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
-                "audio_s": round(self.stream.samples_in / SAMPLE_RATE, 3), "queue": self.queue.qsize(),
-                "active_streams": self.server.active}
+        return {
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "underruns": self.underruns,
+            "fps": round(recent / min(2.0, max(now - self._t_start, 1e-3)), 2),
+            "latency_p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+            "latency_p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
+            "audio_s": round(self.stream.samples_in / SAMPLE_RATE, 3),
+            "queue": self.queue.qsize(),
+            "active_streams": self.server.active,
+        }
 
     def _job(self, items: list) -> list:
         """Thread pool, one job per session at a time: apply the queued messages to the stream; returns
@@ -344,8 +403,9 @@ class Session:
                 elif kind in ("start", "config"):
                     self._configure(kind, it[1], out)
             except InputError as e:  # e.g. audio the resampler refuses: answer, keep the session
-                out.append({"type": "error", "code": "bad_audio" if kind == "audio" else "bad_config",
-                            "message": str(e)})
+                out.append(
+                    {"type": "error", "code": "bad_audio" if kind == "audio" else "bad_config", "message": str(e)}
+                )
         if pending:
             self._collect(out, final=False)
         return out
@@ -382,8 +442,16 @@ class Session:
         if "emotion" in opts:
             self.emotion = opts["emotion"]
             self.stream.set_emotion(None if self.emotion == "auto" else self.emotion)
-        out.append({"type": "ready" if kind == "start" else "configured", "avatar": aid, "emotion": self.emotion,
-                    "format": self.fmt, "sample_rate": self.rate, "mouth_box": mouth_box(entry.avatar.neutral)})
+        out.append(
+            {
+                "type": "ready" if kind == "start" else "configured",
+                "avatar": aid,
+                "emotion": self.emotion,
+                "format": self.fmt,
+                "sample_rate": self.rate,
+                "mouth_box": mouth_box(entry.avatar.neutral),
+            }
+        )
 
     def _client_time(self, k: int) -> tuple[float, bool]:
         """Frame k -> (seconds of client audio before it, whether it lies in fed silence)."""

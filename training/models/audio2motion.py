@@ -5,6 +5,7 @@ Streaming-ready: every piece of state is an explicit input/output —
 whole-clip output exactly. The model predicts the mouth ``lookahead`` frames late (output step
 t describes video frame t - lookahead), so it hears 80 ms of the future without breaking causality.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -6,6 +6,7 @@ Output frames are 40 ms (4 mel frames, 25 fps), classes in CREMA-D order (``runt
 an utterance's prediction is the mean of its frame log-probabilities. Meant to be trained on CREMA-D
 (``training/train_emotion.py``); no trained weights ship, because CREMA-D is not on the build machine.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

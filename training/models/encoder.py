@@ -3,6 +3,7 @@ Conv1d (explicit left context) -> stride-4 Conv1d to 25 fps -> LSTM (explicit h/
 
 Subclasses add their head; all streaming state is an explicit input/output, so chunked == whole.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,7 +64,7 @@ class CausalMelLSTM(nn.Module):
         """mel [B, 4T, 80], mel_ctx [B, 80, k-1], h/c [1, B, H] -> embedding [B, T, H], mel_ctx', h', c'."""
         x = self.norm(mel).transpose(1, 2)  # [B, 80, 4T]
         x = torch.cat([mel_ctx, x], dim=2)
-        new_ctx = x[:, :, x.shape[2] - self.ctx_len:]
+        new_ctx = x[:, :, x.shape[2] - self.ctx_len :]
         x = self.act(self.conv1(x))
         x = self.drop(self.act(self.conv2(x))).transpose(1, 2)  # [B, T, C]
         emb, (h2, c2) = self.lstm(x, (h, c))

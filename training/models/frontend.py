@@ -4,6 +4,7 @@ Numerically the same contract as ``runtime.mel`` (causal 400-sample Hann frames 
 512-point DFT, hop 160, the shipped librosa filters, whisper-style log scaling with a fixed floor);
 the PCM left context (240 samples) is explicit state so chunked equals whole.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ class LogMel(nn.Module):
         power = spec[:, :half] ** 2 + spec[:, half:] ** 2
         mel = torch.matmul(self.filters, power).transpose(1, 2)
         logmel = torch.log10(torch.clamp(mel, min=1e-10))
-        return (torch.clamp(logmel, min=M.LOG_FLOOR) + 4.0) / 4.0, x[:, x.shape[1] - self.ctx:]
+        return (torch.clamp(logmel, min=M.LOG_FLOOR) + 4.0) / 4.0, x[:, x.shape[1] - self.ctx :]
 
 
 class Audio2MotionPCM(nn.Module):

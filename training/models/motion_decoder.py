@@ -13,6 +13,7 @@ Streaming: the state is ``cache`` [layers, B, window - 1, d] -- each layer's inp
 ``window - 1`` frames -- an explicit graph input/output like the LSTM's h/c. Whole-clip inference
 starts from the zero cache too, so chunked output equals whole-clip output for any chunking.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -66,9 +67,9 @@ class DecoderLayer(nn.Module):
         B, T, d = x.shape
         W, H = cfg.window, cfg.heads
         full = torch.cat([cache, x], dim=1)  # [B, W-1+T, d]
-        new_cache = full[:, full.shape[1] - (W - 1):]
+        new_cache = full[:, full.shape[1] - (W - 1) :]
         q, k, v = self.qkv(self.ln1(full)).split(d, dim=-1)
-        q = q[:, W - 1:]
+        q = q[:, W - 1 :]
         hd = d // H
         q = q.reshape(B, T, H, hd).transpose(1, 2)
         k = k.reshape(B, -1, H, hd).transpose(1, 2)
@@ -78,7 +79,7 @@ class DecoderLayer(nn.Module):
         off = qi[:, None] - kj[None, :]  # [T, W-1+T]: how many frames back each key is
         valid = (off >= 0) & (off < W)
         bias = self.rel_bias[:, off.clamp(0, W - 1)]  # [H, T, W-1+T]
-        scores = (q @ k.transpose(-1, -2)) * (hd ** -0.5) + bias + torch.where(valid, 0.0, NEG)
+        scores = (q @ k.transpose(-1, -2)) * (hd**-0.5) + bias + torch.where(valid, 0.0, NEG)
         att = self.drop(F.softmax(scores, dim=-1)) @ v  # [B, H, T, hd]
         x = x + self.drop(self.proj(att.transpose(1, 2).reshape(B, T, d)))
         x = x + self.drop(self.ff(self.ln2(x)))
@@ -123,9 +124,13 @@ class MotionDecoder(nn.Module):
         raw = self.mouth_head(x)
         if self.cfg.residual:
             m = mouth_in + self.MAX_CORRECTION * torch.tanh(raw)
-            mouth = torch.cat([m[..., :1].clamp(0.0, 1.0), m[..., 1:2].clamp(-1.0, 1.0), m[..., 2:3].clamp(0.0, 1.0)], -1)
+            mouth = torch.cat(
+                [m[..., :1].clamp(0.0, 1.0), m[..., 1:2].clamp(-1.0, 1.0), m[..., 2:3].clamp(0.0, 1.0)], -1
+            )
         else:
-            mouth = torch.cat([torch.sigmoid(raw[..., :1]), torch.tanh(raw[..., 1:2]), torch.sigmoid(raw[..., 2:3])], -1)
+            mouth = torch.cat(
+                [torch.sigmoid(raw[..., :1]), torch.tanh(raw[..., 1:2]), torch.sigmoid(raw[..., 2:3])], -1
+            )
         lms = (mouth @ self.basis).reshape(mouth.shape[0], mouth.shape[1], 68, 2)
         pose = self.pose_head(x) * self.POSE_SCALE
         blink = torch.sigmoid(self.blink_head(x)[..., 0])

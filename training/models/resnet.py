@@ -12,6 +12,7 @@ paper's parameters without changing the topology.
 resized to ``size`` x ``size``; the layout change and the [-1, 1] scaling happen inside the model,
 so the exported ONNX graph and the training code share one preprocessing.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -47,8 +48,12 @@ class ResNet18(nn.Module):
 
     def __init__(self, width: int = 64, in_ch: int = 3):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_ch, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
-                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_ch, width, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        )
         stages, cin = [], width
         for i, n in enumerate(self.LAYERS):
             cout = width * 2**i
@@ -86,7 +91,9 @@ class IdentityEncoder(nn.Module):
         self.cfg = cfg
         self.trunk = ResNet18(cfg.width)
         f = self.trunk.out_features
-        self.head = nn.Sequential(nn.Linear(f, f), nn.BatchNorm1d(f), nn.ReLU(inplace=True), nn.Linear(f, cfg.embed_dim))
+        self.head = nn.Sequential(
+            nn.Linear(f, f), nn.BatchNorm1d(f), nn.ReLU(inplace=True), nn.Linear(f, cfg.embed_dim)
+        )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2) * 2.0 - 1.0

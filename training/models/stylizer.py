@@ -30,6 +30,7 @@ Losses (``GanLosses``):
   discriminator's intermediate activations on (input, real target) and on (input, generated image),
   every activation layer weighted equally. It is *not* VGG-perceptual and not LPIPS.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -90,8 +91,11 @@ class UNetGenerator(nn.Module):
             if i == 0:
                 self.up.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(cin, cfg.out_ch, 4, 2, 1), nn.Tanh()))
                 continue
-            layers = [nn.ReLU(), nn.ConvTranspose2d(cin, ch[i - 1], 4, 2, 1, bias=cfg.norm != "batch"),
-                      _norm(cfg.norm, ch[i - 1])]
+            layers = [
+                nn.ReLU(),
+                nn.ConvTranspose2d(cin, ch[i - 1], 4, 2, 1, bias=cfg.norm != "batch"),
+                _norm(cfg.norm, ch[i - 1]),
+            ]
             if cfg.dropout > 0 and i >= cfg.depth - 3:
                 layers.append(nn.Dropout(cfg.dropout))
             self.up.append(nn.Sequential(*layers))
@@ -142,8 +146,13 @@ class PatchDiscriminator(nn.Module):
         for i in range(1, cfg.n_layers + 1):
             cout = cfg.ndf * min(2**i, 8)
             stride = 2 if i < cfg.n_layers else 1
-            blocks.append(nn.Sequential(nn.Conv2d(ch, cout, 4, stride, 1, bias=cfg.norm != "batch"),
-                                        _norm(cfg.norm, cout), nn.LeakyReLU(0.2)))
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(ch, cout, 4, stride, 1, bias=cfg.norm != "batch"),
+                    _norm(cfg.norm, cout),
+                    nn.LeakyReLU(0.2),
+                )
+            )
             ch = cout
         self.blocks = nn.ModuleList(blocks)
         self.out = nn.Conv2d(ch, 1, 4, 1, 1)
@@ -171,9 +180,11 @@ class LossWeights:
         return asdict(self)
 
 
-PERCEPTUAL_NOTE = ("perceptual term = discriminator feature matching (pix2pixHD): mean L1 between the "
-                   "PatchGAN's intermediate activations on (input, target) and (input, output); no pretrained "
-                   "VGG is available on the build machine, so this is not a VGG-perceptual loss and not LPIPS")
+PERCEPTUAL_NOTE = (
+    "perceptual term = discriminator feature matching (pix2pixHD): mean L1 between the "
+    "PatchGAN's intermediate activations on (input, target) and (input, output); no pretrained "
+    "VGG is available on the build machine, so this is not a VGG-perceptual loss and not LPIPS"
+)
 
 
 class GanLosses:
@@ -190,10 +201,12 @@ class GanLosses:
     def g_terms(self, fake: torch.Tensor, target: torch.Tensor, fake_out, real_out) -> dict[str, torch.Tensor]:
         """Unweighted generator terms; ``*_out``: the discriminator's (logits, feats) on fake / real pairs."""
         (fl, ff), (_, rf) = fake_out, real_out
-        return {"adv": ((fl - 1) ** 2).mean(),
-                "l1": F.l1_loss(fake, target),
-                "mse": F.mse_loss(fake, target),
-                "feat": sum(F.l1_loss(a, b.detach()) for a, b in zip(ff, rf)) / len(ff)}
+        return {
+            "adv": ((fl - 1) ** 2).mean(),
+            "l1": F.l1_loss(fake, target),
+            "mse": F.mse_loss(fake, target),
+            "feat": sum(F.l1_loss(a, b.detach()) for a, b in zip(ff, rf)) / len(ff),
+        }
 
     def g_total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         w = self.w

@@ -22,6 +22,7 @@ Coordinates are canvas units (0..1, x right, y down) as in the landmark contract
 channel-last ``[.., S, S, 4]`` like the runtime's frames, on square canvases. Design and figures:
 docs/renderer.md.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,7 +53,7 @@ def default_sigmas() -> torch.Tensor:
     s = torch.empty(68)
     for group, v in SIGMAS.items():
         lo, hi = (int(i) for i in group.split()[1].split("-"))
-        s[lo:hi + 1] = v
+        s[lo : hi + 1] = v
     return s
 
 
@@ -78,8 +79,9 @@ def _planar(rows: torch.Tensor) -> torch.Tensor:
     return torch.index_select(t, 0, torch.arange(t.shape[0]))
 
 
-def bilinear(quad: torch.Tensor, size, x: torch.Tensor, y: torch.Tensor,
-             offset: torch.Tensor | None = None) -> torch.Tensor:
+def bilinear(
+    quad: torch.Tensor, size, x: torch.Tensor, y: torch.Tensor, offset: torch.Tensor | None = None
+) -> torch.Tensor:
     """Bilinear lookup in ``quad_table`` rows ``quad`` [R, 4 * C] (square images of ``size`` pixels, row =
     offset + y * size + x) at pixel coordinates ``x``, ``y`` (pixel i's centre at i; any shape, N values),
     clamped to the border like ``grid_sample(padding_mode="border")``. Returns channel-first float [C, N]."""
@@ -121,9 +123,17 @@ class WarpRenderer(nn.Module):
         brow = y[:, 17:27].min(1, keepdim=True).values
         chin = y[:, 8:9]
         fcy, fry = 0.5 * (brow + chin), 0.6 * (chin - brow)
-        return {"cx": cx, "eye_y": y[:, 36:48].mean(1, keepdim=True), "fcy": fcy, "fry": fry,
-                "rx": 0.5 * (x[:, 16:17] - x[:, 0:1]), "piv_y": chin - 0.02, "hcy": fcy - 0.25 * fry,
-                "hrx": 0.775 * (x[:, 16:17] - x[:, 0:1]), "hry": 1.5 * fry}
+        return {
+            "cx": cx,
+            "eye_y": y[:, 36:48].mean(1, keepdim=True),
+            "fcy": fcy,
+            "fry": fry,
+            "rx": 0.5 * (x[:, 16:17] - x[:, 0:1]),
+            "piv_y": chin - 0.02,
+            "hcy": fcy - 0.25 * fry,
+            "hrx": 0.775 * (x[:, 16:17] - x[:, 0:1]),
+            "hry": 1.5 * fry,
+        }
 
     @staticmethod
     def _above_neck(y, g):
@@ -183,8 +193,9 @@ class WarpRenderer(nn.Module):
         (qx, qy, |q|^2, 1) . (lx, ly, -1/2, -|l|^2/2) / s^2, then the weighted sums of (d, 1)."""
         one = torch.ones_like(q[..., :1])
         qa = torch.cat([q, (q * q).sum(-1, keepdim=True), one], -1)  # [B, N, 4]
-        la = torch.cat([drive, -0.5 * torch.ones_like(drive[..., :1]),
-                        -0.5 * (drive * drive).sum(-1, keepdim=True)], -1)
+        la = torch.cat(
+            [drive, -0.5 * torch.ones_like(drive[..., :1]), -0.5 * (drive * drive).sum(-1, keepdim=True)], -1
+        )
         k = torch.exp(torch.bmm(qa, (la * self.inv_2s2.transpose(1, 2) * 2.0).transpose(1, 2)))  # [B, N, 68]
         nd = torch.bmm(k, torch.cat([neutral - drive, torch.ones_like(drive[..., :1])], -1))  # [B, N, 3]
         return nd[..., :2] / (nd[..., 2:] + self.kappa)
@@ -227,6 +238,7 @@ class WarpRenderer(nn.Module):
         corners (60, 64) and the middle of the inner-lip gap, as thick as the gap, so smiling and frowning
         mouths keep their curve; it fades in as the gap opens past ``OPEN_FROM`` beyond the neutral gap
         (below that the base's own closed-mouth line, stretched by the warp, is the mouth)."""
+
         def gap(p):
             return (p[:, [67, 66, 65]] - p[:, [61, 62, 63]]).norm(dim=-1).mean(1, keepdim=True)
 
@@ -297,8 +309,9 @@ class WarpRenderer(nn.Module):
         gate = torch.clamp(t * 40.0, 0.0, 1.0)
         lid = inside * _aa((cover - vh) * bc(av * px)) * gate
         lash_w = bc(0.07 * width) * torch.sqrt(torch.sqrt(bow)) * torch.clamp(t * 3.0, max=1.0)
-        lash = (_aa((0.5 * lash_w - torch.abs(vh - lash_v) * bc(av)) * px)
-                * _aa((1.0 - torch.abs(uh)) * bc(au * px)) * gate)
+        lash = (
+            _aa((0.5 * lash_w - torch.abs(vh - lash_v) * bc(av)) * px) * _aa((1.0 - torch.abs(uh)) * bc(au * px)) * gate
+        )
         lid = (1.0 - (1.0 - lid[:, 0]) * (1.0 - lid[:, 1])).reshape(1, -1)  # union of both eyes [1, K]
         lash = torch.maximum(lash[:, 0], lash[:, 1]).reshape(1, -1)
 
