@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toonsync.runtime.assets import DEMO_SPEECH, asset
 from toonsync.runtime.atomic import atomic_path
 from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.backend import OrtBackend
@@ -38,8 +39,8 @@ from .reader import Audio2MotionReader, CalibrationSet
 
 log = logging.getLogger(__name__)
 IOD = 0.28  # inter-ocular distance of the canonical avatar canvas (runtime.avatar)
-REPO = Path(__file__).resolve().parent.parent
-EVAL_CLIPS = (REPO / "runtime/assets/demo_speech.wav", REPO / "tests/data/speech_short.wav")
+# the accuracy clips (package data, never calibrated on): the demo speech and a short held-out sentence
+EVAL_CLIPS = (asset(DEMO_SPEECH), Path(__file__).resolve().parent / "held_out" / "speech_short.wav")
 
 
 STATIC_OPS = ("Conv", "Gelu")

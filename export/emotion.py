@@ -10,46 +10,29 @@ import logging
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from toonsync.runtime.mel import FPS, HOP, N_MELS, SAMPLE_RATE
 from toonsync.runtime.motion import EMOTIONS
-from toonsync.training.models.emotion import EmotionConfig, EmotionNet
+from toonsync.training.models.emotion import EmotionConfig
 from toonsync.training.train_emotion import load_checkpoint
 
-from .onnx_export import GraphSpec, export_onnx, sidecar_head, training_fields, write_sidecar
+from .onnx_export import (
+    GraphSpec,
+    MelStateWrapper,
+    export_onnx,
+    mel_state_spec,
+    sidecar_head,
+    training_fields,
+    write_sidecar,
+)
 from .parity import check_parity
 
 log = logging.getLogger(__name__)
 
 
-class EmotionWrapper(nn.Module):
-    """Exported I/O: mel, mel_ctx, h, c -> logits, mel_ctx_out, h_out, c_out."""
-
-    def __init__(self, model: EmotionNet):
-        super().__init__()
-        self.model = model
-
-    def forward(self, mel, mel_ctx, h, c):
-        return self.model(mel, mel_ctx, h, c)
-
-
 def emotion_spec(cfg: EmotionConfig) -> GraphSpec:
     """The graph's named inputs and outputs with their shapes."""
-    return GraphSpec(
-        inputs={
-            "mel": ["batch", "mel_frames", cfg.n_mels],
-            "mel_ctx": ["batch", cfg.n_mels, cfg.kernel - 1],
-            "h": [1, "batch", cfg.hidden],
-            "c": [1, "batch", cfg.hidden],
-        },
-        outputs={
-            "logits": ["batch", "frames", cfg.n_classes],
-            "mel_ctx_out": ["batch", cfg.n_mels, cfg.kernel - 1],
-            "h_out": [1, "batch", cfg.hidden],
-            "c_out": [1, "batch", cfg.hidden],
-        },
-    )
+    return mel_state_spec(cfg, {"logits": ["batch", "frames", cfg.n_classes]})
 
 
 def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
@@ -62,7 +45,7 @@ def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / "emotion.fp32.onnx"
-    export_onnx(EmotionWrapper(model), example, spec, path)
+    export_onnx(MelStateWrapper(model), example, spec, path)
     parity = check_parity(model, path, spec)
     info = getattr(model, "info", {})
     meta = {

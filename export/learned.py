@@ -36,6 +36,8 @@ class ImageToImage(nn.Module):
 
 
 class Embedder(nn.Module):
+    """Wraps an image encoder so its exported graph returns the embedding as a 1-tuple."""
+
     def __init__(self, encoder: nn.Module):
         super().__init__()
         self.encoder = encoder

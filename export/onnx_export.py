@@ -11,6 +11,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -30,14 +31,17 @@ OPSET = 17
 
 @dataclass
 class GraphSpec:
+    """Named inputs and outputs of an exported graph with their shapes (symbolic axes as strings)."""
+
     inputs: dict[str, list]  # name -> shape with symbolic dims as strings
     outputs: dict[str, list]
 
 
-class Audio2MotionWrapper(nn.Module):
-    """Exported I/O: mel, mel_ctx, h, c -> mouth, landmarks, embedding, mel_ctx_out, h_out, c_out."""
+class MelStateWrapper(nn.Module):
+    """Exported I/O of the streaming speech models: mel, mel_ctx, h, c -> the model's outputs, then mel_ctx_out,
+    h_out, c_out (audio2motion: mouth, landmarks, embedding; emotion: logits)."""
 
-    def __init__(self, model):
+    def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
@@ -45,26 +49,30 @@ class Audio2MotionWrapper(nn.Module):
         return self.model(mel, mel_ctx, h, c)
 
 
-def audio2motion_spec(cfg) -> GraphSpec:
+def mel_state_spec(cfg: Any, outputs: dict[str, list]) -> GraphSpec:
+    """The I/O of a streaming speech model: log-mel and its state (conv context, LSTM h/c) in; ``outputs``, then
+    the new state, out."""
+    ctx, hid = ["batch", cfg.n_mels, cfg.kernel - 1], [1, "batch", cfg.hidden]
     return GraphSpec(
-        inputs={
-            "mel": ["batch", "mel_frames", cfg.n_mels],
-            "mel_ctx": ["batch", cfg.n_mels, cfg.kernel - 1],
-            "h": [1, "batch", cfg.hidden],
-            "c": [1, "batch", cfg.hidden],
-        },
-        outputs={
+        inputs={"mel": ["batch", "mel_frames", cfg.n_mels], "mel_ctx": ctx, "h": hid, "c": hid},
+        outputs={**outputs, "mel_ctx_out": ctx, "h_out": hid, "c_out": hid},
+    )
+
+
+def audio2motion_spec(cfg: Any) -> GraphSpec:
+    """The speech model's graph I/O: log-mel and streaming state in; mouth, landmarks, embedding, state out."""
+    return mel_state_spec(
+        cfg,
+        {
             "mouth": ["batch", "frames", cfg.n_params],
             "landmarks": ["batch", "frames", 68, 2],
             "embedding": ["batch", "frames", cfg.hidden],
-            "mel_ctx_out": ["batch", cfg.n_mels, cfg.kernel - 1],
-            "h_out": [1, "batch", cfg.hidden],
-            "c_out": [1, "batch", cfg.hidden],
         },
     )
 
 
-def audio2motion_pcm_spec(cfg) -> GraphSpec:
+def audio2motion_pcm_spec(cfg: Any) -> GraphSpec:
+    """The fused graph's I/O: raw PCM and its tail instead of log-mel."""
     base = audio2motion_spec(cfg)
     ctx = WIN_LENGTH - HOP
     return GraphSpec(
@@ -88,7 +96,7 @@ def _dynamic_axes(spec: GraphSpec) -> dict[str, dict[int, str]]:
     }
 
 
-def sidecar_head(name: str, cfg, spec: GraphSpec) -> dict:
+def sidecar_head(name: str, cfg: Any, spec: GraphSpec) -> dict:
     """The keys every model card starts with: name, format, opset, config, named I/O shapes."""
     return {
         "name": name,
@@ -139,7 +147,7 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
     example = (torch.randn(b, t * cfg.mels_per_frame, cfg.n_mels), *model.initial_state(b))
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / "audio2motion.fp32.onnx"
-    export_onnx(Audio2MotionWrapper(model), example, spec, path)
+    export_onnx(MelStateWrapper(model), example, spec, path)
     parity = check_parity(model, path, spec)
     from .fp16 import to_fp16
 
@@ -167,7 +175,7 @@ def export_audio2motion(checkpoint: Path, model_dir: Path) -> dict:
     return meta
 
 
-def export_audio2motion_pcm(model, model_dir: Path, base_meta: dict) -> dict:
+def export_audio2motion_pcm(model: nn.Module, model_dir: Path, base_meta: dict) -> dict:
     """The fused graph: raw PCM in (log-mel as Conv1d DFT inside), same outputs; ``audio2motion_pcm.fp32.onnx``."""
     from toonsync.training.models.frontend import Audio2MotionPCM
 
@@ -247,7 +255,8 @@ class MotionDecoderWrapper(nn.Module):
         return self.model(speech, None, emotion, noise, cache)
 
 
-def motion_spec(cfg) -> GraphSpec:
+def motion_spec(cfg: Any) -> GraphSpec:
+    """The motion decoder's graph I/O: speech, emotion, noise and its cache in; motion and cache out."""
     cache = [cfg.layers, "batch", cfg.window - 1, cfg.d_model]
     mouth = {"speech_mouth": ["batch", "frames", cfg.n_params]} if cfg.residual else {}  # names are unique in ONNX
     return GraphSpec(

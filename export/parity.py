@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,12 +18,12 @@ FP32_ATOL = 1e-4  # absolute tolerance for fp32 graphs (outputs are O(1))
 def check_parity(
     model: torch.nn.Module,
     path: Path,
-    spec,
-    batches=(1, 3),
-    frames=(7, 25),
+    spec: Any,
+    batches: tuple[int, ...] = (1, 3),
+    frames: tuple[int, ...] = (7, 25),
     seed: int = 0,
     atol: float = FP32_ATOL,
-    make_inputs=None,
+    make_inputs: Callable[..., dict[str, np.ndarray]] | None = None,
 ) -> dict:
     """Run torch and onnxruntime on random inputs at several batch/time sizes; return the worst difference.
     ``make_inputs(spec, batch, frames, rng)`` replaces the standard-normal inputs where those are meaningless."""
@@ -42,7 +44,7 @@ def check_parity(
     return {"max_abs_diff": worst, "atol": atol, "batches": list(batches), "frames": list(frames)}
 
 
-def random_inputs(spec, batch: int, frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def random_inputs(spec: Any, batch: int, frames: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Standard-normal float32 inputs of ``spec``'s shapes, named axes set from ``batch`` and ``frames``."""
     dims = {"batch": batch, "mel_frames": frames * 4, "frames": frames, "samples": frames * SAMPLES_PER_FRAME}
     return {

@@ -211,6 +211,8 @@ def state_parity(
 # -- config.pbtxt ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TensorSpec:
+    """One tensor of a Triton model config: name, data type, dims without the batch, an example shape."""
+
     name: str
     data_type: str  # Triton's TYPE_*
     dims: tuple[int, ...]  # without the batch dim; -1 = any size

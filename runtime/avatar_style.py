@@ -248,7 +248,16 @@ def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarS
     return animeify_style(skin, hair, eyes, lips, bg, hair_length, glasses, beard)
 
 
-def animeify_style(skin, hair, eyes, lips, bg, hair_length, glasses, beard) -> AvatarStyle:
+def animeify_style(
+    skin: Sequence[float],
+    hair: Sequence[float],
+    eyes: Sequence[float],
+    lips: Sequence[float],
+    bg: Sequence[float],
+    hair_length: float,
+    glasses: bool,
+    beard: bool,
+) -> AvatarStyle:
     """Push measured colours toward a saturated, clean cel palette."""
     h, s, v = _rgb2hsv(skin)
     skin_c = _hsv2rgb(h, np.clip(s * 0.95, 0.1, 0.36), np.clip(v * 0.9 + 0.2, 0.35, 0.97))

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import cv2
 import numpy as np
@@ -244,7 +244,7 @@ class BackgroundRenderer:
         return getattr(self.renderer, name)
 
 
-def with_background(renderer, background: BackgroundLike):
+def with_background(renderer: Any, background: BackgroundLike) -> Any:
     """``renderer`` itself for the default background, else a :class:`BackgroundRenderer` around it."""
     bg = parse_background(background)
     return renderer if bg.is_default else BackgroundRenderer(renderer, bg)

@@ -6,6 +6,7 @@ import importlib.metadata as md
 import platform
 import shutil
 import sys
+from typing import TextIO
 
 from .backend import available_providers, model_dir
 from .errors import ModelError
@@ -19,7 +20,7 @@ def _ver(pkg: str) -> str:
         return "not installed"
 
 
-def doctor(out=sys.stdout) -> bool:
+def doctor(out: TextIO = sys.stdout) -> bool:
     """Print a report; return False if something the runtime needs is broken."""
     ok = True
     w = lambda s="": print(s, file=out)  # noqa: E731  (doctor output is the product here, not logging)

@@ -11,6 +11,12 @@ dlib detector (which rarely finds drawn faces: then ``NoFaceError`` names ``--la
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .prepare import Avatar
+    from .warp_renderer import WarpRenderer
+
 import json
 import logging
 import os
@@ -111,7 +117,7 @@ def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_
     return np.ascontiguousarray(base), neutral.astype(np.float32)
 
 
-def drawing_colours(avatar) -> np.ndarray:
+def drawing_colours(avatar: Avatar) -> np.ndarray:
     """The warp renderer's ``colours`` [6, 3] for a drawing: eyelid = the drawing's own cheek colour, lash and
     mouth outline = its darkest line colour around the eyes (its ink), the mouth interior from the procedural
     palette of a fixed lip red (a drawn closed mouth shows no colour to measure)."""
@@ -128,7 +134,7 @@ def drawing_colours(avatar) -> np.ndarray:
     return np.array([cols[c] for c in COLOURS], np.float32)
 
 
-def drawing_renderer(avatar, size: int = 256, **kw):
+def drawing_renderer(avatar: Avatar, size: int = 256, **kw: Any) -> WarpRenderer:
     """A ``WarpRenderer`` animating the drawing of ``avatar`` (``Avatar.base``)."""
     from .warp_renderer import WarpRenderer, landmark_eyes
 

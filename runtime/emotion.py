@@ -1,4 +1,4 @@
-"""Emotion (seed module 5), runtime side: a prosody *heuristic* and user schedules (numpy only, never torch).
+"""Emotion, runtime side: a prosody *heuristic* and user schedules (numpy only, never torch).
 
 No emotional speech corpus exists on the build machine, so toonsync ships **no trained emotion
 weights**. The default estimator, ``ProsodyEmotion``, is an honest hand-set heuristic, not a

@@ -1,4 +1,4 @@
-"""Avatar identity embedding (seed module 4) at run time: ``identity.fp32.onnx``, numpy + onnxruntime only.
+"""Avatar identity embedding at run time: ``identity.fp32.onnx``, numpy + onnxruntime only.
 
     from toonsync.runtime import identity
     e1 = identity.embed(frame_a)            # RGB uint8 [H, W, 3] -> unit vector [128]
@@ -15,6 +15,11 @@ generator (``refiner.onnx``, FiLM).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .prepare import Avatar
 
 import os
 from functools import lru_cache
@@ -72,7 +77,7 @@ def embed(image: np.ndarray, directory: str | os.PathLike | None = None) -> np.n
     return _model(str(directory) if directory else None).embed(image)
 
 
-def embed_avatar(avatar, directory: str | os.PathLike | None = None) -> np.ndarray:
+def embed_avatar(avatar: Avatar, directory: str | os.PathLike | None = None) -> np.ndarray:
     """A prepared ``Avatar`` (``runtime.prepare``): its neutral frame -> ``[D]``."""
     m = _model(str(directory) if directory else None)
     return m.embed(avatar.renderer(2 * m.size).draw(avatar.neutral))

@@ -182,7 +182,7 @@ def _drain_async(ait, stop: threading.Event) -> Iterator[np.ndarray]:
         yield c
 
 
-def as_source(mic: Any, sample_rate: int = SAMPLE_RATE, realtime: bool | None = None):
+def as_source(mic: Any, sample_rate: int = SAMPLE_RATE, realtime: bool | None = None) -> Any:
     """``None`` -> default Microphone; a WAV/FLAC path -> WavSource; a source object; or an (async) iterable."""
     if mic is None:
         return Microphone()
@@ -241,6 +241,8 @@ class WindowSink:
 # -- the loop ----------------------------------------------------------------------------------
 @dataclass
 class StreamStats:
+    """What a live stream did: frames, drops, underruns, fed silence, latency and A/V sync (``summary()``)."""
+
     frames: int = 0
     dropped: int = 0
     underruns: int = 0  # times no audio arrived in time on a live source (silence was fed)

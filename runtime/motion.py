@@ -1,4 +1,4 @@
-"""Seeded noise embedding (seed module 6): head sway, speech-driven nods and blinks; emotions.
+"""Seeded noise embedding: head sway, speech-driven nods and blinks; emotions.
 
 Everything here is deterministic given ``seed``: the same audio and seed give the same motion.
 """
@@ -36,6 +36,8 @@ def emotion_vector(name: str) -> np.ndarray:
 
 @dataclass
 class NoiseConfig:
+    """Amplitudes and time constants of the procedural head sway, nods and blinks."""
+
     sway_rad: tuple[float, float, float] = (0.07, 0.04, 0.03)  # yaw, pitch, roll std of the slow sway
     sway_seconds: float = 1.6  # smoothing time constant of the sway
     nod_gain: float = 0.05  # pitch (rad) per unit of speech-energy rise
@@ -61,7 +63,7 @@ N_NOISE = len(NOISE_CHANNELS)
 
 
 class NoiseEmbedding:
-    """The seeded stochastic process itself (seed module 6), frame by frame: three slow unit-variance
+    """The seeded stochastic process itself, frame by frame: three slow unit-variance
     sway channels (white noise through two cascaded one-pole low-passes), the breathing phase (sin, cos)
     and a blink trigger (1 on the frame a blink starts; gamma-distributed gaps). ``step(n)`` -> [n, 6]
     in :data:`NOISE_CHANNELS` order; chunks concatenate to one long call; same seed => same features.
@@ -113,7 +115,7 @@ class NoiseEmbedding:
         return out
 
 
-def arousal_gain(arousal) -> np.ndarray:
+def arousal_gain(arousal: float | np.ndarray) -> np.ndarray:
     """Sway amplitude factor for an arousal in 0..1 (P(ANG) + P(HAP) + P(FEA)): 0.7 calm .. 1.3 excited;
     1.0 at 0.5 (the amplitude ``NoiseConfig.sway_rad`` describes)."""
     return 0.7 + 0.6 * np.clip(np.asarray(arousal, np.float32), 0.0, 1.0)

@@ -8,6 +8,12 @@ shape A-H/X) so existing 2D animation pipelines can use it directly.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .pipeline import Animator, Motion
+    from .prepare import FaceLike
+
 import csv
 import io
 import json
@@ -64,14 +70,14 @@ def mouth_cues(visemes: np.ndarray, fps: int = FPS) -> list[dict]:
 def animate(
     audio: AudioLike,
     *,
-    face=None,
+    face: FaceLike | None = None,
     seed: int = 0,
     emotion: str | None = None,
     backend: str = "auto",
     precision: str = "auto",
     sample_rate: int | None = None,
-    animator=None,
-):
+    animator: Animator | None = None,
+) -> Motion:
     """Audio (WAV/FLAC path or array) -> ``Motion`` at 25 fps (with ``.visemes``), for the default neutral face
     or ``face`` (photo, ``.avatar`` or ``Avatar``)."""
     from .avatar import mean_face_landmarks
@@ -87,7 +93,7 @@ def animate(
     return m
 
 
-def motion_dict(m) -> dict:
+def motion_dict(m: Motion) -> dict:
     vis = getattr(m, "visemes", None)
     if vis is None:
         vis = viseme_classes(m.mouth)
@@ -109,7 +115,7 @@ def motion_dict(m) -> dict:
     }
 
 
-def save_motion(m, path: str | os.PathLike) -> Path:
+def save_motion(m: Motion, path: str | os.PathLike) -> Path:
     """Write ``.json`` (everything + mouth cues), ``.npy`` (landmarks [T, 68, 2] exactly) or ``.csv``
     (a row per frame)."""
     path = Path(path)

@@ -42,6 +42,8 @@ class Motion:
 
 @dataclass
 class RenderResult:
+    """What ``render`` made: the output file, frame count, fps, size, timings and the motion it drew."""
+
     output: Path | None
     frames: int
     fps: int

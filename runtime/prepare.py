@@ -16,6 +16,11 @@ avatar uses the mean frontal face geometry with the colours estimated from the p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .stylizer import LearnedStylizer
+
 import json
 import logging
 import os
@@ -124,7 +129,7 @@ class Avatar:
         return cls(AvatarStyle.from_dict(doc["style"]), neutral, doc.get("meta", {}), stylized, base)
 
 
-def avatar_from_image(image: np.ndarray, source: str = "array", stylizer=None) -> Avatar:
+def avatar_from_image(image: np.ndarray, source: str = "array", stylizer: LearnedStylizer | None = None) -> Avatar:
     """Detect the face, estimate colours and build the neutral anime geometry (closed mouth); with a
     ``runtime.stylizer.LearnedStylizer``, also its privacy-checked comic of the face (``Avatar.stylized``)."""
     face = detect_face(image)
@@ -186,7 +191,9 @@ def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None)
     return Avatar(style, neutral, meta, base=base)
 
 
-def load_face(face: FaceLike, stylizer: str = "procedural", *, landmarks=None, drawing: bool = False) -> Avatar:
+def load_face(
+    face: FaceLike, stylizer: str = "procedural", *, landmarks: LandmarksLike | None = None, drawing: bool = False
+) -> Avatar:
     """Photo path, RGB array, ``.avatar`` bundle path or an ``Avatar`` -> ``Avatar``.
 
     ``drawing`` (implied by ``landmarks``): the image is a drawn character, animated from its own pixels

@@ -88,7 +88,9 @@ class MotionDecoderModel:
         return [(o, {"cache": o["cache_out"]}) for o in outs]
 
 
-def load_decoder(audio: LoadedModel, backend: str, precision: str, directory) -> MotionDecoderModel | None:
+def load_decoder(
+    audio: LoadedModel, backend: str, precision: str, directory: str | os.PathLike | None
+) -> MotionDecoderModel | None:
     """The motion decoder trained with this audio model (same ``run_id``), or None (logged) when none ships."""
     d = Path(directory) if directory else model_dir()
     if not ModelCard.exists(d, "motion"):

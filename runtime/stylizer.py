@@ -95,6 +95,8 @@ def face_mask(landmarks: np.ndarray, size: int, erode: int = 2) -> np.ndarray:
 
 @dataclass
 class LeakReport:
+    """The privacy check of one stylized image: photo patches checked, how many were reproduced, the closest."""
+
     patches_checked: int  # textured photo patches inside the face region
     leaked: int  # of them, patches reproduced by the output
     min_mean_abs_diff: float  # closest output patch over all checked ones (0..1 scale)

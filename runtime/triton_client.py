@@ -50,6 +50,8 @@ class TritonError(ModelError):
 
 @dataclass(frozen=True)
 class TritonURL:
+    """A Triton server address parsed from ``[http|grpc]://host:port[/model]``."""
+
     protocol: str  # "http" or "grpc"
     address: str  # host:port, what tritonclient takes
     ssl: bool
@@ -79,7 +81,7 @@ class TritonURL:
         return f"{'https' if self.ssl else self.protocol}://{self.address}/{self.model}"
 
 
-def tritonclient_module(protocol: str):
+def tritonclient_module(protocol: str) -> Any:
     """``tritonclient.http`` or ``tritonclient.grpc``; a TritonError naming the extra when it is missing."""
     try:
         if protocol == "grpc":

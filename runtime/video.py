@@ -331,6 +331,8 @@ def _write_all(w: VideoWriter | PngSequenceWriter, frames: Iterable[np.ndarray],
 
 @dataclass
 class VideoInfo:
+    """What a written video holds: codecs, fps, frames, duration, size, whether it has alpha."""
+
     path: Path
     video_codec: str | None
     audio_codec: str | None

@@ -1,4 +1,4 @@
-"""Emotion (seed module 5): prosody heuristic, user schedules, CREMA-D loader, EmotionNet train/stream/export."""
+"""Emotion: prosody heuristic, user schedules, CREMA-D loader, EmotionNet train/stream/export."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Identity embedding (seed module 4): the ResNet-18 written here, the metric-learning pieces, ONNX export
+"""Identity embedding: the ResNet-18 written here, the metric-learning pieces, ONNX export
 parity, and the shipped ``identity.fp32.onnx`` telling avatars apart (torch-free runtime helper)."""
 
 from __future__ import annotations

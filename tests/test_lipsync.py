@@ -2,7 +2,7 @@
 built from each clip's phoneme timings and audio, on voices never trained on (flite rms; espeak-ng
 accents/variants held out of the corpus).
 
-r_phoneme: vs the step envelope of each phone's opening (the v0 bar of the foundation issue: >= 0.5)
+r_phoneme: vs the step envelope of each phone's opening (bar: >= 0.5)
 r_target : vs the co-articulated viseme trajectory
 r_energy : vs the RMS energy envelope in dB (a weaker reference: consonant bursts are loud while the
            lips are nearly closed)

@@ -106,7 +106,7 @@ def torch_baseline(frames: int, batches: Iterable[int], threads: Iterable[int] =
 
 
 # -- live streaming in real time ---------------------------------------------------------------------
-def stream_realtime(ctx: BenchContext, chunk_ms: float = 20.0, seconds: float | None = None):
+def stream_realtime(ctx: BenchContext, chunk_ms: float = 20.0, seconds: float | None = None) -> tuple:
     """``runtime.stream`` of the clip delivered in real time; returns (StreamStats, cpu %, peak RSS)."""
     import soundfile as sf
 
@@ -454,7 +454,7 @@ def _ratios(cases: dict, backends: list[str], precs: list[str], batch: int) -> d
 
 
 def headline(rep: dict) -> dict:
-    """The issue's headline figures, each with its target and whether it is met."""
+    """The headline figures (docs/benchmarks.md), each with its target and whether it is met."""
     cases, ratios = rep["cases"], rep["ratios"]
 
     def get(prefix: str) -> dict | None:

@@ -101,6 +101,8 @@ class BenchContext:
 # -- the case registry ---------------------------------------------------------------------------------
 @dataclass
 class CaseSpec:
+    """One benchmark case: its stable name, stage, what to build, rounds, warm-up and parameters."""
+
     name: str
     stage: str  # frontend | model | renderer | encode | e2e | startup
     kind: str  # what build_case builds

@@ -1,4 +1,4 @@
-"""``toonsync eval render``: render a face speaking, then measure the video (seed module 7).
+"""``toonsync eval render``: render a face speaking, then measure the video.
 
 Writes ``eval_render.json`` (+ ``eval_render.mp4``, the encoded clip, and ``eval_render_tracks.png``,
 driving vs re-detected mouth opening and head position over time) into ``--out``:
@@ -21,6 +21,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,7 +33,7 @@ from toonsync.training import metrics as M
 log = logging.getLogger(__name__)
 
 
-def make_renderer(avatar, size: int, name: str):
+def make_renderer(avatar: Any, size: int, name: str) -> Any:
     """The avatar's renderer by name (``Avatar.renderer``): ``procedural`` (vector drawing), ``onnx``
     (render.onnx warp) or ``auto``."""
     from toonsync.runtime.prepare import check_renderer
@@ -40,7 +41,7 @@ def make_renderer(avatar, size: int, name: str):
     return avatar.renderer(size, engine=check_renderer(name))
 
 
-def privacy_check(face, frames: np.ndarray, max_frames: int = 25, max_shift: int = 4) -> dict:
+def privacy_check(face: Any, frames: np.ndarray, max_frames: int = 25, max_shift: int = 4) -> dict:
     """No 8x8 patch of the frames reproduces the photo's face: ``runtime.stylizer.photo_leak`` of the photo,
     aligned into the avatar's canonical frame (where the avatar's face is drawn), against up to
     ``max_frames`` evenly spaced frames, each patch searched within +-``max_shift`` px (head motion)."""
@@ -110,8 +111,8 @@ def _tracks_plot(found: np.ndarray, driving: np.ndarray, out: Path) -> Path:
 
 
 def eval_render(
-    face=None,
-    audio=None,
+    face: Any = None,
+    audio: Any = None,
     out_dir: str | os.PathLike = "runs/eval_render",
     *,
     renderer: str = "procedural",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,7 +63,7 @@ def _pick_mouths(mouth: np.ndarray, n: int = 3, gap: int = 5) -> list[tuple[int,
     return sorted(picked)
 
 
-def side_by_side(face, out: str | os.PathLike, audio=None, tile: int = 192, seed: int = 0) -> Path:
+def side_by_side(face: Any, out: str | os.PathLike, audio: Any = None, tile: int = 192, seed: int = 0) -> Path:
     """The figure photo | avatar | 3 mouth shapes from real speech | a blink | happy | a head turn, labelled.
 
     ``face``: a photo (shown in the first tile; this figure is documentation — rendered videos never

@@ -39,6 +39,8 @@ SATURATION = {"cpu_frac": 0.9, "min_fps": 24.0, "drop_frac": 0.01, "p99_ms": 250
 
 @dataclass
 class ClientResult:
+    """What one load-test client saw: frames, drops, errors, round-trip times."""
+
     frames: int = 0
     dropped: int = 0
     errors: list[str] = field(default_factory=list)
@@ -53,6 +55,8 @@ class ClientResult:
 
 @dataclass
 class StepResult:
+    """One load-test step (N clients): frame rates, round trips, server latency, drops, errors, CPU."""
+
     clients: int
     seconds: float
     fps_mean: float

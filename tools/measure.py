@@ -73,6 +73,8 @@ def _case_peak_mb() -> float:
 
 @dataclass
 class Measurement:
+    """Timed samples of one case with the CPU it used, its wall time and peak RSS."""
+
     samples_ms: list[float]
     cpu_pct: float
     wall_s: float

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def _f(x, fmt: str, width: int) -> str:
     return f"{'-':>{width}s}" if x is None else f"{x:{width}{fmt}}"
 
 
-def print_report(rep: dict, file=None) -> None:
+def print_report(rep: dict, file: TextIO | None = None) -> None:
     """The product table: per case p50/p90/p99/max ms, frames/s, RTF, CPU %, peak RSS, speed-ups."""
     p = lambda *a: print(*a, file=file)
     m = rep["machine"]
@@ -151,7 +152,8 @@ def compare_reports(old: dict, new: dict, noise: float = NOISE) -> dict:
     }
 
 
-def print_compare(cmp: dict, file=None) -> None:
+def print_compare(cmp: dict, file: TextIO | None = None) -> None:
+    """The ``--compare`` table: each case's p50 before and after, and whether it changed beyond the noise."""
     p = lambda *a: print(*a, file=file)
     p(
         f"\ncompare with the run of {cmp['old_created']} on {cmp['old_machine']} "

@@ -24,6 +24,8 @@ def rss_mb() -> float:
 
 @dataclass
 class SoakReport:
+    """A soak run: audio sent and consumed, frames, lost samples and the RSS curve."""
+
     minutes: float
     samples_sent: int
     samples_consumed: int

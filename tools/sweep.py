@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -225,7 +225,8 @@ def _sweep_once(
     return out
 
 
-def print_thread_sweep(sw: dict, file=None) -> None:
+def print_thread_sweep(sw: dict, file: TextIO | None = None) -> None:
+    """The thread-settings table of ``--threads-sweep``."""
     b = sw["batch"]
     cols = list(
         dict.fromkeys(

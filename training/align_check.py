@@ -23,6 +23,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -228,7 +229,7 @@ def summarize(diffs_ms: list[float] | np.ndarray) -> dict:
     }
 
 
-def check_clip(aligner: Aligner, clip) -> ClipCheck:
+def check_clip(aligner: Aligner, clip: Any) -> ClipCheck:
     """Align one corpus clip (``runtime.dataset.Clip`` with audio, phones and its text)."""
     phones = [Phone(p["label"].decode(), float(p["start"]), float(p["end"])) for p in clip.phones]
     got = ClipCheck(clip.clip_id, str(clip.attrs.get("engine", "?")), str(clip.attrs.get("voice", "?")))

@@ -209,6 +209,8 @@ def sentence(rng: np.random.Generator) -> str:
 
 @dataclass
 class Job:
+    """One utterance to synthesise into the corpus: its id, text, voice and split."""
+
     clip_id: str
     text: str
     voice: str

@@ -33,6 +33,8 @@ _NAME = re.compile(r"(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})\.wav")
 
 @dataclass(frozen=True)
 class CremaItem:
+    """One CREMA-D clip: its file, actor, sentence and emotion label."""
+
     path: Path
     actor: int
     sentence: str
@@ -57,6 +59,8 @@ def parse_name(name: str) -> tuple[int, str, str, str] | None:
 
 
 class Split(NamedTuple):
+    """CREMA-D clips split by actor (speaker-independent): train, validation and test."""
+
     train: list[CremaItem]
     val: list[CremaItem]
     test: list[CremaItem]

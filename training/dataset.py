@@ -1,4 +1,4 @@
-"""HDF5 clip store: the one on-disk layout for preprocessed data (seed module 1).
+"""HDF5 clip store: the one on-disk layout for preprocessed data.
 
 Layout of a ``.h5`` file (all optional datasets may be absent)::
 

@@ -179,7 +179,7 @@ def session(device: str = "auto") -> Iterator[DistContext]:
 
 
 @contextlib.contextmanager
-def run_session(tcfg) -> Iterator[tuple[DistContext, np.random.Generator]]:
+def run_session(tcfg: Any) -> Iterator[tuple[DistContext, np.random.Generator]]:
     """A trainer's :func:`session` from its config (``device``, ``batch``, ``accum``, ``seed``, ``threads``):
     checks that the batch splits, seeds torch, sets the CPU threads; yields (context, the seeded numpy
     generator every rank draws its global batches from)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,8 @@ def _mel(c) -> np.ndarray:
     return c.mel[: c.mouth.shape[0] * MELS_PER_FRAME]
 
 
-def evaluate_store(test: Path, predict) -> tuple[dict, list, list]:
+def evaluate_store(test: Path, predict: Callable[[np.ndarray], np.ndarray]) -> tuple[dict, list, list]:
+    """``predict`` (log-mel -> mouth) on every test clip of the corpus ``test``; metrics, predictions, clips."""
     preds, clips = [], []
     with ClipStore(test) as store:
         for cid in store.ids("test") or store.ids():

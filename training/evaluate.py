@@ -17,6 +17,8 @@ For each clip, with the predicted mouth parameters and the clip's phone-timed ta
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from toonsync.runtime.motion import frame_energy as energy_envelope
@@ -36,7 +38,8 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / d) if d > 0 else 0.0
 
 
-def phones_of(clip) -> list[Phone]:
+def phones_of(clip: Any) -> list[Phone]:
+    """A corpus clip's phone timings."""
     return [Phone(p["label"].decode(), float(p["start"]), float(p["end"])) for p in clip.phones]
 
 
@@ -62,7 +65,8 @@ def silent_frames(phones: list[Phone], n: int, fps: int = 25, min_s: float = 0.2
     return mask
 
 
-def clip_metrics(pred: np.ndarray, clip) -> dict:
+def clip_metrics(pred: np.ndarray, clip: Any) -> dict:
+    """Lip-sync metrics of one clip's predicted mouth against its targets and phones."""
     n = min(pred.shape[0], clip.mouth.shape[0])
     pred, tgt = pred[:n], clip.mouth[:n]
     phones = phones_of(clip) if clip.phones is not None else []

@@ -61,6 +61,8 @@ class UnpairedFilesError(Face2ComicsError):
 
 @dataclass(frozen=True)
 class Pair:
+    """One Face2Comics training pair: a face photo and its comic."""
+
     stem: str
     face: Path
     comic: Path

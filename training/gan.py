@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GanTrainConfig:
+    """Training settings shared by the image GANs (stylizer, refiner): steps, batch, optimiser, loss weights."""
+
     steps: int = 20000
     batch: int = 8
     lr: float = 2e-4
@@ -65,7 +68,7 @@ def frozen(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(f)
 
 
-def linear_decay(steps: int):
+def linear_decay(steps: int) -> Callable[[int], float]:
     """pix2pix's schedule: factor 1 for the first half of ``steps``, then linearly to 0."""
     half = max(steps // 2, 1)
     return lambda s: 1.0 if s < half else max(0.0, 1.0 - (s - half) / max(steps - half, 1))
@@ -267,7 +270,7 @@ def add_gan_arguments(p: argparse.ArgumentParser, defaults: GanTrainConfig) -> N
     distributed.add_arguments(p)
 
 
-def gan_config(cls, a: argparse.Namespace, **extra):
+def gan_config(cls: type[GanTrainConfig], a: argparse.Namespace, **extra: Any) -> GanTrainConfig:
     """``cls`` (a ``GanTrainConfig``) from the flags of :func:`add_gan_arguments` plus ``extra`` fields."""
     return cls(
         steps=a.steps,

@@ -1,4 +1,4 @@
-"""Image and motion metrics of rendered avatar video (seed module 7): MSE, PSNR, SSIM, LPIPS (only when
+"""Image and motion metrics of rendered avatar video: MSE, PSNR, SSIM, LPIPS (only when
 really available), landmark drift and temporal jitter. numpy + OpenCV; never torch. (The privacy check
 of rendered frames against the photo is ``runtime.stylizer.photo_leak``.)
 

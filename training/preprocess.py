@@ -1,4 +1,4 @@
-"""Preprocessing (seed module 1): video/audio files -> HDF5 clips with frames, 68 landmarks, pose, log-mel."""
+"""Preprocessing: video/audio files -> HDF5 clips with frames, 68 landmarks, pose, log-mel."""
 
 from __future__ import annotations
 

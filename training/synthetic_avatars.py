@@ -87,6 +87,8 @@ def random_face(rng: np.random.Generator) -> np.ndarray:
 
 @dataclass
 class Identity:
+    """One synthetic person: an avatar style and its neutral landmarks."""
+
     style: AvatarStyle
     neutral: np.ndarray
 
@@ -115,6 +117,8 @@ def variant(idt: Identity, kind: str, rng: np.random.Generator) -> Identity:
 
 @dataclass
 class FrameParams:
+    """How one synthetic frame is drawn: landmarks, pose, blink, emotion, background."""
+
     landmarks: np.ndarray
     pose: np.ndarray
     blink: float

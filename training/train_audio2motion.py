@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0  # value of a mel bin of digital silence
 
 @dataclass
 class TrainConfig:
+    """Training settings of the speech model: steps, batch, crops, optimiser, evaluation, devices."""
+
     steps: int = 8000
     batch: int = 32
     crop_frames: int = 64
@@ -71,7 +74,9 @@ def describe_train_data(clips: list, path: Path, needs: str = "mouth targets") -
     return {"path": str(path), "clips": len(clips), "hours": round(hours, 3)}
 
 
-def sample_batch(pairs, cfg: TrainConfig, lookahead: int, rng: np.random.Generator):
+def sample_batch(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]], cfg: TrainConfig, lookahead: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random crops; targets shifted by ``lookahead`` (output t -> frame t - lookahead, silence before 0)."""
     T = cfg.crop_frames
     mels = np.full((cfg.batch, T * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)

@@ -45,6 +45,8 @@ Clip = tuple[np.ndarray, int]  # (log-mel [4T, 80] float16, class index)
 
 @dataclass
 class TrainConfig:
+    """Training settings of the emotion classifier: steps, batch, crops, optimiser, held-out actors, devices."""
+
     steps: int = 4000
     batch: int = 32
     crop_frames: int = 50  # 2 s crops (video frames of 40 ms)
@@ -78,7 +80,9 @@ def load_clips(items: Sequence[CremaItem]) -> list[Clip]:
     return out
 
 
-def sample_batch(clips: Sequence[Clip], cfg: TrainConfig, rng: np.random.Generator, balanced: bool = True):
+def sample_batch(
+    clips: Sequence[Clip], cfg: TrainConfig, rng: np.random.Generator, balanced: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Class-balanced random crops -> mel [B, 4T, 80], valid-frame mask [B, T], labels [B] (torch)."""
     T = cfg.crop_frames
     mels = np.full((cfg.batch, T * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)

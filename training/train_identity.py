@@ -1,4 +1,4 @@
-"""Train the avatar identity encoder (seed module 4: ResNet-18) on avatars this project draws.
+"""Train the avatar identity encoder (ResNet-18) on avatars this project draws.
 
     toonsync train identity [--steps 1800] [--export MODEL_DIR]
     python -m toonsync.training.train_identity -o runs/identity --steps 1800 --threads 1
@@ -52,6 +52,8 @@ PHOTOS = (REPO / "runtime" / "assets" / "demo_face.jpg", REPO / "tests" / "data"
 
 @dataclass
 class TrainConfig:
+    """Training settings of the identity encoder: steps, identities per step, bank, frames, hard negatives."""
+
     steps: int = 1800
     batch: int = 32  # identities per step (two frames each)
     bank: int = 1000  # identities held at once

@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,7 +136,7 @@ def random_emotion(n: int, rng: np.random.Generator) -> np.ndarray:
     return a
 
 
-def sample_batch(clips, cfg: MotionTrainConfig, lookahead: int, rng: np.random.Generator):
+def sample_batch(clips: Sequence[Any], cfg: MotionTrainConfig, lookahead: int, rng: np.random.Generator) -> tuple:
     """Random crops (VTLP warp + gain) -> mel [B, 4T, 80], aux mouth targets [B, T, 3] (shifted by the
     look-ahead), emotion/noise inputs and mouth/pose/blink targets for the decoder's T - L frames."""
     T, L, B = cfg.crop_frames, lookahead, cfg.batch
@@ -387,7 +389,7 @@ def train(
         return info
 
 
-def save_speech_model(ctx, out_dir: Path, model: MotionModel, info: dict) -> None:
+def save_speech_model(ctx: distributed.DistContext, out_dir: Path, model: MotionModel, info: dict) -> None:
     """``audio2motion.pt`` of a motion run: the speech model with the run's info (metrics, run_id), its own
     parameter count."""
     a_info = {**info, "params": sum(p.numel() for p in model.audio.parameters())}

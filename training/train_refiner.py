@@ -1,4 +1,4 @@
-"""Train the optional refinement generator (seed module 7's learned refinement; seed losses) on pairs
+"""Train the optional refinement generator (learned refinement) on pairs
 this project draws: a rough render of an avatar frame -> the clean render of the same frame.
 
     toonsync train refiner [--steps 2000] [--size 128] [--export MODEL_DIR]
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RefinerTrainConfig(GanTrainConfig):
+    """The refiner's GAN settings: image size, identities, width, evaluation identities."""
+
     steps: int = 2000
     batch: int = 8
     lr: float = 5e-4
@@ -106,7 +109,8 @@ def evaluate(gan: Pix2Pix, held: tuple[np.ndarray, np.ndarray, np.ndarray], lpip
     return {"refined": image_metrics(pred, y), "rough_input": image_metrics(x, y), "lpips": lp}
 
 
-def identity_embedder(model_dir: Path | None):
+def identity_embedder(model_dir: Path | None) -> tuple[Callable[[np.ndarray], np.ndarray], int, str | None]:
+    """The shipped identity encoder as a function (images -> embeddings), its size and the sha256 of its graph."""
     from toonsync.runtime.identity import IdentityModel
 
     m = IdentityModel(model_dir)

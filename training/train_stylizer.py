@@ -1,4 +1,4 @@
-"""Train the learned face -> comic stylizer (seed module 2: pix2pix U-Net + PatchGAN) on Face2Comics.
+"""Train the learned face -> comic stylizer (pix2pix U-Net + PatchGAN) on Face2Comics.
 
     toonsync train stylizer --data PATH/TO/face2comics [--size 256] [--steps 20000] [--export MODEL_DIR]
     python -m toonsync.training.train_stylizer --data PATH/TO/face2comics -o runs/stylizer
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StylizerTrainConfig(GanTrainConfig):
+    """The stylizer's GAN settings: image size and the validation fraction of Face2Comics."""
+
     size: int = 256
     val_fraction: float = 0.1
 

@@ -121,6 +121,8 @@ def normalize_phone(label: str, phoneset: str = "radio") -> str:
 
 @dataclass(frozen=True)
 class Phone:
+    """One timed phone of an utterance (label, start and end in seconds)."""
+
     label: str
     start: float  # seconds
     end: float

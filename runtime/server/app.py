@@ -11,6 +11,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ImageTooLarge, InputError, ToonsyncError, UnsupportedImageFormat
@@ -174,7 +175,13 @@ class KioskServer:
 
 
 # -- the ASGI app ------------------------------------------------------------------------------
-def create_app(config: ServerConfig | None = None, *, model: AudioModel | None = None, avatar=None, server=None):
+def create_app(
+    config: ServerConfig | None = None,
+    *,
+    model: AudioModel | None = None,
+    avatar: Any = None,
+    server: KioskServer | None = None,
+) -> Any:
     """The Starlette app; ``app.state.kiosk`` is the ``KioskServer`` (models loaded once, here)."""
     try:
         from starlette.applications import Starlette

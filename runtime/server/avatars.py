@@ -36,7 +36,7 @@ def lip_gap(landmarks: np.ndarray) -> float:
 _warn_lock = threading.Lock()
 
 
-def avatar_from_bytes(data: bytes, max_bytes: int = 10 * 1024 * 1024):
+def avatar_from_bytes(data: bytes, max_bytes: int = 10 * 1024 * 1024) -> tuple[Any, list[str]]:
     """Uploaded image bytes -> (Avatar, [warning messages]) entirely in memory (never via a path).
 
     Size and format are checked from the bytes before decoding (``image_io.decode_image``); the pixel
@@ -59,6 +59,8 @@ def avatar_from_bytes(data: bytes, max_bytes: int = 10 * 1024 * 1024):
 
 @dataclass
 class AvatarEntry:
+    """One avatar a kiosk can stream: the ``Avatar`` and the ``Look`` its drawing workers rebuild."""
+
     avatar: Any
     look: Look
 

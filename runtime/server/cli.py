@@ -87,7 +87,7 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def add_serve_parser(subparsers) -> argparse.ArgumentParser:
+def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``serve`` to the ``toonsync`` sub-commands (cli.py wires ``cmd_serve``)."""
     s = subparsers.add_parser(
         "serve",

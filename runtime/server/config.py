@@ -50,6 +50,10 @@ CSP = (
 )
 
 
+# the fields a server shares with RenderOptions (the rest of RenderOptions is for offline renders)
+RENDER_FIELDS = ("size", "seed", "emotion", "backend", "precision", "max_backlog")
+
+
 @dataclass
 class ServerConfig:
     """Everything ``toonsync serve`` can tune (defaults suit a 2-core kiosk).
@@ -90,24 +94,9 @@ class ServerConfig:
     @property
     def options(self) -> RenderOptions:
         """The rendering options of the server's streams."""
-        return RenderOptions(
-            size=self.size,
-            seed=self.seed,
-            emotion=self.emotion,
-            backend=self.backend,
-            precision=self.precision,
-            max_backlog=self.max_backlog,
-        )
+        return RenderOptions(**{k: getattr(self, k) for k in RENDER_FIELDS})
 
     @classmethod
     def from_options(cls, options: RenderOptions, **fields: Any) -> ServerConfig:
         """A config streaming with ``options`` (their size, seed, emotion, backend, precision, max_backlog)."""
-        return cls(
-            size=options.size,
-            seed=options.seed,
-            emotion=options.emotion,
-            backend=options.backend,
-            precision=options.precision,
-            max_backlog=options.max_backlog,
-            **fields,
-        )
+        return cls(**{k: getattr(options, k) for k in RENDER_FIELDS}, **fields)

@@ -29,7 +29,8 @@ class Look:
     size: int
 
 
-def make_look(avatar, size: int) -> Look:
+def make_look(avatar: Any, size: int) -> Look:
+    """The drawing recipe of ``avatar`` at ``size`` (style, neutral landmarks), keyed by their hash."""
     import hashlib
 
     style = avatar.style.to_dict()

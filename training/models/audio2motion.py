@@ -1,4 +1,4 @@
-"""Speech -> mouth motion (seed modules 3 + motion half of 7, v0): causal CNN over log-mel + LSTM.
+"""Speech -> mouth motion: causal CNN over log-mel + LSTM.
 
 Streaming-ready: every piece of state is an explicit input/output —
 ``mel_ctx`` (the causal conv's left context), ``h``/``c`` (LSTM). Chunked output equals
@@ -20,6 +20,8 @@ from .encoder import CausalMelLSTM
 
 @dataclass
 class Audio2MotionConfig:
+    """Shape of the speech model: mel input, conv channels and kernel, LSTM size, mouth parameters."""
+
     n_mels: int = 80
     mels_per_frame: int = 4
     channels: int = 192
@@ -35,6 +37,8 @@ class Audio2MotionConfig:
 
 
 class Audio2Motion(CausalMelLSTM):
+    """Log-mel -> mouth parameters, landmark offsets and a speech embedding, streaming (causal CNN + LSTM)."""
+
     def __init__(self, cfg: Audio2MotionConfig):
         super().__init__(cfg)
         self.head = nn.Linear(cfg.hidden, cfg.n_params)

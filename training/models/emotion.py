@@ -1,4 +1,4 @@
-"""Speech -> emotion classifier (seed module 5): causal CNN over log-mel + LSTM -> per-frame 6-class logits.
+"""Speech -> emotion classifier: causal CNN over log-mel + LSTM -> per-frame 6-class logits.
 
 Same streaming contract as ``audio2motion``: the causal conv's left context (``mel_ctx``) and the
 LSTM ``h``/``c`` are explicit inputs/outputs, so chunked inference equals whole-clip inference.
@@ -22,6 +22,8 @@ from .encoder import CausalMelLSTM
 
 @dataclass
 class EmotionConfig:
+    """Shape of the emotion classifier: mel input, conv channels and kernel, LSTM size, classes."""
+
     n_mels: int = 80
     mels_per_frame: int = 4
     channels: int = 96
@@ -35,6 +37,8 @@ class EmotionConfig:
 
 
 class EmotionNet(CausalMelLSTM):
+    """Log-mel -> per-frame logits of the six CREMA-D emotions, streaming (causal CNN + LSTM)."""
+
     def __init__(self, cfg: EmotionConfig):
         super().__init__(cfg)
         self.head = nn.Linear(cfg.hidden, cfg.n_classes)

@@ -1,4 +1,4 @@
-"""The causal speech encoder both audio models share (seed module 3): log-mel -> LayerNorm -> causal
+"""The causal speech encoder both audio models share: log-mel -> LayerNorm -> causal
 Conv1d (explicit left context) -> stride-4 Conv1d to 25 fps -> LSTM (explicit h/c).
 
 Subclasses add their head; all streaming state is an explicit input/output, so chunked == whole.
@@ -71,7 +71,7 @@ class CausalMelLSTM(nn.Module):
         return emb, new_ctx, h2, c2
 
 
-def load_model_checkpoint(path: Path, model_cls, cfg_cls):
+def load_model_checkpoint(path: Path, model_cls: type[nn.Module], cfg_cls: type) -> nn.Module:
     """Rebuild ``model_cls(cfg_cls(**config))`` from a checkpoint saved with its config inside; eval mode."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
     model = model_cls(cfg_cls(**ck["config"]))

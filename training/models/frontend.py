@@ -15,6 +15,8 @@ from toonsync.runtime import mel as M
 
 
 class LogMel(nn.Module):
+    """The runtime's log-mel frontend as a torch module (DFT as Conv1d), for the fused PCM graph."""
+
     def __init__(self):
         super().__init__()
         n = np.arange(M.WIN_LENGTH)

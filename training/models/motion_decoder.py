@@ -1,4 +1,4 @@
-"""Motion decoder (seed module 7): a small causal transformer over the speech, emotion and noise
+"""Motion decoder: a small causal transformer over the speech, emotion and noise
 embeddings -> mouth parameters (-> 68 landmark offsets), head pose and blink, per 40 ms frame.
 
 Inputs per frame: the speech embedding of the audio model (``Audio2Motion``'s LSTM output, which has
@@ -31,6 +31,8 @@ NEG = -1e4  # additive mask (fp16-safe)
 
 @dataclass
 class MotionDecoderConfig:
+    """Shape of the motion decoder: input sizes, transformer width, layers, window, outputs."""
+
     speech_dim: int = 192  # the audio model's embedding size (its LSTM hidden)
     emotion_dim: int = N_EMOTIONS
     noise_dim: int = N_NOISE
@@ -48,6 +50,8 @@ class MotionDecoderConfig:
 
 
 class DecoderLayer(nn.Module):
+    """One causal transformer layer over a sliding window, with its key/value cache as explicit state."""
+
     def __init__(self, cfg: MotionDecoderConfig):
         super().__init__()
         self.cfg = cfg
@@ -87,6 +91,8 @@ class DecoderLayer(nn.Module):
 
 
 class MotionDecoder(nn.Module):
+    """Speech embedding + emotion + noise embedding -> mouth, landmarks, head pose and blink, frame by frame."""
+
     def __init__(self, cfg: MotionDecoderConfig):
         super().__init__()
         self.cfg = cfg

@@ -1,5 +1,5 @@
 """ResNet-18 written here (torchvision does not import beside torch 2.13 on the build machine), and the
-identity encoder built on it (seed module 4: "captures speaker identity with a ResNet-18 based encoder").
+identity encoder built on it ("captures speaker identity with a ResNet-18 based encoder").
 
 ``ResNet18``: the He et al. (2016) ImageNet layout — 7x7/2 stem + 3x3/2 max-pool, four stages of two
 ``BasicBlock``s (3x3 conv-BN-ReLU-3x3 conv-BN + shortcut; 1x1/2 conv-BN shortcut where the shape
@@ -23,6 +23,8 @@ from torch.nn import functional as F
 
 
 class BasicBlock(nn.Module):
+    """The ResNet basic block: two 3x3 convolutions with batch norm and a residual connection."""
+
     expansion = 1
 
     def __init__(self, cin: int, cout: int, stride: int = 1):
@@ -75,6 +77,8 @@ class ResNet18(nn.Module):
 
 @dataclass
 class IdentityConfig:
+    """Shape of the identity encoder: input size, ResNet-18 width, embedding size."""
+
     size: int = 96  # input images are resized to size x size (RGB, 0..1)
     width: int = 32  # ResNet-18 first-stage channels (paper: 64); 32 -> ~2.9 M parameters, ~11 MB fp32
     embed_dim: int = 128

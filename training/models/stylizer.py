@@ -1,4 +1,4 @@
-"""pix2pix image-to-image networks and losses (seed module 2: "U-Net + GAN"; Isola et al. 2017).
+"""pix2pix image-to-image networks and losses ("U-Net + GAN"; Isola et al. 2017).
 
 ``UNetGenerator``: the pix2pix U-Net. ``depth`` stride-2 4x4 convolutions down (the input side is
 divided by ``2**depth``: 8 for 256 x 256 as in pix2pix's ``unet_256``, 6 for the 64 x 64 test
@@ -52,6 +52,8 @@ def _norm(kind: str, ch: int) -> nn.Module:
 
 @dataclass
 class UNetConfig:
+    """Shape of the pix2pix U-Net generator: image size, depth, channels, conditioning."""
+
     size: int = 256  # square input/output side; must be divisible by 2**depth
     depth: int = 8  # down-sampling levels (pix2pix unet_256: 8)
     ngf: int = 64  # channels of the first level (pix2pix: 64)
@@ -126,6 +128,8 @@ class UNetGenerator(nn.Module):
 
 @dataclass
 class PatchConfig:
+    """Shape of the PatchGAN discriminator: input channels, width, layers, normalisation."""
+
     in_ch: int = 6  # condition image + output image
     ndf: int = 64
     n_layers: int = 3  # 3: the 70 x 70 PatchGAN
@@ -171,6 +175,8 @@ class PatchDiscriminator(nn.Module):
 
 @dataclass
 class LossWeights:
+    """Weights of the generator's losses: adversarial, L1, MSE, feature matching."""
+
     adv: float = 1.0
     l1: float = 100.0  # pix2pix's lambda_L1
     mse: float = 0.0

@@ -1,4 +1,4 @@
-"""The landmark-driven warp renderer (seed module 7's renderer), as a torch module exported to ``render.onnx``.
+"""The landmark-driven warp renderer, as a torch module exported to ``render.onnx``.
 
 It has no learned weights: every number in it is geometry. Per frame it
 
@@ -80,7 +80,7 @@ def _planar(rows: torch.Tensor) -> torch.Tensor:
 
 
 def bilinear(
-    quad: torch.Tensor, size, x: torch.Tensor, y: torch.Tensor, offset: torch.Tensor | None = None
+    quad: torch.Tensor, size: int, x: torch.Tensor, y: torch.Tensor, offset: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Bilinear lookup in ``quad_table`` rows ``quad`` [R, 4 * C] (square images of ``size`` pixels, row =
     offset + y * size + x) at pixel coordinates ``x``, ``y`` (pixel i's centre at i; any shape, N values),
