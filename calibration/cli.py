@@ -8,7 +8,7 @@ from pathlib import Path
 
 from toonsync.runtime.backend import model_dir
 from toonsync.runtime.commands import output_dir
-from toonsync.runtime.errors import ModelError
+from toonsync.runtime.errors import ModelError, ToonsyncError
 
 from .quantize import calibrate
 from .reader import CalibrationSet
@@ -29,7 +29,10 @@ def calibrate_cli(a: argparse.Namespace) -> int:
         copy_models(src, dst)
     report, docs = a.report or Path(dst) / "quantization.json", a.docs or Path(dst) / "quantization.md"
     cal = CalibrationSet.from_corpus(a.corpus) if a.corpus else CalibrationSet.from_wavs()
-    rep = calibrate(Path(dst), cal, report=report, docs=docs)
+    try:
+        rep = calibrate(Path(dst), cal, report=report, docs=docs)
+    except ImportError as e:  # a part of the export extra missing (onnx, sympy for onnxruntime's quantizer)
+        raise ToonsyncError(f"this command needs `pip install toonsync[export]` ({e})") from None
     for name, m in rep["models"].items():
         log.info(
             "%s: fp32 %d KiB -> int8 %d KiB; frame p50 %.3f -> %.3f ms (%.2fx); 10 s clip %.2f -> %.2f ms "

@@ -65,6 +65,14 @@ def pytest_terminal_summary(terminalreporter):
     """Print the size of the bad-input catalogue and how many of its cases passed in this session."""
     from .catalogue import CASES
 
+    ran = [
+        r
+        for rs in terminalreporter.stats.values()
+        for r in rs
+        if "test_catalogue.py::test_catalogue[" in getattr(r, "nodeid", "")
+    ]
+    if not ran:  # the catalogue was not part of this session
+        return
     passed = [r for r in terminalreporter.stats.get("passed", []) if "test_catalogue.py::test_catalogue[" in r.nodeid]
     terminalreporter.write_line(
         f"toonsync bad-input catalogue: {len(passed)}/{len(CASES)} cases passed "

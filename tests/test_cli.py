@@ -108,3 +108,15 @@ def test_stream_cli_wav_records_and_mic_fails_clearly(tmp_path, frontal_face, sp
     if not input_devices():
         r = run("stream", "--mic", "--face", str(frontal_face))
         assert r.returncode == 1 and "available input devices: none" in r.stderr and "--wav" in r.stderr
+
+
+def test_global_flags_also_after_the_command(tmp_path, capsys):
+    """``-q`` / ``--debug`` work before or after the command (an error still ends in one line)."""
+    for argv in (["-q", "render"], ["render", "-q"]):
+        rc = main([*argv, str(tmp_path / "nope.jpg"), str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.mp4")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 1 and err.startswith("toonsync render: error:") and "\n" not in err
+    with pytest.raises(Exception, match="nope"):  # --debug after the command: the traceback, not one line
+        main(
+            ["render", str(tmp_path / "nope.jpg"), str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.mp4"), "--debug"]
+        )

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     for package in PACKAGES:
         package.register(sub)
+    for command in sub.choices.values():  # the global flags also after the command: `toonsync render ... -q`
+        for flags in (("--debug",), ("-q", "--quiet")):
+            try:
+                command.add_argument(*flags, action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            except argparse.ArgumentError:  # the command has a flag of that name itself
+                pass
     return p
 
 
