@@ -159,10 +159,21 @@ def test_starved_live_source_keeps_animating(animator, avatar, speech):
     assert st.dropped > 0 and len(frames) == st.frames
 
 
+def _no_mic_message() -> str:
+    """What opening the microphone must say here: PortAudio missing (no libportaudio2), or no input device."""
+    try:
+        import sounddevice  # noqa: F401
+    except OSError:  # the Python package is there, the PortAudio library is not
+        return r"needs .*PortAudio \(apt-get install libportaudio2\).*--wav"
+    except ImportError:
+        return r"needs `pip install toonsync\[mic\]`.*--wav"
+    return r"available input devices: none.*--wav"
+
+
 def test_no_microphone_is_a_clear_error():
     if input_devices():
         pytest.skip("this machine has an audio input device")
-    with pytest.raises(MicrophoneError, match=r"available input devices: none.*--wav"):
+    with pytest.raises(MicrophoneError, match=_no_mic_message()):
         Microphone()
 
 
