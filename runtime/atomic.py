@@ -5,9 +5,50 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+_INTERRUPTED: dict[str, int | None] = {"signal": None}
+
+
+def interrupted() -> int | None:
+    """The signal (SIGINT, SIGTERM) that interrupted the work under ``catch_interrupts``, or None."""
+    return _INTERRUPTED["signal"]
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if the work was interrupted, even if that interrupt was swallowed on its way up
+    (one that lands inside a C library's callback can only be printed there, not raised)."""
+    if _INTERRUPTED["signal"] is not None:
+        raise KeyboardInterrupt
+
+
+def _on_signal(signum: int, frame) -> None:
+    _INTERRUPTED["signal"] = signum
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def catch_interrupts() -> Iterator[None]:
+    """While active (main thread only), Ctrl-C and SIGTERM raise KeyboardInterrupt and are remembered: outputs
+    check ``raise_if_interrupted`` before they are renamed into place and between frames, so an interrupted
+    command never leaves a finished-looking file and stops promptly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _INTERRUPTED["signal"] = None
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s, h in old.items():
+        if h is not signal.SIG_IGN:
+            signal.signal(s, _on_signal)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def check_writable(dest: str | os.PathLike) -> Path:
@@ -48,6 +89,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        raise_if_interrupted()
         os.replace(tmp_path, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -82,6 +124,7 @@ def atomic_dir(dest: str | os.PathLike, marker: str) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~umask)
     try:
         yield tmp
+        raise_if_interrupted()
         if dest.exists():  # swap: old aside, new in, old removed
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", suffix=".tmp", dir=dest.parent))
             os.replace(dest, old / dest.name)

@@ -8,14 +8,14 @@ shape A-H/X) so existing 2D animation pipelines can use it directly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from .pipeline import Animator, Motion
     from .prepare import FaceLike
 
 import csv
-import io
 import json
 import os
 from pathlib import Path
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
-from .audio_io import AudioLike, load_audio
+from .audio_io import AudioLike, iter_audio
 from .errors import InputError
-from .mel import FPS
+from .mel import FPS, SAMPLES_PER_FRAME
 from .motion import EMOTIONS
 
 # Rhubarb's basic + extended mouth shapes (https://github.com/DanielSWolf/rhubarb-lip-sync#mouth-shapes)
@@ -85,18 +85,35 @@ def animate(
     from .pipeline import Animator
     from .prepare import load_face
 
-    pcm = load_audio(audio, sample_rate)
+    chunks = iter_audio(audio, sample_rate)  # a file is read block by block: memory bounded for any length
     neutral = load_face(face).neutral if face is not None else mean_face_landmarks()
     animator = animator or Animator(backend, precision)
-    m = animator.animate(pcm, neutral, seed=seed, emotion=emotion)
-    m.visemes = viseme_classes(m.mouth, frame_energy(pcm, m.n_frames))
+    energies: list[np.ndarray] = []
+    carry = np.zeros(0, np.float32)
+
+    def tapped() -> Iterator[np.ndarray]:  # per-frame energy (for the visemes) as the chunks go by
+        nonlocal carry
+        for c in chunks:
+            a = np.concatenate([carry, c])
+            n = a.size // SAMPLES_PER_FRAME
+            if n:
+                energies.append(frame_energy(a[: n * SAMPLES_PER_FRAME], n))
+            carry = a[n * SAMPLES_PER_FRAME :]
+            yield c
+
+    m, _ = animator.animate_chunks(tapped(), neutral, seed=seed, emotion=emotion)
+    if carry.size:
+        energies.append(frame_energy(carry, 1))
+    e = np.concatenate([np.zeros(0, np.float32), *energies])[: m.n_frames]
+    e = np.pad(e, (0, m.n_frames - e.size), constant_values=-60.0)
+    m.visemes = viseme_classes(m.mouth, e)
     return m
 
 
-def motion_dict(m: Motion) -> dict:
-    vis = getattr(m, "visemes", None)
-    if vis is None:
-        vis = viseme_classes(m.mouth)
+_ARRAYS = (("landmarks", 5), ("pose", 5), ("blink", 4), ("emotion", 4), ("mouth", 4))  # field, decimals
+
+
+def _header(m: Motion) -> dict:
     return {
         "format": "toonsync-motion",
         "version": 1,
@@ -105,19 +122,65 @@ def motion_dict(m: Motion) -> dict:
         "coordinates": "landmarks: iBUG-68 order, canvas pixels / canvas size (0..1), before head pose",
         "emotion_classes": list(EMOTIONS),
         "viseme_classes": VISEME_MEANING,
-        "landmarks": np.round(m.landmarks, 5).tolist(),
-        "pose": np.round(m.pose, 5).tolist(),
-        "blink": np.round(m.blink, 4).tolist(),
-        "emotion": np.round(m.emotion, 4).tolist(),
-        "mouth": np.round(m.mouth, 4).tolist(),
+    }
+
+
+def _visemes(m: Motion) -> np.ndarray:
+    vis = getattr(m, "visemes", None)
+    return viseme_classes(m.mouth) if vis is None else vis
+
+
+def motion_dict(m: Motion) -> dict:
+    """The ``.json`` document as a dict: per-frame landmarks, pose, blink, emotion, mouth, viseme, mouth cues."""
+    vis = _visemes(m)
+    return {
+        **_header(m),
+        **{k: np.round(getattr(m, k), nd).tolist() for k, nd in _ARRAYS},
         "viseme": vis.tolist(),
         "mouth_cues": mouth_cues(vis),
     }
 
 
+def _write_json(m: Motion, f: TextIO, rows: int = 1000) -> None:
+    """``json.dump(motion_dict(m))``, the same text, written a block of frames at a time (bounded memory)."""
+    vis = _visemes(m)
+    f.write(json.dumps(_header(m))[:-1])
+    for k, nd in _ARRAYS:
+        a = getattr(m, k)
+        f.write(f', "{k}": [')
+        for i in range(0, a.shape[0], rows):
+            f.write((", " if i else "") + json.dumps(np.round(a[i : i + rows], nd).tolist())[1:-1])
+        f.write("]")
+    f.write(f', "viseme": {json.dumps(vis.tolist())}, "mouth_cues": {json.dumps(mouth_cues(vis))}}}')
+
+
+def _write_csv(m: Motion, f: TextIO) -> None:
+    """A row per frame: time, pose, blink, mouth, viseme, emotion, the 68 landmarks."""
+    w = csv.writer(f)
+    w.writerow(
+        ["frame", "time", "yaw", "pitch", "roll", "blink", "open", "spread", "labio", "viseme"]
+        + [f"emo_{e}" for e in EMOTIONS]
+        + [f"{c}{i}" for i in range(68) for c in ("x", "y")]
+    )
+    vis = _visemes(m).tolist()
+    for k in range(m.n_frames):
+        w.writerow(
+            [
+                k,
+                f"{k / FPS:.3f}",
+                *np.round(m.pose[k], 5).tolist(),
+                np.round(m.blink[k : k + 1], 4).tolist()[0],
+                *np.round(m.mouth[k], 4).tolist(),
+                vis[k],
+                *np.round(m.emotion[k], 4).tolist(),
+                *np.round(m.landmarks[k].ravel(), 5).tolist(),
+            ]
+        )
+
+
 def save_motion(m: Motion, path: str | os.PathLike) -> Path:
     """Write ``.json`` (everything + mouth cues), ``.npy`` (landmarks [T, 68, 2] exactly) or ``.csv``
-    (a row per frame)."""
+    (a row per frame), streamed to a temp file and renamed."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".json", ".npy", ".csv"):
@@ -126,40 +189,7 @@ def save_motion(m: Motion, path: str | os.PathLike) -> Path:
         if suffix == ".npy":
             with open(tmp, "wb") as f:
                 np.save(f, m.landmarks.astype(np.float32))
-        elif suffix == ".json":
-            tmp.write_text(json.dumps(motion_dict(m)))
         else:
-            d = motion_dict(m)
-            buf = io.StringIO()
-            w = csv.writer(buf)
-            w.writerow(
-                [
-                    "frame",
-                    "time",
-                    "yaw",
-                    "pitch",
-                    "roll",
-                    "blink",
-                    "open",
-                    "spread",
-                    "labio",
-                    "viseme",
-                    *[f"emo_{e}" for e in EMOTIONS],
-                    *[f"{c}{i}" for i in range(68) for c in ("x", "y")],
-                ]
-            )
-            for k in range(m.n_frames):
-                w.writerow(
-                    [
-                        k,
-                        f"{k / FPS:.3f}",
-                        *d["pose"][k],
-                        d["blink"][k],
-                        *d["mouth"][k],
-                        d["viseme"][k],
-                        *d["emotion"][k],
-                        *np.round(m.landmarks[k].ravel(), 5).tolist(),
-                    ]
-                )
-            tmp.write_text(buf.getvalue())
+            with open(tmp, "w", newline="" if suffix == ".csv" else None) as f:
+                (_write_json if suffix == ".json" else _write_csv)(m, f)
     return path

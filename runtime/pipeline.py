@@ -6,20 +6,21 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .audio_io import AudioLike, check_audio_path, load_audio
+from .audio_io import AudioLike, check_audio_path, iter_audio, load_audio
 from .background import parse_background, with_background
 from .errors import InputError, InvalidAudio
-from .mel import FPS, SAMPLE_RATE
+from .mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .motion import EMOTIONS
 from .options import RenderOptions, resolve_options
 from .prepare import Avatar, FaceLike, load_face
-from .streaming import AudioModel, Stream
+from .streaming import MAX_STEPS, AudioModel, Stream
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +70,48 @@ class Animator:
         """16 kHz mono audio -> Motion at ``fps`` (T = ceil(N / 640) frames at 25 fps)."""
         if audio.size == 0:
             raise InvalidAudio("audio is empty (0 samples)")
+        window = MAX_STEPS * SAMPLES_PER_FRAME
+        return self.animate_chunks(
+            (audio[i : i + window] for i in range(0, audio.size, window)), neutral, seed, emotion, fps
+        )[0]
+
+    def animate_chunks(
+        self,
+        chunks: Iterable[np.ndarray],
+        neutral: np.ndarray,
+        seed: int = 0,
+        emotion: str | None = None,
+        fps: int = FPS,
+    ) -> tuple[Motion, int]:
+        """``animate`` of 16 kHz mono audio given as chunks (e.g. ``audio_io.iter_audio`` of a long file): the
+        audio goes through the stream window by window, so time is linear in its length and memory bounded but
+        for the motion itself. Returns the Motion and the number of samples heard."""
         s = Stream(self.audio_model, neutral, None, seed=seed, emotion=emotion)
-        s.accept_audio(audio)
+        parts: list[list[np.ndarray]] = [[], [], [], [], []]  # mouth, landmarks, pose, blink, emotion per window
+        heard = 0
+
+        def take() -> None:  # the frames ready so far (at most a window's worth at a time)
+            frames = [s.step(draw=False) for _ in range(s.ready())]
+            for part, key in zip(parts, ("mouth", "landmarks", "pose", "blink", "emotion")):
+                if frames:
+                    part.append(np.stack([getattr(f, key) for f in frames]).astype(np.float32))
+
+        window = MAX_STEPS * SAMPLES_PER_FRAME
+        for chunk in chunks:
+            for i in range(0, chunk.size, window):
+                piece = chunk[i : i + window]
+                s.accept_audio(piece)
+                heard += piece.size
+                take()
+        if heard == 0:
+            raise InvalidAudio("audio is empty (0 samples)")
         s.flush()
-        frames = [s.step(draw=False) for _ in range(s.ready())]
-        mouth, lms, pose, blink, emo = (
-            np.stack([getattr(f, k) for f in frames]).astype(np.float32)
-            for k in ("mouth", "landmarks", "pose", "blink", "emotion")
-        )
+        take()
+        mouth, lms, pose, blink, emo = (np.concatenate(part) for part in parts)
         if fps != FPS:
-            n_out = max(1, int(round(audio.size / SAMPLE_RATE * fps)))
+            n_out = max(1, int(round(heard / SAMPLE_RATE * fps)))
             mouth, lms, pose, blink, emo = (_resample(x, n_out) for x in (mouth, lms, pose, blink, emo))
-        return Motion(mouth, lms, pose, blink, emo)
+        return Motion(mouth, lms, pose, blink, emo), heard
 
 
 def _resample(x: np.ndarray, n: int) -> np.ndarray:
@@ -137,11 +168,23 @@ def render(
     painter = with_background(avatar.renderer(size, opts.renderer), bg)  # before the audio: a bad choice fails fast
     t["face_ms"] = (time.perf_counter() - t0) * 1e3
     t1 = time.perf_counter()
-    pcm = load_audio(audio, sample_rate)
+    if isinstance(audio, np.ndarray):  # already in memory
+        pcm = load_audio(audio, sample_rate)
+
+        def chunks() -> Iterable[np.ndarray]:
+            return iter_audio(pcm, SAMPLE_RATE)
+    else:  # a file is read block by block, twice (motion, then muxing): memory does not grow with its length
+
+        def chunks() -> Iterable[np.ndarray]:
+            return iter_audio(audio)
+
+    first = chunks()  # a bad or empty file fails here, before the model loads
     t["audio_ms"] = (time.perf_counter() - t1) * 1e3
     t2 = time.perf_counter()
     animator = animator or Animator(opts.backend, opts.precision)
-    motion = animator.animate(pcm, avatar.neutral, seed=opts.seed, emotion=opts.emotion_override, fps=fps)
+    motion, heard = animator.animate_chunks(
+        first, avatar.neutral, seed=opts.seed, emotion=opts.emotion_override, fps=fps
+    )
     t["motion_ms"] = (time.perf_counter() - t2) * 1e3
 
     def frames():
@@ -151,16 +194,16 @@ def render(
     t3 = time.perf_counter()
     outp = None
     if out is not None:
-        outp = write_video(out, frames(), pcm, fps=fps, alpha=bg.alpha)
+        outp = write_video(out, frames(), chunks(), fps=fps, alpha=bg.alpha)
     t["render_encode_ms"] = (time.perf_counter() - t3) * 1e3
     t["total_ms"] = (time.perf_counter() - t0) * 1e3
-    log.info("rendered %d frames (%.2f s) in %.0f ms", motion.n_frames, pcm.size / SAMPLE_RATE, t["total_ms"])
+    log.info("rendered %d frames (%.2f s) in %.0f ms", motion.n_frames, heard / SAMPLE_RATE, t["total_ms"])
     return RenderResult(
         outp,
         motion.n_frames,
         fps,
         size,
-        pcm.size / SAMPLE_RATE,
+        heard / SAMPLE_RATE,
         motion,
         {k: round(v, 1) for k, v in t.items()},
         [str(w.message) for w in caught],

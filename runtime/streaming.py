@@ -13,6 +13,7 @@ graphs as one batched call per tick, through the streams' public batching method
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -35,6 +36,8 @@ from .mouth import SilenceGate
 log = logging.getLogger(__name__)
 SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0
 BLINK_SNAP = 0.03  # decoder blink below this is an open eye (a sigmoid never reaches 0)
+# most 40 ms steps one graph call runs (10 s): longer input goes through in windows, state carried
+MAX_STEPS = 250
 
 
 @dataclass
@@ -148,7 +151,7 @@ class AudioModel:
             active = [s for s in streams if s.pending_steps() > 0]
             if not active:
                 return calls
-            n = min(s.pending_steps() for s in active)
+            n = min(MAX_STEPS, *(s.pending_steps() for s in active))
             feeds = [s.take_model_input(n) for s in active]
             results = self.run_many([mel for mel, _ in feeds], [state for _, state in feeds])
             calls += 1
@@ -317,9 +320,13 @@ class Stream:
         return mel
 
     def _run_model(self, n: int) -> None:
-        if n > 0:
-            out, self._state = self.model.run(self._take_mel(n), self._state)
-            self._emit(out, n)
+        # in windows of at most MAX_STEPS: a long chunk (an hour of audio in one call) costs linear time and
+        # bounded memory, and the state carried between windows makes the frames equal to any other chunking
+        while n > 0:
+            k = min(n, MAX_STEPS)
+            out, self._state = self.model.run(self._take_mel(k), self._state)
+            self._emit(out, k)
+            n -= k
 
     def _emit(self, out: dict[str, np.ndarray], n: int) -> None:
         """Turn ``n`` model steps' outputs into frames (the first ``lookahead`` steps describe none)."""
@@ -337,7 +344,8 @@ class Stream:
             return None
         mouth = out["mouth"][0, first:]
         m = mouth.shape[0]
-        known = [60.0 * (e - 1.0) for e in self._energy]  # dB of this and every later complete frame
+        ahead = self._gate.lookahead  # the gate looks this many frames past each one
+        known = [60.0 * (e - 1.0) for e in itertools.islice(self._energy, m + ahead)]  # dB of these frames + ahead
         gains = np.array([self._gate.gain(known[i], known[i + 1 :]) for i in range(m)], np.float32)
         energy = np.array([self._energy.popleft() for _ in range(m)], np.float32)
         emo = np.stack([self._emotion_row(self._next_index + i) for i in range(m)]).astype(np.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .atomic import atomic_dir, atomic_path, check_dir_writable, check_writable
+from .atomic import atomic_dir, atomic_path, check_dir_writable, check_writable, raise_if_interrupted
 from .errors import InputError, InputNotFound
 
 log = logging.getLogger(__name__)
@@ -298,13 +298,13 @@ def open_writer(
 def write_video(
     path: str | os.PathLike,
     frames: Iterable[np.ndarray],
-    audio: np.ndarray | None,
+    audio: np.ndarray | Iterable[np.ndarray] | None,
     fps: int = 25,
     sample_rate: int = 16_000,
     alpha: bool = False,
 ) -> Path:
-    """Encode RGB (or, with ``alpha``, RGBA) uint8 frames + mono float32 audio into ``path`` (any format of
-    ``open_writer``), atomically."""
+    """Encode RGB (or, with ``alpha``, RGBA) uint8 frames + mono float32 audio (an array, or its chunks in order)
+    into ``path`` (any format of ``open_writer``), atomically."""
     return _write_all(open_writer(path, fps, sample_rate, audio is not None, alpha), frames, audio)
 
 
@@ -320,12 +320,47 @@ def write_mp4(
     return _write_all(Mp4Writer(path, fps, sample_rate, audio is not None, crf), frames, audio)
 
 
-def _write_all(w: VideoWriter | PngSequenceWriter, frames: Iterable[np.ndarray], audio: np.ndarray | None) -> Path:
+class _AudioFeed:
+    """Audio given as one array or as chunks, handed out in runs of samples as the frames need them."""
+
+    def __init__(self, audio: np.ndarray | Iterable[np.ndarray]):
+        self._chunks = iter([audio] if isinstance(audio, np.ndarray) else audio)
+        self._cur, self._pos = np.zeros(0, np.float32), 0
+
+    def take(self, n: int | None) -> np.ndarray:
+        """The next ``n`` samples (all that are left with ``None``; fewer at the end)."""
+        out: list[np.ndarray] = []
+        while n is None or n > 0:
+            if self._pos >= self._cur.size:
+                nxt = next(self._chunks, None)
+                if nxt is None:
+                    break
+                self._cur, self._pos = np.asarray(nxt, np.float32).reshape(-1), 0
+                continue
+            k = self._cur.size - self._pos if n is None else min(n, self._cur.size - self._pos)
+            out.append(self._cur[self._pos : self._pos + k])
+            self._pos += k
+            n = None if n is None else n - k
+        return out[0] if len(out) == 1 else np.concatenate([np.zeros(0, np.float32), *out])
+
+
+def _write_all(
+    w: VideoWriter | PngSequenceWriter, frames: Iterable[np.ndarray], audio: np.ndarray | Iterable[np.ndarray] | None
+) -> Path:
+    """Write ``frames`` and ``audio`` interleaved, each frame followed by its share of the audio: neither the
+    muxer nor the audio held grows with the length of the clip."""
+    feed = None if audio is None else _AudioFeed(audio)
+    done = 0
     with w:
-        for img in frames:
+        for i, img in enumerate(frames):
+            raise_if_interrupted()
             w.add_frame(img)
-        if audio is not None:
-            w.add_audio(audio)
+            if feed is not None:
+                upto = (i + 1) * w.sample_rate // w.fps
+                w.add_audio(feed.take(upto - done))
+                done = upto
+        if feed is not None:
+            w.add_audio(feed.take(None))
     return w.path
 
 

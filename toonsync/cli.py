@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 import warnings
@@ -14,6 +15,7 @@ import warnings
 from .calibration import commands as calibration_commands
 from .export import commands as export_commands
 from .runtime import commands as runtime_commands
+from .runtime.atomic import catch_interrupts, interrupted
 from .runtime.errors import ToonsyncError
 from .runtime.version import __version__
 from .tools import commands as tool_commands
@@ -101,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.captureWarnings(True)
     t0 = time.perf_counter()
     try:
-        rc = a.func(a)
-        if rc == 0:
-            _export_trained(a)
+        with catch_interrupts():  # Ctrl-C and SIGTERM: outputs are removed, never left half-written
+            rc = a.func(a)
+            if rc == 0:
+                _export_trained(a)
     except ToonsyncError as e:
         if a.debug:
             raise
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(f"toonsync {a.cmd}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (interrupted() or signal.SIGINT)
     except OSError as e:  # disk full, permissions... : one line, not a traceback
         if a.debug:
             raise
