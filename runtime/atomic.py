@@ -51,6 +51,26 @@ def catch_interrupts() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def check_not_input(out: str | os.PathLike | None, *inputs: object) -> None:
+    """``OutputError`` when the output ``out`` is one of the ``inputs`` (the same path, a link to it, or the same
+    file by another name): writing it would destroy the input. Inputs that are not paths are ignored."""
+    from .errors import OutputError
+
+    if out is None:
+        return
+    o = Path(out)
+    for src in inputs:
+        if not isinstance(src, (str, os.PathLike)):
+            continue
+        p = Path(src)
+        same = p.resolve() == o.resolve()
+        if not same and p.exists() and o.exists():
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(p, o)
+        if same:
+            raise OutputError(f"output {o} is also an input ({p}); choose another file name")
+
+
 def check_writable(dest: str | os.PathLike) -> Path:
     """Create the parent directory if needed and make sure a file can be written there; else OutputError."""
     from .errors import OutputError

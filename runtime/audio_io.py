@@ -57,6 +57,8 @@ def check_audio_path(src: str | os.PathLike) -> Path:
         raise InputNotFound(f"audio not found: {path}")
     if path.is_dir():
         raise UnsupportedAudioFormat(f"{path} is a directory; {_accepted()}")
+    if not path.is_file():  # a FIFO, device or socket: reading it could block forever
+        raise UnsupportedAudioFormat(f"{path} is not a regular file; {_accepted()}")
     with open(path, "rb") as f:
         head = f.read(64)
     if not head:
@@ -90,7 +92,11 @@ def to_mono_float(samples: np.ndarray) -> np.ndarray:
 
 
 def _check_rate(sample_rate: int) -> int:
-    if not 1000 <= int(sample_rate) <= 768_000:
+    try:
+        ok = np.isfinite(float(sample_rate)) and 1000 <= int(sample_rate) <= 768_000
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
         raise InvalidAudio(f"sample rate {sample_rate} Hz is out of range (1 kHz .. 768 kHz)")
     return int(sample_rate)
 

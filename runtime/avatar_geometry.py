@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import InvalidLandmarks
 from .motion import EMOTIONS  # noqa: F401  (re-exported: the order of the emotion vector the renderers take)
 from .mouth import close_mouth as _close_mouth
 
@@ -224,3 +225,16 @@ def eye_open_factor(emotion: Sequence[float] | np.ndarray | None) -> float:
         return 1.0
     _ang, _dis, fea, hap, _neu, sad = (float(v) for v in np.clip(np.asarray(emotion, np.float32).reshape(6), 0, 1))
     return 1.0 + 0.12 * fea - 0.12 * sad - 0.1 * hap
+
+
+def check_neutral(neutral: object) -> np.ndarray:
+    """An avatar's neutral landmarks as float32 [68, 2] in the canvas (0..1), or ``InvalidLandmarks``."""
+    try:
+        a = np.asarray(neutral, np.float32)
+    except (TypeError, ValueError):
+        a = np.zeros(0, np.float32)
+    if a.shape != (68, 2) or not np.isfinite(a).all() or np.abs(a).max() > 4.0:
+        raise InvalidLandmarks(
+            f"neutral landmarks must be 68 finite [x, y] points in canvas units (0..1), got shape {a.shape}"
+        )
+    return a

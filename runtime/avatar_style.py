@@ -48,7 +48,10 @@ class AvatarStyle:
         """Inverse of :meth:`to_dict` (tolerates lists / numpy values)."""
 
         def col(v: Sequence) -> RGB:
-            return tuple(int(np.clip(round(float(c)), 0, 255)) for c in v)[:3]  # type: ignore[return-value]
+            a = np.asarray(v, np.float64) if isinstance(v, (list, tuple, np.ndarray)) else np.zeros(0)
+            if a.shape != (3,) or not np.isfinite(a).all():
+                raise ValueError(f"a colour must be 3 numbers (RGB 0..255), got {v!r:.40}")
+            return tuple(int(np.clip(round(float(c)), 0, 255)) for c in a)  # type: ignore[return-value]
 
         return cls(
             skin=col(d["skin"]),

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from types import ModuleType
 
+from .atomic import check_not_input
 from .errors import ToonsyncError
 from .options import RenderOptions
 
@@ -160,6 +161,7 @@ def cmd_render(a: argparse.Namespace) -> int:
     from .pipeline import render
     from .sheet import contact_sheet
 
+    check_not_input(a.sheet, a.face, a.audio, a.landmarks, a.output)
     res = render(a.face, a.audio, a.output, RenderOptions.from_namespace(a), landmarks=a.landmarks, drawing=a.drawing)
     log.info(
         "wrote %s: %d frames, %.2f s, %dx%d @ %d fps (%s) in %.1f s",
@@ -233,6 +235,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
 
     if a.output.suffix != ".avatar":
         raise ToonsyncError(f"output must end in .avatar, got {a.output.name}")
+    check_not_input(a.output, a.face, a.landmarks)
     av = load_face(a.face, stylizer=a.stylizer, landmarks=a.landmarks, drawing=a.drawing)
     av.save(a.output)
     log.info("wrote %s (style %s)", a.output, av.style.to_dict())
@@ -245,6 +248,7 @@ def cmd_motion(a: argparse.Namespace) -> int:
 
     if a.output.suffix.lower() not in (".json", ".npy", ".csv"):
         raise ToonsyncError(f"motion output must be .json, .npy or .csv, got {a.output.name}")
+    check_not_input(a.output, a.audio, a.face)
     m = animate(a.audio, face=a.face, seed=a.seed, emotion=a.emotion)
     save_motion(m, a.output)
     log.info("wrote %s: %d frames at 25 fps", a.output, m.n_frames)

@@ -57,6 +57,7 @@ def doctor(out: TextIO = sys.stdout) -> bool:
     if not names:
         ok = False
         w("  none — run `toonsync train audio2motion && toonsync export`")
+    listed: set[str] = set()
     for name in names:
         try:
             card = ModelCard.load(d, name)
@@ -64,6 +65,7 @@ def doctor(out: TextIO = sys.stdout) -> bool:
             ok = False
             w(f"  {name}: {e}")
             continue
+        listed.update(card.files)
         for fname, info in card.files.items():
             f = d / fname
             if not f.exists():
@@ -74,6 +76,10 @@ def doctor(out: TextIO = sys.stdout) -> bool:
             w(f"  {fname:28s} {info.bytes / 1024:8.0f} KiB  sha256 {info.sha256[:16]}…  {state}")
         if card.metrics:
             w("    metrics: " + ", ".join(f"{k}={v}" for k, v in card.metrics.items()))
+    for f in sorted(d.glob("*.onnx")):
+        if f.name not in listed:  # load_model refuses these (no sha256 to check them against)
+            ok = False
+            w(f"  {f.name:28s} not listed in any model card: refused at load")
     if ModelCard.exists(d, "motion") and ModelCard.exists(d, "audio2motion"):
         rid = [ModelCard.load(d, n).run_id for n in ("motion", "audio2motion")]
         paired = bool(rid[0]) and rid[0] == rid[1]

@@ -159,6 +159,8 @@ def load_image(src: ImageLike) -> np.ndarray:
         raise InputNotFound(f"image not found: {path}")
     if path.is_dir():
         raise UnsupportedImageFormat(f"{path} is a directory, not an image ({_accepted()})")
+    if not path.is_file():  # a FIFO, device or socket: reading it could block forever
+        raise UnsupportedImageFormat(f"{path} is not a regular file ({_accepted()})")
     size = path.stat().st_size
     if size == 0:
         raise UnsupportedImageFormat(f"{path} is empty (0 bytes); {_accepted()}")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import check_not_input
 from .audio_io import check_audio_path
 from .background import parse_background, preview, with_background
 from .errors import InputError
@@ -422,6 +423,7 @@ def stream(
     if record is not None:
         from .video import check_output
 
+        check_not_input(record, mic, face)
         check_output(record, alpha=bg.alpha)
     source = as_source(mic, sample_rate, realtime)
     try:

@@ -218,10 +218,15 @@ class ModelCard:
         return path
 
     def verify(self, path: Path) -> None:
-        """Raise ``ModelError`` when ``path``'s sha256 differs from the one the card lists for it."""
+        """Raise ``ModelError`` unless the card lists ``path`` and its sha256 matches (a file the card does not
+        name, or names without a checksum, is refused: the check fails closed)."""
         want = self.files.get(path.name)
-        if want is None:
-            return
+        if want is None or len(want.sha256) != 64:
+            where = str(self.path) if self.path else f"{self.name}.onnx.json"
+            raise ModelError(
+                f"{path.name} is not listed with a sha256 in its model card {where}; re-export the model "
+                "(`toonsync export`) or reinstall toonsync"
+            )
         got = sha256_file(path)
         if want.sha256 != got:
             raise ModelError(

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import check_not_input
 from .audio_io import AudioLike, check_audio_path, iter_audio, load_audio
 from .background import parse_background, with_background
-from .errors import InputError, InvalidAudio
+from .errors import InvalidAudio
 from .mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .motion import EMOTIONS
 from .options import RenderOptions, resolve_options
@@ -155,10 +156,7 @@ def render(
     if isinstance(audio, (str, os.PathLike)):
         check_audio_path(audio)  # format errors before any work is done
     if out is not None:
-        outp = Path(out)
-        for src in (face, audio, landmarks):
-            if isinstance(src, (str, os.PathLike)) and Path(src).resolve() == outp.resolve():
-                raise InputError(f"output path {outp} is also an input; choose another file name")
+        check_not_input(out, face, audio, landmarks)
         check_output(out, alpha=bg.alpha)  # format, alpha and writability before any work
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -35,6 +35,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .avatar import AvatarRenderer, AvatarStyle, canonical_landmarks, mean_face_landmarks, style_from_photo
+from .avatar_geometry import check_neutral
 from .drawing import BASE_SIZE, LANDMARKS_FORMAT, LandmarksLike, drawing_renderer, frame_drawing, load_landmarks
 from .errors import InputError, InputNotFound, InvalidLandmarks, NoFaceError, SideProfileWarning
 from .face import PROFILE_YAW_DEG, detect_face
@@ -109,24 +110,57 @@ class Avatar:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Avatar:
+        """Read a ``.avatar`` bundle; anything that is not one written by ``save`` (a damaged or hostile file) is
+        an ``InputError`` naming what is wrong. Members are size-capped before they are read."""
         path = Path(path)
         if not path.exists():
             raise InputNotFound(f"avatar bundle not found: {path}")
+        if not path.is_file():
+            raise InputError(f"{path} is not a regular file (an .avatar bundle is a zip file)")
         try:
             with zipfile.ZipFile(path) as z:
-                doc = json.loads(z.read("avatar.json"))
-                sty = z.read("stylized.png") if "stylized.png" in z.namelist() else None
-                drawn = z.read("base.png") if "base.png" in z.namelist() else None
-        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
-            raise InputError(f"{path} is not a toonsync .avatar bundle ({e})") from None
-        if doc.get("format") != "toonsync-avatar":
-            raise InputError(f"{path} is not a toonsync .avatar bundle")
-        neutral = np.asarray(doc["neutral_landmarks"], np.float32)
-        if neutral.shape != (68, 2):
-            raise InputError(f"{path}: neutral landmarks have shape {neutral.shape}, expected (68, 2)")
+                doc = json.loads(_member(z, "avatar.json", MAX_JSON_BYTES, path))
+                sty = _member(z, "stylized.png", MAX_IMAGE_BYTES, path) if "stylized.png" in z.namelist() else None
+                drawn = _member(z, "base.png", MAX_IMAGE_BYTES, path) if "base.png" in z.namelist() else None
+        except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError, RecursionError, OSError) as e:
+            if isinstance(e, InputError):
+                raise
+            raise InputError(f"{path} is not a toonsync .avatar bundle ({type(e).__name__}: {e})") from None
+        if not isinstance(doc, dict) or doc.get("format") != "toonsync-avatar":
+            raise InputError(f"{path} is not a toonsync .avatar bundle (no 'format': 'toonsync-avatar')")
+        if doc.get("version") != BUNDLE_VERSION:
+            raise InputError(
+                f"{path}: bundle version {doc.get('version')!r} is not supported (this toonsync reads version "
+                f"{BUNDLE_VERSION}); prepare the avatar again with `toonsync prepare`"
+            )
+        try:
+            style = AvatarStyle.from_dict(doc["style"])
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise InputError(f"{path}: its style is malformed ({type(e).__name__}: {e})") from None
+        try:
+            neutral = check_neutral(doc.get("neutral_landmarks"))
+        except InvalidLandmarks as e:
+            raise InputError(f"{path}: {e}") from None
+        meta = doc.get("meta", {})
         stylized = decode_image(sty, f"{path}: stylized.png") if sty is not None else None
         base = decode_image(drawn, f"{path}: base.png") if drawn is not None else None
-        return cls(AvatarStyle.from_dict(doc["style"]), neutral, doc.get("meta", {}), stylized, base)
+        return cls(style, neutral, meta if isinstance(meta, dict) else {}, stylized, base)
+
+
+MAX_JSON_BYTES = 1 << 20  # an avatar.json is a few KB
+MAX_IMAGE_BYTES = 32 << 20  # a 512 x 512 PNG is at most ~1 MB
+
+
+def _member(z: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
+    """A bundle member's bytes, refused beyond ``limit`` (by its declared size, and while it inflates)."""
+    info = z.getinfo(name)
+    if info.file_size > limit:
+        raise InputError(f"{path}: member {name} inflates to {info.file_size} bytes (limit {limit})")
+    with z.open(info) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(f"{path}: member {name} is over {limit} bytes")
+    return data
 
 
 def avatar_from_image(image: np.ndarray, source: str = "array", stylizer: LearnedStylizer | None = None) -> Avatar:

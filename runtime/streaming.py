@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio_io import StreamResampler
+from .avatar_geometry import check_neutral
 from .backend import LoadedModel, load_model, model_dir
 from .emotion import ProsodyEmotion, arousal_mass, emotion_schedule
 from .errors import InputError, ModelError
@@ -234,7 +235,7 @@ class Stream:
         # streams, in step_many()/run_pending() -- one graph call per tick for a whole fleet of streams
         self.defer = defer
         self.audio_tap = audio_tap  # called with every 16 kHz chunk the stream consumes (recording)
-        self.neutral = np.asarray(neutral, np.float32)
+        self.neutral = check_neutral(neutral)
         self.renderer = renderer
         self.seed = seed
         self.emotion = emotion  # None/"auto": prosody heuristic; a name; or a schedule "0:neutral,2.5:happy"

@@ -8,6 +8,7 @@ acceptance. ``tests/test_catalogue.py`` runs them; ``python -m tests.catalogue``
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -170,6 +171,71 @@ def _models(tmp: Path, mutate: Callable[[Path], None] | None) -> Path:
     return d
 
 
+def _fifo(tmp: Path, name: str) -> Path:
+    """A named pipe: reading it would block until a writer comes (a hang), so it must be refused."""
+    p = tmp / name
+    os.mkfifo(p)
+    return p
+
+
+def _bundle(tmp: Path, doc: object = None, raw: bytes | None = None, member: str = "avatar.json") -> Path:
+    """An .avatar zip whose avatar.json is ``doc`` (JSON) or ``raw`` bytes, edited from a real bundle's."""
+    import json
+    import zipfile
+
+    base = {
+        "format": "toonsync-avatar",
+        "version": 1,
+        "style": {
+            "skin": [230, 190, 170],
+            "hair": [90, 60, 40],
+            "eyes": [80, 60, 50],
+            "lips": [200, 100, 110],
+            "background": [240, 220, 230],
+            "hair_length": 0.4,
+            "glasses": False,
+            "beard": False,
+        },
+        "neutral_landmarks": np.full((68, 2), 0.5).tolist(),
+        "meta": {},
+    }
+    data = raw if raw is not None else json.dumps(doc(base) if callable(doc) else doc).encode()
+    p = tmp / "a.avatar"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(member, data)
+    return p
+
+
+def _edit(**changes: object) -> Callable[[dict], dict]:
+    def f(d: dict) -> dict:
+        d = {**d, **changes}
+        return {k: v for k, v in d.items() if v is not _DROP}
+
+    return f
+
+
+_DROP = object()
+
+
+def _card(tmp: Path, edit: Callable[[dict], None]) -> Path:
+    """The shipped audio2motion model copied with its card edited by ``edit``."""
+    import json
+
+    d = _models(tmp, None)
+    card = d / "audio2motion.onnx.json"
+    doc = json.loads(card.read_text())
+    edit(doc)
+    card.write_text(json.dumps(doc))
+    return d
+
+
+def _copy(tmp: Path, src: Path, name: str) -> Path:
+    """A copy of an input under ``name`` (cases that would overwrite an input never touch the repository)."""
+    p = tmp / name
+    p.write_bytes(src.read_bytes())
+    return p
+
+
 def _wrong_opset(p: Path) -> None:
     import onnx
 
@@ -269,6 +335,28 @@ CASES: list[Case] = [
     Case("cli-unwritable-output", "cli", "output in a read-only directory", lambda t: ["render", str(FACE), str(SPEECH), "-o", "/proc/toonsync/o.mp4"], "error", None, "cannot write", "exit 1, one line"),
     Case("cli-output-is-input", "cli", "output path equal to the audio input", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(SPEECH)], "error", None, "also an input", "exit 1, one line"),
     Case("cli-output-not-mp4", "cli", "output named .avi", lambda t: ["render", str(FACE), str(SPEECH), "-o", str(t / "o.avi")], "error", None, "must be an .mp4", "exit 1, one line"),
+    # ---- odd paths, bundles, model cards, outputs that are inputs ----------------------------------
+    Case("audio-fifo", "audio", "a named pipe (FIFO) as the audio path", lambda t: _fifo(t, "f.wav"), "error", E.UnsupportedAudioFormat, "not a regular file", "UnsupportedAudioFormat at once (reading a FIFO would block forever)"),
+    Case("image-fifo", "image", "a named pipe (FIFO) as the photo path", lambda t: _fifo(t, "f.png"), "error", E.UnsupportedImageFormat, "not a regular file", "UnsupportedImageFormat at once"),
+    Case("wav-12-channels", "audio", "a 12-channel WAV", lambda t: _wav(t, "c12.wav", np.tile(_speech()[0][:, None], (1, 12)) * 0.5, SR), "ok", answer="accepted: downmixed along the channel axis (its length kept)"),
+    Case("avatar-no-style", "image", ".avatar whose avatar.json has no style", lambda t: _bundle(t, _edit(style=_DROP)), "error", E.InputError, "style is malformed", "InputError naming the bundle"),
+    Case("avatar-colour-strings", "image", ".avatar with colours as strings", lambda t: _bundle(t, lambda d: {**d, "style": {**d["style"], "skin": "pink"}}), "error", E.InputError, "style is malformed", "InputError: a colour must be 3 numbers"),
+    Case("avatar-colour-inf", "image", ".avatar with an infinite colour value", lambda t: _bundle(t, raw=b'{"format": "toonsync-avatar", "version": 1, "style": {"skin": [1e999, 0, 0]}}'), "error", E.InputError, "style is malformed", "InputError"),
+    Case("avatar-landmarks-string", "image", ".avatar whose landmarks are a string", lambda t: _bundle(t, _edit(neutral_landmarks="none")), "error", E.InputError, "neutral landmarks", "InputError: 68 finite points expected"),
+    Case("avatar-landmarks-nan", "image", ".avatar whose landmarks contain NaN", lambda t: _bundle(t, raw=("{\"format\": \"toonsync-avatar\", \"version\": 1, \"style\": {\"skin\": [1, 2, 3], \"hair\": [1, 2, 3], \"eyes\": [1, 2, 3], \"lips\": [1, 2, 3], \"background\": [1, 2, 3]}, \"neutral_landmarks\": [" + ", ".join(["[NaN, 0.5]"] * 68) + "]}").encode()), "error", E.InputError, "neutral landmarks", "InputError"),
+    Case("avatar-landmarks-huge", "image", ".avatar whose landmarks are 1e9", lambda t: _bundle(t, _edit(neutral_landmarks=[[1e9, 1e9]] * 68)), "error", E.InputError, "neutral landmarks", "InputError"),
+    Case("avatar-json-list", "image", ".avatar whose avatar.json is a JSON list", lambda t: _bundle(t, [1, 2, 3]), "error", E.InputError, "not a toonsync .avatar bundle", "InputError"),
+    Case("avatar-json-binary", "image", ".avatar whose avatar.json is binary junk", lambda t: _bundle(t, raw=bytes(range(256)) * 4), "error", E.InputError, "not a toonsync .avatar bundle", "InputError"),
+    Case("avatar-json-bomb", "image", ".avatar whose avatar.json inflates to 8 MB (a zip bomb)", lambda t: _bundle(t, raw=b" " * (8 << 20)), "error", E.InputError, "inflates to", "InputError from the member's size, before it is read (cap 1 MB)"),
+    Case("avatar-no-json", "image", ".avatar without avatar.json", lambda t: _bundle(t, raw=b"{}", member="other.json"), "error", E.InputError, "not a toonsync .avatar bundle", "InputError"),
+    Case("avatar-wrong-version", "image", ".avatar of bundle version 99", lambda t: _bundle(t, _edit(version=99)), "error", E.InputError, "version 99 is not supported", "InputError: prepare the avatar again"),
+    Case("card-no-sha256", "model", "model card with a file's sha256 removed", lambda t: _card(t, lambda d: d["files"]["audio2motion.fp32.onnx"].pop("sha256")), "error", E.ModelError, "malformed", "ModelError: re-export (the check fails closed)"),
+    Case("card-no-files", "model", "model card without its files list", lambda t: _card(t, lambda d: d.pop("files")), "error", E.ModelError, "not listed with a sha256", "ModelError: a file the card does not name is refused"),
+    Case("card-inputs-wrong-type", "model", "model card whose inputs are a list", lambda t: _card(t, lambda d: d.__setitem__("inputs", [1, 2])), "error", E.ModelError, "must map tensor names", "ModelError naming the field"),
+    Case("cli-sheet-is-input", "cli", "`render --sheet` naming the audio input", lambda t: ["render", str(FACE), str(_copy(t, SPEECH, "a.png")), "-o", str(t / "o.mp4"), "--sheet", str(t / "a.png")], "error", None, "also an input", "exit 1, one line; the input untouched"),
+    Case("cli-motion-out-is-input", "cli", "`motion a.json -o a.json` (a WAV named .json)", lambda t: ["motion", str(_copy(t, SPEECH, "a.json")), "-o", str(t / "a.json")], "error", None, "also an input", "exit 1, one line; the input untouched"),
+    Case("cli-sheet-cmd-out-is-input", "cli", "`sheet face.jpg -o face.jpg`-style: output = the photo", lambda t: ["sheet", str(_copy(t, FACE, "f.png")), "-o", str(t / "f.png")], "error", None, "also an input", "exit 1, one line; the photo untouched"),
+    Case("cli-record-is-input", "cli", "`stream --wav s.webm --record s.webm` (a WAV named .webm)", lambda t: ["stream", "--wav", str(_copy(t, SPEECH, "s.webm")), "--face", str(FACE), "--record", str(t / "s.webm"), "--fast"], "error", None, "also an input", "exit 1, one line; the input untouched"),
 ]
 # fmt: on
 

@@ -132,15 +132,16 @@ class KioskServer:
         allowed = self.config.allowed_origins
         if "*" in allowed or origin.rstrip("/") in {o.rstrip("/") for o in allowed}:
             return True
-        try:
+        try:  # urlsplit and .port raise on malformed origins (bad port, bad IPv6 literal): those are refused
             u = urlsplit(origin)
+            hostname, port = u.hostname, u.port
         except ValueError:
             return False
-        if u.scheme not in ("http", "https") or not u.hostname:
+        if u.scheme not in ("http", "https") or not hostname:
             return False
         default = "443" if u.scheme == "https" else "80"
         h_host, h_port = _split_host(headers.get("host", ""))
-        return u.hostname.lower() == h_host and str(u.port or default) == (h_port or default)
+        return hostname.lower() == h_host and str(port or default) == (h_port or default)
 
     def preview_png(self, entry: AvatarEntry) -> bytes:
         import cv2

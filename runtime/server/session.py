@@ -6,6 +6,7 @@ import asyncio
 import collections
 import json
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,22 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+
+def _finite(doc: Any) -> Any:
+    """``doc`` with every non-finite float (an overflowing ``1e999``, a NaN statistic) as null: valid JSON."""
+    if isinstance(doc, float):
+        return doc if math.isfinite(doc) else None
+    if isinstance(doc, dict):
+        return {k: _finite(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [_finite(v) for v in doc]
+    return doc
+
+
+def _no_constants(name: str) -> None:
+    """``json.loads`` hook: NaN, Infinity and -Infinity are not JSON (browsers cannot parse them back)."""
+    raise ValueError(f"{name} is not JSON")
 
 
 class _Closing(Exception):
@@ -75,7 +92,7 @@ class Session:
     # -- sending -------------------------------------------------------------------------------
     async def send_json(self, doc: dict) -> None:
         async with self.send_lock:
-            await self.ws.send_text(json.dumps(doc))
+            await self.ws.send_text(json.dumps(_finite(doc), allow_nan=False))
 
     async def send_bytes(self, data: bytes) -> None:
         async with self.send_lock:
@@ -214,8 +231,8 @@ class Session:
         if len(text) > self.cfg.max_text_bytes or len(text.encode()) > self.cfg.max_text_bytes:
             return await self.error("message_too_large", f"text message over {self.cfg.max_text_bytes} bytes")
         try:
-            doc = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+            doc = json.loads(text, parse_constant=_no_constants)
+        except (ValueError, RecursionError):  # not JSON, or NaN / Infinity, or nested too deep
             return await self.error(
                 "bad_json", 'text messages must be JSON objects like {"type": "start"}; audio goes in binary messages'
             )
