@@ -156,8 +156,9 @@ def iter_audio(
     if not isinstance(src, (str, os.PathLike)):
         raise UnsupportedAudioFormat(f"expected an audio path or a numpy array, got {type(src).__name__}")
     path = check_audio_path(src)
-    try:
-        info = sf.info(str(path))
+    try:  # through a file object: any file name the OS accepts works (libsndfile wants UTF-8 names)
+        with open(path, "rb") as fh:
+            info = sf.info(fh)
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise UnsupportedAudioFormat(f"{path}: cannot decode ({e}); {_accepted()}") from None
     if info.duration > MAX_AUDIO_SECONDS:
@@ -172,7 +173,7 @@ def _blocks(path: Path, frames: int) -> Iterator[np.ndarray]:
     rs = StreamResampler()
     got = 0
     try:
-        with sf.SoundFile(str(path)) as f:
+        with open(path, "rb") as fh, sf.SoundFile(fh) as f:
             while True:
                 block = f.read(frames, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:

@@ -32,6 +32,7 @@ DETECT_THRESHOLD = -0.3  # weak detections are kept only as a last resort (profi
 CONFIDENT_SCORE = 0.0
 OTHER_FACE_SCORE = 0.3  # a second face must be this sure (and >= 25% the area) to warn about it
 _MAX_DETECT_SIDE = 1024  # detection runs on a copy downscaled to this
+MIN_FACE_SIDE = 32  # images narrower than this on either side cannot hold a detectable face
 
 
 def predictor_candidates() -> list[Path]:
@@ -121,11 +122,17 @@ def head_pose(landmarks: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
 
 def detect_faces(image: np.ndarray) -> list[FaceInfo]:
     """All faces in an RGB uint8 image: confident ones (score >= 0) first, larger first."""
-    detector = _dlib_models()[0]
     h, w = image.shape[:2]
+    if min(h, w) < MIN_FACE_SIDE:  # a sliver (1 x 40000) or a thumbnail holds no face the detector can find
+        raise NoFaceError(
+            f"no face can be found in a {w}x{h} image: a face needs at least {MIN_FACE_SIDE} pixels each way"
+        )
+    detector = _dlib_models()[0]
     scale = min(1.0, _MAX_DETECT_SIDE / max(h, w))
     small = (
-        cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+        cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        if scale < 1
+        else image
     )
     upsample = 1 if max(small.shape[:2]) < 800 else 0
     rects, scores, kinds = detector.run(np.ascontiguousarray(small), upsample, DETECT_THRESHOLD)

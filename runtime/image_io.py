@@ -32,7 +32,7 @@ def sniff_image(head: bytes) -> tuple[str, tuple[int, int] | None]:
     Raises UnsupportedImageFormat when the bytes are none of the accepted formats.
     """
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        if len(head) >= 24 and head[12:16] == b"IHDR":
+        if len(head) >= 24 and head[12:16] == b"IHDR":  # the first chunk of every PNG
             w, h = struct.unpack(">II", head[16:24])
             return "PNG", (w, h)
         return "PNG", None
@@ -77,6 +77,20 @@ def _webp_size(b: bytes) -> tuple[int, int] | None:
     return None
 
 
+MAX_DECODED_BYTES = 256 << 20  # what one decoded image may occupy (50 MP of 8-bit RGB is 150 MB)
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> samples per pixel
+
+
+def _decoded_bytes(data: bytes, fmt: str, size: tuple[int, int]) -> int:
+    """Bytes the decoder will allocate: a PNG's bit depth and channels are in its header; others decode to
+    8-bit RGB(A)."""
+    w, h = size
+    if fmt == "PNG" and len(data) >= 26:
+        depth, colour = data[24], data[25]
+        return w * h * _PNG_CHANNELS.get(colour, 4) * max(1, depth // 8)
+    return w * h * 4
+
+
 def _check_pixels(size: tuple[int, int] | None, what: str) -> None:
     if size is None:
         return
@@ -98,8 +112,11 @@ def to_rgb_uint8(img: np.ndarray, what: str = "image") -> np.ndarray:
             f"{what}: array of shape {a.shape} is not an image; accepted arrays: [H, W], [H, W, 3] RGB "
             "or [H, W, 4] RGBA"
         )
-    if a.dtype == np.uint16:
-        a = (a.astype(np.float32) / 257.0).round().astype(np.uint8)
+    if a.dtype == np.uint16:  # in row blocks: a float32 copy of a large 16-bit image would be 4x its size
+        out = np.empty(a.shape, np.uint8)
+        for i in range(0, a.shape[0], 256):
+            out[i : i + 256] = (a[i : i + 256].astype(np.float32) / 257.0).round()
+        a = out
     elif a.dtype.kind == "f":
         if not np.isfinite(a).all():
             raise UnsupportedImageFormat(f"{what}: float image contains NaN or inf")
@@ -113,9 +130,13 @@ def to_rgb_uint8(img: np.ndarray, what: str = "image") -> np.ndarray:
         a = np.repeat(a[:, :, None], 3, axis=2)
     elif a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
-    elif a.shape[2] == 4:  # composite over white
-        alpha = a[:, :, 3:4].astype(np.float32) / 255.0
-        a = (a[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    elif a.shape[2] == 4:  # composite over white, in row blocks (bounded float temporaries)
+        out = np.empty(a.shape[:2] + (3,), np.uint8)
+        for i in range(0, a.shape[0], 256):
+            blk = a[i : i + 256]
+            alpha = blk[:, :, 3:4].astype(np.float32) / 255.0
+            out[i : i + 256] = (blk[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).round()
+        a = out
     return np.ascontiguousarray(a)
 
 
@@ -124,11 +145,18 @@ def decode_image(data: bytes, what: str = "image") -> np.ndarray:
     before decoding, EXIF orientation of JPEGs applied."""
     if not data:
         raise UnsupportedImageFormat(f"{what} is empty (0 bytes); {_accepted()}")
-    try:
-        fmt, dims = sniff_image(data[:65536])
+    try:  # a JPEG's frame header can sit after any amount of metadata: its segments are walked to it
+        fmt, dims = sniff_image(data if data[:2] == b"\xff\xd8" else data[:65536])
     except UnsupportedImageFormat as e:
         raise UnsupportedImageFormat(f"{what}: {e}") from None
+    if dims is None and fmt in ("PNG", "JPEG"):
+        raise UnsupportedImageFormat(f"{what}: {fmt} without a readable image header ({_accepted()})")
     _check_pixels(dims, what)
+    if dims is not None and _decoded_bytes(data, fmt, dims) > MAX_DECODED_BYTES:
+        raise ImageTooLarge(
+            f"{what}: {dims[0]}x{dims[1]} {fmt} decodes to {_decoded_bytes(data, fmt, dims) >> 20} MB (cap "
+            f"{MAX_DECODED_BYTES >> 20} MB); save it as 8-bit or downscale it"
+        )
     flags = cv2.IMREAD_COLOR if fmt == "JPEG" else cv2.IMREAD_UNCHANGED
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)

@@ -96,8 +96,8 @@ def _img(tmp: Path, name: str, bgr: np.ndarray, params=()) -> Path:
     return p
 
 
-def _png_header(w: int, h: int) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+def _png_header(w: int, h: int, depth: int = 8, colour: int = 2) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
 
 
@@ -236,6 +236,23 @@ def _copy(tmp: Path, src: Path, name: str) -> Path:
     return p
 
 
+def _jpeg_late_sof(tmp: Path, w: int, h: int, padding: int) -> Path:
+    """A JPEG whose frame header (with its size) comes after ``padding`` bytes of APP segments."""
+    segs = b""
+    while len(segs) < padding:
+        body = b"\0" * 65000
+        segs += b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, h, w, 1) + b"\x01\x11\x00"
+    return _bytes(tmp, "late.jpg", b"\xff\xd8" + segs + sof + b"\xff\xd9")
+
+
+def _odd_name(tmp: Path) -> Path:
+    """The speech under a file name holding a byte that is not UTF-8."""
+    p = Path(os.fsdecode(os.fsencode(str(tmp)) + b"/voice\xff.wav"))
+    p.write_bytes(SPEECH.read_bytes())
+    return p
+
+
 def _wrong_opset(p: Path) -> None:
     import onnx
 
@@ -357,6 +374,11 @@ CASES: list[Case] = [
     Case("cli-motion-out-is-input", "cli", "`motion a.json -o a.json` (a WAV named .json)", lambda t: ["motion", str(_copy(t, SPEECH, "a.json")), "-o", str(t / "a.json")], "error", None, "also an input", "exit 1, one line; the input untouched"),
     Case("cli-sheet-cmd-out-is-input", "cli", "`sheet face.jpg -o face.jpg`-style: output = the photo", lambda t: ["sheet", str(_copy(t, FACE, "f.png")), "-o", str(t / "f.png")], "error", None, "also an input", "exit 1, one line; the photo untouched"),
     Case("cli-record-is-input", "cli", "`stream --wav s.webm --record s.webm` (a WAV named .webm)", lambda t: ["stream", "--wav", str(_copy(t, SPEECH, "s.webm")), "--face", str(FACE), "--record", str(t / "s.webm"), "--fast"], "error", None, "also an input", "exit 1, one line; the input untouched"),
+    Case("jpeg-late-size-marker", "image", "JPEG whose 12000x12000 frame header comes after 130 KB of metadata", lambda t: _jpeg_late_sof(t, 12000, 12000, 130_000), "error", E.ImageTooLarge, "12000x12000", "ImageTooLarge: the size is read wherever its marker is"),
+    Case("png-16bit-rgba-budget", "image", "16-bit RGBA PNG header 6000x6000 (under the pixel cap, 288 MB decoded)", lambda t: _bytes(t, "d.png", _png_header(6000, 6000, 16, 6)), "error", E.ImageTooLarge, "decodes to", "ImageTooLarge: a decode budget of 256 MB, before decoding"),
+    Case("jpeg-no-frame-header", "image", "JPEG with no frame header", lambda t: _bytes(t, "n.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\0" * 200 + b"\xff\xd9"), "error", E.UnsupportedImageFormat, "without a readable image header", "UnsupportedImageFormat"),
+    Case("img-sliver", "image", "a 1x4000 pixel image", lambda t: _img(t, "sliver.png", np.zeros((4000, 1, 3), np.uint8)), "error", E.NoFaceError, "at least 32 pixels", "NoFaceError (no crash in the detector's resize)"),
+    Case("wav-non-utf8-name", "audio", "a WAV whose file name is not UTF-8", _odd_name, "ok", answer="accepted (read through a file object)"),
 ]
 # fmt: on
 
