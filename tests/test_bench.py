@@ -99,8 +99,16 @@ def validate(rep: dict) -> None:
 def quick_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
     out, png = d / "a.json", d / "a.png"
-    assert main([*QUICK, "--precision", "all", "--json", str(out), "--plot", str(png)]) == 0
+    assert main([*QUICK, "--precision", "all", "--long", "0.5", "--json", str(out), "--plot", str(png)]) == 0
     return json.loads(out.read_text()), png
+
+
+def test_long_audio_case(quick_run):
+    """``--long``: fresh-process renders of 10 s and 30 s of speech, every frame there, memory not growing."""
+    la = quick_run[0]["long_audio"]
+    assert [p["audio_s"] for p in la["points"]] == [10.0, 30.0]
+    assert [p["frames"] for p in la["points"]] == [250, 750]
+    assert la["rss_growth_mb"] < 40 and all(p["peak_rss_mb"] > 50 for p in la["points"])
 
 
 def test_quick_run_validates_against_schema(quick_run):

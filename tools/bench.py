@@ -50,6 +50,7 @@ from toonsync.runtime.mel import SAMPLE_RATE
 from toonsync.runtime.sysinfo import cpu_model, loadavg, machine_info
 
 from .cases import BenchContext, build_case, case_specs
+from .cold import cold_start
 from .measure import (
     FRAME_MS,
     _case_peak_mb,
@@ -176,6 +177,34 @@ def _ratio(base: dict | None, case: dict | None) -> float | None:
     return _r(base["p50_ms"] / case["p50_ms"], 2)
 
 
+def long_audio(ctx: BenchContext, minutes: float) -> dict:
+    """Offline renders of a 10 s clip and of ``minutes`` of speech (the demo speech tiled), each in a fresh
+    process: render time per audio second (flat if the cost is linear) and peak RSS (flat if memory is bounded)."""
+    import soundfile as sf
+
+    pts = []
+    for secs in (10.0, 60.0 * minutes):
+        wav = ctx.tmp / f"long{secs:g}.wav"
+        sf.write(str(wav), ctx.tile(secs), SAMPLE_RATE, subtype="PCM_16")
+        m = cold_start(wav, asset(DEMO_FACE), render_to=ctx.tmp / "long.mp4", size=ctx.size)
+        pts.append(
+            {
+                "audio_s": _r(secs, 1),
+                "frames": m["render_frames"],
+                "render_s": _r(m["render_ms"] / 1e3, 2),
+                "ms_per_audio_s": _r(m["render_ms"] / secs, 2),
+                "peak_rss_mb": _r(m["peak_rss_mb"], 1),
+            }
+        )
+        wav.unlink()
+    return {
+        "size": ctx.size,
+        "points": pts,
+        "rss_growth_mb": _r(pts[-1]["peak_rss_mb"] - pts[0]["peak_rss_mb"], 1),
+        "time_per_audio_s_ratio": _r(pts[-1]["ms_per_audio_s"] / pts[0]["ms_per_audio_s"], 3),
+    }
+
+
 def run_bench(
     backend: str = "auto",
     seconds: float = 10.0,
@@ -192,6 +221,7 @@ def run_bench(
     size: int = 256,
     sweep: bool = False,
     streams: Iterable[int] = (1, 4, 16, 64),
+    long_minutes: float | None = None,
     progress: Callable[[str], None] | None = None,
     command: str | None = None,
 ) -> dict:
@@ -200,7 +230,8 @@ def run_bench(
     ``backend``: ``auto`` measures the models on every backend available here (cpu, cuda, tensorrt) and
     the end-to-end cases on the runtime's automatic choice; a named backend measures only it.
     ``precisions``: ``all`` or a list; fp32 is always measured (the baseline of the ratios).
-    ``quick``: one round of the heavy cases (a smoke run, for CI)."""
+    ``quick``: one round of the heavy cases (a smoke run, for CI). ``long_minutes``: also render that much
+    audio in a fresh process (``long_audio``)."""
     t_start, load0 = time.perf_counter(), loadavg()
     if backend not in ("auto", "cpu", "cuda", "tensorrt"):
         raise ToonsyncError(f"unknown backend {backend!r}; accepted: auto, cpu, cuda, tensorrt")
@@ -363,6 +394,10 @@ def run_bench(
             ls = [seconds / 2, seconds] if quick else [seconds / 4, seconds / 2, seconds, 2 * seconds]
             say(f"bench cost vs clip length {', '.join(f'{x:g}' for x in ls)} s")
             cvl = cost_vs_length(ctx, ls, 1 if quick else 3)
+        long = None
+        if long_minutes:
+            say(f"bench long audio: {long_minutes:g} min render vs 10 s (fresh processes)")
+            long = long_audio(ctx, long_minutes)
         sw = None
         if sweep:
             say("bench thread settings sweep")
@@ -403,6 +438,8 @@ def run_bench(
             rep["cost_vs_length"] = cvl
         if sw is not None:
             rep["threads"] = sw
+        if long is not None:
+            rep["long_audio"] = long
         rep["peak_rss_mb"] = _r(peak_rss_mb(), 1)
         rep["headline"] = headline(rep)
         rep["machine"]["loadavg_start"], rep["machine"]["loadavg_end"] = load0, loadavg()

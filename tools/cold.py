@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     m["first_frame_ms"] = (mono() - t0) * 1e3
     if render_to != "-":
         t1 = mono()
-        res = render(av, pcm, render_to, animator=an, size=size)
+        res = render(av, speech, render_to, animator=an, size=size)  # from the file, as the CLI does
         m["render_ms"], m["render_frames"] = (mono() - t1) * 1e3, res.frames
     ru = resource.getrusage(resource.RUSAGE_SELF)
     m["cpu_s"] = ru.ru_utime + ru.ru_stime

@@ -83,6 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "call per stream (default 1,4,16,64; 0 = none)",
     )
     b.add_argument(
+        "--long",
+        type=float,
+        metavar="MINUTES",
+        help="also render MINUTES of speech vs 10 s in fresh processes: time per audio second and peak RSS",
+    )
+    b.add_argument(
         "--stream",
         action="store_true",
         help="benchmark live streaming only: the demo speech in real time, audio->frame latency",
@@ -174,6 +180,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
             torch=not a.no_torch,
             sweep=a.threads_sweep,
             streams=a.streams,
+            long_minutes=a.long,
             command="toonsync bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []),
         )
         if old is not None:

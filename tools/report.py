@@ -70,6 +70,14 @@ def print_report(rep: dict, file: TextIO | None = None) -> None:
                 f"audio->frame p99 {c['audio_to_frame_p99_ms']} ms (= p99 {c['p99_ms']} + "
                 f"{c['lookahead_ms']:g} look-ahead + {c['chunk_ms']:g} chunk); CPU {c['cpu_pct']:.0f} %"
             )
+    la = rep.get("long_audio")
+    if la:
+        for pt in la["points"]:
+            p(
+                f"long audio {pt['audio_s']:g} s: render {pt['render_s']} s ({pt['ms_per_audio_s']} ms per audio s), "
+                f"peak RSS {pt['peak_rss_mb']} MB"
+            )
+        p(f"long audio: RSS growth {la['rss_growth_mb']} MB, time per audio s x{la['time_per_audio_s_ratio']}")
     cvl = rep.get("cost_vs_length")
     if cvl:
         pts = "; ".join(
