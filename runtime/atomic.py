@@ -84,13 +84,81 @@ def check_writable(dest: str | os.PathLike) -> Path:
 def _check_parent(dest: Path) -> Path:
     from .errors import OutputError
 
+    # nothing is created here (a check must leave no trace when the work then fails): the nearest existing
+    # ancestor must be a writable directory; the missing ones are made when the output is written
+    anc = dest.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise OutputError(f"cannot write {dest}: {anc} is not a directory")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {dest}: {anc} is not writable")
+    return dest
+
+
+def _make_parents(dest: Path) -> list[Path]:
+    """Create ``dest``'s missing parent directories; returns those created (deepest last)."""
+    from .errors import OutputError
+
+    missing = []
+    p = dest.parent
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        for d in reversed(missing):
+            d.mkdir()
+    except FileExistsError:
+        pass
     except OSError as e:
         raise OutputError(f"cannot write {dest}: cannot create {dest.parent} ({e.strerror})") from None
-    if not os.access(dest.parent, os.W_OK):
-        raise OutputError(f"cannot write {dest}: {dest.parent} is not writable")
-    return dest
+    return list(reversed(missing))
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Remove the directories ``_make_parents`` created, deepest first, as long as they are empty."""
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+def _prefix(dest: Path) -> str:
+    """Temporary outputs are named ``.NAME.PID.xxxxxxxx…``: the writer's process id says when one is stale."""
+    return f".{dest.name}.{os.getpid()}."
+
+
+def sweep_stale(dest: str | os.PathLike) -> list[Path]:
+    """Remove the temporary outputs for ``dest`` that a killed process left (SIGKILL, power loss: no cleanup
+    ran); ours by name (``.NAME.PID.…``) and only when that process no longer exists. Returns what was removed."""
+    dest = Path(dest)
+    removed = []
+    with contextlib.suppress(OSError):
+        for p in dest.parent.glob(f".{_glob_escape(dest.name)}.*"):
+            pid = p.name[len(dest.name) + 2 :].split(".", 1)[0]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                removed.append(p)
+    return removed
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process, or not ours to signal: alive as far as we know
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -101,7 +169,13 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     dest = Path(dest)
     check_writable(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or (dest.suffix or ".tmp"), dir=dest.parent)
+    made = _make_parents(dest)
+    sweep_stale(dest)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_prefix(dest), suffix=suffix or (dest.suffix or ".tmp"), dir=dest.parent)
+    except BaseException:
+        _remove_made(made)
+        raise
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -114,6 +188,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        _remove_made(made)  # a failed write leaves no directory it made either
         raise
 
 
@@ -138,7 +213,9 @@ def atomic_dir(dest: str | os.PathLike, marker: str) -> Iterator[Path]:
     """Yield a temporary directory next to ``dest``; on success it replaces ``dest`` (see
     ``check_dir_writable``), on error it is deleted: ``dest`` is always complete or untouched."""
     dest = check_dir_writable(dest, marker)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    made = _make_parents(dest)
+    sweep_stale(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(dest), suffix=".tmp", dir=dest.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
@@ -154,4 +231,5 @@ def atomic_dir(dest: str | os.PathLike, marker: str) -> Iterator[Path]:
             os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_made(made)
         raise

@@ -107,12 +107,35 @@ class OrtBackend:
         self.input_names = [i.name for i in self._sess.get_inputs()]
         self.output_names = [o.name for o in self._sess.get_outputs()]
 
+    def graph_io(self) -> dict[str, list]:
+        """Every graph input and output with its shape (ints, or axis names / None where dynamic)."""
+        return {t.name: list(t.shape) for t in (*self._sess.get_inputs(), *self._sess.get_outputs())}
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = set(self.input_names) - set(inputs)
         if missing:
             raise ModelError(f"missing model inputs {sorted(missing)}; the graph takes {self.input_names}")
         outs = self._sess.run(self.output_names, {k: inputs[k] for k in self.input_names})
         return dict(zip(self.output_names, outs))
+
+
+def check_card_matches_graph(card: ModelCard, graph: dict[str, list], path: Path) -> None:
+    """``ModelError`` unless the card names the graph's inputs and outputs with the graph's fixed sizes: the
+    runtime sizes its streaming state from the card, so a card that lies would fail deep inside a run."""
+    names = {t.name for t in card.inputs} | {t.name for t in card.outputs}
+    if names != set(graph):
+        raise ModelError(
+            f"model card of {path.name} does not describe its graph (card: {sorted(names)}, graph: {sorted(graph)}); "
+            "re-export the model"
+        )
+    for t in (*card.inputs, *card.outputs):
+        g = graph[t.name]
+        fixed = [(a, b) for a, b in zip(t.shape, g) if isinstance(a, int) and isinstance(b, int)]
+        if len(g) != len(t.shape) or any(a != b for a, b in fixed):
+            raise ModelError(
+                f"model card of {path.name} gives {t.name} the shape {list(t.shape)}, the graph {g}; "
+                "re-export the model"
+            )
 
 
 @dataclass
@@ -183,6 +206,7 @@ def load_model(
         if backend == "auto" and trt_reason:
             log.debug("TensorRT engines not used: %s", trt_reason)
         be = OrtBackend(path, backend, threads)
+        check_card_matches_graph(card, be.graph_io(), path)
     lm = LoadedModel(name, path, be, card, precision)
     log.debug("loaded %s on %s", path.name, lm.backend.name)
     return lm

@@ -130,6 +130,9 @@ class ModelCard:
             raise ModelError(
                 f"model card {where} is malformed ({type(e).__name__}: {e}); re-export the model"
             ) from None
+        problems = [what for what, bad in _range_checks(card) if bad]
+        if problems:
+            raise ModelError(f"model card {where} is malformed ({'; '.join(problems)}); re-export the model")
         return card
 
     @classmethod
@@ -233,6 +236,21 @@ class ModelCard:
                 f"{path} does not match its model card (sha256 {got[:12]}… != {want.sha256[:12]}…); "
                 "the file is corrupt or was replaced — re-export it"
             )
+
+
+def _range_checks(card: ModelCard) -> list[tuple[str, bool]]:
+    """(what must hold, whether it is broken) for the fields the runtime sizes things from."""
+    dims = [d for t in card.inputs + card.outputs for d in t.shape]
+    return [
+        ("lookahead_frames must be 0..1000", not 0 <= card.lookahead_frames <= 1000),
+        ("fps must be 1..240", card.fps is not None and not 1 <= card.fps <= 240),
+        ("hop must be positive", card.hop is not None and card.hop <= 0),
+        ("sample_rate must be 1000..768000", card.sample_rate is not None and not 1000 <= card.sample_rate <= 768_000),
+        (
+            "tensor sizes must be positive integers or axis names",
+            any(not (isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool) and d > 0)) for d in dims),
+        ),
+    ]
 
 
 def _opt_int(v: Any) -> int | None:

@@ -253,6 +253,32 @@ def _odd_name(tmp: Path) -> Path:
     return p
 
 
+def _card_text(tmp: Path, text: str) -> Path:
+    """The shipped audio2motion model copied with ``text`` as its card."""
+    d = _models(tmp, None)
+    (d / "audio2motion.onnx.json").write_text(text)
+    return d
+
+
+def _bundle_with(tmp: Path, members: dict[str, bytes]) -> Path:
+    """An .avatar zip holding a valid avatar.json plus ``members`` (name -> bytes)."""
+    import zipfile
+
+    p = _bundle(tmp, lambda d: d)
+    with zipfile.ZipFile(p, "a", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return p
+
+
+def _linked(tmp: Path, kind: str) -> Path:
+    """``o.webm`` as a hard link or a symlink to a copy of the speech: writing it would destroy the input."""
+    src = _copy(tmp, SPEECH, "in.wav")
+    out = tmp / "o.webm"
+    (os.link if kind == "hard" else os.symlink)(src, out)
+    return src
+
+
 def _wrong_opset(p: Path) -> None:
     import onnx
 
@@ -379,6 +405,45 @@ CASES: list[Case] = [
     Case("jpeg-no-frame-header", "image", "JPEG with no frame header", lambda t: _bytes(t, "n.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\0" * 200 + b"\xff\xd9"), "error", E.UnsupportedImageFormat, "without a readable image header", "UnsupportedImageFormat"),
     Case("img-sliver", "image", "a 1x4000 pixel image", lambda t: _img(t, "sliver.png", np.zeros((4000, 1, 3), np.uint8)), "error", E.NoFaceError, "at least 32 pixels", "NoFaceError (no crash in the detector's resize)"),
     Case("wav-non-utf8-name", "audio", "a WAV whose file name is not UTF-8", _odd_name, "ok", answer="accepted (read through a file object)"),
+    # ---- model cards that lie about their graph ----------------------------------------------------------
+    Case("card-hidden-mismatch", "model", "model card giving the LSTM state 64 units (the graph has 192)", lambda t: _card(t, lambda d: d["inputs"].__setitem__("h", [1, "batch", 64])), "error", E.ModelError, "gives h the shape", "ModelError naming the tensor, at load (not a deep onnxruntime error later)"),
+    Case("card-negative-lookahead", "model", "model card with look-ahead -2 frames", lambda t: _card(t, lambda d: d.__setitem__("lookahead_frames", -2)), "error", E.ModelError, "lookahead_frames must be", "ModelError"),
+    Case("card-fps-zero", "model", "model card with fps 0", lambda t: _card(t, lambda d: d.__setitem__("fps", 0)), "error", E.ModelError, "fps must be", "ModelError"),
+    Case("card-missing-output", "model", "model card without one of the graph's outputs", lambda t: _card(t, lambda d: d["outputs"].pop("h_out")), "error", E.ModelError, "does not describe its graph", "ModelError"),
+    Case("card-extra-input", "model", "model card naming an input the graph lacks", lambda t: _card(t, lambda d: d["inputs"].__setitem__("x", [1])), "error", E.ModelError, "does not describe its graph", "ModelError"),
+    Case("card-negative-size", "model", "model card with a size of -4", lambda t: _card(t, lambda d: d["inputs"].__setitem__("mel", ["batch", -4, 80])), "error", E.ModelError, "tensor sizes must be", "ModelError"),
+    Case("card-short-sha256", "model", "model card whose sha256 is 3 characters", lambda t: _card(t, lambda d: d["files"]["audio2motion.fp32.onnx"].__setitem__("sha256", "abc")), "error", E.ModelError, "not listed with a sha256", "ModelError (fails closed)"),
+    Case("card-wrong-sha256", "model", "model card whose sha256 is another file's", lambda t: _card(t, lambda d: d["files"]["audio2motion.fp32.onnx"].__setitem__("sha256", "0" * 64)), "error", E.ModelError, "does not match its model card", "ModelError"),
+    Case("card-json-list", "model", "model card that is a JSON list", lambda t: _card_text(t, "[]"), "error", E.ModelError, "has no 'name'", "ModelError"),
+    Case("card-not-json", "model", "model card that is not JSON", lambda t: _card_text(t, "{"), "error", E.ModelError, "not valid JSON", "ModelError"),
+    # ---- more hostile bundles ---------------------------------------------------------------------------
+    Case("avatar-67-points", "image", ".avatar with 67 neutral landmarks", lambda t: _bundle(t, _edit(neutral_landmarks=[[0.5, 0.5]] * 67)), "error", E.InputError, "neutral landmarks", "InputError"),
+    Case("avatar-no-landmarks", "image", ".avatar without neutral landmarks", lambda t: _bundle(t, _edit(neutral_landmarks=_DROP)), "error", E.InputError, "neutral landmarks", "InputError"),
+    Case("avatar-style-number", "image", ".avatar whose style is a number", lambda t: _bundle(t, _edit(style=5)), "error", E.InputError, "style is malformed", "InputError"),
+    Case("avatar-hair-length-text", "image", ".avatar with hair_length \"long\"", lambda t: _bundle(t, lambda d: {**d, "style": {**d["style"], "hair_length": "long"}}), "error", E.InputError, "style is malformed", "InputError"),
+    Case("avatar-colour-two-values", "image", ".avatar with a colour of two numbers", lambda t: _bundle(t, lambda d: {**d, "style": {**d["style"], "eyes": [1, 2]}}), "error", E.InputError, "style is malformed", "InputError"),
+    Case("avatar-version-text", "image", ".avatar whose version is the string \"1\"", lambda t: _bundle(t, _edit(version="1")), "error", E.InputError, "is not supported", "InputError"),
+    Case("avatar-other-format", "image", ".avatar whose format is another program's", lambda t: _bundle(t, _edit(format="other")), "error", E.InputError, "not a toonsync .avatar bundle", "InputError"),
+    Case("avatar-deep-json", "image", ".avatar whose JSON nests 100 000 lists deep", lambda t: _bundle(t, raw=b"[" * 100_000 + b"]" * 100_000), "error", E.InputError, "not a toonsync .avatar bundle", "InputError (no RecursionError traceback)"),
+    Case("avatar-stylized-bomb", "image", ".avatar whose stylized.png inflates to 40 MB", lambda t: _bundle_with(t, {"stylized.png": b"\0" * (40 << 20)}), "error", E.InputError, "inflates to", "InputError from the member's declared size (cap 32 MB)"),
+    Case("avatar-base-junk", "image", ".avatar whose base.png is not an image", lambda t: _bundle_with(t, {"base.png": b"junk" * 100}), "error", E.UnsupportedImageFormat, "base.png", "UnsupportedImageFormat naming the member"),
+    Case("avatar-directory", "image", "a directory named x.avatar", lambda t: (t / "x.avatar").mkdir() or (t / "x.avatar"), "error", E.InputError, "not a regular file", "InputError"),
+    # ---- devices, pipes and sizes -----------------------------------------------------------------------
+    Case("audio-dev-null", "audio", "/dev/null as the audio", lambda t: Path("/dev/null"), "error", E.UnsupportedAudioFormat, "not a regular file", "UnsupportedAudioFormat"),
+    Case("flac-fifo", "audio", "a named pipe called speech.flac", lambda t: _fifo(t, "s.flac"), "error", E.UnsupportedAudioFormat, "not a regular file", "UnsupportedAudioFormat at once"),
+    Case("image-dev-zero", "image", "/dev/zero as the photo (endless zeros)", lambda t: Path("/dev/zero"), "error", E.UnsupportedImageFormat, "not a regular file", "UnsupportedImageFormat at once"),
+    Case("wav-24-channels", "audio", "a 24-channel WAV", lambda t: _wav(t, "c24.wav", np.tile(_speech()[0][:8000, None], (1, 24)) * 0.3, SR), "ok", answer="accepted: downmixed along the channel axis"),
+    Case("img-wide-sliver", "image", "a 5000x2 pixel image", lambda t: _img(t, "w.png", np.zeros((2, 5000, 3), np.uint8)), "error", E.NoFaceError, "at least 32 pixels", "NoFaceError"),
+    Case("img-31px", "image", "a 31x31 pixel image", lambda t: _img(t, "s.png", np.full((31, 31, 3), 128, np.uint8)), "error", E.NoFaceError, "at least 32 pixels", "NoFaceError"),
+    Case("jpeg-late-small-frame", "image", "JPEG whose 100x100 frame header comes after 130 KB of metadata, then no data", lambda t: _jpeg_late_sof(t, 100, 100, 130_000), "error", E.UnsupportedImageFormat, "truncated or corrupt", "UnsupportedImageFormat (its size was found and allowed; the data is not there)"),
+    Case("png-16bit-gray-header", "image", "16-bit grey PNG header 6000x6000 (72 MB decoded), no data", lambda t: _bytes(t, "g.png", _png_header(6000, 6000, 16, 0)), "error", E.UnsupportedImageFormat, "truncated or corrupt", "within the budget, then UnsupportedImageFormat"),
+    # ---- outputs that are inputs, by any name -----------------------------------------------------------
+    Case("cli-output-hardlink-of-input", "cli", "`render -o o.webm` where o.webm is a hard link to the audio", lambda t: ["render", str(FACE), str(_linked(t, "hard")), "-o", str(t / "o.webm")], "error", None, "also an input", "exit 1, one line; the audio untouched"),
+    Case("cli-output-symlink-to-input", "cli", "`render -o o.webm` where o.webm is a symlink to the audio", lambda t: ["render", str(FACE), str(_linked(t, "sym")), "-o", str(t / "o.webm")], "error", None, "also an input", "exit 1, one line"),
+    Case("cli-prepare-out-is-input", "cli", "`prepare f.avatar -o f.avatar`", lambda t: ["prepare", str(_copy(t, SPEECH, "f.avatar")), "-o", str(t / "f.avatar")], "error", None, "also an input", "exit 1, one line"),
+    Case("cli-sheet-is-face", "cli", "`render --sheet` naming the photo (a PNG)", lambda t: ["render", str(_copy(t, FACE, "f.png")), str(SPEECH), "-o", str(t / "o.mp4"), "--sheet", str(t / "f.png")], "error", None, "also an input", "exit 1, one line; the photo untouched"),
+    Case("cli-motion-out-is-face", "cli", "`motion speech.wav --face f.json -o f.json`", lambda t: ["motion", str(SPEECH), "--face", str(_copy(t, FACE, "f.json")), "-o", str(t / "f.json")], "error", None, "also an input", "exit 1, one line"),
+    Case("cli-stream-record-is-face", "cli", "`stream --record` naming the face file", lambda t: ["stream", "--wav", str(SPEECH), "--face", str(_copy(t, FACE, "f.webm")), "--record", str(t / "f.webm"), "--fast"], "error", None, "also an input", "exit 1, one line"),
 ]
 # fmt: on
 

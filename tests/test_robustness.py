@@ -54,6 +54,13 @@ def test_killed_render_leaves_no_partial_mp4(tmp_path, frontal_face, speech_wav,
     assert not out.exists()  # never a half-written out.mp4
     if sig == signal.SIGINT:  # Python unwinds: the temp file is removed too, and the exit is clean
         assert not list(tmp_path.glob(".out.mp4.*")) and p.returncode == 130
+    else:  # nothing ran on SIGKILL: the temp file stays, and the next write of out.mp4 sweeps it
+        from toonsync.runtime.atomic import atomic_path
+
+        assert list(tmp_path.glob(".out.mp4.*"))
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(b"new")
+        assert out.read_bytes() == b"new" and not list(tmp_path.glob(".out.mp4.*"))
     del old
 
 
@@ -177,3 +184,23 @@ def test_soak_full_runtime_with_drawing():
     rep = soak(minutes=1.0, draw=True, backend="cpu")
     assert rep.lost_samples == 0 and rep.frames + rep.dropped == rep.frames_expected == 1500
     assert rep.rss_growth_mb < 20
+
+
+def test_a_failed_render_leaves_no_directory_behind(tmp_path, data_dir):
+    """Output directories are made when the output is written, and removed again if the write fails."""
+    from toonsync.cli import main
+
+    out = tmp_path / "new" / "deeper" / "o.mp4"
+    rc = main(
+        ["-q", "render", str(data_dir / "no_face_coffee.jpg"), str(data_dir / "speech_short.wav"), "-o", str(out)]
+    )
+    assert rc == 1 and not (tmp_path / "new").exists()
+    from toonsync.runtime.atomic import atomic_path
+
+    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("the encoder failed")
+    assert not (tmp_path / "new").exists()
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(b"whole")
+    assert out.read_bytes() == b"whole"

@@ -1,9 +1,14 @@
-"""Kiosk server against malformed clients: unparseable origins and non-JSON numbers are refused cleanly, and
-the server keeps serving."""
+"""Kiosk server against malformed and hostile clients: unparseable origins, non-JSON numbers, idle and slow
+connections, one address holding many; bounded in count and time, on loopback. The server keeps serving."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -44,3 +49,129 @@ def test_non_finite_numbers_never_reach_the_browser(server):  # noqa: F811 (the 
                 raw = m
         assert "NaN" not in raw and "Infinity" not in raw and json.loads(raw)["t"] is None
         assert_alive(ws)
+
+
+def _idle_sockets(srv, n: int) -> list[socket.socket]:
+    out = []
+    for _ in range(n):
+        s = socket.create_connection((srv.host, srv.port), timeout=5)
+        out.append(s)
+    return out
+
+
+def _closed_by_server(s: socket.socket, within_s: float) -> bool:
+    s.settimeout(within_s)
+    try:
+        return s.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:  # reset
+        return True
+
+
+def _healthz(srv) -> int:
+    with urllib.request.urlopen(srv.url + "/healthz", timeout=10) as r:
+        return r.status
+
+
+def test_idle_and_slow_connections_cannot_starve_healthz(make_server):  # noqa: F811 (the fixture)
+    """80 sockets that connect and say nothing (more than the streams + 64 that once took the server down) and a
+    client trickling its headers: /healthz keeps answering, and the server closes them at the header timeout."""
+    srv = make_server(max_streams=2, header_timeout_s=1.0, max_connections=200, max_connections_per_client=500)
+    idle = _idle_sockets(srv, 80)
+    slow = socket.create_connection((srv.host, srv.port), timeout=5)
+    slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+    try:
+        assert _healthz(srv) == 200
+        t0 = time.monotonic()
+        for _ in range(6):  # a byte every 0.3 s: the header never completes within the timeout
+            time.sleep(0.3)
+            with contextlib.suppress(OSError):
+                slow.sendall(b"X")
+        assert _closed_by_server(slow, 3.0) and time.monotonic() - t0 < 5.0
+        assert all(_closed_by_server(s, 3.0) for s in idle)
+        assert _healthz(srv) == 200
+    finally:
+        for s in [*idle, slow]:
+            s.close()
+
+
+def test_one_address_cannot_hold_every_connection(make_server):  # noqa: F811 (the fixture)
+    srv = make_server(header_timeout_s=30.0, max_connections_per_client=5)
+    held = _idle_sockets(srv, 5)
+    extra = socket.create_connection((srv.host, srv.port), timeout=5)
+    try:
+        assert _closed_by_server(extra, 3.0)  # the 6th from the same address is closed at once
+        assert not any(_closed_by_server(s, 0.2) for s in held)  # the first 5 are kept (until their timeout)
+    finally:
+        for s in [*held, extra]:
+            s.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # once they are gone, the address is welcome again
+        with contextlib.suppress(OSError):
+            if _healthz(srv) == 200:
+                break
+        time.sleep(0.1)
+    assert _healthz(srv) == 200
+
+
+def _png_header(w: int, h: int, depth: int, colour: int) -> bytes:
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+
+
+def _post(srv, body: bytes) -> int:
+    req = urllib.request.Request(
+        srv.url + "/api/avatar", data=body, method="POST", headers={"Content-Type": "application/octet-stream"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_bomb_uploads_are_refused_from_their_headers(server):  # noqa: F811 (the fixture)
+    """A 16-bit RGBA PNG that would decode to 288 MB and a JPEG whose 12000x12000 frame header hides after
+    130 KB of metadata: both 413 before any pixel is decoded; the server keeps answering."""
+    import struct
+
+    app1 = b"\xff\xe1" + struct.pack(">H", 65002) + b"\0" * 65000
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 12000, 12000, 1) + b"\x01\x11\x00"
+    for body in (_png_header(6000, 6000, 16, 6), b"\xff\xd8" + app1 * 2 + sof + b"\xff\xd9"):
+        assert _post(server, body) == 413
+    assert _healthz(server) == 200
+
+
+def test_a_client_that_never_reads_does_not_hold_the_server(server, speech_wav):  # noqa: F811 (the fixture)
+    """A client streams audio but never reads its frames: the server drops what it cannot send (bounded per
+    connection) and keeps serving others."""
+    import numpy as np
+    import soundfile as sf
+
+    pcm, _ = sf.read(str(speech_wav), dtype="int16")
+    with ws_open(server) as ws:
+        start(ws)
+        t0 = time.monotonic()
+        for i in range(0, min(pcm.size, 16000 * 4), 1600):  # 4 s of audio in 100 ms messages, faster than real time
+            ws.send(np.ascontiguousarray(pcm[i : i + 1600]).tobytes())
+            time.sleep(0.02)
+        assert _healthz(server) == 200 and time.monotonic() - t0 < 30
+        with ws_open(server) as other:  # another client is served meanwhile
+            start(other)
+            assert_alive(other)
+
+
+def test_server_memory_under_the_heaviest_uploads(tmp_path):
+    """A fresh server process: a 49 MP photo (the pixel cap) is decoded and searched within 600 MB; the bombs
+    are refused from their headers without a byte more."""
+    from toonsync.tools.uploads import upload_peaks
+
+    rep = upload_peaks(tmp_path)
+    photo, png_bomb, jpeg_bomb = rep["1-png-49mp"], rep["2-png-16bit-rgba-bomb"], rep["3-jpeg-late-size-bomb"]
+    assert photo["status"] == 422 and png_bomb["status"] == 413 and jpeg_bomb["status"] == 413
+    assert photo["peak_rss_mb"] <= 600, rep
+    assert jpeg_bomb["peak_rss_mb"] - photo["peak_rss_mb"] < 20, rep

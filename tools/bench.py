@@ -222,6 +222,7 @@ def run_bench(
     sweep: bool = False,
     streams: Iterable[int] = (1, 4, 16, 64),
     long_minutes: float | None = None,
+    uploads: bool = False,
     progress: Callable[[str], None] | None = None,
     command: str | None = None,
 ) -> dict:
@@ -398,6 +399,12 @@ def run_bench(
         if long_minutes:
             say(f"bench long audio: {long_minutes:g} min render vs 10 s (fresh processes)")
             long = long_audio(ctx, long_minutes)
+        ups = None
+        if uploads:
+            from .uploads import upload_peaks
+
+            say("bench kiosk uploads: peak RSS of the server under its heaviest single uploads")
+            ups = upload_peaks(ctx.tmp)
         sw = None
         if sweep:
             say("bench thread settings sweep")
@@ -440,6 +447,8 @@ def run_bench(
             rep["threads"] = sw
         if long is not None:
             rep["long_audio"] = long
+        if ups is not None:
+            rep["uploads"] = ups
         rep["peak_rss_mb"] = _r(peak_rss_mb(), 1)
         rep["headline"] = headline(rep)
         rep["machine"]["loadavg_start"], rep["machine"]["loadavg_end"] = load0, loadavg()

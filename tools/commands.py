@@ -89,6 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also render MINUTES of speech vs 10 s in fresh processes: time per audio second and peak RSS",
     )
     b.add_argument(
+        "--uploads",
+        action="store_true",
+        help="also measure the kiosk server's peak RSS under its heaviest uploads (a 49 MP photo, image bombs)",
+    )
+    b.add_argument(
         "--stream",
         action="store_true",
         help="benchmark live streaming only: the demo speech in real time, audio->frame latency",
@@ -181,6 +186,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
             sweep=a.threads_sweep,
             streams=a.streams,
             long_minutes=a.long,
+            uploads=a.uploads,
             command="toonsync bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []),
         )
         if old is not None:

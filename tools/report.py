@@ -78,6 +78,9 @@ def print_report(rep: dict, file: TextIO | None = None) -> None:
                 f"peak RSS {pt['peak_rss_mb']} MB"
             )
         p(f"long audio: RSS growth {la['rss_growth_mb']} MB, time per audio s x{la['time_per_audio_s_ratio']}")
+    for name, u in (rep.get("uploads") or {}).items():
+        if isinstance(u, dict):
+            p(f"upload {name}: {u['bytes']} bytes -> HTTP {u['status']}, server peak RSS {u['peak_rss_mb']} MB")
     cvl = rep.get("cost_vs_length")
     if cvl:
         pts = "; ".join(

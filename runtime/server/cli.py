@@ -14,6 +14,7 @@ from ..errors import InputError, ToonsyncError
 from ..options import RenderOptions
 from .app import create_app
 from .config import ServerConfig
+from .guard import guarded_h11
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ def _uvicorn_config(app, cfg: ServerConfig, host: str, port: int, access_log: bo
         access_log=access_log,
         lifespan="on",
         timeout_graceful_shutdown=3,
-        limit_concurrency=cfg.max_streams + 64,
+        limit_concurrency=cfg.max_streams + cfg.max_connections,
+        http=guarded_h11(cfg.header_timeout_s, cfg.max_connections_per_client),
         ws_per_message_deflate=False,
     )  # JPEG frames do not compress: deflate only burns CPU
 

@@ -85,6 +85,9 @@ class ServerConfig:
     queue_size: int = 256  # inbound messages per connection
     workers: int | None = None  # audio/inference threads (default: CPU count)
     draw_processes: int | None = None  # drawing processes (default: CPU count if >= 2, else 0 = threads)
+    max_connections: int = 512  # open connections beyond the streams (idle ones are cheap; each is guarded)
+    max_connections_per_client: int = 128  # per client address: one host cannot hold them all
+    header_timeout_s: float = 10.0  # a connection must send its request headers within this
     allowed_origins: tuple[str, ...] = ()  # besides same-origin; "*" allows any
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")  # Host header check; "*" allows any
 
