@@ -77,7 +77,7 @@ def _webp_size(b: bytes) -> tuple[int, int] | None:
     return None
 
 
-MAX_DECODED_BYTES = 256 << 20  # what one decoded image may occupy (50 MP of 8-bit RGB is 150 MB)
+MAX_DECODED_BYTES = 200 << 20  # what one decoded image may occupy (50 MP of 8-bit RGB is 150 MB)
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> samples per pixel
 
 
@@ -104,6 +104,14 @@ def _check_pixels(size: tuple[int, int] | None, what: str) -> None:
         )
 
 
+def _u16_to_u8(a: np.ndarray) -> np.ndarray:
+    """16-bit samples to 8-bit (rounded), in row blocks: a float32 copy of a large image would be 4x its size."""
+    out = np.empty(a.shape, np.uint8)
+    for i in range(0, a.shape[0], 256):
+        out[i : i + 256] = (a[i : i + 256].astype(np.float32) / 257.0).round()
+    return out
+
+
 def to_rgb_uint8(img: np.ndarray, what: str = "image") -> np.ndarray:
     """Convert gray / RGBA / 16-bit / float arrays to contiguous RGB uint8 [H, W, 3]."""
     a = np.asarray(img)
@@ -112,11 +120,8 @@ def to_rgb_uint8(img: np.ndarray, what: str = "image") -> np.ndarray:
             f"{what}: array of shape {a.shape} is not an image; accepted arrays: [H, W], [H, W, 3] RGB "
             "or [H, W, 4] RGBA"
         )
-    if a.dtype == np.uint16:  # in row blocks: a float32 copy of a large 16-bit image would be 4x its size
-        out = np.empty(a.shape, np.uint8)
-        for i in range(0, a.shape[0], 256):
-            out[i : i + 256] = (a[i : i + 256].astype(np.float32) / 257.0).round()
-        a = out
+    if a.dtype == np.uint16:
+        a = _u16_to_u8(a)
     elif a.dtype.kind == "f":
         if not np.isfinite(a).all():
             raise UnsupportedImageFormat(f"{what}: float image contains NaN or inf")
@@ -164,6 +169,8 @@ def decode_image(data: bytes, what: str = "image") -> np.ndarray:
         img = None
     if img is None:
         raise UnsupportedImageFormat(f"{what}: {fmt} data is truncated or corrupt ({_accepted()})")
+    if img.dtype == np.uint16:  # to 8 bits first (in row blocks), so the colour conversions copy half as much
+        img = _u16_to_u8(img)
     if img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif img.ndim == 3 and img.shape[2] == 4:

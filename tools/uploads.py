@@ -32,16 +32,20 @@ def _png_header(w: int, h: int, depth: int, colour: int) -> bytes:
 
 
 def write_bodies(d: Path) -> list[str]:
-    """The uploads, worst first for memory: a 49 MP PNG (accepted up to face detection), a 16-bit RGBA PNG
+    """The uploads: a 49 MP PNG and a 22 MP 16-bit RGBA PNG (both decoded, then no face), a 16-bit RGBA PNG
     header that would decode to 288 MB, a JPEG whose 12000x12000 frame header hides after 130 KB."""
     img = np.zeros((7000, 7000, 3), np.uint8)
     img[::7, ::5] = 255
     (d / "1-png-49mp.bin").write_bytes(cv2.imencode(".png", img)[1].tobytes())
     del img
-    (d / "2-png-16bit-rgba-bomb.bin").write_bytes(_png_header(6000, 6000, 16, 6))
+    deep = np.zeros((4700, 4700, 4), np.uint16)  # 22 MP, 169 MB decoded: inside the decode budget
+    deep[::3, ::2], deep[..., 3] = 65535, 65535
+    (d / "2-png-16bit-rgba-22mp.bin").write_bytes(cv2.imencode(".png", deep)[1].tobytes())
+    del deep
+    (d / "3-png-16bit-rgba-bomb.bin").write_bytes(_png_header(6000, 6000, 16, 6))
     app1 = b"\xff\xe1" + struct.pack(">H", 65002) + b"\0" * 65000
     sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 12000, 12000, 1) + b"\x01\x11\x00"
-    (d / "3-jpeg-late-size-bomb.bin").write_bytes(b"\xff\xd8" + app1 * 2 + sof + b"\xff\xd9")
+    (d / "4-jpeg-late-size-bomb.bin").write_bytes(b"\xff\xd8" + app1 * 2 + sof + b"\xff\xd9")
     return sorted(p.name for p in d.glob("*.bin"))
 
 
