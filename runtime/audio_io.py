@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import InputNotFound, InvalidAudio, ToonsyncError, UnsupportedAudioFormat
+from .errors import InvalidAudio, ToonsyncError, UnsupportedAudioFormat, check_input_file
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +52,9 @@ def sniff_audio(head: bytes) -> str:
 
 def check_audio_path(src: str | os.PathLike) -> Path:
     """Validate an audio path cheaply (exists, WAV/FLAC by content) before any work is done."""
-    path = Path(src)
-    if not path.exists():
-        raise InputNotFound(f"audio not found: {path}")
-    if path.is_dir():
-        raise UnsupportedAudioFormat(f"{path} is a directory; {_accepted()}")
-    if not path.is_file():  # a FIFO, device or socket: reading it could block forever
-        raise UnsupportedAudioFormat(f"{path} is not a regular file; {_accepted()}")
+    path = check_input_file(Path(src), "audio", UnsupportedAudioFormat, _accepted())
     with open(path, "rb") as f:
         head = f.read(64)
-    if not head:
-        raise UnsupportedAudioFormat(f"{path} is empty (0 bytes); {_accepted()}")
     try:
         sniff_audio(head)
     except UnsupportedAudioFormat as e:

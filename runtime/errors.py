@@ -6,6 +6,8 @@ read a traceback from numpy, OpenCV or onnxruntime.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class ToonsyncError(Exception):
     """Base class of every error toonsync raises on purpose."""
@@ -53,6 +55,20 @@ class InvalidBackground(InputError):
 
 class AlphaUnsupported(InputError):
     """A transparent background was asked for an output that cannot store alpha (MP4 / H.264)."""
+
+
+def check_input_file(path: Path, what: str, error: type[InputError], accepted: str) -> Path:
+    """``path`` if it is a non-empty regular file; else ``InputNotFound`` or ``error`` naming ``accepted``.
+    FIFOs, devices and sockets are refused without being read (reading them could block forever)."""
+    if not path.exists():
+        raise InputNotFound(f"{what} not found: {path}")
+    if path.is_dir():
+        raise error(f"{path} is a directory; {accepted}")
+    if not path.is_file():
+        raise error(f"{path} is not a regular file; {accepted}")
+    if path.stat().st_size == 0:
+        raise error(f"{path} is empty (0 bytes); {accepted}")
+    return path
 
 
 class ModelError(ToonsyncError, RuntimeError):

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ImageTooLarge, InputNotFound, UnsupportedImageFormat
+from .errors import ImageTooLarge, UnsupportedImageFormat, check_input_file
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +189,8 @@ def load_image(src: ImageLike) -> np.ndarray:
         return to_rgb_uint8(src)
     if not isinstance(src, (str, os.PathLike)):
         raise UnsupportedImageFormat(f"expected an image path or a numpy array, got {type(src).__name__}")
-    path = Path(src)
-    if not path.exists():
-        raise InputNotFound(f"image not found: {path}")
-    if path.is_dir():
-        raise UnsupportedImageFormat(f"{path} is a directory, not an image ({_accepted()})")
-    if not path.is_file():  # a FIFO, device or socket: reading it could block forever
-        raise UnsupportedImageFormat(f"{path} is not a regular file ({_accepted()})")
+    path = check_input_file(Path(src), "image", UnsupportedImageFormat, _accepted())
     size = path.stat().st_size
-    if size == 0:
-        raise UnsupportedImageFormat(f"{path} is empty (0 bytes); {_accepted()}")
     if size > MAX_FILE_BYTES:
         raise ImageTooLarge(f"{path} is {size / 2**20:.0f} MiB; the cap is {MAX_FILE_BYTES / 2**20:.0f} MiB")
     return decode_image(path.read_bytes(), str(path))

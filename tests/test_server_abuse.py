@@ -115,14 +115,6 @@ def test_one_address_cannot_hold_every_connection(make_server):  # noqa: F811 (t
     assert _healthz(srv) == 200
 
 
-def _png_header(w: int, h: int, depth: int, colour: int) -> bytes:
-    import struct
-    import zlib
-
-    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-
-
 def _post(srv, body: bytes) -> int:
     req = urllib.request.Request(
         srv.url + "/api/avatar", data=body, method="POST", headers={"Content-Type": "application/octet-stream"}
@@ -134,14 +126,12 @@ def _post(srv, body: bytes) -> int:
         return e.code
 
 
-def test_bomb_uploads_are_refused_from_their_headers(server):  # noqa: F811 (the fixture)
+def test_bomb_uploads_are_refused_from_their_headers(server, tmp_path):  # noqa: F811 (the fixture)
     """A 16-bit RGBA PNG that would decode to 288 MB and a JPEG whose 12000x12000 frame header hides after
     130 KB of metadata: both 413 before any pixel is decoded; the server keeps answering."""
-    import struct
+    from .catalogue import _jpeg_late_sof, _png_header
 
-    app1 = b"\xff\xe1" + struct.pack(">H", 65002) + b"\0" * 65000
-    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 12000, 12000, 1) + b"\x01\x11\x00"
-    for body in (_png_header(6000, 6000, 16, 6), b"\xff\xd8" + app1 * 2 + sof + b"\xff\xd9"):
+    for body in (_png_header(6000, 6000, 16, 6), _jpeg_late_sof(tmp_path, 12000, 12000, 130_000).read_bytes()):
         assert _post(server, body) == 413
     assert _healthz(server) == 200
 
