@@ -141,7 +141,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     mo = sub.add_parser("motion", help="AUDIO -> per-frame landmarks/pose/blink/emotion/visemes (.json .npy .csv)")
     mo.add_argument("audio", help="speech, WAV or FLAC")
     mo.add_argument(
-        "-o", "--output", required=True, type=Path, help="motion.json (with Rhubarb-style mouth cues), .npy or .csv"
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="motion.json (with Rhubarb-style mouth cues), .npy or .csv; with --format rhubarb/tsv/dat any name, "
+        "or - for standard output",
+    )
+    mo.add_argument(
+        "--format",
+        choices=["toonsync", "rhubarb", "tsv", "dat"],
+        default="toonsync",
+        help="toonsync (by the suffix: .json .npy .csv), or Rhubarb Lip Sync's: rhubarb (its JSON), tsv, dat "
+        "(Moho / OpenToonz switch data)",
+    )
+    mo.add_argument("--dat-fps", type=float, default=24.0, help="dat: frame rate of the frame numbers (24..100)")
+    mo.add_argument(
+        "--dat-preston-blair", action="store_true", help="dat: Preston Blair drawing names (MBP, etc, E, AI, ...)"
     )
     mo.add_argument("--face", help="photo or .avatar whose neutral face the landmarks move (default: a mean face)")
     RenderOptions.add_arguments(mo, "seed", "emotion")
@@ -242,16 +258,45 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(audio: str) -> float:
+    """A WAV/FLAC file's duration in seconds (from its header)."""
+    import soundfile as sf
+
+    with open(audio, "rb") as fh:
+        info = sf.info(fh)
+    return info.frames / info.samplerate
+
+
 def cmd_motion(a: argparse.Namespace) -> int:
     """``toonsync motion``."""
     from .motion_io import animate, save_motion
 
-    if a.output.suffix.lower() not in (".json", ".npy", ".csv"):
+    rhubarb = a.format != "toonsync"
+    if not rhubarb and a.output.suffix.lower() not in (".json", ".npy", ".csv"):
         raise ToonsyncError(f"motion output must be .json, .npy or .csv, got {a.output.name}")
-    check_not_input(a.output, a.audio, a.face)
+    if rhubarb and not 24 <= a.dat_fps <= 100:
+        raise ToonsyncError(f"--dat-fps must be 24..100, got {a.dat_fps:g}")
+    if str(a.output) != "-":
+        check_not_input(a.output, a.audio, a.face)
+    elif not rhubarb:
+        raise ToonsyncError("-o - (standard output) needs --format rhubarb, tsv or dat")
     m = animate(a.audio, face=a.face, seed=a.seed, emotion=a.emotion)
-    save_motion(m, a.output)
-    log.info("wrote %s: %d frames at 25 fps", a.output, m.n_frames)
+    if rhubarb:
+        from .lipsync_formats import write_lipsync
+
+        write_lipsync(
+            m.visemes,
+            a.output,
+            a.format,
+            sound_file=str(a.audio),
+            duration=_duration(a.audio),
+            dat_fps=a.dat_fps,
+            preston_blair=a.dat_preston_blair,
+        )
+    else:
+        save_motion(m, a.output)
+    if str(a.output) != "-":
+        log.info("wrote %s: %d frames at 25 fps", a.output, m.n_frames)
     return 0
 
 

@@ -48,3 +48,48 @@ def test_visemes_and_cues():
 def test_silence_is_rest(animator):
     m = toonsync.animate(np.zeros(16000, np.float32), sample_rate=16000, animator=animator)
     assert set(m.visemes) == {"X"}
+
+
+def test_rhubarb_formats(tmp_path, speech_wav):
+    """``toonsync motion --format rhubarb|tsv|dat``: Rhubarb Lip Sync's JSON, TSV and Moho switch data, to a
+    file or standard output."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from toonsync.cli import main
+
+    out = tmp_path / "cues.json"
+    assert main(["-q", "motion", str(speech_wav), "-o", str(out), "--format", "rhubarb"]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc) == {"metadata", "mouthCues"} and doc["metadata"]["soundFile"] == str(speech_wav)
+    assert doc["metadata"]["duration"] == round(sf.info(str(speech_wav)).duration, 2)
+    cues = doc["mouthCues"]
+    assert cues and all(set(c) == {"start", "end", "value"} and c["value"] in "ABCDEFGHX" for c in cues)
+    assert cues[0]["start"] == 0.0 and all(a["end"] == b["start"] for a, b in zip(cues, cues[1:]))
+    assert all(a["value"] != b["value"] for a, b in zip(cues, cues[1:]))  # runs, not frames
+    assert re.search(r'\n    \{ "start": 0\.00, "end": \d+\.\d\d, "value": "[A-HX]" \}', out.read_text())
+
+    r = subprocess.run(
+        [sys.executable, "-m", "toonsync", "-q", "motion", str(speech_wav), "-o", "-", "--format", "tsv"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [ln.split("\t") for ln in r.stdout.splitlines()]
+    assert len(rows) == len(cues) + 1 and rows[-1][1] == "X"
+    assert [float(t) for t, _ in rows[:-1]] == [c["start"] for c in cues]
+
+    dat = tmp_path / "cues.dat"
+    assert main(["-q", "motion", str(speech_wav), "-o", str(dat), "--format", "dat", "--dat-preston-blair"]) == 0
+    lines = dat.read_text().splitlines()
+    assert lines[0] == "MohoSwitch1"
+    frames = [int(ln.split()[0]) for ln in lines[1:]]
+    names = {ln.split()[1] for ln in lines[1:]}
+    assert frames[0] == 1 and frames == sorted(set(frames)) and lines[-1].endswith(" rest")
+    assert names <= {"MBP", "etc", "E", "AI", "O", "U", "FV", "L", "rest"}
+    assert main(["-q", "motion", str(speech_wav), "-o", str(dat), "--format", "dat", "--dat-fps", "12"]) == 1
+    assert main(["-q", "motion", str(speech_wav), "-o", "-"]) == 1  # stdout needs a text cue format
