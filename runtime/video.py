@@ -168,7 +168,10 @@ class VideoWriter(_AtomicOutput):
         self.crf = self.fmt.crf if crf is None else crf
         self._ctx = atomic_path(self.path, suffix=self.fmt.suffix)
         self._tmp = self._ctx.__enter__()
-        self._out = av.open(str(self._tmp), mode="w", format=self.fmt.container)
+        # MP4 / MOV: the index (moov) is moved to the front on close ("faststart"), so browsers and players can
+        # start playing before the whole file has arrived
+        opts = {"movflags": "+faststart"} if self.fmt.container in ("mp4", "mov") else {}
+        self._out = av.open(str(self._tmp), mode="w", format=self.fmt.container, options=opts)
         self._v = None
         self._a = None
         if audio:

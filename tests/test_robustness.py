@@ -204,3 +204,16 @@ def test_a_failed_render_leaves_no_directory_behind(tmp_path, data_dir):
     with atomic_path(out) as tmp:
         tmp.write_bytes(b"whole")
     assert out.read_bytes() == b"whole"
+
+
+def test_mp4_is_faststart(tmp_path, frontal_face, data_dir):
+    """The MP4 index (moov) comes before the media data, so a browser can play while it downloads."""
+    from toonsync.cli import main
+
+    out = tmp_path / "o.mp4"
+    assert (
+        main(["-q", "render", str(frontal_face), str(data_dir / "speech_short.wav"), "-o", str(out), "--size", "64"])
+        == 0
+    )
+    data = out.read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat")
