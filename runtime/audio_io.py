@@ -161,6 +161,26 @@ def iter_audio(
     return _blocks(path, max(1, int(block_seconds * info.samplerate)))
 
 
+def stored_audio(src: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> tuple[int, int, Iterator[np.ndarray]]:
+    """A WAV/FLAC file as it is stored, for an output's soundtrack: (sample rate, channels, float32 blocks
+    [N, channels] in -1..1, decoded as they are taken). Validate it with ``iter_audio`` first."""
+    path = check_audio_path(src)
+    with open(path, "rb") as fh:
+        info = sf.info(fh)
+
+    def blocks() -> Iterator[np.ndarray]:
+        with open(path, "rb") as fh, sf.SoundFile(fh) as f:
+            while True:
+                b = f.read(max(1, int(block_seconds * f.samplerate)), dtype="float32", always_2d=True)
+                if b.shape[0] == 0:
+                    return
+                if not np.isfinite(b).all():
+                    raise InvalidAudio(f"{path}: audio contains NaN or inf samples")
+                yield np.clip(b, -1.0, 1.0)
+
+    return int(info.samplerate), int(info.channels), blocks()
+
+
 def _blocks(path: Path, frames: int) -> Iterator[np.ndarray]:
     rs = StreamResampler()
     got = 0

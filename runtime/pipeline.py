@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import check_not_input
-from .audio_io import AudioLike, check_audio_path, iter_audio, load_audio
+from .audio_io import AudioLike, check_audio_path, iter_audio, load_audio, stored_audio
 from .background import parse_background, with_background
 from .errors import InvalidAudio
 from .mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
@@ -192,7 +192,11 @@ def render(
     t3 = time.perf_counter()
     outp = None
     if out is not None:
-        outp = write_video(out, frames(), chunks(), fps=fps, alpha=bg.alpha)
+        if isinstance(audio, np.ndarray):  # an array's soundtrack: the 16 kHz mono the models heard
+            outp = write_video(out, frames(), chunks(), fps=fps, alpha=bg.alpha)
+        else:  # a file's soundtrack as the user gave it: its own rate and (up to two) channels
+            rate, channels, stored = stored_audio(audio)
+            outp = write_video(out, frames(), stored, fps=fps, sample_rate=rate, alpha=bg.alpha, channels=channels)
     t["render_encode_ms"] = (time.perf_counter() - t3) * 1e3
     t["total_ms"] = (time.perf_counter() - t0) * 1e3
     log.info("rendered %d frames (%.2f s) in %.0f ms", motion.n_frames, heard / SAMPLE_RATE, t["total_ms"])

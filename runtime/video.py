@@ -161,10 +161,15 @@ class VideoWriter(_AtomicOutput):
         audio: bool = True,
         crf: int | None = None,
         fmt: OutputFormat | None = None,
+        channels: int = 1,
     ):
         self.path = Path(path)
         self.fmt = fmt or check_output(self.path)
-        self.fps, self.sample_rate = fps, sample_rate
+        self.fps, self.channels = fps, 2 if channels >= 2 else 1
+        # the audio keeps its rate unless the codec cannot store it (Opus: 8/12/16/24/48 kHz): then 48 kHz
+        self.sample_rate = sample_rate if self.fmt.audio_codec != "libopus" or sample_rate in OPUS_RATES else 48_000
+        self.input_rate = sample_rate  # the rate add_audio is given (resampled when the codec needs another)
+        self._resample = None if self.sample_rate == sample_rate else (sample_rate, self.sample_rate)
         self.crf = self.fmt.crf if crf is None else crf
         self._ctx = atomic_path(self.path, suffix=self.fmt.suffix)
         self._tmp = self._ctx.__enter__()
@@ -175,8 +180,9 @@ class VideoWriter(_AtomicOutput):
         self._v = None
         self._a = None
         if audio:
-            self._a = self._out.add_stream(self.fmt.audio_codec, rate=sample_rate, layout="mono")
-            self._a.bit_rate = 64_000
+            layout = "stereo" if self.channels == 2 else "mono"
+            self._a = self._out.add_stream(self.fmt.audio_codec, rate=self.sample_rate, layout=layout)
+            self._a.bit_rate = 64_000 * self.channels
         self._apts = 0
         self._early_audio: list[np.ndarray] = []
 
@@ -211,19 +217,52 @@ class VideoWriter(_AtomicOutput):
         if self._v is None:  # muxing would write the header before the video stream exists
             self._early_audio.append(np.array(samples, np.float32))
             return
-        pcm = (np.clip(np.asarray(samples, np.float32), -1, 1) * 32767).astype(np.int16)
-        af = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
+        x = _channels(np.asarray(samples, np.float32), self.channels)
+        if self._resample is not None:
+            import soxr
+
+            if not hasattr(self, "_rs"):
+                self._rs = soxr.ResampleStream(*self._resample, self.channels, dtype="float32", quality="HQ")
+            x = self._rs.resample_chunk(x.reshape(-1, self.channels)).reshape(-1, self.channels)
+            if x.size == 0:
+                return
+        pcm = (np.clip(x, -1, 1) * 32767).astype(np.int16)  # [N, channels]
+        af = av.AudioFrame.from_ndarray(
+            pcm.reshape(1, -1), format="s16", layout="stereo" if self.channels == 2 else "mono"
+        )
         af.sample_rate, af.pts, af.time_base = self.sample_rate, self._apts, Fraction(1, self.sample_rate)
-        self._apts += pcm.size
+        self._apts += pcm.shape[0]
         self._out.mux(self._a.encode(af))
 
     def _finish(self) -> None:
         self._out.mux(self._v.encode())
         if self._a is not None:
+            if getattr(self, "_rs", None) is not None:  # the resampler's tail
+                tail = self._rs.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
+                self._rs, self._resample = None, None
+                if tail.size:
+                    self.add_audio(tail.reshape(-1, self.channels))
             self._out.mux(self._a.encode())
 
     def _release(self) -> None:
         self._out.close()
+
+
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+def _channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """Audio [N] or [N, c] as [N, channels]: mono repeated, more than two channels mixed down to mono or stereo
+    (left = the mean of the even channels, right = of the odd ones)."""
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.shape[1] == channels:
+        return x
+    if channels == 1:
+        return x.mean(axis=1, keepdims=True)
+    if x.shape[1] == 1:
+        return np.repeat(x, 2, axis=1)
+    return np.stack([x[:, 0::2].mean(axis=1), x[:, 1::2].mean(axis=1)], axis=1)
 
 
 class Mp4Writer(VideoWriter):
@@ -236,15 +275,19 @@ class Mp4Writer(VideoWriter):
 
 
 class PngSequenceWriter(_AtomicOutput):
-    """Frames as ``frame_000000.png`` ... (RGB or RGBA) + ``audio.wav`` (16-bit PCM) + ``sequence.json``
-    in one directory, built in a temporary directory beside it and renamed into place."""
+    """Frames as ``frame_000000.png`` ... (RGB or RGBA) + ``audio.wav`` (16-bit PCM, written as it comes) +
+    ``sequence.json`` in one directory, built in a temporary directory beside it and renamed into place."""
 
-    def __init__(self, path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_000, audio: bool = True):
+    def __init__(
+        self, path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_000, audio: bool = True, channels: int = 1
+    ):
         self.path = Path(path)
-        self.fps, self.sample_rate = fps, sample_rate
+        self.fps, self.sample_rate, self.channels = fps, sample_rate, 2 if channels >= 2 else 1
+        self.input_rate = sample_rate
         self._ctx = atomic_dir(self.path, SEQUENCE_MANIFEST)
         self._tmp = self._ctx.__enter__()
-        self._audio: list[np.ndarray] | None = [] if audio else None
+        self._want_audio = audio
+        self._wav = None
         self._shape: tuple[int, ...] | None = None
 
     def add_frame(self, img: np.ndarray) -> None:
@@ -257,13 +300,22 @@ class PngSequenceWriter(_AtomicOutput):
         self.frames += 1
 
     def add_audio(self, samples: np.ndarray) -> None:
-        if self._audio is not None and samples.size:
-            self._audio.append(np.asarray(samples, np.float32).reshape(-1))
+        if not self._want_audio or samples.size == 0:
+            return
+        if self._wav is None:
+            import soundfile as sf
+
+            self._wav = sf.SoundFile(
+                str(self._tmp / "audio.wav"), "w", self.sample_rate, self.channels, subtype="PCM_16"
+            )
+        self._wav.write(np.clip(_channels(np.asarray(samples, np.float32), self.channels), -1, 1))
+
+    def _release(self) -> None:
+        if self._wav is not None:
+            self._wav.close()
 
     def _finish(self) -> None:
         import json
-
-        import soundfile as sf
 
         doc = {
             "format": "toonsync-png-sequence",
@@ -276,26 +328,25 @@ class PngSequenceWriter(_AtomicOutput):
             "pattern": "frame_%06d.png",
             "audio": None,
         }
-        if self._audio:
-            sf.write(
-                str(self._tmp / "audio.wav"),
-                np.clip(np.concatenate(self._audio), -1, 1),
-                self.sample_rate,
-                subtype="PCM_16",
-            )
+        if self._wav is not None:
             doc["audio"] = "audio.wav"
         (self._tmp / SEQUENCE_MANIFEST).write_text(json.dumps(doc, indent=1))
 
 
 def open_writer(
-    path: str | os.PathLike, fps: int = 25, sample_rate: int = 16_000, audio: bool = True, alpha: bool = False
+    path: str | os.PathLike,
+    fps: int = 25,
+    sample_rate: int = 16_000,
+    audio: bool = True,
+    alpha: bool = False,
+    channels: int = 1,
 ) -> VideoWriter | PngSequenceWriter:
     """The writer for output ``path``: .mp4 / .webm / .mov (``VideoWriter``) or a PNG-sequence directory;
     ``alpha`` (RGBA frames) is refused with ``AlphaUnsupported`` for formats that cannot store it."""
     fmt = check_output(path, alpha)
     if fmt is None:
-        return PngSequenceWriter(path, fps, sample_rate, audio)
-    return VideoWriter(path, fps, sample_rate, audio, fmt=fmt)
+        return PngSequenceWriter(path, fps, sample_rate, audio, channels)
+    return VideoWriter(path, fps, sample_rate, audio, fmt=fmt, channels=channels)
 
 
 def write_video(
@@ -305,10 +356,12 @@ def write_video(
     fps: int = 25,
     sample_rate: int = 16_000,
     alpha: bool = False,
+    channels: int = 1,
 ) -> Path:
-    """Encode RGB (or, with ``alpha``, RGBA) uint8 frames + mono float32 audio (an array, or its chunks in order)
-    into ``path`` (any format of ``open_writer``), atomically."""
-    return _write_all(open_writer(path, fps, sample_rate, audio is not None, alpha), frames, audio)
+    """Encode RGB (or, with ``alpha``, RGBA) uint8 frames + float32 audio ([N] or [N, channels]; an array, or
+    its chunks in order) into ``path`` (any format of ``open_writer``), atomically. The audio keeps
+    ``sample_rate`` and up to two channels (more are mixed to stereo; Opus stores 48 kHz for rates it lacks)."""
+    return _write_all(open_writer(path, fps, sample_rate, audio is not None, alpha, channels), frames, audio)
 
 
 def write_mp4(
@@ -328,23 +381,26 @@ class _AudioFeed:
 
     def __init__(self, audio: np.ndarray | Iterable[np.ndarray]):
         self._chunks = iter([audio] if isinstance(audio, np.ndarray) else audio)
-        self._cur, self._pos = np.zeros(0, np.float32), 0
+        self._cur, self._pos = np.zeros(0, np.float32), 0  # samples along axis 0 ([N] or [N, channels])
 
     def take(self, n: int | None) -> np.ndarray:
         """The next ``n`` samples (all that are left with ``None``; fewer at the end)."""
         out: list[np.ndarray] = []
         while n is None or n > 0:
-            if self._pos >= self._cur.size:
+            if self._pos >= self._cur.shape[0]:
                 nxt = next(self._chunks, None)
                 if nxt is None:
                     break
-                self._cur, self._pos = np.asarray(nxt, np.float32).reshape(-1), 0
+                self._cur, self._pos = np.asarray(nxt, np.float32), 0
                 continue
-            k = self._cur.size - self._pos if n is None else min(n, self._cur.size - self._pos)
+            left = self._cur.shape[0] - self._pos
+            k = left if n is None else min(n, left)
             out.append(self._cur[self._pos : self._pos + k])
             self._pos += k
             n = None if n is None else n - k
-        return out[0] if len(out) == 1 else np.concatenate([np.zeros(0, np.float32), *out])
+        if len(out) == 1:
+            return out[0]
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def _write_all(
@@ -359,7 +415,7 @@ def _write_all(
             raise_if_interrupted()
             w.add_frame(img)
             if feed is not None:
-                upto = (i + 1) * w.sample_rate // w.fps
+                upto = (i + 1) * w.input_rate // w.fps
                 w.add_audio(feed.take(upto - done))
                 done = upto
         if feed is not None:

@@ -109,3 +109,24 @@ def test_memory_does_not_grow_with_the_audio_length(tmp_path, speech):
     assert render_long - render_short < 40, (render_short, render_long)
     info = probe(tmp_path / "b.mp4")
     assert info.frames == 240 * 25 and abs(info.duration_s - 240.0) < 0.1
+
+
+def test_outputs_keep_the_input_audio_rate_and_channels(tmp_path, speech):
+    """A 44.1 kHz stereo WAV comes out at 44.1 kHz stereo (MP4, PNG sequence); WebM's Opus stores 48 kHz; the
+    models still hear 16 kHz mono."""
+    import av
+
+    import toonsync
+    from toonsync.runtime.assets import DEMO_FACE, asset
+
+    wav = _long_wav(tmp_path / "st.wav", speech[: 3 * 16000], 3.0, rate=44100, channels=2)
+    for name, rate in (("o.mp4", 44100), ("o.webm", 48000)):
+        toonsync.render(asset(DEMO_FACE), wav, tmp_path / name, size=64)
+        with av.open(str(tmp_path / name)) as c:
+            a = c.streams.audio[0]
+            n = sum(f.samples for f in c.decode(a))
+            assert (a.rate, a.codec_context.layout.name) == (rate, "stereo"), name
+            assert abs(n / rate - 3.0) < 0.05, (name, n / rate)
+    toonsync.render(asset(DEMO_FACE), wav, tmp_path / "o.png-seq", size=64)
+    info = sf.info(str(tmp_path / "o.png-seq" / "audio.wav"))
+    assert (info.samplerate, info.channels) == (44100, 2) and abs(info.duration - 3.0) < 0.01
