@@ -31,8 +31,9 @@ from .avatar_draw import (
     _stroke,
     unpremultiply,
 )
-from .avatar_geometry import EMOTIONS, apply_emotion, canonical_landmarks, eye_open_factor, mean_face_landmarks
+from .avatar_geometry import apply_emotion, canonical_landmarks, eye_open_factor, mean_face_landmarks
 from .avatar_style import AvatarStyle, make_palette, skin_colour, style_from_photo
+from .motion import EMOTIONS
 
 logger = logging.getLogger(__name__)
 

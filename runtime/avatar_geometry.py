@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InvalidLandmarks
-from .motion import EMOTIONS  # noqa: F401  (re-exported: the order of the emotion vector the renderers take)
 from .mouth import close_mouth as _close_mouth
 
 # Canonical-space layout (fractions of the canvas size).

@@ -20,10 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-
-def _peak_mb() -> float:
-    with open("/proc/self/status") as f:
-        return [int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmHWM:")][0]
+from .measure import peak_rss_mb
 
 
 def _png_header(w: int, h: int, depth: int, colour: int) -> bytes:
@@ -56,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     d = Path((sys.argv[1:] if argv is None else argv)[0])
     out: dict = {}
     with BackgroundServer(create_app(ServerConfig(draw_processes=0))) as srv:
-        out["idle_peak_rss_mb"] = round(_peak_mb(), 1)
+        out["idle_peak_rss_mb"] = round(peak_rss_mb(), 1)
         for f in sorted(d.glob("*.bin")):
             req = urllib.request.Request(srv.url + "/api/avatar", data=f.read_bytes(), method="POST")
             try:
@@ -64,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
                     status = r.status
             except urllib.error.HTTPError as e:
                 status = e.code
-            out[f.stem] = {"bytes": f.stat().st_size, "status": status, "peak_rss_mb": round(_peak_mb(), 1)}
+            out[f.stem] = {"bytes": f.stat().st_size, "status": status, "peak_rss_mb": round(peak_rss_mb(), 1)}
     print(json.dumps(out))
 
 
