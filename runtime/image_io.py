@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import struct
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -162,21 +164,71 @@ def decode_image(data: bytes, what: str = "image") -> np.ndarray:
             f"{what}: {dims[0]}x{dims[1]} {fmt} decodes to {_decoded_bytes(data, fmt, dims) >> 20} MB (cap "
             f"{MAX_DECODED_BYTES >> 20} MB); save it as 8-bit or downscale it"
         )
-    flags = cv2.IMREAD_COLOR if fmt == "JPEG" else cv2.IMREAD_UNCHANGED
+    img = _decode_png(data) if fmt == "PNG" else _decode_cv2(data, fmt)
+    if img is None:
+        raise UnsupportedImageFormat(f"{what}: {fmt} data is truncated or corrupt ({_accepted()})")
+    log.debug("decoded %s %s: %s %s", fmt, what, img.shape, img.dtype)
+    return to_rgb_uint8(img, what)
+
+
+def _decode_png(data: bytes) -> np.ndarray | None:
+    """PNG -> RGB or RGBA uint8 with FFmpeg's decoder (through PyAV): the frame is the only full-size buffer
+    when it is already 8-bit RGB (OpenCV's ``imdecode`` holds two), one conversion otherwise. Any bit depth,
+    palette, grey and tRNS transparency."""
+    try:
+        with av.open(io.BytesIO(data), format="png_pipe") as c:
+            frame = next(c.decode(video=0))
+        if frame.width * frame.height == 0:
+            return None
+        if frame.format.name in ("rgb48be", "rgba64be"):
+            return _from_16bit(frame, 3 if frame.format.name == "rgb48be" else 4)
+        alpha = frame.format.name in ("pal8", "ya8", "ya16be", "rgba")
+        return _packed(frame.reformat(format="rgba" if alpha else "rgb24"), 4 if alpha else 3)
+    except (av.FFmpegError, StopIteration, ValueError):
+        return None
+
+
+def _from_16bit(frame: av.VideoFrame, channels: int) -> np.ndarray:
+    """A 16-bit RGB(A) frame read in place (big-endian samples) to RGB uint8, alpha composited over white, in
+    row blocks: the output is the only new full-size buffer."""
+    plane, h, w = frame.planes[0], frame.height, frame.width
+    a = np.ndarray((h, w, channels), ">u2", memoryview(plane), strides=(plane.line_size, 2 * channels, 2))
+    out = np.empty((h, w, 3), np.uint8)
+    for i in range(0, h, 64):
+        blk = a[i : i + 64].astype(np.float32)
+        blk *= 255.0 / 65535.0
+        if channels == 4:  # c * alpha + 255 * (1 - alpha) = (c - 255) * alpha + 255
+            rgb = blk[:, :, :3]
+            rgb -= 255.0
+            rgb *= blk[:, :, 3:4] / 255.0
+            rgb += 255.0
+        out[i : i + 64] = np.rint(blk[:, :, :3])
+    return out
+
+
+def _packed(frame: av.VideoFrame, channels: int) -> np.ndarray:
+    """A one-plane frame's pixels as a C-contiguous [H, W, C] array on the frame's own buffer: each row is
+    moved down over the line padding in place (the destination never passes its source), so no copy."""
+    plane = frame.planes[0]
+    buf = np.frombuffer(memoryview(plane), np.uint8)
+    row, line, h = frame.width * channels, plane.line_size, frame.height
+    if line != row:
+        for r in range(1, h):
+            buf[r * row : (r + 1) * row] = buf[r * line : r * line + row]
+    return buf[: h * row].reshape(h, frame.width, channels)
+
+
+def _decode_cv2(data: bytes, fmt: str) -> np.ndarray | None:
+    """JPEG / BMP / WebP -> RGB(A) uint8 with OpenCV (EXIF orientation of JPEGs applied)."""
+    flags = cv2.IMREAD_COLOR_RGB if fmt == "JPEG" else cv2.IMREAD_UNCHANGED
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:
-        img = None
-    if img is None:
-        raise UnsupportedImageFormat(f"{what}: {fmt} data is truncated or corrupt ({_accepted()})")
-    if img.dtype == np.uint16:  # to 8 bits first (in row blocks), so the colour conversions copy half as much
-        img = _u16_to_u8(img)
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    log.debug("decoded %s %s: %s", fmt, what, img.shape)
-    return to_rgb_uint8(img, what)
+        return None
+    if img is not None and flags == cv2.IMREAD_UNCHANGED and img.ndim == 3:
+        img = img if img.dtype == np.uint8 else _u16_to_u8(img)
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA, dst=img)
+    return img
 
 
 def load_image(src: ImageLike) -> np.ndarray:
