@@ -34,6 +34,7 @@ from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.backend import OrtBackend
 from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
 from toonsync.runtime.model_card import ModelCard
+from toonsync.runtime.progress import Progress
 
 from .reader import Audio2MotionReader, CalibrationSet
 
@@ -201,12 +202,17 @@ def calibrate(
     meta = ModelCard.load(model_dir, "audio2motion")
     ctx, hidden = int(meta["config"]["kernel"]) - 1, int(meta["config"]["hidden"])
     fp32 = model_dir / "audio2motion.fp32.onnx"
-    batches = quantize_audio2motion(fp32, model_dir / "audio2motion.int8.onnx", cal, ctx, hidden)
-    m = measure(model_dir, ("fp32", "int8"), ctx, hidden)
-    m32, m8 = m["fp32"], m["int8"]
-    o32, o8 = m32.pop("_outs"), m8.pop("_outs")
-    delta = accuracy_delta(o32, o8)
-    d32, d8 = through_decoder(model_dir, o32), through_decoder(model_dir, o8)
+    with Progress("calibrating", 3, "steps") as bar:
+        bar.advance(0, "quantizing")
+        batches = quantize_audio2motion(fp32, model_dir / "audio2motion.int8.onnx", cal, ctx, hidden)
+        bar.advance(1, "timing fp32 vs int8")
+        m = measure(model_dir, ("fp32", "int8"), ctx, hidden)
+        m32, m8 = m["fp32"], m["int8"]
+        o32, o8 = m32.pop("_outs"), m8.pop("_outs")
+        bar.advance(1, "accuracy through the motion decoder")
+        delta = accuracy_delta(o32, o8)
+        d32, d8 = through_decoder(model_dir, o32), through_decoder(model_dir, o8)
+        bar.advance(1, "done")
     if d32 is not None:  # what users see: the decoder's mouth from INT8 vs fp32 speech embeddings
         delta["through_motion_decoder"] = accuracy_delta(d32, d8)
     speed = {k: round(m32[k]["p50_ms"] / m8[k]["p50_ms"], 2) for k in ("frame", f"frame_b{BATCH}", "clip_10s")}

@@ -15,6 +15,7 @@ from toonsync.runtime.backend import OrtBackend
 from toonsync.runtime.commands import output_dir
 from toonsync.runtime.errors import ToonsyncError
 from toonsync.runtime.mel import SAMPLES_PER_FRAME, MelStream, log_mel
+from toonsync.runtime.progress import Progress
 
 from .onnx_export import export_audio2motion, export_motion, onnx_node_count, optimized_node_count
 from .render_export import export_render
@@ -184,19 +185,24 @@ def _export(a: argparse.Namespace) -> int:
         return 0
     if only == "motion":
         return 0 if export_paired_motion(a.checkpoint, d, required=True) else 1
-    meta = export_audio2motion(a.checkpoint, d)
     from toonsync.runtime.assets import DEMO_SPEECH, asset
     from toonsync.runtime.audio_io import load_audio
     from toonsync.runtime.model_card import ModelCard
 
-    metas = {"audio2motion": meta, "audio2motion_pcm": ModelCard.load(d, "audio2motion_pcm").to_dict()}
-    if only is None:
-        motion = export_paired_motion(a.checkpoint, d)
-        if motion is not None:
-            metas["motion"] = motion
-    if only is None:
-        metas["render"] = export_render(d)
-        metas.update(export_learned(a.checkpoint.parent, d))
+    with Progress("exporting", 1 if only else 4, "models") as bar:
+        bar.advance(0, "audio2motion")
+        meta = export_audio2motion(a.checkpoint, d)
+        metas = {"audio2motion": meta, "audio2motion_pcm": ModelCard.load(d, "audio2motion_pcm").to_dict()}
+        if only is None:
+            bar.advance(1, "motion decoder")
+            motion = export_paired_motion(a.checkpoint, d)
+            if motion is not None:
+                metas["motion"] = motion
+            bar.advance(1, "renderer")
+            metas["render"] = export_render(d)
+            bar.advance(1, "image models")
+            metas.update(export_learned(a.checkpoint.parent, d))
+        bar.advance(1, "done")
     for name, m in metas.items():
         for f, info in m["files"].items():
             log.info(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -18,6 +22,7 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 ACCEPTED_AUDIO_FORMATS = ("WAV", "FLAC")
 MAX_AUDIO_SECONDS = 3 * 3600
+MAX_STDIN_BYTES = 2 << 30  # audio piped in is spooled to a temporary file up to this size
 
 AudioLike = str | os.PathLike | np.ndarray
 
@@ -159,6 +164,47 @@ def iter_audio(
         raise InvalidAudio(f"{path}: contains no samples")
     log.debug("reading %s: %d Hz, %d ch, %.2f s", path, info.samplerate, info.channels, info.duration)
     return _blocks(path, max(1, int(block_seconds * info.samplerate)))
+
+
+@contextlib.contextmanager
+def spooled_stdin(stream: BinaryIO | None = None, max_bytes: int = MAX_STDIN_BYTES) -> Iterator[Path]:
+    """Audio piped into standard input (``toonsync render face.jpg - ...``) as a temporary WAV/FLAC file, copied
+    in blocks (so it can be read twice: for the motion and for the soundtrack) and removed afterwards."""
+    stream = stream if stream is not None else sys.stdin.buffer
+    if stream.isatty():
+        raise UnsupportedAudioFormat(
+            f"'-' reads audio from standard input, which is a terminal; pipe a file in ({_accepted()})"
+        )
+    with tempfile.TemporaryDirectory(prefix="toonsync-stdin-") as d:
+        head = stream.read(64)
+        if not head:
+            raise InvalidAudio("standard input is empty: pipe a WAV or FLAC file into it")
+        try:
+            kind = sniff_audio(head)
+        except UnsupportedAudioFormat as e:
+            raise UnsupportedAudioFormat(f"standard input: {e}") from None
+        path = Path(d) / f"stdin.{kind.lower()}"
+        size = len(head)
+        with open(path, "wb") as f:
+            f.write(head)
+            while block := stream.read(1 << 20):
+                size += len(block)
+                if size > max_bytes:
+                    raise InvalidAudio(f"standard input passed the {max_bytes >> 20} MiB cap for piped audio")
+                f.write(block)
+        log.debug("spooled %d bytes of %s from standard input", size, kind)
+        yield path
+
+
+def audio_seconds(src: str | os.PathLike) -> float:
+    """A WAV/FLAC file's duration in seconds, from its header."""
+    path = check_audio_path(src)
+    try:
+        with open(path, "rb") as fh:
+            info = sf.info(fh)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        raise UnsupportedAudioFormat(f"{path}: cannot decode ({e}); {_accepted()}") from None
+    return info.frames / info.samplerate
 
 
 def stored_audio(src: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> tuple[int, int, Iterator[np.ndarray]]:

@@ -9,9 +9,12 @@ only when it runs. Options shared with the library (size, emotion, backend, ...)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -83,18 +86,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("render", help="FACE + AUDIO -> anime talking-avatar MP4 (H.264 + AAC)")
     r.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP) or a prepared .avatar bundle")
-    r.add_argument("audio", help="speech, WAV or FLAC (any rate, mono or stereo)")
+    r.add_argument(
+        "audio",
+        help="speech, WAV or FLAC (any rate, mono or stereo); - reads it from standard input; a folder renders "
+        "each of its WAV/FLAC files (one model load) into the output folder",
+    )
     r.add_argument(
         "-o",
         "--output",
         required=True,
         help="output .mp4 (H.264 + AAC); .webm (VP9 + alpha), .mov (qtrle + alpha) or a PNG-sequence "
-        "directory (ending in / or .png-seq) keep a transparent background; written atomically",
+        "directory (ending in / or .png-seq) keep a transparent background; written atomically. With a folder of "
+        "audio: the folder the videos go to (NAME.mp4 per NAME.wav)",
+    )
+    r.add_argument(
+        "--format", choices=["mp4", "webm", "mov"], help="with a folder of audio: the videos' container (default mp4)"
     )
     r.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the frames")
     add_drawing_options(r)
     RenderOptions.add_arguments(r, "size", "fps", "seed", "emotion", "backend", "precision", "renderer", "background")
     r.set_defaults(func=cmd_render)
+
+    sy = sub.add_parser("say", help="TEXT -> the avatar speaking it (MP4), through an installed TTS engine")
+    sy.add_argument("text", help="what to say; - reads the text from standard input")
+    sy.add_argument("--face", help="face photo or .avatar bundle (default: the bundled demo face)")
+    sy.add_argument("-o", "--output", required=True, help="output .mp4 (or .webm / .mov / PNG-sequence directory)")
+    sy.add_argument(
+        "--voice",
+        choices=["auto", "festival", "flite", "espeak"],
+        default="auto",
+        help="TTS engine (default auto: Festival's HTS voice, else flite, else eSpeak NG; Debian packages "
+        "festival festvox-us-slt-hts / flite / espeak-ng)",
+    )
+    add_drawing_options(sy)
+    RenderOptions.add_arguments(sy, "size", "fps", "seed", "emotion", "backend", "precision", "renderer", "background")
+    sy.set_defaults(func=cmd_say)
 
     pr = sub.add_parser("prepare", help="face photo -> reusable .avatar bundle (no photo pixels inside)")
     pr.add_argument("face", help="face photo (PNG/JPEG/BMP/WebP)")
@@ -119,7 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DEVICE",
         help="record from a microphone (default device, or a name/index)",
     )
-    src.add_argument("--wav", type=Path, help="stream a WAV/FLAC file as if it were live")
+    src.add_argument("--wav", help="stream a WAV/FLAC file as if it were live (- reads it from standard input)")
     s.add_argument("--face", required=True, help="face photo or .avatar bundle")
     s.add_argument(
         "--record",
@@ -139,7 +165,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_stream)
 
     mo = sub.add_parser("motion", help="AUDIO -> per-frame landmarks/pose/blink/emotion/visemes (.json .npy .csv)")
-    mo.add_argument("audio", help="speech, WAV or FLAC")
+    mo.add_argument("audio", help="speech, WAV or FLAC; - reads it from standard input")
     mo.add_argument(
         "-o",
         "--output",
@@ -172,13 +198,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
 
 
+@contextlib.contextmanager
+def audio_arg(arg: str | Path) -> Iterator[str | Path]:
+    """A command's audio argument as a path: ``-`` is standard input, spooled to a temporary file."""
+    if str(arg) != "-":
+        yield arg
+        return
+    from .audio_io import spooled_stdin
+
+    with spooled_stdin() as path:
+        yield path
+
+
 def cmd_render(a: argparse.Namespace) -> int:
-    """``toonsync render``."""
+    """``toonsync render``: one audio file (or ``-``), or a folder of them (a batch into a folder)."""
     from .pipeline import render
     from .sheet import contact_sheet
 
+    if a.audio != "-" and Path(a.audio).is_dir():
+        return _render_batch(a)
+    if a.format is not None:
+        raise ToonsyncError("--format is for a folder of audio files; a single output's suffix sets its format")
     check_not_input(a.sheet, a.face, a.audio, a.landmarks, a.output)
-    res = render(a.face, a.audio, a.output, RenderOptions.from_namespace(a), landmarks=a.landmarks, drawing=a.drawing)
+    with audio_arg(a.audio) as audio:
+        res = render(a.face, audio, a.output, RenderOptions.from_namespace(a), landmarks=a.landmarks, drawing=a.drawing)
     log.info(
         "wrote %s: %d frames, %.2f s, %dx%d @ %d fps (%s) in %.1f s",
         res.output,
@@ -196,6 +239,51 @@ def cmd_render(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_say(a: argparse.Namespace) -> int:
+    """``toonsync say``: the text spoken by a TTS engine, then rendered like ``render``."""
+    import sys
+
+    from .assets import DEMO_FACE, asset
+    from .pipeline import render
+    from .tts import spoken
+
+    text = sys.stdin.read(1 << 20) if a.text == "-" else a.text
+    face = a.face or asset(DEMO_FACE)
+    check_not_input(a.output, face, a.landmarks)
+    with spoken(text, a.voice) as wav:
+        res = render(face, wav, a.output, RenderOptions.from_namespace(a), landmarks=a.landmarks, drawing=a.drawing)
+    log.info("wrote %s: %.2f s of speech, %d frames", res.output, res.duration_s, res.frames)
+    return 0
+
+
+def _render_batch(a: argparse.Namespace) -> int:
+    """``toonsync render FACE DIR -o OUT_DIR``: every WAV/FLAC in DIR, one model load; exit 1 if any failed."""
+    from .pipeline import render_batch
+
+    if a.sheet:
+        raise ToonsyncError("--sheet takes one video; render the files one by one for their contact sheets")
+    t0 = time.perf_counter()
+    b = render_batch(
+        a.face,
+        a.audio,
+        a.output,
+        RenderOptions.from_namespace(a),
+        container=a.format or "mp4",
+        landmarks=a.landmarks,
+        drawing=a.drawing,
+    )
+    seconds = sum(r.duration_s for r in b.results.values())
+    log.info(
+        "wrote %d video(s) to %s: %.1f s of speech in %.1f s%s",
+        len(b.results),
+        a.output,
+        seconds,
+        time.perf_counter() - t0,
+        f"; {len(b.failed)} file(s) failed: " + ", ".join(b.failed) if b.failed else "",
+    )
+    return 1 if b.failed else 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     """``toonsync demo``."""
     from .demo import run_demo
@@ -206,12 +294,19 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 def cmd_stream(a: argparse.Namespace) -> int:
     """``toonsync stream``."""
+    if a.wav is not None:
+        with audio_arg(a.wav) as wav:  # standard input is read to its end first, then played
+            return _stream(a, Path(wav))
+    return _stream(a, None)
+
+
+def _stream(a: argparse.Namespace, wav: Path | None) -> int:
     from .live import Microphone, WindowSink, stream
 
     if a.mic is not None:
         mic = Microphone(None if a.mic == "default" else int(a.mic) if a.mic.isdigit() else a.mic)
     else:
-        mic = a.wav
+        mic = wav
     sink = WindowSink() if a.window else (lambda f: None)
 
     def report(st):
@@ -258,17 +353,9 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     return 0
 
 
-def _duration(audio: str) -> float:
-    """A WAV/FLAC file's duration in seconds (from its header)."""
-    import soundfile as sf
-
-    with open(audio, "rb") as fh:
-        info = sf.info(fh)
-    return info.frames / info.samplerate
-
-
 def cmd_motion(a: argparse.Namespace) -> int:
     """``toonsync motion``."""
+    from .audio_io import audio_seconds
     from .motion_io import animate, save_motion
 
     rhubarb = a.format != "toonsync"
@@ -280,7 +367,9 @@ def cmd_motion(a: argparse.Namespace) -> int:
         check_not_input(a.output, a.audio, a.face)
     elif not rhubarb:
         raise ToonsyncError("-o - (standard output) needs --format rhubarb, tsv or dat")
-    m = animate(a.audio, face=a.face, seed=a.seed, emotion=a.emotion)
+    with audio_arg(a.audio) as audio:
+        m = animate(audio, face=a.face, seed=a.seed, emotion=a.emotion)
+        duration = audio_seconds(audio)
     if rhubarb:
         from .lipsync_formats import write_lipsync
 
@@ -289,7 +378,7 @@ def cmd_motion(a: argparse.Namespace) -> int:
             a.output,
             a.format,
             sound_file=str(a.audio),
-            duration=_duration(a.audio),
+            duration=duration,
             dat_fps=a.dat_fps,
             preston_blair=a.dat_preston_blair,
         )

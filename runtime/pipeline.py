@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from .atomic import check_not_input
-from .audio_io import AudioLike, check_audio_path, iter_audio, load_audio, stored_audio
+from .audio_io import AudioLike, audio_seconds, check_audio_path, iter_audio, load_audio, stored_audio
 from .background import parse_background, with_background
-from .errors import InvalidAudio
+from .errors import InputError, InvalidAudio
 from .mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .motion import EMOTIONS
 from .options import RenderOptions, resolve_options
 from .prepare import Avatar, FaceLike, load_face
+from .progress import Progress, muted
 from .streaming import MAX_STEPS, AudioModel, Stream
 
 log = logging.getLogger(__name__)
@@ -177,17 +178,27 @@ def render(
             return iter_audio(audio)
 
     first = chunks()  # a bad or empty file fails here, before the model loads
+    seconds = pcm.size / SAMPLE_RATE if isinstance(audio, np.ndarray) else audio_seconds(audio)
     t["audio_ms"] = (time.perf_counter() - t1) * 1e3
     t2 = time.perf_counter()
     animator = animator or Animator(opts.backend, opts.precision)
-    motion, heard = animator.animate_chunks(
-        first, avatar.neutral, seed=opts.seed, emotion=opts.emotion_override, fps=fps
-    )
+    with Progress("listening", seconds * SAMPLE_RATE, "s of audio", scale=SAMPLE_RATE) as bar:
+
+        def heard_chunks() -> Iterable[np.ndarray]:
+            for c in first:
+                yield c
+                bar.advance(c.size)
+
+        motion, heard = animator.animate_chunks(
+            heard_chunks(), avatar.neutral, seed=opts.seed, emotion=opts.emotion_override, fps=fps
+        )
     t["motion_ms"] = (time.perf_counter() - t2) * 1e3
 
     def frames():
-        for i in range(motion.n_frames):
-            yield painter.draw(motion.landmarks[i], motion.pose[i], float(motion.blink[i]), motion.emotion[i])
+        with Progress("drawing", motion.n_frames, "frames") as bar:
+            for i in range(motion.n_frames):
+                yield painter.draw(motion.landmarks[i], motion.pose[i], float(motion.blink[i]), motion.emotion[i])
+                bar.advance()
 
     t3 = time.perf_counter()
     outp = None
@@ -213,4 +224,64 @@ def render(
     )
 
 
-__all__ = ["render", "RenderResult", "RenderOptions", "Motion", "Animator", "EMOTIONS"]
+@dataclass
+class BatchResult:
+    """What ``render_batch`` made: a ``RenderResult`` per audio file rendered, an error message per file that
+    failed (the others are still rendered)."""
+
+    results: dict[str, RenderResult] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+BATCH_FORMATS = ("mp4", "webm", "mov")
+
+
+def render_batch(
+    face: FaceLike,
+    audio_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: RenderOptions | None = None,
+    *,
+    container: str = "mp4",
+    landmarks: str | os.PathLike | np.ndarray | None = None,
+    drawing: bool = False,
+    **changes: Any,
+) -> BatchResult:
+    """Render ``face`` speaking every WAV/FLAC file in ``audio_dir`` to ``out_dir/NAME.container``, loading the
+    face and the models once. ``out_dir`` is made if its parent exists. A file that fails (bad audio) is reported
+    in ``BatchResult.failed`` and the batch goes on; setup errors (face, options, folders) raise before any work."""
+    opts = resolve_options(options, changes)
+    src, dst = Path(audio_dir), Path(out_dir)
+    if not src.is_dir():
+        raise InputError(f"{src} is not a folder of audio files")
+    if container not in BATCH_FORMATS:
+        raise InputError(f"unknown container {container!r}; accepted: {', '.join(BATCH_FORMATS)}")
+    files = sorted(f for f in src.iterdir() if f.suffix.lower() in (".wav", ".flac") and f.is_file())
+    if not files:
+        raise InputError(f"{src} has no .wav or .flac files")
+    stems = [f.stem for f in files]
+    if len(set(stems)) < len(stems):
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        raise InputError(f"{src}: more than one audio file named {', '.join(twice)}; their videos would collide")
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"{dst} exists and is not a folder; a batch writes one video per audio file into a folder")
+    if not dst.parent.is_dir():
+        raise InputError(f"the folder {dst.parent} does not exist; create it first")
+    if dst.resolve() == src.resolve():
+        raise InputError(f"{dst} is the audio folder itself; write the videos to another folder")
+    avatar = face if isinstance(face, Avatar) else load_face(face, landmarks=landmarks, drawing=drawing)
+    animator = Animator(opts.backend, opts.precision)
+    dst.mkdir(exist_ok=True)
+    batch = BatchResult()
+    bar = Progress("batch", len(files), "files")
+    for f in bar.over(files, note=lambda f: f.name):
+        try:
+            with muted():
+                batch.results[f.name] = render(avatar, f, dst / f"{f.stem}.{container}", opts, animator=animator)
+        except InputError as e:
+            batch.failed[f.name] = str(e)
+            log.warning("%s: not rendered: %s", f.name, e)
+    return batch
+
+
+__all__ = ["render", "render_batch", "BatchResult", "RenderResult", "RenderOptions", "Motion", "Animator", "EMOTIONS"]

@@ -66,3 +66,27 @@ def test_video_preprocessing_tracks_the_face(tmp_path, frontal_face, speech_wav)
     dx = np.diff(c.landmarks[:, :, 0].mean(1) * photo.shape[1])
     np.testing.assert_allclose(dx, 4.0, atol=1.5)  # the face moves 4 px per frame
     assert c.mel is not None and c.mel.shape[1] == 80 and abs(c.mel.shape[0] - 40) <= 4
+
+
+def test_preprocess_pairs_a_video_with_its_audio_file(tmp_path, frontal_face, speech_wav):
+    """A silent video + a WAV -> one clip with that WAV as its audio; same-stem files pair among several;
+    an audio file with no video of its name among several videos is refused, naming it."""
+    from toonsync.runtime.audio_io import load_audio
+    from toonsync.training.preprocess import pair_inputs, preprocess
+
+    photo = cv2.cvtColor(cv2.imread(str(frontal_face)), cv2.COLOR_BGR2RGB)
+    write_mp4(tmp_path / "silent.mp4", [photo] * 10, None)
+    assert preprocess([tmp_path / "silent.mp4", speech_wav], tmp_path / "p.h5", frame_size=64) == 1
+    with ClipStore(tmp_path / "p.h5") as s:
+        assert s.ids() == ["silent"]
+        c = s["silent"]
+    np.testing.assert_allclose(c.audio, load_audio(speech_wav), atol=1e-6)
+    assert c.attrs["audio_source"] == speech_wav.name and c.frames.shape[0] == 10
+
+    a, b, wa = tmp_path / "a.mp4", tmp_path / "b.mov", tmp_path / "a.wav"
+    assert pair_inputs([a, b, wa]) == [(a, wa), (b, None)]
+    assert pair_inputs([wa, tmp_path / "x.flac"]) == [(wa, None), (tmp_path / "x.flac", None)]
+    with pytest.raises(InputError, match=r"no video of the same name: .*x\.flac"):
+        pair_inputs([a, b, tmp_path / "x.flac"])
+    with pytest.raises(InputError, match=r"cannot preprocess \.mp3"):
+        pair_inputs([a, tmp_path / "s.mp3"])

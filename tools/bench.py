@@ -47,6 +47,7 @@ import numpy as np
 from toonsync.runtime.assets import DEMO_FACE, DEMO_SPEECH, asset
 from toonsync.runtime.errors import ModelError, ToonsyncError
 from toonsync.runtime.mel import SAMPLE_RATE
+from toonsync.runtime.progress import Progress
 from toonsync.runtime.sysinfo import cpu_model, loadavg, machine_info
 
 from .cases import BenchContext, build_case, case_specs
@@ -189,8 +190,10 @@ def run_bench(
         if any(n < 1 for n in streams):
             raise ToonsyncError("--streams must be positive stream counts, e.g. 1,4,16,64")
         specs = case_specs(backends, precs, batch, seconds, frames, size, quick, cold, streams)
-        for spec in specs:
-            say(f"bench {spec.name} ({spec.rounds} rounds)")
+        bar = Progress("bench", len(specs), "cases")
+        for spec in bar.over(specs, lambda sp: f"{sp.name} ({sp.rounds} rounds)"):
+            if not bar.shown:
+                say(f"bench {spec.name} ({spec.rounds} rounds)")
             try:
                 fn = build_case(spec, ctx)
                 with _quiet("toonsync.runtime.backend"):

@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs (loaded lazily 
     from .runtime.model_card import ModelCard
     from .runtime.motion_io import animate, save_motion
     from .runtime.options import RenderOptions
-    from .runtime.pipeline import Animator, Motion, RenderResult, render
+    from .runtime.pipeline import Animator, BatchResult, Motion, RenderResult, render, render_batch
     from .runtime.prepare import Avatar, load_face
     from .runtime.streaming import AudioModel, Frame, Stream
     from .runtime.warp_renderer import WarpRenderer
@@ -52,6 +52,8 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs (loaded lazily 
 # public name -> the runtime module that defines it
 _LAZY = {
     "render": "pipeline",
+    "render_batch": "pipeline",
+    "BatchResult": "pipeline",
     "RenderResult": "pipeline",
     "Animator": "pipeline",
     "Motion": "pipeline",
@@ -84,6 +86,7 @@ __all__ = [
     "AudioModel",
     "Avatar",
     "Backend",
+    "BatchResult",
     "Frame",
     "MelStream",
     "Microphone",
@@ -105,6 +108,7 @@ __all__ = [
     "load_model",
     "log_mel",
     "render",
+    "render_batch",
     "save_motion",
     "stream",
     "ToonsyncError",

@@ -17,6 +17,7 @@ from .export import commands as export_commands
 from .runtime import commands as runtime_commands
 from .runtime.atomic import catch_interrupts, interrupted
 from .runtime.errors import ToonsyncError
+from .runtime.progress import set_enabled
 from .runtime.version import __version__
 from .tools import commands as tool_commands
 from .training import commands as training_commands
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     level = logging.DEBUG if a.debug else logging.ERROR if a.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s" if not a.debug else "%(levelname)s %(name)s: %(message)s")
+    if a.quiet:
+        set_enabled(False)  # progress bars: only on a terminal, and never with -q
     if not a.cmd:
         parser.print_help()
         return 2

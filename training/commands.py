@@ -19,7 +19,13 @@ log = logging.getLogger("toonsync")
 def register(sub: argparse._SubParsersAction) -> None:
     """Add train, preprocess and corpus to ``sub``."""
     pp = sub.add_parser("preprocess", help="video/audio files -> HDF5 clips (frames, 68 landmarks, pose, log-mel)")
-    pp.add_argument("inputs", nargs="+", help="video (.mp4 .mov .mkv .webm .avi) or audio (.wav .flac) files")
+    pp.add_argument(
+        "inputs",
+        nargs="+",
+        help="video (.mp4 .mov .mkv .webm .avi) and audio (.wav .flac) files; an audio file is the soundtrack of "
+        "the video of the same name (talk.mp4 + talk.wav), or of the one video given; a video alone keeps its own "
+        "track; audio files alone are speech-only clips",
+    )
     pp.add_argument("-o", "--output", required=True, type=Path, help="output .h5")
     pp.add_argument("--frame-size", type=int, default=256, help="downscale stored frames to this long side (0 = keep)")
     pp.set_defaults(func=cmd_preprocess)

@@ -30,6 +30,7 @@ import soundfile as sf
 
 from toonsync.runtime.errors import InputError
 from toonsync.runtime.mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from toonsync.runtime.progress import Progress
 from toonsync.training.dataset import Clip, phones_array, write_clips
 
 from . import festival
@@ -485,8 +486,11 @@ def build(
     voices = available_voices(voices)
     jobs = plan_jobs(minutes, voices, split, seed)
     workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(workers) as ex:
-        made = [c for batch in ex.map(_make_batch, _batches(jobs)) for c in batch]
+    made: list = []
+    with ProcessPoolExecutor(workers) as ex, Progress("synthesising", len(jobs), "clips") as bar:
+        for batch in ex.map(_make_batch, _batches(jobs)):
+            made += batch
+            bar.advance(len(batch))
     order = {j.clip_id: i for i, j in enumerate(jobs)}
     clips = sorted(made, key=lambda c: order[c.clip_id])
     n = write_clips(out, clips)

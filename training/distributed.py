@@ -46,6 +46,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from toonsync.runtime.atomic import atomic_path
 from toonsync.runtime.errors import InputError, ToonsyncError
+from toonsync.runtime.progress import active
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +362,9 @@ def reduce_sum(values: dict[str, torch.Tensor], ctx: DistContext) -> dict[str, f
 
 
 def progress(it: Iterable[T], ctx: DistContext, **tqdm_kw) -> Iterable[T]:
-    """A tqdm bar on rank 0 (when tqdm is installed); the bare iterable elsewhere."""
-    if not ctx.is_main:
+    """A tqdm bar on rank 0 on a terminal (when tqdm is installed; not with ``toonsync -q``); the bare iterable
+    elsewhere."""
+    if not ctx.is_main or not active():
         return it
     try:
         from tqdm import tqdm
