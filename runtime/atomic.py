@@ -26,6 +26,19 @@ def raise_if_interrupted() -> None:
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def finishing_after_interrupt() -> Iterator[None]:
+    """Inside, an interrupt that has already ended the work does not stop outputs from being renamed into
+    place: a live recording ends with Ctrl-C and is kept. A new interrupt inside still aborts it."""
+    sig = _INTERRUPTED["signal"]
+    _INTERRUPTED["signal"] = None
+    try:
+        yield
+    finally:
+        if _INTERRUPTED["signal"] is None:
+            _INTERRUPTED["signal"] = sig
+
+
 def _on_signal(signum: int, frame) -> None:
     _INTERRUPTED["signal"] = signum
     raise KeyboardInterrupt

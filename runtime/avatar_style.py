@@ -43,6 +43,15 @@ class AvatarStyle:
         d["beard"] = bool(self.beard)
         return d
 
+    def describe(self) -> str:
+        """The style in words: ``short hair #553322, skin #e0b090, brown eyes #6b4646, glasses``."""
+        hex_ = lambda c: "#{:02x}{:02x}{:02x}".format(*c)  # noqa: E731
+        length = "short" if self.hair_length < 0.35 else "shoulder-length" if self.hair_length < 0.7 else "long"
+        extras = [x for x, on in (("glasses", self.glasses), ("beard", self.beard)) if on]
+        return ", ".join(
+            [f"{length} hair {hex_(self.hair)}", f"skin {hex_(self.skin)}", f"eyes {hex_(self.eyes)}"] + extras
+        )
+
     @classmethod
     def from_dict(cls, d: dict) -> AvatarStyle:
         """Inverse of :meth:`to_dict` (tolerates lists / numpy values)."""

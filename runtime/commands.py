@@ -137,13 +137,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("stream", help="live: microphone (or a WAV played as if live) -> avatar at 25 fps")
-    src = s.add_mutually_exclusive_group(required=True)
+    src = s.add_mutually_exclusive_group()
     src.add_argument(
         "--mic",
         nargs="?",
         const="default",
         metavar="DEVICE",
-        help="record from a microphone (default device, or a name/index)",
+        help="record from a microphone (default device, or a name/index from `toonsync devices`)",
+    )
+    s.add_argument(
+        "--mic-device",
+        metavar="DEVICE",
+        help="the microphone to record from: an index or (part of) a name from `toonsync devices`; implies --mic",
     )
     src.add_argument("--wav", help="stream a WAV/FLAC file as if it were live (- reads it from standard input)")
     s.add_argument("--face", required=True, help="face photo or .avatar bundle")
@@ -193,9 +198,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_serve_parser(sub).set_defaults(func=cmd_serve)
 
-    sub.add_parser("doctor", help="versions, execution providers, model files and checksums, detectors").set_defaults(
-        func=cmd_doctor
-    )
+    dv = sub.add_parser("devices", help="list the audio input devices (microphones) `stream --mic-device` can use")
+    dv.add_argument("--json", action="store_true", help="print them as JSON")
+    dv.set_defaults(func=cmd_devices)
+
+    doc = sub.add_parser("doctor", help="versions, execution providers, model files, checksums and how well they score")
+    doc.add_argument("--verbose", action="store_true", help="also every model card's raw training-run metrics")
+    doc.set_defaults(func=cmd_doctor)
 
 
 @contextlib.contextmanager
@@ -294,6 +303,12 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 def cmd_stream(a: argparse.Namespace) -> int:
     """``toonsync stream``."""
+    if a.mic_device is not None:
+        if a.wav is not None or a.mic not in (None, "default", a.mic_device):
+            raise ToonsyncError("--mic-device picks the microphone; give it alone, or with a bare --mic")
+        a.mic = a.mic_device
+    if a.mic is None and a.wav is None:
+        raise ToonsyncError("stream needs a source: --mic (or --mic-device DEVICE) or --wav FILE")
     if a.wav is not None:
         with audio_arg(a.wav) as wav:  # standard input is read to its end first, then played
             return _stream(a, Path(wav))
@@ -326,17 +341,22 @@ def _stream(a: argparse.Namespace, wav: Path | None) -> int:
         from .triton_client import TritonAudioModel
 
         model = TritonAudioModel(a.triton)
-    stats = stream(
-        mic,
-        a.face,
-        RenderOptions.from_namespace(a),
-        sink=sink,
-        realtime=not a.fast,
-        record=a.record,
-        on_stats=report,
-        model=model,
+    run = stream(
+        mic, a.face, RenderOptions.from_namespace(a), realtime=not a.fast, record=a.record, on_stats=report, model=model
     )
-    log.info("done: %s", json.dumps(stats.summary()))
+    try:
+        for f in run:
+            sink(f)
+    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the end of a live session (a file cut short is an interruption)
+        if a.mic is None:
+            raise
+    finally:
+        run.close()  # finalises the recording
+        if hasattr(sink, "close"):
+            sink.close()
+    if run.stats.recording is not None:
+        log.info("recorded %s", run.stats.recording)
+    log.info("done: %s", json.dumps(run.summary()))
     return 0
 
 
@@ -349,7 +369,8 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     check_not_input(a.output, a.face, a.landmarks)
     av = load_face(a.face, stylizer=a.stylizer, landmarks=a.landmarks, drawing=a.drawing)
     av.save(a.output)
-    log.info("wrote %s (style %s)", a.output, av.style.to_dict())
+    side = " (a standard face shape: the photo is a side view)" if av.meta.get("fallback") else ""
+    log.info("wrote %s: %s%s", a.output, av.style.describe(), side)
     return 0
 
 
@@ -396,8 +417,28 @@ def cmd_serve(a: argparse.Namespace) -> int:
     return serve(a)
 
 
+def cmd_devices(a: argparse.Namespace) -> int:
+    """``toonsync devices``: the input devices, the default marked; exit 1 when there are none."""
+    from dataclasses import asdict
+
+    from .live import list_input_devices
+
+    devices = list_input_devices()
+    if a.json:
+        print(json.dumps([asdict(d) for d in devices], indent=2))
+    elif devices:
+        print(f"{'':2}{'index':>5}  {'name':<40} {'host API':<12} {'channels':>8} {'rate':>7}")
+        for d in devices:
+            mark = "*" if d.is_default else ""
+            print(f"{mark:2}{d.index:>5}  {d.name:<40} {d.host_api:<12} {d.channels:>8} {d.default_sample_rate:>7.0f}")
+        print("* the default; pick another with `toonsync stream --mic-device INDEX|NAME --face ...`")
+    else:
+        log.error("no audio input devices found: plug in a microphone (or check that PulseAudio/PipeWire runs)")
+    return 0 if devices else 1
+
+
 def cmd_doctor(a: argparse.Namespace) -> int:
     """``toonsync doctor``."""
     from .doctor import doctor
 
-    return 0 if doctor() else 1
+    return 0 if doctor(verbose=a.verbose) else 1

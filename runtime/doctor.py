@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import platform
 import shutil
 import sys
@@ -20,8 +21,59 @@ def _ver(pkg: str) -> str:
         return "not installed"
 
 
-def doctor(out: TextIO = sys.stdout) -> bool:
-    """Print a report; return False if something the runtime needs is broken."""
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def _speech_quality(card: ModelCard) -> list[str]:
+    """The speech model's / motion decoder's figures in words: held-out test, training validation, INT8."""
+    raw = card.to_dict()
+    lines = []
+    ev = raw.get("heldout_eval") or {}
+    rt = ev.get("runtime")
+    if rt:
+        engines = " · ".join(f"{e} {m['r_target']:.2f}" for e, m in sorted((ev.get("by_engine") or {}).items()))
+        lines.append(
+            f"held-out speech ({rt['clips']} clips of voices never trained on): mouth-opening r {rt['r_target']:.2f}"
+            f", viseme accuracy {_pct(rt['viseme_acc'])}, mouth closed in {_pct(rt['silence_closed_frames'])} of "
+            f"silent frames" + (f"; r by engine: {engines}" if engines else "")
+        )
+    elif card.metrics.get("r_target") is not None:
+        lines.append("held-out speech: not evaluated yet (`toonsync eval --test corpus/test.h5 --record`)")
+    if card.metrics.get("r_target") is not None:
+        lines.append(f"validation during training: mouth-opening r {card.metrics['r_target']:.2f}")
+    q = (raw.get("quantization") or {}).get("int8")
+    if q:
+        acc = q.get("accuracy_vs_fp32", {})
+        verdict = "within" if q.get("within_budget") else "outside"
+        lines.append(
+            f"INT8: {verdict} its accuracy budget (mouth r vs fp32 {acc.get('mouth_open_corr', float('nan')):.3f}, "
+            f"landmark drift {acc.get('landmark_drift_pct_iod', float('nan')):.2f} % of the eye distance); "
+            f"default precision on CPUs: {raw.get('default_precision', 'fp32')}"
+        )
+    return lines
+
+
+def quality(card: ModelCard) -> list[str]:
+    """How well a shipped model scores, in a few lines a person reads (from its model card)."""
+    raw = card.to_dict()
+    lines = _speech_quality(card) if card.name in ("audio2motion", "motion") else []
+    held = (card.metrics or {}).get("held_out")
+    if card.name == "identity" and held:
+        lines.append(
+            f"held-out avatars ({held['identities']} identities): ROC-AUC {held['roc_auc']:.5f}, equal error rate "
+            f"{100 * held['eer']:.2f} % at similarity {raw.get('threshold', held.get('threshold_eer')):.3f}"
+        )
+    par = raw.get("parity") or {}
+    if "max_abs_diff" in par:
+        unit = par.get("unit", "")
+        lines.append(f"parity with its torch model: max |diff| {par['max_abs_diff']:.3g} {unit}".rstrip())
+    return lines
+
+
+def doctor(out: TextIO = sys.stdout, verbose: bool = False) -> bool:
+    """Print a report; return False if something the runtime needs is broken. ``verbose``: also each model
+    card's raw training-run metrics."""
     ok = True
     w = lambda s="": print(s, file=out)  # noqa: E731  (doctor output is the product here, not logging)
     w(f"toonsync {_ver('toonsync')}  Python {platform.python_version()}  {platform.platform()}")
@@ -74,8 +126,10 @@ def doctor(out: TextIO = sys.stdout) -> bool:
                 state = "ok" if sha256_file(f) == info.sha256 else "SHA256 MISMATCH"
                 ok = ok and state == "ok"
             w(f"  {fname:28s} {info.bytes / 1024:8.0f} KiB  sha256 {info.sha256[:16]}…  {state}")
-        if card.metrics:
-            w("    metrics: " + ", ".join(f"{k}={v}" for k, v in card.metrics.items()))
+        for line in quality(card):
+            w(f"    {line}")
+        if verbose and card.metrics:
+            w("    training-run metrics: " + json.dumps(card.to_dict()["metrics"], sort_keys=True))
     for f in sorted(d.glob("*.onnx")):
         if f.name not in listed:  # load_model refuses these (no sha256 to check them against)
             ok = False

@@ -10,7 +10,26 @@ from pathlib import Path
 
 
 class ToonsyncError(Exception):
-    """Base class of every error toonsync raises on purpose."""
+    """Base class of every error toonsync raises on purpose.
+
+    ``str(e)`` is the message for Python callers. Where the fix reads differently on another surface, the error
+    carries that surface's wording too: ``cli`` (names command-line flags; the ``toonsync`` command prints it)
+    and ``kiosk`` (for a visitor at the kiosk page: no flags, no paths). ``for_cli()`` / ``for_kiosk()`` pick the
+    right one, with a plain default per kind of error for the kiosk."""
+
+    kiosk_default: str | None = None  # what a kiosk visitor reads for this kind of error, when not given
+
+    def __init__(self, message: str = "", *args: object, cli: str | None = None, kiosk: str | None = None):
+        super().__init__(message, *args)
+        self.cli_message, self.kiosk_message = cli, kiosk
+
+    def for_cli(self) -> str:
+        """The message in command-line terms."""
+        return self.cli_message or str(self)
+
+    def for_kiosk(self) -> str:
+        """The message for a kiosk visitor."""
+        return self.kiosk_message or self.kiosk_default or str(self)
 
 
 class InputError(ToonsyncError, ValueError):
@@ -24,6 +43,8 @@ class InputNotFound(ToonsyncError, FileNotFoundError):
 class UnsupportedImageFormat(InputError):
     """The image is not one of the accepted formats (or cannot be decoded)."""
 
+    kiosk_default = "This file is not a photo that can be read here. Please use a JPEG, PNG, BMP or WebP photo."
+
 
 class UnsupportedAudioFormat(InputError):
     """The audio is not one of the accepted formats (or cannot be decoded)."""
@@ -32,6 +53,8 @@ class UnsupportedAudioFormat(InputError):
 class ImageTooLarge(InputError):
     """The image exceeds the pixel cap; refused before decoding."""
 
+    kiosk_default = "This photo is too large. Please use a smaller photo (a phone or webcam picture works well)."
+
 
 class InvalidAudio(InputError):
     """Audio decoded but its content is unusable (empty, NaN/inf...)."""
@@ -39,6 +62,10 @@ class InvalidAudio(InputError):
 
 class NoFaceError(InputError):
     """No face was found in the image."""
+
+    kiosk_default = (
+        "No face was found in this photo. Please use a photo of one person looking at the camera, in good light."
+    )
 
 
 class InvalidLandmarks(InputError):

@@ -153,10 +153,12 @@ def detect_face(image: np.ndarray) -> FaceInfo:
     """The largest face; NoFaceError if none (or too small), MultipleFacesWarning if several."""
     faces = detect_faces(image)
     if not faces:
+        found = "no face found in the image; use a photo with one clearly visible face (frontal works best)"
         raise NoFaceError(
-            "no face found in the image; use a photo with one clearly visible face (frontal works best), "
-            "or a drawn character with a landmarks JSON of its 68 [x, y] points (--landmarks drawing.json; "
-            "docs/renderer.md)"
+            found + ", or for a drawn character give its 68 [x, y] landmarks (load_face(image, landmarks=...); "
+            "docs/renderer.md)",
+            cli=found + ", or for a drawn character a JSON of its 68 [x, y] points (--landmarks drawing.json; "
+            "docs/renderer.md)",
         )
     best = faces[0]
     side = min(best.box[2] - best.box[0], best.box[3] - best.box[1])

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import check_not_input
+from .atomic import check_not_input, finishing_after_interrupt
 from .audio_io import check_audio_path
 from .background import parse_background, preview, with_background
 from .errors import InputError
@@ -73,16 +73,58 @@ class WavSource:
         self._stop.set()
 
 
+@dataclass(frozen=True)
+class InputDevice:
+    """An audio input device as PortAudio reports it."""
+
+    index: int
+    name: str
+    host_api: str
+    channels: int
+    default_sample_rate: float
+    is_default: bool
+
+
+def list_input_devices() -> list[InputDevice]:
+    """The audio input devices PortAudio sees (``toonsync devices``); raises ``MicrophoneError`` naming the fix
+    when sounddevice or the PortAudio library is missing."""
+    sd = _sounddevice()
+    try:
+        devices, apis = sd.query_devices(), sd.query_hostapis()
+        default_in = sd.default.device[0]
+    except Exception:  # PortAudio without any device
+        return []
+    return [
+        InputDevice(
+            i,
+            d["name"],
+            apis[d["hostapi"]]["name"],
+            int(d["max_input_channels"]),
+            float(d["default_samplerate"]),
+            i == default_in,
+        )
+        for i, d in enumerate(devices)
+        if d.get("max_input_channels", 0) > 0
+    ]
+
+
 def input_devices() -> list[str]:
-    """Names of the audio input devices sounddevice sees (empty without a sound card)."""
+    """Names of the audio input devices sounddevice sees (empty without a sound card or PortAudio)."""
+    try:
+        return [d.name for d in list_input_devices()]
+    except MicrophoneError:
+        return []
+
+
+def _sounddevice():
     try:
         import sounddevice as sd
-    except (ImportError, OSError):
-        return []
-    try:
-        return [d["name"] for d in sd.query_devices() if d.get("max_input_channels", 0) > 0]
-    except Exception:  # PortAudio without devices
-        return []
+    except (ImportError, OSError) as e:
+        raise MicrophoneError(
+            f"microphone input needs `pip install toonsync[mic]` and PortAudio "
+            f"(apt-get install libportaudio2) ({e}); or use --wav FILE"
+        ) from None
+    return sd
 
 
 class Microphone:
@@ -91,19 +133,23 @@ class Microphone:
     realtime = True
 
     def __init__(self, device: int | str | None = None, sample_rate: int = SAMPLE_RATE, chunk_ms: float = 20.0):
-        try:
-            import sounddevice as sd
-        except (ImportError, OSError) as e:
-            raise MicrophoneError(
-                f"microphone input needs `pip install toonsync[mic]` and PortAudio "
-                f"(apt-get install libportaudio2) ({e}); or use --wav FILE"
-            ) from None
+        sd = _sounddevice()
         devices = input_devices()
         if not devices:
             raise MicrophoneError(
                 "no audio input device found (available input devices: none); "
                 "plug in a microphone, or stream a file with --wav FILE"
             )
+        try:  # a device that cannot record at 16 kHz records at its own rate (the stream resamples)
+            sd.check_input_settings(device=device, channels=1, samplerate=sample_rate, dtype="float32")
+        except Exception:
+            try:
+                sample_rate = int(sd.query_devices(device, "input")["default_samplerate"])
+            except Exception as e:
+                raise MicrophoneError(
+                    f"no input device {device!r} ({e}); available input devices: {', '.join(devices)}; "
+                    "see `toonsync devices`"
+                ) from None
         self.sample_rate = sample_rate
         self.device = device
         self.overflows = 0
@@ -128,7 +174,7 @@ class Microphone:
             raise MicrophoneError(
                 f"cannot open input device {device!r}: {e}; available input devices: "
                 + (", ".join(devices) or "none")
-                + "; or use --wav FILE"
+                + " (`toonsync devices` lists them); or use --wav FILE"
             ) from None
 
     def chunks(self) -> Iterator[np.ndarray]:
@@ -141,7 +187,7 @@ class Microphone:
 
     def close(self) -> None:
         self._stop.set()
-        self._sd.stop()
+        self._sd.abort()  # at once: stop() waits for a device that has stalled
         self._sd.close()
 
 
@@ -298,6 +344,10 @@ class StreamRun:
     def close(self) -> None:
         self._gen.close()
 
+    def summary(self) -> dict:
+        """The stream's figures so far (``StreamStats.summary``): fps, latency p50/p99, dropped frames, ..."""
+        return self.stats.summary()
+
     def __enter__(self) -> StreamRun:
         return self
 
@@ -382,8 +432,9 @@ def _frames(
         stats.wall_s = time.perf_counter() - t0
         stats.audio_s = stream.samples_in / SAMPLE_RATE
         if recorder is not None:
-            if recorder.frames:
-                stats.recording = recorder.close()
+            if recorder.frames:  # kept when Ctrl-C ended the stream: that is how a live stream stops
+                with finishing_after_interrupt():
+                    stats.recording = recorder.close()
             else:
                 recorder.abort()
 

@@ -38,7 +38,7 @@ from .avatar import AvatarRenderer, AvatarStyle, canonical_landmarks, mean_face_
 from .avatar_geometry import check_neutral
 from .drawing import BASE_SIZE, LANDMARKS_FORMAT, LandmarksLike, drawing_renderer, frame_drawing, load_landmarks
 from .errors import InputError, InputNotFound, InvalidLandmarks, NoFaceError, SideProfileWarning
-from .face import PROFILE_YAW_DEG, detect_face
+from .face import detect_face
 from .image_io import ImageLike, decode_image, load_image
 
 log = logging.getLogger(__name__)
@@ -177,8 +177,8 @@ def avatar_from_image(image: np.ndarray, source: str = "array", stylizer: Learne
     }
     if face.is_profile:
         warnings.warn(
-            f"the face is turned {abs(face.yaw_deg):.0f} degrees (side profile, limit {PROFILE_YAW_DEG:.0f}); "
-            "using a frontal fallback avatar with the photo's colours",
+            f"the face is turned to the side (about {abs(face.yaw_deg):.0f}°), so the avatar faces the camera with "
+            "a standard face shape and the photo's colours; a photo looking at the camera gives a closer likeness",
             SideProfileWarning,
             stacklevel=3,
         )
@@ -208,9 +208,10 @@ def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None)
         try:
             base, neutral = frame_drawing(image, pts)
         except InvalidLandmarks:
+            found = "the face detector found no usable face in the drawing (its landmarks do not form a face)"
             raise NoFaceError(
-                "the face detector found no usable face in the drawing (its landmarks do not form a "
-                f"face); give its 68 points with --landmarks drawing.json ({LANDMARKS_FORMAT})"
+                f"{found}; give its 68 points with landmarks=... ({LANDMARKS_FORMAT})",
+                cli=f"{found}; give its 68 points with --landmarks drawing.json ({LANDMARKS_FORMAT})",
             ) from None
     else:
         pts, how = load_landmarks(landmarks, image.shape), "given"

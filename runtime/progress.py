@@ -24,6 +24,11 @@ T = TypeVar("T")
 _enabled = os.environ.get("TOONSYNC_PROGRESS", "1") != "0"
 
 
+def enabled() -> bool:
+    """Whether progress bars are on for this process (they still draw only on a terminal)."""
+    return _enabled
+
+
 def set_enabled(on: bool) -> None:
     """Turn progress bars on or off for this process (the CLI's ``-q`` turns them off)."""
     global _enabled

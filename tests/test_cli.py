@@ -90,9 +90,20 @@ def test_prepare_then_render_from_bundle(tmp_path, frontal_face, speech_wav):
 
 
 def test_doctor_reports_models_ok(capsys):
+    """Files and checksums, and the held-out figures of the model cards in words (not raw dicts)."""
+    import re
+
+    from toonsync.runtime.backend import model_dir
+    from toonsync.runtime.model_card import ModelCard
+
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "audio2motion.fp32.onnx" in out and "status: ok" in out
+    assert "audio2motion.fp32.onnx" in out and "status: ok" in out and "{" not in out
+    r = ModelCard.load(model_dir(), "audio2motion").to_dict()["heldout_eval"]["runtime"]["r_target"]
+    assert re.search(rf"held-out speech \(\d+ clips.*mouth-opening r {r:.2f}", out)
+    assert "held-out avatars (300 identities): ROC-AUC" in out and "INT8: within its accuracy budget" in out
+    assert main(["doctor", "--verbose"]) == 0
+    assert "training-run metrics: {" in capsys.readouterr().out
 
 
 def test_stream_cli_wav_records_and_mic_fails_clearly(tmp_path, frontal_face, speech_wav):

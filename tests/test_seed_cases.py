@@ -32,7 +32,7 @@ def test_grace_hopper_also_works(tmp_path, data_dir, speech_wav, animator):
 
 
 def test_side_profile_warns_and_falls_back(tmp_path, data_dir, speech_wav, animator):
-    with pytest.warns(SideProfileWarning, match="side profile"):
+    with pytest.warns(SideProfileWarning, match="turned to the side"):
         res = render(data_dir / "side_profile_camera.jpg", speech_wav, tmp_path / "p.mp4", animator=animator)
     assert res.output.exists() and res.frames > 0
 

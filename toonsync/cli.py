@@ -17,6 +17,7 @@ from .export import commands as export_commands
 from .runtime import commands as runtime_commands
 from .runtime.atomic import catch_interrupts, interrupted
 from .runtime.errors import ToonsyncError
+from .runtime.progress import enabled as progress_enabled
 from .runtime.progress import set_enabled
 from .runtime.version import __version__
 from .tools import commands as tool_commands
@@ -97,14 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     level = logging.DEBUG if a.debug else logging.ERROR if a.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s" if not a.debug else "%(levelname)s %(name)s: %(message)s")
-    if a.quiet:
-        set_enabled(False)  # progress bars: only on a terminal, and never with -q
     if not a.cmd:
         parser.print_help()
         return 2
     warnings.simplefilter("default")
-    logging.captureWarnings(True)
+    shown = warnings.showwarning
+    warnings.showwarning = lambda message, category, *rest, **kw: (  # one line, no source path; none with -q
+        None if a.quiet else print(f"toonsync {a.cmd}: warning: {message}", file=sys.stderr)
+    )
     t0 = time.perf_counter()
+    bars = progress_enabled()
+    set_enabled(bars and not a.quiet)  # progress bars: only on a terminal, and never with -q
     try:
         with catch_interrupts():  # Ctrl-C and SIGTERM: outputs are removed, never left half-written
             rc = a.func(a)
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except ToonsyncError as e:
         if a.debug:
             raise
-        print(f"toonsync {a.cmd}: error: {e}", file=sys.stderr)
+        print(f"toonsync {a.cmd}: error: {e.for_cli()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"toonsync {a.cmd}: interrupted", file=sys.stderr)
@@ -123,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"toonsync {a.cmd}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
+    finally:
+        set_enabled(bars)
+        warnings.showwarning = shown
     log.debug("%s took %.2f s", a.cmd, time.perf_counter() - t0)
     return rc
 

@@ -264,13 +264,13 @@ def create_app(
                 )
         except ImageTooLarge as e:
             srv.metrics.uploads["rejected"] += 1
-            return err(413, "too_large", str(e))
+            return err(413, "too_large", e.for_kiosk())
         except UnsupportedImageFormat as e:
             srv.metrics.uploads["rejected"] += 1
-            return err(415, "unsupported_format", str(e))
+            return err(415, "unsupported_format", e.for_kiosk())
         except InputError as e:  # NoFaceError and friends
             srv.metrics.uploads["rejected"] += 1
-            return err(422, type(e).__name__, str(e))
+            return err(422, type(e).__name__, e.for_kiosk())
         finally:
             srv.uploads_waiting -= 1
         entry = AvatarEntry(av, make_look(av, cfg.size))

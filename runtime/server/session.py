@@ -421,7 +421,11 @@ class Session:
                     self._configure(kind, it[1], out)
             except InputError as e:  # e.g. audio the resampler refuses: answer, keep the session
                 out.append(
-                    {"type": "error", "code": "bad_audio" if kind == "audio" else "bad_config", "message": str(e)}
+                    {
+                        "type": "error",
+                        "code": "bad_audio" if kind == "audio" else "bad_config",
+                        "message": e.for_kiosk(),
+                    }
                 )
         if pending:
             self._collect(out, final=False)
