@@ -94,6 +94,18 @@ def check_writable(dest: str | os.PathLike) -> Path:
     return _check_parent(dest)
 
 
+def check_folder_exists(dest: str | os.PathLike) -> Path:
+    """``OutputError`` unless the folder an output file goes into exists: like cp or ffmpeg, an output named by
+    the user never makes folders silently (a typo in a path would scatter files)."""
+    from .errors import OutputError
+
+    dest = Path(dest)
+    folder = dest.parent if str(dest.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {dest}: the folder {folder} does not exist; create it first")
+    return dest
+
+
 def _check_parent(dest: Path) -> Path:
     from .errors import OutputError
 

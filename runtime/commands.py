@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-from .atomic import check_not_input
+from .atomic import check_folder_exists, check_not_input
 from .errors import ToonsyncError
 from .options import RenderOptions
 
@@ -229,6 +229,8 @@ def cmd_render(a: argparse.Namespace) -> int:
     if a.format is not None:
         raise ToonsyncError("--format is for a folder of audio files; a single output's suffix sets its format")
     check_not_input(a.sheet, a.face, a.audio, a.landmarks, a.output)
+    if a.sheet:
+        check_folder_exists(a.sheet)
     with audio_arg(a.audio) as audio:
         res = render(a.face, audio, a.output, RenderOptions.from_namespace(a), landmarks=a.landmarks, drawing=a.drawing)
     log.info(
@@ -367,6 +369,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     if a.output.suffix != ".avatar":
         raise ToonsyncError(f"output must end in .avatar, got {a.output.name}")
     check_not_input(a.output, a.face, a.landmarks)
+    check_folder_exists(a.output)
     av = load_face(a.face, stylizer=a.stylizer, landmarks=a.landmarks, drawing=a.drawing)
     av.save(a.output)
     side = " (a standard face shape: the photo is a side view)" if av.meta.get("fallback") else ""
@@ -386,6 +389,7 @@ def cmd_motion(a: argparse.Namespace) -> int:
         raise ToonsyncError(f"--dat-fps must be 24..100, got {a.dat_fps:g}")
     if str(a.output) != "-":
         check_not_input(a.output, a.audio, a.face)
+        check_folder_exists(a.output)
     elif not rhubarb:
         raise ToonsyncError("-o - (standard output) needs --format rhubarb, tsv or dat")
     with audio_arg(a.audio) as audio:

@@ -257,15 +257,17 @@ class WindowSink:
     def __init__(self, title: str = "toonsync", scale: int = 2):
         import cv2
 
+        record = "record the stream to a file instead (stream(..., record='out.mp4'))"
         if not os.environ.get("DISPLAY") and os.name != "nt":
-            raise InputError("no display (DISPLAY is not set): record with --record out.mp4 instead")
+            raise InputError(
+                f"no display to open a window on (DISPLAY is not set); {record}",
+                cli="no display to open a window on (DISPLAY is not set); record with --record out.mp4 instead",
+            )
         try:
             cv2.namedWindow(title)
         except cv2.error:
-            raise InputError(
-                "this OpenCV build has no GUI (opencv-python-headless): install opencv-python "
-                "for a window, or record with --record out.mp4"
-            ) from None
+            gui = "this OpenCV build has no GUI (opencv-python-headless): install opencv-python for a window"
+            raise InputError(f"{gui}, or {record}", cli=f"{gui}, or record with --record out.mp4") from None
         self.title, self.scale = title, scale
 
     def __call__(self, frame: Frame) -> None:

@@ -99,3 +99,9 @@ def spoken(text: str, voice: str = "auto") -> Iterator[Path]:
                 return
             errors.append(f"{engine}: exit {r.returncode} {(r.stderr or '').strip()[:200]}")
         raise NoTTSEngine("text-to-speech failed: " + "; ".join(errors))
+
+
+def speak_wav(text: str, voice: str = "auto") -> bytes:
+    """``text`` spoken by ``voice``: the WAV file's bytes (see ``spoken``)."""
+    with spoken(text, voice) as wav:
+        return wav.read_bytes()

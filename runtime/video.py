@@ -14,7 +14,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .atomic import atomic_dir, atomic_path, check_dir_writable, check_writable, raise_if_interrupted
+from .atomic import (
+    atomic_dir,
+    atomic_path,
+    check_dir_writable,
+    check_folder_exists,
+    check_writable,
+    raise_if_interrupted,
+)
 from .errors import InputError, InputNotFound
 
 log = logging.getLogger(__name__)
@@ -83,6 +90,7 @@ def check_output(path: str | os.PathLike, alpha: bool = False) -> OutputFormat |
     ``alpha``: the frames are RGBA (transparent background)."""
     from .errors import AlphaUnsupported
 
+    check_folder_exists(Path(path))  # a PNG sequence's own folder is made; the one it sits in must exist
     if is_png_sequence(path):
         check_dir_writable(path, SEQUENCE_MANIFEST)
         return None

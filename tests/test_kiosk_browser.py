@@ -153,3 +153,26 @@ def test_uploaded_photo_and_wav_mode(server, browser, data_dir):
     gaps = np.array(k["lipGaps"])
     assert gaps.size > 0 and gaps.std() > 0.02
     assert not severe_console_errors(drv)
+
+
+def test_typed_text_drives_the_avatar(server, browser):
+    """The kiosk's text box: typed text spoken by the server's TTS engine, played into the stream like a WAV."""
+    from toonsync.runtime.tts import available_engines
+
+    if not available_engines():
+        pytest.skip("no TTS engine installed (apt-get install flite espeak-ng festival)")
+    drv = browser
+    drv.get(server.url + "/")
+    row = drv.find_element(By.ID, "say-row")
+    deadline = time.monotonic() + 10
+    while not row.is_displayed() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert row.is_displayed(), "the text box stays hidden although the server has a TTS engine"
+    drv.find_element(By.ID, "say-text").send_keys("Hello there! It is a lovely morning, and I am glad you came.")
+    drv.find_element(By.ID, "say").click()
+    wait_until(drv, lambda k: k["mode"] == "wav", 30, "the spoken text playing")
+    k = wait_until(drv, lambda k: k["mode"] is None and k["framesReceived"] > 0, 60, "the spoken text played")
+    assert k["status"].startswith("finished") and not k["errors"], (k["status"], k["errors"])
+    gaps = np.array(k["lipGaps"])
+    assert k["framesReceived"] >= 50 and gaps.std() > 0.02  # the mouth moves with the speech
+    assert not severe_console_errors(drv)

@@ -208,8 +208,9 @@ def test_drawn_landmarks_accepts_a_plain_list_and_checks_points(tmp_path):
 def test_drawing_without_landmarks_asks_for_them():
     from toonsync.runtime.prepare import load_face
 
-    with pytest.raises(NoFaceError, match="--landmarks"):
+    with pytest.raises(NoFaceError, match="landmarks=") as e:  # the API's terms; the CLI's name the flag
         load_face(DRAWN, drawing=True)
+    assert "--landmarks drawing.json" in e.value.for_cli()
 
 
 def test_prepare_and_render_a_drawn_character(tmp_path):

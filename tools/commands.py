@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from toonsync.runtime.atomic import check_not_input
+from toonsync.runtime.atomic import check_folder_exists, check_not_input
 from toonsync.runtime.commands import import_extra
 from toonsync.runtime.errors import ToonsyncError
 
@@ -287,6 +287,7 @@ def cmd_sheet(a: argparse.Namespace) -> int:
     if a.output.suffix.lower() != ".png":
         raise ToonsyncError(f"sheet output must be a .png, got {a.output.name}")
     check_not_input(a.output, a.face, a.audio)
+    check_folder_exists(a.output)
     side_by_side(a.face, a.output, a.audio, tile=a.tile)
     log.info("wrote %s", a.output)
     return 0

@@ -17,11 +17,14 @@ from urllib.parse import urlsplit
 from ..errors import ImageTooLarge, InputError, ToonsyncError, UnsupportedImageFormat
 from ..mel import SAMPLE_RATE
 from ..streaming import AudioModel
+from ..tts import NoTTSEngine, available_engines, speak_wav
 from .avatars import AvatarEntry, _AvatarStore, avatar_from_bytes, mouth_box
 from .config import AUDIO_FORMATS, CSP, EMOTION_CHOICES, FRAME_HEADER, FRAME_S, PROTOCOL, WEB_FILES, ServerConfig
 from .draw_pool import Drawer, make_look
 from .metrics import Metrics
 from .session import Session
+
+MAX_SAY_CHARS = 300  # typed text a kiosk visitor can have spoken (about 20 s of speech)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ class KioskServer:
             max_workers=cfg.workers or max(2, os.cpu_count() or 2), thread_name_prefix="toonsync-serve"
         )
         self.upload_lock = asyncio.Lock()
+        self.say_lock = asyncio.Lock()  # typed text spoken by a TTS engine: one at a time
         self.uploads_waiting = 0
         self.active = 0
         web = _web_dir()
@@ -172,6 +176,8 @@ class KioskServer:
             "max_text_bytes": c.max_text_bytes,
             "max_upload_bytes": c.max_upload_bytes,
             "idle_timeout_s": c.idle_timeout_s,
+            "say": bool(available_engines()),
+            "max_say_chars": MAX_SAY_CHARS,
         }
 
 
@@ -289,6 +295,34 @@ def create_app(
             }
         )
 
+    async def say(request: Request) -> Response:
+        """Typed text -> the speech as a WAV (the page plays it into the stream like a WAV file)."""
+        if not srv.origin_ok(request.headers):
+            return err(403, "origin", "cross-origin requests are not allowed")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > 8 * MAX_SAY_CHARS:
+                return err(413, "too_large", f"please type at most {MAX_SAY_CHARS} characters")
+        try:
+            text = json.loads(body.decode("utf-8"))["text"]
+            if not isinstance(text, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return err(400, "bad_request", 'send {"text": "what to say"}')
+        if len(text.strip()) > MAX_SAY_CHARS:
+            return err(413, "too_large", f"please type at most {MAX_SAY_CHARS} characters")
+        if srv.say_lock.locked():
+            return err(503, "busy", "another text is being spoken; try again in a moment")
+        async with srv.say_lock:
+            try:
+                wav = await asyncio.get_running_loop().run_in_executor(srv.executor, speak_wav, text)
+            except NoTTSEngine:
+                return err(503, "unavailable", "speaking typed text is not available on this kiosk")
+            except InputError as e:
+                return err(422, "bad_text", e.for_kiosk())
+        return Response(wav, media_type="audio/wav", headers=sec_headers)
+
     async def preview(request: Request) -> Response:
         entry = srv.avatars.get(request.path_params["aid"])
         if entry is None:
@@ -334,6 +368,7 @@ def create_app(
         Route("/metrics", metrics),
         Route("/api/info", info),
         Route("/api/avatar", upload, methods=["POST"]),
+        Route("/api/say", say, methods=["POST"]),
         Route("/api/avatar/{aid}/preview.png", preview),
         WebSocketRoute("/ws", ws_endpoint),
     ]

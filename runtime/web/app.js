@@ -307,6 +307,23 @@
     }
   }
 
+  // -- typed text, spoken by the server's TTS engine and played like a WAV ---------------------
+  async function say(text) {
+    if (!text.trim()) { setStatus("type something to say first", "error"); return; }
+    setStatus("getting the voice ready…");
+    try {
+      const r = await fetch("/api/say", { method: "POST", body: JSON.stringify({ text }), headers: { "Content-Type": "application/json" } });
+      if (!r.ok) { const j = await r.json(); setStatus(j.message || `could not say it (${r.status})`, "error"); return; }
+      await startWav(await r.arrayBuffer());
+    } catch (e) {
+      setStatus(`could not say it: ${e.message || e}`, "error");
+    }
+  }
+  fetch("/api/info").then((r) => r.json()).then((info) => {
+    if (info.say) { $("say-row").hidden = false; $("say-text").maxLength = info.max_say_chars; }
+  }).catch(() => { /* the row stays hidden */ });
+  $("say-row").addEventListener("submit", (e) => { e.preventDefault(); say($("say-text").value); });
+
   $("mic").addEventListener("click", startMic);
   $("stop").addEventListener("click", stop);
   $("sample").addEventListener("click", async () => {
