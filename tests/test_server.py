@@ -584,27 +584,3 @@ def test_loadtest_smoke(server, tmp_path):
     assert all(s["frames"] > 0 and s["errors"] == 0 for s in doc["steps"])
     with pytest.raises(SystemExit):
         check_loopback("ws://example.com:8000/ws")
-
-
-def test_typed_text_is_spoken_as_a_wav(client, monkeypatch):
-    """/api/say: the text spoken by an installed TTS engine (a WAV the page plays into the stream); refusals
-    in a visitor's words; 503 when no engine is installed."""
-    import io
-
-    import soundfile as sf
-
-    from toonsync.runtime import tts
-
-    if tts.available_engines():
-        assert client.get("/api/info").json()["say"] is True
-        r = client.post("/api/say", json={"text": "Hello, nice to meet you."})
-        assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
-        assert 0.8 < sf.info(io.BytesIO(r.content)).duration < 6
-    for body, status in (({"text": ""}, 422), ({"text": "x" * 301}, 413), ({"txt": "hi"}, 400), ({"text": 3}, 400)):
-        r = client.post("/api/say", json=body)
-        assert r.status_code == status and r.json()["message"], (body, r.text)
-    assert client.post("/api/say", content=b"not json").status_code == 400
-    assert client.post("/api/say", json={"text": "hi"}, headers={"origin": "https://evil.example"}).status_code == 403
-    monkeypatch.setattr(tts, "available_engines", lambda: [])
-    r = client.post("/api/say", json={"text": "hi"})
-    assert r.status_code == 503 and r.json()["message"] == "speaking typed text is not available on this kiosk"
