@@ -23,6 +23,19 @@ from .errors import ToonsyncError
 from .options import RenderOptions
 
 log = logging.getLogger("toonsync")
+# the rendering options render and say take on the command line
+RENDER_KNOBS = (
+    "size",
+    "fps",
+    "seed",
+    "emotion",
+    "backend",
+    "precision",
+    "renderer",
+    "background",
+    "mouth_gain",
+    "head_motion",
+)
 
 
 def import_extra(module: str, extra: str) -> ModuleType:
@@ -104,7 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the frames")
     add_drawing_options(r)
-    RenderOptions.add_arguments(r, "size", "fps", "seed", "emotion", "backend", "precision", "renderer", "background")
+    RenderOptions.add_arguments(r, *RENDER_KNOBS)
     r.set_defaults(func=cmd_render)
 
     sy = sub.add_parser("say", help="TEXT -> the avatar speaking it (MP4), through an installed TTS engine")
@@ -119,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "festival festvox-us-slt-hts / flite / espeak-ng)",
     )
     add_drawing_options(sy)
-    RenderOptions.add_arguments(sy, "size", "fps", "seed", "emotion", "backend", "precision", "renderer", "background")
+    RenderOptions.add_arguments(sy, *RENDER_KNOBS)
     sy.set_defaults(func=cmd_say)
 
     pr = sub.add_parser("prepare", help="face photo -> reusable .avatar bundle (no photo pixels inside)")
@@ -159,7 +172,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--window", action="store_true", help="show an OpenCV window (needs a display + GUI OpenCV)")
     s.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
     RenderOptions.add_arguments(
-        s, "size", "seed", "emotion", "backend", "precision", "renderer", "background", "max_backlog"
+        s,
+        "size",
+        "seed",
+        "emotion",
+        "backend",
+        "precision",
+        "renderer",
+        "background",
+        "max_backlog",
+        "mouth_gain",
+        "head_motion",
     )
     s.add_argument(
         "--triton",
@@ -191,7 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dat-preston-blair", action="store_true", help="dat: Preston Blair drawing names (MBP, etc, E, AI, ...)"
     )
     mo.add_argument("--face", help="photo or .avatar whose neutral face the landmarks move (default: a mean face)")
-    RenderOptions.add_arguments(mo, "seed", "emotion")
+    RenderOptions.add_arguments(mo, "seed", "emotion", "mouth_gain", "head_motion")
     mo.set_defaults(func=cmd_motion)
 
     from .server import add_serve_parser  # argparse only; the web extra is needed when `serve` runs
@@ -393,7 +416,9 @@ def cmd_motion(a: argparse.Namespace) -> int:
     elif not rhubarb:
         raise ToonsyncError("-o - (standard output) needs --format rhubarb, tsv or dat")
     with audio_arg(a.audio) as audio:
-        m = animate(audio, face=a.face, seed=a.seed, emotion=a.emotion)
+        m = animate(
+            audio, face=a.face, seed=a.seed, emotion=a.emotion, mouth_gain=a.mouth_gain, head_motion=a.head_motion
+        )
         duration = audio_seconds(audio)
     if rhubarb:
         from .lipsync_formats import write_lipsync

@@ -486,7 +486,15 @@ def stream(
     except BaseException:
         source.close()
         raise
-    st = Stream(model, avatar.neutral, painter, seed=opts.seed, emotion=opts.emotion_override)
+    st = Stream(
+        model,
+        avatar.neutral,
+        painter,
+        seed=opts.seed,
+        emotion=opts.emotion_override,
+        mouth_gain=opts.mouth_gain,
+        head_motion=opts.head_motion,
+    )
     stats = StreamStats()
     run = StreamRun(_frames(source, st, stats, opts.max_backlog, record, on_stats, stats_every, bg.alpha), stats)
     if sink is None:

@@ -27,6 +27,7 @@ from .audio_io import AudioLike, iter_audio
 from .errors import InputError
 from .mel import FPS, SAMPLES_PER_FRAME
 from .motion import EMOTIONS
+from .mouth import MOUTH_GAIN
 
 # Rhubarb's basic + extended mouth shapes (https://github.com/DanielSWolf/rhubarb-lip-sync#mouth-shapes)
 VISEMES = ("X", "A", "B", "C", "D", "E", "F", "G")
@@ -77,9 +78,12 @@ def animate(
     precision: str = "auto",
     sample_rate: int | None = None,
     animator: Animator | None = None,
+    mouth_gain: float = MOUTH_GAIN,
+    head_motion: float = 1.0,
 ) -> Motion:
     """Audio (WAV/FLAC path or array) -> ``Motion`` at 25 fps (with ``.visemes``), for the default neutral face
-    or ``face`` (photo, ``.avatar`` or ``Avatar``)."""
+    or ``face`` (photo, ``.avatar`` or ``Avatar``). The landmarks and pose are the ones a render with the same
+    ``mouth_gain`` / ``head_motion`` draws (``RenderOptions``)."""
     from .avatar import mean_face_landmarks
     from .motion import frame_energy
     from .pipeline import Animator
@@ -101,7 +105,9 @@ def animate(
             carry = a[n * SAMPLES_PER_FRAME :]
             yield c
 
-    m, _ = animator.animate_chunks(tapped(), neutral, seed=seed, emotion=emotion)
+    m, _ = animator.animate_chunks(
+        tapped(), neutral, seed=seed, emotion=emotion, mouth_gain=mouth_gain, head_motion=head_motion
+    )
     if carry.size:
         energies.append(frame_energy(carry, 1))
     e = np.concatenate([np.zeros(0, np.float32), *energies])[: m.n_frames]

@@ -15,6 +15,15 @@ import numpy as np
 N_PARAMS = 3  # open, spread, labio (training.visemes.MOUTH_PARAMS)
 MAX_GAP = 0.10  # inner-lip gap at open = 1
 
+# How far the drawn mouth opens for the model's opening: anime exaggerates speech. The model's opening is
+# trained on the viseme targets (training.visemes) and, like any regression, comes out about a third of them
+# on open vowels; the drawn one is MOUTH_GAIN times it above a soft dead zone near closed (so closures stay
+# closed), at most OPEN_LIMIT. 1.0 draws the model's opening as it is.
+MOUTH_GAIN = 2.5
+MOUTH_GAIN_RANGE = (0.0, 4.0)
+DEAD_ZONE = 0.15  # openings well below this stay (nearly) closed whatever the gain (tuned on a TTS split)
+OPEN_LIMIT = 1.6  # a wide-open anime mouth: the inner-lip gap 0.37 x the outer-eye-corner distance
+
 UPPER_INNER = (61, 62, 63)
 LOWER_INNER = (65, 66, 67)
 UPPER_OUTER = (49, 50, 51, 52, 53)
@@ -66,6 +75,21 @@ def mouth_basis() -> np.ndarray:
 def apply_mouth(neutral: np.ndarray, params: np.ndarray) -> np.ndarray:
     """Neutral landmarks [68, 2] + params [..., 3] -> landmarks [..., 68, 2]."""
     return neutral + np.tensordot(np.asarray(params, np.float32), mouth_basis(), axes=([-1], [0]))
+
+
+def drawn_opening(opening: np.ndarray, gain: float = MOUTH_GAIN) -> np.ndarray:
+    """The model's mouth opening [...] -> the opening drawn (see ``MOUTH_GAIN``).
+
+    Above 1, ``gain * (x - d * (1 - exp(-x / d)))`` with ``d = DEAD_ZONE * (1 - 1 / gain)``: flat at 0, slope
+    ``gain`` past the dead zone, the identity at gain 1; below 1 a plain scaling. Closed or negative openings
+    are left as they are; the result is at most ``OPEN_LIMIT``."""
+    x = np.asarray(opening, np.float32)
+    if gain <= 1.0:
+        return (x * np.float32(gain)).astype(np.float32)
+    d = DEAD_ZONE * (1.0 - 1.0 / gain)
+    pos = np.maximum(x, 0.0)
+    y = gain * (pos - d * (1.0 - np.exp(-pos / d)))
+    return np.where(x > 0, np.minimum(y, OPEN_LIMIT), x).astype(np.float32)
 
 
 def close_mouth(landmarks: np.ndarray) -> np.ndarray:

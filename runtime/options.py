@@ -22,6 +22,7 @@ import numpy as np
 
 from .background import BackgroundLike
 from .errors import InputError
+from .mouth import MOUTH_GAIN, MOUTH_GAIN_RANGE
 
 BackendName = Literal["auto", "cpu", "cuda", "tensorrt"]
 PrecisionName = Literal["auto", "fp32", "int8", "fp16"]
@@ -32,6 +33,7 @@ RENDERERS: tuple[str, ...] = get_args(RendererName)
 MIN_SIZE, MAX_SIZE = 64, 2048
 MIN_FPS, MAX_FPS = 1, 60
 MODEL_FPS = 25  # the models' frame rate; live streams run at it
+HEAD_MOTION_MAX = 2.0
 
 
 def _opt(default: Any, help: str, flag: str | None = None, metavar: str | None = None, choices: tuple | None = None):
@@ -73,6 +75,15 @@ class RenderOptions:
         metavar="COLOR|IMAGE|transparent",
     )
     max_backlog: int = _opt(2, "live: frames allowed to queue before the oldest are dropped (default 2)")
+    mouth_gain: float = _opt(
+        MOUTH_GAIN,
+        f"how wide the drawn mouth opens for the speech: 1 = the model's opening as it is, {MOUTH_GAIN:g} "
+        f"(default) = anime-scale, up to {MOUTH_GAIN_RANGE[1]:g}; closures stay closed",
+    )
+    head_motion: float = _opt(
+        1.0,
+        f"head motion: 0 = perfectly still, 1 = nods and turns with the speech (default), up to {HEAD_MOTION_MAX:g}",
+    )
 
     def __post_init__(self) -> None:
         if self.emotion is None:  # None and "auto" mean the same
@@ -84,6 +95,9 @@ class RenderOptions:
         _check_int("fps", self.fps, MIN_FPS, MAX_FPS)
         _check_int("seed", self.seed, -(2**63), 2**63 - 1)
         _check_int("max_backlog", self.max_backlog, 0, 10_000)
+        gain, head = check_expression(self.mouth_gain, self.head_motion)
+        object.__setattr__(self, "mouth_gain", gain)
+        object.__setattr__(self, "head_motion", head)
         for name, accepted in (("backend", BACKENDS), ("precision", PRECISIONS), ("renderer", RENDERERS)):
             if getattr(self, name) not in accepted:
                 raise InputError(f"unknown {name} {getattr(self, name)!r}; accepted: {', '.join(accepted)}")
@@ -131,9 +145,25 @@ class RenderOptions:
                 kwargs["choices"] = list(meta["choices"])
             elif isinstance(f.default, int):
                 kwargs["type"] = int
+            elif isinstance(f.default, float):
+                kwargs["type"] = float
             if meta["metavar"]:
                 kwargs["metavar"] = meta["metavar"]
             parser.add_argument(meta["flag"] or "--" + name.replace("_", "-"), dest=name, **kwargs)
+
+
+def check_expression(mouth_gain: Any, head_motion: Any) -> tuple[float, float]:
+    """``mouth_gain`` and ``head_motion`` as floats, or ``InputError`` naming their ranges."""
+    out = []
+    for name, value, hi in (
+        ("mouth_gain", mouth_gain, MOUTH_GAIN_RANGE[1]),
+        ("head_motion", head_motion, HEAD_MOTION_MAX),
+    ):
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        if not ok or not 0.0 <= float(value) <= hi:
+            raise InputError(f"{name} must be a number in 0..{hi:g}, got {value!r}")
+        out.append(float(value))
+    return out[0], out[1]
 
 
 def _is_int(value: Any) -> bool:

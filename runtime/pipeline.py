@@ -19,6 +19,7 @@ from .background import parse_background, with_background
 from .errors import InputError, InvalidAudio
 from .mel import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .motion import EMOTIONS
+from .mouth import MOUTH_GAIN
 from .options import RenderOptions, resolve_options
 from .prepare import Avatar, FaceLike, load_face
 from .progress import Progress, muted
@@ -67,14 +68,21 @@ class Animator:
         self.model = self.audio_model.model
 
     def animate(
-        self, audio: np.ndarray, neutral: np.ndarray, seed: int = 0, emotion: str | None = None, fps: int = FPS
+        self,
+        audio: np.ndarray,
+        neutral: np.ndarray,
+        seed: int = 0,
+        emotion: str | None = None,
+        fps: int = FPS,
+        **expression: float,
     ) -> Motion:
-        """16 kHz mono audio -> Motion at ``fps`` (T = ceil(N / 640) frames at 25 fps)."""
+        """16 kHz mono audio -> Motion at ``fps`` (T = ceil(N / 640) frames at 25 fps); ``expression``:
+        ``mouth_gain`` / ``head_motion`` (``RenderOptions``)."""
         if audio.size == 0:
             raise InvalidAudio("audio is empty (0 samples)")
         window = MAX_STEPS * SAMPLES_PER_FRAME
         return self.animate_chunks(
-            (audio[i : i + window] for i in range(0, audio.size, window)), neutral, seed, emotion, fps
+            (audio[i : i + window] for i in range(0, audio.size, window)), neutral, seed, emotion, fps, **expression
         )[0]
 
     def animate_chunks(
@@ -84,11 +92,15 @@ class Animator:
         seed: int = 0,
         emotion: str | None = None,
         fps: int = FPS,
+        mouth_gain: float = MOUTH_GAIN,
+        head_motion: float = 1.0,
     ) -> tuple[Motion, int]:
         """``animate`` of 16 kHz mono audio given as chunks (e.g. ``audio_io.iter_audio`` of a long file): the
         audio goes through the stream window by window, so time is linear in its length and memory bounded but
         for the motion itself. Returns the Motion and the number of samples heard."""
-        s = Stream(self.audio_model, neutral, None, seed=seed, emotion=emotion)
+        s = Stream(
+            self.audio_model, neutral, None, seed=seed, emotion=emotion, mouth_gain=mouth_gain, head_motion=head_motion
+        )
         parts: list[list[np.ndarray]] = [[], [], [], [], []]  # mouth, landmarks, pose, blink, emotion per window
         heard = 0
 
@@ -190,7 +202,13 @@ def render(
                 bar.advance(c.size)
 
         motion, heard = animator.animate_chunks(
-            heard_chunks(), avatar.neutral, seed=opts.seed, emotion=opts.emotion_override, fps=fps
+            heard_chunks(),
+            avatar.neutral,
+            seed=opts.seed,
+            emotion=opts.emotion_override,
+            fps=fps,
+            mouth_gain=opts.mouth_gain,
+            head_motion=opts.head_motion,
         )
     t["motion_ms"] = (time.perf_counter() - t2) * 1e3
 

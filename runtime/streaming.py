@@ -32,7 +32,8 @@ from .errors import InputError, ModelError
 from .mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream
 from .model_card import ModelCard
 from .motion import EMOTIONS, MotionNoise, emotion_vector, speech_energy
-from .mouth import SilenceGate
+from .mouth import MOUTH_GAIN, SilenceGate, drawn_opening, mouth_basis
+from .options import check_expression
 
 log = logging.getLogger(__name__)
 SILENT_MEL = (LOG_FLOOR + 4.0) / 4.0
@@ -210,6 +211,11 @@ class PendingFrames:
     prepared: dict = field(repr=False, default_factory=dict)
 
 
+# head_motion 1 shows the model's head pose this many times over: the decoder, trained on a procedural pose
+# prior, moves the head about 1 degree (std per clip) in speech; twice that reads as a speaker's nods and turns
+HEAD_GAIN = 2.2
+
+
 class Stream:
     """Chunked audio in, avatar frames out. ``neutral``: the avatar's neutral landmarks [68, 2];
     ``renderer``: an ``AvatarRenderer`` to draw images (None = motion only).
@@ -229,8 +235,13 @@ class Stream:
         emotion: str | None = None,
         audio_tap=None,
         defer: bool = False,
+        mouth_gain: float = MOUTH_GAIN,
+        head_motion: float = 1.0,
     ):
         self.model = model
+        # how the motion is shown: the drawn mouth opening (runtime.mouth.drawn_opening) and a scale on the head
+        # pose (0: perfectly still); applied once, to the frames' landmarks and pose that every consumer takes
+        self.mouth_gain, self.head_motion = check_expression(mouth_gain, head_motion)
         # defer: accept_audio only queues mel; the model runs at ready()/step() or, batched across many
         # streams, in step_many()/run_pending() -- one graph call per tick for a whole fleet of streams
         self.defer = defer
@@ -384,6 +395,10 @@ class Stream:
         g = prep["gains"]
         # the landmark offsets are linear in the mouth parameters (mouth @ basis): one gain scales both
         mouth, offsets = prep["mouth"] * g[:, None], prep["offsets"] * g[:, None, None]
+        if self.mouth_gain != 1.0:  # the drawn opening: the open component of the offsets, re-scaled
+            extra = drawn_opening(mouth[:, 0], self.mouth_gain) - mouth[:, 0]
+            offsets = offsets + extra[:, None, None] * mouth_basis()[0]
+        pose = np.clip(prep["pose"] * np.float32(HEAD_GAIN * self.head_motion), -0.3, 0.3).astype(np.float32)
         for i in range(mouth.shape[0]):
             k = self._next_index
             self._ready.append(
@@ -392,7 +407,7 @@ class Stream:
                     k * SAMPLES_PER_FRAME / SAMPLE_RATE,
                     mouth[i],
                     self.neutral + offsets[i],
-                    prep["pose"][i],
+                    pose[i],
                     float(prep["blink"][i]),
                     prep["emotion"][i],
                     accepted_at=prep["t"],

@@ -120,7 +120,9 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help="also accept this Host name (needed when serving beyond loopback); repeatable; '*' = any",
     )
     s.add_argument("--access-log", action="store_true", help="log every HTTP request")
-    RenderOptions.add_arguments(s, "size", "emotion", "seed", "backend", "precision", "max_backlog")
+    RenderOptions.add_arguments(
+        s, "size", "emotion", "seed", "backend", "precision", "max_backlog", "mouth_gain", "head_motion"
+    )
     return s
 
 

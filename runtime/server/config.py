@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..mel import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..mouth import MOUTH_GAIN
 from ..options import RenderOptions
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ CSP = (
 
 
 # the fields a server shares with RenderOptions (the rest of RenderOptions is for offline renders)
-RENDER_FIELDS = ("size", "seed", "emotion", "backend", "precision", "max_backlog")
+RENDER_FIELDS = ("size", "seed", "emotion", "backend", "precision", "max_backlog", "mouth_gain", "head_motion")
 
 
 @dataclass
@@ -70,6 +71,8 @@ class ServerConfig:
     precision: str = "auto"
     emotion: str = "auto"
     seed: int = 0
+    mouth_gain: float = MOUTH_GAIN  # how wide the drawn mouth opens (RenderOptions.mouth_gain)
+    head_motion: float = 1.0  # 0 = a still head (RenderOptions.head_motion)
     max_streams: int = 8
     max_backlog: int = 2  # frames ready beyond this are dropped (not drawn) so latency stays bounded
     idle_timeout_s: float = 60.0  # no message from the client for this long -> close

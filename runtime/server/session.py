@@ -78,6 +78,8 @@ class Session:
             None,
             seed=self.cfg.seed,
             emotion=None if self.emotion == "auto" else self.emotion,
+            mouth_gain=self.cfg.mouth_gain,
+            head_motion=self.cfg.head_motion,
         )
         self._ready_seq: collections.deque[int] = collections.deque()  # seq that completed each ready frame
         self._ins: collections.deque[tuple[int, int]] = collections.deque()  # fed silence (stream pos, samples)
@@ -453,7 +455,14 @@ class Session:
             return
         if kind == "start":
             self._ready_seq.clear()
-            self.stream = Stream(self.server.model, entry.avatar.neutral, None, seed=opts["seed"])
+            self.stream = Stream(
+                self.server.model,
+                entry.avatar.neutral,
+                None,
+                seed=opts["seed"],
+                mouth_gain=self.cfg.mouth_gain,
+                head_motion=self.cfg.head_motion,
+            )
             self._ins.clear()
             self._ins_before = 0
             self._flushed = False

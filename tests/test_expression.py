@@ -1,0 +1,83 @@
+"""How the motion is shown: the drawn mouth opening (``mouth_gain``) and the head motion (``head_motion``),
+applied once in ``Stream`` so that what ``toonsync motion`` writes is what a render draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toonsync.runtime.errors import InputError
+from toonsync.runtime.mouth import DEAD_ZONE, MOUTH_GAIN, OPEN_LIMIT, drawn_opening, mouth_basis
+from toonsync.runtime.options import RenderOptions
+
+
+def test_drawn_opening_is_flat_at_closed_steep_above_and_limited():
+    x = np.linspace(0.0, 0.5, 501, dtype=np.float32)
+    np.testing.assert_array_equal(drawn_opening(x, 1.0), x)  # gain 1: the model's opening as it is
+    np.testing.assert_allclose(drawn_opening(x, 0.5), 0.5 * x, rtol=1e-6)
+    y = drawn_opening(x, 2.5)
+    assert np.all(np.diff(y) >= 0)  # monotonic: a wider model mouth is never drawn narrower
+    assert y[10] < x[10]  # a near-closed mouth (0.01) is drawn more closed, not opened
+    d = DEAD_ZONE * (1 - 1 / 2.5)
+    slope = np.diff(y[-100:]).mean() / np.diff(x[-100:]).mean()
+    assert slope == pytest.approx(2.5, rel=0.02) and y[-1] == pytest.approx(2.5 * (0.5 - d), rel=0.01)
+    assert drawn_opening(np.float32(5.0), 4.0) == pytest.approx(OPEN_LIMIT)
+    assert drawn_opening(np.float32(-0.02), 2.5) == pytest.approx(-0.02)  # lips pressed: as they are
+
+
+def test_gain_changes_only_the_open_component_and_motion_equals_the_render(animator, speech_wav, frontal_face):
+    from toonsync.runtime.motion_io import animate
+    from toonsync.runtime.pipeline import render
+    from toonsync.runtime.prepare import load_face
+
+    neutral = load_face(frontal_face).neutral
+    raw = animate(speech_wav, face=frontal_face, animator=animator, mouth_gain=1.0)
+    shown = animate(speech_wav, face=frontal_face, animator=animator)  # the default, anime-scale
+    np.testing.assert_array_equal(raw.mouth, shown.mouth)  # the model's mouth parameters are not touched
+    extra = drawn_opening(raw.mouth[:, 0], MOUTH_GAIN) - raw.mouth[:, 0]
+    np.testing.assert_allclose(shown.landmarks, raw.landmarks + extra[:, None, None] * mouth_basis()[0], atol=1e-6)
+    gap = lambda m: m.landmarks[:, [65, 66, 67], 1].mean(1) - m.landmarks[:, [61, 62, 63], 1].mean(1)  # noqa: E731
+    assert np.percentile(gap(shown), 90) > 1.8 * np.percentile(gap(raw), 90)  # visibly wider when speaking
+    assert (gap(shown) <= gap(raw) + 1e-6)[raw.mouth[:, 0] < 0.02].all()  # and no wider when closed
+    assert np.allclose(shown.landmarks[:, 17:48], raw.landmarks[:, 17:48])  # brows, nose, eyes stay (the jaw moves)
+
+    # what `toonsync motion` writes is what a render draws (the same options)
+    res = render(frontal_face, speech_wav, None, animator=animator, mouth_gain=3.0, head_motion=0.5)
+    m = animate(speech_wav, face=frontal_face, animator=animator, mouth_gain=3.0, head_motion=0.5)
+    np.testing.assert_array_equal(res.motion.landmarks, m.landmarks)
+    np.testing.assert_array_equal(res.motion.pose, m.pose)
+    assert neutral.shape == (68, 2)
+
+
+def test_head_motion_scales_the_pose_and_zero_keeps_the_head_still(animator, speech_wav):
+    from toonsync.runtime.motion_io import animate
+
+    one = animate(speech_wav, animator=animator)
+    still = animate(speech_wav, animator=animator, head_motion=0.0)
+    more = animate(speech_wav, animator=animator, head_motion=2.0)
+    assert np.degrees(still.pose).std(0).max() < 0.05 and np.abs(still.pose).max() == 0.0
+    np.testing.assert_allclose(more.pose, np.clip(2 * one.pose, -0.3, 0.3), atol=1e-6)
+    assert np.degrees(one.pose[:, 0]).std() > 0.3  # the default moves
+    np.testing.assert_array_equal(still.landmarks, one.landmarks)  # the mouth does not depend on it
+
+
+def test_knobs_are_validated_and_on_the_command_line():
+    from toonsync.cli import build_parser
+
+    for bad in (
+        {"mouth_gain": -1},
+        {"mouth_gain": 9},
+        {"head_motion": 3},
+        {"head_motion": "lots"},
+        {"mouth_gain": True},
+    ):
+        with pytest.raises(InputError, match="must be a number in 0.."):
+            RenderOptions(**bad)
+    assert RenderOptions().mouth_gain == MOUTH_GAIN and RenderOptions().head_motion == 1.0
+    for cmd in (
+        ["render", "f.jpg", "a.wav", "-o", "o.mp4"],
+        ["motion", "a.wav", "-o", "m.json"],
+        ["stream", "--wav", "a.wav", "--face", "f.jpg"],
+    ):
+        a = build_parser().parse_args([*cmd, "--mouth-gain", "1.5", "--head-motion", "0"])
+        assert (a.mouth_gain, a.head_motion) == (1.5, 0.0)
