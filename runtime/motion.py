@@ -186,3 +186,41 @@ def decoder_inputs(n: int, speech: np.ndarray, mouth: np.ndarray) -> list[dict[s
         }
         for i in range(n)
     ]
+
+
+POSE_LIMIT = np.array([0.21, 0.14, 0.12], np.float32)  # rad: yaw 12°, pitch 8°, roll 7° at most, softly
+
+
+def limit_pose(pose: np.ndarray) -> np.ndarray:
+    """Head pose [..., 3] (yaw, pitch, roll) kept inside ``POSE_LIMIT`` smoothly (``L * tanh(x / L)``): small
+    motion passes unchanged, a long turn levels off instead of stopping at a hard edge."""
+    return (POSE_LIMIT * np.tanh(np.asarray(pose, np.float32) / POSE_LIMIT)).astype(np.float32)
+
+
+class HeadMotion:
+    """How much the head moves, frame by frame, from the speech activity (0 = silence .. 1 = speech: the
+    silence gate's gain), smoothed over ``EASE_S``: the model's pose is shown ``SPEECH`` times over while
+    speaking and ``IDLE`` times in pauses (breathing and a little sway, nearly still), and a slow seeded
+    turn (``DRIFT`` rad std, about 0.15 Hz) is added while speaking. ``step(activity)`` returns (scale [n],
+    extra yaw [n]); one frame at a time, so a stream gives an offline render's values for any chunking."""
+
+    SPEECH, IDLE = 2.6, 0.5
+    DRIFT = 0.035  # rad (2 degrees)
+    POLE = float(np.exp(-2 * np.pi * 0.15 / 25))  # AR(1) low-pass of white noise: ~0.15 Hz at 25 fps
+    EASE_S = 0.4
+
+    def __init__(self, seed: int = 0):
+        self._rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x9A3D])
+        self._v, self._active = 0.0, 0.0
+        self._ease = float(np.exp(-1 / (self.EASE_S * 25)))
+
+    def step(self, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(activity)
+        scale, yaw = np.empty(n, np.float32), np.empty(n, np.float32)
+        kick = np.sqrt(1.0 - self.POLE**2)
+        for i, a in enumerate(np.asarray(activity, np.float64)):
+            self._v = self.POLE * self._v + kick * float(self._rng.standard_normal())
+            self._active = self._ease * self._active + (1.0 - self._ease) * min(max(a, 0.0), 1.0)
+            scale[i] = self.IDLE + (self.SPEECH - self.IDLE) * self._active
+            yaw[i] = self.DRIFT * self._active * self._v
+        return scale, yaw

@@ -31,7 +31,7 @@ from .emotion import ProsodyEmotion, arousal_mass, emotion_schedule
 from .errors import InputError, ModelError
 from .mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream
 from .model_card import ModelCard
-from .motion import EMOTIONS, MotionNoise, emotion_vector, speech_energy
+from .motion import EMOTIONS, HeadMotion, MotionNoise, emotion_vector, limit_pose, speech_energy
 from .mouth import MOUTH_GAIN, SilenceGate, drawn_opening, mouth_basis
 from .options import check_expression
 
@@ -211,11 +211,6 @@ class PendingFrames:
     prepared: dict = field(repr=False, default_factory=dict)
 
 
-# head_motion 1 shows the model's head pose this many times over: the decoder, trained on a procedural pose
-# prior, moves the head about 1 degree (std per clip) in speech; twice that reads as a speaker's nods and turns
-HEAD_GAIN = 2.2
-
-
 class Stream:
     """Chunked audio in, avatar frames out. ``neutral``: the avatar's neutral landmarks [68, 2];
     ``renderer``: an ``AvatarRenderer`` to draw images (None = motion only).
@@ -263,6 +258,7 @@ class Stream:
         self._state = self.model.initial_state()
         self._steps = 0  # model steps run (one per 4 mel frames)
         self._noise = MotionNoise(self.seed)
+        self._head = HeadMotion(self.seed)
         self._dec_state = self.model.decoder.initial_state() if self.model.decoder is not None else None
         self._gate = SilenceGate(self.model.lookahead)
         self._prosody = ProsodyEmotion() if self.emotion in (None, "auto") else None
@@ -398,7 +394,10 @@ class Stream:
         if self.mouth_gain != 1.0:  # the drawn opening: the open component of the offsets, re-scaled
             extra = drawn_opening(mouth[:, 0], self.mouth_gain) - mouth[:, 0]
             offsets = offsets + extra[:, None, None] * mouth_basis()[0]
-        pose = np.clip(prep["pose"] * np.float32(HEAD_GAIN * self.head_motion), -0.3, 0.3).astype(np.float32)
+        scale, turn = self._head.step(g)  # livelier while speaking, nearly still in pauses; a slow turn
+        pose = prep["pose"] * scale[:, None]
+        pose[:, 0] += turn
+        pose = limit_pose(pose * np.float32(self.head_motion))
         for i in range(mouth.shape[0]):
             k = self._next_index
             self._ready.append(

@@ -11,9 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
-from toonsync.runtime.atomic import check_folder_exists, check_not_input
+from toonsync.runtime.atomic import atomic_path, check_folder_exists, check_not_input
 from toonsync.runtime.commands import import_extra
 from toonsync.runtime.errors import ToonsyncError
+from toonsync.runtime.options import RenderOptions
 
 log = logging.getLogger("toonsync")
 
@@ -108,9 +109,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "mode",
         nargs="?",
-        choices=["lipsync", "render"],
+        choices=["lipsync", "render", "real"],
         default="lipsync",
-        help="lipsync (default; needs --test) or render (docs/metrics.md)",
+        help="lipsync (default; needs --test), render (docs/metrics.md) or real: lip-sync, head motion and blinks "
+        "on real human recordings (docs/real_speech.md)",
     )
     ev.add_argument("--test", type=Path, help="lipsync: held-out corpus .h5 (toonsync corpus build --split test)")
     ev.add_argument("--checkpoint", type=Path, help="lipsync: a torch checkpoint instead of the shipped ONNX model")
@@ -136,6 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="render: LPIPS linear-layer weights; LPIPS is reported only with these and an importable "
         "lpips (torch), else as unavailable with the reason",
     )
+    RenderOptions.add_arguments(ev, "mouth_gain", "head_motion")
     ev.set_defaults(func=cmd_eval)
 
     so = sub.add_parser(
@@ -222,8 +225,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
         )
         log.info("%s", format_table(rep))
         return 0 if rep["frames"]["ok"] and rep["privacy"].get("ok", True) else 1
+    if a.mode == "real":
+        return _eval_real(a)
     if a.test is None:
-        raise ToonsyncError("eval needs --test corpus.h5 (lip-sync), or use `toonsync eval render`")
+        raise ToonsyncError("eval needs --test corpus.h5 (lip-sync), or use `toonsync eval render` / `eval real`")
     a.out = a.out or Path("runs/eval")
     er = import_extra("toonsync.training.eval_report", "train")
     rep = er.run_eval(a.test, a.out, a.checkpoint, a.precision)
@@ -244,6 +249,33 @@ def cmd_eval(a: argparse.Namespace) -> int:
             raise ToonsyncError("--record writes the shipped model's sidecars: drop --checkpoint")
         names = record_in_sidecars(rep, f"toonsync eval --test {a.test} --precision {a.precision}")
         log.info("recorded the figures in %s", ", ".join(f"{n}.onnx.json" for n in names))
+    return 0
+
+
+def _eval_real(a: argparse.Namespace) -> int:
+    """``toonsync eval real``: figures on the bundled real recordings -> OUT/real_eval.json and a summary."""
+    real = import_extra("toonsync.training.real_eval", "train")
+    rep = real.evaluate_real(mouth_gain=a.mouth_gain, head_motion=a.head_motion, precision=a.precision)
+    out = (a.out or Path("runs/eval_real")) / "real_eval.json"
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(rep, indent=2) + "\n")
+    pose = rep["pose_std_deg"]
+    log.info(
+        "real speech (%d clips, %.0f s, %d speakers): r %.2f, slope %.2f, wide-open median %.2f, closed "
+        "precision %.2f / recall %.2f, head std yaw %.1f° pitch %.1f°, %.0f blinks/min; wrote %s",
+        rep["clips"],
+        rep["seconds"],
+        len(rep["speakers"]),
+        rep["r"],
+        rep["slope"],
+        rep["wide_open_median"],
+        rep["closed_precision"],
+        rep["closed_recall"],
+        pose["yaw"],
+        pose["pitch"],
+        rep["blinks_per_min"],
+        out,
+    )
     return 0
 
 
