@@ -79,6 +79,9 @@ class AvatarRenderer(FacePainter):
         self.cx = float(0.25 * (N[0, 0] + N[16, 0]) + 0.5 * N[27:31, 0].mean())
         self.eye_y = float(N[36:48, 1].mean())
         self.pivot = np.array([self.cx, N[8, 1] - 0.02 * self.W], np.float32)
+        # the head's radii for turning it (``_pose_fn``): half the jaw's width; from the eyes to below the chin
+        self.head_rx = float(0.55 * (N[16, 0] - N[0, 0]))
+        self.head_ry = float(1.15 * (N[8, 1] - self.eye_y))
         self._eye_ref = [self._eye_open(N, k) for k in (0, 1)]
         self._eye_aspect = []
         for k, (a, b) in enumerate(((36, 39), (45, 42))):
@@ -318,20 +321,38 @@ class AvatarRenderer(FacePainter):
 
     # ----------------------------------------------------------------- pose
     def _pose_fn(self, pose: Sequence[float]):
-        """Point transform for a head pose; ``w`` in [0,1] = how much a point is a facial feature."""
+        """Point transform for a head pose; ``w`` in [0,1] = how much a point is a facial feature.
+
+        The head is a vertical cylinder for yaw and a horizontal one for pitch: a point at rest is put on it
+        (its angle from where it sits), turned, and projected back. Facial features sit in front of the
+        surface (radius ``1 + 0.35 w``), so they move further than the hair and ears behind them (parallax),
+        the far side of the face narrows and the near side widens; a nod carries the features and chin down
+        while the hair moves less than a third as far.
+        Points beyond the cylinder (wide hair) keep their distance from its edge. At pose 0 it is the identity.
+        """
         yaw, pitch, roll = (float(v) for v in pose)
-        sy, sp = math.sin(yaw), math.sin(pitch)
-        W, cx, cy = float(self.W), self.cx, self.eye_y
+        cx, cy = self.cx, self.eye_y
         c, s = math.cos(roll), math.sin(roll)
         R = np.array([[c, -s], [s, c]], np.float32)
         piv = self.pivot
 
+        def turn(d: np.ndarray, radius: np.ndarray, angle: float | np.ndarray) -> np.ndarray:
+            u = d / radius
+            inside = np.abs(u) <= 1.0
+            theta = np.arcsin(np.clip(u, -1.0, 1.0))
+            edge = np.sign(u) * radius
+            out = radius * np.sin(theta + angle)
+            beyond = radius * np.sin(np.sign(u) * (np.pi / 2) + angle) + (d - edge) * np.cos(angle)
+            return np.where(inside, out, beyond)
+
         def f(pts: np.ndarray, w: np.ndarray | float = 0.0) -> np.ndarray:
-            p = np.asarray(pts, np.float32).reshape(-1, 2)
-            w = np.asarray(w, np.float32)
-            x = cx + (p[:, 0] - cx) * (1.0 - (0.07 + 0.08 * w) * abs(sy)) + W * (0.03 + 0.07 * w) * sy
-            y = cy + (p[:, 1] - cy) * (1.0 - 0.06 * w * abs(sp)) + W * (0.01 + 0.05 * w) * sp
-            q = np.stack([x, y], 1) - piv
+            p = np.asarray(pts, np.float32).reshape(-1, 2).astype(np.float64)
+            wf = np.broadcast_to(np.asarray(w, np.float64), p.shape[:1])
+            depth = 1.0 + 0.35 * wf
+            x = cx + turn(p[:, 0] - cx, self.head_rx * depth, yaw)
+            # a nod turns the face about the neck: the hair and outline move less than a third as far
+            y = cy + turn(p[:, 1] - cy, self.head_ry * depth, pitch * (0.2 + 0.5 * wf))
+            q = np.stack([x, y], 1).astype(np.float32) - piv
             return (q @ R.T + piv).astype(np.float32)
 
         return f

@@ -85,3 +85,15 @@ def test_knobs_are_validated_and_on_the_command_line():
     ):
         a = build_parser().parse_args([*cmd, "--mouth-gain", "1.5", "--head-motion", "0"])
         assert (a.mouth_gain, a.head_motion) == (1.5, 0.0)
+
+
+def test_mouth_strip_shows_the_mouth_moving(tmp_path, frontal_face, speech_wav):
+    import cv2
+
+    from toonsync.tools.figures import mouth_strip
+
+    out = mouth_strip(frontal_face, speech_wav, tmp_path / "strip.png", frames=12, tile=64)
+    img = cv2.imread(str(out))
+    assert img.shape == (64 + 18, 12 * 64, 3)
+    tiles = [img[:64, i * 64 : (i + 1) * 64].astype(np.int16) for i in range(12)]
+    assert max(np.abs(t - tiles[0]).mean() for t in tiles[1:]) > 2  # the mouth changes across the strip

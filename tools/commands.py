@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from toonsync.runtime.assets import DEMO_SPEECH, asset
 from toonsync.runtime.atomic import atomic_path, check_folder_exists, check_not_input
 from toonsync.runtime.commands import import_extra
 from toonsync.runtime.errors import ToonsyncError
@@ -157,6 +158,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("-o", "--output", required=True, type=Path, help="output .png (e.g. docs/side_by_side.png)")
     sh.add_argument("--audio", help="speech whose mouth shapes are shown (default: the bundled demo speech)")
     sh.add_argument("--tile", type=int, default=192, help="tile size in pixels (default 192)")
+    sh.add_argument(
+        "--mouth-strip",
+        action="store_true",
+        help="instead: the drawn mouth over 20 consecutive frames of the loudest stretch of --audio",
+    )
     sh.set_defaults(func=cmd_sheet)
 
 
@@ -320,6 +326,12 @@ def cmd_sheet(a: argparse.Namespace) -> int:
         raise ToonsyncError(f"sheet output must be a .png, got {a.output.name}")
     check_not_input(a.output, a.face, a.audio)
     check_folder_exists(a.output)
+    if a.mouth_strip:
+        from .figures import mouth_strip
+
+        mouth_strip(a.face, a.audio or asset(DEMO_SPEECH), a.output)
+        log.info("wrote %s", a.output)
+        return 0
     side_by_side(a.face, a.output, a.audio, tile=a.tile)
     log.info("wrote %s", a.output)
     return 0

@@ -15,7 +15,7 @@ from toonsync.runtime.assets import DEMO_SPEECH, asset
 from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.image_io import load_image
 from toonsync.runtime.mel import FPS
-from toonsync.runtime.motion import emotion_vector
+from toonsync.runtime.motion import POSE_LIMIT, emotion_vector
 from toonsync.runtime.motion_io import viseme_classes
 from toonsync.runtime.pipeline import Animator
 from toonsync.runtime.prepare import load_face
@@ -30,10 +30,10 @@ _SHOW_VISEMES = (
     ("D", "wide open"),
     ("F", "rounded"),
     ("E", "rounded"),
+    ("A", "closed"),
     ("G", "F/V lip"),
     ("C", "open"),
     ("B", "teeth"),
-    ("A", "closed"),
 )
 
 
@@ -64,7 +64,7 @@ def _pick_mouths(mouth: np.ndarray, n: int = 3, gap: int = 5) -> list[tuple[int,
 
 
 def side_by_side(face: Any, out: str | os.PathLike, audio: Any = None, tile: int = 192, seed: int = 0) -> Path:
-    """The figure photo | avatar | 3 mouth shapes from real speech | a blink | happy | a head turn, labelled.
+    """The figure photo | avatar | 4 mouth shapes from speech | a blink | each emotion | a head turn | a nod.
 
     ``face``: a photo (shown in the first tile; this figure is documentation — rendered videos never
     contain photo pixels); ``audio``: the speech for the mouth shapes (default: the bundled demo speech).
@@ -77,13 +77,13 @@ def side_by_side(face: Any, out: str | os.PathLike, audio: Any = None, tile: int
     N = avatar.neutral
     motion = Animator().animate(load_audio(asset(DEMO_SPEECH) if audio is None else audio), N, seed=seed)
     tiles = [("photo", _photo_tile(photo, avatar.meta.get("face_box"), tile)), ("avatar", r.draw(N))]
-    for i, label in _pick_mouths(motion.mouth):
+    for i, label in _pick_mouths(motion.mouth, n=4):
         tiles.append((f"{label} {i / FPS:.2f}s", r.draw(motion.landmarks[i])))
-    tiles += [
-        ("blink", r.draw(N, blink=1.0)),
-        ("happy", r.draw(N, emotion=emotion_vector("happy"))),
-        ("head turn", r.draw(N, pose=(0.5, 0.05, 0.08))),
-    ]
+    tiles.append(("blink", r.draw(N, blink=1.0)))
+    for name in ("happy", "sad", "angry", "fearful", "disgusted"):  # neutral is the avatar itself
+        tiles.append((name, r.draw(N, emotion=emotion_vector(name))))
+    turn, nod = (float(POSE_LIMIT[0]), 0.02, 0.04), (0.0, float(POSE_LIMIT[1]), 0.0)  # the largest a stream shows
+    tiles += [("head turn", r.draw(N, pose=turn)), ("nod", r.draw(N, pose=nod))]
     lab_h, gapw = 22, 6
     sheet = np.full((tile + lab_h, len(tiles) * tile + 2 * gapw, 3), 255, np.uint8)
     x = 0
@@ -109,3 +109,30 @@ def _photo_tile(photo: np.ndarray, box, tile: int) -> np.ndarray:
     ya = int(np.clip(cy - side / 2, 0, h - side))
     crop = photo[ya : ya + int(side), xa : xa + int(side)]
     return cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_AREA)
+
+
+def mouth_strip(face: Any, audio: Any, out: str | os.PathLike, frames: int = 20, tile: int = 96) -> Path:
+    """The drawn mouth over a stretch of speech: ``frames`` consecutive 25 fps frames from the loudest part of
+    ``audio``, each a crop around the mouth of the avatar of ``face``, labelled with its time (PNG)."""
+    avatar = load_face(face)
+    r = avatar.renderer(256)
+    pcm = load_audio(audio)
+    motion = Animator().animate(pcm, avatar.neutral)
+    n = motion.n_frames
+    frames = min(frames, n)
+    opening = np.convolve(motion.mouth[:, 0], np.ones(frames), "valid")
+    start = int(np.argmax(opening)) if opening.size else 0
+    tiles = []
+    for k in range(start, start + frames):
+        lm, pose, emo = motion.landmarks[k], motion.pose[k], motion.emotion[k]
+        im = r.draw(lm, pose, float(motion.blink[k]), emo)
+        mouth = r.posed_landmarks(lm, pose, emo)[48:68].mean(0) * 256  # follows the head as it moves
+        x0, y0 = (int(np.clip(v - 48, 0, 256 - 96)) for v in mouth)
+        crop = cv2.resize(im[y0 : y0 + 96, x0 : x0 + 96], (tile, tile), interpolation=cv2.INTER_AREA)
+        tiles.append(crop)
+    lab_h = 18
+    sheet = np.full((tile + lab_h, frames * tile, 3), 255, np.uint8)
+    for i, im in enumerate(tiles):
+        sheet[:tile, i * tile : (i + 1) * tile] = im
+        put_label(sheet, f"{(start + i) / FPS:.2f}", i * tile + 4, tile + 13)
+    return write_png(sheet, out)
