@@ -453,7 +453,7 @@ class AvatarRenderer(FacePainter):
         self._draw_nose(img, P)
         self._draw_mouth(img, P)
         for k in (0, 1):
-            self._draw_eye(img, P, k, blink, fea, sad, hap)
+            self._draw_eye(img, P, k, blink, emo)
 
         # --- front hair, brows, glasses
         hf = S["hair_front"]

@@ -361,9 +361,7 @@ class FacePainter:
         self._sprites[key] = (layer, mask)
         return layer, mask
 
-    def _draw_eye(
-        self, img: np.ndarray, P: np.ndarray, k: int, blink: float, fea: float, sad: float, hap: float
-    ) -> None:
+    def _draw_eye(self, img: np.ndarray, P: np.ndarray, k: int, blink: float, emo: np.ndarray) -> None:
         p = self.palette
         A, B = (P[36], P[39]) if k == 0 else (P[45], P[42])  # outer, inner corner
         ctr = 0.5 * (A + B)
@@ -374,7 +372,7 @@ class FacePainter:
         up = np.array([fx[1], -fx[0]], np.float32)
         A = ctr - 0.5 * ax + up * (0.02 * w)
         o = float(np.clip(self._eye_open(P, k) / max(self._eye_ref[k], 1e-3), 0.0, 1.35))
-        o *= (1.0 - blink) * eye_open_factor((0.0, 0.0, fea, hap, 0.0, sad))
+        o *= (1.0 - blink) * eye_open_factor(emo)
         H = w * self._eye_aspect[k]
         U, SU = self._U, self._SU
         M = np.stack([ax, up]).astype(np.float32)  # (u, v) -> offset from A

@@ -193,37 +193,58 @@ def mean_face_landmarks() -> np.ndarray:
 def apply_emotion(
     landmarks: np.ndarray, emotion: Sequence[float] | np.ndarray | None, scale: float = 1.0
 ) -> np.ndarray:
-    """Expression offsets of the landmarks for an emotion vector (:data:`EMOTIONS` order, 0..1):
-    brow tilt/lift, mouth-corner height, mouth width. ``scale``: canvas size of ``landmarks``'
-    units (1 for 0..1 canvas units). Shared by every renderer, so they show the same expression."""
+    """Expression offsets of the landmarks for an emotion vector (:data:`EMOTIONS` order, 0..1): brows (inner
+    and outer ends), mouth corners, mouth width and the outer lips. ``scale``: canvas size of ``landmarks``'
+    units (1 for 0..1 canvas units). Shared by every renderer, so they show the same expression.
+
+    Each emotion moves its brows and its mouth by 3-6 % of the face width (about 0.6 canvas units), in its own
+    way: happy lifts the corners and widens the mouth; sad raises the inner brows and pulls the corners down
+    into a pout; angry draws the inner brows down and presses the mouth narrow; fearful lifts the whole brow
+    and stretches the mouth sideways; disgusted lowers the brows and raises the upper lip. The inner lips are
+    not moved apart, so closures stay closed under every emotion."""
     if emotion is None:
         return landmarks
     ang, dis, fea, hap, _neu, sad = (float(v) for v in np.clip(np.asarray(emotion, np.float32).reshape(6), 0, 1))
     if ang + dis + fea + hap + sad < 1e-3:
         return landmarks
     L = np.array(landmarks, np.float32, copy=True)
-    inner = scale * (0.026 * (sad + fea) - 0.028 * ang - 0.014 * dis)  # + = inner brow ends up
-    lift = scale * (0.008 * hap + 0.01 * fea)
-    for idx, w in ((21, 1.0), (20, 0.6), (19, 0.3), (22, 1.0), (23, 0.6), (24, 0.3)):
-        L[idx, 1] -= inner * w + lift
-    for idx in (17, 18, 25, 26):
-        L[idx, 1] -= lift - scale * 0.006 * sad
-    dy = scale * (-0.015 * hap + 0.016 * sad + 0.008 * ang + 0.01 * dis)  # + = corners down
-    for idx in (48, 60, 54, 64):
-        L[idx, 1] += dy
+    # brows: + = up
+    inner = scale * (0.032 * sad + 0.022 * fea - 0.030 * ang - 0.022 * dis + 0.016 * hap)
+    outer = scale * (-0.012 * sad + 0.024 * fea + 0.008 * ang - 0.010 * dis + 0.020 * hap)
+    for (i_in, i_out), ramp in (((21, 17), (1.0, 0.75, 0.45, 0.2, 0.0)), ((22, 26), (1.0, 0.75, 0.45, 0.2, 0.0))):
+        step = 1 if i_out > i_in else -1
+        for k, w in enumerate(ramp):
+            L[i_in + step * k, 1] -= inner * w + outer * (1.0 - w)
+    # brows come together when angry or disgusted
+    pinch = scale * (0.012 * ang + 0.008 * dis)
+    for idx, w in ((21, 1.0), (20, 0.6), (19, 0.3)):
+        L[idx, 0] += pinch * w
+    for idx, w in ((22, 1.0), (23, 0.6), (24, 0.3)):
+        L[idx, 0] -= pinch * w
+    # mouth corners: + = down
+    dy = scale * (-0.026 * hap + 0.036 * sad + 0.012 * ang + 0.014 * dis + 0.008 * fea)
+    sneer = scale * 0.014 * dis  # disgust is one-sided: one corner down, the other drawn up
+    for idx, side in ((48, 1.0), (60, 1.0), (54, -1.0), (64, -1.0)):
+        L[idx, 1] += dy + side * sneer
     for idx in (49, 59, 53, 55, 61, 67, 63, 65):
         L[idx, 1] += 0.45 * dy
     mc = float(L[48:68, 0].mean())
-    L[48:68, 0] = mc + (L[48:68, 0] - mc) * (1.0 + 0.08 * hap - 0.06 * ang)
+    L[48:68, 0] = mc + (L[48:68, 0] - mc) * (1.0 + 0.14 * hap - 0.16 * ang - 0.10 * sad + 0.20 * fea - 0.04 * dis)
+    # the outer lips: a sad pout pushes the lower lip up, disgust lifts the upper lip (the inner lips stay)
+    for idx, w in ((56, 0.6), (57, 1.0), (58, 0.6)):
+        L[idx, 1] -= scale * 0.014 * sad * w
+    for idx, w in ((50, 0.8), (51, 1.0), (52, 0.8)):
+        L[idx, 1] -= scale * 0.020 * dis * w
     return L
 
 
 def eye_open_factor(emotion: Sequence[float] | np.ndarray | None) -> float:
-    """How open the eyes are for an emotion (1 = neutral): wider when afraid, narrower when sad/happy."""
+    """How open the eyes are for an emotion (1 = neutral): wide when afraid; narrowed when happy (a smile's
+    squint), sad (heavy lids), angry or disgusted."""
     if emotion is None:
         return 1.0
-    _ang, _dis, fea, hap, _neu, sad = (float(v) for v in np.clip(np.asarray(emotion, np.float32).reshape(6), 0, 1))
-    return 1.0 + 0.12 * fea - 0.12 * sad - 0.1 * hap
+    ang, dis, fea, hap, _neu, sad = (float(v) for v in np.clip(np.asarray(emotion, np.float32).reshape(6), 0, 1))
+    return 1.0 + 0.30 * fea - 0.30 * sad - 0.32 * hap - 0.22 * ang - 0.26 * dis
 
 
 def check_neutral(neutral: object) -> np.ndarray:

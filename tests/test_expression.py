@@ -97,3 +97,31 @@ def test_mouth_strip_shows_the_mouth_moving(tmp_path, frontal_face, speech_wav):
     assert img.shape == (64 + 18, 12 * 64, 3)
     tiles = [img[:64, i * 64 : (i + 1) * 64].astype(np.int16) for i in range(12)]
     assert max(np.abs(t - tiles[0]).mean() for t in tiles[1:]) > 2  # the mouth changes across the strip
+
+
+@pytest.mark.parametrize("photo", ["demo_face", "grace_hopper"])
+def test_each_emotion_is_visible_distinct_and_keeps_closures(photo, frontal_face, data_dir):
+    """Brows and mouth move by >= 3 % of the face width for every emotion, each differently; the eyelids
+    open or narrow; the inner lips keep their gap (a closed mouth stays closed)."""
+    from toonsync.runtime.avatar_geometry import apply_emotion, eye_open_factor
+    from toonsync.runtime.motion import emotion_vector
+    from toonsync.runtime.mouth import inner_lip_gap
+    from toonsync.runtime.prepare import load_face
+
+    neutral = load_face(frontal_face if photo == "demo_face" else data_dir / f"{photo}.jpg").neutral
+    width = neutral[16, 0] - neutral[0, 0]
+    shown = {}
+    for name in ("happy", "sad", "angry", "fearful", "disgusted"):
+        v = emotion_vector(name)
+        lm = apply_emotion(neutral, v)
+        moved = np.linalg.norm(lm - neutral, axis=1) / width
+        assert moved[17:27].max() >= 0.03 and moved[48:68].max() >= 0.03, (name, moved[17:27].max(), moved[48:68].max())
+        assert abs(eye_open_factor(v) - 1.0) >= 0.2, name
+        assert inner_lip_gap(lm) == pytest.approx(inner_lip_gap(neutral), abs=1e-6)
+        shown[name] = lm
+    names = list(shown)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert np.linalg.norm(shown[a] - shown[b], axis=1).max() / width >= 0.03, (a, b)
+    half = apply_emotion(neutral, 0.5 * emotion_vector("sad"))  # a blend is between: transitions cannot pop
+    assert np.abs(half - neutral).max() < np.abs(shown["sad"] - neutral).max()
