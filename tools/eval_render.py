@@ -135,6 +135,7 @@ def eval_render(
     face = asset(DEMO_FACE) if face is None else face
     audio = asset(DEMO_SPEECH) if audio is None else audio
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)  # the report folder (like --out-dir): made when missing
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     avatar = load_face(face)
