@@ -23,7 +23,7 @@ from .errors import ToonsyncError
 from .options import RenderOptions
 
 log = logging.getLogger("toonsync")
-# the rendering options render and say take on the command line
+# the rendering options render, say and (without fps) stream take on the command line
 RENDER_KNOBS = (
     "size",
     "fps",
@@ -171,19 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--window", action="store_true", help="show an OpenCV window (needs a display + GUI OpenCV)")
     s.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
-    RenderOptions.add_arguments(
-        s,
-        "size",
-        "seed",
-        "emotion",
-        "backend",
-        "precision",
-        "renderer",
-        "background",
-        "max_backlog",
-        "mouth_gain",
-        "head_motion",
-    )
+    RenderOptions.add_arguments(s, *(k for k in RENDER_KNOBS if k != "fps"), "max_backlog")  # live: 25 fps
     s.add_argument(
         "--triton",
         metavar="URL",

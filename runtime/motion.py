@@ -218,8 +218,9 @@ class HeadMotion:
         n = len(activity)
         scale, yaw = np.empty(n, np.float32), np.empty(n, np.float32)
         kick = np.sqrt(1.0 - self.POLE**2)
+        noise = self._rng.standard_normal(n)  # the same values as n single draws: chunking does not matter
         for i, a in enumerate(np.asarray(activity, np.float64)):
-            self._v = self.POLE * self._v + kick * float(self._rng.standard_normal())
+            self._v = self.POLE * self._v + kick * float(noise[i])
             self._active = self._ease * self._active + (1.0 - self._ease) * min(max(a, 0.0), 1.0)
             scale[i] = self.IDLE + (self.SPEECH - self.IDLE) * self._active
             yaw[i] = self.DRIFT * self._active * self._v

@@ -149,10 +149,3 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def progress(it: Iterable[T], desc: str, total: float | None = None, unit: str = "it") -> Iterator[T]:
-    """Iterate ``it`` with a bar (``total`` defaults to ``len(it)`` when it has one)."""
-    if total is None and hasattr(it, "__len__"):
-        total = len(it)  # type: ignore[arg-type]
-    return Progress(desc, total, unit).over(it)

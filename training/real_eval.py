@@ -32,7 +32,7 @@ import numpy as np
 from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.avatar_geometry import mean_face_landmarks
 from toonsync.runtime.mel import FPS, SAMPLES_PER_FRAME
-from toonsync.runtime.mouth import LOWER_INNER, MOUTH_GAIN, UPPER_INNER
+from toonsync.runtime.mouth import MOUTH_GAIN, inner_lip_gap
 
 from .align_check import Aligner, AlignmentError
 from .visemes import Phone, mouth_trajectory
@@ -68,7 +68,7 @@ def real_clips(directory: Path = REAL_DIR, system: bool = True) -> list[RealClip
 
 def openness(landmarks: np.ndarray) -> np.ndarray:
     """[T, 68, 2] landmarks -> the drawn mouth opening [T] on the 0-1 anime scale (see the module doc)."""
-    gap = landmarks[:, list(LOWER_INNER[::-1]), 1].mean(1) - landmarks[:, list(UPPER_INNER), 1].mean(1)
+    gap = inner_lip_gap(landmarks)
     eyes = np.linalg.norm(landmarks[:, 36] - landmarks[:, 45], axis=1)
     return (gap / (ANIME_GAP * eyes)).astype(np.float32)
 
