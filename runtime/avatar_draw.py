@@ -168,6 +168,20 @@ def unpremultiply(rgba: np.ndarray) -> np.ndarray:
     return out
 
 
+def _round_mouth(poly: np.ndarray) -> np.ndarray:
+    """An open mouth's outline pulled toward the ellipse of its width and height as it gets taller for its width:
+    a rounded /oo/ reads as an oval, not a lens with sharp corners (nothing changes below an aspect of 0.35)."""
+    c = poly.mean(0)
+    hw, hh = 0.5 * np.ptp(poly[:, 0]) + 1e-6, 0.5 * np.ptp(poly[:, 1]) + 1e-6
+    b = 0.75 * float(np.clip((hh / hw - 0.35) / 0.4, 0.0, 1.0))
+    if b == 0.0:
+        return poly
+    d = (poly - c) / np.array([hw, hh], np.float32)
+    theta = np.arctan2(d[:, 1], d[:, 0])
+    ellipse = c + np.stack([hw * np.cos(theta), hh * np.sin(theta)], 1)
+    return ((1 - b) * poly + b * ellipse).astype(np.float32)
+
+
 class FacePainter:
     """Painters of the face's parts, mixed into ``AvatarRenderer``; each draws onto the supersampled canvas."""
 
@@ -249,9 +263,12 @@ class FacePainter:
         p, W = self.palette, float(self.W)
         inner = P[60:68]
         opening = self.mouth_opening(P)
+        tuck = float(np.mean(P[[61, 62, 63], 1] - P[[67, 66, 65], 1]))  # > 0: the lower lip rose past the upper
         if opening < 0.015 * W:
             mid = 0.5 * (P[[61, 62, 63]] + P[[67, 66, 65]])
             c = _catmull(np.concatenate([inner[:1], mid, inner[4:5]]), 5)
+            if tuck > 0.003 * W:  # F/V: the upper teeth rest on the lower lip
+                self._draw_tuck(img, c, tuck)
             _fill(img, _stroke(c, _taper(len(c), 0.0065 * W, 0.45, 0.45)), p["mouth_line"])
             lc = 0.55 * P[57] + 0.45 * mid[1]
             hw = 0.18 * float(np.linalg.norm(inner[4] - inner[0]))
@@ -261,7 +278,7 @@ class FacePainter:
         mc = inner.mean(0)
         sw = 1.0 - 0.3 * min(opening / (0.07 * W), 1.0)
         inner = mc + (inner - mc) * np.array([sw, 1.0], np.float32)
-        poly = _catmull(inner, 5, closed=True)
+        poly = _round_mouth(_catmull(inner, 5, closed=True))
         box = _bbox(poly, 3, img.shape)
         if box is None:
             return
@@ -305,6 +322,22 @@ class FacePainter:
         _line(img, poly, p["mouth_line"], 0.004 * W, closed=True)
         up_c = _catmull(inner[[0, 1, 2, 3, 4]], 4)
         _fill(img, _stroke(up_c, _taper(len(up_c), 0.006 * W, 0.5, 0.5)), p["mouth_line"])
+
+    def _draw_tuck(self, img: np.ndarray, line: np.ndarray, tuck: float) -> None:
+        """Upper teeth showing below the mouth line ``line`` (a closed mouth's centre curve) over the middle
+        60 % of its width, 1.3 times as tall as the tuck (1.8-2.8 % of the frame), outlined, with the lower lip's
+        edge below it."""
+        p, W = self.palette, float(self.W)
+        n = len(line)
+        top = line[int(0.18 * n) : int(np.ceil(0.82 * n))]
+        h = float(np.clip(1.3 * tuck, 0.018 * W, 0.028 * W))
+        bottom = (top + np.array([0.0, h], np.float32))[::-1]
+        bottom[:, 0] = top[::-1, 0] * 0.9 + top[:, 0].mean() * 0.1  # slightly narrower at the bite
+        _fill(img, np.concatenate([top, bottom]).astype(np.float32), p["teeth"])
+        _line(img, bottom, p["mouth_line"], 0.0035 * W)
+        lip = bottom[::-1] + np.array([0.0, 0.45 * h], np.float32)  # the tucked lower lip's edge below the bite
+        lip[:, 0] = lip[:, 0] * 1.15 - lip[:, 0].mean() * 0.15
+        _fill(img, _stroke(lip, _taper(len(lip), 0.004 * W, 0.5, 0.5)), p["skin_sh"])
 
     @staticmethod
     def _eye_open(L: np.ndarray, k: int) -> float:

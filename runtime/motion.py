@@ -199,13 +199,21 @@ def limit_pose(pose: np.ndarray) -> np.ndarray:
 
 class HeadMotion:
     """How much the head moves, frame by frame, from the speech activity (0 = silence .. 1 = speech: the
-    silence gate's gain), smoothed over ``EASE_S``: the model's pose is shown ``SPEECH`` times over while
-    speaking and ``IDLE`` times in pauses (breathing and a little sway, nearly still), and a slow seeded
-    turn (``DRIFT`` rad std, about 0.15 Hz) is added while speaking. ``step(activity)`` returns (scale [n],
-    extra yaw [n]); one frame at a time, so a stream gives an offline render's values for any chunking."""
+    silence gate's gain), smoothed over ``EASE_S``: the model's pose is shown ``SPEECH`` times over (per axis)
+    while speaking and ``IDLE`` times in pauses (breathing and a little sway, nearly still).
 
-    SPEECH, IDLE = 2.6, 0.5
+    On top of it, what speakers do at phrase boundaries: each phrase (speech after at least ``PAUSE_S`` of
+    silence) turns, nods and tilts the head toward a new seeded offset (std ``SHIFT``: yaw, pitch, roll), eased
+    in over about ``SETTLE_S``; a long phrase re-targets every 1.2-2.5 s, and a slow seeded turn (``DRIFT`` rad
+    std, about 0.15 Hz) runs while speaking. In pauses no new offset is drawn, so the head stays where the
+    phrase left it. ``step(activity)`` returns (scale [n, 3], offset [n, 3]); one frame at a time, so a stream gives
+    an offline render's values for any chunking."""
+
+    SPEECH = np.array([2.6, 3.6, 2.6], np.float32)  # yaw, pitch, roll: nods read larger than turns
+    IDLE = 0.5
     DRIFT = 0.035  # rad (2 degrees)
+    SHIFT = np.array([0.05, 0.04, 0.025], np.float32)  # rad std of a phrase offset (2.9, 2.3, 1.4 degrees)
+    PAUSE_S, SETTLE_S = 0.3, 0.25
     POLE = float(np.exp(-2 * np.pi * 0.15 / 25))  # AR(1) low-pass of white noise: ~0.15 Hz at 25 fps
     EASE_S = 0.4
 
@@ -213,15 +221,30 @@ class HeadMotion:
         self._rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x9A3D])
         self._v, self._active = 0.0, 0.0
         self._ease = float(np.exp(-1 / (self.EASE_S * 25)))
+        self._settle = float(np.exp(-1 / (self.SETTLE_S * 25 / 2)))  # two stages: about SETTLE_S in all
+        self._quiet, self._left = int(self.PAUSE_S * 25), 0  # frames of silence so far; of the current offset
+        self._target = np.zeros(3)
+        self._stage = np.zeros((2, 3))
 
     def step(self, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(activity)
-        scale, yaw = np.empty(n, np.float32), np.empty(n, np.float32)
+        scale, offset = np.empty((n, 3), np.float32), np.empty((n, 3), np.float32)
         kick = np.sqrt(1.0 - self.POLE**2)
-        noise = self._rng.standard_normal(n)  # the same values as n single draws: chunking does not matter
+        noise = self._rng.standard_normal((n, 5))  # the same values as n single draws: chunking does not matter
         for i, a in enumerate(np.asarray(activity, np.float64)):
-            self._v = self.POLE * self._v + kick * float(noise[i])
+            z = noise[i]
+            self._v = self.POLE * self._v + kick * float(z[0])
             self._active = self._ease * self._active + (1.0 - self._ease) * min(max(a, 0.0), 1.0)
+            speaking = a > 0.5
+            onset = speaking and self._quiet >= self.PAUSE_S * 25
+            self._quiet = 0 if speaking else self._quiet + 1
+            self._left -= 1
+            if onset or (speaking and self._left <= 0):  # a new phrase, or a long one moving on
+                self._target = np.clip(z[1:4], -2.0, 2.0) * self.SHIFT
+                self._left = int(25 * (1.2 + 1.3 * min(abs(float(z[4])), 1.0)))
+            self._stage[0] += (1.0 - self._settle) * (self._target - self._stage[0])
+            self._stage[1] += (1.0 - self._settle) * (self._stage[0] - self._stage[1])
             scale[i] = self.IDLE + (self.SPEECH - self.IDLE) * self._active
-            yaw[i] = self.DRIFT * self._active * self._v
-        return scale, yaw
+            offset[i] = self._stage[1]
+            offset[i, 0] += self.DRIFT * self._active * self._v
+        return scale, offset

@@ -23,6 +23,7 @@ MOUTH_GAIN = 2.5
 MOUTH_GAIN_RANGE = (0.0, 4.0)
 DEAD_ZONE = 0.15  # openings well below this stay (nearly) closed whatever the gain (tuned on a TTS split)
 OPEN_LIMIT = 1.6  # a wide-open anime mouth: the inner-lip gap 0.37 x the outer-eye-corner distance
+ROUND_LIMIT = 1.25  # the most rounded drawn mouth (spread -1.25: the corners 0.035 in on each side, lips pouted)
 
 UPPER_INNER = (61, 62, 63)
 LOWER_INNER = (65, 66, 67)
@@ -64,11 +65,17 @@ def mouth_basis() -> np.ndarray:
         b[1, i, 1] = 0.008 * w  # spread flattens the lips (rounded: negative -> taller)
     for i, w in zip((56, 57, 58), (0.6, 1.0, 0.6)):
         b[1, i, 1] = -0.008 * w
-    # labio: lower lip up under the upper teeth, jaw slightly up
-    for i in LOWER_INNER + LOWER_OUTER:
-        b[2, i, 1] = -0.015
+    # labio: the lower lip rolls up under the upper teeth (its inner edge rises past the upper lip's, so the lip
+    # looks thinner and the inner lips overlap: the F/V signature a renderer draws as teeth on the lip), the
+    # upper lip lifts a little to show the teeth, the jaw comes slightly up
+    for i in LOWER_INNER:
+        b[2, i, 1] = -0.02
+    for i in LOWER_OUTER:
+        b[2, i, 1] = -0.008
     for i in UPPER_INNER:
-        b[2, i, 1] = -0.004
+        b[2, i, 1] = -0.006
+    for i in UPPER_OUTER:
+        b[2, i, 1] = -0.003
     return b
 
 
@@ -90,6 +97,21 @@ def drawn_opening(opening: np.ndarray, gain: float = MOUTH_GAIN) -> np.ndarray:
     pos = np.maximum(x, 0.0)
     y = gain * (pos - d * (1.0 - np.exp(-pos / d)))
     return np.where(x > 0, np.minimum(y, OPEN_LIMIT), x).astype(np.float32)
+
+
+def drawn_mouth(mouth: np.ndarray, gain: float = MOUTH_GAIN) -> np.ndarray:
+    """The model's mouth parameters [..., 3] -> the ones drawn: the opening through ``drawn_opening``; rounding
+    (negative spread, at most ``ROUND_LIMIT``) and the F/V tuck (labio, at most 1), which regress toward the
+    middle like the opening, shown ``gain`` times over; a spread smile as it is. Gain <= 1 is the identity
+    for both."""
+    m = np.asarray(mouth, np.float32)
+    out = m.copy()
+    out[..., 0] = drawn_opening(m[..., 0], gain)
+    if gain > 1.0:
+        k = np.float32(gain)
+        out[..., 1] = np.where(m[..., 1] < 0, np.maximum(m[..., 1] * k, -ROUND_LIMIT), m[..., 1])
+        out[..., 2] = np.where(m[..., 2] > 0, np.minimum(m[..., 2] * k, 1.0), m[..., 2])
+    return out
 
 
 def close_mouth(landmarks: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from .errors import InputError, ModelError
 from .mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream
 from .model_card import ModelCard
 from .motion import EMOTIONS, HeadMotion, MotionNoise, emotion_vector, limit_pose, speech_energy
-from .mouth import MOUTH_GAIN, SilenceGate, drawn_opening, mouth_basis
+from .mouth import MOUTH_GAIN, SilenceGate, drawn_mouth, mouth_basis
 from .options import check_expression
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ class Stream:
         head_motion: float = 1.0,
     ):
         self.model = model
-        # how the motion is shown: the drawn mouth opening (runtime.mouth.drawn_opening) and a scale on the head
+        # how the motion is shown: the drawn mouth (runtime.mouth.drawn_mouth) and a scale on the head
         # pose (0: perfectly still); applied once, to the frames' landmarks and pose that every consumer takes
         self.mouth_gain, self.head_motion = check_expression(mouth_gain, head_motion)
         # defer: accept_audio only queues mel; the model runs at ready()/step() or, batched across many
@@ -391,12 +391,11 @@ class Stream:
         g = prep["gains"]
         # the landmark offsets are linear in the mouth parameters (mouth @ basis): one gain scales both
         mouth, offsets = prep["mouth"] * g[:, None], prep["offsets"] * g[:, None, None]
-        if self.mouth_gain != 1.0:  # the drawn opening: the open component of the offsets, re-scaled
-            extra = drawn_opening(mouth[:, 0], self.mouth_gain) - mouth[:, 0]
-            offsets = offsets + extra[:, None, None] * mouth_basis()[0]
-        scale, turn = self._head.step(g)  # livelier while speaking, nearly still in pauses; a slow turn
-        pose = prep["pose"] * scale[:, None]
-        pose[:, 0] += turn
+        if self.mouth_gain != 1.0:  # the drawn mouth (runtime.mouth.drawn_mouth): the offsets re-scaled
+            extra = drawn_mouth(mouth, self.mouth_gain) - mouth
+            offsets = offsets + np.tensordot(extra, mouth_basis(), axes=([1], [0]))
+        scale, shift = self._head.step(g)  # livelier while speaking, nearly still in pauses; phrase by phrase
+        pose = prep["pose"] * scale + shift
         pose = limit_pose(pose * np.float32(self.head_motion))
         for i in range(mouth.shape[0]):
             k = self._next_index

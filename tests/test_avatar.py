@@ -250,6 +250,32 @@ def test_mouth_interior_grows_with_opening(avatars):
         assert counts[-1] > 3 * counts[2], (name, counts)
 
 
+def _mouth_shape(neutral, rend, *params: float) -> np.ndarray:
+    from toonsync.runtime.mouth import apply_mouth, drawn_mouth
+
+    return rend.draw(apply_mouth(neutral, drawn_mouth(np.array(params, np.float32))))
+
+
+def _extent(mask: np.ndarray) -> tuple[int, int]:
+    """(columns, rows) that a mask touches."""
+    return int(mask.any(0).sum()), int(mask.any(1).sum())
+
+
+def test_f_v_shows_teeth_on_the_lip_and_rounded_is_a_narrow_oval(avatars):
+    for name, (_st, neutral, rend) in avatars.items():
+        ys, xs = _box(neutral, range(48, 68), 0.03)
+        teeth = [
+            int(_near(_mouth_shape(neutral, rend, 0.05, 0.1, lab)[ys, xs], rend.palette["teeth"], 10).sum())
+            for lab in (0.0, 0.5)
+        ]
+        assert teeth[0] == 0 and teeth[1] > 0.0004 * SIZE * SIZE, (name, teeth)  # closed: none; F/V: a band
+        (wide_w, wide_h), (round_w, round_h) = (
+            _extent(_near(_mouth_shape(neutral, rend, 0.3, spread, 0.0)[ys, xs], rend.palette["mouth_in"], 12))
+            for spread in (0.3, -0.5)
+        )
+        assert round_w < 0.8 * wide_w and round_h / round_w > 1.2 * wide_h / wide_w, (name, wide_w, round_w)
+
+
 # --------------------------------------------------------------------------- 6. blink
 def test_blink_hides_the_sclera(avatars):
     st, neutral, rend = avatars["astronaut"]  # no glasses (their glints are white too)

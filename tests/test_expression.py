@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from toonsync.runtime.errors import InputError
-from toonsync.runtime.mouth import DEAD_ZONE, MOUTH_GAIN, OPEN_LIMIT, drawn_opening, mouth_basis
+from toonsync.runtime.mouth import (
+    DEAD_ZONE,
+    MOUTH_GAIN,
+    OPEN_LIMIT,
+    ROUND_LIMIT,
+    drawn_mouth,
+    drawn_opening,
+    mouth_basis,
+)
 from toonsync.runtime.options import RenderOptions
 
 
@@ -25,7 +33,17 @@ def test_drawn_opening_is_flat_at_closed_steep_above_and_limited():
     assert drawn_opening(np.float32(-0.02), 2.5) == pytest.approx(-0.02)  # lips pressed: as they are
 
 
-def test_gain_changes_only_the_open_component_and_motion_equals_the_render(animator, speech_wav, frontal_face):
+def test_drawn_mouth_exaggerates_opening_rounding_and_tuck_but_not_a_smile():
+    m = np.array([[0.4, -0.3, 0.0], [0.2, 0.5, 0.0], [0.05, 0.1, 0.6], [0.3, -0.9, 0.2]], np.float32)
+    np.testing.assert_array_equal(drawn_mouth(m, 1.0), m)  # gain 1: as the model says
+    d = drawn_mouth(m, 2.5)
+    np.testing.assert_array_equal(d[:, 0], drawn_opening(m[:, 0], 2.5))
+    assert d[0, 1] == pytest.approx(-0.75) and d[1, 1] == m[1, 1]  # rounding x gain; a smile as it is
+    assert d[2, 2] == 1.0 and d[3, 2] == pytest.approx(0.5)  # the tuck x gain, at most 1
+    assert d[3, 1] == pytest.approx(-ROUND_LIMIT)
+
+
+def test_gain_changes_only_the_mouth_shape_and_motion_equals_the_render(animator, speech_wav, frontal_face):
     from toonsync.runtime.motion_io import animate
     from toonsync.runtime.pipeline import render
     from toonsync.runtime.prepare import load_face
@@ -34,8 +52,8 @@ def test_gain_changes_only_the_open_component_and_motion_equals_the_render(anima
     raw = animate(speech_wav, face=frontal_face, animator=animator, mouth_gain=1.0)
     shown = animate(speech_wav, face=frontal_face, animator=animator)  # the default, anime-scale
     np.testing.assert_array_equal(raw.mouth, shown.mouth)  # the model's mouth parameters are not touched
-    extra = drawn_opening(raw.mouth[:, 0], MOUTH_GAIN) - raw.mouth[:, 0]
-    np.testing.assert_allclose(shown.landmarks, raw.landmarks + extra[:, None, None] * mouth_basis()[0], atol=1e-6)
+    extra = drawn_mouth(raw.mouth, MOUTH_GAIN) - raw.mouth
+    np.testing.assert_allclose(shown.landmarks, raw.landmarks + np.tensordot(extra, mouth_basis(), 1), atol=1e-6)
     gap = lambda m: m.landmarks[:, [65, 66, 67], 1].mean(1) - m.landmarks[:, [61, 62, 63], 1].mean(1)  # noqa: E731
     assert np.percentile(gap(shown), 90) > 1.8 * np.percentile(gap(raw), 90)  # visibly wider when speaking
     assert (gap(shown) <= gap(raw) + 1e-6)[raw.mouth[:, 0] < 0.02].all()  # and no wider when closed

@@ -115,7 +115,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="lipsync (default; needs --test), render (docs/metrics.md) or real: lip-sync, head motion and blinks "
         "on real human recordings (docs/real_speech.md)",
     )
-    ev.add_argument("--test", type=Path, help="lipsync: held-out corpus .h5 (toonsync corpus build --split test)")
+    ev.add_argument(
+        "--test",
+        type=Path,
+        help="lipsync: held-out corpus .h5 (toonsync corpus build --split test); real: score that TTS split "
+        "instead of the recordings, each clip heard through a seeded random recording chain (the set to tune on)",
+    )
+    ev.add_argument("--clean", action="store_true", help="real --test: the TTS clips as they are, not re-recorded")
     ev.add_argument("--checkpoint", type=Path, help="lipsync: a torch checkpoint instead of the shipped ONNX model")
     ev.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"])
     ev.add_argument(
@@ -261,14 +267,19 @@ def cmd_eval(a: argparse.Namespace) -> int:
 def _eval_real(a: argparse.Namespace) -> int:
     """``toonsync eval real``: figures on the bundled real recordings -> OUT/real_eval.json and a summary."""
     real = import_extra("toonsync.training.real_eval", "train")
-    rep = real.evaluate_real(mouth_gain=a.mouth_gain, head_motion=a.head_motion, precision=a.precision)
+    knobs = {"mouth_gain": a.mouth_gain, "head_motion": a.head_motion, "precision": a.precision}
+    if a.test is not None:
+        rep = real.evaluate_split(a.test, rerecord=not a.clean, seed=a.seed, **knobs)
+    else:
+        rep = real.evaluate_real(**knobs)
     out = (a.out or Path("runs/eval_real")) / "real_eval.json"
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(rep, indent=2) + "\n")
     pose = rep["pose_std_deg"]
     log.info(
-        "real speech (%d clips, %.0f s, %d speakers): r %.2f, slope %.2f, wide-open median %.2f, closed "
+        "%s (%d clips, %.0f s, %d speakers): r %.2f, slope %.2f, wide-open median %.2f, closed "
         "precision %.2f / recall %.2f, head std yaw %.1f° pitch %.1f°, %.0f blinks/min; wrote %s",
+        "real speech" if a.test is None else f"{a.test}{'' if a.clean else ' re-recorded'}",
         rep["clips"],
         rep["seconds"],
         len(rep["speakers"]),

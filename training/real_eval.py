@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ REAL_DIR = Path(__file__).resolve().parent / "real_speech"
 ALSA_DIR = Path("/usr/share/sounds/alsa")
 WIDE = frozenset({"aa", "ae", "ah", "ao", "aw", "ay"})
 SHUT = frozenset({"p", "b", "m", "sil"})
+PAUSES = frozenset({"sil", "pau", "h#", "#", "brth", "sp"})  # silence in the aligner's and the TTS engines' sets
 CLOSED = 0.10  # predicted opening below this counts as closed (an inner-lip gap of 3.5 % of the eye span)
 ANIME_GAP = 0.35  # opening 1.0: an inner-lip gap of this fraction of the outer-eye-corner distance
 
@@ -74,11 +76,12 @@ def openness(landmarks: np.ndarray) -> np.ndarray:
 
 
 def frame_labels(phones: list[Phone], n: int) -> np.ndarray:
-    """The phone at each 25 fps frame's centre ("sil" outside every phone)."""
+    """The phone at each 25 fps frame's centre, stress digits dropped ("sil" in pauses and outside every phone)."""
     t = (np.arange(n) + 0.5) / FPS
     lab = np.full(n, "sil", dtype=object)
     for p in phones:
-        lab[(t >= p.start) & (t < p.end)] = p.label
+        key = p.label.lower().rstrip("012")
+        lab[(t >= p.start) & (t < p.end)] = "sil" if key in PAUSES else key
     return lab
 
 
@@ -100,32 +103,23 @@ def figures(pred: np.ndarray, true: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def evaluate_real(
-    clips: list[RealClip] | None = None,
+def _score(
+    items: Iterable[tuple[str, str, np.ndarray, list[Phone]]],
     *,
-    mouth_gain: float = MOUTH_GAIN,
-    head_motion: float = 1.0,
-    precision: str = "fp32",
-    animator=None,
+    mouth_gain: float,
+    head_motion: float,
+    precision: str,
+    animator,
+    skipped: list[dict],
 ) -> dict:
-    """The figures of the module doc on ``clips`` (default: ``real_clips()``), through the shipped models as a
-    render runs them (``mouth_gain`` / ``head_motion`` as in ``RenderOptions``). A clip pocketsphinx cannot
-    align is left out and listed under ``skipped``."""
+    """The module doc's figures over ``(name, speaker, audio, phones)`` items."""
     from toonsync.runtime.pipeline import Animator
 
-    clips = real_clips() if clips is None else clips
     animator = animator or Animator("cpu", precision)
-    aligner, neutral = Aligner(), mean_face_landmarks()
-    preds, trues, labels, per_clip, skipped = [], [], [], [], []
+    neutral = mean_face_landmarks()
+    preds, trues, labels, per_clip = [], [], [], []
     poses, blinks, minutes = [], 0, 0.0
-    for c in clips:
-        audio = load_audio(c.path)
-        try:
-            phones = aligner.align(audio, c.text)
-        except AlignmentError as e:
-            skipped.append({"clip": c.path.name, "reason": str(e)})
-            log.warning("%s: not aligned: %s", c.path.name, e)
-            continue
+    for name, speaker, audio, phones in items:
         m = animator.animate(audio, neutral, mouth_gain=mouth_gain, head_motion=head_motion)
         n = min(m.n_frames, -(-audio.size // SAMPLES_PER_FRAME))
         pred, true, lab = openness(m.landmarks[:n]), mouth_trajectory(phones, n)[:, 0], frame_labels(phones, n)
@@ -135,9 +129,7 @@ def evaluate_real(
             poses.append(np.degrees(m.pose[:n, :2].std(0)))
         blinks += int(((m.blink[1:n] > 0.5) & (m.blink[: n - 1] <= 0.5)).sum())
         minutes += seconds / 60
-        per_clip.append(
-            {"clip": c.path.name, "speaker": c.speaker, "seconds": round(seconds, 2), **figures(pred, true, lab)}
-        )
+        per_clip.append({"clip": name, "speaker": speaker, "seconds": round(seconds, 2), **figures(pred, true, lab)})
     if not preds:
         raise AlignmentError("no clip could be aligned")
     out = figures(np.concatenate(preds), np.concatenate(trues), np.concatenate(labels))
@@ -154,3 +146,68 @@ def evaluate_real(
         "per_clip": per_clip,
         "skipped": skipped,
     }
+
+
+def evaluate_real(
+    clips: list[RealClip] | None = None,
+    *,
+    mouth_gain: float = MOUTH_GAIN,
+    head_motion: float = 1.0,
+    precision: str = "fp32",
+    animator=None,
+) -> dict:
+    """The figures of the module doc on ``clips`` (default: ``real_clips()``), through the shipped models as a
+    render runs them (``mouth_gain`` / ``head_motion`` as in ``RenderOptions``). A clip pocketsphinx cannot
+    align is left out and listed under ``skipped``."""
+    clips = real_clips() if clips is None else clips
+    aligner, skipped = Aligner(), []
+
+    def items():
+        for c in clips:
+            audio = load_audio(c.path)
+            try:
+                phones = aligner.align(audio, c.text)
+            except AlignmentError as e:
+                skipped.append({"clip": c.path.name, "reason": str(e)})
+                log.warning("%s: not aligned: %s", c.path.name, e)
+                continue
+            yield c.path.name, c.speaker, audio, phones
+
+    return _score(
+        items(), mouth_gain=mouth_gain, head_motion=head_motion, precision=precision, animator=animator, skipped=skipped
+    )
+
+
+def evaluate_split(
+    path: Path,
+    *,
+    rerecord: bool = True,
+    seed: int = 0,
+    mouth_gain: float = MOUTH_GAIN,
+    head_motion: float = 1.0,
+    precision: str = "fp32",
+    animator=None,
+) -> dict:
+    """The same figures on a TTS clip store of one's own (``toonsync corpus build --split test``: held-out voices,
+    phone timings known, no alignment): the split to tune on, never the real recordings. With ``rerecord`` each
+    clip is first heard through a seeded random recording chain (``training.recording.degrade``)."""
+    from .dataset import ClipStore
+    from .recording import degrade
+
+    rng = np.random.default_rng(seed)
+
+    def items():
+        with ClipStore(path) as store:
+            for cid in store.ids():
+                c = store[cid]
+                if c.audio is None or c.phones is None or c.attrs.get("engine") == "synthetic":
+                    continue
+                audio = degrade(c.audio, rng) if rerecord else c.audio.astype(np.float32)
+                phones = [Phone(lab.decode(), float(a), float(b)) for lab, a, b in c.phones]
+                yield cid, f"{c.attrs.get('engine')}:{c.attrs.get('voice')}", audio, phones
+
+    rep = _score(
+        items(), mouth_gain=mouth_gain, head_motion=head_motion, precision=precision, animator=animator, skipped=[]
+    )
+    rep["data"] = {"path": str(path), "rerecorded": rerecord, "seed": seed}
+    return rep

@@ -23,14 +23,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from toonsync.runtime.emotion import NEU, arousal_mass
-from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS
+from toonsync.runtime.mel import FPS, HOP, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, log_mel
 from toonsync.runtime.motion import MotionNoise, speech_energy
 from toonsync.training.dataset import ClipStore
 
@@ -39,7 +39,9 @@ from .evaluate import lipsync_metrics
 from .models.audio2motion import Audio2Motion, Audio2MotionConfig
 from .models.encoder import load_model_checkpoint
 from .models.motion_decoder import MotionDecoder, MotionDecoderConfig
+from .recording import degrade
 from .train_audio2motion import SILENT_MEL, TrainConfig, describe_train_data, spec_augment
+from .visemes import Phone, lip_contacts
 
 log = logging.getLogger(__name__)
 MOUTH_W = (2.0, 1.0, 1.0)  # open counts double
@@ -60,6 +62,8 @@ class MotionTrainConfig(TrainConfig):
     gain_db: float = 6.0  # random level change (+- dB; digital silence stays silent)
     flat_share: float = 0.0  # extra share of crops from flat non-speech clips, half of them from their onset
     flat_weight: float = 1.0  # mouth-loss weight of crops from flat non-speech clips (a hum must not open it)
+    real_share: float = 0.0  # share of speech crops heard through a random recording chain (training.recording)
+    contact_w: float = 0.0  # extra mouth-loss weight on frames of a lip contact (P, B, M closures; F, V tucks)
     freeze_audio: bool = False  # train the decoder only (the speech model, e.g. from --init, stays fixed)
 
 
@@ -93,9 +97,31 @@ class MotionModel(nn.Module):
         return aux, out
 
 
-def load_clips(path: Path, split: str | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]]:
-    """[(mel [4T, 80], mouth [T, 3], speech energy [T] 0..1, flat non-speech?)] for every clip with mouth
-    targets."""
+class TrainClip(NamedTuple):
+    """One clip as training samples it: mel [4T, 80], mouth targets [T, 3], speech energy [T] (0..1), whether it
+    is flat non-speech, its audio [T * 640] and the frames of a lip contact [T] (bool)."""
+
+    mel: np.ndarray
+    mouth: np.ndarray
+    energy: np.ndarray
+    flat: bool
+    audio: np.ndarray
+    contact: np.ndarray
+
+
+def contact_frames(phones: np.ndarray | None, n: int) -> np.ndarray:
+    """[n] bool: the 25 fps frames of a lip contact (P/B/M closures, F/V tucks; ``visemes.lip_contacts``) of a
+    clip store's phones."""
+    out = np.zeros(n, bool)
+    if phones is not None:
+        timed = [Phone(bytes(lab).decode(), float(a), float(b)) for lab, a, b in phones]
+        for _key, idx in lip_contacts(timed, n, FPS):
+            out[idx] = True
+    return out
+
+
+def load_clips(path: Path, split: str | None = None) -> list[TrainClip]:
+    """Every clip with mouth targets and audio, as ``TrainClip``."""
     out = []
     with ClipStore(path) as store:
         for cid in store.ids(split):
@@ -104,14 +130,31 @@ def load_clips(path: Path, split: str | None = None) -> list[tuple[np.ndarray, n
                 continue
             t = min(c.mouth.shape[0], c.mel.shape[0] // MELS_PER_FRAME)
             out.append(
-                (
+                TrainClip(
                     c.mel[: t * MELS_PER_FRAME].astype(np.float32),
                     c.mouth[:t].astype(np.float32),
                     speech_energy(c.audio, t),
                     c.attrs.get("engine") == "synthetic",
+                    c.audio[: t * SAMPLES_PER_FRAME].astype(np.float32),
+                    contact_frames(c.phones, t),
                 )
             )
     return out
+
+
+ROOM_CONTEXT = SAMPLE_RATE  # audio heard before a re-recorded crop (the room's reverb and the mel's window)
+
+
+def rerecorded_mel(
+    clip: TrainClip, start: int, frames: int, rng: np.random.Generator, murmur: np.ndarray
+) -> np.ndarray:
+    """The log-mel [4 * frames, 80] of ``frames`` video frames from ``start``, heard through a random recording
+    chain (``training.recording.degrade``) with up to a second of the clip before it, computed by the runtime's
+    own ``log_mel``."""
+    s0 = start * SAMPLES_PER_FRAME
+    ctx = min(ROOM_CONTEXT, s0)
+    seg = clip.audio[s0 - ctx : s0 + frames * SAMPLES_PER_FRAME]
+    return log_mel(degrade(seg, rng, murmur))[ctx // HOP :]
 
 
 def random_emotion(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -149,15 +192,20 @@ def sample_batch(clips: Sequence[Any], cfg: MotionTrainConfig, lookahead: int, r
     pose = np.zeros((B, D, 3), np.float32)
     blink = np.zeros((B, D), np.float32)
     weight = np.ones(B, np.float32)
+    frame_w = np.ones((B, T), np.float32)  # per frame of the aux targets (contacts weigh more); the decoder's: L..T
     bins = np.arange(N_MELS, dtype=np.float32)
-    flat = [i for i, c in enumerate(clips) if c[3]] if cfg.flat_share > 0 else []
+    flat = [i for i, c in enumerate(clips) if c.flat] if cfg.flat_share > 0 else []
     for b in range(B):
         extra = bool(flat) and rng.random() < cfg.flat_share
-        mel, mo, en, is_flat = clips[flat[rng.integers(len(flat))] if extra else rng.integers(len(clips))]
+        clip = clips[flat[rng.integers(len(flat))] if extra else rng.integers(len(clips))]
+        mel, mo, en, is_flat = clip.mel, clip.mouth, clip.energy, clip.flat
         weight[b] = cfg.flat_weight if is_flat else 1.0
         n = mo.shape[0]
         s = 0 if extra and rng.random() < 0.5 else int(rng.integers(0, max(1, n - T + L)))
-        m = mel[s * MELS_PER_FRAME : (s + T) * MELS_PER_FRAME]
+        if not is_flat and rng.random() < cfg.real_share:
+            m = rerecorded_mel(clip, s, min(T, n - s), rng, clips[rng.integers(len(clips))].audio)
+        else:
+            m = mel[s * MELS_PER_FRAME : (s + T) * MELS_PER_FRAME]
         if cfg.warp > 0:  # stretch the mel axis about 0 (a different vocal tract length)
             src = np.clip(bins / float(rng.uniform(1 - cfg.warp, 1 + cfg.warp)), 0, N_MELS - 1)
             i0 = np.floor(src).astype(int)
@@ -170,6 +218,8 @@ def sample_batch(clips: Sequence[Any], cfg: MotionTrainConfig, lookahead: int, r
         spec_augment(mels[b], cfg, rng)
         shifted = np.concatenate([np.zeros((L, 3), np.float32), mo])[s : s + T]
         aux[b, : shifted.shape[0]] = shifted
+        closed = np.concatenate([np.zeros(L, bool), clip.contact])[s : s + T]
+        frame_w[b, : closed.size] += cfg.contact_w * closed
         tgt = mo[s : s + D]
         mouth[b, : tgt.shape[0]] = tgt
         e = np.zeros(D, np.float32)
@@ -178,7 +228,7 @@ def sample_batch(clips: Sequence[Any], cfg: MotionTrainConfig, lookahead: int, r
         proc = MotionNoise(int(rng.integers(2**31)))
         pose[b], blink[b] = proc.step(e, arousal_mass(emo[b]))
         noise[b] = proc.features
-    return tuple(torch.from_numpy(x) for x in (mels, aux, mouth, emo, noise, pose, blink, weight))
+    return tuple(torch.from_numpy(x) for x in (mels, aux, mouth, emo, noise, pose, blink, weight, frame_w))
 
 
 def neutral_inputs(n: int, energy: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -247,18 +297,19 @@ def evaluate(model: MotionModel, path: Path, split: str | None = None) -> dict:
 
 
 def _loss_terms(model, micro, batch, cfg: MotionTrainConfig):
-    mel, aux_t, mouth_t, emo, noise, pose_t, blink_t, rows = micro
+    mel, aux_t, mouth_t, emo, noise, pose_t, blink_t, rows, frame_w = micro
     share = mel.shape[0] / batch[0].shape[0]
     aux, (mouth, _lm, pose, blink, _c) = model(mel, emo, noise)
     w = torch.tensor(MOUTH_W, device=mel.device) * rows[:, None, None]  # per parameter x per crop
+    L = aux_t.shape[1] - mouth_t.shape[1]
 
-    def mouth_loss(p, t):
+    def mouth_loss(p, t, fw):  # fw [B, frames]: lip contacts weigh more
         vel = (((p[:, 1:] - p[:, :-1]) - (t[:, 1:] - t[:, :-1])).pow(2) * rows[:, None, None]).mean()
-        return (((p - t) ** 2) * w).mean() + cfg.vel * vel
+        return (((p - t) ** 2) * w * fw[..., None]).mean() + cfg.vel * vel
 
     terms = {
-        "mouth": mouth_loss(mouth, mouth_t),
-        "aux": mouth_loss(aux, aux_t),
+        "mouth": mouth_loss(mouth, mouth_t, frame_w[:, L:]),
+        "aux": mouth_loss(aux, aux_t, frame_w),
         "pose": (((pose - pose_t) / MotionDecoder.POSE_SCALE) ** 2).mean(),
         "blink": ((blink - blink_t) ** 2).mean(),
     }
@@ -299,7 +350,7 @@ def train(
         train_data = describe_train_data(clips, train_path, "mouth targets and audio")
         model = MotionModel(mcfg)
         if getattr(model.audio.norm, "init_from", None) is not None:  # input statistics of the corpus
-            sample = np.concatenate([clips[i][0] for i in rng.permutation(len(clips))[:64]])
+            sample = np.concatenate([clips[i].mel for i in rng.permutation(len(clips))[:64]])
             model.audio.norm.init_from(torch.from_numpy(sample))
         if init is not None:  # fine-tune from a previous run's checkpoints (their configs win)
             model.audio = load_model_checkpoint(init / "audio2motion.pt", Audio2Motion, Audio2MotionConfig)
@@ -433,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = MotionTrainConfig()
     for name in ("steps", "batch", "crop_frames", "seed", "threads", "eval_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("lr", "warp", "gain_db", "aux", "flat_share", "flat_weight"):
+    for name in ("lr", "warp", "gain_db", "aux", "flat_share", "flat_weight", "real_share", "contact_w"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--resume", type=Path, help="continue a run: its directory or motion.resume.pt")
     p.add_argument("--init", type=Path, help="fine-tune from a run directory (audio2motion.pt + motion.pt)")
@@ -475,6 +526,8 @@ def run(a: argparse.Namespace) -> dict | None:
         aux=a.aux,
         flat_share=a.flat_share,
         flat_weight=a.flat_weight,
+        real_share=a.real_share,
+        contact_w=a.contact_w,
         freeze_audio=a.freeze_audio,
         accum=a.accum,
         device=a.device,

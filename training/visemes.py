@@ -7,8 +7,10 @@ Mouth parameters (``MOUTH_PARAMS``), per 40 ms video frame:
 
 Blending follows Cohen & Massaro: every phone i has a target T_i and a dominance
 D_i(t) = alpha_i * exp(-theta_i * |t - c_i|); the mouth at time t is sum(D_i T_i) / sum(D_i).
-Bilabials and labiodentals get strong, narrow dominance (the lips *must* close / tuck),
-/h/ and velars weak dominance (they borrow the neighbouring vowel's shape).
+Bilabials and labiodentals get strong, narrow dominance (the lips *must* close / tuck), and their contact is
+then held on the frames they cover (at least one, however short the phone): the anime reading of speech, where
+every P, B and M shows a shut mouth. /h/ and velars get weak dominance (they borrow the neighbouring vowel's
+shape).
 """
 
 from __future__ import annotations
@@ -148,6 +150,42 @@ def mouth_trajectory(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.n
     dist = np.maximum(np.abs(t[:, None] - centres[None, :]) - half[None, :] * 0.6, 0.0)
     dom = params[None, :, 0] * np.exp(-params[None, :, 1] * dist) + 1e-9
     out[:] = (dom @ targets) / dom.sum(axis=1, keepdims=True)
+    return _hold_contacts(out, phones, fps)
+
+
+CLOSURES = frozenset({"p", "b", "m"})  # the lips meet
+TUCKS = frozenset({"f", "v"})  # the lower lip touches the upper teeth
+
+
+def lip_contacts(phones: list[Phone], n_frames: int, fps: int = FPS) -> list[tuple[str, np.ndarray]]:
+    """``(phone, frames)`` for every P/B/M closure and F/V tuck: the frames whose centre lies in the phone, or the
+    frame nearest its middle when it is shorter than a frame (a contact is never skipped)."""
+    t = (np.arange(n_frames) + 0.5) / fps
+    out = []
+    for p in phones:
+        key = p.label.lower().rstrip("012")
+        if key not in CLOSURES and key not in TUCKS:
+            continue
+        idx = np.flatnonzero((t >= p.start) & (t < p.end))
+        if idx.size == 0:
+            k = int(np.floor((p.start + p.end) / 2 * fps))
+            if not 0 <= k < n_frames:
+                continue
+            idx = np.array([k])
+        out.append((key, idx))
+    return out
+
+
+def _hold_contacts(out: np.ndarray, phones: list[Phone], fps: int) -> np.ndarray:
+    """Lip contacts are reached, not blended away: on a P/B/M's frames (``lip_contacts``) the lips are shut (open
+    and labio 0), on an F/V's the lower lip is tucked (labio 1, open at most the phone's own). Blending alone
+    leaves a one-frame closure between two vowels about 10 % open, which reads as a mumble, not a P."""
+    for key, idx in lip_contacts(phones, out.shape[0], fps):
+        if key in CLOSURES:
+            out[idx, 0], out[idx, 2] = 0.0, 0.0
+        else:
+            out[idx, 0] = np.minimum(out[idx, 0], _TABLE[key][0])
+            out[idx, 2] = 1.0
     return out
 
 
