@@ -34,6 +34,7 @@ from .avatar_draw import (
 from .avatar_geometry import apply_emotion, canonical_landmarks, eye_open_factor, mean_face_landmarks
 from .avatar_style import AvatarStyle, make_palette, skin_colour, style_from_photo
 from .motion import EMOTIONS
+from .mouth import mouth_params
 
 logger = logging.getLogger(__name__)
 
@@ -451,7 +452,7 @@ class AvatarRenderer(FacePainter):
             self._draw_beard(img, P)
         self._draw_blush(img, P, 0.25 + 0.5 * hap + 0.15 * ang - 0.1 * fea)
         self._draw_nose(img, P)
-        self._draw_mouth(img, P)
+        self._draw_mouth(img, P, float(mouth_params(landmarks, self.neutral)[2]))
         for k in (0, 1):
             self._draw_eye(img, P, k, blink, emo)
 

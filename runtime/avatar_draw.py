@@ -185,6 +185,8 @@ def _round_mouth(poly: np.ndarray) -> np.ndarray:
 class FacePainter:
     """Painters of the face's parts, mixed into ``AvatarRenderer``; each draws onto the supersampled canvas."""
 
+    BITE = 0.35  # F/V parameter above which the mouth shows the upper teeth on the lower lip
+
     def _draw_body(self, img: np.ndarray) -> None:
         p, W = self.palette, float(self.W)
         _fill(img, self.body, p["cloth"])
@@ -259,16 +261,17 @@ class FacePainter:
         """Mean inner-lip gap (61-63 vs 67-65), in the units of ``P``."""
         return float(np.mean(np.linalg.norm(P[[67, 66, 65]] - P[[61, 62, 63]], axis=1)))
 
-    def _draw_mouth(self, img: np.ndarray, P: np.ndarray) -> None:
+    def _draw_mouth(self, img: np.ndarray, P: np.ndarray, bite: float = 0.0) -> None:
+        """The mouth from the posed landmarks ``P``; ``bite`` (the F/V parameter, 0..1) above ``BITE`` shows the
+        upper teeth on the lower lip: filling the opening, or as a band under a closed mouth's line."""
         p, W = self.palette, float(self.W)
         inner = P[60:68]
         opening = self.mouth_opening(P)
-        tuck = float(np.mean(P[[61, 62, 63], 1] - P[[67, 66, 65], 1]))  # > 0: the lower lip rose past the upper
         if opening < 0.015 * W:
             mid = 0.5 * (P[[61, 62, 63]] + P[[67, 66, 65]])
             c = _catmull(np.concatenate([inner[:1], mid, inner[4:5]]), 5)
-            if tuck > 0.003 * W:  # F/V: the upper teeth rest on the lower lip
-                self._draw_tuck(img, c, tuck)
+            if bite > self.BITE:
+                self._draw_tuck(img, c, 0.02 * W * bite)
             _fill(img, _stroke(c, _taper(len(c), 0.0065 * W, 0.45, 0.45)), p["mouth_line"])
             lc = 0.55 * P[57] + 0.45 * mid[1]
             hw = 0.18 * float(np.linalg.norm(inner[4] - inner[0]))
@@ -285,23 +288,14 @@ class FacePainter:
         x0, y0, x1, y1 = box
         q = poly - np.array([x0, y0], np.float32)
         layer = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
-        layer[:] = p["mouth_in"]
+        layer[:] = p["teeth"] if bite > self.BITE else p["mouth_in"]
         top_y, bot_y = float(q[:, 1].min()), float(q[:, 1].max())
         xm = float(q[:, 0].mean())
         hw = 0.5 * float(q[:, 0].max() - q[:, 0].min())
         tc = np.array([xm, bot_y + 0.2 * opening], np.float32)  # tongue (lower part)
-        cv2.ellipse(
-            layer,
-            _ip(tc).reshape(2),
-            (int(hw * 0.62 * _SC), int(max(opening * 0.55, 1) * _SC)),
-            0,
-            0,
-            360,
-            p["tongue"],
-            -1,
-            cv2.LINE_AA,
-            _SHIFT,
-        )
+        if bite <= self.BITE:  # F/V shows no tongue: the opening is the upper teeth, resting on the lower lip
+            axes = (int(hw * 0.62 * _SC), int(max(opening * 0.55, 1) * _SC))
+            cv2.ellipse(layer, _ip(tc).reshape(2), axes, 0, 0, 360, p["tongue"], -1, cv2.LINE_AA, _SHIFT)
         th = min(0.22 * opening + 0.004 * W, 0.022 * W)  # upper teeth band
         _fill(
             layer,

@@ -65,18 +65,29 @@ def mouth_basis() -> np.ndarray:
         b[1, i, 1] = 0.008 * w  # spread flattens the lips (rounded: negative -> taller)
     for i, w in zip((56, 57, 58), (0.6, 1.0, 0.6)):
         b[1, i, 1] = -0.008 * w
-    # labio: the lower lip rolls up under the upper teeth (its inner edge rises past the upper lip's, so the lip
-    # looks thinner and the inner lips overlap: the F/V signature a renderer draws as teeth on the lip), the
-    # upper lip lifts a little to show the teeth, the jaw comes slightly up
-    for i in LOWER_INNER:
-        b[2, i, 1] = -0.02
-    for i in LOWER_OUTER:
-        b[2, i, 1] = -0.008
+    # labio (F/V): the upper lip lifts off the upper teeth and the lower lip rolls up against their edge; the
+    # inner lips part by the teeth's height (an anime F/V: the bite shows in a small opening, not a closure)
     for i in UPPER_INNER:
-        b[2, i, 1] = -0.006
+        b[2, i, 1] = -0.02
     for i in UPPER_OUTER:
+        b[2, i, 1] = -0.007
+    for i in LOWER_INNER:
         b[2, i, 1] = -0.003
+    for i in LOWER_OUTER:
+        b[2, i, 1] = -0.01
     return b
+
+
+@lru_cache(maxsize=1)
+def _mouth_pinv() -> np.ndarray:
+    return np.linalg.pinv(mouth_basis()[:, 48:68].reshape(N_PARAMS, -1).T).astype(np.float32)
+
+
+def mouth_params(landmarks: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """The mouth parameters [3] that best explain ``landmarks - neutral`` on the lips (least squares over the
+    basis): how a renderer that gets only landmarks knows the shape it draws (e.g. an F/V bite)."""
+    d = (np.asarray(landmarks, np.float32).reshape(68, 2) - np.asarray(neutral, np.float32).reshape(68, 2))[48:68]
+    return _mouth_pinv() @ d.reshape(-1)
 
 
 def apply_mouth(neutral: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -101,16 +112,15 @@ def drawn_opening(opening: np.ndarray, gain: float = MOUTH_GAIN) -> np.ndarray:
 
 def drawn_mouth(mouth: np.ndarray, gain: float = MOUTH_GAIN) -> np.ndarray:
     """The model's mouth parameters [..., 3] -> the ones drawn: the opening through ``drawn_opening``; rounding
-    (negative spread, at most ``ROUND_LIMIT``) and the F/V tuck (labio, at most 1), which regress toward the
-    middle like the opening, shown ``gain`` times over; a spread smile as it is. Gain <= 1 is the identity
-    for both."""
+    (negative spread), which regresses toward the middle like the opening, shown ``gain`` times over (at most
+    ``ROUND_LIMIT``); a spread smile and the F/V bite (labio) as the model says them -- the bite is drawn from
+    0.35 on (``FacePainter.BITE``), and amplifying it would draw bites on every T and D. Gain <= 1 leaves the
+    rounding as it is too."""
     m = np.asarray(mouth, np.float32)
     out = m.copy()
     out[..., 0] = drawn_opening(m[..., 0], gain)
     if gain > 1.0:
-        k = np.float32(gain)
-        out[..., 1] = np.where(m[..., 1] < 0, np.maximum(m[..., 1] * k, -ROUND_LIMIT), m[..., 1])
-        out[..., 2] = np.where(m[..., 2] > 0, np.minimum(m[..., 2] * k, 1.0), m[..., 2])
+        out[..., 1] = np.where(m[..., 1] < 0, np.maximum(m[..., 1] * np.float32(gain), -ROUND_LIMIT), m[..., 1])
     return out
 
 

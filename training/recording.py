@@ -4,13 +4,13 @@ and background noise, so that the speech model hears what real recordings sound 
 ``degrade(audio, rng)`` draws one recording chain per call (each stage with its own probability):
 
 - **room**: a synthetic room impulse response. The tail is Gaussian noise under an exponential decay with a
-  reverberation time RT60 of 0.1-0.8 s, darkened over time (air and wall absorption); a handful of sparse early
-  reflections in the first 25 ms; the direct path set to a direct-to-reverberant ratio of -2..+12 dB.
+  reverberation time RT60 of 0.1-0.6 s, darkened over time (air and wall absorption); a handful of sparse early
+  reflections in the first 25 ms; the direct path set to a direct-to-reverberant ratio of 0..15 dB.
 - **microphone**: a high-pass (60-300 Hz, small capsules and voice filters), two peaking resonances of +-6 dB
   between 300 Hz and 6 kHz, a gentle low-pass (4-7.9 kHz), sometimes a proximity-effect bass boost.
 - **codec / channel**: 8 kHz telephone band, 8-bit mu-law, MP3 at 24-64 kb/s (FFmpeg's LAME through PyAV; the
   LibriVox kind of recording), or soft clipping of an overdriven input.
-- **noise**: white, pink or brown noise, or a murmur of other speech, at 5-30 dB SNR measured over the loud
+- **noise**: white, pink or brown noise, or a murmur of other speech, at 10-35 dB SNR measured over the loud
   part of the speech (what an SNR means for a recording with pauses).
 
 The level is then set to a random peak of -30..-1 dBFS. Everything is numpy + scipy + PyAV: the mel that the
@@ -25,12 +25,12 @@ import numpy as np
 
 SAMPLE_RATE = 16_000
 
-P_ROOM, P_MIC, P_CODEC, P_NOISE = 0.6, 0.7, 0.5, 0.6
+P_ROOM, P_MIC, P_CODEC, P_NOISE = 0.5, 0.7, 0.4, 0.5
 
 
 def room_impulse(rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
     """A synthetic room impulse response (module doc), unit energy."""
-    rt60 = float(rng.uniform(0.1, 0.8))
+    rt60 = float(rng.uniform(0.1, 0.6))
     n = int(min(rt60, 0.6) * sr)
     t = np.arange(n) / sr
     tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
@@ -47,7 +47,7 @@ def room_impulse(rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
     tail[:onset] = 0.0
     for _ in range(int(rng.integers(3, 8))):  # sparse early reflections
         tail[int(rng.uniform(0.002, 0.025) * sr) % n] += float(rng.uniform(-0.6, 0.6)) * np.abs(tail).max()
-    drr_db = float(rng.uniform(-2.0, 12.0))
+    drr_db = float(rng.uniform(0.0, 15.0))
     ir = tail / (np.sqrt(np.sum(tail**2)) + 1e-12) * 10 ** (-drr_db / 20)
     ir[0] = 1.0
     return (ir / np.sqrt(np.sum(ir**2))).astype(np.float32)
@@ -168,6 +168,6 @@ def degrade(
     if rng.random() < P_CODEC:
         a = channel(a, rng, sr)
     if rng.random() < P_NOISE:
-        a = add_noise(a, rng, float(rng.uniform(5, 30)), murmur if rng.random() < 0.3 else None)
+        a = add_noise(a, rng, float(rng.uniform(10, 35)), murmur if rng.random() < 0.3 else None)
     peak = float(np.abs(a).max()) + 1e-9
     return np.clip(a / peak * 10 ** (rng.uniform(-30, -1) / 20), -1, 1).astype(np.float32)
