@@ -107,3 +107,27 @@ def test_training_weighs_contacts_and_rerecords_crops(tmp_path):
         np.testing.assert_array_equal(fw, want)
         assert not np.allclose(heard[0][b, : (n - 1) * 4].numpy(), plain[0][b, : (n - 1) * 4].numpy(), atol=0.05)
     assert heard[0].shape == plain[0].shape
+
+
+def test_flat_crops_also_start_mid_sound():
+    """Extra flat crops sometimes start at their clip's first sound, from the model's zero state (audio that
+    starts mid-hum): the model must learn to keep the mouth shut through such a cold start too."""
+    pytest.importorskip("torch", reason="training needs torch (toonsync[train])")
+    from toonsync.runtime.mel import MELS_PER_FRAME, log_mel
+    from toonsync.runtime.motion import speech_energy
+    from toonsync.training.train_motion import MotionTrainConfig, TrainClip, sample_batch
+
+    t = np.arange(32000) / 16000
+    audio = np.concatenate([np.zeros(8000), 0.2 * np.sin(2 * np.pi * 50 * t)]).astype(np.float32)  # 0.5 s silence
+    n = audio.size // 640
+    mel = log_mel(audio)[: n * MELS_PER_FRAME]
+    energy = speech_energy(audio, n)
+    first = int(np.argmax(energy > 0.05))
+    hum = TrainClip(mel, np.zeros((n, 3), np.float32), energy, True, audio, np.zeros(n, bool))
+    cfg = MotionTrainConfig(batch=64, crop_frames=20, warp=0.0, gain_db=0.0, flat_share=1.0)
+    mels = sample_batch([hum], cfg, 2, np.random.default_rng(0))[0].numpy()
+    cold = log_mel(audio[first * 640 : (first + 20) * 640])  # the crop that starts at the first sound
+    assert 0 < first < 20
+    starts = [np.allclose(m, cold, atol=1e-5) for m in mels]
+    at_zero = [np.allclose(m, mel[:80], atol=1e-5) for m in mels]  # the crop that starts in the silence
+    assert 5 <= sum(starts) <= 40 and sum(at_zero) >= 5  # about a quarter each

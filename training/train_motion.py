@@ -204,6 +204,9 @@ def sample_batch(clips: Sequence[Any], cfg: MotionTrainConfig, lookahead: int, r
         s = 0 if extra and rng.random() < 0.5 else int(rng.integers(0, max(1, n - T + L)))
         if not is_flat and rng.random() < cfg.real_share:
             m = rerecorded_mel(clip, s, min(T, n - s), rng, clips[rng.integers(len(clips))].audio)
+        elif extra and s == 0 and rng.random() < 0.5:  # audio that starts mid-sound: the zero state at its onset
+            s = int(np.argmax(en > 0.05)) if (en > 0.05).any() else 0
+            m = log_mel(clip.audio[s * SAMPLES_PER_FRAME : (s + T) * SAMPLES_PER_FRAME])
         else:
             m = mel[s * MELS_PER_FRAME : (s + T) * MELS_PER_FRAME]
         if cfg.warp > 0:  # stretch the mel axis about 0 (a different vocal tract length)
