@@ -284,10 +284,9 @@ def augment(audio: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, st
     a = audio * float(10 ** rng.uniform(-0.6, 0.25))
     desc.append("gain")
     if rng.random() < 0.2:  # 8 kHz telephone: down-sample to 8 kHz and back
-        import soxr
+        from .recording import through_8k
 
-        a = soxr.resample(soxr.resample(a, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)[: a.size]
-        a = np.pad(a, (0, audio.size - a.size))
+        a = through_8k(a, SAMPLE_RATE)
         desc.append("tel8k")
     if rng.random() < 0.15:
         a = a + float(rng.uniform(-0.2, 0.2))

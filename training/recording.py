@@ -31,7 +31,7 @@ P_ROOM, P_MIC, P_CODEC, P_NOISE = 0.5, 0.7, 0.4, 0.5
 def room_impulse(rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
     """A synthetic room impulse response (module doc), unit energy."""
     rt60 = float(rng.uniform(0.1, 0.6))
-    n = int(min(rt60, 0.6) * sr)
+    n = int(rt60 * sr)
     t = np.arange(n) / sr
     tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
     # absorption darkens the tail: a one-pole low-pass whose cut-off falls with time, over 8 blocks
@@ -40,7 +40,7 @@ def room_impulse(rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
     blocks, zi = [], np.zeros(1)
     for k, block in enumerate(np.array_split(tail, 8)):
         a = float(np.exp(-2 * np.pi * (6000 / (1 + k)) / sr))
-        y, zi = signal.lfilter([1 - a], [1, -a], block, zi=zi * 1.0)
+        y, zi = signal.lfilter([1 - a], [1, -a], block, zi=zi)
         blocks.append(y)
     tail = np.concatenate(blocks)
     onset = int(rng.uniform(0.002, 0.006) * sr)  # the first reflection arrives a few ms after the direct path
@@ -96,16 +96,22 @@ def mp3_roundtrip(audio: np.ndarray, bitrate: int, sr: int = SAMPLE_RATE) -> np.
     return np.pad(dec, (0, max(0, audio.size - dec.size)))[: audio.size]
 
 
+def through_8k(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """``audio`` down-sampled to 8 kHz and back (a telephone's 4 kHz band), same length."""
+    import soxr
+
+    a = soxr.resample(soxr.resample(audio, sr, 8000), 8000, sr)[: audio.size]
+    return np.pad(a, (0, audio.size - a.size)).astype(np.float32)
+
+
 def channel(audio: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
     """One codec or channel defect (module doc)."""
     kind = int(rng.integers(4))
     if kind == 0:  # telephone: 300-3400 Hz at 8 kHz
-        import soxr
         from scipy import signal
 
-        a = soxr.resample(soxr.resample(audio, sr, 8000), 8000, sr)[: audio.size]
-        a = np.pad(a, (0, audio.size - a.size))
-        return signal.sosfilt(signal.butter(2, 300, "highpass", fs=sr, output="sos"), a).astype(np.float32)
+        hp = signal.butter(2, 300, "highpass", fs=sr, output="sos")
+        return signal.sosfilt(hp, through_8k(audio, sr)).astype(np.float32)
     if kind == 1:  # 8-bit mu-law
         mu = 255.0
         peak = float(np.abs(audio).max()) + 1e-9
