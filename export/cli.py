@@ -100,7 +100,7 @@ def write_report(d: Path, metas: dict, fusion: dict, path: Path) -> None:
         tmp.write_text("\n".join(lines) + "\n")
 
 
-LEARNED = ("identity", "stylizer", "refiner")  # image models: exported when their checkpoint is there
+LEARNED = ("identity", "stylizer", "refiner", "landmarks")  # image models: exported when their checkpoint is there
 
 
 def export_learned(checkpoints: Path, d: Path, only: str | None = None) -> dict:

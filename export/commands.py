@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument(
         "--only",
-        choices=["audio2motion", "motion", "render", "identity", "stylizer", "refiner"],
+        choices=["audio2motion", "motion", "render", "identity", "stylizer", "refiner", "landmarks"],
         help="export one model: audio2motion (+ its fp16 and fused PCM graphs, from --checkpoint), motion "
         "(the transformer motion decoder, motion.pt next to --checkpoint, same training run), render "
         "(the warp renderer; no checkpoint, seconds), or a learned image model (NAME.pt next to "

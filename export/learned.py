@@ -155,6 +155,30 @@ def export_refiner(checkpoint: Path, model_dir: Path) -> dict:
     )
 
 
+def export_landmarks(checkpoint: Path, model_dir: Path) -> dict:
+    """``landmarks.pt`` -> ``landmarks.fp32.onnx`` (window -> 68 points + face logit) + ``landmarks.onnx.json``."""
+    from toonsync.training.anime_synth import REFINE, SEARCH_RATIO
+    from toonsync.training.train_landmarks import load_checkpoint
+
+    m = load_checkpoint(Path(checkpoint))
+    s = m.cfg.size
+    spec = GraphSpec(inputs={"image": ["batch", s, s, 3]}, outputs={"points": ["batch", 68, 2], "face": ["batch"]})
+    return _export(
+        "landmarks",
+        m,
+        spec,
+        (torch.rand(2, s, s, 3),),
+        m,
+        model_dir,
+        {
+            "points": "iBUG 300-W order, x y in window units (0..1 of the input side)",
+            "face": "logit: the window frames one whole drawn face at a usable scale",
+            "framing": {"refine": REFINE, "search_ratio": list(SEARCH_RATIO)},
+            "made_by": "toonsync training/train_landmarks.py + export/learned.py",
+        },
+    )
+
+
 def export_emotion(checkpoint: Path, model_dir: Path) -> dict:
     """``emotion.pt`` -> ``emotion.fp32.onnx`` + ``emotion.onnx.json`` (``export.emotion``)."""
     from .emotion import export_emotion as export
@@ -166,6 +190,7 @@ EXPORTERS = {
     "stylizer": export_stylizer,
     "identity": export_identity,
     "refiner": export_refiner,
+    "landmarks": export_landmarks,
     "emotion": export_emotion,
 }
 

@@ -114,6 +114,15 @@ _MEAN_RAW = np.array(
 )
 
 
+def face_scale(neutral: np.ndarray) -> float:
+    """How large a face is against the canonical frame (eye centres ``_IOD`` apart): 1.0 for every photo avatar,
+    less for a drawing framed smaller to fit its hair (``runtime.drawing.frame_drawing``). The motion models'
+    landmark offsets are for the canonical face and are scaled by it."""
+    L = np.asarray(neutral, np.float32).reshape(68, 2)
+    f = float(np.linalg.norm(L[_L_EYE].mean(0) - L[_R_EYE].mean(0))) / _IOD
+    return 1.0 if abs(f - 1.0) < 1e-3 else f
+
+
 def similarity_to_canonical(L: np.ndarray, size: int) -> np.ndarray:
     """2x3 similarity that puts the eyes level, IOD=0.28*size, eye midpoint at (0.5, 0.42)*size."""
     re, le = L[_R_EYE].mean(0), L[_L_EYE].mean(0)

@@ -149,6 +149,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_drawing_options(pr)
     pr.set_defaults(func=cmd_prepare)
 
+    lm = sub.add_parser(
+        "landmarks",
+        help="drawing -> its face's 68 points (JSON for --landmarks, to correct by hand) + a numbered preview PNG",
+    )
+    lm.add_argument("drawing", help="a drawn character (PNG/JPEG/BMP/WebP)")
+    lm.add_argument("-o", "--output", required=True, type=Path, help="output .json (68 [x, y] pixel points)")
+    lm.add_argument("--preview", type=Path, help="preview PNG with the points drawn and numbered (default: OUTPUT.png)")
+    lm.set_defaults(func=cmd_landmarks)
+
     s = sub.add_parser("stream", help="live: microphone (or a WAV played as if live) -> avatar at 25 fps")
     src = s.add_mutually_exclusive_group()
     src.add_argument(
@@ -385,6 +394,34 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     av.save(a.output)
     side = " (a standard face shape: the photo is a side view)" if av.meta.get("fallback") else ""
     log.info("wrote %s: %s%s", a.output, av.style.describe(), side)
+    return 0
+
+
+def cmd_landmarks(a: argparse.Namespace) -> int:
+    """``toonsync landmarks``."""
+    import cv2
+
+    from .anime_landmarks import fit_drawing_landmarks, preview
+    from .atomic import atomic_path
+    from .image_io import load_image
+
+    if a.output.suffix.lower() != ".json":
+        raise ToonsyncError(f"landmarks output must end in .json, got {a.output.name}")
+    png = a.preview or a.output.with_suffix(".png")
+    if png.suffix.lower() != ".png":
+        raise ToonsyncError(f"--preview must end in .png, got {png.name}")
+    for out in (a.output, png):
+        check_not_input(out, a.drawing)
+        check_folder_exists(out)
+    image = load_image(a.drawing)
+    fit = fit_drawing_landmarks(image)
+    doc = {"source": Path(a.drawing).name, "image_size": [image.shape[1], image.shape[0]], **fit.to_dict()}
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(preview(image, fit.points), cv2.COLOR_RGB2BGR))
+    with atomic_path(png) as tmp:
+        tmp.write_bytes(buf.tobytes())
+    with atomic_path(a.output) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
+    log.info("wrote %s (68 points, confidence %.2f) and %s", a.output, fit.confidence, png)
     return 0
 
 

@@ -93,12 +93,32 @@ def load_landmarks(src: LandmarksLike, image_shape: tuple[int, ...]) -> np.ndarr
     return pts.astype(np.float32)
 
 
+MARGIN = 0.02  # of the frame: free space kept around the head
+MIN_FACE_SCALE = 0.5  # a drawing's face is framed at least half the size of a photo avatar's
+HEAD_ABOVE = 1.9  # without a plain background: the head's top this many eye-to-chin heights above the eyes
+HEAD_SIDE = 1.7  # ... and its sides this many half jaw widths from the face's centre
+
+
+def _plain_background(img: np.ndarray) -> np.ndarray | None:
+    """The drawing's backdrop colour when its border is one plain colour (most of it within 24 levels), else None."""
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]).astype(np.float32)
+    med = np.median(border, 0)
+    return med if (np.abs(border - med).max(1) <= 24).mean() >= 0.8 else None
+
+
 def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Place the drawing on the canonical avatar canvas (eyes level, 0.28 x size apart, midpoint at
-    (0.5, 0.42) x size); edge pixels are repeated where the drawing does not reach. Returns the framed
-    RGB uint8 [size, size, 3] and its landmarks [68, 2] in 0..1 canvas units."""
+    """Place the drawing on the avatar canvas: eyes level and centred; at the scale of every avatar (eye centres
+    0.28 x size apart, their midpoint at (0.5, 0.42) x size) when the whole head fits, else smaller (down to
+    ``MIN_FACE_SCALE``) and lower, so the hair is never cut (``head_extent``); edge pixels are repeated where
+    the drawing does not reach. Returns the framed RGB uint8 [size, size, 3] and its landmarks [68, 2] in 0..1
+    canvas units."""
     L = np.asarray(landmarks_px, np.float32).reshape(68, 2)
     M = similarity_to_canonical(L, size)
+    canon = (L @ M[:, :2].T + M[:, 2]) / float(size)
+    f, eye_y = fit_head(head_extent(image, M, size, canon), canon)
+    S = np.array([[f, 0, 0.5 * size * (1 - f)], [0, f, eye_y * size - f * 0.42 * size]], np.float32)
+    M = (S[:, :2] @ M[:, :2]).astype(np.float32), S[:, :2] @ M[:, 2] + S[:, 2]
+    M = np.hstack([M[0], M[1][:, None]]).astype(np.float32)
     scale = float(np.hypot(M[0, 0], M[1, 0]))
     src = image
     if scale < 0.5:  # big drawing: area-downsample first so the affine warp does not alias line art
@@ -115,6 +135,49 @@ def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_
             "(iBUG 300-W: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67)"
         )
     return np.ascontiguousarray(base), neutral.astype(np.float32)
+
+
+def head_extent(image: np.ndarray, M: np.ndarray, size: int, canon: np.ndarray) -> np.ndarray:
+    """The head (hair included) of a drawing that ``M`` frames at the canonical scale, in that frame's units:
+    [x0, y0, x1, y1] (may pass 0..1). On a plain backdrop (``_plain_background``): the drawing's pixels that
+    differ from it, from the top of the hair to a little below the chin, within ``HEAD_SIDE`` half jaw widths of
+    the face and ``2 x HEAD_ABOVE`` eye-to-chin heights above the eyes; else an anime head's proportions
+    (``HEAD_ABOVE``, ``HEAD_SIDE``)."""
+    eye_y, chin_y = float(canon[36:48, 1].mean()), float(canon[8, 1])
+    cx, half = float(canon[27:31, 0].mean()), 0.5 * float(canon[16, 0] - canon[0, 0])
+    h = max(chin_y - eye_y, 1e-3)
+    bottom = chin_y + 0.25 * h
+    guess = np.array([cx - HEAD_SIDE * half, eye_y - HEAD_ABOVE * h, cx + HEAD_SIDE * half, bottom], np.float32)
+    bg = _plain_background(image)
+    if bg is None:
+        return guess
+    n = max(size // 4, 32)  # the search runs at a quarter of the frame, on a canvas 4 frames wide
+    A = M * (n / float(size))
+    A[:, 2] += 1.5 * n
+    warped = cv2.warpAffine(image, A, (4 * n, 4 * n), flags=cv2.INTER_AREA, borderValue=tuple(float(c) for c in bg))
+    fg = np.abs(warped.astype(np.float32) - bg).max(2) > 32
+    to_px = lambda v: int(round((v + 1.5) * n))  # noqa: E731  (frame units -> canvas pixels)
+    c0, c1 = to_px(cx - HEAD_SIDE * 1.3 * half), to_px(cx + HEAD_SIDE * 1.3 * half) + 1
+    r0, r1 = to_px(eye_y - 2 * HEAD_ABOVE * h), to_px(bottom) + 1
+    sub = fg[max(r0, 0) : r1, max(c0, 0) : c1]
+    rows, cols = np.nonzero(sub.any(1))[0], np.nonzero(sub.any(0))[0]
+    if rows.size == 0:
+        return guess
+    top = (rows[0] + max(r0, 0)) / n - 1.5
+    x0, x1 = (cols[0] + max(c0, 0)) / n - 1.5, (cols[-1] + 1 + max(c0, 0)) / n - 1.5
+    return np.array([min(x0, canon[:, 0].min()), min(top, canon[:, 1].min()), max(x1, canon[:, 0].max()), bottom])
+
+
+def fit_head(box: np.ndarray, canon: np.ndarray) -> tuple[float, float]:
+    """Scale (<= 1, >= ``MIN_FACE_SCALE``) about the eyes and the eyes' height that fit ``box`` (canonical frame
+    units) in the frame with ``MARGIN``: the canonical eye height 0.42 unless the head needs it lower."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    room = 0.5 - MARGIN
+    f = min(1.0, room / max(0.5 - x0, x1 - 0.5, 1e-3), (1 - 2 * MARGIN) / max(y1 - y0, 1e-3))
+    f = max(f, MIN_FACE_SCALE)
+    eye_y = max(0.42, MARGIN - f * (y0 - 0.42))  # the hair's top at the margin
+    eye_y = min(eye_y, 1 - MARGIN - f * (float(canon[:, 1].max()) - 0.42))  # the chin stays in the frame
+    return f, eye_y
 
 
 def drawing_colours(avatar: Avatar) -> np.ndarray:

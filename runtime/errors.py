@@ -106,5 +106,13 @@ class SideProfileWarning(UserWarning):
     """The face is turned away (profile view); a frontal fallback avatar is used."""
 
 
+class DrawingFallbackWarning(UserWarning):
+    """No photographed face was found, but the image is a drawing with a face: it is animated as a drawing."""
+
+
+class UnsureLandmarksWarning(UserWarning):
+    """The points fitted to a drawn face may be off (low confidence)."""
+
+
 class MultipleFacesWarning(UserWarning):
     """More than one face was found; the largest one is used."""

@@ -155,10 +155,9 @@ def detect_face(image: np.ndarray) -> FaceInfo:
     if not faces:
         found = "no face found in the image; use a photo with one clearly visible face (frontal works best)"
         raise NoFaceError(
-            found + ", or for a drawn character give its 68 [x, y] landmarks (load_face(image, landmarks=...); "
-            "docs/renderer.md)",
-            cli=found + ", or for a drawn character a JSON of its 68 [x, y] points (--landmarks drawing.json; "
-            "docs/renderer.md)",
+            found + ", or for a drawn character load_face(image, drawing=True) (its points are fitted; "
+            "docs/drawings.md)",
+            cli=found + ", or for a drawn character --drawing (its points are fitted; docs/drawings.md)",
         )
     best = faces[0]
     side = min(best.box[2] - best.box[0], best.box[3] - best.box[1])

@@ -36,8 +36,16 @@ import numpy as np
 from .atomic import atomic_path
 from .avatar import AvatarRenderer, AvatarStyle, canonical_landmarks, mean_face_landmarks, style_from_photo
 from .avatar_geometry import check_neutral
-from .drawing import BASE_SIZE, LANDMARKS_FORMAT, LandmarksLike, drawing_renderer, frame_drawing, load_landmarks
-from .errors import InputError, InputNotFound, InvalidLandmarks, NoFaceError, SideProfileWarning
+from .drawing import BASE_SIZE, LandmarksLike, drawing_renderer, frame_drawing, load_landmarks
+from .errors import (
+    DrawingFallbackWarning,
+    InputError,
+    InputNotFound,
+    InvalidLandmarks,
+    ModelError,
+    NoFaceError,
+    SideProfileWarning,
+)
 from .face import detect_face
 from .image_io import ImageLike, decode_image, load_image
 
@@ -64,6 +72,7 @@ class Avatar:
     meta: dict = field(default_factory=dict)
     stylized: np.ndarray | None = None  # learned stylizer's comic of the face (RGB uint8, canonical frame)
     base: np.ndarray | None = None  # a drawn character or the stylizer's comic, framed (RGB uint8; runtime.drawing)
+    source_landmarks: np.ndarray | None = None  # a drawing's 68 points in its own pixels ([68, 2], x y)
 
     def renderer(self, size: int = 256, engine: str = "auto", **kw):
         """The avatar's renderer: ``procedural`` (``AvatarRenderer``, draws the anime face from scratch) or
@@ -94,6 +103,8 @@ class Avatar:
             "neutral_landmarks": np.round(self.neutral, 5).tolist(),
             "meta": self.meta,
         }
+        if self.source_landmarks is not None:
+            doc["source_landmarks"] = np.round(self.source_landmarks, 2).tolist()
         preview = self.renderer(256).draw(self.neutral)
         ok, png = cv2.imencode(".png", cv2.cvtColor(preview, cv2.COLOR_RGB2BGR))
         with atomic_path(path, suffix=".zip") as tmp:
@@ -142,9 +153,18 @@ class Avatar:
         except InvalidLandmarks as e:
             raise InputError(f"{path}: {e}") from None
         meta = doc.get("meta", {})
+        src = doc.get("source_landmarks")
+        if src is not None:
+            src = np.asarray(src, dtype=object)
+            try:
+                src = np.asarray(src.tolist(), np.float32)
+            except (TypeError, ValueError):
+                src = np.zeros(0)
+            if src.shape != (68, 2) or not np.isfinite(src).all():
+                raise InputError(f"{path}: source_landmarks must be 68 finite [x, y] points")
         stylized = decode_image(sty, f"{path}: stylized.png") if sty is not None else None
         base = decode_image(drawn, f"{path}: base.png") if drawn is not None else None
-        return cls(style, neutral, meta if isinstance(meta, dict) else {}, stylized, base)
+        return cls(style, neutral, meta if isinstance(meta, dict) else {}, stylized, base, src)
 
 
 MAX_JSON_BYTES = 1 << 20  # an avatar.json is a few KB
@@ -200,30 +220,56 @@ def avatar_from_image(image: np.ndarray, source: str = "array", stylizer: Learne
 
 
 def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None) -> Avatar:
-    """A drawing (path or RGB array) + its landmarks (JSON path, array, or None = detect with dlib) -> ``Avatar``
-    whose ``base`` is the framed drawing."""
+    """A drawing (path or RGB array) + its landmarks (JSON path, array, or None: fitted by the landmark model for
+    drawings, ``runtime.anime_landmarks``) -> ``Avatar`` whose ``base`` is the framed drawing and whose
+    ``source_landmarks`` are the points in the drawing's own pixels."""
     image = load_image(face)
+    extra: dict = {}
     if landmarks is None:
-        pts, how = detect_face(image).landmarks, "dlib-hog+shape_predictor_68"
-        try:
-            base, neutral = frame_drawing(image, pts)
-        except InvalidLandmarks:
-            found = "the face detector found no usable face in the drawing (its landmarks do not form a face)"
-            raise NoFaceError(
-                f"{found}; give its 68 points with landmarks=... ({LANDMARKS_FORMAT})",
-                cli=f"{found}; give its 68 points with --landmarks drawing.json ({LANDMARKS_FORMAT})",
-            ) from None
+        from .anime_landmarks import fit_drawing_landmarks
+
+        fit = fit_drawing_landmarks(image)
+        pts, how = fit.points, "fitted"
+        extra = {"landmarks_confidence": round(fit.confidence, 3), "landmarks_model": "landmarks.fp32.onnx"}
     else:
         pts, how = load_landmarks(landmarks, image.shape), "given"
-        base, neutral = frame_drawing(image, pts)
+    base, neutral = frame_drawing(image, pts)
     style = style_from_photo(base, neutral * BASE_SIZE)  # colours for the mouth interior; no geometry is redrawn
     meta = {
         "source": Path(face).name if isinstance(face, (str, os.PathLike)) else "array",
         "kind": "drawing",
         "landmarks": how,
+        **extra,
     }
     log.info("drawn character %s: landmarks %s, framed to %dx%d", meta["source"], how, BASE_SIZE, BASE_SIZE)
-    return Avatar(style, neutral, meta, base=base)
+    return Avatar(style, neutral, meta, base=base, source_landmarks=np.asarray(pts, np.float32))
+
+
+def drawing_instead(image: np.ndarray, source: str, error: NoFaceError) -> Avatar:
+    """A photo in which no face was found: when the image is a drawing (``anime_landmarks.looks_drawn``) with a
+    confidently fitted drawn face, its ``Avatar`` as a drawn character, with a ``DrawingFallbackWarning``;
+    otherwise ``error`` is raised, naming ``--drawing``. Photos are never animated from their own pixels."""
+    from .anime_landmarks import UNSURE, fit_drawing_landmarks, looks_drawn
+
+    if not looks_drawn(image):
+        raise error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fit = fit_drawing_landmarks(image)
+        except (NoFaceError, ModelError):  # no drawn face either, or no landmark model installed
+            raise error from None
+    if fit.confidence < UNSURE or not looks_drawn(image, fit.box):
+        raise error
+    warnings.warn(
+        f"no photographed face was found, but the image is a drawing with a face (confidence "
+        f"{fit.confidence:.2f}): it is animated from its own pixels (say so with --drawing to skip this check)",
+        DrawingFallbackWarning,
+        stacklevel=3,
+    )
+    av = avatar_from_drawing(image, fit.points)
+    av.meta.update(source=Path(source).name, landmarks="fitted", landmarks_confidence=round(fit.confidence, 3))
+    return av
 
 
 def load_face(
@@ -252,4 +298,8 @@ def load_face(
 
         learned = LearnedStylizer()
     image = load_image(face)
-    return avatar_from_image(image, str(face) if isinstance(face, (str, os.PathLike)) else "array", learned)
+    source = str(face) if isinstance(face, (str, os.PathLike)) else "array"
+    try:
+        return avatar_from_image(image, source, learned)
+    except NoFaceError as e:
+        return drawing_instead(image, source, e)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio_io import StreamResampler
-from .avatar_geometry import check_neutral
+from .avatar_geometry import check_neutral, face_scale
 from .backend import LoadedModel, load_model, model_dir
 from .emotion import ProsodyEmotion, arousal_mass, emotion_schedule
 from .errors import InputError, ModelError
@@ -242,6 +242,7 @@ class Stream:
         self.defer = defer
         self.audio_tap = audio_tap  # called with every 16 kHz chunk the stream consumes (recording)
         self.neutral = check_neutral(neutral)
+        self._face_scale = np.float32(face_scale(self.neutral))  # the offsets are for a canonical-size face
         self.renderer = renderer
         self.seed = seed
         self.emotion = emotion  # None/"auto": prosody heuristic; a name; or a schedule "0:neutral,2.5:happy"
@@ -394,6 +395,8 @@ class Stream:
         if self.mouth_gain != 1.0:  # the drawn mouth (runtime.mouth.drawn_mouth): the offsets re-scaled
             extra = drawn_mouth(mouth, self.mouth_gain) - mouth
             offsets = offsets + np.tensordot(extra, mouth_basis(), axes=([1], [0]))
+        if self._face_scale != 1.0:
+            offsets = offsets * self._face_scale
         scale, shift = self._head.step(g)  # livelier while speaking, nearly still in pauses; phrase by phrase
         pose = prep["pose"] * scale + shift
         pose = limit_pose(pose * np.float32(self.head_motion))

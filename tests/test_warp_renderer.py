@@ -205,11 +205,13 @@ def test_drawn_landmarks_accepts_a_plain_list_and_checks_points(tmp_path):
         load_landmarks(swapped, (400, 360))
 
 
-def test_drawing_without_landmarks_asks_for_them():
+def test_drawing_without_a_face_asks_for_landmarks():
     from toonsync.runtime.prepare import load_face
 
+    blank = np.full((240, 240, 3), 235, np.uint8)  # a drawing with no face: the landmark model finds none
+    cv2.circle(blank, (120, 120), 60, (40, 90, 200), -1)
     with pytest.raises(NoFaceError, match="landmarks=") as e:  # the API's terms; the CLI's name the flag
-        load_face(DRAWN, drawing=True)
+        load_face(blank, drawing=True)
     assert "--landmarks drawing.json" in e.value.for_cli()
 
 

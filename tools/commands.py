@@ -110,10 +110,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "mode",
         nargs="?",
-        choices=["lipsync", "render", "real"],
+        choices=["lipsync", "render", "real", "landmarks"],
         default="lipsync",
-        help="lipsync (default; needs --test), render (docs/metrics.md) or real: lip-sync, head motion and blinks "
-        "on real human recordings (docs/real_speech.md)",
+        help="lipsync (default; needs --test), render (docs/metrics.md), real: lip-sync, head motion and blinks "
+        "on real human recordings (docs/real_speech.md), or landmarks: the landmark model for drawings on "
+        "synthetic, bundled and real drawings (docs/drawings.md)",
     )
     ev.add_argument(
         "--test",
@@ -239,6 +240,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
         return 0 if rep["frames"]["ok"] and rep["privacy"].get("ok", True) else 1
     if a.mode == "real":
         return _eval_real(a)
+    if a.mode == "landmarks":
+        return _eval_landmarks(a)
     if a.test is None:
         raise ToonsyncError("eval needs --test corpus.h5 (lip-sync), or use `toonsync eval render` / `eval real`")
     a.out = a.out or Path("runs/eval")
@@ -261,6 +264,27 @@ def cmd_eval(a: argparse.Namespace) -> int:
             raise ToonsyncError("--record writes the shipped model's sidecars: drop --checkpoint")
         names = record_in_sidecars(rep, f"toonsync eval --test {a.test} --precision {a.precision}")
         log.info("recorded the figures in %s", ", ".join(f"{n}.onnx.json" for n in names))
+    return 0
+
+
+def _eval_landmarks(a: argparse.Namespace) -> int:
+    """``toonsync eval landmarks``: the drawn-face landmark figures -> OUT/landmark_eval.json and a summary."""
+    lev = import_extra("toonsync.training.landmark_eval", "train")
+    rep = lev.evaluate_landmarks(seed=a.seed)
+    out = (a.out or Path("runs/eval_landmarks")) / "landmark_eval.json"
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(rep, indent=2) + "\n")
+    for k in ("synthetic_avatar", "synthetic_flat", "bundled", "real"):
+        r = rep[k]
+        if "skipped" in r:
+            log.info("%s: skipped (%s)", k, r["skipped"])
+            continue
+        log.info(
+            "%s: %d pictures, found %.0f %%, NME mean %s median %s, confidence %.2f, %.0f ms per picture",
+            k, r["pictures"], 100 * r["found"], r["nme_found_mean"], r["nme_found_median"],
+            r["confidence_median"], r["ms_per_picture_p50"],
+        )  # fmt: skip
+    log.info("wrote %s", out)
     return 0
 
 

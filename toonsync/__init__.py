@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .runtime.errors import (
     AlphaUnsupported,
+    DrawingFallbackWarning,
     ImageTooLarge,
     InputError,
     InputNotFound,
@@ -31,6 +32,7 @@ from .runtime.errors import (
     ToonsyncError,
     UnsupportedAudioFormat,
     UnsupportedImageFormat,
+    UnsureLandmarksWarning,
 )
 from .runtime.version import __version__
 
@@ -126,6 +128,8 @@ __all__ = [
     "OutputError",
     "SideProfileWarning",
     "MultipleFacesWarning",
+    "DrawingFallbackWarning",
+    "UnsureLandmarksWarning",
     "__version__",
 ]
 _SUBPACKAGES = ["runtime", "training", "export", "calibration", "tools"]

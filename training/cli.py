@@ -36,6 +36,7 @@ IMAGE_TRAINERS = {
     "stylizer": "toonsync.training.train_stylizer",
     "identity": "toonsync.training.train_identity",
     "refiner": "toonsync.training.train_refiner",
+    "landmarks": "toonsync.training.train_landmarks",
 }
 FORWARDED = (
     ("--data", "data"),

@@ -33,10 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model (needs `pip install toonsync[train]`)")
     t.add_argument(
         "model",
-        choices=["motion", "audio2motion", "stylizer", "identity", "refiner"],
+        choices=["motion", "audio2motion", "stylizer", "identity", "refiner", "landmarks"],
         help="motion (speech embedding + transformer motion decoder, the shipped pair; TTS corpus), "
         "audio2motion (the speech model alone), stylizer (Face2Comics, --data), identity / refiner "
-        "(avatars drawn here); docs/learned_models.md, docs/motion.md",
+        "(avatars drawn here), landmarks (the 68 points of drawn faces, faces drawn here); docs/learned_models.md, "
+        "docs/motion.md, docs/drawings.md",
     )
     t.add_argument("--corpus-dir", type=Path, default=Path("corpus"), help="where the TTS corpus is built/read")
     t.add_argument("--minutes", type=float, default=100.0, help="minutes of training speech to synthesise")

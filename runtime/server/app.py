@@ -1,5 +1,5 @@
-"""The kiosk server's shared state (``KioskServer``) and its ASGI app (``create_app``: page, ``/ws``, uploads,
-health and metrics)."""
+"""The kiosk server's shared state (``KioskServer``) and its ASGI app (``create_app``: page, ``/ws``, photo
+uploads, drawings whose points a visitor adjusts (``drawings``), health and metrics)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ImageTooLarge, InputError, ToonsyncError, UnsupportedImageFormat
+from ..errors import ImageTooLarge, InputError, InvalidLandmarks, ModelError, ToonsyncError, UnsupportedImageFormat
 from ..mel import SAMPLE_RATE
 from ..streaming import AudioModel
 from ..tts import NoTTSEngine, available_engines, speak_wav
-from .avatars import AvatarEntry, _AvatarStore, avatar_from_bytes, mouth_box
+from .avatars import AvatarEntry, _AvatarStore, avatar_from_bytes, avatar_from_drawing_points, mouth_box
 from .config import AUDIO_FORMATS, CSP, EMOTION_CHOICES, FRAME_HEADER, FRAME_S, PROTOCOL, WEB_FILES, ServerConfig
 from .draw_pool import Drawer, make_look
+from .drawings import (
+    BadRequest,
+    Drawing,
+    DrawingStore,
+    drawing_doc,
+    drawing_from_bytes,
+    points_doc,
+    refit_request,
+    use_request,
+)
 from .metrics import Metrics
 from .session import Session
 
@@ -85,6 +95,7 @@ class KioskServer:
             avatar = load_face(face)
         self.model = model or SharedAudioModel(cfg.backend, cfg.precision)
         self.avatars = _AvatarStore(AvatarEntry(avatar, make_look(avatar, cfg.size)), cfg.max_avatars)
+        self.drawings = DrawingStore()  # uploaded drawings whose points are being adjusted
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(
             max_workers=cfg.workers or max(2, os.cpu_count() or 2), thread_name_prefix="toonsync-serve"
@@ -244,46 +255,64 @@ def create_app(
     def err(status: int, code: str, message: str) -> Response:
         return JSONResponse({"error": code, "message": message}, status_code=status)
 
-    async def upload(request: Request) -> Response:
+    def refuse(status: int, code: str, message: str) -> Response:  # an upload refused (counted)
+        srv.metrics.uploads["rejected"] += 1
+        return err(status, code, message)
+
+    async def read_body(request: Request, limit: int) -> bytes | None:
+        """The request's body, or None as soon as it passes ``limit`` bytes (Content-Length or not)."""
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return None
+        return bytes(body)
+
+    async def guarded(fn, *args) -> Any:
+        """``fn(*args)`` in the thread pool, one at a time (face detection and fitting are ~1 s of CPU); the
+        errors a visitor can cause come back as a JSON ``Response`` (never a traceback)."""
+        try:
+            async with srv.upload_lock:
+                return await asyncio.get_running_loop().run_in_executor(srv.executor, fn, *args)
+        except ImageTooLarge as e:
+            return refuse(413, "too_large", e.for_kiosk())
+        except UnsupportedImageFormat as e:
+            return refuse(415, "unsupported_format", e.for_kiosk())
+        except InputError as e:  # NoFaceError, InvalidLandmarks and friends
+            return refuse(422, type(e).__name__, e.for_kiosk())
+        except (NotImplementedError, ModelError) as e:  # a model this kiosk does not have
+            log.warning("%s: a model is missing (%s)", getattr(fn, "__name__", fn), e or type(e).__name__)
+            return refuse(503, "unavailable", "this kiosk cannot do that right now; please try another picture later")
+
+    async def receive_image(request: Request, what: str, fn) -> Any:
+        """Checks an image upload (origin, size, uploads in flight), reads it and runs ``fn(body, limit)``
+        through ``guarded``; a refusal comes back as a ``Response``."""
         if not srv.origin_ok(request.headers):
-            srv.metrics.uploads["rejected"] += 1
-            return err(403, "origin", "cross-origin uploads are not allowed")
+            return refuse(403, "origin", "cross-origin uploads are not allowed")
         limit = cfg.max_upload_bytes
+        too_large = f"{what} up to {limit / 2**20:.3g} MB are accepted"
         cl = request.headers.get("content-length")
         if cl is not None and (not cl.isdigit() or int(cl) > limit):
-            srv.metrics.uploads["rejected"] += 1
-            return err(413, "too_large", f"photos up to {limit / 2**20:.3g} MB are accepted")
+            return refuse(413, "too_large", too_large)
         if srv.uploads_waiting >= 4:  # bounds the memory held by uploads too (4 x 10 MB)
-            srv.metrics.uploads["rejected"] += 1
-            return err(503, "busy", "too many photos are being processed; try again in a moment")
+            return refuse(503, "busy", f"too many {what} are being processed; try again in a moment")
         srv.uploads_waiting += 1
         try:
-            body = bytearray()
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    srv.metrics.uploads["rejected"] += 1
-                    return err(413, "too_large", f"photos up to {limit / 2**20:.3g} MB are accepted")
-            async with srv.upload_lock:  # face detection is ~1 s of CPU: one at a time
-                av, warns = await asyncio.get_running_loop().run_in_executor(
-                    srv.executor, avatar_from_bytes, bytes(body), limit
-                )
-        except ImageTooLarge as e:
-            srv.metrics.uploads["rejected"] += 1
-            return err(413, "too_large", e.for_kiosk())
-        except UnsupportedImageFormat as e:
-            srv.metrics.uploads["rejected"] += 1
-            return err(415, "unsupported_format", e.for_kiosk())
-        except InputError as e:  # NoFaceError and friends
-            srv.metrics.uploads["rejected"] += 1
-            return err(422, type(e).__name__, e.for_kiosk())
+            body = await read_body(request, limit)
+            if body is None:
+                return refuse(413, "too_large", too_large)
+            log.info("%s upload of %d bytes", what, len(body))
+            return await guarded(fn, body, limit)
         finally:
             srv.uploads_waiting -= 1
+
+    async def avatar_answer(av: Any, warns: list[str]) -> Response:
+        """A new avatar stored under a new id -> the JSON the page switches to it with."""
         entry = AvatarEntry(av, make_look(av, cfg.size))
         aid = srv.avatars.add(entry)
         srv.metrics.uploads["ok"] += 1
         preview = await asyncio.get_running_loop().run_in_executor(srv.executor, srv.preview_png, entry)
-        log.info("new avatar %s from an upload of %d bytes", aid[:6], len(body))
+        log.info("new avatar %s (%s)", aid[:6], av.meta.get("kind", "photo"))
         return JSONResponse(
             {
                 "avatar": aid,
@@ -295,15 +324,57 @@ def create_app(
             }
         )
 
+    async def upload(request: Request) -> Response:
+        got = await receive_image(request, "photos", avatar_from_bytes)
+        return got if isinstance(got, Response) else await avatar_answer(*got)
+
+    async def drawing_upload(request: Request) -> Response:
+        """A drawing's bytes -> its id, the image (long side <= 768 px) and the fitted points (its pixels)."""
+        got = await receive_image(request, "drawings", drawing_from_bytes)
+        if isinstance(got, Response):
+            return got
+        return JSONResponse(drawing_doc(srv.drawings.add(got), got))
+
+    async def drawing_request(request: Request, parse) -> tuple[Drawing, Any] | Response:
+        """The drawing a refit/use request names and ``parse(body JSON, drawing)``; origin checked, body <= 64 KiB,
+        a body that is not what ``parse`` takes answered 400 (not JSON, wrong keys) or 422 (bad points)."""
+        if not srv.origin_ok(request.headers):
+            return err(403, "origin", "cross-origin requests are not allowed")
+        d = srv.drawings.get(request.path_params["did"])
+        if d is None:
+            return err(404, "not_found", "unknown drawing id (drawings are kept a short while); upload it again")
+        body = await read_body(request, 1 << 16)
+        if body is None:
+            return err(413, "too_large", "a points request is at most 64 KiB")
+        try:
+            return d, parse(json.loads(body.decode("utf-8")), d)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return err(400, "bad_request", "the body is not JSON")
+        except BadRequest as e:
+            return err(400, "bad_request", str(e))
+        except InvalidLandmarks as e:
+            return err(422, "InvalidLandmarks", str(e))
+
+    async def drawing_refit(request: Request) -> Response:
+        """``{"moved": {handle: [x, y]}}`` -> the refitted points and handles (nothing is stored)."""
+        got = await drawing_request(request, refit_request)
+        return got if isinstance(got, Response) else JSONResponse(points_doc(got[1]))
+
+    async def drawing_use(request: Request) -> Response:
+        """``{"points": [[x, y] * 68]}`` -> an avatar of the drawing, answered like a photo upload."""
+        got = await drawing_request(request, use_request)
+        if isinstance(got, Response):
+            return got
+        made = await guarded(avatar_from_drawing_points, got[0].image, got[1])
+        return made if isinstance(made, Response) else await avatar_answer(*made)
+
     async def say(request: Request) -> Response:
         """Typed text -> the speech as a WAV (the page plays it into the stream like a WAV file)."""
         if not srv.origin_ok(request.headers):
             return err(403, "origin", "cross-origin requests are not allowed")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > 8 * MAX_SAY_CHARS:
-                return err(413, "too_large", f"please type at most {MAX_SAY_CHARS} characters")
+        body = await read_body(request, 8 * MAX_SAY_CHARS)
+        if body is None:
+            return err(413, "too_large", f"please type at most {MAX_SAY_CHARS} characters")
         try:
             text = json.loads(body.decode("utf-8"))["text"]
             if not isinstance(text, str):
@@ -369,6 +440,9 @@ def create_app(
         Route("/api/info", info),
         Route("/api/avatar", upload, methods=["POST"]),
         Route("/api/say", say, methods=["POST"]),
+        Route("/api/drawing", drawing_upload, methods=["POST"]),
+        Route("/api/drawing/{did}/refit", drawing_refit, methods=["POST"]),
+        Route("/api/drawing/{did}/use", drawing_use, methods=["POST"]),
         Route("/api/avatar/{aid}/preview.png", preview),
         WebSocketRoute("/ws", ws_endpoint),
     ]

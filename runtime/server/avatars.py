@@ -1,4 +1,4 @@
-"""Avatars of a kiosk: uploaded photos decoded in memory, kept under random ids (LRU), never as files."""
+"""Avatars of a kiosk: uploaded photos and drawings decoded in memory, kept under random ids (LRU), never as files."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import secrets
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,25 +37,47 @@ def lip_gap(landmarks: np.ndarray) -> float:
 _warn_lock = threading.Lock()
 
 
+def decode_upload(data: bytes, max_bytes: int = 10 * 1024 * 1024, what: str = "photo") -> np.ndarray:
+    """Uploaded image bytes -> RGB uint8, in memory: size checked before decoding, then ``image_io.decode_image``
+    (format sniffed, pixel cap from the header). Raises ``ImageTooLarge`` / ``UnsupportedImageFormat``."""
+    from ..image_io import decode_image
+
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"the {what} is {len(data) / 2**20:.1f} MiB; the cap is {max_bytes / 2**20:.0f} MiB")
+    if not data:
+        raise UnsupportedImageFormat(f"the upload is empty; send the {what}'s bytes (PNG, JPEG, BMP or WebP)")
+    return decode_image(data, f"uploaded {what}")
+
+
+def with_warnings(fn: Callable[..., Any], *args: Any, **kw: Any) -> tuple[Any, list[str]]:
+    """``fn(*args, **kw)`` and the messages of the ``UserWarning``s it raised (one caller at a time)."""
+    with _warn_lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kw)
+    return out, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
 def avatar_from_bytes(data: bytes, max_bytes: int = 10 * 1024 * 1024) -> tuple[Any, list[str]]:
     """Uploaded image bytes -> (Avatar, [warning messages]) entirely in memory (never via a path).
 
-    Size and format are checked from the bytes before decoding (``image_io.decode_image``); the pixel
-    cap applies from the header. Raises ``ImageTooLarge`` / ``UnsupportedImageFormat`` / ``NoFaceError``.
+    Size and format are checked from the bytes before decoding (``decode_upload``); the pixel cap applies
+    from the header. Raises ``ImageTooLarge`` / ``UnsupportedImageFormat`` / ``NoFaceError``.
     """
-    from ..image_io import decode_image
     from ..prepare import avatar_from_image
 
-    if len(data) > max_bytes:
-        raise ImageTooLarge(f"the photo is {len(data) / 2**20:.1f} MiB; the cap is {max_bytes / 2**20:.0f} MiB")
-    if not data:
-        raise UnsupportedImageFormat("the upload is empty; send the photo's bytes (PNG, JPEG, BMP or WebP)")
-    rgb = decode_image(data, "uploaded photo")
-    with _warn_lock, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        avatar = avatar_from_image(rgb, "array")
+    avatar, warns = with_warnings(avatar_from_image, decode_upload(data, max_bytes), "array")
     avatar.meta["source"] = "upload"
-    return avatar, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    return avatar, warns
+
+
+def avatar_from_drawing_points(image: np.ndarray, points: np.ndarray) -> tuple[Any, list[str]]:
+    """A drawing (RGB uint8) and its 68 points (float [68, 2], pixels) -> (Avatar, [warning messages]).
+    Raises ``InvalidLandmarks`` when the points do not fit the image or do not frame as a face."""
+    from ..prepare import avatar_from_drawing
+
+    avatar, warns = with_warnings(avatar_from_drawing, image, landmarks=np.asarray(points, np.float32))
+    avatar.meta["source"] = "upload"
+    return avatar, warns
 
 
 @dataclass

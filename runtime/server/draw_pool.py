@@ -27,16 +27,21 @@ class Look:
     style: dict
     neutral: np.ndarray
     size: int
+    base: np.ndarray | None = None  # a drawn character's own framed drawing (animated by the warp renderer)
 
 
 def make_look(avatar: Any, size: int) -> Look:
-    """The drawing recipe of ``avatar`` at ``size`` (style, neutral landmarks), keyed by their hash."""
+    """The drawing recipe of ``avatar`` at ``size`` (style, neutral landmarks, and a drawn character's framed
+    drawing), keyed by their hash."""
     import hashlib
 
     style = avatar.style.to_dict()
     neutral = np.ascontiguousarray(avatar.neutral, np.float32)
+    base = None if avatar.base is None else np.ascontiguousarray(avatar.base)
     h = hashlib.sha1(json.dumps(style, sort_keys=True, default=str).encode() + neutral.tobytes() + str(size).encode())
-    return Look(h.hexdigest()[:16], style, neutral, int(size))
+    if base is not None:
+        h.update(base.tobytes())
+    return Look(h.hexdigest()[:16], style, neutral, int(size), base)
 
 
 _RENDERERS: collections.OrderedDict[str, Any] = collections.OrderedDict()
@@ -48,12 +53,13 @@ def draw_batch(look: Look, quality: int, frames: list[tuple]) -> list[bytes]:
     thread). Renderers are cached per look; ``AvatarRenderer.draw`` is a pure function of its inputs."""
     import cv2
 
-    from ..avatar import AvatarRenderer, AvatarStyle
+    from ..avatar import AvatarStyle
+    from ..prepare import Avatar
 
     with _RENDERERS_LOCK:
         r = _RENDERERS.get(look.key)
-        if r is None:
-            r = AvatarRenderer(AvatarStyle.from_dict(look.style), look.neutral, look.size)
+        if r is None:  # the procedural avatar, or a drawn character's warp renderer (Avatar.renderer picks)
+            r = Avatar(AvatarStyle.from_dict(look.style), look.neutral, base=look.base).renderer(look.size)
             _RENDERERS[look.key] = r
             while len(_RENDERERS) > 16:
                 _RENDERERS.popitem(last=False)

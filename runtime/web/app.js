@@ -290,21 +290,172 @@
     img.src = src;
   }
 
-  async function uploadPhoto(file) {
+  function tooLarge(file, what) {
     const limit = (state.hello && state.hello.max_upload_bytes) || 10 * 1024 * 1024;
-    if (file.size > limit) { setStatus(`that photo is too large (limit ${limit >> 20} MB)`, "error"); return; }
-    setStatus("making your avatar…");
+    if (file.size > limit) setStatus(`that ${what} is too large (limit ${limit >> 20} MB)`, "error");
+    return file.size > limit;
+  }
+
+  // POST -> the JSON answer, or null with the server's message (or the failure) in the status line
+  async function post(url, body, what) {
+    const type = typeof body === "string" ? "application/json" : "application/octet-stream";
     try {
-      const r = await fetch("/api/avatar", { method: "POST", body: file, headers: { "Content-Type": "application/octet-stream" } });
+      const r = await fetch(url, { method: "POST", body, headers: { "Content-Type": type } });
       const j = await r.json();
-      if (!r.ok) { setStatus(j.message || `upload failed (${r.status})`, "error"); return; }
-      state.avatar = j.avatar;
-      showPreview(j.preview);
-      if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "config", avatar: j.avatar }));
-      setStatus(j.warnings && j.warnings.length ? `avatar ready (note: ${j.warnings[0]})` : "avatar ready", "");
+      if (!r.ok) { setStatus(j.message || `${what} failed (${r.status})`, "error"); return null; }
+      return j;
     } catch (e) {
-      setStatus(`upload failed: ${e.message || e}`, "error");
+      setStatus(`${what} failed: ${e.message || e}`, "error");
+      return null;
     }
+  }
+
+  // the answer of an avatar upload (a photo, or a drawing put to use): stream it from now on
+  function useAvatar(j) {
+    state.avatar = j.avatar;
+    showPreview(j.preview);
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "config", avatar: j.avatar }));
+    setStatus(j.warnings && j.warnings.length ? `avatar ready (note: ${j.warnings[0]})` : "avatar ready", "");
+  }
+
+  async function uploadPhoto(file) {
+    if (tooLarge(file, "photo")) return;
+    setStatus("making your avatar…");
+    const j = await post("/api/avatar", file, "upload");
+    if (j) useAvatar(j);
+  }
+
+  // -- a drawing: its 68 points over it, a few handles dragged, the points refitted by the server -----
+  const HANDLE_R = 10; // handle radius, CSS pixels
+  const LINES = [[0, 17, false], [17, 22, false], [22, 27, false], [27, 31, false], [31, 36, false],
+                 [36, 42, true], [42, 48, true], [48, 60, true], [60, 68, true]];
+  const sheet = $("adjust-canvas");
+  const pen = sheet.getContext("2d");
+  // the adjust view's state (coordinates are pixels of the drawing the server sent), readable by tests
+  const adjust = (window.toonsyncAdjust = {
+    id: null, width: 0, height: 0, points: [], handles: {}, fitted: null, moved: {}, confidence: null,
+    warnings: [], dragging: null, refits: 0, pending: null,
+  });
+  let sheetImg = null, grab = [0, 0], refitSeq = 0, settled = {};
+
+  // points and handles as the server last placed them (a drag moves a copy of the handles until it is refitted)
+  function setPoints(points, handles) { adjust.points = points; settled = handles; adjust.handles = { ...handles }; }
+
+  function showAdjust(on) {
+    $("adjust").hidden = !on;
+    canvas.hidden = on;
+    if (!on) { adjust.id = null; sheetImg = null; }
+  }
+
+  function pxPerCss() { const w = sheet.getBoundingClientRect().width; return w ? sheet.width / w : 1; }
+
+  function drawSheet() {
+    if (!sheetImg) return;
+    const k = pxPerCss(), P = adjust.points;
+    pen.drawImage(sheetImg, 0, 0, sheet.width, sheet.height);
+    pen.lineWidth = 1.5 * k; pen.strokeStyle = "rgba(212, 87, 122, 0.85)";
+    for (const [a, b, closed] of LINES) {
+      pen.beginPath();
+      for (let i = a; i < b; i++) (i === a ? pen.moveTo : pen.lineTo).call(pen, P[i][0], P[i][1]);
+      if (closed) pen.closePath();
+      pen.stroke();
+    }
+    pen.fillStyle = "#fff";
+    for (const [x, y] of P) { pen.beginPath(); pen.arc(x, y, 2.5 * k, 0, 2 * Math.PI); pen.fill(); pen.stroke(); }
+    pen.lineWidth = 2.5 * k;
+    for (const [name, [x, y]] of Object.entries(adjust.handles)) {
+      pen.beginPath(); pen.arc(x, y, HANDLE_R * k, 0, 2 * Math.PI);
+      pen.fillStyle = name === adjust.dragging ? "rgba(212, 87, 122, 0.55)" : "rgba(255, 255, 255, 0.35)";
+      pen.fill(); pen.stroke();
+    }
+  }
+
+  function toSheet(e) {
+    const r = sheet.getBoundingClientRect();
+    return [(e.clientX - r.left) * sheet.width / r.width, (e.clientY - r.top) * sheet.height / r.height];
+  }
+
+  sheet.addEventListener("pointerdown", (e) => {
+    if (!adjust.id || adjust.dragging) return;
+    const [x, y] = toSheet(e);
+    let best = null, reach = 2 * HANDLE_R * pxPerCss();  // generous: a finger covers more than a circle
+    for (const [name, [hx, hy]] of Object.entries(adjust.handles)) {
+      const d = Math.hypot(hx - x, hy - y);
+      if (d <= reach) { reach = d; best = name; }
+    }
+    if (!best) return;
+    adjust.dragging = best;
+    grab = [adjust.handles[best][0] - x, adjust.handles[best][1] - y];  // the handle does not jump to the pointer
+    sheet.setPointerCapture(e.pointerId);
+    e.preventDefault();
+    drawSheet();
+  });
+  sheet.addEventListener("pointermove", (e) => {
+    if (!adjust.dragging) return;
+    const [x, y] = toSheet(e);
+    adjust.handles[adjust.dragging] = [Math.min(Math.max(x + grab[0], 0), sheet.width - 1),
+                                       Math.min(Math.max(y + grab[1], 0), sheet.height - 1)];
+    drawSheet();
+  });
+  const drop = () => {
+    const name = adjust.dragging;
+    if (!name) return;
+    adjust.dragging = null;
+    const before = adjust.moved;
+    adjust.moved = { ...before, [name]: adjust.handles[name] };
+    adjust.pending = refitDrawing(before);
+  };
+  sheet.addEventListener("pointerup", drop);
+  sheet.addEventListener("pointercancel", drop);
+
+  // every handle dragged so far, sent at once: the server refits the fitted points from them
+  async function refitDrawing(before) {
+    const seq = ++refitSeq;
+    const j = await post(`/api/drawing/${adjust.id}/refit`, JSON.stringify({ moved: adjust.moved }), "adjusting");
+    if (seq !== refitSeq || !adjust.id) return;  // a later drag (or a closed view) wins
+    if (j) { setPoints(j.points, j.handles); adjust.refits += 1; }
+    else { adjust.moved = before; adjust.handles = { ...settled }; }  // a refused drag is undone
+    drawSheet();
+  }
+
+  async function uploadDrawing(file) {
+    if (tooLarge(file, "drawing")) return;
+    setStatus("finding the face in the drawing…");
+    const j = await post("/api/drawing", file, "upload");
+    if (!j) return;
+    const img = new Image();
+    try { await new Promise((ok, fail) => { img.onload = ok; img.onerror = fail; img.src = j.image; }); }
+    catch (e) { setStatus("the drawing could not be shown", "error"); return; }
+    Object.assign(adjust, { id: j.drawing, width: j.width, height: j.height, fitted: { points: j.points, handles: j.handles },
+                            moved: {}, confidence: j.confidence, warnings: j.warnings, dragging: null, refits: 0, pending: null });
+    setPoints(j.points, j.handles);
+    sheetImg = img; sheet.width = j.width; sheet.height = j.height;
+    showAdjust(true);
+    drawSheet();
+    const conf = `points found (confidence ${Math.round(j.confidence * 100)} %)`;
+    if (j.warnings.length) setStatus(`${conf} — note: ${j.warnings[0]}`, "warn");
+    else setStatus(`${conf}: drag the circles if needed, then use the drawing`, "");
+  }
+
+  async function useDrawing() {
+    if (!adjust.id) return;
+    $("adjust-use").disabled = true;
+    try {
+      if (adjust.pending) await adjust.pending;  // the last drag's points
+      setStatus("making your avatar…");
+      const j = await post(`/api/drawing/${adjust.id}/use`, JSON.stringify({ points: adjust.points }), "making the avatar");
+      if (j) { showAdjust(false); useAvatar(j); }
+    } finally {
+      $("adjust-use").disabled = false;
+    }
+  }
+
+  function resetDrawing() {
+    if (!adjust.fitted) return;
+    refitSeq += 1;  // an answer still on its way is ignored
+    Object.assign(adjust, { moved: {}, dragging: null });
+    setPoints(adjust.fitted.points, adjust.fitted.handles);
+    drawSheet();
   }
 
   // -- typed text, spoken by the server's TTS engine and played like a WAV ---------------------
@@ -340,6 +491,15 @@
     e.target.value = "";
     if (file) await uploadPhoto(file);
   });
+  $("drawing").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    e.target.value = "";
+    if (file) await uploadDrawing(file);
+  });
+  $("adjust-use").addEventListener("click", useDrawing);
+  $("adjust-reset").addEventListener("click", resetDrawing);
+  $("adjust-cancel").addEventListener("click", () => { showAdjust(false); setStatus("ready", ""); });
+  window.addEventListener("resize", drawSheet);  // the dots keep their size on screen
   $("default-avatar").addEventListener("click", () => {
     state.avatar = "default";
     showPreview("/api/avatar/default/preview.png");

@@ -1,0 +1,272 @@
+"""The 68 landmarks of a drawn (anime) face, found by the project's landmark model: numpy + onnxruntime.
+
+    from toonsync.runtime.anime_landmarks import fit_drawing_landmarks
+    fit = fit_drawing_landmarks(rgb)      # RGB uint8 [H, W, 3] -> DrawingFit(points [68, 2] px, confidence, box)
+
+``landmarks.fp32.onnx`` (``training/train_landmarks.py``, trained on faces this project draws) maps an RGB
+window (``size`` square, 128 px) to the 68 points (iBUG 300-W order, window units) and a logit saying whether
+the window frames one whole face at a usable scale. Its model card's ``framing`` says which windows it knows:
+*search* windows, with the face box anywhere from ``search_ratio`` of the window's side, off centre, and
+*refine* windows, ``refine`` times the face box, centred on it. Finding a face:
+
+1. **search**: square windows of every position (a third of a side apart) and size (the image's shorter side
+   and its longer, down by 0.75 at a time to a tenth of the longer side), batched; the window with the
+   highest face probability gives a first set of points;
+2. **refine** (three times): the window ``refine`` x the points' box (measured in the face's own frame),
+   centred on them and turned by the eye line's roll, so the face is level; the model runs on it and on its
+   mirror image (points mapped back through the left-right pairing), and the two answers are averaged.
+
+``confidence`` is the refine window's face probability times the agreement of the two mirror answers
+(1 when they agree, 0 when they differ by ``DISAGREE`` x the outer-eye-corner distance): low on faces the
+model has not learnt, on non-faces and on profiles. Below ``UNSURE`` a warning says so and names
+``--landmarks``; ``toonsync landmarks`` writes the points with a numbered preview to correct by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .backend import LoadedModel, load_model, model_dir
+from .errors import InputError, NoFaceError, UnsureLandmarksWarning
+
+log = logging.getLogger(__name__)
+
+NAME = "landmarks"
+ITERATIONS = 3  # refine passes
+DISAGREE = 0.15  # mirror answers this far apart (x the outer-eye-corner distance) give confidence 0
+UNSURE = 0.5  # below this confidence a warning is issued
+MIN_FACE_PROB = 0.2  # no search window above this: no face
+SEARCH_STEP, SEARCH_SHRINK, SEARCH_SMALLEST = 1 / 3, 0.75, 0.1
+CHUNK = 32  # windows per model call
+FLIP = np.array(  # the iBUG index of each point's mirror image (left-right flip)
+    [*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46,
+     39, 38, 37, 36, 41, 40, *range(54, 47, -1), *range(59, 54, -1), *range(64, 59, -1), 67, 66, 65]
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DrawingFit:
+    """Where a drawn face's 68 points (iBUG 300-W order) are, in the drawing's own pixels."""
+
+    points: np.ndarray  # [68, 2] float32, x y pixels of the input image
+    confidence: float  # 0..1: how sure the model is that these points are on a drawn face
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 pixels: the refine window's bounding box
+
+    def to_dict(self) -> dict:
+        return {
+            "landmarks": np.round(self.points, 2).tolist(),
+            "confidence": round(float(self.confidence), 3),
+            "box": [int(v) for v in self.box],
+            "format": "68 [x, y] pixel points, iBUG 300-W order (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, "
+            "mouth 48-67)",
+        }
+
+
+# --- window geometry (shared with training.anime_synth, which draws the training windows) ------------------
+def face_box(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre [2] and larger side of the points' bounding box."""
+    lo, hi = points.min(0), points.max(0)
+    return (0.5 * (lo + hi)).astype(np.float32), float((hi - lo).max())
+
+
+def window_transform(centre, side: float, angle: float, n: int) -> np.ndarray:
+    """2x3 affine: image pixels -> a window of ``n`` px (square of ``side`` image px about ``centre``,
+    rotated by ``angle`` radians: the image turned by -angle, so a face rolled by ``angle`` comes out level)."""
+    s = n / float(side)
+    c, si = math.cos(angle) * s, math.sin(angle) * s
+    R = np.array([[c, si], [-si, c]], np.float32)
+    t = np.float32(n / 2.0) - R @ np.asarray(centre, np.float32)
+    return np.hstack([R, t[:, None]]).astype(np.float32)
+
+
+def warp_window(image: np.ndarray, M: np.ndarray, n: int, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """``image`` through ``window_transform``'s ``M`` into an ``n`` square, area-reduced first when ``M``
+    shrinks it more than twice (line art would alias)."""
+    scale = float(np.hypot(M[0, 0], M[1, 0]))
+    if scale < 0.5:
+        f = 2.0 * scale
+        image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        M = M.copy()
+        M[:, :2] /= f
+    return cv2.warpAffine(image, M, (n, n), flags=cv2.INTER_LINEAR, borderMode=border)
+
+
+def mirror_points(points: np.ndarray) -> np.ndarray:
+    """Window points [..., 68, 2] (0..1) of a left-right mirrored window, back in the unmirrored window."""
+    p = np.asarray(points)[..., FLIP, :].copy()
+    p[..., 0] = 1.0 - p[..., 0]
+    return p
+
+
+def to_image(points: np.ndarray, M: np.ndarray, n: int) -> np.ndarray:
+    """Window points [68, 2] (0..1) -> image pixels, through the inverse of ``M``."""
+    Mi = cv2.invertAffineTransform(M)
+    return (points * n) @ Mi[:, :2].T + Mi[:, 2]
+
+
+def eye_roll(points: np.ndarray) -> float:
+    """The roll of the eye line (image-left eye to image-right eye), radians."""
+    d = points[42:48].mean(0) - points[36:42].mean(0)
+    return math.atan2(float(d[1]), float(d[0]))
+
+
+# --- is it a drawing? -----------------------------------------------------------------------------------------
+FLAT_RANGE = 4  # a pixel whose 3 x 3 neighbourhood spans at most this many levels (in every channel) is flat
+DRAWN_FLAT_SHARE = 0.5  # an image (or face box) at least this flat is a flat-colour drawing
+
+
+def flat_share(image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> float:
+    """The share of flat pixels (``FLAT_RANGE``) in ``image`` or its ``box``: flat-colour drawings are mostly
+    flat (0.7-0.9 measured on drawings in packages and our own), photos are not (sensor noise, texture, JPEG
+    ringing on gradients: 0.1-0.35 on the bundled photos), nor are shaded comics."""
+    img = np.asarray(image)
+    if box is not None:
+        h, w = img.shape[:2]
+        x0, y0, x1, y1 = box
+        img = img[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)]
+    if img.shape[0] < 3 or img.shape[1] < 3:
+        return 0.0
+    k = np.ones((3, 3), np.uint8)
+    spread = (cv2.dilate(img, k).astype(np.int16) - cv2.erode(img, k)).max(2)
+    return float((spread <= FLAT_RANGE).mean())
+
+
+def looks_drawn(image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> bool:
+    """Is ``image`` (or its ``box``) a flat-colour drawing (``flat_share`` at least ``DRAWN_FLAT_SHARE``)?"""
+    return flat_share(image, box) >= DRAWN_FLAT_SHARE
+
+
+# --- the model ---------------------------------------------------------------------------------------------
+class DrawnFaceModel:
+    """``landmarks.fp32.onnx``: the search and refinement of the module doc."""
+
+    def __init__(self, directory: str | os.PathLike | None = None, backend: str = "cpu"):
+        self.model: LoadedModel = load_model(NAME, "fp32", backend, Path(directory) if directory else None)
+        self.size = int(self.model.card.config["size"])
+        framing = self.model.card.get("framing") or {}
+        self.refine_scale = float(framing.get("refine", 2.0))
+
+    def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 windows [N, S, S, 3] -> points [N, 68, 2] (window units), face probability [N]."""
+        pts, prob = [], []
+        for i in range(0, len(windows), CHUNK):
+            out = self.model.run({"image": windows[i : i + CHUNK].astype(np.float32) / 255.0})
+            pts.append(out["points"]), prob.append(1.0 / (1.0 + np.exp(-out["face"])))
+        return np.concatenate(pts), np.concatenate(prob)
+
+    def search(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The best search window's points (image pixels) and face probability."""
+        h, w = image.shape[:2]
+        n, transforms = self.size, []
+        side = float(max(h, w))
+        sides = [side] if h == w else [side, float(min(h, w))]
+        while sides[-1] * SEARCH_SHRINK >= SEARCH_SMALLEST * side and sides[-1] * SEARCH_SHRINK >= 24:
+            sides.append(sides[-1] * SEARCH_SHRINK)
+        for s in sides:
+            step = s * SEARCH_STEP
+            xs = np.arange(s / 2, max(w - s / 2, s / 2) + 1e-3, step) if w > s else [w / 2]
+            ys = np.arange(s / 2, max(h - s / 2, s / 2) + 1e-3, step) if h > s else [h / 2]
+            transforms += [window_transform((x, y), s, 0.0, n) for y in ys for x in xs]
+        wins = np.stack([warp_window(image, M, n, cv2.BORDER_REPLICATE) for M in transforms])
+        pts, prob = self.run(wins)
+        k = int(np.argmax(prob))
+        log.debug("search: %d windows, best %.2f", len(wins), prob[k])
+        return to_image(pts[k], transforms[k], n), float(prob[k])
+
+    def refine(self, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
+        """One refine pass: (points, face probability, mirror disagreement over the eye-corner distance, M)."""
+        n = self.size
+        angle = eye_roll(points)
+        c, si = math.cos(-angle), math.sin(-angle)
+        level = (points - points.mean(0)) @ np.array([[c, si], [-si, c]], np.float32).T  # the face upright
+        centre_l, fs = face_box(level)
+        centre = points.mean(0) + centre_l @ np.array([[c, -si], [si, c]], np.float32).T
+        M = window_transform(centre, fs * self.refine_scale, angle, n)
+        win = warp_window(image, M, n, cv2.BORDER_REPLICATE)
+        pts, prob = self.run(np.stack([win, np.ascontiguousarray(win[:, ::-1])]))
+        a, b = pts[0], mirror_points(pts[1])
+        iod = max(float(np.linalg.norm(a[36] - a[45])), 1e-3)
+        dis = float(np.linalg.norm(a - b, axis=1).mean()) / iod
+        return to_image(0.5 * (a + b), M, n), float(prob.mean()), dis, M
+
+    def fit(self, image: np.ndarray) -> DrawingFit:
+        pts, p = self.search(image)
+        if p < MIN_FACE_PROB:
+            found = f"no drawn face found in the image (best window {p:.2f})"
+            raise NoFaceError(
+                f"{found}; give its 68 points with landmarks=... (a JSON file or a [68, 2] array)",
+                cli=f"{found}; give its 68 points with --landmarks drawing.json",
+                kiosk="No face was found in this drawing. Please use a drawing with one face looking at the viewer.",
+            )
+        for _ in range(ITERATIONS):
+            pts, p, dis, M = self.refine(image, pts)
+        conf = p * float(np.clip(1.0 - dis / DISAGREE, 0.0, 1.0))
+        corners = to_image(np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32), M, self.size)
+        x0, y0 = np.floor(corners.min(0)).astype(int)
+        x1, y1 = np.ceil(corners.max(0)).astype(int)
+        h, w = image.shape[:2]
+        pts = np.clip(pts, 0, [w - 1, h - 1]).astype(np.float32)
+        return DrawingFit(pts, conf, (int(x0), int(y0), int(x1), int(y1)))
+
+
+@lru_cache(maxsize=2)
+def _model(directory: str) -> DrawnFaceModel:
+    return DrawnFaceModel(directory)
+
+
+def fit_drawing_landmarks(image: np.ndarray, directory: str | os.PathLike | None = None) -> DrawingFit:
+    """An RGB uint8 [H, W, 3] drawing -> its face's ``DrawingFit``; raises ``NoFaceError`` when none is found
+    and warns (``UnsureLandmarksWarning``) when the confidence is under ``UNSURE``."""
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise InputError(f"a drawing is an RGB uint8 image [H, W, 3], got {img.dtype} {img.shape}")
+    fit = _model(str(directory or model_dir())).fit(img)
+    if fit.confidence < UNSURE:
+        warnings.warn(
+            f"the drawn face's points were fitted with low confidence ({fit.confidence:.2f}); check them with "
+            "`toonsync landmarks DRAWING -o points.json` and pass corrected ones with --landmarks",
+            UnsureLandmarksWarning,
+            stacklevel=2,
+        )
+    log.info("drawn face: 68 points fitted, confidence %.2f, box %s", fit.confidence, fit.box)
+    return fit
+
+
+REGION_COLOURS = (  # (first index, last index + 1, RGB): jaw, brows, nose, eyes, mouth
+    (0, 17, (230, 60, 60)),
+    (17, 27, (240, 160, 30)),
+    (27, 36, (60, 170, 60)),
+    (36, 48, (40, 120, 240)),
+    (48, 68, (200, 60, 200)),
+)
+
+
+def preview(image: np.ndarray, points: np.ndarray, side: int = 768) -> np.ndarray:
+    """The drawing around its face (the points' box, 1.6 times larger), ``side`` px, with the 68 points drawn
+    as coloured dots joined per region (jaw, brows, nose, eyes, mouth) and numbered: RGB uint8."""
+    pts = np.asarray(points, np.float32).reshape(68, 2)
+    centre, fs = face_box(pts)
+    M = window_transform(centre, 1.6 * fs, 0.0, side)
+    img = np.ascontiguousarray(warp_window(image, M, side, cv2.BORDER_REPLICATE))
+    img = (0.55 * img + 0.45 * 255).astype(np.uint8)  # faded, so the points read
+    P = pts @ M[:, :2].T + M[:, 2]
+    q = lambda p: (int(round(p[0] * 16)), int(round(p[1] * 16)))  # noqa: E731  (sub-pixel, shift 4)
+    for a, b, col in REGION_COLOURS:
+        for i in range(a, b - 1):
+            if i not in (21, 30, 41, 47, 59):  # the gaps between the brows, nose parts, eyes and lips
+                cv2.line(img, q(P[i]), q(P[i + 1]), col, 1, cv2.LINE_AA, 4)
+        for i in range(a, b):
+            cv2.circle(img, q(P[i]), 4 * 16, col, -1, cv2.LINE_AA, 4)
+            org = (int(P[i, 0]) + 5, int(P[i, 1]) - 4)
+            cv2.putText(img, str(i), org, cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 3, cv2.LINE_AA)
+            cv2.putText(img, str(i), org, cv2.FONT_HERSHEY_SIMPLEX, 0.38, (20, 20, 20), 1, cv2.LINE_AA)
+    return img
