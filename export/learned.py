@@ -47,7 +47,14 @@ class Embedder(nn.Module):
 
 
 def _export(
-    name: str, wrapper: nn.Module, spec: GraphSpec, example: tuple, model, model_dir: Path, extra: dict
+    name: str,
+    wrapper: nn.Module,
+    spec: GraphSpec,
+    example: tuple,
+    model,
+    model_dir: Path,
+    extra: dict,
+    fp16: bool = True,
 ) -> dict:
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -55,8 +62,9 @@ def _export(
     path = model_dir / f"{name}.fp32.onnx"
     export_onnx(wrapper, example, spec, path)
     parity = check_parity(wrapper, path, spec, batches=(1, 3), frames=(1,))
-    fp16 = to_fp16(path, model_dir / f"{name}.fp16.onnx")  # for CUDA / TensorRT (load_model picks it on a GPU)
-    extra = {**extra, "parity_fp16": fp16_parity(path, fp16, spec)}
+    if fp16:  # for CUDA / TensorRT (load_model picks it on a GPU)
+        half = to_fp16(path, model_dir / f"{name}.fp16.onnx")
+        extra = {**extra, "parity_fp16": fp16_parity(path, half, spec)}
     info = getattr(model, "info", {})
     meta = {
         "name": name,
@@ -176,6 +184,7 @@ def export_landmarks(checkpoint: Path, model_dir: Path) -> dict:
             "framing": {"refine": REFINE, "search_ratio": list(SEARCH_RATIO)},
             "made_by": "toonsync training/train_landmarks.py + export/learned.py",
         },
+        fp16=False,  # the runtime runs fp32 everywhere: a fit is a one-off per drawing, and the bytes count
     )
 
 

@@ -107,7 +107,7 @@ class SideProfileWarning(UserWarning):
 
 
 class DrawingFallbackWarning(UserWarning):
-    """No photographed face was found, but the image is a drawing with a face: it is animated as a drawing."""
+    """The picture was taken for a drawing (flat colours, a drawn face found): it is animated as a drawing."""
 
 
 class UnsureLandmarksWarning(UserWarning):

@@ -245,25 +245,26 @@ def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None)
     return Avatar(style, neutral, meta, base=base, source_landmarks=np.asarray(pts, np.float32))
 
 
-def drawing_instead(image: np.ndarray, source: str, error: NoFaceError) -> Avatar:
-    """A photo in which no face was found: when the image is a drawing (``anime_landmarks.looks_drawn``) with a
-    confidently fitted drawn face, its ``Avatar`` as a drawn character, with a ``DrawingFallbackWarning``;
-    otherwise ``error`` is raised, naming ``--drawing``. Photos are never animated from their own pixels."""
+def drawing_if_drawn(image: np.ndarray, source: str) -> Avatar | None:
+    """The ``Avatar`` of a picture that is a drawing, animated from its own pixels: a flat picture
+    (``anime_landmarks.looks_drawn``) whose face the landmark model fits with a confidence of at least
+    ``UNSURE`` and whose face box is flat too; None for anything else (photos go to the photo path). Logged,
+    with a ``DrawingFallbackWarning`` naming ``--drawing`` for when the guess should be said outright."""
     from .anime_landmarks import UNSURE, fit_drawing_landmarks, looks_drawn
 
     if not looks_drawn(image):
-        raise error
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             fit = fit_drawing_landmarks(image)
-        except (NoFaceError, ModelError):  # no drawn face either, or no landmark model installed
-            raise error from None
+        except (NoFaceError, ModelError):  # no drawn face, or no landmark model installed
+            return None
     if fit.confidence < UNSURE or not looks_drawn(image, fit.box):
-        raise error
+        return None
     warnings.warn(
-        f"no photographed face was found, but the image is a drawing with a face (confidence "
-        f"{fit.confidence:.2f}): it is animated from its own pixels (say so with --drawing to skip this check)",
+        f"the picture is a drawing with a face (confidence {fit.confidence:.2f}): it is animated from its own "
+        "pixels (--drawing says so outright; --landmarks gives its points)",
         DrawingFallbackWarning,
         stacklevel=3,
     )
@@ -299,7 +300,4 @@ def load_face(
         learned = LearnedStylizer()
     image = load_image(face)
     source = str(face) if isinstance(face, (str, os.PathLike)) else "array"
-    try:
-        return avatar_from_image(image, source, learned)
-    except NoFaceError as e:
-        return drawing_instead(image, source, e)
+    return drawing_if_drawn(image, source) or avatar_from_image(image, source, learned)

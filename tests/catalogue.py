@@ -345,7 +345,7 @@ CASES: list[Case] = [
     Case("img-tiny-face", "image", "a 40 px face in a 640x480 picture", _tiny_face, "error", E.NoFaceError, "face", "NoFaceError"),
     Case("img-side-profile", "image", "side-profile photo (cameraman)", lambda t: DATA / "side_profile_camera.jpg", "warn", E.SideProfileWarning, "turned to the side", "SideProfileWarning; frontal fallback avatar with the photo's colours"),
     Case("img-no-face", "image", "landscape photo without a face", lambda t: DATA / "no_face_coffee.jpg", "error", E.NoFaceError, "no face", "NoFaceError"),
-    Case("img-drawn-face", "image", "a drawn (anime) face given as a photo", _drawn_face, "warn", E.DrawingFallbackWarning, "is a drawing", "animated as a drawn character from its fitted points, with DrawingFallbackWarning (a photo without a face stays NoFaceError; docs/drawings.md)"),
+    Case("img-drawn-face", "image", "a drawn (anime) face given as a photo", _drawn_face, "warn", E.DrawingFallbackWarning, "is a drawing", "animated as a drawn character from its fitted points, with DrawingFallbackWarning (photos never are; docs/drawings.md)"),
     Case("img-text-as-png", "image", "a text file renamed .png", lambda t: _bytes(t, "t.png", b"not an image\n" * 10), "error", E.UnsupportedImageFormat, "not an image", "UnsupportedImageFormat"),
     # ---- models -----------------------------------------------------------------------------
     Case("onnx-corrupt", "model", "model file with a flipped byte", lambda t: _models(t, _flip), "error", E.ModelError, "does not match its model card", "ModelError naming the file (sha256 check)"),

@@ -144,7 +144,7 @@ def test_photo_falls_back_to_drawing_only_for_drawings():
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        av = load_face(DRAWN)  # no --drawing: no photographed face, but a flat-colour drawing
+        av = load_face(DRAWN)  # no --drawing: a flat-colour drawing with a drawn face
     assert av.meta["kind"] == "drawing" and av.base is not None
     assert any(issubclass(w.category, DrawingFallbackWarning) for w in caught)
     with pytest.raises(NoFaceError):

@@ -122,6 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="lipsync: held-out corpus .h5 (toonsync corpus build --split test); real: score that TTS split "
         "instead of the recordings, each clip heard through a seeded random recording chain (the set to tune on)",
     )
+    ev.add_argument("--sheet", type=Path, help="landmarks: also draw the drawings' fitted points and avatars (PNG)")
     ev.add_argument("--clean", action="store_true", help="real --test: the TTS clips as they are, not re-recorded")
     ev.add_argument("--checkpoint", type=Path, help="lipsync: a torch checkpoint instead of the shipped ONNX model")
     ev.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"])
@@ -270,6 +271,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
 def _eval_landmarks(a: argparse.Namespace) -> int:
     """``toonsync eval landmarks``: the drawn-face landmark figures -> OUT/landmark_eval.json and a summary."""
     lev = import_extra("toonsync.training.landmark_eval", "train")
+    if a.sheet is not None:
+        log.info("wrote %s", lev.points_sheet(a.sheet))
     rep = lev.evaluate_landmarks(seed=a.seed)
     out = (a.out or Path("runs/eval_landmarks")) / "landmark_eval.json"
     with atomic_path(out) as tmp:

@@ -109,3 +109,29 @@ def evaluate_landmarks(scenes: int = 60, seed: int = 0) -> dict:
         else {"skipped": "apt-get install renpy-demo renpy-thequestion (Debian) for the real drawings"}
     )
     return out
+
+
+def points_sheet(path: Path, tile: int = 256) -> Path:
+    """The README picture: each drawing (the bundled one, the real ones when installed) with its fitted points
+    (``runtime.anime_landmarks.preview``) above the drawn avatar made from them without a landmarks file,
+    speaking an open vowel with the head turned a little (``prepare.avatar_from_drawing``, ``Avatar.renderer``)."""
+    from toonsync.runtime.anime_landmarks import preview
+    from toonsync.runtime.atomic import atomic_path
+    from toonsync.runtime.mouth import apply_mouth
+    from toonsync.runtime.prepare import avatar_from_drawing
+
+    files = [DATA / "drawn_character.png"]
+    doc = json.loads((DATA / "drawings_labelled.json").read_text())
+    files += [Path(d["file"]) for d in doc["drawings"] if Path(d["file"]).is_file()]
+    cols = []
+    for f in files:
+        img = load_image(f)
+        av = avatar_from_drawing(img)
+        top = preview(img, av.source_landmarks, side=tile)
+        talk = av.renderer(tile).draw(apply_mouth(av.neutral, np.array([0.9, 0.0, 0.0], np.float32)), (0.12, 0.04, 0))
+        cols.append(np.vstack([top, talk]))
+    sheet = np.hstack(cols)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png.tobytes())
+    return Path(path)

@@ -22,7 +22,8 @@ PCM over the WebSocket and draws the JPEG frames that come back; the protocol is
 * ``/healthz`` (JSON) and ``/metrics`` (Prometheus text: active streams, fps, latency histogram,
   drops, bad messages).
 
-The package: ``config`` (protocol constants, ``ServerConfig``), ``metrics``, ``avatars`` (uploads),
+The package: ``config`` (protocol constants, ``ServerConfig``), ``metrics``, ``avatars`` (uploads), ``drawings``
+(drawn characters: fitted points, the adjust-points refit),
 ``draw_pool`` (drawing processes), ``session`` (one connection), ``app`` (``KioskServer``, ``create_app``) and
 ``cli`` (``toonsync serve``, ``BackgroundServer``).
 

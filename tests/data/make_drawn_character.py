@@ -42,11 +42,9 @@ def landmarks() -> np.ndarray:
     u = 8.0
     v = EYE_HH * math.sqrt(1 - (u / EYE_HW) ** 2)
     eyes = []
-    for ex, outer_left in ((cx - EYE_DX, True), (cx + EYE_DX, False)):
-        o, i = (ex - EYE_HW, ex + EYE_HW) if outer_left else (ex + EYE_HW, ex - EYE_HW)
-        s = 1 if outer_left else -1  # outer -> inner direction along x
-        eyes.append([(o, EYE_Y), (o + s * (EYE_HW - u), EYE_Y - v), (o + s * (EYE_HW + u), EYE_Y - v), (i, EYE_Y),
-                     (o + s * (EYE_HW + u), EYE_Y + v), (o + s * (EYE_HW - u), EYE_Y + v)])
+    for ex in (cx - EYE_DX, cx + EYE_DX):  # iBUG order: from the image-left corner, clockwise (36-41, 42-47)
+        eyes.append([(ex - EYE_HW, EYE_Y), (ex - u, EYE_Y - v), (ex + u, EYE_Y - v), (ex + EYE_HW, EYE_Y),
+                     (ex + u, EYE_Y + v), (ex - u, EYE_Y + v)])
 
     def lip(x: float) -> float:
         return MOUTH_Y + MOUTH_SMILE * (1 - ((x - cx) / MOUTH_HW) ** 2)
