@@ -117,10 +117,11 @@ _MEAN_RAW = np.array(
 def face_scale(neutral: np.ndarray) -> float:
     """How large a face is against the canonical frame (eye centres ``_IOD`` apart): 1.0 for every photo avatar,
     less for a drawing framed smaller to fit its hair (``runtime.drawing.frame_drawing``). The motion models'
-    landmark offsets are for the canonical face and are scaled by it."""
+    landmark offsets are for the canonical face and are scaled by it. Landmarks not framed like an avatar (a zero
+    array as a neutral, say) are left unscaled: 1.0 outside 0.3..1."""
     L = np.asarray(neutral, np.float32).reshape(68, 2)
     f = float(np.linalg.norm(L[_L_EYE].mean(0) - L[_R_EYE].mean(0))) / _IOD
-    return 1.0 if abs(f - 1.0) < 1e-3 else f
+    return f if 0.3 <= f < 0.999 else 1.0
 
 
 def similarity_to_canonical(L: np.ndarray, size: int) -> np.ndarray:

@@ -209,3 +209,22 @@ def test_landmarks_training_export_parity(tmp_path):
     card = export_landmarks(tmp_path / "landmarks.pt", tmp_path / "models")
     assert card["parity"]["max_abs_diff"] < 1e-3
     assert (tmp_path / "models" / "landmarks.fp32.onnx").is_file()
+
+
+def test_a_smaller_face_speaks_with_a_smaller_mouth():
+    from toonsync.runtime.audio_io import load_audio
+    from toonsync.runtime.avatar_geometry import face_scale, mean_face_landmarks
+    from toonsync.runtime.mouth import inner_lip_gap
+    from toonsync.runtime.pipeline import Animator
+
+    audio = load_audio(Path(__file__).resolve().parents[1] / "runtime" / "assets" / "demo_speech.wav")[:48000]
+    face = mean_face_landmarks()
+    small = 0.5 + (face - 0.5) * 0.6  # framed at 0.6 of the canonical size (tall hair)
+    assert face_scale(face) == 1.0 and abs(face_scale(small) - 0.6) < 1e-4
+    assert face_scale(np.zeros((68, 2), np.float32)) == 1.0  # not an avatar's framing: left unscaled
+    a = Animator("cpu", "fp32")
+    big_gap = inner_lip_gap(a.animate(audio, face, seed=0).landmarks)
+    small_gap = inner_lip_gap(a.animate(audio, small, seed=0).landmarks) - inner_lip_gap(small[None])[0]
+    big_gap = big_gap - inner_lip_gap(face[None])[0]
+    assert big_gap.max() > 0.01
+    np.testing.assert_allclose(small_gap, 0.6 * big_gap, atol=2e-4)

@@ -212,6 +212,20 @@ def main_first(ctx: DistContext, timeout: timedelta = timedelta(hours=12)) -> It
         dist.destroy_process_group(group)
 
 
+def add_image_trainer_arguments(p: argparse.ArgumentParser, tcfg: Any, mcfg: Any, name: str, batch_help: str) -> None:
+    """The flags the image-model trainers share, defaults from their configs ``tcfg`` / ``mcfg``: ``-o/--out``
+    (default ``runs/NAME``), ``--steps --batch --lr --seed --threads --eval-every --size --width``."""
+    p.add_argument("-o", "--out", type=Path, default=None, help=f"run directory (default runs/{name})")
+    p.add_argument("--steps", type=int, default=tcfg.steps)
+    p.add_argument("--batch", type=int, default=tcfg.batch, help=batch_help)
+    p.add_argument("--lr", type=float, default=tcfg.lr)
+    p.add_argument("--seed", type=int, default=tcfg.seed)
+    p.add_argument("--threads", type=int, default=tcfg.threads)
+    p.add_argument("--eval-every", type=int, default=tcfg.eval_every)
+    p.add_argument("--size", type=int, default=mcfg.size)
+    p.add_argument("--width", type=int, default=mcfg.width, help="ResNet-18 first-stage channels")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The trainers' shared flags: ``--accum``, ``--device``, ``--no-amp`` (dest ``accum``, ``device``, ``amp``)."""
     p.add_argument(

@@ -397,17 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-o", "--out", type=Path, default=None, help="run directory (default runs/identity)")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--batch", type=int, default=TrainConfig.batch, help="identities per step (two frames each)")
+    distributed.add_image_trainer_arguments(
+        p, TrainConfig, IdentityConfig, "identity", "identities per step (two frames each)"
+    )
     p.add_argument("--bank", type=int, default=TrainConfig.bank, help="identities held in memory at once")
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
-    p.add_argument("--seed", type=int, default=TrainConfig.seed)
-    p.add_argument("--threads", type=int, default=TrainConfig.threads)
-    p.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
     p.add_argument("--eval-ids", type=int, default=TrainConfig.eval_ids)
-    p.add_argument("--size", type=int, default=IdentityConfig.size)
-    p.add_argument("--width", type=int, default=IdentityConfig.width, help="ResNet-18 first-stage channels")
     p.add_argument("--embed-dim", type=int, default=IdentityConfig.embed_dim)
     p.add_argument("--init", type=Path, metavar="CHECKPOINT", help="fine-tune from this identity.pt")
     p.add_argument(

@@ -1,7 +1,7 @@
 """Train the landmark model for drawn faces on faces this project draws (``training.anime_synth``).
 
-    toonsync train landmarks [--steps 4000] [--export MODEL_DIR]
-    python -m toonsync.training.train_landmarks -o runs/landmarks --steps 4000
+    toonsync train landmarks [--steps 4500] [--export MODEL_DIR]
+    python -m toonsync.training.train_landmarks -o runs/landmarks --steps 4500
 
 Data: a pool of ``pool`` random characters (half the runtime's procedural avatar at random identities,
 expressions and poses, half flat-colour faces drawn by ``anime_synth.flat_character``); every step ``refresh``
@@ -41,7 +41,7 @@ REGIONS = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36), "
 class TrainConfig:
     """Training settings of the landmark model."""
 
-    steps: int = 4000
+    steps: int = 4500
     batch: int = 48
     pool: int = 1200  # characters held at once
     refresh: int = 4  # replaced per step
@@ -237,17 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-o", "--out", type=Path, default=None, help="run directory (default runs/landmarks)")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--batch", type=int, default=TrainConfig.batch, help="windows per step")
+    distributed.add_image_trainer_arguments(p, TrainConfig, LandmarkerConfig, "landmarks", "windows per step")
     p.add_argument("--pool", type=int, default=TrainConfig.pool, help="characters held in memory at once")
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
-    p.add_argument("--seed", type=int, default=TrainConfig.seed)
-    p.add_argument("--threads", type=int, default=TrainConfig.threads)
-    p.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
     p.add_argument("--eval-chars", type=int, default=TrainConfig.eval_chars)
-    p.add_argument("--size", type=int, default=LandmarkerConfig.size)
-    p.add_argument("--width", type=int, default=LandmarkerConfig.width, help="ResNet-18 first-stage channels")
     distributed.add_arguments(p)
     return p
 
