@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from .backend import LoadedModel, load_model, model_dir
-from .errors import InputError, NoFaceError, UnsureLandmarksWarning
+from .errors import InputError, NoFaceError, PhotoNotDrawing, UnsureLandmarksWarning
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ DISAGREE = 0.15  # mirror answers this far apart (x the outer-eye-corner distanc
 UNSURE = 0.5  # below this confidence a warning is issued
 MIN_FACE_PROB = 0.2  # no search window above this: no face
 SEARCH_STEP, SEARCH_SHRINK, SEARCH_SMALLEST = 1 / 3, 0.75, 0.1
+SEARCH_MAX_SIDE = 1024  # pictures larger than this are searched at this size
 SURE, STOP_BELOW = 0.9, 0.45  # the search stops at sizes under STOP_BELOW x a window holding a face surely
 THREADS = 4  # onnxruntime threads for a fit (a one-off, batched job; at most the cores there are)
 CHUNK = 32  # windows per model call
@@ -95,10 +96,12 @@ def warp_window(image: np.ndarray, M: np.ndarray, n: int, border: int = cv2.BORD
     shrinks it more than twice (line art would alias)."""
     scale = float(np.hypot(M[0, 0], M[1, 0]))
     if scale < 0.5:
-        f = 2.0 * scale
-        image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
+        size = (max(1, round(w * 2.0 * scale)), max(1, round(h * 2.0 * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         M = M.copy()
-        M[:, :2] /= f
+        M[:, 0] *= w / size[0]  # the reduced copy's pixel -> the original's
+        M[:, 1] *= h / size[1]
     return cv2.warpAffine(image, M, (n, n), flags=cv2.INTER_LINEAR, borderMode=border)
 
 
@@ -123,15 +126,26 @@ def eye_roll(points: np.ndarray) -> float:
 
 # --- is it a drawing? -----------------------------------------------------------------------------------------
 FLAT_RANGE = 4  # a pixel whose 3 x 3 neighbourhood spans at most this many levels (in every channel) is flat
+FLAT_SIDE_PICTURE, FLAT_SIDE_FACE = 512, 160  # flatness is measured on copies at most this large (never enlarged)
 DRAWN_FLAT_SHARE = 0.5  # a picture at least this flat is a drawing ...
-DRAWN_FACE_FLAT_SHARE = 0.4  # ... if its fitted face's box is at least this flat too
+DRAWN_FACE_FLAT_SHARE = 0.33  # ... if its fitted face's window is at least this flat too
+FLAT_FACE_NOT_PHOTO = 0.6  # a face window this flat is drawn even where the photo face detector fires on it
+MIN_SIDE = 16  # pictures smaller than this each way hold no face to fit
+
+
+def face_window(points: np.ndarray) -> tuple[int, int, int, int]:
+    """The box twice the points' box, on their centre (the refine framing, upright): x0, y0, x1, y1."""
+    c, fs = face_box(np.asarray(points, np.float32))
+    x0, y0 = np.floor(c - fs).astype(int)
+    x1, y1 = np.ceil(c + fs).astype(int)
+    return int(x0), int(y0), int(x1), int(y1)
 
 
 def flat_share(image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> float:
-    """The share of flat pixels (``FLAT_RANGE``) in ``image`` or its ``box``: drawings are mostly flat (whole
-    pictures 0.62-0.88 and face boxes 0.47-0.87 on the drawings of ``tests/data``), photos are not (sensor
-    noise, skin texture, JPEG ringing on gradients: 0.09-0.33 and 0.09-0.32 on the bundled photos), nor are
-    small shaded comics."""
+    """The share of flat pixels (``FLAT_RANGE``) of ``image`` (on a copy at most ``FLAT_SIDE_PICTURE``) or of its
+    ``box`` (at most ``FLAT_SIDE_FACE``); copies are only ever reduced, so enlarging a photo does not make it
+    flat. Drawings are mostly flat, photos are not (sensor noise, skin texture, JPEG ringing): docs/drawings.md
+    has the measured ranges."""
     img = np.asarray(image)
     if box is not None:
         h, w = img.shape[:2]
@@ -139,15 +153,50 @@ def flat_share(image: np.ndarray, box: tuple[int, int, int, int] | None = None) 
         img = img[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)]
     if img.shape[0] < 3 or img.shape[1] < 3:
         return 0.0
+    f = min(1.0, (FLAT_SIDE_PICTURE if box is None else FLAT_SIDE_FACE) / max(img.shape[:2]))
+    if f < 1.0:
+        size = (max(3, round(img.shape[1] * f)), max(3, round(img.shape[0] * f)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
     k = np.ones((3, 3), np.uint8)
     spread = (cv2.dilate(img, k).astype(np.int16) - cv2.erode(img, k)).max(2)
     return float((spread <= FLAT_RANGE).mean())
 
 
-def looks_drawn(image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> bool:
-    """Is ``image`` a drawing (``flat_share`` at least ``DRAWN_FLAT_SHARE``), or with ``box``, is its face
-    (at least ``DRAWN_FACE_FLAT_SHARE``)?"""
-    return flat_share(image, box) >= (DRAWN_FLAT_SHARE if box is None else DRAWN_FACE_FLAT_SHARE)
+def looks_drawn(image: np.ndarray, points: np.ndarray | None = None) -> bool:
+    """Is ``image`` flat enough for a drawing (``DRAWN_FLAT_SHARE``), or with the face's ``points``, is the face's
+    window (``DRAWN_FACE_FLAT_SHARE``)?"""
+    if points is None:
+        return flat_share(image) >= DRAWN_FLAT_SHARE
+    return flat_share(image, face_window(points)) >= DRAWN_FACE_FLAT_SHARE
+
+
+def photographed_face(image: np.ndarray, points: np.ndarray) -> bool:
+    """Is the face at ``points`` a photographed one? Yes when the photo face detector (dlib, ``runtime.face``)
+    finds a face over its nose and the face's window is not flat-coloured (``FLAT_FACE_NOT_PHOTO``): it fires on
+    every photo here, enlarged or skin-smoothed too, and on none of the real drawings."""
+    from .face import detect_faces
+
+    pts = np.asarray(points, np.float32)
+    try:
+        faces = detect_faces(image)
+    except InputError:  # too small for the detector
+        return False
+    nose = pts[27:36].mean(0)
+    hit = any(f.box[0] <= nose[0] <= f.box[2] and f.box[1] <= nose[1] <= f.box[3] for f in faces)
+    return hit and flat_share(image, face_window(pts)) < FLAT_FACE_NOT_PHOTO
+
+
+def check_drawing(image: np.ndarray, points: np.ndarray) -> None:
+    """``PhotoNotDrawing`` when the face at ``points`` is photographed (``photographed_face``): a drawing is
+    animated from its own pixels, and no pixel of a real face may reach an output."""
+    if photographed_face(image, points):
+        raise PhotoNotDrawing(
+            "this picture is a photograph of a person (the photo face detector finds the face and it is not "
+            "flat-coloured): only drawings are animated from their own pixels; without landmarks=/drawing=True "
+            "a photo becomes a drawn anime avatar",
+            cli="this picture is a photograph of a person: only drawings are animated from their own pixels; "
+            "drop --drawing / --landmarks and the photo becomes a drawn anime avatar",
+        )
 
 
 # --- the model ---------------------------------------------------------------------------------------------
@@ -174,9 +223,15 @@ class DrawnFaceModel:
         and stop once a window holds a face surely (``SURE``) and the sizes left are under ``STOP_BELOW`` of
         its window: a face that much smaller would be another, smaller face."""
         h, w = image.shape[:2]
+        shrink = min(1.0, SEARCH_MAX_SIDE / max(h, w))
+        if shrink < 1.0:  # a big picture is searched at a smaller copy (the refinement uses every pixel)
+            size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            pts, prob = self.search(small)
+            return pts * np.array([w / size[0], h / size[1]], np.float32), prob
         n = self.size
         side = float(max(h, w))
-        sides = [side] if h == w else [side, float(min(h, w))]
+        sides = [side] if h == w or min(h, w) < 24 else [side, float(min(h, w))]
         while sides[-1] * SEARCH_SHRINK >= SEARCH_SMALLEST * side and sides[-1] * SEARCH_SHRINK >= 24:
             sides.append(sides[-1] * SEARCH_SHRINK)
         best: tuple[float, np.ndarray, np.ndarray, float] = (-1.0, np.zeros((68, 2), np.float32), np.eye(2, 3), 0.0)
@@ -184,9 +239,9 @@ class DrawnFaceModel:
         for s in sides:
             if best[0] >= SURE and s < STOP_BELOW * best[3]:
                 break
-            step = s * SEARCH_STEP
-            xs = np.arange(s / 2, max(w - s / 2, s / 2) + 1e-3, step) if w > s else [w / 2]
-            ys = np.arange(s / 2, max(h - s / 2, s / 2) + 1e-3, step) if h > s else [h / 2]
+            step = s * SEARCH_STEP  # centres a third of a side apart, the last window at the far edge
+            xs = np.linspace(s / 2, w - s / 2, math.ceil((w - s) / step) + 1) if w > s else [w / 2]
+            ys = np.linspace(s / 2, h - s / 2, math.ceil((h - s) / step) + 1) if h > s else [h / 2]
             transforms = [window_transform((x, y), s, 0.0, n) for y in ys for x in xs]
             pts, prob = self.run(np.stack([warp_window(image, M, n, cv2.BORDER_REPLICATE) for M in transforms]))
             count += len(transforms)
@@ -201,9 +256,9 @@ class DrawnFaceModel:
         n = self.size
         angle = eye_roll(points)
         c, si = math.cos(-angle), math.sin(-angle)
-        level = (points - points.mean(0)) @ np.array([[c, si], [-si, c]], np.float32).T  # the face upright
+        level = (points - points.mean(0)) @ np.array([[c, -si], [si, c]], np.float32).T  # turned by -roll: upright
         centre_l, fs = face_box(level)
-        centre = points.mean(0) + centre_l @ np.array([[c, -si], [si, c]], np.float32).T
+        centre = points.mean(0) + centre_l @ np.array([[c, si], [-si, c]], np.float32).T
         M = window_transform(centre, fs * self.refine_scale, angle, n)
         win = warp_window(image, M, n, cv2.BORDER_REPLICATE)
         pts, prob = self.run(np.stack([win, np.ascontiguousarray(win[:, ::-1])]))
@@ -243,6 +298,11 @@ def fit_drawing_landmarks(image: np.ndarray, directory: str | os.PathLike | None
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise InputError(f"a drawing is an RGB uint8 image [H, W, 3], got {img.dtype} {img.shape}")
+    if min(img.shape[:2]) < MIN_SIDE:
+        raise NoFaceError(
+            f"no face can be found in a {img.shape[1]}x{img.shape[0]} picture: a drawing needs at least "
+            f"{MIN_SIDE} pixels each way"
+        )
     fit = _model(str(directory or model_dir())).fit(img)
     if fit.confidence < UNSURE:
         warnings.warn(

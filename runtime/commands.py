@@ -85,8 +85,9 @@ def add_drawing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--drawing",
         action="store_true",
-        help="the face is a drawn character (animated from its own pixels); without --landmarks its "
-        "landmarks are detected",
+        help="the face is a drawn character (animated from its own pixels; photos are refused); without "
+        "--landmarks its points are fitted by the landmark model for drawings (flat-colour drawings are "
+        "recognised without this flag)",
     )
 
 
@@ -401,7 +402,7 @@ def cmd_landmarks(a: argparse.Namespace) -> int:
     """``toonsync landmarks``."""
     import cv2
 
-    from .anime_landmarks import fit_drawing_landmarks, preview
+    from .anime_landmarks import check_drawing, fit_drawing_landmarks, preview
     from .atomic import atomic_path
     from .image_io import load_image
 
@@ -415,8 +416,11 @@ def cmd_landmarks(a: argparse.Namespace) -> int:
         check_folder_exists(out)
     image = load_image(a.drawing)
     fit = fit_drawing_landmarks(image)
+    check_drawing(image, fit.points)  # the preview holds the picture's pixels: never a photographed face's
     doc = {"source": Path(a.drawing).name, "image_size": [image.shape[1], image.shape[0]], **fit.to_dict()}
     ok, buf = cv2.imencode(".png", cv2.cvtColor(preview(image, fit.points), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ToonsyncError(f"the preview {png.name} could not be encoded")
     with atomic_path(png) as tmp:
         tmp.write_bytes(buf.tobytes())
     with atomic_path(a.output) as tmp:

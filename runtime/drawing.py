@@ -5,8 +5,9 @@ stores the drawing itself (framed like every avatar: eyes level, eye centres 0.2
 apart, their midpoint at (0.5, 0.42)) as the base image of the ONNX warp renderer
 (``runtime.warp_renderer``), which moves it by the same landmarks, head pose and blinks as any avatar.
 
-Its 68 landmarks (iBUG 300-W order) come from a JSON file (``--landmarks``) or, without one, from the
-dlib detector (which rarely finds drawn faces: then ``NoFaceError`` names ``--landmarks``).
+Its 68 landmarks (iBUG 300-W order) come from a JSON file (``--landmarks``) or, without one, from the landmark
+model for drawings (``runtime.anime_landmarks``; when it finds no face, ``NoFaceError`` names ``--landmarks``).
+A photographed face is never animated from its pixels (``anime_landmarks.check_drawing``).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_
     L = np.asarray(landmarks_px, np.float32).reshape(68, 2)
     M = similarity_to_canonical(L, size)
     canon = (L @ M[:, :2].T + M[:, 2]) / float(size)
+    check_face_shape(canon)
     f, eye_y = fit_head(head_extent(image, M, size, canon), canon)
     S = np.array([[f, 0, 0.5 * size * (1 - f)], [0, f, eye_y * size - f * 0.42 * size]], np.float32)
     M = (S[:, :2] @ M[:, :2]).astype(np.float32), S[:, :2] @ M[:, 2] + S[:, 2]
@@ -135,6 +137,26 @@ def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_
             "(iBUG 300-W: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67)"
         )
     return np.ascontiguousarray(base), neutral.astype(np.float32)
+
+
+def check_face_shape(canon: np.ndarray) -> None:
+    """``InvalidLandmarks`` unless the points (levelled, eye centres 0.28 apart) are laid out like a face: the
+    nose tip below the eyes, the mouth below the nose tip, the chin below the mouth, the jaw wider than the eyes'
+    spacing and the mouth wider than a tenth of it (points collapsed together cannot be animated)."""
+    eyes, nose, mouth, chin = canon[36:48, 1].mean(), canon[30, 1], canon[48:68, 1].mean(), canon[8, 1]
+    problems = [
+        ("the nose tip (30) is not below the eyes (36-47)", nose <= eyes),
+        ("the mouth (48-67) is not below the nose tip (30)", mouth <= nose),
+        ("the chin (8) is not below the mouth (48-67)", chin <= mouth),
+        ("the jaw (0-16) is narrower than the eyes' spacing", abs(canon[16, 0] - canon[0, 0]) < 0.28),
+        ("the mouth corners (48, 54) are too close", abs(canon[54, 0] - canon[48, 0]) < 0.028),
+    ]
+    bad = [what for what, wrong in problems if wrong]
+    if bad:
+        raise InvalidLandmarks(
+            f"the points do not form a face: {bad[0]}; expected 68 points in iBUG 300-W order (jaw 0-16, "
+            "brows 17-26, nose 27-35, eyes 36-47, mouth 48-67)"
+        )
 
 
 def head_extent(image: np.ndarray, M: np.ndarray, size: int, canon: np.ndarray) -> np.ndarray:

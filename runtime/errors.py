@@ -68,6 +68,12 @@ class NoFaceError(InputError):
     )
 
 
+class PhotoNotDrawing(InputError):
+    """A photograph was given where a drawing is animated from its own pixels (no real face's pixels may)."""
+
+    kiosk_default = "This looks like a photo of a person. Please use the photo button: photos become an anime avatar."
+
+
 class InvalidLandmarks(InputError):
     """A landmarks file/array for a drawn character is not 68 finite [x, y] points inside the image."""
 

@@ -124,6 +124,10 @@ def _eye_transform(pts: np.ndarray, moved: Mapping[str, np.ndarray]) -> np.ndarr
             f"the eye handles would be {gap:.1f} px apart; at least {MIN_EYE_GAP_PX:g} px is needed "
             "(left_eye is the image-left eye)"
         )
+    if float(np.linalg.norm(b - a)) < MIN_EYE_GAP_PX:  # the points' own eyes coincide: no rotation to take
+        raise InvalidLandmarks(
+            f"the points' eye centres are under {MIN_EYE_GAP_PX:g} px apart; send points with the eyes apart"
+        )
     z = complex(*(b - a))
     s = complex(*(b2 - a2)) / z  # rotation and scale as one complex factor
     rot = np.array([[s.real, -s.imag], [s.imag, s.real]])
@@ -159,6 +163,8 @@ def refit(points: Any, moved: Mapping[str, Any], shape: tuple[int, ...] | None =
         if name in targets:
             d = targets[name] - out[list(HANDLE_POINTS[name])].mean(0)
             out += _region(name, out)[:, None] * d
+    if not np.isfinite(out).all():  # positions so far out that the arithmetic overflowed
+        raise InvalidLandmarks(f"the handles are too far out to place the points; {_ACCEPTED}")
     if shape is not None:
         h, w = int(shape[0]), int(shape[1])
         out[:, 0] = np.clip(out[:, 0], 0.0, w - 1)

@@ -44,6 +44,7 @@ from .errors import (
     InvalidLandmarks,
     ModelError,
     NoFaceError,
+    PhotoNotDrawing,
     SideProfileWarning,
 )
 from .face import detect_face
@@ -214,26 +215,40 @@ def avatar_from_image(image: np.ndarray, source: str = "array", stylizer: Learne
     # landmarks in the stylizer's aligned frame (pix2pix keeps the layout of its input)
     from .stylizer import aligned_landmarks
 
-    comic = avatar_from_drawing(stylized, aligned_landmarks(face.landmarks, stylized.shape[0]))
+    comic = avatar_from_drawing(stylized, aligned_landmarks(face.landmarks, stylized.shape[0]), check_photo=False)
     meta["kind"] = "stylized"
     return Avatar(style, comic.neutral, meta, stylized, base=comic.base)
 
 
-def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None) -> Avatar:
+def avatar_from_drawing(
+    face: ImageLike, landmarks: LandmarksLike | None = None, *, fit=None, check_photo: bool = True
+) -> Avatar:
     """A drawing (path or RGB array) + its landmarks (JSON path, array, or None: fitted by the landmark model for
-    drawings, ``runtime.anime_landmarks``) -> ``Avatar`` whose ``base`` is the framed drawing and whose
-    ``source_landmarks`` are the points in the drawing's own pixels."""
+    drawings, ``runtime.anime_landmarks``; or an ``anime_landmarks.DrawingFit`` already made) -> ``Avatar``
+    whose ``base`` is the framed drawing and whose ``source_landmarks`` are the points in the drawing's own
+    pixels. A photographed face is refused (``PhotoNotDrawing``): only drawings are animated from their pixels
+    (``check_photo=False`` only for pictures made here, like the learned stylizer's comic)."""
+    from .anime_landmarks import check_drawing, fit_drawing_landmarks
+
     image = load_image(face)
     extra: dict = {}
     if landmarks is None:
-        from .anime_landmarks import fit_drawing_landmarks
-
-        fit = fit_drawing_landmarks(image)
+        fit = fit or fit_drawing_landmarks(image)
         pts, how = fit.points, "fitted"
         extra = {"landmarks_confidence": round(fit.confidence, 3), "landmarks_model": "landmarks.fp32.onnx"}
     else:
         pts, how = load_landmarks(landmarks, image.shape), "given"
-    base, neutral = frame_drawing(image, pts)
+    if check_photo:
+        check_drawing(image, pts)
+    try:
+        base, neutral = frame_drawing(image, pts)
+    except InvalidLandmarks as e:
+        if how == "given":
+            raise
+        found = f"the points fitted to the drawing do not form a usable face ({e})"
+        raise NoFaceError(
+            f"{found}; give its 68 points with landmarks=...", cli=f"{found}; give them with --landmarks"
+        ) from None
     style = style_from_photo(base, neutral * BASE_SIZE)  # colours for the mouth interior; no geometry is redrawn
     meta = {
         "source": Path(face).name if isinstance(face, (str, os.PathLike)) else "array",
@@ -248,8 +263,9 @@ def avatar_from_drawing(face: ImageLike, landmarks: LandmarksLike | None = None)
 def drawing_if_drawn(image: np.ndarray, source: str) -> Avatar | None:
     """The ``Avatar`` of a picture that is a drawing, animated from its own pixels: a flat picture
     (``anime_landmarks.looks_drawn``) whose face the landmark model fits with a confidence of at least
-    ``UNSURE`` and whose face box is flat too; None for anything else (photos go to the photo path). Logged,
-    with a ``DrawingFallbackWarning`` naming ``--drawing`` for when the guess should be said outright."""
+    ``UNSURE``, whose face window is flat too and that is not a photographed face; None for anything else
+    (photos go to the photo path). With a ``DrawingFallbackWarning`` naming ``--drawing`` for when the guess
+    should be said outright."""
     from .anime_landmarks import UNSURE, fit_drawing_landmarks, looks_drawn
 
     if not looks_drawn(image):
@@ -260,7 +276,11 @@ def drawing_if_drawn(image: np.ndarray, source: str) -> Avatar | None:
             fit = fit_drawing_landmarks(image)
         except (NoFaceError, ModelError):  # no drawn face, or no landmark model installed
             return None
-    if fit.confidence < UNSURE or not looks_drawn(image, fit.box):
+    if fit.confidence < UNSURE or not looks_drawn(image, fit.points):
+        return None
+    try:
+        av = avatar_from_drawing(image, fit=fit)
+    except (PhotoNotDrawing, NoFaceError):
         return None
     warnings.warn(
         f"the picture is a drawing with a face (confidence {fit.confidence:.2f}): it is animated from its own "
@@ -268,8 +288,7 @@ def drawing_if_drawn(image: np.ndarray, source: str) -> Avatar | None:
         DrawingFallbackWarning,
         stacklevel=3,
     )
-    av = avatar_from_drawing(image, fit.points)
-    av.meta.update(source=Path(source).name, landmarks="fitted", landmarks_confidence=round(fit.confidence, 3))
+    av.meta["source"] = Path(source).name
     return av
 
 
@@ -279,7 +298,8 @@ def load_face(
     """Photo path, RGB array, ``.avatar`` bundle path or an ``Avatar`` -> ``Avatar``.
 
     ``drawing`` (implied by ``landmarks``): the image is a drawn character, animated from its own pixels
-    (``runtime.drawing``); ``landmarks``: its 68 points (JSON path or array), else dlib detects them.
+    (``runtime.drawing``); ``landmarks``: its 68 points (JSON path or array), else the landmark model for
+    drawings fits them. Without either, a picture that is a drawing is found to be one (``drawing_if_drawn``).
 
     ``stylizer``: ``procedural`` (default: the avatar is drawn from colours + landmarks) or ``learned``
     (also run the pix2pix stylizer, ``runtime.stylizer``; raises ``NoLearnedStylizer`` when its

@@ -25,7 +25,7 @@ from toonsync.runtime.anime_landmarks import (
     window_transform,
 )
 from toonsync.runtime.drawing import frame_drawing
-from toonsync.runtime.errors import DrawingFallbackWarning, InputError, NoFaceError
+from toonsync.runtime.errors import DrawingFallbackWarning, InputError, NoFaceError, PhotoNotDrawing
 from toonsync.runtime.image_io import load_image
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -99,6 +99,8 @@ def test_turned_and_small_drawings_are_found():
     canvas[150 : 150 + h // 2, 500 : 500 + w // 2] = small
     s_true = true / 2 + [500, 150]
     assert nme(fit_drawing_landmarks(canvas).points, s_true) < 0.12
+    big = cv2.resize(img, None, fx=6, fy=6, interpolation=cv2.INTER_LINEAR)  # 2160 x 2400: searched smaller
+    assert nme(fit_drawing_landmarks(big).points, true * 6 + 2.5) < 0.12
 
 
 def test_no_face_in_a_drawing_without_one():
@@ -149,8 +151,18 @@ def test_photo_falls_back_to_drawing_only_for_drawings():
     assert any(issubclass(w.category, DrawingFallbackWarning) for w in caught)
     with pytest.raises(NoFaceError):
         load_face(DATA / "no_face_coffee.jpg")  # a photo without a face stays an error
-    photo = load_face(DATA / "grace_hopper.jpg")
-    assert photo.base is None  # a photo is never animated from its pixels
+    photo = load_image(DATA / "grace_hopper.jpg")
+    big = cv2.resize(cv2.bilateralFilter(photo, 9, 40, 9), None, fx=3, fy=3)  # smoothed and enlarged: flatter
+    for p in (photo, big):
+        assert load_face(p).base is None  # a photo is never animated from its pixels ...
+        with pytest.raises(PhotoNotDrawing, match="photograph"):
+            load_face(p, drawing=True)  # ... not even when called a drawing
+
+
+def test_thin_and_tiny_pictures_are_typed_errors():
+    for shape in ((1, 2000, 3), (3000, 1, 3), (1, 1025, 3), (12, 12, 3)):
+        with pytest.raises(NoFaceError, match="pixels each way"):
+            fit_drawing_landmarks(np.full(shape, 200, np.uint8))
 
 
 def test_bundle_keeps_the_source_points(tmp_path):
@@ -195,6 +207,8 @@ def test_cli_landmarks_writes_points_and_preview(tmp_path):
     before = drawing.read_bytes()
     assert main(["landmarks", str(drawing), "-o", str(tmp_path / "y.json"), "--preview", str(drawing)]) != 0
     assert drawing.read_bytes() == before  # never writes over its input
+    assert main(["landmarks", str(DATA / "grace_hopper.jpg"), "-o", str(tmp_path / "p.json")]) != 0
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "p.png").exists()  # no photo pixels written
 
 
 @pytest.mark.slow

@@ -209,3 +209,29 @@ def test_chunked_oversize_upload_is_refused(client, fit):
     limit = client.app.state.kiosk.config.max_upload_bytes
     r = upload(client, (b"\x89PNG\r\n\x1a\n" + bytes(1 << 20) for _ in range(limit // (1 << 20) + 1)))
     assert r.status_code == 413 and fit.calls == 0
+
+
+def test_the_shipped_model_fits_uploads_and_photos_are_refused(client, data_dir, drawing):
+    """No fake here: the landmark model fits the drawing; a photo is refused (its pixels would be streamed)."""
+    r = upload(client, drawing[0])
+    assert r.status_code == 200, r.text
+    got, true = np.array(r.json()["points"], np.float32), drawing[1]
+    assert np.linalg.norm(got - true, axis=1).mean() / np.linalg.norm(true[36] - true[45]) < 0.12
+    r = upload(client, (data_dir / "grace_hopper.jpg").read_bytes())
+    assert r.status_code == 422 and r.json()["error"] == "PhotoNotDrawing", r.text
+    assert "photo" in r.json()["message"].lower()
+
+
+def test_hostile_refit_and_use_bodies(client, drawing, fit):
+    did = upload(client, drawing[0]).json()["drawing"]
+    refit = lambda body: client.post(f"/api/drawing/{did}/refit", content=body)  # noqa: E731
+    same = json.dumps({"points": [[5, 5]] * 68, "moved": {"left_eye": [50, 50]}})
+    assert refit(same).status_code == 422  # the points' own eyes coincide
+    huge = json.dumps({"points": [[1e300, 1e300]] * 68, "moved": {"left_eye": [50, 50]}})
+    assert refit(huge).status_code in (400, 422)
+    assert refit("[" * 60000).status_code == 400  # nests too deep to parse
+    pts = drawing[1].copy()
+    pts[:36] = pts[40]  # jaw, brows and nose piled on an eye
+    pts[48:] = pts[40]
+    r = client.post(f"/api/drawing/{did}/use", content=json.dumps({"points": pts.tolist()}))
+    assert r.status_code == 422 and "do not form a face" in r.json()["message"], r.text

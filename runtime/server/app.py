@@ -307,11 +307,17 @@ def create_app(
             srv.uploads_waiting -= 1
 
     async def avatar_answer(av: Any, warns: list[str]) -> Response:
-        """A new avatar stored under a new id -> the JSON the page switches to it with."""
+        """A new avatar stored under a new id -> the JSON the page switches to it with. It is drawn once first:
+        one that cannot be drawn (points that do not form a face) is answered 422 and never stored."""
         entry = AvatarEntry(av, make_look(av, cfg.size))
+        try:
+            preview = await asyncio.get_running_loop().run_in_executor(srv.executor, srv.preview_png, entry)
+        except Exception as e:  # noqa: BLE001  (a renderer error on these points; the server stays up)
+            log.warning("an avatar could not be drawn: %s: %s", type(e).__name__, e)
+            srv.metrics.uploads["rejected"] += 1
+            return err(422, "InvalidLandmarks", "these points do not form a face that can be drawn; move them")
         aid = srv.avatars.add(entry)
         srv.metrics.uploads["ok"] += 1
-        preview = await asyncio.get_running_loop().run_in_executor(srv.executor, srv.preview_png, entry)
         log.info("new avatar %s (%s)", aid[:6], av.meta.get("kind", "photo"))
         return JSONResponse(
             {
@@ -348,8 +354,8 @@ def create_app(
             return err(413, "too_large", "a points request is at most 64 KiB")
         try:
             return d, parse(json.loads(body.decode("utf-8")), d)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return err(400, "bad_request", "the body is not JSON")
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            return err(400, "bad_request", "the body is not JSON (or nests too deep)")
         except BadRequest as e:
             return err(400, "bad_request", str(e))
         except InvalidLandmarks as e:
@@ -357,8 +363,8 @@ def create_app(
 
     async def drawing_refit(request: Request) -> Response:
         """``{"moved": {handle: [x, y]}}`` -> the refitted points and handles (nothing is stored)."""
-        got = await drawing_request(request, refit_request)
-        return got if isinstance(got, Response) else JSONResponse(points_doc(got[1]))
+        got = await drawing_request(request, lambda body, d: points_doc(refit_request(body, d)))
+        return got if isinstance(got, Response) else JSONResponse(got[1])
 
     async def drawing_use(request: Request) -> Response:
         """``{"points": [[x, y] * 68]}`` -> an avatar of the drawing, answered like a photo upload."""

@@ -51,16 +51,17 @@ def drawing_from_bytes(data: bytes, max_bytes: int) -> Drawing:
     """Uploaded bytes -> ``Drawing``: decoded in memory, the points fitted on the full image, then image and
     points downscaled to ``WORK_SIDE`` and the points clipped into the image. Raises ``ImageTooLarge`` /
     ``UnsupportedImageFormat`` / ``NoFaceError`` (with a kiosk message) / ``ModelError`` or ``NotImplementedError``
-    (no landmark model)."""
+    (no landmark model) / ``PhotoNotDrawing`` (a photographed face)."""
     import cv2
 
-    from ..anime_landmarks import fit_drawing_landmarks
+    from ..anime_landmarks import check_drawing, fit_drawing_landmarks
 
     rgb = decode_upload(data, max_bytes, "drawing")
     try:  # the model's own low-confidence warning names command-line options: the answer carries a kiosk one
         fit, _ = with_warnings(fit_drawing_landmarks, rgb)
     except NoFaceError as e:
         raise NoFaceError(str(e), cli=e.cli_message, kiosk=e.kiosk_message or NO_FACE_KIOSK) from None
+    check_drawing(rgb, fit.points)  # a photo is never animated from its pixels: PhotoNotDrawing (422)
     pts = check_points(fit.points, "the fitted points")
     h, w = rgb.shape[:2]
     s = min(1.0, WORK_SIDE / max(h, w))
