@@ -212,6 +212,30 @@ def main_first(ctx: DistContext, timeout: timedelta = timedelta(hours=12)) -> It
         dist.destroy_process_group(group)
 
 
+@dataclass
+class RunSettings:
+    """What every image trainer's config holds besides its own settings: seed, CPU threads, how often it
+    evaluates, gradient accumulation, device and mixed precision (``run_session``, ``Trainer``)."""
+
+    seed: int = 0
+    threads: int = 2
+    eval_every: int = 500
+    accum: int = 1
+    device: str = "auto"
+    amp: bool = True
+
+
+def record_eval(history: list, step: int, t0: float, terms: dict, **extra: Any) -> dict:
+    """One evaluation row of a trainer's history: step, seconds since ``t0``, the mean loss ``terms`` (5
+    decimals) and ``extra`` (held-out metrics, counters); appended to ``history`` and logged."""
+    import time
+
+    rec = {"step": step, "seconds": round(time.time() - t0, 1), **{k: round(v, 5) for k, v in terms.items()}, **extra}
+    history.append(rec)
+    logging.getLogger("toonsync.training").info("%s", rec)
+    return rec
+
+
 def add_image_trainer_arguments(p: argparse.ArgumentParser, tcfg: Any, mcfg: Any, name: str, batch_help: str) -> None:
     """The flags the image-model trainers share, defaults from their configs ``tcfg`` / ``mcfg``: ``-o/--out``
     (default ``runs/NAME``), ``--steps --batch --lr --seed --threads --eval-every --size --width``."""

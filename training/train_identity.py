@@ -51,8 +51,9 @@ PHOTOS = (REPO / "runtime" / "assets" / "demo_face.jpg", REPO / "tests" / "data"
 
 
 @dataclass
-class TrainConfig:
-    """Training settings of the identity encoder: steps, identities per step, bank, frames, hard negatives."""
+class TrainConfig(distributed.RunSettings):
+    """Training settings of the identity encoder: steps, identities per step, bank, frames, hard negatives (and
+    ``distributed.RunSettings``)."""
 
     steps: int = 1800
     batch: int = 32  # identities per step (two frames each)
@@ -66,12 +67,7 @@ class TrainConfig:
     eval_ids: int = 300
     eval_frames: int = 4
     hard_ids: int = 60  # held-out identities per attribute of the hard-negative check
-    seed: int = 0
-    threads: int = 2
     eval_every: int = 300
-    accum: int = 1
-    device: str = "auto"
-    amp: bool = True
 
 
 class IdentityBank:
@@ -318,15 +314,8 @@ def train(
                 tot = distributed.reduce_sum({k: sum(w[k] for w in window) / len(window) for k in window[0]}, ctx)
                 window = []
                 if ctx.is_main:
-                    rec = {
-                        "step": step + 1,
-                        "seconds": round(time.time() - t1, 1),
-                        **{k: round(v, 5) for k, v in tot.items()},
-                        "identities_seen": bank.made,
-                        "held_out": verification_metrics(embed(distributed.unwrap(model), held_out)),
-                    }
-                    history.append(rec)
-                    log.info("%s", rec)
+                    held = verification_metrics(embed(distributed.unwrap(model), held_out))
+                    distributed.record_eval(history, step + 1, t1, tot, identities_seen=bank.made, held_out=held)
         if not ctx.is_main:
             return None
         model = distributed.unwrap(model).cpu()

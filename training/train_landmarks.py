@@ -38,8 +38,8 @@ REGIONS = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36), "
 
 
 @dataclass
-class TrainConfig:
-    """Training settings of the landmark model."""
+class TrainConfig(distributed.RunSettings):
+    """Training settings of the landmark model (and ``distributed.RunSettings``)."""
 
     steps: int = 4500
     batch: int = 48
@@ -51,12 +51,6 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     eval_chars: int = 200
-    seed: int = 0
-    threads: int = 2
-    eval_every: int = 500
-    accum: int = 1
-    device: str = "auto"
-    amp: bool = True
 
 
 def nme(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -174,11 +168,9 @@ def train(out_dir: Path, mcfg: LandmarkerConfig, tcfg: TrainConfig) -> dict | No
                 tot = distributed.reduce_sum({k: sum(w[k] for w in win) / len(win) for k in win[0]}, ctx)
                 win = []
                 if ctx.is_main:
-                    rec = {"step": step + 1, "seconds": round(time.time() - t1, 1)}
-                    rec.update({k: round(v, 5) for k, v in tot.items()})
-                    rec["held_out"] = metrics(distributed.unwrap(model), held)
-                    history.append(rec)
-                    log.info("%s", rec)
+                    distributed.record_eval(
+                        history, step + 1, t1, tot, held_out=metrics(distributed.unwrap(model), held)
+                    )
         if not ctx.is_main:
             return None
         model = distributed.unwrap(model).cpu()
