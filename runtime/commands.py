@@ -408,7 +408,7 @@ def cmd_landmarks(a: argparse.Namespace) -> int:
 
     if a.output.suffix.lower() != ".json":
         raise ToonsyncError(f"landmarks output must end in .json, got {a.output.name}")
-    png = a.preview or a.output.with_suffix(".png")
+    png = a.preview or a.output.with_name(a.output.stem + ".preview.png")
     if png.suffix.lower() != ".png":
         raise ToonsyncError(f"--preview must end in .png, got {png.name}")
     for out in (a.output, png):

@@ -198,17 +198,18 @@ def test_cli_landmarks_writes_points_and_preview(tmp_path):
     assert main(["landmarks", str(DRAWN), "-o", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert len(doc["landmarks"]) == 68 and doc["image_size"] == [360, 400]
-    assert cv2.imread(str(out.with_suffix(".png"))).shape[:2] == (768, 768)
+    assert cv2.imread(str(tmp_path / "d.preview.png")).shape[:2] == (768, 768)
     from toonsync.runtime.drawing import load_landmarks
 
     assert load_landmarks(out, (400, 360, 3)).shape == (68, 2)  # what --landmarks reads
     drawing = tmp_path / "x.png"
     drawing.write_bytes(DRAWN.read_bytes())
     before = drawing.read_bytes()
+    assert main(["landmarks", str(drawing), "-o", str(tmp_path / "x.json")]) == 0  # the preview: x.preview.png
     assert main(["landmarks", str(drawing), "-o", str(tmp_path / "y.json"), "--preview", str(drawing)]) != 0
     assert drawing.read_bytes() == before  # never writes over its input
     assert main(["landmarks", str(DATA / "grace_hopper.jpg"), "-o", str(tmp_path / "p.json")]) != 0
-    assert not (tmp_path / "p.json").exists() and not (tmp_path / "p.png").exists()  # no photo pixels written
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "p.preview.png").exists()  # no photo pixels
 
 
 @pytest.mark.slow
