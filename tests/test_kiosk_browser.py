@@ -239,6 +239,11 @@ def test_drawing_points_dragged_then_used(server, browser, data_dir, drawing_mod
         after[8],
     )
     np.testing.assert_allclose(after[[0, 16, 36, 45]], before[[0, 16, 36, 45]], atol=0.02)  # jaw ends, eyes stay
+    if os.environ.get("TOONSYNC_UPDATE_DOCS") == "1":  # the adjust view after the drag, for docs/kiosk.md
+        from toonsync.runtime.atomic import atomic_path
+
+        with atomic_path(DOCS_PNG.with_name("kiosk_adjust.png")) as tmp:
+            drv.save_screenshot(str(tmp))
 
     drv.find_element(By.ID, "adjust-use").click()
     k = wait_until(drv, lambda k: k["avatar"] != "default", 60, "avatar made from the adjusted drawing")
