@@ -221,6 +221,13 @@ def test_landmarks_training_export_parity(tmp_path):
     tcfg = TrainConfig(steps=3, batch=8, pool=12, refresh=1, eval_chars=6, eval_every=3, threads=1, device="cpu")
     info = train(tmp_path, LandmarkerConfig(size=64, width=8, hidden=32), tcfg)
     assert set(info["metrics"]) >= {"nme", "nme_avatar", "nme_flat", "face_acc_avatar", "nme_by_region"}
+    tuned = train(
+        tmp_path / "ft",
+        LandmarkerConfig(),
+        TrainConfig(**{**tcfg.__dict__, "steps": 1}),
+        init=tmp_path / "landmarks.pt",
+    )
+    assert tuned["init"]["checkpoint"].endswith("landmarks.pt") and tuned["config"]["width"] == 8  # its config wins
     card = export_landmarks(tmp_path / "landmarks.pt", tmp_path / "models")
     assert card["parity"]["max_abs_diff"] < 1e-3
     assert (tmp_path / "models" / "landmarks.fp32.onnx").is_file()

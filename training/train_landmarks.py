@@ -136,14 +136,22 @@ def mean_points(pool: Pool, size: int, rng: np.random.Generator) -> torch.Tensor
     return torch.from_numpy(np.mean([window(c, rng, size, "refine")[1] for c in pool.items[:64]], axis=0))
 
 
-def train(out_dir: Path, mcfg: LandmarkerConfig, tcfg: TrainConfig) -> dict | None:
+def train(out_dir: Path, mcfg: LandmarkerConfig, tcfg: TrainConfig, init: Path | None = None) -> dict | None:
     """Train; rank 0 writes ``landmarks.pt`` + ``landmarks.train.json`` and returns the report (None elsewhere)."""
+    start, init_info = None, None
+    if init is not None:  # fine-tune: start from a checkpoint (its config wins)
+        start = load_checkpoint(init)
+        mcfg = start.cfg
+        init_info = {"checkpoint": str(init), **{k: start.info.get(k) for k in ("train_config", "metrics")}}
+        log.info("fine-tuning from %s", init)
     with distributed.run_session(tcfg) as (ctx, rng):
         t0 = time.time()
         pool = Pool(tcfg.pool, mcfg.size, np.random.default_rng([tcfg.seed, 1]))
         held = eval_set(tcfg, mcfg.size) if ctx.is_main else None
         log.info("landmarks: pool of %d characters drawn in %.0f s", tcfg.pool, time.time() - t0)
-        model = distributed.wrap(Landmarker(mcfg, mean_points(pool, mcfg.size, rng)), ctx)
+        if start is None:
+            start = Landmarker(mcfg, mean_points(pool, mcfg.size, rng))
+        model = distributed.wrap(start, ctx)
         opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.1)
         trainer = distributed.Trainer(model, opt, sched, ctx, accum=tcfg.accum, amp=tcfg.amp)
@@ -190,6 +198,7 @@ def train(out_dir: Path, mcfg: LandmarkerConfig, tcfg: TrainConfig) -> dict | No
                 "held_out": f"{tcfg.eval_chars} characters from seed stream [{tcfg.seed}, 7919] (never trained on)",
             },
             "loss": f"L1 of the points (window units) + {tcfg.face_w} x BCE of the face logit",
+            "init": init_info,
         }
         info = distributed.finish_run(
             ctx, out_dir, "landmarks", model, mcfg.to_dict(), info,
@@ -220,7 +229,8 @@ def run(a: argparse.Namespace) -> dict | None:
         eval_every=min(a.eval_every, a.steps), eval_chars=a.eval_chars, accum=a.accum, device=a.device, amp=a.amp,
     )  # fmt: skip
     out = a.out or Path("runs/landmarks")
-    return distributed.finished(train(out, LandmarkerConfig(size=a.size, width=a.width), tcfg), "landmarks", out)
+    info = train(out, LandmarkerConfig(size=a.size, width=a.width), tcfg, init=a.init)
+    return distributed.finished(info, "landmarks", out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     distributed.add_image_trainer_arguments(p, TrainConfig, LandmarkerConfig, "landmarks", "windows per step")
     p.add_argument("--pool", type=int, default=TrainConfig.pool, help="characters held in memory at once")
     p.add_argument("--eval-chars", type=int, default=TrainConfig.eval_chars)
+    p.add_argument("--init", type=Path, metavar="CHECKPOINT", help="fine-tune from this landmarks.pt")
     distributed.add_arguments(p)
     return p
 
