@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .anime_landmarks import warp_window
 from .avatar_geometry import similarity_to_canonical
 from .avatar_style import make_palette, skin_colour
 from .errors import InputNotFound, InvalidLandmarks
@@ -119,16 +120,8 @@ def frame_drawing(image: np.ndarray, landmarks_px: np.ndarray, size: int = BASE_
     check_face_shape(canon)
     f, eye_y = fit_head(head_extent(image, M, size, canon), canon)
     S = np.array([[f, 0, 0.5 * size * (1 - f)], [0, f, eye_y * size - f * 0.42 * size]], np.float32)
-    M = (S[:, :2] @ M[:, :2]).astype(np.float32), S[:, :2] @ M[:, 2] + S[:, 2]
-    M = np.hstack([M[0], M[1][:, None]]).astype(np.float32)
-    scale = float(np.hypot(M[0, 0], M[1, 0]))
-    src = image
-    if scale < 0.5:  # big drawing: area-downsample first so the affine warp does not alias line art
-        src = cv2.resize(image, None, fx=2 * scale, fy=2 * scale, interpolation=cv2.INTER_AREA)
-        M = M.copy()
-        M[:, :2] /= 2 * scale
-        L = L * (2 * scale)
-    base = cv2.warpAffine(src, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    M = np.hstack([S[:, :2] @ M[:, :2], (S[:, :2] @ M[:, 2] + S[:, 2])[:, None]]).astype(np.float32)
+    base = warp_window(image, M, size, cv2.BORDER_REPLICATE)  # area-reduced first when big: line art stays clean
     neutral = (L @ M[:, :2].T + M[:, 2]) / float(size)
     if neutral.min() < 0.0 or neutral.max() > 1.0:
         raise InvalidLandmarks(
