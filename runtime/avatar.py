@@ -21,20 +21,23 @@ import numpy as np
 from .avatar_draw import (
     FacePainter,
     _bbox,
-    _bez,
     _blend,
     _catmull,
     _fill,
     _fill_clipped,
     _line,
+    _line_clipped,
     _outline,
     _stroke,
     unpremultiply,
 )
+from .avatar_features import FeaturePainter
 from .avatar_geometry import apply_emotion, canonical_landmarks, eye_open_factor, mean_face_landmarks
-from .avatar_style import AvatarStyle, make_palette, skin_colour, style_from_photo
+from .avatar_hair import hair_geometry
+from .avatar_style import AvatarStyle, make_palette
 from .motion import EMOTIONS
 from .mouth import mouth_params
+from .photo_traits import skin_colour, style_from_photo
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ __all__ = [
 ]
 
 
-class AvatarRenderer(FacePainter):
+class AvatarRenderer(FacePainter, FeaturePainter):
     """Draws a cel-shaded anime bust from animated 68-point landmarks.
 
     ``neutral`` is the person's canonical neutral shape ([68,2] in 0..1, e.g. from
@@ -114,108 +117,10 @@ class AvatarRenderer(FacePainter):
         self.fore_arc = np.stack([cx + rx * np.cos(t), yc - ry * np.sin(t)], 1)  # j16 -> over top -> j0
         self.fore_arc[0], self.fore_arc[-1] = j16, j0
 
-        L = float(np.clip(st.hair_length, 0.0, 1.0))
-        vol = 0.08 * W
-        hx, hy, hyc = rx + vol, ry + 0.9 * vol, yc + 0.01 * W
-        phase = float(rng.uniform(0, 2 * math.pi))
-
-        def outer(a: np.ndarray, bumps: float = 0.0) -> np.ndarray:
-            r = 1.0 + bumps * np.sin(9.0 * a + phase)
-            return np.stack([cx + hx * r * np.cos(a), hyc - hy * r * np.sin(a)], 1).astype(np.float32)
-
-        # back hair (drawn behind everything)
-        y_end = yc + (0.1 + 0.72 * L) * W
-        dome = outer(np.linspace(-0.3, math.pi + 0.3, 32, dtype=np.float32))
-        ymid_r, ymid_l = 0.5 * (dome[0, 1] + y_end), 0.5 * (dome[-1, 1] + y_end)
-        if L < 0.35:
-            r_bot, l_bot = (cx + 0.7 * rx, y_end), (cx - 0.7 * rx, y_end)
-            r_mid, l_mid = (dome[0, 0] - 0.01 * W, ymid_r), (dome[-1, 0] + 0.01 * W, ymid_l)
-        else:
-            fl = 0.05 * W * L
-            r_bot, l_bot = (dome[0, 0] + fl, y_end), (dome[-1, 0] - fl, y_end)
-            r_mid, l_mid = (dome[0, 0] + 0.4 * fl, ymid_r), (dome[-1, 0] - 0.4 * fl, ymid_l)
-        outline = _catmull(
-            np.concatenate([np.array([r_bot, r_mid], np.float32), dome, np.array([l_mid, l_bot], np.float32)]), 3
-        )
-        xs_t = np.linspace(l_bot[0], r_bot[0], 8)[1:-1]
-        tips = np.stack([xs_t, y_end - 0.06 * W * (np.arange(len(xs_t)) % 2 == 0)], 1)
-        self.hair_back = np.concatenate([outline, tips.astype(np.float32)])
-
-        # front hair: bumpy dome, spiky fringe, two side locks
-        fringe_y = float(N[17:27, 1].min()) - 0.01 * W
-        notch_y = fringe_y - 0.085 * W
-        lock_y = yc + (0.13 + 0.42 * L) * W
-        part = cx + rx * float(rng.uniform(-0.3, 0.3))
-        dome_f = outer(np.linspace(math.pi + 0.1, -0.1, 40, dtype=np.float32), 0.018)
-        xl_in, xr_in = cx - 0.8 * rx, cx + 0.8 * rx
-        y_tmp = fringe_y + 0.015 * W
-        n_str = 6
-        xs = np.linspace(xl_in, xr_in, n_str + 1)
-        xs[1:-1] += rng.uniform(-0.2, 0.2, n_str - 1) * (xs[1] - xs[0])
-        prev = np.array([xl_in, y_tmp], np.float32)
-        edge = [prev[None]]
-        notches = []
-        for i in range(n_str):
-            mid = 0.5 * (xs[i] + xs[i + 1])
-            lean = float(np.clip((mid - part) / (0.9 * rx), -1, 1))
-            tip = np.array(
-                [mid + lean * 0.035 * W, fringe_y + (rng.uniform(-0.012, 0.01) - 0.025 * abs(lean) ** 1.5) * W],
-                np.float32,
-            )
-            if i == n_str - 1:
-                nb = np.array([xr_in, y_tmp], np.float32)
-            else:
-                nb = np.array([xs[i + 1], notch_y + rng.uniform(-0.015, 0.025) * W], np.float32)
-                notches.append(nb)
-            bow = np.array([-0.012 * W * lean, 0.012 * W], np.float32)
-            edge.append(_bez(prev, 0.5 * (prev + tip) + bow + (-0.005 * W, 0), tip, 6)[1:])
-            edge.append(_bez(tip, 0.5 * (tip + nb) + bow + (0.005 * W, 0), nb, 6)[1:])
-            prev = nb
-        fringe = np.concatenate(edge)  # left -> right
-        locks = []
-        for sgn, top_pt, x_in in ((1, dome_f[-1], xr_in), (-1, dome_f[0], xl_in)):
-            tip1 = np.array([cx + sgn * (rx + 0.015 * W), lock_y], np.float32)
-            notch = np.array([cx + sgn * (rx - 0.012 * W), lock_y - 0.085 * W], np.float32)
-            tip2 = np.array([cx + sgn * 0.84 * rx, lock_y - 0.04 * W], np.float32)
-            end = np.array([x_in, y_tmp], np.float32)
-            lk = np.concatenate(
-                [
-                    _bez(top_pt, (top_pt[0] + sgn * 0.004 * W, 0.45 * top_pt[1] + 0.55 * tip1[1]), tip1, 9),
-                    _bez(tip1, 0.5 * (tip1 + notch) + (-sgn * 0.008 * W, 0.0), notch, 5)[1:],
-                    _bez(notch, 0.5 * (notch + tip2) + (sgn * 0.006 * W, 0.01 * W), tip2, 5)[1:],
-                    _bez(tip2, (cx + sgn * 0.74 * rx, 0.5 * (y_tmp + tip2[1])), end, 9)[1:],
-                ]
-            )
-            locks.append(lk)
-        r_lock, l_lock = locks
-        self.hair_front = np.concatenate([dome_f, r_lock[1:], fringe[::-1][1:], l_lock[::-1][1:-1]]).astype(np.float32)
-        self.fringe_edge = fringe.astype(np.float32)
-        # lock separation lines (strand texture)
-        self.hair_strands = [
-            _bez(
-                n_ + (0, 0.008 * W),
-                n_ + ((n_[0] - cx) * 0.12 + 0.01 * W, -0.05 * W),
-                n_ + ((n_[0] - cx) * 0.15, -0.085 * W),
-                6,
-            )
-            for n_ in notches
-        ]
-        for sgn in (1, -1):
-            a_ = np.array([cx + sgn * (rx - 0.012 * W), lock_y - 0.085 * W], np.float32)
-            self.hair_strands.append(_bez(a_, a_ + (sgn * 0.004 * W, -0.05 * W), a_ + (sgn * 0.01 * W, -0.1 * W), 6))
-        # highlight band ("angel ring")
-        a = np.linspace(math.pi * 0.8, math.pi * 0.2, 16, dtype=np.float32)
-        ring_c = np.stack([cx + hx * 0.74 * np.cos(a), hyc - hy * 0.74 * np.sin(a) + 0.05 * W], 1)
-        self.hair_ring = _stroke(ring_c, 0.02 * W * (0.3 + 0.7 * np.sin(np.linspace(0, math.pi, 16))))
-        # ahoge: a single curly strand on top
-        base = np.array([cx + 0.12 * rx, hyc - hy + 0.02 * W], np.float32)
-        sgn = 1.0 if rng.uniform() > 0.5 else -1.0
-        c_ = _bez(base, base + (sgn * 0.06 * W, -0.08 * W), base + (sgn * -0.03 * W, -0.07 * W), 10)
-        self.ahoge = _stroke(c_, np.linspace(0.022 * W, 0.5, 10))
-
+        self.hair = hair_geometry(st, N, W, cx, rng)
         # ears (hidden under long hair)
         self.ears = []
-        if L < 0.55:
+        if self.hair.ears:
             for side, j in ((-1, N[1]), (1, N[15])):
                 self.ears.append((np.array([j[0] + side * 0.012 * W, j[1] - 0.01 * W], np.float32), side))
 
@@ -272,16 +177,26 @@ class AvatarRenderer(FacePainter):
 
     def _pack_static(self) -> None:
         """Concatenate all head-attached contours so one pose transform per frame suffices."""
-        parts = [
-            ("hair_back", self.hair_back),
-            ("neck", self.neck),
-            ("fore_arc", self.fore_arc),
-            ("fringe_edge", self.fringe_edge),
-            ("hair_front", self.hair_front),
-            ("hair_ring", self.hair_ring),
-            ("ahoge", self.ahoge),
-        ]
-        parts += [(f"strand{i}", s_) for i, s_ in enumerate(self.hair_strands)]
+        h = self.hair
+        parts = [("neck", self.neck), ("fore_arc", self.fore_arc)]
+        named = {
+            "hair_back": h.back,
+            "hair_front": h.front,
+            "hairline": h.hairline,
+            "hair_ring": h.ring,
+            "ahoge": h.ahoge,
+            "cap": h.cap,
+            "cap_band": h.cap_band,
+        }
+        parts += [(k, v) for k, v in named.items() if v is not None]
+        groups = {
+            "back_extra": h.back_extra,
+            "strand": h.strands,
+            "curl": h.curls,
+            "back_strand": h.extras.get("back_strands", []),
+        }
+        self._groups = {k: [f"{k}{i}" for i in range(len(v))] for k, v in groups.items()}
+        parts += [(f"{k}{i}", a) for k, v in groups.items() for i, a in enumerate(v)]
         parts += [(f"ear{i}", c[None]) for i, (c, _) in enumerate(self.ears)]
         self._slices: dict[str, slice] = {}
         n = 68
@@ -424,9 +339,14 @@ class AvatarRenderer(FacePainter):
         ang, dis, fea, hap, _neu, sad = (float(v) for v in emo)
 
         # --- behind the head: back hair, neck, body, ears
-        hb = S["hair_back"]
-        _fill(img, hb, p["hair_sh"])
-        _outline(img, hb, p["hair_line"], 0.006 * W)
+        for k in self._groups["back_extra"]:
+            _fill(img, S[k], p["hair_sh"])
+            _outline(img, S[k], p["hair_line"], 0.006 * W)
+        if "hair_back" in S:
+            hb = S["hair_back"]
+            _fill(img, hb, p["hair_sh"])
+            _line_clipped(img, [S[k] for k in self._groups["back_strand"]], p["hair_line"], 0.004 * W, hb)
+            _outline(img, hb, p["hair_line"], 0.006 * W)
         neck = S["neck"]
         neck[2:5] = self.neck[2:5]  # the base of the neck stays on the shoulders
         _fill(img, neck, p["skin"])
@@ -442,29 +362,22 @@ class AvatarRenderer(FacePainter):
         jaw = _catmull(P[0:17], 5)
         face = np.concatenate([jaw, S["fore_arc"][1:-1]])
         _fill(img, face, p["skin"])
-        fe = S["fringe_edge"]
-        shadow = np.concatenate(
-            [fe + np.array([0.004 * W, 0.022 * W], np.float32), fe[::-1] - np.array([0.0, 0.05 * W], np.float32)]
-        )
-        _fill_clipped(img, shadow, p["skin_sh"], face)
+        if "hairline" in S and not self.hair.buzz:
+            fe = S["hairline"]
+            shadow = np.concatenate(
+                [fe + np.array([0.004 * W, 0.022 * W], np.float32), fe[::-1] - np.array([0.0, 0.05 * W], np.float32)]
+            )
+            _fill_clipped(img, shadow, p["skin_sh"], face)
         _fill(img, _stroke(jaw, 0.007 * W), p["skin_line"])
-        if self.style.beard:
-            self._draw_beard(img, P)
+        self._draw_facial_hair(img, P)
         self._draw_blush(img, P, 0.25 + 0.5 * hap + 0.15 * ang - 0.1 * fea)
         self._draw_nose(img, P)
         self._draw_mouth(img, P, float(mouth_params(landmarks, self.neutral)[2]))
         for k in (0, 1):
             self._draw_eye(img, P, k, blink, emo)
 
-        # --- front hair, brows, glasses
-        hf = S["hair_front"]
-        _fill(img, hf, p["hair"])
-        _fill_clipped(img, S["hair_ring"], p["hair_hi"], hf)
-        _line(img, [S[f"strand{i}"] for i in range(len(self.hair_strands))], p["hair_sh"], 0.005 * W)
-        ah = S["ahoge"]
-        _fill(img, ah, p["hair"])
-        _outline(img, ah, p["hair_line"], 0.005 * W)
-        _outline(img, hf, p["hair_line"], 0.007 * W)
+        # --- front hair, cap, brows, glasses
+        self._draw_front_hair(img, S)
         self._draw_brows(img, P)
         if self.style.glasses:
             self._draw_glasses(img, P)

@@ -156,6 +156,21 @@ def _fill_clipped(img: np.ndarray, poly: np.ndarray, color, clip: np.ndarray) ->
     cv2.copyTo(layer, m, roi)
 
 
+def _line_clipped(img: np.ndarray, lines: list[np.ndarray], color, th: float, clip: np.ndarray) -> None:
+    """Anti-aliased polylines restricted to the inside of the polygon ``clip`` (hard clip edge)."""
+    box = _bbox(clip, 2, img.shape)
+    if box is None or not lines:
+        return
+    x0, y0, x1, y1 = box
+    off = np.array([x0, y0], np.float32)
+    roi = img[y0:y1, x0:x1]
+    layer = roi.copy()
+    _line(layer, [a - off for a in lines], color, th)
+    m = np.zeros(roi.shape[:2], np.uint8)
+    _fill(m, clip - off, 255, aa=False)
+    cv2.copyTo(layer, m, roi)
+
+
 def unpremultiply(rgba: np.ndarray) -> np.ndarray:
     """Premultiplied uint8 RGBA -> straight alpha (colour / alpha; 0 where alpha is 0)."""
     a = rgba[..., 3:4]
@@ -449,32 +464,3 @@ class FacePainter:
             # a skin-coloured rim: a brow raised over the fringe stays readable on hair of its own colour
             _fill(img, _stroke(c, wv + 0.016 * W), self.palette["skin"])
             _fill(img, _stroke(c, wv), self.palette["brow"])
-
-    def _draw_glasses(self, img: np.ndarray, P: np.ndarray) -> None:
-        W, col = float(self.W), self.palette["glasses"]
-        a = math.degrees(math.atan2(float(P[45, 1] - P[36, 1]), float(P[45, 0] - P[36, 0])))
-        rims = []
-        for sl in (_R_EYE, _L_EYE):
-            e = P[sl]
-            c = e.mean(0) + np.array([0, 0.004 * W], np.float32)
-            w = float(np.linalg.norm(e[3] - e[0])) * self.EYE_SCALE
-            pts = (
-                cv2.ellipse2Poly(
-                    (int(c[0] * 8), int(c[1] * 8)), (int(w * 0.72 * 8), int(w * 0.58 * 8)), int(a), 0, 360, 10
-                ).astype(np.float32)
-                / 8.0
-            )
-            _line(img, pts, col, 0.008 * W, closed=True)
-            g = c + np.array([0.32 * w, -0.22 * w], np.float32)
-            _line(img, np.array([g, g + np.array([-0.16 * w, 0.16 * w])]), (255, 255, 255), 0.007 * W)
-            rims.append((c, w))
-        (c0, w0), (c1, w1) = rims
-        p0 = c0 + np.array([0.7 * w0, -0.12 * w0], np.float32)
-        p1 = c1 - np.array([0.7 * w1, 0.12 * w1], np.float32)
-        _line(img, _bez(p0, 0.5 * (p0 + p1) - np.array([0, 0.03 * W]), p1, 6), col, 0.007 * W)
-
-    def _draw_beard(self, img: np.ndarray, P: np.ndarray) -> None:
-        mc = P[48:60].mean(0)
-        inner = np.array([P[i] + 0.5 * (mc - P[i]) for i in range(13, 2, -1)], np.float32)
-        _fill(img, np.concatenate([_catmull(P[3:14], 4), inner]), self.palette["beard"])
-        _line(img, P[[48, 59, 58, 57, 56, 55, 54]], self.palette["beard"], 0.01 * self.W)

@@ -1,77 +1,199 @@
-"""The avatar's style: the few colours and flags kept from a photo (never its pixels), and its cel palette.
+"""The avatar's style: what the avatar keeps from a photo (never its pixels), and its cel palette.
 
-``style_from_photo`` measures skin, hair, eye and lip colours, background, hair length, glasses and beard from
-the photo around its landmarks; ``make_palette`` turns a style into the named colours the renderer paints with.
+``AvatarStyle`` is the whole description of a procedural character: cel colours (skin, hair, eyes, lips,
+background, clothes, glasses frame, facial hair), the hairstyle and its shape (length, fringe, parting, volume),
+facial hair and glasses. ``runtime.photo_traits`` measures one from a photo; ``runtime.avatar_attributes`` turns
+it into the bundle's ``"attributes"`` and applies a user's overrides; ``make_palette`` turns it into the named
+colours the renderer paints with.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import cv2
 import numpy as np
-
-from .avatar_geometry import _L_EYE, _R_EYE
 
 logger = logging.getLogger(__name__)
 
 RGB = tuple[int, int, int]
 
+HAIR_STYLES = (
+    "short_crop",
+    "buzz",
+    "bald",
+    "receding",
+    "spiky",
+    "slicked_back",
+    "side_part",
+    "bob",
+    "fringe",
+    "long_straight",
+    "long_wavy",
+    "curly",
+    "tied_back",
+)
+FACIAL_HAIR = ("none", "stubble", "moustache", "goatee", "beard")
+GLASSES_SHAPES = ("round", "rectangular")
+HAIR_LENGTHS = ("bald", "short", "medium", "long")
+# how far each hairstyle's hair may reach (``hair_length``: 0 = none .. 1 = to the chest)
+STYLE_REACH = {
+    "bald": (0.0, 0.0),
+    "receding": (0.0, 0.3),
+    "buzz": (0.02, 0.1),
+    "short_crop": (0.05, 0.28),
+    "spiky": (0.05, 0.3),
+    "slicked_back": (0.05, 0.45),
+    "side_part": (0.05, 1.0),
+    "bob": (0.3, 0.55),
+    "fringe": (0.05, 1.0),
+    "long_straight": (0.6, 1.0),
+    "long_wavy": (0.6, 1.0),
+    "curly": (0.05, 1.0),
+    "tied_back": (0.2, 1.0),
+}
+
+
+def length_class(style: str, reach: float) -> str:
+    """The named hair length (``HAIR_LENGTHS``) of a hairstyle with hair reaching ``reach`` (0..1)."""
+    if style in ("bald", "receding") and reach < 0.05 or reach < 0.015:
+        return "bald"
+    return "short" if reach < 0.3 else "medium" if reach < 0.6 else "long"
+
 
 @dataclass(frozen=True)
 class AvatarStyle:
-    """Everything the avatar keeps from the photo: a few colours and flags."""
+    """Everything the procedural avatar keeps from the photo: colours, hairstyle, facial hair and glasses.
+
+    ``hair_length`` is how far the hair reaches (0 none .. 1 to the chest), ``fringe`` how far it comes down the
+    forehead (0 bare .. 1 to the brows), ``part`` the parting side (-1 image left .. 1 image right), ``volume``
+    the hair's bulk (0 flat .. 1 big). Colours that are ``None`` follow another one (facial hair: the hair;
+    clothes: the eyes' hue); ``headwear`` is a cap colour or ``None``.
+    """
 
     skin: RGB
     hair: RGB
     eyes: RGB
     lips: RGB
     background: RGB
-    hair_length: float
-    glasses: bool
-    beard: bool
+    hair_length: float = 0.3
+    glasses: bool = False
+    facial_hair: str = "none"
+    hair_style: str = "side_part"
+    glasses_shape: str = "round"
+    glasses_colour: RGB = (62, 56, 72)
+    facial_hair_colour: RGB | None = None
+    clothes: RGB | None = None
+    headwear: RGB | None = None
+    fringe: float = 0.6
+    part: float = 0.0
+    volume: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("hair_style", HAIR_STYLES),
+            ("facial_hair", FACIAL_HAIR),
+            ("glasses_shape", GLASSES_SHAPES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r:.40}")
+
+    @property
+    def beard(self) -> bool:
+        """Any facial hair at all."""
+        return self.facial_hair != "none"
+
+    @property
+    def length_name(self) -> str:
+        """``bald``, ``short``, ``medium`` or ``long``."""
+        return length_class(self.hair_style, self.hair_length)
 
     def to_dict(self) -> dict:
-        """JSON-friendly dict (colours as lists)."""
+        """JSON-friendly dict (colours as [r, g, b] lists, ``None`` kept)."""
         d = asdict(self)
-        for k in ("skin", "hair", "eyes", "lips", "background"):
-            d[k] = [int(c) for c in d[k]]
-        d["hair_length"] = float(self.hair_length)
-        d["glasses"] = bool(self.glasses)
-        d["beard"] = bool(self.beard)
+        for f in fields(self):
+            v = d[f.name]
+            if isinstance(v, tuple):
+                d[f.name] = [int(c) for c in v]
+            elif isinstance(v, (float, np.floating)):
+                d[f.name] = round(float(v), 3)
+            elif isinstance(v, (bool, np.bool_)):
+                d[f.name] = bool(v)
         return d
 
     def describe(self) -> str:
-        """The style in words: ``short hair #553322, skin #e0b090, brown eyes #6b4646, glasses``."""
-        hex_ = lambda c: "#{:02x}{:02x}{:02x}".format(*c)  # noqa: E731
-        length = "short" if self.hair_length < 0.35 else "shoulder-length" if self.hair_length < 0.7 else "long"
-        extras = [x for x, on in (("glasses", self.glasses), ("beard", self.beard)) if on]
+        """The style in words: ``short side_part hair #553322, skin #e0b090, eyes #6b4646, glasses (round)``."""
+        extras = [f"glasses ({self.glasses_shape})"] if self.glasses else []
+        if self.facial_hair != "none":
+            extras.append(self.facial_hair)
+        if self.headwear is not None:
+            extras.append("headwear")
         return ", ".join(
-            [f"{length} hair {hex_(self.hair)}", f"skin {hex_(self.skin)}", f"eyes {hex_(self.eyes)}"] + extras
+            [
+                f"{self.length_name} {self.hair_style} hair {hex_colour(self.hair)}",
+                f"skin {hex_colour(self.skin)}",
+                f"eyes {hex_colour(self.eyes)}",
+            ]
+            + extras
         )
 
     @classmethod
     def from_dict(cls, d: dict) -> AvatarStyle:
-        """Inverse of :meth:`to_dict` (tolerates lists / numpy values)."""
+        """Inverse of :meth:`to_dict` (tolerates lists / numpy values; reads the older ``beard`` flag).
 
-        def col(v: Sequence) -> RGB:
-            a = np.asarray(v, np.float64) if isinstance(v, (list, tuple, np.ndarray)) else np.zeros(0)
-            if a.shape != (3,) or not np.isfinite(a).all():
-                raise ValueError(f"a colour must be 3 numbers (RGB 0..255), got {v!r:.40}")
-            return tuple(int(np.clip(round(float(c)), 0, 255)) for c in a)  # type: ignore[return-value]
+        Raises ``ValueError`` / ``KeyError`` / ``TypeError`` on anything malformed."""
 
+        def num(k: str, default: float, lo: float, hi: float) -> float:
+            v = d.get(k, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{k} must be a number, got {v!r:.40}")
+            return float(np.clip(float(v), lo, hi)) if np.isfinite(v) else default
+
+        def opt(k: str) -> RGB | None:
+            return None if d.get(k) is None else colour(d[k])
+
+        facial = d.get("facial_hair", "beard" if d.get("beard") is True else "none")
         return cls(
-            skin=col(d["skin"]),
-            hair=col(d["hair"]),
-            eyes=col(d["eyes"]),
-            lips=col(d["lips"]),
-            background=col(d["background"]),
-            hair_length=float(np.clip(float(d.get("hair_length", 0.3)), 0.0, 1.0)),
+            skin=colour(d["skin"]),
+            hair=colour(d["hair"]),
+            eyes=colour(d["eyes"]),
+            lips=colour(d["lips"]),
+            background=colour(d["background"]),
+            hair_length=num("hair_length", 0.3, 0.0, 1.0),
             glasses=bool(d.get("glasses", False)),
-            beard=bool(d.get("beard", False)),
+            facial_hair=str(facial),
+            hair_style=str(d.get("hair_style", "side_part")),
+            glasses_shape=str(d.get("glasses_shape", "round")),
+            glasses_colour=colour(d.get("glasses_colour", (62, 56, 72))),
+            facial_hair_colour=opt("facial_hair_colour"),
+            clothes=opt("clothes"),
+            headwear=opt("headwear"),
+            fringe=num("fringe", 0.6, 0.0, 1.0),
+            part=num("part", 0.0, -1.0, 1.0),
+            volume=num("volume", 0.5, 0.0, 1.0),
         )
+
+
+def colour(v) -> RGB:
+    """An RGB colour from 3 numbers (0..255) or a ``#rrggbb`` / ``#rgb`` string; ``ValueError`` otherwise."""
+    if isinstance(v, str):
+        s = v.strip().lstrip("#")
+        if len(s) == 3:
+            s = "".join(c * 2 for c in s)
+        if len(s) != 6 or any(c not in "0123456789abcdefABCDEF" for c in s):
+            raise ValueError(f"a colour must be #rrggbb or 3 numbers (RGB 0..255), got {v!r:.40}")
+        return tuple(int(s[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+    a = np.asarray(v, np.float64) if isinstance(v, (list, tuple, np.ndarray)) else np.zeros(0)
+    if a.shape != (3,) or not np.isfinite(a).all():
+        raise ValueError(f"a colour must be #rrggbb or 3 numbers (RGB 0..255), got {v!r:.40}")
+    return tuple(int(np.clip(round(float(c)), 0, 255)) for c in a)  # type: ignore[return-value]
+
+
+def hex_colour(c: Sequence[int]) -> str:
+    """``(r, g, b)`` -> ``#rrggbb``."""
+    return "#{:02x}{:02x}{:02x}".format(*(int(x) for x in c))
 
 
 def _rgb2hsv(c: Sequence[float]) -> np.ndarray:
@@ -91,173 +213,10 @@ def _mix(a: Sequence[float], b: Sequence[float], t: float) -> RGB:
     return tuple(int(x) for x in np.clip(np.round(r), 0, 255))  # type: ignore[return-value]
 
 
-def _robust_median(px: np.ndarray) -> np.ndarray:
-    """Median colour after dropping outliers (> 2.5 MAD in any channel)."""
-    px = px.reshape(-1, 3).astype(np.float32)
-    if len(px) == 0:
-        return np.array([128, 128, 128], np.float32)
-    med = np.median(px, 0)
-    mad = np.median(np.abs(px - med), 0) + 4.0
-    keep = np.all(np.abs(px - med) <= 2.5 * mad, 1)
-    if keep.sum() >= 8:
-        med = np.median(px[keep], 0)
-    return med
-
-
-def _poly_mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
-    m = np.zeros(shape, np.uint8)
-    cv2.fillPoly(m, [np.round(np.asarray(pts)).astype(np.int32)], 255)
-    return m > 0
-
-
-def _rect(img: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    h, w = img.shape[:2]
-    xa, xb = int(np.clip(min(x0, x1), 0, w)), int(np.clip(max(x0, x1), 0, w))
-    ya, yb = int(np.clip(min(y0, y1), 0, h)), int(np.clip(max(y0, y1), 0, h))
-    return img[ya:yb, xa:xb].reshape(-1, 3)
-
-
-def _to_lab(px: np.ndarray) -> np.ndarray:
-    a = np.asarray(px, np.float32).reshape(-1, 1, 3) / 255.0
-    return cv2.cvtColor(a, cv2.COLOR_RGB2Lab).reshape(-1, 3)
-
-
-def _dominant_colour(px: np.ndarray, exclude_bins: np.ndarray, avoid: np.ndarray) -> np.ndarray:
-    """Median of the densest colour cluster (32-level RGB bins, 3x3x3 smoothed).
-
-    Pixels whose bin is in ``exclude_bins`` (background colours) or that are close
-    to ``avoid`` (skin, Lab distance < 18) are ignored when possible.
-    """
-    q = (px // 32).astype(np.int32)
-    idx = q[:, 0] * 64 + q[:, 1] * 8 + q[:, 2]
-    ok = ~exclude_bins[idx] & (np.linalg.norm(_to_lab(px) - _to_lab(avoid)[0], axis=1) > 18.0)
-    if ok.sum() < 0.04 * len(px):
-        ok = np.ones(len(px), bool)
-    hist = np.bincount(idx[ok], minlength=512).reshape(8, 8, 8).astype(np.float32)
-    pad = np.pad(hist, 1)
-    sm = sum(pad[i : i + 8, j : j + 8, k : k + 8] for i in range(3) for j in range(3) for k in range(3))
-    sm = sm + 0.5 * hist  # favour the bin itself on ties
-    b = np.array(np.unravel_index(int(np.argmax(sm)), sm.shape))
-    near = ok & np.all(np.abs(q - b) <= 1, axis=1)
-    return np.median(px[near].astype(np.float32), 0) if near.any() else np.median(px.astype(np.float32), 0)
-
-
-def skin_colour(img: np.ndarray, L: np.ndarray, forehead: bool = True) -> np.ndarray:
-    """Robust median RGB of cheek patches (and a forehead patch) of an RGB uint8 image with 68 landmarks (px)."""
-    re, le = L[_R_EYE].mean(0), L[_L_EYE].mean(0)
-    iod = max(float(np.linalg.norm(le - re)), 4.0)
-    ex = (le - re) / iod
-    up = np.array([ex[1], -ex[0]], np.float32)  # image "up" of the face
-    r = 0.13 * iod
-    cheeks = [0.5 * (L[2] + L[31]) - 0.1 * iod * up, 0.5 * (L[14] + L[35]) - 0.1 * iod * up]
-    patches = [_rect(img, c[0] - r, c[1] - r, c[0] + r, c[1] + r) for c in cheeks]
-    if forehead:
-        fore = 0.5 * (L[21] + L[22]) + 0.32 * iod * up
-        patches.append(_rect(img, fore[0] - 2 * r, fore[1] - 0.7 * r, fore[0] + 2 * r, fore[1] + 0.7 * r))
-    return _robust_median(np.concatenate(patches))
-
-
-def style_from_photo(image_rgb: np.ndarray, landmarks_px: np.ndarray) -> AvatarStyle:
-    """Estimate an :class:`AvatarStyle` (a few cel colours + flags) from a photo.
-
-    Only summary statistics leave this function; it is deterministic.
-    """
-    img = np.ascontiguousarray(image_rgb[..., :3])
-    if img.dtype != np.uint8:
-        img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    L = np.asarray(landmarks_px, np.float32).reshape(68, 2)
-    H, W = img.shape[:2]
-    re, le = L[_R_EYE].mean(0), L[_L_EYE].mean(0)
-    iod = max(float(np.linalg.norm(le - re)), 4.0)
-    brow_y = float(L[17:27, 1].min())
-    x_l, x_r = float(L[:17, 0].min()), float(L[:17, 0].max())
-
-    skin = skin_colour(img, L)
-
-    # background: border (top + sides; the bottom is usually clothes)
-    b = max(2, int(0.04 * min(H, W)))
-    border = np.concatenate([img[:b].reshape(-1, 3), img[:, :b].reshape(-1, 3), img[:, -b:].reshape(-1, 3)])
-    bg = np.median(border.astype(np.float32), 0)
-    q = (border // 32).astype(np.int32)
-    bins = np.bincount(q[:, 0] * 64 + q[:, 1] * 8 + q[:, 2], minlength=512)
-    bg_bins = bins > 0.03 * len(border)
-
-    # hair: band above the brows + bands beside the temples, minus skin / background colours
-    top = _rect(img, x_l - 0.2 * iod, brow_y - 1.5 * iod, x_r + 0.2 * iod, brow_y - 0.55 * iod)
-    y_side0, y_side1 = brow_y, float(L[2, 1])
-    sides = np.concatenate(
-        [
-            _rect(img, L[0, 0] - 0.5 * iod, y_side0, L[0, 0] - 0.08 * iod, y_side1),
-            _rect(img, L[16, 0] + 0.08 * iod, y_side0, L[16, 0] + 0.5 * iod, y_side1),
-        ]
-    )
-    cand = np.concatenate([top, sides]) if len(sides) else top
-    hair = skin * 0.45
-    if len(cand):
-        hair = _dominant_colour(cand, exclude_bins=bg_bins, avoid=skin)
-    hair_lab = _to_lab(hair)[0]
-
-    # eyes: darkest robust colour inside (slightly grown) eye polygons
-    eye_px = []
-    for sl in (_R_EYE, _L_EYE):
-        c = L[sl].mean(0)
-        m = _poly_mask((H, W), c + 1.15 * (L[sl] - c))
-        eye_px.append(img[m])
-    ep = np.concatenate(eye_px) if sum(len(e) for e in eye_px) else skin[None] * 0.3
-    lum = ep.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    dark = ep[lum <= np.percentile(lum, 25)]
-    eyes = np.median(dark.astype(np.float32), 0)
-
-    # lips: outer-lip polygon minus the inner mouth
-    m = _poly_mask((H, W), L[48:60]) & ~_poly_mask((H, W), L[60:68])
-    lips = _robust_median(img[m]) if m.any() else skin * np.array([1.0, 0.7, 0.7])
-
-    # hair length: lowest row beside the face that is still mostly hair-coloured
-    eye_y, chin_y = float(0.5 * (re[1] + le[1])), float(L[8, 1])
-    face_h = max(chin_y - eye_y, 1.0)
-    y_end = eye_y - 0.5 * face_h
-    ys = np.arange(int(max(brow_y, 0)), int(min(H, chin_y + 1.5 * face_h)))
-    xs = np.concatenate(
-        [
-            np.arange(int(L[0, 0] - 0.55 * iod), int(L[0, 0] - 0.05 * iod)),
-            np.arange(int(L[16, 0] + 0.05 * iod), int(L[16, 0] + 0.55 * iod)),
-        ]
-    )
-    xs = np.clip(xs, 0, W - 1)
-    if len(ys) and len(xs):
-        strip = _to_lab(img[ys][:, xs]).reshape(len(ys), len(xs), 3)
-        frac = (np.linalg.norm(strip - hair_lab, axis=2) < 16.0).mean(1)
-        gap = 0
-        for y, fr in zip(ys, frac):
-            if fr > 0.25:
-                y_end, gap = float(y), 0
-            else:
-                gap += 1
-                if gap > 0.25 * face_h and y > chin_y:
-                    break
-    hair_length = float(np.clip((y_end - eye_y) / (2.0 * face_h), 0.0, 1.0))
-
-    # glasses: horizontal structure across the nose bridge between the eyes
-    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    gy = np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3))
-    xa, xb = int(max(L[39, 0] + 0.1 * iod, 0)), int(min(L[42, 0] - 0.1 * iod, W))
-    ya = int(max(max(L[21, 1], L[22, 1]) + 0.12 * iod, 0))
-    yb = int(min(L[29, 1], H))
-    bridge = 0.0
-    if xb > xa + 1 and yb > ya + 3:
-        prof = cv2.blur(gy[ya:yb, xa:xb].mean(1, keepdims=True), (1, 3))[:, 0]
-        bridge = float(prof.max() / (np.median(prof) + 10.0))
-    glasses = bridge > 1.9
-
-    # beard: chin/jaw region much darker than cheeks
-    chin_poly = np.concatenate([L[5:12], 0.6 * L[[57, 56, 58]][::-1] + 0.4 * L[[10, 8, 6]]])
-    cm = _poly_mask((H, W), chin_poly)
-    chin_v = float(np.median(img[cm].astype(np.float32) @ np.array([0.299, 0.587, 0.114]))) if cm.any() else 255.0
-    cheek_v = float(skin @ np.array([0.299, 0.587, 0.114]))
-    beard = chin_v < 0.62 * cheek_v
-
-    logger.debug("style: bridge=%.2f chin/cheek=%.2f hair_len=%.2f", bridge, chin_v / max(cheek_v, 1.0), hair_length)
-    return animeify_style(skin, hair, eyes, lips, bg, hair_length, glasses, beard)
+def anime_hair(c: Sequence[float]) -> RGB:
+    """A measured hair (or facial hair) colour pushed toward a clean cel colour; grey and white stay grey."""
+    h, s, v = _rgb2hsv(c)
+    return _hsv2rgb(h, np.clip(s * 1.3 + (0.05 if s > 0.12 else 0.0), 0, 0.72), np.clip(v * 1.05, 0.1, 0.9))
 
 
 def animeify_style(
@@ -268,20 +227,28 @@ def animeify_style(
     bg: Sequence[float],
     hair_length: float,
     glasses: bool,
-    beard: bool,
+    facial_hair: str = "none",
+    **traits,
 ) -> AvatarStyle:
-    """Push measured colours toward a saturated, clean cel palette."""
+    """Push measured colours toward a saturated, clean cel palette; ``traits`` are the other
+    :class:`AvatarStyle` fields (a measured ``clothes`` / ``facial_hair_colour`` colour is pushed too)."""
     h, s, v = _rgb2hsv(skin)
     skin_c = _hsv2rgb(h, np.clip(s * 0.95, 0.1, 0.36), np.clip(v * 0.9 + 0.2, 0.35, 0.97))
-    h, s, v = _rgb2hsv(hair)
-    hair_c = _hsv2rgb(h, np.clip(s * 1.3 + (0.05 if s > 0.12 else 0.0), 0, 0.72), np.clip(v * 1.05, 0.1, 0.86))
+    hair_c = anime_hair(hair)
     h, s, v = _rgb2hsv(eyes)
     eyes_c = _hsv2rgb(h, np.clip(s * 1.6 + 0.2, 0.35, 0.9), np.clip(v * 1.4 + 0.2, 0.42, 0.85))
     h, s, v = _rgb2hsv(lips)
     lips_c = _hsv2rgb(h, np.clip(s * 1.3 + 0.05, 0.25, 0.75), np.clip(v * 1.05, 0.45, 0.95))
     h, s, v = _rgb2hsv(bg)
     bg_c = _hsv2rgb(h, np.clip(s * 1.1, 0.12, 0.42), np.clip(0.72 + 0.28 * v, 0.8, 0.97))
-    return AvatarStyle(skin_c, hair_c, eyes_c, lips_c, bg_c, round(float(hair_length), 3), bool(glasses), bool(beard))
+    if traits.get("facial_hair_colour") is not None:
+        traits["facial_hair_colour"] = anime_hair(traits["facial_hair_colour"])
+    if traits.get("clothes") is not None:
+        h, s, v = _rgb2hsv(traits["clothes"])
+        traits["clothes"] = _hsv2rgb(h, np.clip(s * 1.2, 0.0, 0.8), np.clip(v * 0.9 + 0.08, 0.12, 0.92))
+    return AvatarStyle(
+        skin_c, hair_c, eyes_c, lips_c, bg_c, round(float(hair_length), 3), bool(glasses), facial_hair, **traits
+    )
 
 
 def make_palette(st: AvatarStyle) -> dict[str, RGB]:
@@ -317,10 +284,29 @@ def make_palette(st: AvatarStyle) -> dict[str, RGB]:
     p["blush"] = _hsv2rgb(352, 0.5, 1.0)
     p["blush_line"] = _hsv2rgb(350, 0.55, 0.85)
     p["nose"] = _hsv2rgb(sh - 8, ss_ * 1.3 + 0.15, sv * 0.7)
-    p["cloth"] = _hsv2rgb(eh + 10, 0.42, 0.5)
-    p["cloth_sh"] = _hsv2rgb(eh + 14, 0.48, 0.4)
-    p["cloth_line"] = _hsv2rgb(eh + 14, 0.5, 0.2)
+    if st.clothes is None:
+        p["cloth"] = _hsv2rgb(eh + 10, 0.42, 0.5)
+        p["cloth_sh"] = _hsv2rgb(eh + 14, 0.48, 0.4)
+        p["cloth_line"] = _hsv2rgb(eh + 14, 0.5, 0.2)
+    else:
+        ch, cs, cv = _rgb2hsv(st.clothes)
+        p["cloth"] = st.clothes
+        p["cloth_sh"] = _hsv2rgb(ch + 4, cs * 1.1 + 0.03, cv * 0.78)
+        p["cloth_line"] = _hsv2rgb(ch + 4, min(0.8, cs * 1.1 + 0.1), min(cv * 0.4, 0.25))
     p["collar"] = (250, 250, 252)
-    p["glasses"] = (62, 56, 72)
-    p["beard"] = _mix(st.hair, _hsv2rgb(sh, ss_, sv * 0.8), 0.3)
+    p["glasses"] = st.glasses_colour
+    fh = st.facial_hair_colour or st.hair
+    fh_h, fh_s, fh_v = _rgb2hsv(fh)
+    p["beard"] = fh
+    p["beard_sh"] = _hsv2rgb(fh_h + 4, fh_s * 1.1 + 0.04, fh_v * 0.75)
+    p["beard_hi"] = _mix(fh, (255, 255, 255), 0.3)
+    p["beard_line"] = _hsv2rgb(fh_h, min(0.8, fh_s * 1.1 + 0.1), min(fh_v * 0.45, 0.3))
+    p["stubble"] = _mix(st.skin, fh, 0.28)
+    p["buzz"] = _mix(st.skin, st.hair, 0.6)
+    p["stubble_dot"] = _mix(st.skin, fh, 0.55)
+    if st.headwear is not None:
+        wh, ws, wv = _rgb2hsv(st.headwear)
+        p["hat"] = st.headwear
+        p["hat_sh"] = _hsv2rgb(wh + 4, ws * 1.1 + 0.03, wv * 0.75)
+        p["hat_line"] = _hsv2rgb(wh, min(0.8, ws * 1.1 + 0.1), min(wv * 0.4, 0.25))
     return p

@@ -35,6 +35,7 @@ RENDER_KNOBS = (
     "background",
     "mouth_gain",
     "head_motion",
+    "style",
 )
 
 
@@ -148,6 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`toonsync train stylizer`; none ship)",
     )
     add_drawing_options(pr)
+    RenderOptions.add_arguments(pr, "style")
     pr.set_defaults(func=cmd_prepare)
 
     lm = sub.add_parser(
@@ -391,7 +393,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
         raise ToonsyncError(f"output must end in .avatar, got {a.output.name}")
     check_not_input(a.output, a.face, a.landmarks)
     check_folder_exists(a.output)
-    av = load_face(a.face, stylizer=a.stylizer, landmarks=a.landmarks, drawing=a.drawing)
+    av = load_face(a.face, stylizer=a.stylizer, landmarks=a.landmarks, drawing=a.drawing, style=a.style)
     av.save(a.output)
     side = " (a standard face shape: the photo is a side view)" if av.meta.get("fallback") else ""
     log.info("wrote %s: %s%s", a.output, av.style.describe(), side)

@@ -29,8 +29,9 @@ import numpy as np
 
 from .anime_landmarks import warp_window
 from .avatar_geometry import similarity_to_canonical
-from .avatar_style import make_palette, skin_colour
+from .avatar_style import make_palette
 from .errors import InputNotFound, InvalidLandmarks
+from .photo_traits import skin_colour
 
 log = logging.getLogger(__name__)
 

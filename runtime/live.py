@@ -480,7 +480,7 @@ def stream(
         check_output(record, alpha=bg.alpha)
     source = as_source(mic, sample_rate, realtime)
     try:
-        avatar = load_face(face)
+        avatar = load_face(face, style=opts.style)
         model = model or AudioModel(opts.backend, opts.precision)
         painter = with_background(avatar.renderer(opts.size, opts.renderer), bg) if draw or record else None
     except BaseException:

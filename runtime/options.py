@@ -44,7 +44,7 @@ def _opt(default: Any, help: str, flag: str | None = None, metavar: str | None =
 class RenderOptions:
     """The options of an offline render or a live stream (immutable; ``replace`` makes a changed copy)."""
 
-    size: int = _opt(256, "output width = height in pixels (even, 64..2048; default 256)")
+    size: int = _opt(512, "output width = height in pixels (even, 64..2048; default 512)")
     fps: int = _opt(25, "output frame rate (1..60; the models run at 25, live streams always do; default 25)")
     seed: int = _opt(0, "seed of head motion and blinks (default 0)")
     emotion: str = _opt(
@@ -74,6 +74,12 @@ class RenderOptions:
         "PNG-sequence output)",
         metavar="COLOR|IMAGE|transparent",
     )
+    style: str | None = _opt(
+        None,
+        "change the avatar's estimated attributes: key=value pairs (hair=long_wavy,glasses=none,"
+        "hair_colour=#6b3b2a,facial_hair=beard,...) or a JSON file of them (docs/avatar_bundle.md)",
+        metavar="KEY=VALUE,...|FILE.json",
+    )
     max_backlog: int = _opt(2, "live: frames allowed to queue before the oldest are dropped (default 2)")
     mouth_gain: float = _opt(
         MOUTH_GAIN,
@@ -101,6 +107,10 @@ class RenderOptions:
         for name, accepted in (("backend", BACKENDS), ("precision", PRECISIONS), ("renderer", RENDERERS)):
             if getattr(self, name) not in accepted:
                 raise InputError(f"unknown {name} {getattr(self, name)!r}; accepted: {', '.join(accepted)}")
+        if self.style is not None:
+            from .avatar_attributes import parse_overrides
+
+            parse_overrides(self.style)  # raises InputError naming the accepted keys
         if not isinstance(self.emotion, str):
             raise InputError(
                 f"emotion must be a string (auto, a name or a schedule), got {type(self.emotion).__name__}"

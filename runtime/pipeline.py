@@ -173,7 +173,7 @@ def render(
         check_output(out, alpha=bg.alpha)  # format, alpha and writability before any work
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        avatar: Avatar = load_face(face, landmarks=landmarks, drawing=drawing)
+        avatar: Avatar = load_face(face, landmarks=landmarks, drawing=drawing, style=opts.style)
     for w in caught:
         warnings.warn(w.message, w.category, stacklevel=2)
     painter = with_background(avatar.renderer(size, opts.renderer), bg)  # before the audio: a bad choice fails fast
@@ -287,7 +287,7 @@ def render_batch(
         raise InputError(f"the folder {dst.parent} does not exist; create it first")
     if dst.resolve() == src.resolve():
         raise InputError(f"{dst} is the audio folder itself; write the videos to another folder")
-    avatar = face if isinstance(face, Avatar) else load_face(face, landmarks=landmarks, drawing=drawing)
+    avatar = load_face(face, landmarks=landmarks, drawing=drawing, style=opts.style)
     animator = Animator(opts.backend, opts.precision)
     dst.mkdir(exist_ok=True)
     batch = BatchResult()

@@ -35,6 +35,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .avatar import AvatarRenderer, AvatarStyle, canonical_landmarks, mean_face_landmarks, style_from_photo
+from .avatar_attributes import attributes_of, override_style, parse_overrides, style_from_attributes
 from .avatar_geometry import check_neutral
 from .drawing import BASE_SIZE, LandmarksLike, drawing_renderer, frame_drawing, load_landmarks
 from .errors import (
@@ -49,9 +50,10 @@ from .errors import (
 )
 from .face import detect_face
 from .image_io import ImageLike, decode_image, load_image
+from .photo_traits import measure_traits, style_from_traits
 
 log = logging.getLogger(__name__)
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
 STYLIZERS = ("procedural", "learned")
 RENDERERS = ("auto", "procedural", "onnx")
 FaceLike = Union[str, os.PathLike, np.ndarray, "Avatar"]
@@ -100,7 +102,7 @@ class Avatar:
         doc = {
             "format": "toonsync-avatar",
             "version": BUNDLE_VERSION,
-            "style": self.style.to_dict(),
+            "attributes": attributes_of(self.style),
             "neutral_landmarks": np.round(self.neutral, 5).tolist(),
             "meta": self.meta,
         }
@@ -140,15 +142,18 @@ class Avatar:
             raise InputError(f"{path} is not a toonsync .avatar bundle ({type(e).__name__}: {e})") from None
         if not isinstance(doc, dict) or doc.get("format") != "toonsync-avatar":
             raise InputError(f"{path} is not a toonsync .avatar bundle (no 'format': 'toonsync-avatar')")
-        if doc.get("version") != BUNDLE_VERSION:
+        if doc.get("version") not in (1, BUNDLE_VERSION):
             raise InputError(
-                f"{path}: bundle version {doc.get('version')!r} is not supported (this toonsync reads version "
-                f"{BUNDLE_VERSION}); prepare the avatar again with `toonsync prepare`"
+                f"{path}: bundle version {doc.get('version')!r} is not supported (this toonsync reads versions 1 "
+                f"and {BUNDLE_VERSION}); prepare the avatar again with `toonsync prepare`"
             )
-        try:
-            style = AvatarStyle.from_dict(doc["style"])
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise InputError(f"{path}: its style is malformed ({type(e).__name__}: {e})") from None
+        try:  # version 2 states the avatar's attributes; version 1 kept a few colours and flags ("style")
+            style = (
+                style_from_attributes(doc["attributes"]) if doc["version"] == 2 else AvatarStyle.from_dict(doc["style"])
+            )
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            what = "attributes are" if doc["version"] == 2 else "style is"
+            raise InputError(f"{path}: its {what} malformed ({type(e).__name__}: {e})") from None
         try:
             neutral = check_neutral(doc.get("neutral_landmarks"))
         except InvalidLandmarks as e:
@@ -188,13 +193,15 @@ def avatar_from_image(image: np.ndarray, source: str = "array", stylizer: Learne
     """Detect the face, estimate colours and build the neutral anime geometry (closed mouth); with a
     ``runtime.stylizer.LearnedStylizer``, also its privacy-checked comic of the face (``Avatar.stylized``)."""
     face = detect_face(image)
-    style = style_from_photo(image, face.landmarks)
+    traits = measure_traits(image, face.landmarks)
+    style = style_from_traits(traits)
     meta = {
         "source": Path(source).name if source != "array" else "array",
         "face_box": list(face.box),
         "yaw_deg": round(face.yaw_deg, 1),
         "detector": "dlib-hog+shape_predictor_68",
         "fallback": None,
+        "measured": {"face_shape": traits.face_shape, "curl": round(float(traits.curl), 3), **traits.evidence},
     }
     if face.is_profile:
         warnings.warn(
@@ -293,7 +300,12 @@ def drawing_if_drawn(image: np.ndarray, source: str) -> Avatar | None:
 
 
 def load_face(
-    face: FaceLike, stylizer: str = "procedural", *, landmarks: LandmarksLike | None = None, drawing: bool = False
+    face: FaceLike,
+    stylizer: str = "procedural",
+    *,
+    landmarks: LandmarksLike | None = None,
+    drawing: bool = False,
+    style: str | dict | None = None,
 ) -> Avatar:
     """Photo path, RGB array, ``.avatar`` bundle path or an ``Avatar`` -> ``Avatar``.
 
@@ -304,7 +316,22 @@ def load_face(
     ``stylizer``: ``procedural`` (default: the avatar is drawn from colours + landmarks) or ``learned``
     (also run the pix2pix stylizer, ``runtime.stylizer``; raises ``NoLearnedStylizer`` when its
     weights are not in the model directory — none ship). Bundles and ``Avatar`` objects are returned as they are.
+
+    ``style``: overrides of the estimated attributes (``key=value,...``, a JSON file or a dict;
+    ``runtime.avatar_attributes``), applied to photo avatars and bundles; a drawn character keeps its own look.
     """
+    overrides = parse_overrides(style)
+    av = _load_face(face, stylizer, landmarks, drawing)
+    if not overrides:
+        return av
+    if av.base is not None:
+        raise InputError("--style applies to avatars drawn from a photo; a drawn character keeps its own look")
+    new = override_style(av.style, overrides)
+    meta = {**av.meta, "overridden": sorted(set(av.meta.get("overridden", [])) | set(overrides))}
+    return Avatar(new, av.neutral, meta, av.stylized, av.base, av.source_landmarks)
+
+
+def _load_face(face: FaceLike, stylizer: str, landmarks: LandmarksLike | None, drawing: bool) -> Avatar:
     if stylizer not in STYLIZERS:
         raise InputError(f"unknown stylizer {stylizer!r}; accepted: {', '.join(STYLIZERS)}")
     if isinstance(face, Avatar):

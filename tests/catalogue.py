@@ -206,6 +206,25 @@ def _bundle(tmp: Path, doc: object = None, raw: bytes | None = None, member: str
     return p
 
 
+ATTRIBUTES = {
+    "glasses": False, "glasses_shape": "round", "glasses_colour": "#3e3848", "facial_hair": "none",
+    "facial_hair_colour": "#5a3c28", "hair_length": "short", "hair_reach": 0.15, "hair_style": "short_crop",
+    "hair_colour": "#5a3c28", "skin_colour": "#e6beaa", "eye_colour": "#503c32", "lip_colour": "#c8646e",
+    "background_colour": "#f0dce6", "clothing_colour": "#334455", "headwear": "none", "fringe": 0.5, "part": 0.0,
+    "volume": 0.4,
+}  # fmt: skip
+
+
+def _attrs(**changes: object) -> Callable[[dict], dict]:
+    """A version-2 bundle whose attributes are the valid ``ATTRIBUTES`` with ``changes`` (``_DROP`` removes one)."""
+
+    def f(d: dict) -> dict:
+        a = {k: v for k, v in {**ATTRIBUTES, **changes}.items() if v is not _DROP}
+        return {**{k: v for k, v in d.items() if k != "style"}, "version": 2, "attributes": a}
+
+    return f
+
+
 def _edit(**changes: object) -> Callable[[dict], dict]:
     def f(d: dict) -> dict:
         d = {**d, **changes}
@@ -424,6 +443,14 @@ CASES: list[Case] = [
     Case("avatar-hair-length-text", "image", ".avatar with hair_length \"long\"", lambda t: _bundle(t, lambda d: {**d, "style": {**d["style"], "hair_length": "long"}}), "error", E.InputError, "style is malformed", "InputError"),
     Case("avatar-colour-two-values", "image", ".avatar with a colour of two numbers", lambda t: _bundle(t, lambda d: {**d, "style": {**d["style"], "eyes": [1, 2]}}), "error", E.InputError, "style is malformed", "InputError"),
     Case("avatar-version-text", "image", ".avatar whose version is the string \"1\"", lambda t: _bundle(t, _edit(version="1")), "error", E.InputError, "is not supported", "InputError"),
+    Case("avatar-attrs-no-glasses", "image", ".avatar whose attributes lack glasses", lambda t: _bundle(t, _attrs(glasses=_DROP)), "error", E.InputError, "attributes are malformed", "InputError naming the missing key"),
+    Case("avatar-attrs-glasses-text", "image", ".avatar with attributes glasses \"yes\"", lambda t: _bundle(t, _attrs(glasses="yes")), "error", E.InputError, "glasses must be true or false", "InputError"),
+    Case("avatar-attrs-unknown-style", "image", ".avatar with an unknown hair_style", lambda t: _bundle(t, _attrs(hair_style="mohawk")), "error", E.InputError, "hair_style must be one of", "InputError naming the hairstyles"),
+    Case("avatar-attrs-facial-hair", "image", ".avatar with facial_hair \"full\"", lambda t: _bundle(t, _attrs(facial_hair="full")), "error", E.InputError, "facial_hair must be one of", "InputError naming none|stubble|moustache|goatee|beard"),
+    Case("avatar-attrs-bad-colour", "image", ".avatar with hair_colour \"#12\"", lambda t: _bundle(t, _attrs(hair_colour="#12")), "error", E.InputError, "hair_colour must be #rrggbb", "InputError"),
+    Case("avatar-attrs-length-mismatch", "image", ".avatar whose hair_length says long but hair_reach short", lambda t: _bundle(t, _attrs(hair_length="long")), "error", E.InputError, "does not match hair_reach", "InputError"),
+    Case("avatar-attrs-reach-nan", "image", ".avatar with hair_reach NaN", lambda t: _bundle(t, _attrs(hair_reach=float("nan"))), "error", E.InputError, "hair_reach must be a number", "InputError"),
+    Case("avatar-attrs-list", "image", ".avatar whose attributes are a list", lambda t: _bundle(t, lambda d: {**_attrs()(d), "attributes": [1, 2]}), "error", E.InputError, "attributes are malformed", "InputError"),
     Case("avatar-other-format", "image", ".avatar whose format is another program's", lambda t: _bundle(t, _edit(format="other")), "error", E.InputError, "not a toonsync .avatar bundle", "InputError"),
     Case("avatar-deep-json", "image", ".avatar whose JSON nests 100 000 lists deep", lambda t: _bundle(t, raw=b"[" * 100_000 + b"]" * 100_000), "error", E.InputError, "not a toonsync .avatar bundle", "InputError (no RecursionError traceback)"),
     Case("avatar-stylized-bomb", "image", ".avatar whose stylized.png inflates to 40 MB", lambda t: _bundle_with(t, {"stylized.png": b"\0" * (40 << 20)}), "error", E.InputError, "inflates to", "InputError from the member's declared size (cap 32 MB)"),

@@ -2,7 +2,8 @@
 frames come back and the mouth moves — measured on the received pixels and on the landmark
 mouth-opening sent with each frame — and a screenshot is saved (``TOONSYNC_UPDATE_DOCS=1`` also
 writes ``docs/kiosk.png``). A drawing is uploaded, one of its point handles dragged with the mouse, and the
-adjusted drawing becomes the avatar.
+adjusted drawing becomes the avatar. The avatar editor changes the hairstyle and glasses of the streaming avatar,
+its preview follows, and the edited avatar replaces it in the live stream (``docs/kiosk_edit.png``).
 
 Needs Debian's ``chromium`` + ``chromium-driver`` (``apt-get install chromium chromium-driver``) and
 ``pip install selenium``; skipped with the reason otherwise. Chromium is never downloaded: Selenium gets
@@ -260,4 +261,80 @@ def test_drawing_points_dragged_then_used(server, browser, data_dir, drawing_mod
         )
         time.sleep(0.1)
     assert spread >= 10
+    assert not severe_console_errors(drv)
+
+
+def edit_state(drv, *keys: str) -> dict:
+    return drv.execute_script(
+        "const e = window.toonsyncEdit; return Object.fromEntries(arguments[0].map((k) => [k, e[k]]));", list(keys)
+    )
+
+
+def wait_edit(drv, pred, budget_s: float, what: str) -> dict:
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline:
+        e = edit_state(drv, "base", "id", "shown", "attributes", "requests", "answers")
+        if pred(e):
+            return e
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {budget_s} s; editor: {e}; status: {kiosk(drv)['status']!r}")
+
+
+def test_avatar_edited_with_live_preview_then_streamed(server, browser):
+    import json
+    import urllib.request
+
+    drv = browser
+    drv.get(server.url + "/")
+    with urllib.request.urlopen(server.url + "/api/info", timeout=10) as r:
+        size = json.loads(r.read())["size"]
+    # the avatar canvas holds the server's frame size (frames drawn 1:1) and is never laid out larger
+    deadline = time.monotonic() + 10
+    while drv.execute_script("return document.getElementById('avatar').width") != size and time.monotonic() < deadline:
+        time.sleep(0.1)
+    width, height, shown = drv.execute_script(
+        "const c = document.getElementById('avatar'); return [c.width, c.height, c.getBoundingClientRect().width];"
+    )
+    assert (width, height) == (size, size) and shown <= size + 0.5, (width, height, shown, size)
+
+    drv.find_element(By.ID, "mic").click()  # a live stream: the edited avatar must replace it
+    wait_until(drv, lambda k: k["framesDrawn"] >= 25 and k["streamAvatar"] == "default", 60, "the stream running")
+    drv.find_element(By.ID, "edit-avatar").click()
+    e = wait_edit(drv, lambda e: e["base"] == "default" and e["shown"] == "default", 20, "the editor open")
+    panel, canvas = drv.find_element(By.ID, "edit"), drv.find_element(By.ID, "avatar")
+    assert panel.is_displayed() and not canvas.is_displayed()
+    hair = Select(drv.find_element(By.ID, "edit-hair-style"))
+    assert hair.first_selected_option.get_attribute("value") == e["attributes"]["hair_style"] != "long_wavy"
+
+    hair.select_by_value("long_wavy")
+    e = wait_edit(drv, lambda e: e["shown"] not in (None, "default") and e["shown"] == e["id"], 30, "a new preview")
+    first = e["id"]
+    assert e["attributes"]["hair_style"] == "long_wavy" and e["attributes"]["hair_length"] == "long"
+    assert Select(drv.find_element(By.ID, "edit-hair-length")).first_selected_option.get_attribute("value") == "long"
+    img = drv.find_element(By.ID, "edit-preview")
+    assert img.get_attribute("src").endswith(f"/api/avatar/{first}/preview.png")
+    assert drv.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) == size
+    assert kiosk(drv)["status"].startswith("preview: long long_wavy hair")
+
+    Select(drv.find_element(By.ID, "edit-glasses")).select_by_value("rectangular")  # changes add up
+    e = wait_edit(drv, lambda e: e["shown"] not in (None, "default", first) and e["shown"] == e["id"], 30, "glasses")
+    assert e["attributes"]["hair_style"] == "long_wavy" and e["attributes"]["glasses_shape"] == "rectangular"
+    assert e["attributes"]["glasses"] is True
+    if os.environ.get("TOONSYNC_UPDATE_DOCS") == "1":  # the editor panel, for docs/kiosk.md
+        from toonsync.runtime.atomic import atomic_path
+
+        with atomic_path(DOCS_PNG.with_name("kiosk_edit.png")) as tmp:
+            drv.save_screenshot(str(tmp))
+
+    drv.find_element(By.ID, "edit-use").click()
+    edited = e["id"]
+    k = wait_until(
+        drv, lambda k: k["avatar"] == edited and k["streamAvatar"] == edited, 30, "the stream on the edited avatar"
+    )
+    assert k["status"] == "avatar ready" and not k["errors"], (k["status"], k["errors"])
+    assert canvas.is_displayed() and not panel.is_displayed()
+    n = k["framesDrawn"]
+    wait_until(drv, lambda k: k["framesDrawn"] >= n + 25, 30, "frames of the edited avatar")
+    drv.find_element(By.ID, "stop").click()
+    wait_until(drv, lambda k: k["mode"] is None, 20, "stopped")
     assert not severe_console_errors(drv)

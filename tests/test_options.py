@@ -14,7 +14,7 @@ from toonsync.runtime.options import RenderOptions
 def test_frozen_with_defaults_and_replace():
     o = RenderOptions()
     assert (o.size, o.fps, o.seed, o.emotion, o.backend, o.precision, o.renderer) == (
-        256,
+        512,
         25,
         0,
         "auto",
@@ -25,7 +25,7 @@ def test_frozen_with_defaults_and_replace():
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.size = 128
     o2 = o.replace(size=128, emotion="happy")
-    assert (o2.size, o2.emotion, o.size) == (128, "happy", 256)
+    assert (o2.size, o2.emotion, o.size) == (128, "happy", 512)
     assert o2.emotion_override == "happy" and o.emotion_override is None
     assert RenderOptions(emotion=None).emotion == "auto" and RenderOptions(background="default").background is None
 

@@ -18,7 +18,7 @@ def test_valid_face_and_wav_gives_synced_video(tmp_path, frontal_face, speech_wa
     res = render(frontal_face, speech_wav, out, animator=animator)
     info = probe(out)
     assert (info.video_codec, info.audio_codec) == ("h264", "aac")
-    assert info.fps == 25 and info.width == info.height == 256
+    assert info.fps == 25 and info.width == info.height == 512  # the default size
     assert abs(info.frames - res.duration_s * 25) <= 1  # duration = audio +- 1 frame
     assert res.warnings == []
     gap = inner_lip_gap(res.motion.landmarks)

@@ -211,7 +211,7 @@ def test_stream_frames_match_offline_and_mouth_moves(make_server, model, avatar,
         assert ts == pytest.approx(k * 0.04, abs=1e-6) and not flags & FLAG_IDLE
         assert 1 <= seq <= -(-speech.size // 320) and server_ms >= 0
         img = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
-        assert img.shape == (256, 256, 3)
+        assert img.shape == (512, 512, 3)  # the default render size
     gaps = np.array([h[8] for h, _ in frames])
     assert gaps.std() > 0.02 and gaps.max() > 0.1  # the mouth opens and closes
 

@@ -46,7 +46,7 @@ def test_chunked_stream_equals_offline_render(animator, avatar, speech, offline,
     np.testing.assert_allclose(np.stack([f.pose for f in frames]), offline.pose, atol=1e-6)
     # blink comes from the motion decoder's graph: float sums in another order per chunking (~1e-7)
     np.testing.assert_allclose([f.blink for f in frames], offline.blink, atol=1e-5)
-    r = avatar.renderer(256)
+    r = avatar.renderer(frames[0].image.shape[0])  # the stream draws at the default size
     for k in (0, len(frames) // 2, len(frames) - 1):  # the drawn images are the offline frames (to a level)
         m = offline
         ref = r.draw(m.landmarks[k], m.pose[k], float(m.blink[k]), m.emotion[k]).astype(int)

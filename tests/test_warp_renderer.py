@@ -29,7 +29,6 @@ STYLE = AvatarStyle(
     background=(225, 230, 245),
     hair_length=0.3,
     glasses=False,
-    beard=False,
 )
 
 
@@ -229,7 +228,7 @@ def test_prepare_and_render_a_drawn_character(tmp_path):
     info = probe(out)
     samples = sf.info(str(SPEECH)).frames
     assert info.video_codec == "h264" and info.audio_codec == "aac"
-    assert (info.width, info.height) == (256, 256)
+    assert (info.width, info.height) == (512, 512)
     assert info.frames == math.ceil(samples / 640)
     frames = read_video(out)[0]
     mouth = Avatar.load(bundle).neutral[48:68] * 256

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from toonsync.runtime.avatar import AvatarRenderer, AvatarStyle, mean_face_landmarks
-from toonsync.runtime.avatar_style import animeify_style
+from toonsync.runtime.avatar_style import FACIAL_HAIR, GLASSES_SHAPES, HAIR_STYLES, STYLE_REACH, animeify_style
 from toonsync.runtime.background import compose
 from toonsync.runtime.mouth import apply_mouth
 
@@ -52,8 +52,22 @@ def random_style(rng: np.random.Generator) -> AvatarStyle:
     eyes = _hsv(rng, (0.0, 1.0), (0.1, 0.7), (0.1, 0.6))
     lips = _hsv(rng, (-0.05, 0.05), (0.2, 0.6), (0.35, 0.9))
     bg = _hsv(rng, (0.0, 1.0), (0.0, 0.6), (0.2, 1.0))
+    style = HAIR_STYLES[int(rng.integers(len(HAIR_STYLES)))]
+    lo, hi = STYLE_REACH[style]
     return animeify_style(
-        skin, hair, eyes, lips, bg, float(rng.uniform(0, 1)), bool(rng.random() < 0.25), bool(rng.random() < 0.15)
+        skin,
+        hair,
+        eyes,
+        lips,
+        bg,
+        float(rng.uniform(lo, hi)),
+        bool(rng.random() < 0.25),
+        FACIAL_HAIR[int(rng.integers(len(FACIAL_HAIR)))] if rng.random() < 0.2 else "none",
+        hair_style=style,
+        glasses_shape=GLASSES_SHAPES[int(rng.integers(len(GLASSES_SHAPES)))],
+        fringe=float(rng.uniform(0.0, 1.0)),
+        part=float(rng.uniform(-1.0, 1.0)),
+        volume=float(rng.uniform(0.0, 1.0)),
     )
 
 

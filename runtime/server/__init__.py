@@ -23,7 +23,7 @@ PCM over the WebSocket and draws the JPEG frames that come back; the protocol is
   drops, bad messages).
 
 The package: ``config`` (protocol constants, ``ServerConfig``), ``metrics``, ``avatars`` (uploads), ``drawings``
-(drawn characters: fitted points, the adjust-points refit),
+(drawn characters: fitted points, the adjust-points refit), ``styles`` (an avatar's attributes, restyled copies),
 ``draw_pool`` (drawing processes), ``session`` (one connection), ``app`` (``KioskServer``, ``create_app``) and
 ``cli`` (``toonsync serve``, ``BackgroundServer``).
 

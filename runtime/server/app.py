@@ -1,5 +1,6 @@
 """The kiosk server's shared state (``KioskServer``) and its ASGI app (``create_app``: page, ``/ws``, photo
-uploads, drawings whose points a visitor adjusts (``drawings``), health and metrics)."""
+uploads, drawings whose points a visitor adjusts (``drawings``), restyled avatars (``styles``), health and
+metrics)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from .drawings import (
 )
 from .metrics import Metrics
 from .session import Session
+from .styles import MAX_STYLE_BODY, NOT_EDITABLE, attributes_doc, editable, restyle, style_doc, style_request
 
 MAX_SAY_CHARS = 300  # typed text a kiosk visitor can have spoken (about 20 s of speech)
 
@@ -103,6 +105,8 @@ class KioskServer:
         self.upload_lock = asyncio.Lock()
         self.say_lock = asyncio.Lock()  # typed text spoken by a TTS engine: one at a time
         self.uploads_waiting = 0
+        self.style_lock = asyncio.Lock()  # restyled avatars: one drawn at a time (the streams share the thread pool)
+        self.styles_waiting = 0
         self.active = 0
         web = _web_dir()
         self.files = {route: ((web / name).read_bytes(), mime) for route, (name, mime) in WEB_FILES.items()}
@@ -407,6 +411,57 @@ def create_app(
         png = await asyncio.get_running_loop().run_in_executor(srv.executor, srv.preview_png, entry)
         return Response(png, media_type="image/png", headers=sec_headers)
 
+    async def attributes(request: Request) -> Response:
+        """An avatar's attributes, the editor's choices and whether it can be edited (``styles.attributes_doc``)."""
+        entry = srv.avatars.get(request.path_params["aid"])
+        if entry is None:
+            return err(404, "not_found", "unknown avatar id")
+        return JSONResponse(attributes_doc(entry.avatar))
+
+    async def style(request: Request) -> Response:
+        """A JSON object of attribute overrides -> a restyled copy of the avatar, stored under a new id like an
+        upload (the avatar it is made from never changes): ``{"avatar_id", "attributes", "describe", ...}``."""
+        if not srv.origin_ok(request.headers):
+            return err(403, "origin", "cross-origin requests are not allowed")
+        entry = srv.avatars.get(request.path_params["aid"])
+        if entry is None:
+            return err(404, "not_found", "unknown avatar id (avatars are kept a short while); upload the photo again")
+        if not editable(entry.avatar):
+            return err(409, "not_editable", NOT_EDITABLE)
+        body = await read_body(request, MAX_STYLE_BODY)
+        if body is None:
+            return err(400, "bad_request", f"a style request is a JSON object of at most {MAX_STYLE_BODY >> 10} KiB")
+        try:
+            overrides = style_request(body)
+        except BadRequest as e:
+            return err(400, "bad_request", str(e))
+        except InputError as e:
+            return err(422, "bad_attribute", str(e))
+
+        def make() -> AvatarEntry:  # in the thread pool: the new look's preview is drawn (and cached) once
+            av = restyle(entry.avatar, overrides)
+            made = AvatarEntry(av, make_look(av, cfg.size))
+            srv.preview_png(made)
+            return made
+
+        if srv.styles_waiting >= 4:
+            return err(503, "busy", "too many avatars are being edited at once; try again in a moment")
+        srv.styles_waiting += 1
+        try:
+            async with srv.style_lock:
+                made = await asyncio.get_running_loop().run_in_executor(srv.executor, make)
+        except InputError as e:  # an unknown attribute or a bad value, naming what is accepted
+            return err(422, "bad_attribute", str(e))
+        except Exception:  # a renderer error on these attributes: answered, logged, the server stays up
+            log.exception("a restyled avatar could not be drawn")
+            return err(500, "internal", "the avatar could not be drawn with these attributes")
+        finally:
+            srv.styles_waiting -= 1
+        aid = srv.avatars.find_restyled(made.look.key) or srv.avatars.add(made)
+        srv.avatars.get(aid)  # the most recently used now
+        log.info("restyled avatar %s (%s)", aid[:6], ", ".join(made.avatar.meta["overridden"]) or "no change")
+        return JSONResponse(style_doc(aid, made.avatar))
+
     async def ws_endpoint(ws: WebSocket) -> None:
         if not srv.origin_ok(ws.headers):
             srv.metrics.rejected["origin"] += 1
@@ -435,7 +490,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        srv.upload_lock = asyncio.Lock()
+        srv.upload_lock, srv.style_lock = asyncio.Lock(), asyncio.Lock()
         yield
         srv.close()
 
@@ -450,6 +505,8 @@ def create_app(
         Route("/api/drawing/{did}/refit", drawing_refit, methods=["POST"]),
         Route("/api/drawing/{did}/use", drawing_use, methods=["POST"]),
         Route("/api/avatar/{aid}/preview.png", preview),
+        Route("/api/avatar/{aid}/attributes", attributes),
+        Route("/api/avatar/{aid}/style", style, methods=["POST"]),
         WebSocketRoute("/ws", ws_endpoint),
     ]
     inner = Starlette(routes=routes, lifespan=lifespan)

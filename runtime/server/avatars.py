@@ -103,6 +103,14 @@ class _AvatarStore:
             del self._d[k]
         return aid
 
+    def find_restyled(self, key: str) -> str | None:
+        """The id of a stored restyled avatar (``styles.restyle``) drawn with look ``key``, or None: an edit that
+        comes back to a look made before reuses its id instead of taking another place in the store."""
+        for aid, e in self._d.items():
+            if e.look.key == key and e.avatar.meta.get("source") == "restyled":
+                return aid
+        return None
+
     def get(self, aid: Any) -> AvatarEntry | None:
         if not isinstance(aid, str) or aid not in self._d:
             return None

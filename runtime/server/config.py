@@ -42,6 +42,7 @@ LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 WEB_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/edit.js": ("edit.js", "text/javascript; charset=utf-8"),
     "/pcm-worklet.js": ("pcm-worklet.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
@@ -65,7 +66,7 @@ class ServerConfig:
     # the default avatar: photo path, .avatar path, Avatar or RGB array (the operator's, never a client's);
     # None = the bundled demo face
     face: Any = None
-    size: int = 256
+    size: int = 512
     jpeg_quality: int = 80
     backend: str = "auto"
     precision: str = "auto"

@@ -16,7 +16,7 @@
 
   // Everything the page knows, readable by tests and dev tools.
   const state = (window.kiosk = {
-    status: "idle", mode: null, avatar: "default", mouthBox: null, hello: null,
+    status: "idle", mode: null, avatar: "default", streamAvatar: null, mouthBox: null, hello: null,
     framesReceived: 0, framesDrawn: 0, framesLate: 0, dropped: 0, lastIndex: -1,
     lipGaps: [], mouthSignal: [], mouthLuma: [], e2eMs: [], serverMs: [], avSyncMs: [],
     errors: [], lastStats: null, closeCode: null, busy: false,
@@ -69,13 +69,14 @@
         switch (m.type) {
           case "hello":
             state.hello = m;
+            sizeCanvas(m.size);
             sock.send(JSON.stringify({ type: "start", format: "s16", sample_rate: Math.round(audioCtx.sampleRate),
                                        emotion: $("emotion").value, avatar: state.avatar }));
             break;
           case "ready":
-            state.mouthBox = m.mouth_box; ready = true; resolve(); break;
+            state.mouthBox = m.mouth_box; state.streamAvatar = m.avatar; ready = true; resolve(); break;
           case "configured":
-            state.mouthBox = m.mouth_box; break;
+            state.mouthBox = m.mouth_box; state.streamAvatar = m.avatar; break;
           case "busy":
             state.busy = true; setStatus(m.message, "error"); break;
           case "stats":
@@ -120,6 +121,14 @@
   }
 
   // -- frames -------------------------------------------------------------------------------
+  // The canvas holds the server's frame size ("size" in /api/info and in hello) so frames are drawn 1:1, and is
+  // never laid out larger than that: no blurry upscaling (a smaller screen shows it scaled down).
+  function sizeCanvas(size) {
+    if (!Number.isInteger(size) || size < 16 || size > 4096) return;
+    canvas.style.maxWidth = `${Math.min(size, 512)}px`;
+    if (canvas.width !== size || canvas.height !== size) { canvas.width = size; canvas.height = size; }
+  }
+
   function onFrame(buf) {
     if (buf.byteLength <= HEADER_BYTES) return;
     const dv = new DataView(buf);
@@ -312,6 +321,7 @@
 
   // the answer of an avatar upload (a photo, or a drawing put to use): stream it from now on
   function useAvatar(j) {
+    showEdit(false);
     state.avatar = j.avatar;
     showPreview(j.preview);
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "config", avatar: j.avatar }));
@@ -342,6 +352,7 @@
   function setPoints(points, handles) { adjust.points = points; settled = handles; adjust.handles = { ...handles }; }
 
   function showAdjust(on) {
+    if (on) showEdit(false);
     $("adjust").hidden = !on;
     canvas.hidden = on;
     if (!on) { adjust.id = null; sheetImg = null; }
@@ -458,6 +469,10 @@
     drawSheet();
   }
 
+  // -- editing the avatar's look (edit.js): a panel in place of the canvas, like the adjust view ----------
+  const editor = window.toonsyncEditor({ $, canvas, state, setStatus, post, useAvatar, showAdjust });
+  const showEdit = editor.show;
+
   // -- typed text, spoken by the server's TTS engine and played like a WAV ---------------------
   async function say(text) {
     if (!text.trim()) { setStatus("type something to say first", "error"); return; }
@@ -471,8 +486,10 @@
     }
   }
   fetch("/api/info").then((r) => r.json()).then((info) => {
+    sizeCanvas(info.size);
     if (info.say) { $("say-row").hidden = false; $("say-text").maxLength = info.max_say_chars; }
-  }).catch(() => { /* the row stays hidden */ });
+  }).catch(() => { /* the row stays hidden, the canvas keeps its size */ })
+    .finally(() => { if (!state.mode) showPreview(`/api/avatar/${encodeURIComponent(state.avatar)}/preview.png`); });
   $("say-row").addEventListener("submit", (e) => { e.preventDefault(); say($("say-text").value); });
 
   $("mic").addEventListener("click", startMic);
@@ -501,6 +518,7 @@
   $("adjust-cancel").addEventListener("click", () => { showAdjust(false); setStatus("ready", ""); });
   window.addEventListener("resize", drawSheet);  // the dots keep their size on screen
   $("default-avatar").addEventListener("click", () => {
+    showEdit(false);
     state.avatar = "default";
     showPreview("/api/avatar/default/preview.png");
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "config", avatar: "default" }));
@@ -508,5 +526,4 @@
   $("emotion").addEventListener("change", () => {
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "config", emotion: $("emotion").value }));
   });
-  showPreview("/api/avatar/default/preview.png");
 })();
