@@ -158,6 +158,9 @@ def _mahalanobis(lab: np.ndarray, ref: np.ndarray, floor: tuple[float, float, fl
     channel standard deviations, so a few uniform pixels do not make a needle-thin model)."""
     ref = np.asarray(ref, np.float64).reshape(-1, 3)
     mu = np.median(ref, 0)
+    mad = 1.4826 * np.median(np.abs(ref - mu), 0) + np.asarray(floor)
+    core = ref[np.all(np.abs(ref - mu) <= 2.5 * mad, 1)]  # robust: hair or backdrop in a patch is dropped
+    ref = core if len(core) > 10 else ref
     cov = np.cov(ref.T) if len(ref) > 3 else np.zeros((3, 3))
     cov = cov + np.diag(np.square(floor))
     inv = np.linalg.inv(cov).astype(np.float32)
@@ -210,6 +213,22 @@ def _background(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.median(border.astype(np.float32), 0), bins > 0.03 * len(border)
 
 
+def _unlike_skin(px: np.ndarray, skin_mu: np.ndarray) -> np.ndarray | None:
+    """Split Lab pixels in two colour groups (k-means); the mask of the group unlike the skin when the two differ
+    clearly (> 8 in a*b* and lightness at half weight) and it holds at least a fifth of them, else ``None``."""
+    data = np.ascontiguousarray(px * np.array([0.5, 1.0, 1.0], np.float32))
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    cv2.setRNGSeed(0)
+    _, lbl, ctr = cv2.kmeans(data, 2, None, crit, 3, cv2.KMEANS_PP_CENTERS)
+    lbl = lbl.ravel()
+    mu = skin_mu * np.array([0.5, 1.0, 1.0], np.float32)
+    far = int(np.argmax(np.linalg.norm(ctr - mu, axis=1)))
+    gap = float(np.linalg.norm(ctr[far] - ctr[1 - far]))
+    if gap < 8.0 or (lbl == far).mean() < 0.2:
+        return None
+    return lbl == far
+
+
 def _hair_measures(hair: np.ndarray, skin: np.ndarray, Ln: np.ndarray, lab: np.ndarray) -> dict:
     """Reach, crown cover, fringe, part, volume and curl of a hair mask in the normalised frame."""
     ex, ey = float(EYE[0]), float(EYE[1])
@@ -231,18 +250,15 @@ def _hair_measures(hair: np.ndarray, skin: np.ndarray, Ln: np.ndarray, lab: np.n
         frac(hair, jl - 0.45 * U, brow_y - 0.6 * U, jl, ey) + frac(hair, jr, brow_y - 0.6 * U, jr + 0.45 * U, ey)
     )
 
-    # reach: lowest row beside the face still mostly hair, continuing from the temples (gaps < 0.35 U)
-    y_end, gap = ey - 0.5 * face_h, 0
+    # reach: the lowest row beside the face (within 1.2 U of the jaw line) where the hair is more than a few
+    # strands; the mask holds only pieces connected to the forehead's or temples' hair, so it is continuous
+    y_end = ey - 0.5 * face_h
     for y in range(int(brow_y), CH):
         fr = max(  # either side: a turned head, or hair behind one shoulder
-            frac(hair, jl - 0.75 * U, y, jl - 0.05 * U, y + 1), frac(hair, jr + 0.05 * U, y, jr + 0.75 * U, y + 1)
+            frac(hair, jl - 1.2 * U, y, jl - 0.02 * U, y + 1), frac(hair, jr + 0.02 * U, y, jr + 1.2 * U, y + 1)
         )
-        if fr > 0.3:
-            y_end, gap = float(y), 0
-        else:
-            gap += 1
-            if gap > 0.35 * U and y > ey:
-                break
+        if fr > 0.15:
+            y_end = float(y)
     reach = float(np.clip((y_end - ey) / (2.0 * face_h), 0.0, 1.0))
     if crown < 0.2 and temples < 0.25:
         reach = 0.0
@@ -293,25 +309,25 @@ def _hair_measures(hair: np.ndarray, skin: np.ndarray, Ln: np.ndarray, lab: np.n
 
 
 def _hair_style(m: dict) -> str:
-    """A hairstyle name from the hair measures."""
+    """A hairstyle name from the hair measures (reach and crown first: they are the most reliable)."""
     reach, crown, fringe, curl, vol = m["reach"], m["crown"], m["fringe"], m["curl"], m["volume"]
-    if crown < 0.2 and m["temples"] < 0.25:
-        return "bald"
-    if crown < 0.35 and m["crown_skin"] > 0.35:
-        return "receding"
-    if curl > 0.55 and vol > 0.25:
-        return "curly"
     if reach >= 0.6:
-        return "long_wavy" if curl > 0.4 else "long_straight"
+        return "long_wavy" if curl > 0.8 else "long_straight"
+    if crown < 0.2:
+        return "bald" if m["temples"] < 0.3 else "receding"
+    if crown < 0.4 and m["crown_skin"] > 0.2:
+        return "receding"
     if reach >= 0.3:
-        return "bob" if fringe > 0.6 else "side_part"
-    if m["top_above_skull"] < 0.12 and fringe < 0.25:
-        return "buzz" if vol < 0.08 else "slicked_back"
-    if vol > 0.45 and m["top_above_skull"] > 0.45:
+        return "bob" if fringe > 0.55 else "side_part"
+    if curl > 0.8 and vol > 0.3:
+        return "curly"
+    if m["top_above_skull"] < 0.05 and fringe < 0.25:
+        return "buzz" if vol < 0.1 else "slicked_back"
+    if m["top_above_skull"] > 0.4 and curl > 0.6:
         return "spiky"
-    if fringe > 0.7:
+    if fringe > 0.8:
         return "fringe"
-    return "side_part" if abs(m["part"]) > 0.3 else "short_crop"
+    return "side_part" if abs(m["part"]) > 0.45 else "short_crop"
 
 
 def _zone(lab: np.ndarray, poly: np.ndarray) -> np.ndarray:
@@ -347,15 +363,24 @@ def _facial_hair(lab: np.ndarray, crop: np.ndarray, Ln: np.ndarray) -> tuple[str
         dark = (r[0] - zm[0]) / max(r[0], 20.0)  # relative lightness drop
         grey = (np.hypot(r[1], r[2]) - np.hypot(zm[1], zm[2])) / max(np.hypot(r[1], r[2]), 6.0)  # chroma drop
         ev[name] = float(dark + 0.5 * max(grey, 0.0))
+    # stubble is fine dark texture: detail at 1 px scale on the chin against the same on the cheeks
+    L = lab[..., 0]
+    fine = np.abs(L - cv2.GaussianBlur(L, (0, 0), 1.0))
+    cheek = np.zeros(L.shape, bool)
+    for poly in (np.array([Ln[1], Ln[36], Ln[31], Ln[3]]), np.array([Ln[15], Ln[45], Ln[35], Ln[13]])):
+        cheek |= _poly_mask(L.shape, poly)
+    chin_m = _poly_mask(L.shape, chin)
+    ev["chin_texture"] = float(np.median(fine[chin_m]) / (np.median(fine[cheek]) + 0.3)) if chin_m.any() else 0.0
     m, c, j = ev["moustache"], ev["chin"], ev["jaw"]
-    strong = 0.3
-    if c > strong and j > 0.22:
+    stubble = 0.5 * (c + j) + 0.5 * (ev["chin_texture"] - 0.6)
+    ev["stubble"] = float(stubble)
+    if c > 0.3 and j > 0.22:
         kind = "beard"
-    elif c > strong and m > 0.22:
+    elif c > 0.3 and m > 0.22:
         kind = "goatee"
-    elif m > strong and c < 0.2:
+    elif m > 0.35 and c < 0.2:
         kind = "moustache"
-    elif min(c, j) > 0.14 and m > 0.12:
+    elif stubble > 0.245:
         kind = "stubble"
     else:
         kind = "none"
@@ -370,21 +395,28 @@ def _facial_hair(lab: np.ndarray, crop: np.ndarray, Ln: np.ndarray) -> tuple[str
 
 
 def _glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | None, dict]:
-    """A frame's bridge between the eyes and its lower rims under both eyes, against the skin around them."""
+    """A frame's bridge between the eyes and its lower rims under both eyes, against the skin around them.
+
+    The bridge is a thin dark line (a ridge of the lightness's second derivative) across the whole width between
+    the inner eye corners, not a fold at one side; a rim is one row of edge across an eye's whole width, below
+    the lower lid. Both must be there: either alone is often a frown, a shadow or a lash line."""
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
     gy = np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3))
-    xa, xb = int(Ln[39, 0] + 0.08 * U), int(Ln[42, 0] - 0.08 * U)
-    ya, yb = int(max(Ln[21, 1], Ln[22, 1]) + 0.05 * U), int(Ln[29, 1])
+    dyy = cv2.Sobel(cv2.GaussianBlur(gray, (0, 0), 1.0), cv2.CV_32F, 0, 2, ksize=5)
+    xa, xb = int(Ln[39, 0] + 0.05 * U), int(Ln[42, 0] - 0.05 * U)
+    ya, yb = int(max(Ln[21, 1], Ln[22, 1]) - 0.1 * U), int(Ln[28, 1])
     bridge = 0.0
-    if xb > xa + 1 and yb > ya + 3:
-        prof = cv2.blur(gy[ya:yb, xa:xb].mean(1, keepdims=True), (1, 3))[:, 0]
-        bridge = float(prof.max() / (np.median(prof) + 8.0))
+    if xb > xa + 3 and yb > ya + 3:
+        band = dyy[ya:yb, xa:xb]
+        t = (xb - xa) // 3
+        parts = [np.maximum(band[:, i * t : (i + 1) * t], 0.0).mean(1) for i in range(3)]
+        bridge = float(np.minimum(np.minimum(parts[0], parts[1]), parts[2]).max() / (np.median(np.abs(band)) + 4.0))
     rims, rows = [], []
     for sl in (_R_EYE, _L_EYE):
         e = Ln[sl]
         x0, x1 = int(e[:, 0].min()), int(e[:, 0].max())
         y_lid = float(e[:, 1].max())
-        y0, y1 = int(y_lid + 0.12 * U), int(y_lid + 0.55 * U)
+        y0, y1 = int(y_lid + 0.12 * U), int(y_lid + 0.75 * U)
         band = gy[y0:y1, x0:x1]
         if band.size == 0:
             rims.append(0.0)
@@ -397,7 +429,7 @@ def _glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | 
         rims.append(float(prof[i] / (np.median(band) + 8.0)))
         rows.append((y0 + i, [int(np.argmax(p_)) for p_ in parts]))
     rim = min(rims)
-    on = bridge > 1.9 and rim > 1.6 or rim > 2.6 and bridge > 1.5
+    on = bridge > 1.9 and rim > 1.6
     shape, col = "round", None
     if on and rows:
         bends = [p_[1] - 0.5 * (p_[0] + p_[2]) for _, p_ in rows]  # a round rim dips lowest in the middle
@@ -444,7 +476,8 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     )
     person = _segment_person(crop, valid, Ln)
     face = _poly_mask(lab.shape[:2], np.concatenate([Ln[0:17], Ln[26:16:-1]]))
-    d_skin = _mahalanobis(lab, ref if len(ref) > 10 else _to_lab(skin), (3.0, 1.5, 1.5))
+    # lightness counts less than hue for skin: a shaded scalp or jaw is still skin
+    d_skin = _mahalanobis(lab, ref if len(ref) > 10 else _to_lab(skin), (8.0, 1.5, 1.5))
     around = np.zeros(lab.shape[:2], bool)  # above the brows, and beside the temples
     around[: int(brow_y)] = True
     around[: int(EYE[1]), : int(jl)] = True
@@ -461,10 +494,17 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     cand = np.zeros((0, 3), np.uint8)
     inner = np.zeros(lab.shape[:2], np.uint8)  # inside the skull's outline: hair, scalp or forehead, not backdrop
     cv2.ellipse(inner, (int(EYE[0]), int(brow_y)), (int(0.5 * (jr - jl)), int(1.2 * third)), 0, 0, 360, 1, -1)
+    skin_mu = np.median(ref, 0) if len(ref) > 10 else _to_lab(skin)[0]
     for z in (zone & ((inner > 0) | person), temples & person):
-        if (z & not_skin).sum() > 0.25 * max(int((z & valid).sum()), 1):
+        z = z & valid & ~face
+        if (z & not_skin).sum() > 0.25 * max(int(z.sum()), 1):
             cand = crop[z & not_skin]
             break
+        if z.sum() > 40:  # hair close to the skin's colour (blond): two colour groups, the one less like skin
+            part = _unlike_skin(lab[z], skin_mu)
+            if part is not None:
+                cand = crop[z][part]
+                break
     if len(cand):
         hair = _dominant_colour(cand, exclude_bins=np.zeros(512, bool), avoid=skin)
     else:
@@ -473,7 +513,7 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     hl = _to_lab(hair)[0]
     seed = _to_lab(cand)
     seed = seed[np.linalg.norm(seed - hl, axis=1) < 20.0]
-    d_hair = _mahalanobis(lab, seed if len(seed) > 10 else hl[None], (4.0, 2.0, 2.0))
+    d_hair = _mahalanobis(lab, seed if len(seed) > 10 else hl[None], (6.0, 3.0, 3.0))
     skin_m = (d_skin < 2.5) & (d_skin <= d_hair) & valid
     # hair: the hair's colour, off the face, on the person or close around the skull (GrabCut loses dark hair
     # on a dark backdrop), in pieces connected to the forehead's or the temples' hair
