@@ -213,7 +213,8 @@ def hair_geometry(style, N: np.ndarray, W: float, cx: float, rng: np.random.Gene
     if name == "bald":
         return g
     part = fr.cx + fr.rx * 0.8 * float(np.clip(style.part, -1.0, 1.0))
-    grow = {"buzz": 0.01, "slicked_back": 0.03, "tied_back": 0.03, "receding": 0.02, "spiky": 0.05}.get(name, 0.06)
+    grow = {"buzz": 0.01, "slicked_back": 0.03, "tied_back": 0.03, "receding": 0.02, "spiky": 0.05, "short_crop": 0.03}
+    grow = grow.get(name, 0.06)
     grow = (grow + (0.06 if name in ("curly", "spiky", "long_wavy") else 0.04) * vol) * W
     xl_in, xr_in = fr.cx - 0.8 * fr.rx, fr.cx + 0.8 * fr.rx
     f = float(style.fringe)
@@ -287,7 +288,8 @@ def hair_geometry(style, N: np.ndarray, W: float, cx: float, rng: np.random.Gene
             line, notches = _zigzag(xl_in, xr_in, tip, 0.07 * W, 5, part_x, rng, W, y_end)
         else:
             n, depth = {"short_crop": (8, 0.04), "spiky": (6, 0.1)}.get(name, (6, 0.085))
-            line, notches = _zigzag(xl_in, xr_in, fr.hairline_y(f), depth * W, n, part, rng, W, y_end)
+            f_ = min(f, 0.5) if name == "short_crop" else f  # a crop's fringe is short: the forehead shows
+            line, notches = _zigzag(xl_in, xr_in, fr.hairline_y(f_), depth * W, n, part, rng, W, y_end)
         for n_ in notches:
             g.strands.append(
                 _bez(

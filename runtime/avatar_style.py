@@ -233,7 +233,7 @@ def animeify_style(
     """Push measured colours toward a saturated, clean cel palette; ``traits`` are the other
     :class:`AvatarStyle` fields (a measured ``clothes`` / ``facial_hair_colour`` colour is pushed too)."""
     h, s, v = _rgb2hsv(skin)
-    skin_c = _hsv2rgb(h, np.clip(s * 0.95, 0.1, 0.36), np.clip(v * 0.9 + 0.2, 0.35, 0.97))
+    skin_c = _hsv2rgb(h, np.clip(s * 0.95, 0.1, 0.42), np.clip(v * 0.95 + 0.1, 0.3, 0.97))
     hair_c = anime_hair(hair)
     h, s, v = _rgb2hsv(eyes)
     eyes_c = _hsv2rgb(h, np.clip(s * 1.6 + 0.2, 0.35, 0.9), np.clip(v * 1.4 + 0.2, 0.42, 0.85))
@@ -301,9 +301,9 @@ def make_palette(st: AvatarStyle) -> dict[str, RGB]:
     p["beard_sh"] = _hsv2rgb(fh_h + 4, fh_s * 1.1 + 0.04, fh_v * 0.75)
     p["beard_hi"] = _mix(fh, (255, 255, 255), 0.3)
     p["beard_line"] = _hsv2rgb(fh_h, min(0.8, fh_s * 1.1 + 0.1), min(fh_v * 0.45, 0.3))
-    p["stubble"] = _mix(st.skin, fh, 0.28)
+    p["stubble"] = _mix(st.skin, fh, 0.16)
     p["buzz"] = _mix(st.skin, st.hair, 0.6)
-    p["stubble_dot"] = _mix(st.skin, fh, 0.55)
+    p["stubble_dot"] = _mix(st.skin, fh, 0.45)
     if st.headwear is not None:
         wh, ws, wv = _rgb2hsv(st.headwear)
         p["hat"] = st.headwear

@@ -22,7 +22,7 @@ from .motion import EMOTIONS
 from .mouth import MOUTH_GAIN
 from .options import RenderOptions, resolve_options
 from .prepare import Avatar, FaceLike, load_face
-from .progress import Progress, muted
+from .progress import Progress, muted, read_ahead
 from .streaming import MAX_STEPS, AudioModel, Stream
 
 log = logging.getLogger(__name__)
@@ -214,8 +214,13 @@ def render(
 
     def frames():
         with Progress("drawing", motion.n_frames, "frames") as bar:
-            for i in range(motion.n_frames):
-                yield painter.draw(motion.landmarks[i], motion.pose[i], float(motion.blink[i]), motion.emotion[i])
+            # drawn on a second thread a few frames ahead while this one encodes (both release the GIL)
+            drawn = read_ahead(
+                painter.draw(motion.landmarks[i], motion.pose[i], float(motion.blink[i]), motion.emotion[i])
+                for i in range(motion.n_frames)
+            )
+            for img in drawn:
+                yield img
                 bar.advance()
 
     t3 = time.perf_counter()

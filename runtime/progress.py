@@ -149,3 +149,48 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_ahead(items: Iterable[T], depth: int = 6) -> Iterator[T]:
+    """``items``, produced on a worker thread up to ``depth`` ahead of the consumer (so producing and consuming
+    use two cores where both release the GIL). An exception in the producer is raised in the consumer; a
+    consumer that stops early stops the producer within one item."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for x in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, x), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, done))
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put((False, e))
+
+    t = threading.Thread(target=produce, name="toonsync-read-ahead", daemon=True)
+    t.start()
+    try:
+        while True:
+            ok, x = q.get()
+            if not ok:
+                raise x
+            if x is done:
+                return
+            yield x
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)

@@ -71,7 +71,8 @@ log = logging.getLogger(__name__)
 SCHEMA = "toonsync-bench/2"
 # the figures docs/benchmarks.md holds the product to: value op target
 TARGETS = {
-    "per_frame_compute_ms": ("<=", 12.0),
+    "per_frame_compute_ms": ("<=", 20.0),  # at the default 512 x 512
+    "per_frame_compute_ms_256": ("<=", 12.0),
     "offline_rtf": ("<=", 0.25),
     "onnxruntime_vs_torch_eager": (">=", 2.0),
     "int8_vs_fp32": (None, None),
@@ -149,7 +150,7 @@ def run_bench(
     realtime: bool = True,
     lengths: bool = True,
     chunk_ms: float = 20.0,
-    size: int = 256,
+    size: int = 512,
     sweep: bool = False,
     streams: Iterable[int] = (1, 4, 16, 64),
     long_minutes: float | None = None,
@@ -456,14 +457,17 @@ def headline(rep: dict) -> dict:
             "note": note,
         }
 
-    sf = get("e2e.stream_frame.")
-    put(
-        "per_frame_compute_ms",
-        sf and sf["p50_ms"],
-        "ms",
-        "e2e.stream_frame (p50)",
-        sf and f"p99 {sf['p99_ms']} ms; mel + model + motion + draw of one 40 ms frame, H.264 encode not included",
-    )
+    for key, size in (("per_frame_compute_ms", 512), ("per_frame_compute_ms_256", 256)):
+        sf = cases.get(f"e2e.stream_frame.{size}")
+        put(
+            key,
+            sf and sf["p50_ms"],
+            "ms",
+            f"e2e.stream_frame.{size} (p50)",
+            sf
+            and f"p99 {sf['p99_ms']} ms; mel + model + motion + draw of one 40 ms {size} x {size} frame, H.264 "
+            "encode not included",
+        )
     ro = get("e2e.render_offline.")
     put(
         "offline_rtf",

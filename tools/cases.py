@@ -44,12 +44,21 @@ class BenchContext:
         self.pcm_frames = self.speech[: n * SAMPLES_PER_FRAME].reshape(n, SAMPLES_PER_FRAME)
         self.avatar = load_face(asset(DEMO_FACE))
         self.renderer = self.avatar.renderer(self.size)
+        self._renderers: dict[int, Any] = {}
         self.tmp = Path(tempfile.mkdtemp(prefix="toonsync-bench-"))
         self._models: dict[tuple, LoadedModel] = {}
         self._audio_models: dict[tuple, Any] = {}
         self._animator = None
         self._motion = None
         self._closers: list[Callable[[], None]] = []
+
+    def renderer_at(self, size: int):
+        """The demo avatar's procedural renderer at ``size`` (one per size)."""
+        if size == self.size:
+            return self.renderer
+        if size not in self._renderers:
+            self._renderers[size] = self.avatar.renderer(size)
+        return self._renderers[size]
 
     def tile(self, seconds: float) -> np.ndarray:
         n = max(SAMPLES_PER_FRAME, round(seconds * SAMPLE_RATE))
@@ -192,13 +201,19 @@ def case_specs(
                     )
                 )
     specs += [
-        CaseSpec(f"renderer.draw.{size}", "renderer", "draw", frames, warm, params={"size": size}),
+        *[
+            CaseSpec(f"renderer.draw.{s}", "renderer", "draw", frames, warm, params={"size": s})
+            for s in sorted({size, 256, 512})
+        ],
         *[
             CaseSpec(f"renderer.onnx.{s}", "renderer", "draw", frames, warm, params={"size": s, "engine": "onnx"})
             for s in sorted({size, 512})
         ],
         CaseSpec(f"encode.h264.{size}", "encode", "encode", frames, max(warm, 30), params={"size": size}),
-        CaseSpec(f"e2e.stream_frame.{size}", "e2e", "stream_frame", frames, max(warm, 5), params={"size": size}),
+        *[
+            CaseSpec(f"e2e.stream_frame.{s}", "e2e", "stream_frame", frames, max(warm, 5), params={"size": s})
+            for s in sorted({size, 256, 512})
+        ],
         CaseSpec(
             f"e2e.render_offline.{_secs(seconds)}",
             "e2e",
@@ -330,7 +345,7 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
     if k == "draw":
         m = ctx.motion
         engine = spec.params.get("engine")  # the render.onnx warp renderer (runtime.warp_renderer)
-        r = ctx.avatar.renderer(spec.params["size"], engine) if engine else ctx.renderer
+        r = ctx.avatar.renderer(spec.params["size"], engine) if engine else ctx.renderer_at(spec.params["size"])
         it = iter(range(10**12))
 
         def draw():
@@ -350,7 +365,7 @@ def build_case(spec: CaseSpec, ctx: BenchContext) -> Callable[[], Any]:
     if k == "stream_frame":
         from toonsync.runtime.streaming import Stream
 
-        s = Stream(ctx.audio_model(), ctx.avatar.neutral, ctx.renderer, seed=0)
+        s = Stream(ctx.audio_model(), ctx.avatar.neutral, ctx.renderer_at(spec.params["size"]), seed=0)
         chunks = list(ctx.pcm_frames)
         it = iter(range(10**12))
 

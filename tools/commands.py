@@ -110,11 +110,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "mode",
         nargs="?",
-        choices=["lipsync", "render", "real", "landmarks"],
+        choices=["lipsync", "render", "real", "landmarks", "people"],
         default="lipsync",
         help="lipsync (default; needs --test), render (docs/metrics.md), real: lip-sync, head motion and blinks "
         "on real human recordings (docs/real_speech.md), or landmarks: the landmark model for drawings on "
-        "synthetic, bundled and real drawings (docs/drawings.md)",
+        "synthetic, bundled and real drawings (docs/drawings.md), or people: the attributes read from the "
+        "labelled real photos (docs/avatars.md; fetch them with `python -m toonsync.tools.people fetch`)",
     )
     ev.add_argument(
         "--test",
@@ -122,7 +123,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="lipsync: held-out corpus .h5 (toonsync corpus build --split test); real: score that TTS split "
         "instead of the recordings, each clip heard through a seeded random recording chain (the set to tune on)",
     )
-    ev.add_argument("--sheet", type=Path, help="landmarks: also draw the drawings' fitted points and avatars (PNG)")
+    ev.add_argument(
+        "--sheet",
+        type=Path,
+        help="landmarks: also draw the drawings' fitted points and avatars; people: the photos beside their "
+        "avatars (PNG)",
+    )
     ev.add_argument("--clean", action="store_true", help="real --test: the TTS clips as they are, not re-recorded")
     ev.add_argument("--checkpoint", type=Path, help="lipsync: a torch checkpoint instead of the shipped ONNX model")
     ev.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"])
@@ -243,6 +249,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
         return _eval_real(a)
     if a.mode == "landmarks":
         return _eval_landmarks(a)
+    if a.mode == "people":
+        return _eval_people(a)
     if a.test is None:
         raise ToonsyncError("eval needs --test corpus.h5 (lip-sync), or use `toonsync eval render` / `eval real`")
     a.out = a.out or Path("runs/eval")
@@ -265,6 +273,23 @@ def cmd_eval(a: argparse.Namespace) -> int:
             raise ToonsyncError("--record writes the shipped model's sidecars: drop --checkpoint")
         names = record_in_sidecars(rep, f"toonsync eval --test {a.test} --precision {a.precision}")
         log.info("recorded the figures in %s", ", ".join(f"{n}.onnx.json" for n in names))
+    return 0
+
+
+def _eval_people(a: argparse.Namespace) -> int:
+    """``toonsync eval people``: per-attribute accuracy on the labelled photos -> OUT/people_eval.json."""
+    from .eval_people import contact_sheet, evaluate_people, format_table
+
+    rep = evaluate_people()
+    if not rep["people"]:
+        raise ToonsyncError("no labelled photos found: run `python -m toonsync.tools.people fetch` first")
+    out = (a.out or Path("runs/eval_people")) / "people_eval.json"
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(rep, indent=2) + "\n")
+    print(format_table(rep))
+    if a.sheet is not None:
+        log.info("wrote %s", contact_sheet(a.sheet))
+    log.info("%d people, %.0f ms per photo (p50); wrote %s", rep["people"], rep["ms_per_photo_p50"], out)
     return 0
 
 
