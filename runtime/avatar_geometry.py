@@ -182,6 +182,16 @@ def canonical_landmarks(landmarks_px: np.ndarray, size: int = 256, close_mouth: 
     return np.clip(P / float(size), 0.0, 1.0).astype(np.float32)
 
 
+def symmetric(P: np.ndarray) -> np.ndarray:
+    """Canonical landmarks ([68, 2] in 0..1, eyes centred on x = 0.5) averaged with their mirror image: the
+    face's proportions (widths, lengths, eye size and spacing) kept, a turn of the head or a lopsided
+    expression taken out, so a photo taken at an angle gives an avatar facing the camera."""
+    P = np.asarray(P, np.float32).reshape(68, 2)
+    mir = P[_MIRROR].copy()
+    mir[:, 0] = 1.0 - mir[:, 0]
+    return (0.5 * (P + mir)).astype(np.float32)
+
+
 def mean_face_landmarks() -> np.ndarray:
     """Symmetric neutral mean face, already canonical + anime-fied ([68,2] in 0..1).
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .avatar_draw import _bez, _catmull, _stroke
+from .avatar_style import STYLE_REACH
 
 # styles whose front hair leaves the ears visible
 EARS_SHOWN = {"bald", "receding", "buzz", "short_crop", "spiky", "slicked_back", "tied_back"}
@@ -207,7 +208,8 @@ def _dome_front(fr: _Frame, style: str, grow: float, rng) -> np.ndarray:
 def hair_geometry(style, N: np.ndarray, W: float, cx: float, rng: np.random.Generator) -> HairGeometry:
     """The hair contours of an ``AvatarStyle`` for the neutral landmarks ``N`` (canvas px, canvas ``W``)."""
     fr = _Frame(N, W, cx)
-    name, L = style.hair_style, float(np.clip(style.hair_length, 0.0, 1.0))
+    name = style.hair_style
+    L = float(np.clip(style.hair_length, *STYLE_REACH[name]))  # a style's hair reaches only as far as it can
     vol = float(np.clip(style.volume, 0.0, 1.0))
     g = HairGeometry(ears=name in EARS_SHOWN or L < 0.3 and name not in ("bob",))
     if name == "bald":

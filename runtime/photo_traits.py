@@ -394,15 +394,8 @@ def _facial_hair(lab: np.ndarray, crop: np.ndarray, Ln: np.ndarray) -> tuple[str
     return kind, colour, ev
 
 
-def _glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | None, dict]:
-    """A frame's bridge between the eyes and its lower rims under both eyes, against the skin around them.
-
-    The bridge is a thin dark line (a ridge of the lightness's second derivative) across the whole width between
-    the inner eye corners, not a fold at one side; a rim is one row of edge across an eye's whole width, below
-    the lower lid. Both must be there: either alone is often a frown, a shadow or a lash line."""
-    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    gy = np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3))
-    dyy = cv2.Sobel(cv2.GaussianBlur(gray, (0, 0), 1.0), cv2.CV_32F, 0, 2, ksize=5)
+def _frame_evidence(gy: np.ndarray, dyy: np.ndarray, Ln: np.ndarray) -> tuple[float, float, list]:
+    """(bridge, rim, rim rows) of ``_glasses`` for one placement of the landmarks."""
     xa, xb = int(Ln[39, 0] + 0.05 * U), int(Ln[42, 0] - 0.05 * U)
     ya, yb = int(max(Ln[21, 1], Ln[22, 1]) - 0.1 * U), int(Ln[28, 1])
     bridge = 0.0
@@ -417,8 +410,8 @@ def _glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | 
         x0, x1 = int(e[:, 0].min()), int(e[:, 0].max())
         y_lid = float(e[:, 1].max())
         y0, y1 = int(y_lid + 0.12 * U), int(y_lid + 0.75 * U)
-        band = gy[y0:y1, x0:x1]
-        if band.size == 0:
+        band = gy[max(y0, 0) : y1, max(x0, 0) : x1]
+        if band.size == 0 or x1 - x0 < 3:
             rims.append(0.0)
             continue
         # a rim is one row that is an edge across the eye's whole width, not a patch of texture
@@ -428,8 +421,26 @@ def _glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | 
         i = int(np.argmax(prof))
         rims.append(float(prof[i] / (np.median(band) + 8.0)))
         rows.append((y0 + i, [int(np.argmax(p_)) for p_ in parts]))
-    rim = min(rims)
-    on = bridge > 1.9 and rim > 1.6
+    return bridge, min(rims), rows
+
+
+def _glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | None, dict]:
+    """A frame's bridge between the eyes and its lower rims under both eyes, against the skin around them.
+
+    The bridge is a thin dark line (a ridge of the lightness's second derivative) across the whole width between
+    the inner eye corners, not a fold at one side; a rim is one row of edge across an eye's whole width, below
+    the lower lid. Both must be there: either alone is often a frown, a shadow or a lash line. Each is the
+    median over the landmarks and four placements 0.05 U off them, so a few pixels of landmark jitter do not
+    flip the answer."""
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gy = np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3))
+    dyy = cv2.Sobel(cv2.GaussianBlur(gray, (0, 0), 1.0), cv2.CV_32F, 0, 2, ksize=5)
+    d = 0.05 * U
+    tries = [_frame_evidence(gy, dyy, Ln + off) for off in ((0, 0), (d, 0), (-d, 0), (0, d), (0, -d))]
+    bridge = float(np.median([t[0] for t in tries]))
+    rim = float(np.median([t[1] for t in tries]))
+    rows = tries[0][2]
+    on = bridge > 1.9 and rim > 1.6 or bridge > 1.5 and rim > 2.25
     shape, col = "round", None
     if on and rows:
         bends = [p_[1] - 0.5 * (p_[0] + p_[2]) for _, p_ in rows]  # a round rim dips lowest in the middle

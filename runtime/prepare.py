@@ -36,7 +36,7 @@ import numpy as np
 from .atomic import atomic_path
 from .avatar import AvatarRenderer, AvatarStyle, canonical_landmarks, mean_face_landmarks, style_from_photo
 from .avatar_attributes import attributes_of, override_style, parse_overrides, style_from_attributes
-from .avatar_geometry import check_neutral
+from .avatar_geometry import check_neutral, symmetric
 from .drawing import BASE_SIZE, LandmarksLike, drawing_renderer, frame_drawing, load_landmarks
 from .errors import (
     DrawingFallbackWarning,
@@ -212,8 +212,8 @@ def avatar_from_image(image: np.ndarray, source: str = "array", stylizer: Learne
         )
         neutral = mean_face_landmarks()
         meta["fallback"] = "side-profile: mean frontal geometry"
-    else:
-        neutral = canonical_landmarks(face.landmarks)
+    else:  # the avatar faces the camera: the face's proportions, without the photo's turn
+        neutral = symmetric(canonical_landmarks(face.landmarks))
     if stylizer is None:
         return Avatar(style, neutral, meta)
     stylized, report = stylizer(image, face.landmarks)

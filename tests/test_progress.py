@@ -8,6 +8,8 @@ import pty
 import subprocess
 import sys
 
+import pytest
+
 from toonsync.runtime import progress
 from toonsync.runtime.progress import Progress
 
@@ -91,3 +93,36 @@ def test_render_shows_bars_on_a_terminal_only(tmp_path, frontal_face, speech_wav
     assert "drawing" not in quiet and "\r" not in quiet.replace("\r\n", "\n")
     piped = _render_stderr(tmp_path, frontal_face, speech_wav, tty=False)
     assert "\r" not in piped and "drawing" not in piped and "wrote " in piped
+
+
+def test_read_ahead_keeps_order_raises_and_stops_early():
+    import threading
+
+    from toonsync.runtime.progress import read_ahead
+
+    assert list(read_ahead(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("bad frame")
+
+    got = []
+    with pytest.raises(ValueError, match="bad frame"):
+        for x in read_ahead(failing()):
+            got.append(x)
+    assert got == [1]
+
+    made = []
+
+    def endless():
+        i = 0
+        while True:
+            made.append(i)
+            yield i
+            i += 1
+
+    it = read_ahead(endless(), depth=4)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()  # the consumer stops: the producer thread ends, having made only a few items more
+    assert not [t for t in threading.enumerate() if t.name == "toonsync-read-ahead"]
+    assert len(made) <= 3 + 4 + 2

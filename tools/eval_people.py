@@ -112,13 +112,14 @@ def _fit(img: np.ndarray, side: int) -> np.ndarray:
 def contact_sheet(out: Path, dest: Path | None = None, ids: list[str] | None = None, side: int = 200, cols: int = 4):
     """A PNG of people's photos beside their avatars (``ids``: which, in order; default all). Returns ``out``."""
     from toonsync.runtime.avatar import AvatarRenderer, canonical_landmarks
+    from toonsync.runtime.avatar_geometry import symmetric
 
     entries = {e["id"]: e for e in people(dest)}
     chosen = [entries[i] for i in (ids or list(entries)) if i in entries]
     tiles = []
     for e in chosen:
         got = estimate(e)
-        av = AvatarRenderer(got["_style"], canonical_landmarks(got["_landmarks"]), side)
+        av = AvatarRenderer(got["_style"], symmetric(canonical_landmarks(got["_landmarks"])), side)
         pair = np.concatenate([_fit(got["_image"], side), av.draw(av.neutral)], 1)
         cap = np.full((22, 2 * side, 3), 255, np.uint8)
         st = got["_style"]
@@ -143,3 +144,36 @@ def format_table(rep: dict) -> str:
     for k, v in rep["accuracy"].items():
         lines.append(f"| {k} | {v['right']} | {v['of']} | {v['share']:.0%} |")
     return "\n".join(lines)
+
+
+def hairstyle_sheet(out: Path, side: int = 200, cols: int = 6) -> Path:
+    """A PNG of every hairstyle, facial hair and glasses shape on one mean face (docs/hairstyles.png)."""
+    import dataclasses
+
+    from toonsync.runtime.avatar import AvatarRenderer, mean_face_landmarks
+    from toonsync.runtime.avatar_style import FACIAL_HAIR, HAIR_STYLES, STYLE_REACH, AvatarStyle
+
+    base = AvatarStyle(skin=(240, 205, 180), hair=(92, 62, 42), eyes=(70, 110, 160), lips=(210, 120, 120),
+                       background=(228, 232, 244))  # fmt: skip
+    looks = []
+    for hs in HAIR_STYLES:
+        lo, hi = STYLE_REACH[hs]
+        looks.append((hs, dataclasses.replace(base, hair_style=hs, hair_length=lo + 0.5 * (hi - lo), part=0.6)))
+    for fh in FACIAL_HAIR[1:]:
+        looks.append((fh, dataclasses.replace(base, hair_style="short_crop", hair_length=0.15, facial_hair=fh)))
+    for shape in ("round", "rectangular"):
+        looks.append((f"{shape} glasses", dataclasses.replace(base, glasses=True, glasses_shape=shape)))
+    grey = dataclasses.replace(base, hair=(200, 200, 204), facial_hair="beard", headwear=(40, 60, 120))
+    looks.append(("grey, beard, cap", dataclasses.replace(grey, hair_style="short_crop", hair_length=0.15)))
+    n = mean_face_landmarks()
+    tiles = []
+    for name, st in looks:
+        img = AvatarRenderer(st, n, side).draw(n).copy()
+        cv2.putText(img, name, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (30, 30, 30), 1, cv2.LINE_AA)
+        tiles.append(img)
+    while len(tiles) % cols:
+        tiles.append(np.full_like(tiles[0], 255))
+    sheet = np.concatenate([np.concatenate(tiles[i : i + cols], 1) for i in range(0, len(tiles), cols)], 0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return out

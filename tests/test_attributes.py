@@ -1,0 +1,194 @@
+"""Avatars that look like the person: attributes read from real photos, drawn hairstyles / facial hair / glasses,
+the bundle's ``"attributes"`` contract and the user's ``--style`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from toonsync.runtime.avatar import AvatarRenderer, mean_face_landmarks
+from toonsync.runtime.avatar_attributes import (
+    KEYS,
+    apply_overrides,
+    attributes_of,
+    override_style,
+    parse_overrides,
+    style_from_attributes,
+)
+from toonsync.runtime.avatar_style import FACIAL_HAIR, HAIR_STYLES, STYLE_REACH, AvatarStyle
+from toonsync.runtime.errors import InputError
+
+from .catalogue import DATA
+
+BASE = AvatarStyle(skin=(236, 200, 170), hair=(90, 60, 40), eyes=(60, 110, 170), lips=(200, 110, 110),
+                   background=(225, 230, 245))  # fmt: skip
+N = mean_face_landmarks()
+
+
+def draw(style: AvatarStyle, size: int = 128) -> np.ndarray:
+    r = AvatarRenderer(style, N, size)
+    return r.draw(N).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------- drawing
+def test_every_hairstyle_is_drawn_differently():
+    imgs = {}
+    for hs in HAIR_STYLES:
+        lo, hi = STYLE_REACH[hs]
+        imgs[hs] = draw(dataclasses.replace(BASE, hair_style=hs, hair_length=lo + 0.5 * (hi - lo)))
+    for a, b in itertools.combinations(HAIR_STYLES, 2):
+        diff = np.abs(imgs[a] - imgs[b]).mean()
+        assert diff > 1.5, (a, b, diff)  # a visible share of the picture changes between any two styles
+    hair = np.array(BASE.hair, np.float32)
+    top = lambda img: (np.abs(img[10:40, 40:88] - hair).sum(-1) < 60).mean()  # noqa: E731  hair on the crown
+    assert top(imgs["bald"]) < 0.05 and top(imgs["long_straight"]) > 0.3 and top(imgs["spiky"]) > 0.3
+
+
+def test_facial_hair_glasses_and_cap_are_drawn_and_distinct():
+    mouth = (slice(80, 120), slice(35, 93))  # where facial hair goes (128 px canvas)
+    looks = {k: draw(dataclasses.replace(BASE, facial_hair=k)) for k in FACIAL_HAIR}
+    for a, b in itertools.combinations(FACIAL_HAIR, 2):
+        assert np.abs(looks[a][mouth] - looks[b][mouth]).mean() > 1.0, (a, b)
+    plain = looks["none"]
+    eyes = (slice(40, 75), slice(20, 108))
+    rnd = draw(dataclasses.replace(BASE, glasses=True, glasses_shape="round"))
+    rect = draw(dataclasses.replace(BASE, glasses=True, glasses_shape="rectangular"))
+    assert np.abs(rnd[eyes] - plain[eyes]).mean() > 2.0 and np.abs(rect[eyes] - rnd[eyes]).mean() > 0.5
+    cap = draw(dataclasses.replace(BASE, headwear=(200, 40, 40)))
+    assert (np.abs(cap[5:40] - np.array([200, 40, 40], np.float32)).sum(-1) < 60).mean() > 0.1
+
+
+@pytest.mark.parametrize("size", [256, 512, 1024])
+def test_sizes_draw_the_same_character(size):
+    st = dataclasses.replace(BASE, hair_style="curly", facial_hair="beard", glasses=True)
+    big = AvatarRenderer(st, N, size).draw(N)
+    ref = AvatarRenderer(st, N, 128).draw(N).astype(np.float32)
+    assert big.shape == (size, size, 3)
+    import cv2
+
+    small = cv2.resize(big, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
+    d = np.abs(small - ref)
+    assert np.median(d) < 2.0 and d.mean() < 8.0  # the same drawing, only sharper
+
+
+# ---------------------------------------------------------------------------------------- contract
+def test_attributes_round_trip_and_name_every_key():
+    st = dataclasses.replace(BASE, hair_style="bob", hair_length=0.4, facial_hair="goatee", glasses=True,
+                             glasses_shape="rectangular", headwear=(10, 20, 30), fringe=0.9, part=-0.5)  # fmt: skip
+    a = attributes_of(st)
+    assert set(a) == set(KEYS)
+    assert a["hair_length"] == "medium" and a["glasses"] is True and a["facial_hair"] == "goatee"
+    assert a["headwear"] == "#0a141e" and a["hair_colour"] == "#5a3c28"
+    assert attributes_of(style_from_attributes(json.loads(json.dumps(a)))) == a
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"glasses": "yes"}, "glasses must be true or false"),
+        ({"hair_style": "mohawk"}, "hair_style must be one of"),
+        ({"hair_length": "long"}, "does not match hair_reach"),
+        ({"skin_colour": [1, 2]}, "skin_colour must be"),
+        ({"volume": 3}, "volume must be a number in 0..1"),
+    ],
+)
+def test_attributes_are_validated(change, message):
+    a = {**attributes_of(BASE), **change}
+    with pytest.raises(ValueError, match=message):
+        style_from_attributes(a)
+    with pytest.raises(ValueError, match="lack"):
+        style_from_attributes({k: v for k, v in attributes_of(BASE).items() if k != "skin_colour"})
+
+
+def test_overrides_apply_keep_length_consistent_and_refuse_bad_values(tmp_path):
+    st = apply_overrides(BASE, parse_overrides("hair=long_wavy,glasses=rectangular,hair_colour=#6b3b2a"))
+    assert st.hair_style == "long_wavy" and st.length_name == "long" and st.glasses
+    assert st.glasses_shape == "rectangular" and st.hair == (0x6B, 0x3B, 0x2A)
+    assert not apply_overrides(st, {"glasses": "none"}).glasses
+    assert apply_overrides(st, {"hair_colour": "blonde"}).hair != st.hair
+    assert apply_overrides(BASE, {"hair_length": "bald"}).hair_style == "bald"
+    assert apply_overrides(BASE, {"hair": "bob"}).length_name == "medium"
+    f = tmp_path / "me.json"
+    f.write_text(json.dumps({"facial_hair": "beard", "headwear": "navy"}))
+    st2 = override_style(BASE, f)
+    assert st2.facial_hair == "beard" and st2.headwear is not None
+    for spec, msg in [
+        ("colour=red", "unknown avatar attribute 'colour'; accepted: hair"),
+        ("hair=mohawk", "hair_style must be one of short_crop"),
+        ("hair=buzz,hair_length=long", "does not fit hair_style buzz"),
+        ("fringe=2", "fringe must be a number in 0..1"),
+        ("glasses=maybe", "glasses must be none, round, rectangular"),
+        ("hair_colour=#12", "hair_colour must be #rrggbb"),
+        ("hair", "key=value pairs"),
+    ]:
+        with pytest.raises(InputError, match=msg):
+            override_style(BASE, spec)
+    with pytest.raises(InputError, match="not found"):
+        parse_overrides(str(tmp_path / "missing.json"))
+
+
+def test_prepare_writes_the_contract_and_applies_style(tmp_path):
+    from toonsync.cli import main
+    from toonsync.runtime.prepare import Avatar
+
+    out = tmp_path / "me.avatar"
+    face = DATA.parent.parent / "runtime" / "assets" / "demo_face.jpg"
+    assert main(["-q", "prepare", str(face), "-o", str(out), "--style", "hair=tied_back,facial_hair=moustache"]) == 0
+    doc = json.loads(zipfile.ZipFile(out).read("avatar.json"))
+    assert doc["version"] == 2 and "style" not in doc
+    a = doc["attributes"]
+    assert isinstance(a["glasses"], bool) and a["facial_hair"] == "moustache" and a["hair_style"] == "tied_back"
+    assert a["hair_length"] in ("bald", "short", "medium", "long") and a["hair_colour"].startswith("#")
+    assert doc["meta"]["overridden"] == ["facial_hair", "hair_style"] and "face_shape" in doc["meta"]["measured"]
+    assert attributes_of(Avatar.load(out).style) == a
+    # a bundle can be restyled again; a bad value is a one-line error and writes nothing
+    bad = tmp_path / "bad.avatar"
+    assert main(["-q", "prepare", str(face), "-o", str(bad), "--style", "hair=mohawk"]) != 0
+    assert not bad.exists()
+
+
+def test_version_1_bundles_still_load(tmp_path):
+    from toonsync.runtime.prepare import Avatar
+
+    p = tmp_path / "old.avatar"
+    doc = {"format": "toonsync-avatar", "version": 1, "meta": {}, "neutral_landmarks": N.tolist(),
+           "style": {"skin": [230, 190, 170], "hair": [90, 60, 40], "eyes": [80, 60, 50], "lips": [200, 100, 110],
+                     "background": [240, 220, 230], "hair_length": 0.4, "glasses": True, "beard": True}}  # fmt: skip
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("avatar.json", json.dumps(doc))
+    st = Avatar.load(p).style
+    assert st.glasses and st.facial_hair == "beard" and st.hair_length == pytest.approx(0.4)
+
+
+# ---------------------------------------------------------------------------------------- estimation
+def test_traits_are_deterministic_and_bounded():
+    from toonsync.runtime.face import detect_face
+    from toonsync.runtime.image_io import load_image
+    from toonsync.runtime.photo_traits import measure_traits, style_from_traits
+
+    img = load_image(DATA.parent.parent / "runtime" / "assets" / "demo_face.jpg")
+    lm = detect_face(img).landmarks
+    a, b = measure_traits(img, lm), measure_traits(img.copy(), lm.copy())
+    assert style_from_traits(a) == style_from_traits(b)
+    assert 0 <= a.hair_length <= 1 and 0 <= a.fringe <= 1 and -1 <= a.part <= 1 and 0 <= a.volume <= 1
+    assert a.hair_style in HAIR_STYLES and a.facial_hair == "none" and not a.glasses  # the astronaut
+
+
+def test_attributes_on_labelled_real_photos():
+    """The 30 labelled people (tools/people.py; fetched by .ci/run): accuracy per attribute stays at what
+    docs/avatars.md reports (glasses 28/30, facial hair present 29/30, hair length 23/30 when this was written)."""
+    from toonsync.tools.eval_people import evaluate_people
+    from toonsync.tools.people import entries, people
+
+    if len(people()) < len(entries()):
+        pytest.skip("the labelled photos are not fetched: python -m toonsync.tools.people fetch")
+    rep = evaluate_people()
+    acc = {k: v["right"] for k, v in rep["accuracy"].items()}
+    assert rep["people"] == 30
+    assert acc["glasses"] >= 27 and acc["facial_hair_present"] >= 28 and acc["hair_length"] >= 21, acc
+    assert acc["facial_hair"] >= 25 and acc["hair_style"] >= 8, acc
