@@ -41,7 +41,7 @@ HAIR_LENGTHS = ("bald", "short", "medium", "long")
 # how far each hairstyle's hair may reach (``hair_length``: 0 = none .. 1 = to the chest)
 STYLE_REACH = {
     "bald": (0.0, 0.0),
-    "receding": (0.0, 0.3),
+    "receding": (0.0, 0.25),
     "buzz": (0.02, 0.1),
     "short_crop": (0.05, 0.28),
     "spiky": (0.05, 0.3),

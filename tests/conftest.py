@@ -46,6 +46,22 @@ def animator():
     return Animator("cpu")
 
 
+@pytest.fixture(scope="module")
+def model():
+    """The kiosk server's shared audio model on the CPU (server tests)."""
+    from toonsync.runtime.server import SharedAudioModel
+
+    return SharedAudioModel("cpu")
+
+
+@pytest.fixture(scope="module")
+def avatar(frontal_face):
+    """The demo photo's avatar."""
+    from toonsync.runtime.prepare import load_face
+
+    return load_face(frontal_face)
+
+
 def read_phones(path: Path) -> list[tuple[str, float, float]]:
     """flite -psdur output (phone:end ...) -> [(label, start, end)]."""
     out, start = [], 0.0

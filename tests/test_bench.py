@@ -129,8 +129,10 @@ def test_quick_run_cases(quick_run):
     for name in (
         "frontend.logmel.40ms",
         "renderer.draw.256",
-        "encode.h264.256",
+        "renderer.draw.512",
+        "encode.h264.512",
         "e2e.stream_frame.256",
+        "e2e.stream_frame.512",
         "e2e.render_offline.1s",
         "e2e.stream_realtime.20ms",
         "startup.face_prepare",
@@ -157,6 +159,7 @@ def test_quick_run_cases(quick_run):
     assert len(rep["cost_vs_length"]["points"]) == 2 and rep["cost_vs_length"]["fit"]["ms_per_audio_s"] is not None
     assert set(rep["headline"]) == {
         "per_frame_compute_ms",
+        "per_frame_compute_ms_256",
         "offline_rtf",
         "onnxruntime_vs_torch_eager",
         "int8_vs_fp32",

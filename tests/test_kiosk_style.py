@@ -18,22 +18,10 @@ pytest.importorskip("starlette", reason="the kiosk server needs `pip install sta
 
 from toonsync.runtime.avatar_attributes import attributes_of  # noqa: E402
 from toonsync.runtime.avatar_style import FACIAL_HAIR, HAIR_LENGTHS, HAIR_STYLES  # noqa: E402
-from toonsync.runtime.server import AvatarEntry, ServerConfig, SharedAudioModel, create_app, make_look  # noqa: E402
+from toonsync.runtime.server import AvatarEntry, ServerConfig, create_app, make_look  # noqa: E402
 from toonsync.runtime.server.styles import MAX_STYLE_BODY  # noqa: E402
 
 ID = re.compile(r"[A-Za-z0-9_-]{16}")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return SharedAudioModel("cpu")
-
-
-@pytest.fixture(scope="module")
-def avatar(frontal_face):
-    from toonsync.runtime.prepare import load_face
-
-    return load_face(frontal_face)
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,6 @@ from toonsync.runtime.server import (  # noqa: E402
     FRAME_MAGIC,
     BackgroundServer,
     ServerConfig,
-    SharedAudioModel,
     add_serve_parser,
     config_from_args,
     create_app,
@@ -43,18 +42,6 @@ RECV_S = 15.0  # a bound on every single receive
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def model():
-    return SharedAudioModel("cpu")
-
-
-@pytest.fixture(scope="module")
-def avatar(frontal_face):
-    from toonsync.runtime.prepare import load_face
-
-    return load_face(frontal_face)
-
-
 @pytest.fixture(scope="module")
 def speech(speech_wav):
     import soundfile as sf
