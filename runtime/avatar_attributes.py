@@ -1,6 +1,6 @@
 """The avatar's attributes: the bundle's stated contract, and the user's overrides of what was estimated.
 
-``attributes_of(style)`` is the ``"attributes"`` object of ``avatar.json`` (docs/avatar_bundle.md):
+``attributes_of(style)`` is the ``"attributes"`` object of ``avatar.json`` (docs/avatars.md):
 
 ====================== =================================================================================
 ``glasses``            bool

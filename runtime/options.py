@@ -77,7 +77,7 @@ class RenderOptions:
     style: str | None = _opt(
         None,
         "change the avatar's estimated attributes: key=value pairs (hair=long_wavy,glasses=none,"
-        "hair_colour=#6b3b2a,facial_hair=beard,...) or a JSON file of them (docs/avatar_bundle.md)",
+        "hair_colour=#6b3b2a,facial_hair=beard,...) or a JSON file of them (docs/avatars.md)",
         metavar="KEY=VALUE,...|FILE.json",
     )
     max_backlog: int = _opt(2, "live: frames allowed to queue before the oldest are dropped (default 2)")
