@@ -18,7 +18,7 @@ pytest.importorskip("websockets", reason="the kiosk server tests need `pip insta
 
 from websockets.exceptions import InvalidStatus  # noqa: E402
 
-from .test_server import RECV_S, assert_alive, avatar, make_server, model, recv_json, server, start, ws_open  # noqa: E402, F401
+from .test_server import RECV_S, assert_alive, make_server, recv_json, server, start, ws_open  # noqa: E402, F401
 
 
 def test_malformed_origins_are_refused_not_crashing(make_server):  # noqa: F811 (the fixture)
