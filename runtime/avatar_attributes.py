@@ -208,7 +208,7 @@ def apply_overrides(style: AvatarStyle, overrides: dict) -> AvatarStyle:
         reach = _number("hair_reach", o["hair_reach"])
         given = length_class(hs, reach)
     lo, hi = STYLE_REACH[hs]
-    if given is not None and not lo <= reach <= hi:
+    if given is not None:
         names = sorted({length_class(hs, x) for x in np.linspace(lo, hi, 9)}, key=HAIR_LENGTHS.index)
         if given not in names:
             raise ValueError(f"hair_length {given} does not fit hair_style {hs} (its lengths: {', '.join(names)})")

@@ -58,8 +58,8 @@ STYLE_REACH = {
 
 def length_class(style: str, reach: float) -> str:
     """The named hair length (``HAIR_LENGTHS``) of a hairstyle with hair reaching ``reach`` (0..1)."""
-    if style in ("bald", "receding", "buzz") and reach < 0.05 or reach < 0.015:
-        return "bald"  # no hair to speak of: bald, or shaved to stubble
+    if style == "receding" or style in ("bald", "buzz") and reach < 0.05 or reach < 0.015:
+        return "bald"  # no hair to speak of on top: bald, balding (hair at the sides only), or shaved to stubble
     return "short" if reach < 0.3 else "medium" if reach < 0.6 else "long"
 
 
