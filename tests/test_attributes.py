@@ -181,7 +181,7 @@ def test_traits_are_deterministic_and_bounded():
 
 def test_attributes_on_labelled_real_photos():
     """The 30 labelled people (tools/people.py; fetched by .ci/run): accuracy per attribute stays at what
-    docs/avatars.md reports (glasses 28/30, facial hair present 29/30, hair length 24/30 when this was written)."""
+    docs/avatars.md reports (glasses 29/30, facial hair present 29/30, hair length 24/30 when this was written)."""
     from toonsync.tools.eval_people import evaluate_people
     from toonsync.tools.people import entries, people
 
