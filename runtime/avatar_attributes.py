@@ -21,6 +21,7 @@
 ``fringe``             0..1, how far the fringe comes down the forehead
 ``part``               -1..1, the parting's side (image left .. right)
 ``volume``             0..1, the hair's bulk
+``brow_weight``        0..1, how thick the brows are
 ====================== =================================================================================
 
 ``style_from_attributes`` reads it back (every key checked; ``ValueError`` naming what is accepted);
@@ -73,7 +74,13 @@ COLOUR_NAMES = {
 }
 # a named length's typical reach (0..1)
 LENGTH_REACH = {"bald": 0.0, "short": 0.15, "medium": 0.45, "long": 0.8}
-NUMBERS = {"hair_reach": (0.0, 1.0), "fringe": (0.0, 1.0), "part": (-1.0, 1.0), "volume": (0.0, 1.0)}
+NUMBERS = {
+    "hair_reach": (0.0, 1.0),
+    "fringe": (0.0, 1.0),
+    "part": (-1.0, 1.0),
+    "volume": (0.0, 1.0),
+    "brow_weight": (0.0, 1.0),
+}
 COLOURS = {
     "hair_colour": "hair",
     "skin_colour": "skin",
@@ -111,6 +118,7 @@ def attributes_of(style: AvatarStyle) -> dict:
         "fringe": round(float(style.fringe), 3),
         "part": round(float(style.part), 3),
         "volume": round(float(style.volume), 3),
+        "brow_weight": round(float(style.brow), 3),
     }
 
 
@@ -196,6 +204,8 @@ def apply_overrides(style: AvatarStyle, overrides: dict) -> AvatarStyle:
     for key in ("fringe", "part", "volume"):
         if key in o:
             ch[key] = _number(key, o[key])
+    if "brow_weight" in o:
+        ch["brow"] = _number("brow_weight", o["brow_weight"])
     hs = _choice("hair_style", o["hair_style"], HAIR_STYLES) if "hair_style" in o else style.hair_style
     reach = float(style.hair_length)
     given = None

@@ -460,7 +460,8 @@ class FacePainter:
         for idx in ((21, 20, 19, 18, 17), (22, 23, 24, 25, 26)):  # inner -> outer
             c = _catmull(P[list(idx)], 4)
             s = np.linspace(0, 1, len(c))
-            wv = 0.021 * W * (1.0 - 0.75 * s**1.4) * (0.5 + 0.5 * np.clip(s * 5, 0, 1))
+            weight = 0.6 + 0.8 * float(self.style.brow)  # thin 0.6x .. thick 1.4x
+            wv = 0.021 * W * weight * (1.0 - 0.75 * s**1.4) * (0.5 + 0.5 * np.clip(s * 5, 0, 1))
             # a skin-coloured rim: a brow raised over the fringe stays readable on hair of its own colour
             _fill(img, _stroke(c, wv + 0.016 * W), self.palette["skin"])
             _fill(img, _stroke(c, wv), self.palette["brow"])

@@ -69,8 +69,8 @@ class AvatarStyle:
 
     ``hair_length`` is how far the hair reaches (0 none .. 1 to the chest), ``fringe`` how far it comes down the
     forehead (0 bare .. 1 to the brows), ``part`` the parting side (-1 image left .. 1 image right), ``volume``
-    the hair's bulk (0 flat .. 1 big). Colours that are ``None`` follow another one (facial hair: the hair;
-    clothes: the eyes' hue); ``headwear`` is a cap colour or ``None``.
+    the hair's bulk (0 flat .. 1 big), ``brow`` the brows' weight (0 thin .. 1 thick). Colours that are ``None``
+    follow another one (facial hair: the hair; clothes: the eyes' hue); ``headwear`` is a cap colour or ``None``.
     """
 
     skin: RGB
@@ -90,6 +90,7 @@ class AvatarStyle:
     fringe: float = 0.6
     part: float = 0.0
     volume: float = 0.5
+    brow: float = 0.5
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -173,6 +174,7 @@ class AvatarStyle:
             fringe=num("fringe", 0.6, 0.0, 1.0),
             part=num("part", 0.0, -1.0, 1.0),
             volume=num("volume", 0.5, 0.0, 1.0),
+            brow=num("brow", 0.5, 0.0, 1.0),
         )
 
 

@@ -14,7 +14,7 @@
 - **glasses**: a frame's bridge across the nose and its lower rims under both eyes (horizontal edges at rim
   height, not at the lid); frame colour and shape from the rims.
 - **clothes**: the dominant colour below the chin that is neither skin, hair nor background.
-- **face shape**: from the jaw line's widths and the face's height.
+- **face shape**: from the jaw line's widths and the face's height; **brows**: how thick their dark band is.
 
 ``style_from_photo`` turns the traits into an :class:`AvatarStyle` (cel colours, a hairstyle name).
 """
@@ -30,7 +30,7 @@ import numpy as np
 
 from .avatar_geometry import _L_EYE, _R_EYE
 from .avatar_style import AvatarStyle, animeify_style, length_class
-from .photo_features import LUMA, U, _poly_mask, _zone, face_shape, facial_hair, glasses
+from .photo_features import LUMA, U, _poly_mask, _zone, brow_weight, face_shape, facial_hair, glasses
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class PhotoTraits:
     facial_hair_colour: np.ndarray | None
     clothes: np.ndarray | None
     face_shape: str
+    brow: float
     evidence: dict = field(default_factory=dict)
 
 
@@ -430,7 +431,8 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
         skin=skin, hair=hair, eyes=eyes, lips=lips, background=bg, hair_length=hm["reach"], hair_style=style,
         fringe=hm["fringe"], part=hm["part"], volume=hm["volume"], curl=hm["curl"], crown=hm["crown"],
         glasses=on, glasses_shape=gshape, glasses_colour=gcol, facial_hair=facial,
-        facial_hair_colour=facial_col, clothes=clothes, face_shape=face_shape(L), evidence=ev,
+        facial_hair_colour=facial_col, clothes=clothes, face_shape=face_shape(L), brow=brow_weight(lab, Ln),
+        evidence=ev,
     )  # fmt: skip
 
 
@@ -446,6 +448,7 @@ def style_from_traits(t: PhotoTraits) -> AvatarStyle:
         "fringe": round(float(t.fringe), 3),
         "part": round(float(t.part), 3),
         "volume": round(float(t.volume), 3),
+        "brow": round(float(t.brow), 3),
         "facial_hair_colour": None if t.facial_hair_colour is None else tuple(t.facial_hair_colour),
         "clothes": None if t.clothes is None else tuple(t.clothes),
     }

@@ -211,7 +211,7 @@ ATTRIBUTES = {
     "facial_hair_colour": "#5a3c28", "hair_length": "short", "hair_reach": 0.15, "hair_style": "short_crop",
     "hair_colour": "#5a3c28", "skin_colour": "#e6beaa", "eye_colour": "#503c32", "lip_colour": "#c8646e",
     "background_colour": "#f0dce6", "clothing_colour": "#334455", "headwear": "none", "fringe": 0.5, "part": 0.0,
-    "volume": 0.4,
+    "volume": 0.4, "brow_weight": 0.5,
 }  # fmt: skip
 
 

@@ -192,3 +192,15 @@ def test_attributes_on_labelled_real_photos():
     assert rep["people"] == 30
     assert acc["glasses"] >= 27 and acc["facial_hair_present"] >= 28 and acc["hair_length"] >= 21, acc
     assert acc["facial_hair"] >= 25 and acc["hair_style"] >= 8, acc
+
+
+def test_brow_weight_is_drawn_and_overridable():
+    brows = (slice(30, 50), slice(25, 103))  # 128 px canvas
+    thin, thick = draw(dataclasses.replace(BASE, brow=0.0)), draw(dataclasses.replace(BASE, brow=1.0))
+    dark = lambda img: (img[brows].sum(-1) < 250).mean()  # noqa: E731  brow-coloured pixels
+    assert dark(thick) > dark(thin) > 0
+    assert (np.abs(thick - thin)[brows].sum(-1) > 60).sum() > 40  # dozens of pixels change, all at the brows
+    assert np.abs(thick - thin)[60:].max() == 0
+    assert override_style(BASE, "brow_weight=0.9").brow == pytest.approx(0.9)
+    with pytest.raises(InputError, match="brow_weight must be a number in 0..1"):
+        override_style(BASE, "brow_weight=heavy")
