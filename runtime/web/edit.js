@@ -35,7 +35,7 @@ window.toonsyncEditor = ({ $, canvas, state, setStatus, post, useAvatar, showAdj
     fillSelect($("edit-facial-hair"), choices.facial_hair, a.facial_hair);
     fillSelect($("edit-glasses"), choices.glasses, a.glasses ? a.glasses_shape : "none");
     for (const key of ["hair_colour", "skin_colour", "eye_colour", "facial_hair_colour", "clothing_colour",
-                       "fringe", "part", "volume"]) {
+                       "fringe", "part", "volume", "brow_weight"]) {
       editForm.querySelector(`[data-key="${key}"]:not([type=checkbox])`).value = a[key];
     }
     $("edit-headwear").checked = a.headwear !== "none";
