@@ -90,15 +90,12 @@ def _to_lab(px: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(a, cv2.COLOR_RGB2Lab).reshape(-1, 3)
 
 
-def _dominant_colour(px: np.ndarray, exclude_bins: np.ndarray, avoid: np.ndarray) -> np.ndarray:
-    """Median of the densest colour cluster (32-level RGB bins, 3x3x3 smoothed).
-
-    Pixels whose bin is in ``exclude_bins`` (background colours) or that are close to ``avoid`` (skin, Lab
-    distance < 18) are ignored when possible.
-    """
+def _dominant_colour(px: np.ndarray, avoid: np.ndarray) -> np.ndarray:
+    """Median of the densest colour cluster (32-level RGB bins, 3x3x3 smoothed); pixels close to ``avoid`` (skin,
+    Lab distance < 18) are ignored when enough others are left."""
     q = (px // 32).astype(np.int32)
     idx = q[:, 0] * 64 + q[:, 1] * 8 + q[:, 2]
-    ok = ~exclude_bins[idx] & (np.linalg.norm(_to_lab(px) - _to_lab(avoid)[0], axis=1) > 18.0)
+    ok = np.linalg.norm(_to_lab(px) - _to_lab(avoid)[0], axis=1) > 18.0
     if ok.sum() < 0.04 * len(px):
         ok = np.ones(len(px), bool)
     hist = np.bincount(idx[ok], minlength=512).reshape(8, 8, 8).astype(np.float32)
@@ -198,14 +195,12 @@ def _segment_person(crop: np.ndarray, valid: np.ndarray, Ln: np.ndarray) -> np.n
     return cv2.resize(person, (CW, CH), interpolation=cv2.INTER_NEAREST) > 0
 
 
-def _background(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The picture's border colour (top + sides) and the 32-level RGB bins it fills."""
+def _background(img: np.ndarray) -> np.ndarray:
+    """The picture's border colour (top + sides: the bottom is usually clothes)."""
     H, W = img.shape[:2]
     b = max(2, int(0.04 * min(H, W)))
     border = np.concatenate([img[:b].reshape(-1, 3), img[:, :b].reshape(-1, 3), img[:, -b:].reshape(-1, 3)])
-    q = (border // 32).astype(np.int32)
-    bins = np.bincount(q[:, 0] * 64 + q[:, 1] * 8 + q[:, 2], minlength=512)
-    return np.median(border.astype(np.float32), 0), bins > 0.03 * len(border)
+    return np.median(border.astype(np.float32), 0)
 
 
 def _unlike_skin(px: np.ndarray, skin_mu: np.ndarray) -> np.ndarray | None:
@@ -335,7 +330,7 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     crop, valid, Ln = normalise(img, L)
     lab = _lab_image(crop)
     skin = skin_colour(crop, Ln)
-    bg, bg_bins = _background(img)
+    bg = _background(img)
 
     # segmentation: the person (GrabCut); on it, outside the face, what is not skin around the head is hair
     brow_y = float(Ln[17:27, 1].min())
@@ -375,7 +370,7 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
                 cand = crop[z][part]
                 break
     if len(cand):
-        hair = _dominant_colour(cand, exclude_bins=np.zeros(512, bool), avoid=skin)
+        hair = _dominant_colour(cand, avoid=skin)
     else:
         cand = crop[_poly_mask(lab.shape[:2], np.concatenate([Ln[17:22], Ln[22:27]]))]
         hair = _robust_median(cand) if len(cand) else skin * 0.45
@@ -422,7 +417,7 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     y0 = int(Ln[8, 1] + 1.4 * U)
     body[y0:, int(ex - 2.2 * U) : int(ex + 2.2 * U)] = True
     cm = body & person & ~skin_m & ~hair_m & valid
-    clothes = _dominant_colour(crop[cm], np.zeros(512, bool), skin) if cm.sum() > 0.6 * U * U else None
+    clothes = _dominant_colour(crop[cm], skin) if cm.sum() > 0.6 * U * U else None
 
     style = _hair_style(hm)
     ev = {"hair": {k: round(float(v), 3) for k, v in hm.items()}, "facial_hair": fev, "glasses": gev}

@@ -34,6 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from toonsync.runtime.errors import ToonsyncError
+
 REPO = Path(__file__).resolve().parent.parent
 LABELS = REPO / "tests" / "data" / "people_labelled.json"
 DEFAULT_DEST = REPO / "corpus" / "people"
@@ -41,7 +43,7 @@ PYPI_FILES = "https://files.pythonhosted.org/packages/"
 JPEG_QUALITY = 95
 
 
-class PeopleError(RuntimeError):
+class PeopleError(ToonsyncError):
     """A source could not be downloaded, verified or read, or a label entry does not fit its photo."""
 
 
