@@ -138,37 +138,31 @@ def _paste(dst: np.ndarray, src: np.ndarray, mask: np.ndarray, x: int, y: int, a
     )
 
 
-def _fill_clipped(img: np.ndarray, poly: np.ndarray, color, clip: np.ndarray) -> None:
-    """Fill ``poly`` (anti-aliased) restricted to the inside of ``clip``.
-
-    The clip edge is hard (at the supersampled resolution); callers draw an outline over it.
-    """
-    box = _bbox(poly, 2, img.shape)
+def _clipped(img: np.ndarray, box_pts: np.ndarray, clip: np.ndarray, paint) -> None:
+    """Run ``paint(layer, offset)`` on a copy of the region around ``box_pts`` and keep only what falls inside the
+    polygon ``clip`` (a hard edge at the supersampled resolution; callers draw an outline over it)."""
+    box = _bbox(box_pts, 2, img.shape)
     if box is None:
         return
     x0, y0, x1, y1 = box
     off = np.array([x0, y0], np.float32)
     roi = img[y0:y1, x0:x1]
     layer = roi.copy()
-    _fill(layer, poly - off, color)
+    paint(layer, off)
     m = np.zeros(roi.shape[:2], np.uint8)
     _fill(m, clip - off, 255, aa=False)
     cv2.copyTo(layer, m, roi)
+
+
+def _fill_clipped(img: np.ndarray, poly: np.ndarray, color, clip: np.ndarray) -> None:
+    """Fill ``poly`` (anti-aliased) restricted to the inside of ``clip``."""
+    _clipped(img, poly, clip, lambda layer, off: _fill(layer, poly - off, color))
 
 
 def _line_clipped(img: np.ndarray, lines: list[np.ndarray], color, th: float, clip: np.ndarray) -> None:
-    """Anti-aliased polylines restricted to the inside of the polygon ``clip`` (hard clip edge)."""
-    box = _bbox(clip, 2, img.shape)
-    if box is None or not lines:
-        return
-    x0, y0, x1, y1 = box
-    off = np.array([x0, y0], np.float32)
-    roi = img[y0:y1, x0:x1]
-    layer = roi.copy()
-    _line(layer, [a - off for a in lines], color, th)
-    m = np.zeros(roi.shape[:2], np.uint8)
-    _fill(m, clip - off, 255, aa=False)
-    cv2.copyTo(layer, m, roi)
+    """Anti-aliased polylines restricted to the inside of the polygon ``clip``."""
+    if lines:
+        _clipped(img, clip, clip, lambda layer, off: _line(layer, [a - off for a in lines], color, th))
 
 
 def unpremultiply(rgba: np.ndarray) -> np.ndarray:

@@ -79,9 +79,10 @@ class FeaturePainter:
         p, W = self.palette, float(self.W)
         face = np.concatenate([_catmull(P[0:17], 5), P[[26, 17]]])
         if kind == "stubble":  # a faint tone over the jaw and upper lip, with a few dots
-            zone = np.concatenate([self._chin_patch(P, True), self._moustache(P)[::-1]])
-            _fill_clipped(img, self._chin_patch(P, True), p["stubble"], face)
-            _fill(img, self._moustache(P), p["stubble"])
+            jaw, lip = self._chin_patch(P, True), self._moustache(P)
+            zone = np.concatenate([jaw, lip[::-1]])
+            _fill_clipped(img, jaw, p["stubble"], face)
+            _fill(img, lip, p["stubble"])
             rng = np.random.default_rng(7)
             lo, hi = zone.min(0), zone.max(0)
             pts = lo + rng.uniform(0, 1, (90, 2)).astype(np.float32) * (hi - lo)
