@@ -85,8 +85,23 @@ def facial_hair(lab: np.ndarray, crop: np.ndarray, Ln: np.ndarray) -> tuple[str,
     return kind, colour, ev
 
 
-def _frame_evidence(gy: np.ndarray, dyy: np.ndarray, Ln: np.ndarray) -> tuple[float, float, list]:
-    """(bridge, rim, rim rows) of ``_glasses`` for one placement of the landmarks."""
+def _arm(gy: np.ndarray, Ln: np.ndarray, contour: int, corner: int) -> float:
+    """How clearly one straight edge (a glasses arm) runs from the eye's outer corner to the face's side, between
+    brow and eye level: the best row (give or take 2 px, an arm slopes) that is an edge in each third of the way."""
+    xa, xb = sorted((float(Ln[contour, 0]), float(Ln[corner, 0])))
+    xa, xb = int(xa + 0.08 * U), int(xb - 0.12 * U)
+    ya, yb = int(Ln[17:27, 1].min() - 0.1 * U), int(Ln[36:48, 1].mean() + 0.1 * U)
+    band = gy[max(ya, 0) : yb, max(xa, 0) : xb]
+    if band.shape[0] < 3 or band.shape[1] < 6:
+        return 0.0
+    k = band.shape[1] // 3
+    parts = [band[:, i * k : (i + 1) * k].mean(1) for i in range(3)]
+    wide = [cv2.dilate(p_.reshape(-1, 1), np.ones((5, 1), np.uint8)).ravel() for p_ in parts]
+    return float(np.minimum(np.minimum(wide[0], wide[1]), wide[2]).max() / (np.median(band) + 8.0))
+
+
+def _frame_evidence(gy: np.ndarray, dyy: np.ndarray, Ln: np.ndarray) -> tuple[float, float, list, float]:
+    """(bridge, rim, rim rows, arms) of ``_glasses`` for one placement of the landmarks."""
     xa, xb = int(Ln[39, 0] + 0.05 * U), int(Ln[42, 0] - 0.05 * U)
     ya, yb = int(max(Ln[21, 1], Ln[22, 1]) - 0.1 * U), int(Ln[28, 1])
     bridge = 0.0
@@ -112,7 +127,7 @@ def _frame_evidence(gy: np.ndarray, dyy: np.ndarray, Ln: np.ndarray) -> tuple[fl
         i = int(np.argmax(prof))
         rims.append(float(prof[i] / (np.median(band) + 8.0)))
         rows.append((y0 + i, [int(np.argmax(p_)) for p_ in parts]))
-    return bridge, min(rims), rows
+    return bridge, min(rims), rows, min(_arm(gy, Ln, 0, 36), _arm(gy, Ln, 16, 45))
 
 
 def glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | None, dict]:
@@ -120,7 +135,8 @@ def glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | N
 
     The bridge is a thin dark line (a ridge of the lightness's second derivative) across the whole width between
     the inner eye corners, not a fold at one side; a rim is one row of edge across an eye's whole width, below
-    the lower lid. Both must be there: either alone is often a frown, a shadow or a lash line. Each is the
+    the lower lid; an arm is one edge row from the eye's outer corner to the face's side. The bridge must come
+    with the rims or with both arms: alone it is often a frown, a shadow or a lash line. Each is the
     median over the landmarks and four placements 0.05 U off them, so a few pixels of landmark jitter do not
     flip the answer."""
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -130,8 +146,10 @@ def glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | N
     tries = [_frame_evidence(gy, dyy, Ln + off) for off in ((0, 0), (d, 0), (-d, 0), (0, d), (0, -d))]
     bridge = float(np.median([t[0] for t in tries]))
     rim = float(np.median([t[1] for t in tries]))
+    arms = float(np.median([t[3] for t in tries]))
     rows = tries[0][2]
-    on = bridge > 1.9 and rim > 1.6 or bridge > 1.5 and rim > 2.25
+    # the bridge with rims, or (rimless and thin metal frames, whose rims barely show) with both arms
+    on = bridge > 1.9 and rim > 1.6 or bridge > 1.5 and (rim > 2.25 or arms > 1.8)
     shape, col = "round", None
     if on and rows:
         bends = [p_[1] - 0.5 * (p_[0] + p_[2]) for _, p_ in rows]  # a round rim dips lowest in the middle
@@ -141,7 +159,7 @@ def glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | N
         )
         lum = px.astype(np.float32) @ LUMA
         col = np.median(px[lum <= np.percentile(lum, 20)].astype(np.float32), 0)
-    return on, shape, col, {"bridge": bridge, "rim": rim}
+    return on, shape, col, {"bridge": bridge, "rim": rim, "arms": arms}
 
 
 def face_shape(L: np.ndarray) -> str:

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 CW, CH = int(7 * U), int(9.2 * U)  # the normalised frame's size (U: pixels between the eye centres)
 EYE = np.array([3.5 * U, 3.6 * U], np.float32)  # where the eyes' midpoint goes
+LIGHT_HAIR_TEXTURE = 1.25  # the forehead-top zone's texture (cheeks = 1) from which light hair is read by texture
 
 
 @dataclass
@@ -195,6 +196,15 @@ def _segment_person(crop: np.ndarray, valid: np.ndarray, Ln: np.ndarray) -> np.n
     return cv2.resize(person, (CW, CH), interpolation=cv2.INTER_NEAREST) > 0
 
 
+def _texture(lab: np.ndarray, cheeks: np.ndarray) -> np.ndarray:
+    """Fine lightness detail (hair strands) at every pixel, in units of the cheeks' own detail (skin grain,
+    noise and the photo's sharpness): smooth skin is about 1, hair 2 and more."""
+    L = lab[..., 0]
+    t = cv2.GaussianBlur(np.abs(L - cv2.GaussianBlur(L, (0, 0), 1.0)), (0, 0), 2.0)
+    ref = float(np.median(t[cheeks])) if cheeks.sum() > 10 else float(np.median(t))
+    return t / max(ref, 0.15)
+
+
 def _background(img: np.ndarray) -> np.ndarray:
     """The picture's border colour (top + sides: the bottom is usually clothes)."""
     H, W = img.shape[:2]
@@ -335,9 +345,10 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     # segmentation: the person (GrabCut); on it, outside the face, what is not skin around the head is hair
     brow_y = float(Ln[17:27, 1].min())
     jl, jr = float(Ln[0, 0]), float(Ln[16, 0])
-    ref = np.concatenate(
-        [_zone(lab, np.array([Ln[1], Ln[36], Ln[31], Ln[3]])), _zone(lab, np.array([Ln[15], Ln[45], Ln[35], Ln[13]]))]
+    ref_mask = _poly_mask(lab.shape[:2], np.array([Ln[1], Ln[36], Ln[31], Ln[3]])) | _poly_mask(
+        lab.shape[:2], np.array([Ln[15], Ln[45], Ln[35], Ln[13]])
     )
+    ref = lab[ref_mask]
     person = _segment_person(crop, valid, Ln)
     face = _poly_mask(lab.shape[:2], np.concatenate([Ln[0:17], Ln[26:16:-1]]))
     # lightness counts less than hue for skin: a shaded scalp or jaw is still skin
@@ -359,24 +370,38 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     inner = np.zeros(lab.shape[:2], np.uint8)  # inside the skull's outline: hair, scalp or forehead, not backdrop
     cv2.ellipse(inner, (int(EYE[0]), int(brow_y)), (int(0.5 * (jr - jl)), int(1.2 * third)), 0, 0, 360, 1, -1)
     skin_mu = np.median(ref, 0) if len(ref) > 10 else _to_lab(skin)[0]
-    for z in (zone & ((inner > 0) | person), temples & person):
+    seed_how = "brows"
+    for name, z in (("zone", zone & ((inner > 0) | person)), ("temples", temples & person)):
         z = z & valid & ~face
         if (z & not_skin).sum() > 0.25 * max(int(z.sum()), 1):
             cand = crop[z & not_skin]
+            seed_how = name
             break
         if z.sum() > 40:  # hair close to the skin's colour (blond): two colour groups, the one less like skin
             part = _unlike_skin(lab[z], skin_mu)
             if part is not None:
                 cand = crop[z][part]
+                seed_how = name + "-split"
                 break
+    # light hair (blond, strawberry, light brown) is close to the skin in colour but not in texture: strands
+    # against smooth skin. When colour alone could not name the hair above the forehead and that zone is
+    # finely textured, its textured pixels are the hair and texture breaks colour ties in the mask below.
+    tex = _texture(lab, ref_mask)
+    zt = zone & valid & ~face & ((inner > 0) | person)
+    zone_tex = float(np.median(tex[zt])) if zt.sum() > 40 else 0.0
+    strands = seed_how in ("zone-split", "temples-split", "brows") and zone_tex >= LIGHT_HAIR_TEXTURE
+    if strands:
+        cand = crop[zt & (tex >= 1.5)]
+        seed_how = "texture"
+    brows = crop[_poly_mask(lab.shape[:2], np.concatenate([Ln[17:22], Ln[22:27]]))]
+    brow_hair = _robust_median(brows) if len(brows) else skin * 0.45  # a bald head's hair colour
     if len(cand):
         hair = _dominant_colour(cand, avoid=skin)
     else:
-        cand = crop[_poly_mask(lab.shape[:2], np.concatenate([Ln[17:22], Ln[22:27]]))]
-        hair = _robust_median(cand) if len(cand) else skin * 0.45
+        cand, hair = brows, brow_hair
     hl = _to_lab(hair)[0]
     seed = _to_lab(cand)
-    seed = seed[np.linalg.norm(seed - hl, axis=1) < 20.0]
+    seed = seed[np.linalg.norm(seed - hl, axis=1) < (30.0 if strands else 20.0)]
     d_hair = _mahalanobis(lab, seed if len(seed) > 10 else hl[None], (6.0, 3.0, 3.0))
     skin_m = (d_skin < 2.5) & (d_skin <= d_hair) & valid
     # hair: the hair's colour, off the face, on the person or close around the skull (GrabCut loses dark hair
@@ -386,14 +411,23 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
         skull, (int(EYE[0]), int(brow_y)), (int(0.5 * (jr - jl) + 0.45 * U), int(1.45 * third + 0.35 * U)),
         0, 0, 360, 1, -1,
     )  # fmt: skip
-    raw = (d_hair < 3.5) & (d_hair < d_skin) & ~face & valid & (person | (skull > 0))
+    wins = d_hair < d_skin
+    if strands:  # strands are hair even where their colour is as near the skin's
+        wins |= cv2.GaussianBlur(tex, (0, 0), 2.0) >= 1.5
+    raw = (d_hair < 3.5) & wins & ~face & valid & (person | (skull > 0))
     raw = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, comp = cv2.connectedComponents(raw, connectivity=8)
     keep = np.unique(comp[(zone | temples) & (raw > 0)])
     hair_m = np.isin(comp, keep[keep > 0])
     hm = _hair_measures(hair_m, skin_m & person, Ln, lab)
+    # a shine on a bald scalp: "hair" lighter than the skin, as smooth as skin, on the crown but not at the
+    # temples (where a real haircut also grows); the head is bald and takes its brows' colour
+    if not strands and hl[0] > skin_mu[0] + 5.0 and zone_tex < 1.0 and hm["temples"] < 0.15:
+        hair_m = np.zeros_like(hair_m)
+        hm = _hair_measures(hair_m, skin_m & person, Ln, lab)
+        hair, seed_how = brow_hair, "shine"
     if debug is not None:
-        debug.update(crop=crop, hair=hair_m, skin=skin_m, person=person, landmarks=Ln)
+        debug.update(crop=crop, hair=hair_m, skin=skin_m, person=person, landmarks=Ln, seed=seed_how)
     top = hair_m & around
     if top.sum() > 0.5 * U * U:
         hair = _robust_median(crop[top])
