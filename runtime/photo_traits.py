@@ -30,7 +30,7 @@ import numpy as np
 
 from .avatar_geometry import _L_EYE, _R_EYE
 from .avatar_style import AvatarStyle, animeify_style, length_class
-from .photo_features import LUMA, U, _poly_mask, _zone, brow_weight, face_shape, facial_hair, glasses
+from .photo_features import LUMA, U, _poly_mask, brow_weight, face_shape, facial_hair, glasses
 
 logger = logging.getLogger(__name__)
 
