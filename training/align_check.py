@@ -89,13 +89,14 @@ class Aligner:
     the end of its grammar there (a third of the held-out espeak-ng clips), again at 200 frames/s
     (shorter minimum phone durations). Decoders (about 0.2 s each to load) are reused for every clip."""
 
-    def __init__(self, frates: tuple[int, ...] = (100, 200)) -> None:
+    def __init__(self, frates: tuple[int, ...] = (100, 200), pronunciations: dict[str, str] | None = None) -> None:
         try:
             from pocketsphinx import Decoder
         except ImportError as e:
             raise AlignmentError(MISSING_REASON) from e
         self._new_decoder = Decoder
         self.frates = frates
+        self.pronunciations = dict(pronunciations or {})  # word -> ARPAbet, for words the dictionary lacks
         self._decoders: dict[int, object] = {}
         self.last_frate: int | None = None  # the frame rate that aligned the last clip
 
@@ -107,10 +108,13 @@ class Aligner:
             )
         return self._decoders[frate]
 
-    @staticmethod
-    def _known(d, word: str) -> str:
-        """``word`` itself, after adding a possessive (``owl's`` = ``owl`` + Z) the dictionary lacks."""
+    def _known(self, d, word: str) -> str:
+        """``word`` itself, after adding it from ``pronunciations`` or as a possessive (``owl's`` = ``owl`` + Z)
+        when the dictionary lacks it."""
         if d.lookup_word(word) is not None:
+            return word
+        if word in self.pronunciations:
+            d.add_word(word, self.pronunciations[word], True)
             return word
         base = word[:-2] if word.endswith("'s") else None
         pron = d.lookup_word(base) if base else None

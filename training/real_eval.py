@@ -155,12 +155,13 @@ def evaluate_real(
     head_motion: float = 1.0,
     precision: str = "fp32",
     animator=None,
+    pronunciations: dict[str, str] | None = None,
 ) -> dict:
     """The figures of the module doc on ``clips`` (default: ``real_clips()``), through the shipped models as a
     render runs them (``mouth_gain`` / ``head_motion`` as in ``RenderOptions``). A clip pocketsphinx cannot
-    align is left out and listed under ``skipped``."""
+    align is left out and listed under ``skipped``; ``pronunciations`` adds words to its dictionary."""
     clips = real_clips() if clips is None else clips
-    aligner, skipped = Aligner(), []
+    aligner, skipped = Aligner(pronunciations=pronunciations), []
 
     def items():
         for c in clips:

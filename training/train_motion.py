@@ -64,6 +64,7 @@ class MotionTrainConfig(TrainConfig):
     flat_weight: float = 1.0  # mouth-loss weight of crops from flat non-speech clips (a hum must not open it)
     real_share: float = 0.0  # share of speech crops heard through a random recording chain (training.recording)
     contact_w: float = 0.0  # extra mouth-loss weight on frames of a lip contact (P, B, M closures; F, V tucks)
+    recorded_share: float = 0.0  # share of crops from recordings of people (``--recorded``), by their length
     freeze_audio: bool = False  # train the decoder only (the speech model, e.g. from --init, stays fixed)
 
 
@@ -179,9 +180,13 @@ def random_emotion(n: int, rng: np.random.Generator) -> np.ndarray:
     return a
 
 
-def sample_batch(clips: Sequence[Any], cfg: MotionTrainConfig, lookahead: int, rng: np.random.Generator) -> tuple:
+def sample_batch(
+    clips: Sequence[Any], cfg: MotionTrainConfig, lookahead: int, rng: np.random.Generator, recorded: Sequence = ()
+) -> tuple:
     """Random crops (VTLP warp + gain) -> mel [B, 4T, 80], aux mouth targets [B, T, 3] (shifted by the
-    look-ahead), emotion/noise inputs and mouth/pose/blink targets for the decoder's T - L frames."""
+    look-ahead), emotion/noise inputs and mouth/pose/blink targets for the decoder's T - L frames. With
+    ``recorded`` clips (people, force-aligned), ``cfg.recorded_share`` of the crops come from them, each clip
+    chosen by its length; they are already real recordings, so never heard through the recording chain."""
     T, L, B = cfg.crop_frames, lookahead, cfg.batch
     D = T - L
     mels = np.full((B, T * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)
@@ -195,14 +200,19 @@ def sample_batch(clips: Sequence[Any], cfg: MotionTrainConfig, lookahead: int, r
     frame_w = np.ones((B, T), np.float32)  # per frame of the aux targets (contacts weigh more); the decoder's: L..T
     bins = np.arange(N_MELS, dtype=np.float32)
     flat = [i for i, c in enumerate(clips) if c.flat] if cfg.flat_share > 0 else []
+    rec_p = np.array([c.mouth.shape[0] for c in recorded], np.float64)
     for b in range(B):
-        extra = bool(flat) and rng.random() < cfg.flat_share
-        clip = clips[flat[rng.integers(len(flat))] if extra else rng.integers(len(clips))]
+        rec = bool(len(recorded)) and rng.random() < cfg.recorded_share
+        extra = not rec and bool(flat) and rng.random() < cfg.flat_share
+        if rec:
+            clip = recorded[int(rng.choice(len(recorded), p=rec_p / rec_p.sum()))]
+        else:
+            clip = clips[flat[rng.integers(len(flat))] if extra else rng.integers(len(clips))]
         mel, mo, en, is_flat = clip.mel, clip.mouth, clip.energy, clip.flat
         weight[b] = cfg.flat_weight if is_flat else 1.0
         n = mo.shape[0]
         s = 0 if extra and rng.random() < 0.5 else int(rng.integers(0, max(1, n - T + L)))
-        if not is_flat and rng.random() < cfg.real_share:
+        if not is_flat and not rec and rng.random() < cfg.real_share:
             m = rerecorded_mel(clip, s, min(T, n - s), rng, clips[rng.integers(len(clips))].audio)
         elif extra and s == 0 and rng.random() < 0.5:  # audio that starts mid-sound: the zero state at its onset
             s = int(np.argmax(en > 0.05)) if (en > 0.05).any() else 0
@@ -342,15 +352,20 @@ def train(
     init: Path | None = None,
     stop_after: int | None = None,
     init_decoder: bool = True,
+    recorded_path: Path | None = None,
 ) -> dict | None:
     """Train jointly; rank 0 writes the checkpoints (module docstring) and returns the report.
     ``init``: start from a run directory's checkpoints (their configs win; only its speech model when not
     ``init_decoder``: a new decoder of ``mcfg.decoder`` on a trained speech model). ``stop_after``: stop
     once that many steps are done (an interruption: only ``motion.resume.pt`` is
-    written, at the last ``eval_every`` step; returns None)."""
+    written, at the last ``eval_every`` step; returns None). ``recorded_path``: a clip store of recordings of
+    people (``tools.recordings build``) that ``tcfg.recorded_share`` of the crops come from."""
     with distributed.run_session(tcfg) as (ctx, rng):
         clips = load_clips(train_path, "train")
         train_data = describe_train_data(clips, train_path, "mouth targets and audio")
+        recorded = load_clips(recorded_path, "train") if recorded_path is not None else []
+        if recorded:
+            train_data["recorded"] = describe_train_data(recorded, recorded_path, "recordings of people")
         model = MotionModel(mcfg)
         if getattr(model.audio.norm, "init_from", None) is not None:  # input statistics of the corpus
             sample = np.concatenate([clips[i].mel for i in rng.permutation(len(clips))[:64]])
@@ -385,7 +400,8 @@ def train(
         for step in distributed.progress(
             range(start, tcfg.steps), ctx, desc="motion", mininterval=5, initial=start, total=tcfg.steps
         ):
-            terms = trainer.step(sample_batch(clips, tcfg, L, rng), lambda m, mb, b: _loss_terms(m, mb, b, tcfg))
+            batch = sample_batch(clips, tcfg, L, rng, recorded)
+            terms = trainer.step(batch, lambda m, mb, b: _loss_terms(m, mb, b, tcfg))
             if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
                 terms = distributed.reduce_sum(terms, ctx)
                 if ctx.is_main:
@@ -487,8 +503,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = MotionTrainConfig()
     for name in ("steps", "batch", "crop_frames", "seed", "threads", "eval_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("lr", "warp", "gain_db", "aux", "flat_share", "flat_weight", "real_share", "contact_w"):
+    for name in ("lr", "warp", "gain_db", "aux", "flat_share", "flat_weight", "real_share", "contact_w",
+                 "recorded_share"):  # fmt: skip
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    p.add_argument("--recorded", type=Path, help="clip store of recordings of people (tools.recordings build)")
     p.add_argument("--resume", type=Path, help="continue a run: its directory or motion.resume.pt")
     p.add_argument("--init", type=Path, help="fine-tune from a run directory (audio2motion.pt + motion.pt)")
     p.add_argument("--d-model", type=int, default=MotionDecoderConfig.d_model)
@@ -531,6 +549,7 @@ def run(a: argparse.Namespace) -> dict | None:
         flat_weight=a.flat_weight,
         real_share=a.real_share,
         contact_w=a.contact_w,
+        recorded_share=a.recorded_share if a.recorded is not None else 0.0,
         freeze_audio=a.freeze_audio,
         accum=a.accum,
         device=a.device,
@@ -551,6 +570,7 @@ def run(a: argparse.Namespace) -> dict | None:
         resume=a.resume,
         init=a.init,
         init_decoder=not getattr(a, "new_decoder", False),
+        recorded_path=a.recorded,
     )
 
 

