@@ -205,3 +205,38 @@ def test_brow_weight_is_drawn_and_overridable():
     assert override_style(BASE, "brow_weight=0.9").brow == pytest.approx(0.9)
     with pytest.raises(InputError, match="brow_weight must be a number in 0..1"):
         override_style(BASE, "brow_weight=heavy")
+
+
+def test_texture_tells_strands_from_skin_and_arms_from_bare_temples():
+    """The two cues for light hair and thin frames: fine detail in units of the cheeks' own (strands score well
+    above 2, smooth skin about 1), and an edge row from the eye's outer corner to the face's side (an arm)."""
+    import cv2
+
+    from toonsync.runtime.photo_features import _arm
+    from toonsync.runtime.photo_traits import _lab_image, _texture
+
+    rng = np.random.default_rng(0)
+    skin = np.clip(rng.normal(180, 1.5, (120, 200, 3)), 0, 255).astype(np.uint8)  # smooth, a little grain
+    img = skin.copy()
+    for x in range(100, 200, 4):  # hair strands: thin light/dark lines of the skin's own colour
+        img[:, x : x + 2] = np.clip(img[:, x : x + 2].astype(int) + 18, 0, 255)
+    cheeks = np.zeros((120, 200), bool)
+    cheeks[40:80, 10:60] = True
+    tex = _texture(_lab_image(img), cheeks)
+    assert np.median(tex[cheeks]) == pytest.approx(1.0, abs=0.05) and np.median(tex[20:100, 110:190]) > 2.0
+
+    face = np.full((300, 340), 170, np.float32)
+    Ln = np.zeros((68, 2), np.float32)
+    Ln[0], Ln[16] = (20, 150), (320, 150)  # the face's sides at eye level
+    Ln[17:27, 1], Ln[36:48, 1] = 120, 150  # brows above the eyes
+    Ln[36], Ln[45] = (110, 150), (230, 150)  # the eyes' outer corners
+    gy = lambda g: np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))  # noqa: E731
+    bare = face + rng.normal(0, 2, face.shape).astype(np.float32)
+    framed = bare.copy()
+    framed[138:140, 20:112] -= 60  # the arms, a little above the eyes
+    framed[138:140, 228:320] -= 60
+    one = bare.copy()
+    one[138:140, 20:112] -= 60  # one arm only: a shadow or a strand, not glasses
+    assert min(_arm(gy(framed), Ln, 0, 36), _arm(gy(framed), Ln, 16, 45)) > 3.0
+    assert min(_arm(gy(one), Ln, 0, 36), _arm(gy(one), Ln, 16, 45)) < 1.5
+    assert max(_arm(gy(bare), Ln, 0, 36), _arm(gy(bare), Ln, 16, 45)) < 1.5
