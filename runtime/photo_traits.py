@@ -6,13 +6,16 @@
 - **hair**: the densest colour cluster above the brows and beside the temples that is neither skin nor
   background; then a segmentation: GrabCut seeded with the face (person), the picture's top and side borders
   (background) and the head and shoulders (probably person), intersected with "close to the hair colour and not
-  skin". From that mask: how far the hair reaches down beside the face (``hair_length``), how much of the crown
-  it covers (bald, receding), how far it comes down the forehead (``fringe``) and on which side (``part``), how
-  far it stands out from the skull (``volume``) and how rough its outline and texture are (curl).
+  skin". Light hair whose colour is close to the skin's is told from it by texture (strands against smooth
+  skin); a smooth highlight on a bald scalp is not taken for hair. From that mask: how far the hair reaches
+  down beside the face (``hair_length``), how much of the crown it covers (bald, receding), how far it comes
+  down the forehead (``fringe``) and on which side (``part``), how far it stands out from the skull
+  (``volume``) and how rough its outline and texture are (curl).
 - **facial hair** and **glasses** (``runtime.photo_features``): lightness and chroma of the moustache, chin
   and jaw zones against the upper cheeks.
-- **glasses**: a frame's bridge across the nose and its lower rims under both eyes (horizontal edges at rim
-  height, not at the lid); frame colour and shape from the rims.
+- **glasses**: a frame's bridge across the nose with its lower rims under both eyes (horizontal edges at rim
+  height, not at the lid) or, for thin frames, its arms to the face's sides; frame colour and shape from the
+  rims.
 - **clothes**: the dominant colour below the chin that is neither skin, hair nor background.
 - **face shape**: from the jaw line's widths and the face's height; **brows**: how thick their dark band is.
 
@@ -455,6 +458,7 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
 
     style = _hair_style(hm)
     ev = {"hair": {k: round(float(v), 3) for k, v in hm.items()}, "facial_hair": fev, "glasses": gev}
+    ev["hair"].update(seed=seed_how, zone_texture=round(zone_tex, 3))  # where the hair's colour came from
     logger.debug("traits: %s", ev)
     return PhotoTraits(
         skin=skin, hair=hair, eyes=eyes, lips=lips, background=bg, hair_length=hm["reach"], hair_style=style,
