@@ -303,7 +303,8 @@ def make_palette(st: AvatarStyle) -> dict[str, RGB]:
     p["beard_sh"] = _hsv2rgb(fh_h + 4, fh_s * 1.1 + 0.04, fh_v * 0.75)
     p["beard_hi"] = _mix(fh, (255, 255, 255), 0.3)
     p["beard_line"] = _hsv2rgb(fh_h, min(0.8, fh_s * 1.1 + 0.1), min(fh_v * 0.45, 0.3))
-    p["stubble"] = _mix(st.skin, fh, 0.16)
+    # stubble is dark hair seen through the skin: a cool, greyed shadow over it, not a tan of the hair's hue
+    p["stubble"] = _mix(st.skin, _hsv2rgb(215.0, 0.18, min(fh_v, 0.45)), 0.15)
     p["buzz"] = _mix(st.skin, st.hair, 0.6)
     p["stubble_dot"] = _mix(st.skin, fh, 0.45)
     if st.headwear is not None:
