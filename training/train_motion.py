@@ -202,7 +202,7 @@ def sample_batch(
     flat = [i for i, c in enumerate(clips) if c.flat] if cfg.flat_share > 0 else []
     rec_p = np.array([c.mouth.shape[0] for c in recorded], np.float64)
     for b in range(B):
-        rec = bool(len(recorded)) and rng.random() < cfg.recorded_share
+        rec = bool(len(recorded)) and cfg.recorded_share > 0 and rng.random() < cfg.recorded_share
         extra = not rec and bool(flat) and rng.random() < cfg.flat_share
         if rec:
             clip = recorded[int(rng.choice(len(recorded), p=rec_p / rec_p.sum()))]
@@ -534,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(a: argparse.Namespace) -> dict | None:
+    if (a.recorded is None) != (a.recorded_share <= 0):
+        raise SystemExit("--recorded STORE and --recorded-share F (> 0) go together")
     tcfg = MotionTrainConfig(
         steps=a.steps,
         batch=a.batch,
@@ -549,7 +551,7 @@ def run(a: argparse.Namespace) -> dict | None:
         flat_weight=a.flat_weight,
         real_share=a.real_share,
         contact_w=a.contact_w,
-        recorded_share=a.recorded_share if a.recorded is not None else 0.0,
+        recorded_share=a.recorded_share,
         freeze_audio=a.freeze_audio,
         accum=a.accum,
         device=a.device,
