@@ -392,7 +392,11 @@ def measure_traits(image_rgb: np.ndarray, landmarks_px: np.ndarray, debug: dict 
     tex = _texture(lab, ref_mask)
     zt = zone & valid & ~face & ((inner > 0) | person)
     zone_tex = float(np.median(tex[zt])) if zt.sum() > 40 else None  # None: the zone is out of the photo
+    # or, beside darker strands (roots, lowlights) that colour did find, the skin-coloured part has strands too
+    zs = zt & ~not_skin
+    light_tex = float(np.median(tex[zs])) if seed_how == "zone" and zs.sum() > 40 else 0.0
     strands = seed_how in ("zone-split", "temples-split", "brows") and (zone_tex or 0.0) >= LIGHT_HAIR_TEXTURE
+    strands = strands or light_tex >= LIGHT_HAIR_TEXTURE
     strands = strands and bool((zt & (tex >= 1.5)).any())
     if strands:
         cand = crop[zt & (tex >= 1.5)]
