@@ -9,7 +9,7 @@
 ``facial_hair``        ``none`` | ``stubble`` | ``moustache`` | ``goatee`` | ``beard``
 ``facial_hair_colour`` ``#rrggbb``
 ``hair_length``        ``bald`` | ``short`` | ``medium`` | ``long``
-``hair_reach``         0..1, how far the hair reaches (0 none, 1 to the chest)
+``hair_reach``         0..1, how far the hair reaches (0 none, 0.5 the chin, 0.8 the shoulders, 1 the chest)
 ``hair_style``         one of ``HAIR_STYLES``
 ``hair_colour``        ``#rrggbb``
 ``skin_colour``        ``#rrggbb``
@@ -24,7 +24,9 @@
 ``brow_weight``        0..1, how thick the brows are
 ====================== =================================================================================
 
-``style_from_attributes`` reads it back (every key checked; ``ValueError`` naming what is accepted);
+``style_from_attributes`` reads it back (every key checked; ``ValueError`` naming what is accepted). Bundles of
+version 2 named hair reaching 0.6 or more ``long``; they still load, and such hair is raised to the shoulders'
+0.8 so that it stays long;
 ``parse_overrides`` reads ``key=value,...`` text or a JSON file of the same keys (``hair`` is short for
 ``hair_style``; colours may be ``#rrggbb``, ``#rgb`` or a name in ``COLOUR_NAMES``); ``apply_overrides`` gives the
 style with them applied, keeping the hairstyle and its length consistent.
@@ -43,6 +45,7 @@ from .avatar_style import (
     GLASSES_SHAPES,
     HAIR_LENGTHS,
     HAIR_STYLES,
+    LONG_REACH,
     STYLE_REACH,
     AvatarStyle,
     colour,
@@ -73,7 +76,7 @@ COLOUR_NAMES = {
     "gold": "#c9a043",
 }
 # a named length's typical reach (0..1)
-LENGTH_REACH = {"bald": 0.0, "short": 0.15, "medium": 0.45, "long": 0.8}
+LENGTH_REACH = {"bald": 0.0, "short": 0.15, "medium": 0.5, "long": 0.9}
 NUMBERS = {
     "hair_reach": (0.0, 1.0),
     "fringe": (0.0, 1.0),
@@ -229,8 +232,12 @@ def apply_overrides(style: AvatarStyle, overrides: dict) -> AvatarStyle:
     return dataclasses.replace(style, **ch)
 
 
-def style_from_attributes(d: dict) -> AvatarStyle:
-    """The style an ``"attributes"`` object describes; every key must be present and valid (``ValueError``)."""
+V2_LONG_REACH = 0.6  # where version 2 bundles started "long"
+
+
+def style_from_attributes(d: dict, version: int = 3) -> AvatarStyle:
+    """The style an ``"attributes"`` object of a bundle ``version`` (2 or 3) describes; every key must be present
+    and valid (``ValueError``)."""
     if not isinstance(d, dict):
         raise ValueError(f"attributes must be an object, got {type(d).__name__}")
     missing = [k for k in KEYS if k not in d]
@@ -247,7 +254,10 @@ def style_from_attributes(d: dict) -> AvatarStyle:
     )
     if not isinstance(d["glasses"], bool):
         raise ValueError(f"glasses must be true or false; got {d['glasses']!r:.40}")
-    st = apply_overrides(base, {k: d[k] for k in KEYS if k not in ("hair_length",)})
+    given = {k: d[k] for k in KEYS if k not in ("hair_length",)}
+    if version == 2 and d["hair_length"] == "long" and V2_LONG_REACH <= base.hair_length < LONG_REACH:
+        given["hair_reach"] = LONG_REACH  # version 2 started long at 0.6: such hair stays long
+    st = apply_overrides(base, given)
     if st.length_name != _choice("hair_length", d["hair_length"], HAIR_LENGTHS):
         raise ValueError(f"hair_length {d['hair_length']} does not match hair_reach {d['hair_reach']}")
     return st

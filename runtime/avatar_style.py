@@ -38,6 +38,9 @@ HAIR_STYLES = (
 FACIAL_HAIR = ("none", "stubble", "moustache", "goatee", "beard")
 GLASSES_SHAPES = ("round", "rectangular")
 HAIR_LENGTHS = ("bald", "short", "medium", "long")
+# where the named lengths start on the reach scale (0 = none, 0.5 = the chin, 0.8 = the shoulders, 1 = the chest):
+# short ends above the jaw, medium hangs to the shoulders, long falls past them
+MEDIUM_REACH, LONG_REACH = 0.3, 0.8
 # how far each hairstyle's hair may reach (``hair_length``: 0 = none .. 1 = to the chest)
 STYLE_REACH = {
     "bald": (0.0, 0.0),
@@ -47,10 +50,10 @@ STYLE_REACH = {
     "spiky": (0.05, 0.3),
     "slicked_back": (0.05, 0.45),
     "side_part": (0.05, 1.0),
-    "bob": (0.3, 0.55),
+    "bob": (0.3, 0.78),
     "fringe": (0.05, 1.0),
-    "long_straight": (0.6, 1.0),
-    "long_wavy": (0.6, 1.0),
+    "long_straight": (LONG_REACH, 1.0),
+    "long_wavy": (LONG_REACH, 1.0),
     "curly": (0.05, 1.0),
     "tied_back": (0.2, 1.0),
 }
@@ -60,7 +63,7 @@ def length_class(style: str, reach: float) -> str:
     """The named hair length (``HAIR_LENGTHS``) of a hairstyle with hair reaching ``reach`` (0..1)."""
     if style == "receding" or style in ("bald", "buzz") and reach < 0.05 or reach < 0.015:
         return "bald"  # no hair to speak of on top: bald, balding (hair at the sides only), or shaved to stubble
-    return "short" if reach < 0.3 else "medium" if reach < 0.6 else "long"
+    return "short" if reach < MEDIUM_REACH else "medium" if reach < LONG_REACH else "long"
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .avatar_geometry import _L_EYE, _R_EYE
-from .avatar_style import AvatarStyle, animeify_style, length_class
+from .avatar_style import LONG_REACH, MEDIUM_REACH, AvatarStyle, animeify_style, length_class
 from .photo_features import LUMA, U, _poly_mask, brow_weight, face_shape, facial_hair, glasses
 
 logger = logging.getLogger(__name__)
@@ -314,13 +314,13 @@ def _hair_measures(hair: np.ndarray, skin: np.ndarray, Ln: np.ndarray, lab: np.n
 def _hair_style(m: dict) -> str:
     """A hairstyle name from the hair measures (reach and crown first: they are the most reliable)."""
     reach, crown, fringe, curl, vol = m["reach"], m["crown"], m["fringe"], m["curl"], m["volume"]
-    if reach >= 0.6:
+    if reach >= LONG_REACH:
         return "long_wavy" if curl > 0.8 else "long_straight"
     if crown < 0.2:
         return "bald" if m["temples"] < 0.3 else "receding"
     if crown < 0.4 and m["crown_skin"] > 0.2:
         return "receding"
-    if reach >= 0.3:
+    if reach >= MEDIUM_REACH:
         return "bob" if fringe > 0.55 else "side_part"
     if curl > 0.8 and vol > 0.3:
         return "curly"

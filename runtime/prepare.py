@@ -53,7 +53,7 @@ from .image_io import ImageLike, decode_image, load_image
 from .photo_traits import measure_traits, style_from_traits
 
 log = logging.getLogger(__name__)
-BUNDLE_VERSION = 2
+BUNDLE_VERSION = 3
 STYLIZERS = ("procedural", "learned")
 RENDERERS = ("auto", "procedural", "onnx")
 FaceLike = Union[str, os.PathLike, np.ndarray, "Avatar"]
@@ -142,17 +142,19 @@ class Avatar:
             raise InputError(f"{path} is not a toonsync .avatar bundle ({type(e).__name__}: {e})") from None
         if not isinstance(doc, dict) or doc.get("format") != "toonsync-avatar":
             raise InputError(f"{path} is not a toonsync .avatar bundle (no 'format': 'toonsync-avatar')")
-        if doc.get("version") not in (1, BUNDLE_VERSION):
+        version = doc.get("version")
+        if isinstance(version, bool) or version not in (1, 2, BUNDLE_VERSION):
             raise InputError(
-                f"{path}: bundle version {doc.get('version')!r} is not supported (this toonsync reads versions 1 "
-                f"and {BUNDLE_VERSION}); prepare the avatar again with `toonsync prepare`"
+                f"{path}: bundle version {version!r} is not supported (this toonsync reads versions 1 "
+                f"to {BUNDLE_VERSION}); prepare the avatar again with `toonsync prepare`"
             )
-        try:  # version 2 states the avatar's attributes; version 1 kept a few colours and flags ("style")
-            style = (
-                style_from_attributes(doc["attributes"]) if doc["version"] == 2 else AvatarStyle.from_dict(doc["style"])
-            )
+        try:  # versions 2 and 3 state the avatar's attributes; version 1 kept a few colours and flags ("style")
+            if version > 1:
+                style = style_from_attributes(doc["attributes"], version)
+            else:
+                style = AvatarStyle.from_dict(doc["style"])
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-            what = "attributes are" if doc["version"] == 2 else "style is"
+            what = "attributes are" if version > 1 else "style is"
             raise InputError(f"{path}: its {what} malformed ({type(e).__name__}: {e})") from None
         try:
             neutral = check_neutral(doc.get("neutral_landmarks"))

@@ -216,11 +216,11 @@ ATTRIBUTES = {
 
 
 def _attrs(**changes: object) -> Callable[[dict], dict]:
-    """A version-2 bundle whose attributes are the valid ``ATTRIBUTES`` with ``changes`` (``_DROP`` removes one)."""
+    """A version-3 bundle whose attributes are the valid ``ATTRIBUTES`` with ``changes`` (``_DROP`` removes one)."""
 
     def f(d: dict) -> dict:
         a = {k: v for k, v in {**ATTRIBUTES, **changes}.items() if v is not _DROP}
-        return {**{k: v for k, v in d.items() if k != "style"}, "version": 2, "attributes": a}
+        return {**{k: v for k, v in d.items() if k != "style"}, "version": 3, "attributes": a}
 
     return f
 

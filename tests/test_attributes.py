@@ -140,7 +140,7 @@ def test_prepare_writes_the_contract_and_applies_style(tmp_path):
     face = DATA.parent.parent / "runtime" / "assets" / "demo_face.jpg"
     assert main(["-q", "prepare", str(face), "-o", str(out), "--style", "hair=tied_back,facial_hair=moustache"]) == 0
     doc = json.loads(zipfile.ZipFile(out).read("avatar.json"))
-    assert doc["version"] == 2 and "style" not in doc
+    assert doc["version"] == 3 and "style" not in doc
     a = doc["attributes"]
     assert isinstance(a["glasses"], bool) and a["facial_hair"] == "moustache" and a["hair_style"] == "tied_back"
     assert a["hair_length"] in ("bald", "short", "medium", "long") and a["hair_colour"].startswith("#")
@@ -163,6 +163,26 @@ def test_version_1_bundles_still_load(tmp_path):
         z.writestr("avatar.json", json.dumps(doc))
     st = Avatar.load(p).style
     assert st.glasses and st.facial_hair == "beard" and st.hair_length == pytest.approx(0.4)
+
+
+def test_version_2_bundles_keep_their_named_length(tmp_path):
+    """Version 2 started "long" at reach 0.6 (version 3: at the shoulders, 0.8); such hair loads as long."""
+    from toonsync.runtime.prepare import Avatar
+
+    st = dataclasses.replace(BASE, hair_style="side_part", hair_length=0.7)
+    assert st.length_name == "medium"
+    a = {**attributes_of(st), "hair_length": "long"}
+    for reach, version, want in [(0.7, 2, 0.8), (0.95, 2, 0.95), (0.45, 2, 0.45)]:
+        named = "long" if reach >= 0.6 else "medium"
+        doc = {"format": "toonsync-avatar", "version": version, "meta": {}, "neutral_landmarks": N.tolist(),
+               "attributes": {**a, "hair_reach": reach, "hair_length": named}}  # fmt: skip
+        p = tmp_path / f"v{version}_{reach}.avatar"
+        with zipfile.ZipFile(p, "w") as z:
+            z.writestr("avatar.json", json.dumps(doc))
+        got = Avatar.load(p).style
+        assert got.hair_length == pytest.approx(want) and got.length_name == doc["attributes"]["hair_length"]
+    with pytest.raises(ValueError, match="does not match hair_reach"):  # version 3 reads 0.7 as medium
+        style_from_attributes({**a, "hair_reach": 0.7}, 3)
 
 
 # ---------------------------------------------------------------------------------------- estimation
