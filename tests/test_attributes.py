@@ -201,7 +201,7 @@ def test_traits_are_deterministic_and_bounded():
 
 def test_attributes_on_labelled_real_photos():
     """The 30 labelled people (tools/people.py; fetched by .ci/run): accuracy per attribute stays at what
-    docs/avatars.md reports (glasses 30/30, facial hair present 29/30, hair length 27/30 when this was written),
+    docs/avatars.md reports (glasses 30/30, facial hair present 29/30, hair length 28/30 when this was written),
     less a margin of one or two photos for landmark differences between machines."""
     from toonsync.tools.eval_people import evaluate_people
     from toonsync.tools.people import entries, people
@@ -211,7 +211,7 @@ def test_attributes_on_labelled_real_photos():
     rep = evaluate_people()
     acc = {k: v["right"] for k, v in rep["accuracy"].items()}
     assert rep["people"] == 30
-    assert acc["glasses"] >= 29 and acc["facial_hair_present"] >= 28 and acc["hair_length"] >= 25, acc
+    assert acc["glasses"] >= 29 and acc["facial_hair_present"] >= 28 and acc["hair_length"] >= 26, acc
     assert acc["facial_hair"] >= 25 and acc["hair_style"] >= 11, acc
 
 
