@@ -181,8 +181,9 @@ def apply_overrides(style: AvatarStyle, overrides: dict) -> AvatarStyle:
     """``style`` with ``overrides`` (attribute name -> value) applied; ``ValueError`` on a bad name or value.
 
     ``glasses`` also takes a shape (``round``, ``rectangular``: glasses on) or ``none``; a hairstyle keeps the
-    hair's reach inside what it allows (a bob reaches the jaw, long styles the chest) unless ``hair_length`` /
-    ``hair_reach`` says otherwise, and a length that no hairstyle of the given name has is an error."""
+    hair's reach inside what it allows (a bob from the jaw to the shoulders, long styles past the shoulders)
+    unless ``hair_length`` / ``hair_reach`` says otherwise, and a length that no hairstyle of the given name has
+    is an error."""
     o = _normalise_keys(overrides)
     ch: dict = {}
     if "glasses" in o:

@@ -164,7 +164,7 @@ def _back(fr: _Frame, style: str, L: float, grow: float, rng) -> np.ndarray:
         dome = fr.ellipse(np.linspace(-0.3, math.pi + 0.3, 32, dtype=np.float32), grow * 1.15)
     fl = (0.03 + 0.05 * L) * W
     r_bot, l_bot = np.array([dome[0, 0] + fl, y_end], np.float32), np.array([dome[-1, 0] - fl, y_end], np.float32)
-    if style == "bob":  # rounded, ends curling in at the jaw
+    if style == "bob":  # rounded, ends curling in at its length (jaw to shoulders)
         r_bot = np.array([cx + rx + 0.05 * W, y_end], np.float32)
         l_bot = np.array([cx - rx - 0.05 * W, y_end], np.float32)
         right = _bez(r_bot, (r_bot[0] + 0.05 * W, 0.5 * (r_bot[1] + dome[0, 1])), dome[0], 8)

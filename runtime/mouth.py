@@ -22,7 +22,7 @@ MAX_GAP = 0.10  # inner-lip gap at open = 1
 MOUTH_GAIN = 2.5
 MOUTH_GAIN_RANGE = (0.0, 4.0)
 DEAD_ZONE = 0.12  # openings well below this stay (nearly) closed whatever the gain (chosen on a TTS split;
-# flat audio sets its floor: the speech model opens to 0.116 at the cold start of a hum, drawn under 0.15 here)
+# flat audio must stay drawn under 0.15: the cold start of a hum is drawn at 0.04 here)
 OPEN_LIMIT = 1.6  # a wide-open anime mouth: the inner-lip gap 0.37 x the outer-eye-corner distance
 ROUND_LIMIT = 1.25  # the most rounded drawn mouth (spread -1.25: the corners 0.035 in on each side, lips pouted)
 

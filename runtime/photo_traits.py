@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 CW, CH = int(7 * U), int(9.2 * U)  # the normalised frame's size (U: pixels between the eye centres)
 EYE = np.array([3.5 * U, 3.6 * U], np.float32)  # where the eyes' midpoint goes
 LIGHT_HAIR_TEXTURE = 1.25  # the forehead-top zone's texture (cheeks = 1) from which light hair is read by texture
+BELOW_CHIN = 0.6  # a reach well below the chin (0.5 on the reach scale)
 
 
 @dataclass
@@ -316,6 +317,8 @@ def _hair_style(m: dict) -> str:
     reach, crown, fringe, curl, vol = m["reach"], m["crown"], m["fringe"], m["curl"], m["volume"]
     if reach >= LONG_REACH:
         return "long_wavy" if curl > 0.8 else "long_straight"
+    if reach >= BELOW_CHIN:  # hair hanging past the chin is a haircut whatever the crown shows (a missed blond top)
+        return "curly" if curl > 0.8 else "bob" if fringe > 0.55 else "side_part"
     if crown < 0.2:
         return "bald" if m["temples"] < 0.3 else "receding"
     if crown < 0.4 and m["crown_skin"] > 0.2:

@@ -183,6 +183,23 @@ def test_version_2_bundles_keep_their_named_length(tmp_path):
         assert got.hair_length == pytest.approx(want) and got.length_name == doc["attributes"]["hair_length"]
     with pytest.raises(ValueError, match="does not match hair_reach"):  # version 3 reads 0.7 as medium
         style_from_attributes({**a, "hair_reach": 0.7}, 3)
+    for hs in ("long_straight", "long_wavy", "side_part"):  # what photo estimation wrote at the old boundary
+        got = style_from_attributes({**a, "hair_style": hs, "hair_reach": 0.6, "hair_length": "long"}, 2)
+        assert got.length_name == "long" and got.hair_length == pytest.approx(0.8) and got.hair_style == hs
+
+
+def test_hairstyle_rules_at_the_length_boundaries():
+    from toonsync.runtime.photo_traits import _hair_style
+
+    m = {"reach": 0.0, "crown": 0.9, "crown_skin": 0.0, "temples": 0.6, "fringe": 0.4, "part": 0.0,
+         "volume": 0.3, "curl": 0.5, "top_above_skull": 0.2}  # fmt: skip
+    assert _hair_style({**m, "reach": 0.8}) == "long_straight"
+    assert _hair_style({**m, "reach": 0.8, "curl": 0.9}) == "long_wavy"
+    assert _hair_style({**m, "reach": 0.79}) == "side_part"  # shoulder length: medium
+    assert _hair_style({**m, "reach": 0.79, "fringe": 0.7}) == "bob"
+    # hair hanging past the chin is not read as bald when the crown is missed (a blond top), but short hair is
+    assert _hair_style({**m, "reach": 0.7, "crown": 0.1}) == "side_part"
+    assert _hair_style({**m, "reach": 0.1, "crown": 0.1, "temples": 0.1}) == "bald"
 
 
 # ---------------------------------------------------------------------------------------- estimation

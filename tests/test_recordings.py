@@ -94,6 +94,11 @@ def test_members_are_read_from_a_debian_package(tmp_path):
     deb.write_bytes(_ar([("debian-binary", b"2.0\n")]))
     with pytest.raises(recordings.RecordingsError, match="not a readable archive: no data.tar"):
         pinned.read_members(deb, src, {"a.g722"}, recordings.RecordingsError)
+    good = _ar([("debian-binary", b"2.0\n")])
+    for size in (b"-60      ", b"abc      ", b"999999   "):  # hostile or truncated headers: an error, never a hang
+        deb.write_bytes(good[:56] + size.ljust(10) + good[66:])
+        with pytest.raises(recordings.RecordingsError, match="bad ar member header at offset 8"):
+            pinned.read_members(deb, src, {"a.g722"}, recordings.RecordingsError)
 
 
 def test_raw_g722_decodes_to_16k():

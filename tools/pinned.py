@@ -71,7 +71,7 @@ def read_members(archive: Path, src: Source, members: set[str], error: type[Exce
     try:
         found = _read(archive, src, names, error)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise error(f"{archive.name} is not a readable archive: {e}") from e
+        raise error(f"{archive.name} is not a readable archive: {' '.join(str(e).split())}") from e
     for m in members - direct:  # inside a zip member
         zip_name, name = m.split("!", 1)
         try:
@@ -119,7 +119,10 @@ def _deb_data(archive: Path) -> bytes:
         raise ValueError("not an ar archive")
     pos = 8
     while pos + 60 <= len(raw):
-        name, size = raw[pos : pos + 16].decode("ascii", "replace").strip(), int(raw[pos + 48 : pos + 58])
+        field = raw[pos + 48 : pos + 58].strip()
+        if not field.isdigit() or raw[pos + 58 : pos + 60] != b"`\n" or pos + 60 + int(field) > len(raw):
+            raise ValueError(f"bad ar member header at offset {pos}")
+        name, size = raw[pos : pos + 16].decode("ascii", "replace").strip(), int(field)
         if name.rstrip("/").startswith("data.tar"):
             return raw[pos + 60 : pos + 60 + size]
         pos += 60 + size + (size & 1)  # members start on even offsets
