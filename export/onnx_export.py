@@ -242,7 +242,8 @@ def optimized_node_count(path: Path) -> int:
 
 class MotionDecoderWrapper(nn.Module):
     """Exported I/O: speech, speech_mouth (the audio model's mouth; residual decoders), emotion, noise, cache ->
-    mouth, landmarks, pose, blink, cache_out."""
+    mouth, landmarks, pose, blink, (decoders with a closure head) ``closed``: the probability that the lips are
+    shut, cache_out."""
 
     def __init__(self, model):
         super().__init__()
@@ -250,9 +251,13 @@ class MotionDecoderWrapper(nn.Module):
 
     def forward(self, speech, *rest):
         if self.model.cfg.residual:
-            return self.model(speech, *rest)
-        emotion, noise, cache = rest
-        return self.model(speech, None, emotion, noise, cache)
+            out = self.model(speech, *rest)
+        else:
+            emotion, noise, cache = rest
+            out = self.model(speech, None, emotion, noise, cache)
+        if self.model.cfg.closure:
+            return (*out[:4], torch.sigmoid(out[4]), out[5])
+        return out
 
 
 def motion_spec(cfg: Any) -> GraphSpec:
@@ -272,6 +277,7 @@ def motion_spec(cfg: Any) -> GraphSpec:
             "landmarks": ["batch", "frames", 68, 2],
             "pose": ["batch", "frames", 3],
             "blink": ["batch", "frames"],
+            **({"closed": ["batch", "frames"]} if getattr(cfg, "closure", False) else {}),
             "cache_out": cache,
         },
     )

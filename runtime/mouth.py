@@ -23,6 +23,11 @@ MOUTH_GAIN = 2.5
 MOUTH_GAIN_RANGE = (0.0, 4.0)
 DEAD_ZONE = 0.12  # openings well below this stay (nearly) closed whatever the gain (chosen on a TTS split;
 # flat audio must stay drawn under 0.15: the cold start of a hum is drawn at 0.04 here)
+# Decoders with a closure head (``closed``: the probability that the lips are shut, P/B/M or a pause) draw the
+# mouth with it (``shape_closures``): shut where the head is sure, parted at least PARTED on every other spoken
+# frame (an anime mouth shows the teeth on S, T, K..., as Rhubarb Lip Sync's "B" shape), the opening between.
+SHUT_FROM, SHUT_TO = 0.6, 0.8  # closure probability: from SHUT_FROM the drawn lips close, fully at SHUT_TO
+PARTED = 0.22  # the least opening of a spoken frame the head calls open (drawn: an S or Z of the viseme table)
 OPEN_LIMIT = 1.6  # a wide-open anime mouth: the inner-lip gap 0.37 x the outer-eye-corner distance
 ROUND_LIMIT = 1.25  # the most rounded drawn mouth (spread -1.25: the corners 0.035 in on each side, lips pouted)
 
@@ -123,6 +128,21 @@ def drawn_mouth(mouth: np.ndarray, gain: float = MOUTH_GAIN) -> np.ndarray:
     if gain > 1.0:
         out[..., 1] = np.where(m[..., 1] < 0, np.maximum(m[..., 1] * np.float32(gain), -ROUND_LIMIT), m[..., 1])
     return out
+
+
+def shape_closures(mouth: np.ndarray, closed: np.ndarray, presence: np.ndarray, gain: float = MOUTH_GAIN) -> np.ndarray:
+    """Drawn mouth parameters [n, 3] (``drawn_mouth``) -> the same shaped by the closure head's probabilities
+    ``closed`` [n]: the opening is at least ``PARTED`` x ``presence`` (the silence gate's gain, 0 in a pause) x
+    ``gain`` / ``MOUTH_GAIN`` (at most 1), then closes (opening and F/V bite) along a ramp from ``SHUT_FROM`` to
+    ``SHUT_TO``. Gain 0 leaves the mouth as it is."""
+    m = np.asarray(mouth, np.float32).copy()
+    if gain <= 0.0:
+        return m
+    shut = np.clip((np.asarray(closed, np.float32) - SHUT_FROM) / (SHUT_TO - SHUT_FROM), 0.0, 1.0)
+    floor = np.float32(PARTED * min(1.0, gain / MOUTH_GAIN)) * np.asarray(presence, np.float32)
+    m[..., 0] = np.maximum(m[..., 0], floor) * (1.0 - shut)
+    m[..., 2] = m[..., 2] * (1.0 - shut)
+    return m
 
 
 def close_mouth(landmarks: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from .errors import InputError, ModelError
 from .mel import LOG_FLOOR, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, MelStream
 from .model_card import ModelCard
 from .motion import EMOTIONS, HeadMotion, MotionNoise, emotion_vector, limit_pose, speech_energy
-from .mouth import MOUTH_GAIN, SilenceGate, drawn_mouth, mouth_basis
+from .mouth import MOUTH_GAIN, SilenceGate, drawn_mouth, mouth_basis, shape_closures
 from .options import check_expression
 
 log = logging.getLogger(__name__)
@@ -389,12 +389,17 @@ class Stream:
             prep["pose"] = np.clip(out["pose"][0], -0.3, 0.3)
             b = out["blink"][0]
             prep["blink"] = np.where(b < BLINK_SNAP, 0.0, np.minimum(b, 1.0)).astype(np.float32)
+            closed = out.get("closed")
+        else:
+            closed = None
         g = prep["gains"]
         # the landmark offsets are linear in the mouth parameters (mouth @ basis): one gain scales both
         mouth, offsets = prep["mouth"] * g[:, None], prep["offsets"] * g[:, None, None]
-        if self.mouth_gain != 1.0:  # the drawn mouth (runtime.mouth.drawn_mouth): the offsets re-scaled
-            extra = drawn_mouth(mouth, self.mouth_gain) - mouth
-            offsets = offsets + np.tensordot(extra, mouth_basis(), axes=([1], [0]))
+        drawn = drawn_mouth(mouth, self.mouth_gain) if self.mouth_gain != 1.0 else mouth
+        if closed is not None:  # a decoder with a closure head: shut where it says so, parted elsewhere
+            drawn = shape_closures(drawn, closed[0], g, self.mouth_gain)
+        if drawn is not mouth:  # the drawn mouth (runtime.mouth): the offsets re-scaled (``mouth`` stays the model's)
+            offsets = offsets + np.tensordot(drawn - mouth, mouth_basis(), axes=([1], [0]))
         if self._face_scale != 1.0:
             offsets = offsets * self._face_scale
         scale, shift = self._head.step(g)  # livelier while speaking, nearly still in pauses; phrase by phrase

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch", reason="decoder tests need toonsync[train]"
 
 from toonsync.training.models.motion_decoder import MotionDecoder, MotionDecoderConfig  # noqa: E402
 
-CFG = MotionDecoderConfig(speech_dim=24, d_model=32, heads=4, layers=2, ffn=48, window=6, residual=True)
+CFG = MotionDecoderConfig(speech_dim=24, d_model=32, heads=4, layers=2, ffn=48, window=6, residual=True, closure=True)
 
 
 def _inputs(T: int, seed: int = 0):
@@ -50,6 +50,22 @@ def test_residual_decoder_starts_as_the_audio_models_mouth():
 
 
 @torch.no_grad()
+def test_a_new_closure_head_leaves_the_motion_as_it_was(decoder):
+    from dataclasses import replace
+
+    from toonsync.training.train_motion import with_closure_head
+
+    plain = MotionDecoder(replace(CFG, closure=False)).eval()
+    plain.load_state_dict({k: v for k, v in decoder.state_dict().items() if not k.startswith("closure_head.")})
+    s, m, e, n = _inputs(16)
+    before = plain(s, m, e, n, plain.initial_state(1))
+    after = with_closure_head(plain)(s, m, e, n, plain.initial_state(1))
+    assert len(before) == 5 and len(after) == 6 and after[4].shape == (1, 16)  # the logit, before the cache
+    for i in range(4):
+        assert torch.equal(before[i], after[i])
+
+
+@torch.no_grad()
 def test_chunked_equals_whole_any_chunking(decoder):
     s, m, e, n = _inputs(40)
     whole = decoder(s, m, e, n, decoder.initial_state(1))
@@ -58,9 +74,9 @@ def test_chunked_equals_whole_any_chunking(decoder):
         for k in sizes:
             o = decoder(s[:, t : t + k], m[:, t : t + k], e[:, t : t + k], n[:, t : t + k], cache)
             cache = o[-1]
-            outs.append(o[:4])
+            outs.append(o[:-1])  # mouth, landmarks, pose, blink, closure logit
             t += k
-        for i in range(4):
+        for i in range(5):
             np.testing.assert_allclose(torch.cat([o[i] for o in outs], 1).numpy(), whole[i].numpy(), atol=2e-5)
 
 
@@ -122,7 +138,7 @@ def test_training_lowers_every_loss_and_saves_paired_checkpoints(tiny_run, tiny_
     with torch.no_grad():
         lt = _loss_terms(trained, batch, batch, t_cfg)[1]
         lf = _loss_terms(fresh, batch, batch, t_cfg)[1]
-    for k in ("mouth", "aux", "pose", "blink"):
+    for k in ("mouth", "aux", "pose", "blink", "closed"):
         assert float(lt[k]) < float(lf[k]), (k, float(lt[k]), float(lf[k]))
     a = torch.load(out / "audio2motion.pt", weights_only=False)
     d = torch.load(out / "motion.pt", weights_only=False)
@@ -165,6 +181,27 @@ def test_new_decoder_on_a_frozen_speech_model(tiny_run, tiny_corpus, tmp_path):
     assert not torch.equal(d0["inp.weight"], d1["inp.weight"])  # a new decoder, trained
 
 
+def test_closure_head_fitted_on_a_frozen_model(tiny_run, tiny_corpus, tmp_path):
+    """training.closure_head: the head of a trained run refitted on its clips, the rest exactly as it was; it
+    finds the shut frames (P/B/M, pauses) far better than their share would by chance."""
+    from toonsync.training.closure_head import fit_closure_head
+
+    src, _ = tiny_run
+    info = fit_closure_head(src, [tiny_corpus / "train.h5"], tmp_path, test=tiny_corpus / "test.h5", steps=300)
+    fit = info["closure_head"]
+    assert (
+        0.05 < fit["train"]["shut_share"] < 0.95
+        and info["run_id"] == torch.load(src / "motion.pt", weights_only=False)["info"]["run_id"]
+    )
+    assert fit["train"]["precision_at_0.5"] > fit["train"]["shut_share"] + 0.2, fit
+    assert fit["test"]["precision_at_recall_0.65"] > 1.5 * fit["test"]["shut_share"], fit  # a tiny model: above chance
+    d0 = torch.load(src / "motion.pt", weights_only=False)["state_dict"]
+    d1 = torch.load(tmp_path / "motion.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(v, d1[k]) for k, v in d0.items() if not k.startswith("closure_head."))
+    assert not torch.equal(d0["closure_head.weight"], d1["closure_head.weight"])
+    assert (tmp_path / "audio2motion.pt").read_bytes() == (src / "audio2motion.pt").read_bytes()
+
+
 # -- export + runtime ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_models(tiny_run, tmp_path_factory):
@@ -176,6 +213,7 @@ def tiny_models(tiny_run, tmp_path_factory):
     export_audio2motion(out / "audio2motion.pt", d)
     meta = export_paired_motion(out / "audio2motion.pt", d, required=True)
     assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["parity_fp16"]["max_abs_diff"] <= 2e-2
+    assert list(meta["outputs"])[-2:] == ["closed", "cache_out"]  # the closure head's probability
     return d
 
 

@@ -88,7 +88,8 @@ def test_training_weighs_contacts_and_rerecords_crops(tmp_path):
     from toonsync.runtime.mel import MELS_PER_FRAME, log_mel
     from toonsync.runtime.motion import speech_energy
     from toonsync.training.dataset import phones_array
-    from toonsync.training.train_motion import MotionTrainConfig, TrainClip, contact_frames, sample_batch
+    from toonsync.training.motion_data import TrainClip, contact_frames, sample_batch, shut_frames
+    from toonsync.training.train_motion import MotionTrainConfig
 
     audio = _speech_like(3.0)
     n = audio.size // 640
@@ -96,15 +97,19 @@ def test_training_weighs_contacts_and_rerecords_crops(tmp_path):
     contact = contact_frames(phones, n)
     assert contact.sum() == 3 + 2 and contact[25:28].all() and contact[50:52].all()
     mel = log_mel(audio)[: n * MELS_PER_FRAME]
-    clip = TrainClip(mel, np.zeros((n, 3), np.float32), speech_energy(audio, n), False, audio, contact)
+    shut = shut_frames(phones, n, flat=False)  # the closure head's targets: the M and the pause, not the F
+    assert shut.sum() == 3 + 23 and shut[25:28].all() and not shut[50:52].any() and shut[52:].all()
+    assert (shut_frames(None, n, flat=False) == -1).all() and shut_frames(None, n, flat=True).all()
+    clip = TrainClip(mel, np.zeros((n, 3), np.float32), speech_energy(audio, n), False, audio, contact, shut)
     base = dict(batch=4, crop_frames=n, warp=0.0, gain_db=0.0, freq_masks=0, time_masks=0)
     plain = sample_batch([clip], MotionTrainConfig(**base, contact_w=3.0), 2, np.random.default_rng(0))
     heard = sample_batch([clip], MotionTrainConfig(**base, real_share=1.0), 2, np.random.default_rng(0))
     for b in range(4):  # a crop starts at frame 0 or 1 (the look-ahead); its aux targets lag by 2 frames
-        fw, s = plain[-1][b].numpy(), 0 if np.array_equal(plain[0][b, 4:8], mel[4:8]) else 1
+        fw, s = plain[8][b].numpy(), 0 if np.array_equal(plain[0][b, 4:8], mel[4:8]) else 1
         np.testing.assert_array_equal(plain[0][b, : (n - s) * 4], mel[s * 4 :])  # no re-recording: the stored mel
         want = 1.0 + 3.0 * np.concatenate([np.zeros(2, bool), contact])[s : s + n]
         np.testing.assert_array_equal(fw, want)
+        np.testing.assert_array_equal(plain[9][b].numpy(), np.concatenate([shut[s:], np.ones(s)])[: n - 2])
         assert not np.allclose(heard[0][b, : (n - 1) * 4].numpy(), plain[0][b, : (n - 1) * 4].numpy(), atol=0.05)
     assert heard[0].shape == plain[0].shape
 
@@ -115,7 +120,8 @@ def test_flat_crops_also_start_mid_sound():
     pytest.importorskip("torch", reason="training needs torch (toonsync[train])")
     from toonsync.runtime.mel import MELS_PER_FRAME, log_mel
     from toonsync.runtime.motion import speech_energy
-    from toonsync.training.train_motion import MotionTrainConfig, TrainClip, sample_batch
+    from toonsync.training.motion_data import TrainClip, sample_batch
+    from toonsync.training.train_motion import MotionTrainConfig
 
     t = np.arange(32000) / 16000
     audio = np.concatenate([np.zeros(8000), 0.2 * np.sin(2 * np.pi * 50 * t)]).astype(np.float32)  # 0.5 s silence

@@ -140,7 +140,8 @@ def test_recordings_of_a_missing_folder_name_the_fetch_command(tmp_path):
 def test_training_draws_the_recorded_share_of_crops_from_recordings():
     pytest.importorskip("torch", reason="training needs torch (toonsync[train])")
     from toonsync.runtime.mel import MELS_PER_FRAME
-    from toonsync.training.train_motion import MotionTrainConfig, TrainClip, sample_batch
+    from toonsync.training.motion_data import TrainClip, sample_batch
+    from toonsync.training.train_motion import MotionTrainConfig
 
     def clip(level: float, n: int = 40) -> TrainClip:
         mel = np.full((n * MELS_PER_FRAME, 80), level, np.float32)

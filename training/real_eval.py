@@ -36,7 +36,7 @@ from toonsync.runtime.mel import FPS, SAMPLES_PER_FRAME
 from toonsync.runtime.mouth import MOUTH_GAIN, inner_lip_gap
 
 from .align_check import Aligner, AlignmentError
-from .visemes import Phone, mouth_trajectory
+from .visemes import Phone, frame_phones, mouth_trajectory
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ REAL_DIR = Path(__file__).resolve().parent / "real_speech"
 ALSA_DIR = Path("/usr/share/sounds/alsa")
 WIDE = frozenset({"aa", "ae", "ah", "ao", "aw", "ay"})
 SHUT = frozenset({"p", "b", "m", "sil"})
-PAUSES = frozenset({"sil", "pau", "h#", "#", "brth", "sp"})  # silence in the aligner's and the TTS engines' sets
 CLOSED = 0.10  # predicted opening below this counts as closed (an inner-lip gap of 3.5 % of the eye span)
 ANIME_GAP = 0.35  # opening 1.0: an inner-lip gap of this fraction of the outer-eye-corner distance
 
@@ -77,12 +76,7 @@ def openness(landmarks: np.ndarray) -> np.ndarray:
 
 def frame_labels(phones: list[Phone], n: int) -> np.ndarray:
     """The phone at each 25 fps frame's centre, stress digits dropped ("sil" in pauses and outside every phone)."""
-    t = (np.arange(n) + 0.5) / FPS
-    lab = np.full(n, "sil", dtype=object)
-    for p in phones:
-        key = p.label.lower().rstrip("012")
-        lab[(t >= p.start) & (t < p.end)] = "sil" if key in PAUSES else key
-    return lab
+    return frame_phones(phones, n, FPS)
 
 
 def _ratio(a: int, b: int) -> float | None:

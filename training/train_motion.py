@@ -20,18 +20,16 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from toonsync.runtime.emotion import NEU, arousal_mass
-from toonsync.runtime.mel import FPS, HOP, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, log_mel
-from toonsync.runtime.motion import MotionNoise, speech_energy
+from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS
+from toonsync.runtime.motion import speech_energy
 from toonsync.training.dataset import ClipStore
 
 from . import distributed
@@ -39,9 +37,8 @@ from .evaluate import lipsync_metrics
 from .models.audio2motion import Audio2Motion, Audio2MotionConfig
 from .models.encoder import load_model_checkpoint
 from .models.motion_decoder import MotionDecoder, MotionDecoderConfig
-from .recording import degrade
-from .train_audio2motion import SILENT_MEL, TrainConfig, describe_train_data, spec_augment
-from .visemes import Phone, lip_contacts
+from .motion_data import load_clips, neutral_inputs, sample_batch
+from .train_audio2motion import SILENT_MEL, TrainConfig, describe_train_data
 
 log = logging.getLogger(__name__)
 MOUTH_W = (2.0, 1.0, 1.0)  # open counts double
@@ -64,6 +61,7 @@ class MotionTrainConfig(TrainConfig):
     flat_weight: float = 1.0  # mouth-loss weight of crops from flat non-speech clips (a hum must not open it)
     real_share: float = 0.0  # share of speech crops heard through a random recording chain (training.recording)
     contact_w: float = 0.0  # extra mouth-loss weight on frames of a lip contact (P, B, M closures; F, V tucks)
+    closure_w: float = 1.0  # weight of the closure head's loss (binary cross-entropy; decoders with ``closure``)
     recorded_share: float = 0.0  # share of crops from recordings of people (``--recorded``), by their length
     freeze_audio: bool = False  # train the decoder only (the speech model, e.g. from --init, stays fixed)
 
@@ -98,165 +96,11 @@ class MotionModel(nn.Module):
         return aux, out
 
 
-class TrainClip(NamedTuple):
-    """One clip as training samples it: mel [4T, 80], mouth targets [T, 3], speech energy [T] (0..1), whether it
-    is flat non-speech, its audio [T * 640] and the frames of a lip contact [T] (bool)."""
-
-    mel: np.ndarray
-    mouth: np.ndarray
-    energy: np.ndarray
-    flat: bool
-    audio: np.ndarray
-    contact: np.ndarray
-
-
-def contact_frames(phones: np.ndarray | None, n: int) -> np.ndarray:
-    """[n] bool: the 25 fps frames of a lip contact (P/B/M closures, F/V tucks; ``visemes.lip_contacts``) of a
-    clip store's phones."""
-    out = np.zeros(n, bool)
-    if phones is not None:
-        timed = [Phone(bytes(lab).decode(), float(a), float(b)) for lab, a, b in phones]
-        for _key, idx in lip_contacts(timed, n, FPS):
-            out[idx] = True
-    return out
-
-
-def load_clips(path: Path, split: str | None = None) -> list[TrainClip]:
-    """Every clip with mouth targets and audio, as ``TrainClip``."""
-    out = []
-    with ClipStore(path) as store:
-        for cid in store.ids(split):
-            c = store[cid]
-            if c.mouth is None or c.mel is None or c.audio is None:
-                continue
-            t = min(c.mouth.shape[0], c.mel.shape[0] // MELS_PER_FRAME)
-            out.append(
-                TrainClip(
-                    c.mel[: t * MELS_PER_FRAME].astype(np.float32),
-                    c.mouth[:t].astype(np.float32),
-                    speech_energy(c.audio, t),
-                    c.attrs.get("engine") == "synthetic",
-                    c.audio[: t * SAMPLES_PER_FRAME].astype(np.float32),
-                    contact_frames(c.phones, t),
-                )
-            )
-    return out
-
-
-ROOM_CONTEXT = SAMPLE_RATE  # audio heard before a re-recorded crop (the room's reverb and the mel's window)
-
-
-def rerecorded_mel(
-    clip: TrainClip, start: int, frames: int, rng: np.random.Generator, murmur: np.ndarray
-) -> np.ndarray:
-    """The log-mel [4 * frames, 80] of ``frames`` video frames from ``start``, heard through a random recording
-    chain (``training.recording.degrade``) with up to a second of the clip before it, computed by the runtime's
-    own ``log_mel``."""
-    s0 = start * SAMPLES_PER_FRAME
-    ctx = min(ROOM_CONTEXT, s0)
-    seg = clip.audio[s0 - ctx : s0 + frames * SAMPLES_PER_FRAME]
-    return log_mel(degrade(seg, rng, murmur))[ctx // HOP :]
-
-
-def random_emotion(n: int, rng: np.random.Generator) -> np.ndarray:
-    """An emotion track [n, 6] for one crop: mostly neutral or one class (soft), sometimes a mixture,
-    sometimes switching class at a random frame -- the decoder must follow any user override."""
-
-    def one() -> np.ndarray:
-        u = rng.random()
-        if u < 0.4:
-            k = NEU
-        elif u < 0.8:
-            k = int(rng.integers(6))
-        else:
-            return rng.dirichlet(np.full(6, 0.5)).astype(np.float32)
-        v = np.full(6, (1 - 0.9) / 5, np.float32) if rng.random() < 0.5 else np.zeros(6, np.float32)
-        v[k] = 1.0 - v.sum() + v[k] if v.sum() else 1.0
-        return v
-
-    a = np.repeat(one()[None], n, 0)
-    if rng.random() < 0.3:
-        a[int(rng.integers(1, max(2, n))) :] = one()
-    return a
-
-
-def sample_batch(
-    clips: Sequence[Any], cfg: MotionTrainConfig, lookahead: int, rng: np.random.Generator, recorded: Sequence = ()
-) -> tuple:
-    """Random crops (VTLP warp + gain) -> mel [B, 4T, 80], aux mouth targets [B, T, 3] (shifted by the
-    look-ahead), emotion/noise inputs and mouth/pose/blink targets for the decoder's T - L frames. With
-    ``recorded`` clips (people, force-aligned), ``cfg.recorded_share`` of the crops come from them, each clip
-    chosen by its length; they are already real recordings, so never heard through the recording chain."""
-    T, L, B = cfg.crop_frames, lookahead, cfg.batch
-    D = T - L
-    mels = np.full((B, T * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)
-    aux = np.zeros((B, T, 3), np.float32)
-    mouth = np.zeros((B, D, 3), np.float32)
-    emo = np.zeros((B, D, 6), np.float32)
-    noise = np.zeros((B, D, 6), np.float32)
-    pose = np.zeros((B, D, 3), np.float32)
-    blink = np.zeros((B, D), np.float32)
-    weight = np.ones(B, np.float32)
-    frame_w = np.ones((B, T), np.float32)  # per frame of the aux targets (contacts weigh more); the decoder's: L..T
-    bins = np.arange(N_MELS, dtype=np.float32)
-    flat = [i for i, c in enumerate(clips) if c.flat] if cfg.flat_share > 0 else []
-    rec_p = np.array([c.mouth.shape[0] for c in recorded], np.float64)
-    for b in range(B):
-        rec = bool(len(recorded)) and cfg.recorded_share > 0 and rng.random() < cfg.recorded_share
-        extra = not rec and bool(flat) and rng.random() < cfg.flat_share
-        if rec:
-            clip = recorded[int(rng.choice(len(recorded), p=rec_p / rec_p.sum()))]
-        else:
-            clip = clips[flat[rng.integers(len(flat))] if extra else rng.integers(len(clips))]
-        mel, mo, en, is_flat = clip.mel, clip.mouth, clip.energy, clip.flat
-        weight[b] = cfg.flat_weight if is_flat else 1.0
-        n = mo.shape[0]
-        s = 0 if extra and rng.random() < 0.5 else int(rng.integers(0, max(1, n - T + L)))
-        if not is_flat and not rec and rng.random() < cfg.real_share:
-            m = rerecorded_mel(clip, s, min(T, n - s), rng, clips[rng.integers(len(clips))].audio)
-        elif extra and s == 0 and rng.random() < 0.5:  # audio that starts mid-sound: the zero state at its onset
-            s = int(np.argmax(en > 0.05)) if (en > 0.05).any() else 0
-            m = log_mel(clip.audio[s * SAMPLES_PER_FRAME : (s + T) * SAMPLES_PER_FRAME])
-        else:
-            m = mel[s * MELS_PER_FRAME : (s + T) * MELS_PER_FRAME]
-        if cfg.warp > 0:  # stretch the mel axis about 0 (a different vocal tract length)
-            src = np.clip(bins / float(rng.uniform(1 - cfg.warp, 1 + cfg.warp)), 0, N_MELS - 1)
-            i0 = np.floor(src).astype(int)
-            i1 = np.minimum(i0 + 1, N_MELS - 1)
-            f = src - i0
-            m = m[:, i0] * (1 - f) + m[:, i1] * f
-        if cfg.gain_db > 0:
-            m = np.maximum(m + float(rng.uniform(-cfg.gain_db, cfg.gain_db)) / 40.0, SILENT_MEL)
-        mels[b, : m.shape[0]] = m
-        spec_augment(mels[b], cfg, rng)
-        shifted = np.concatenate([np.zeros((L, 3), np.float32), mo])[s : s + T]
-        aux[b, : shifted.shape[0]] = shifted
-        closed = np.concatenate([np.zeros(L, bool), clip.contact])[s : s + T]
-        frame_w[b, : closed.size] += cfg.contact_w * closed
-        tgt = mo[s : s + D]
-        mouth[b, : tgt.shape[0]] = tgt
-        e = np.zeros(D, np.float32)
-        e[: min(D, n - s)] = en[s : s + D]
-        emo[b] = random_emotion(D, rng)
-        proc = MotionNoise(int(rng.integers(2**31)))
-        pose[b], blink[b] = proc.step(e, arousal_mass(emo[b]))
-        noise[b] = proc.features
-    return tuple(torch.from_numpy(x) for x in (mels, aux, mouth, emo, noise, pose, blink, weight, frame_w))
-
-
-def neutral_inputs(n: int, energy: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Emotion (neutral), noise embedding and the procedural pose/blink of an n-frame clip."""
-    emo = np.zeros((n, 6), np.float32)
-    emo[:, NEU] = 1.0
-    proc = MotionNoise(seed)
-    pose, blink = proc.step(energy[:n], arousal_mass(emo))
-    return emo, proc.features, pose, blink
-
-
 @torch.no_grad()
 def predict_clip(model: MotionModel, mel: np.ndarray, energy: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     """Offline, as the runtime streams it: pad ``lookahead`` silent frames, the first L speech embeddings
-    describe no frame; the decoder starts from its zero cache at frame 0. -> mouth/pose/blink [T, ...]."""
+    describe no frame; the decoder starts from its zero cache at frame 0. -> mouth/pose/blink [T, ...], the
+    speech embedding [T, S] and, with a closure head, ``closed`` [T] (its probability)."""
     L = model.cfg.audio.lookahead
     dev = next(model.parameters()).device
     pad = np.full((L * MELS_PER_FRAME, N_MELS), SILENT_MEL, np.float32)
@@ -265,10 +109,13 @@ def predict_clip(model: MotionModel, mel: np.ndarray, energy: np.ndarray, seed: 
     n = emb.shape[1] - L
     emo, feats, tpose, tblink = neutral_inputs(n, energy, seed)
     t = lambda a: torch.from_numpy(a)[None].to(dev)  # noqa: E731
-    mouth, _lm, pose, blink, _c = model.decoder(
+    mouth, _lm, pose, blink, *closure, _c = model.decoder(
         emb[:, L:], aux[:, L:], t(emo), t(feats), model.decoder.initial_state(1).to(dev)
     )
+    extra = {"closed": torch.sigmoid(closure[0][0]).cpu().numpy()} if closure else {}
     return {
+        **extra,
+        "speech": emb[0, L:].cpu().numpy(),
         "mouth": mouth[0].cpu().numpy(),
         "aux": aux[0, L:].cpu().numpy(),
         "pose": pose[0].cpu().numpy(),
@@ -310,9 +157,9 @@ def evaluate(model: MotionModel, path: Path, split: str | None = None) -> dict:
 
 
 def _loss_terms(model, micro, batch, cfg: MotionTrainConfig):
-    mel, aux_t, mouth_t, emo, noise, pose_t, blink_t, rows, frame_w = micro
+    mel, aux_t, mouth_t, emo, noise, pose_t, blink_t, rows, frame_w, shut_t = micro
     share = mel.shape[0] / batch[0].shape[0]
-    aux, (mouth, _lm, pose, blink, _c) = model(mel, emo, noise)
+    aux, (mouth, _lm, pose, blink, *closure, _c) = model(mel, emo, noise)
     w = torch.tensor(MOUTH_W, device=mel.device) * rows[:, None, None]  # per parameter x per crop
     L = aux_t.shape[1] - mouth_t.shape[1]
 
@@ -327,6 +174,11 @@ def _loss_terms(model, micro, batch, cfg: MotionTrainConfig):
         "blink": ((blink - blink_t) ** 2).mean(),
     }
     total = terms["mouth"] + cfg.aux * terms["aux"] + cfg.pose_w * terms["pose"] + cfg.blink_w * terms["blink"]
+    if closure:  # frames of unknown closure (-1) do not count
+        known = (shut_t >= 0).float()
+        bce = F.binary_cross_entropy_with_logits(closure[0], shut_t.clamp(min=0.0), reduction="none")
+        terms["closed"] = (bce * known).sum() / known.sum().clamp(min=1.0)
+        total = total + cfg.closure_w * terms["closed"]
     return total * share, {k: v * share for k, v in terms.items()}
 
 
@@ -367,6 +219,7 @@ def train(
         if recorded:
             train_data["recorded"] = describe_train_data(recorded, recorded_path, "recordings of people")
         model = MotionModel(mcfg)
+        want_closure = mcfg.decoder.closure
         if getattr(model.audio.norm, "init_from", None) is not None:  # input statistics of the corpus
             sample = np.concatenate([clips[i].mel for i in rng.permutation(len(clips))[:64]])
             model.audio.norm.init_from(torch.from_numpy(sample))
@@ -374,6 +227,8 @@ def train(
             model.audio = load_model_checkpoint(init / "audio2motion.pt", Audio2Motion, Audio2MotionConfig)
             if init_decoder:
                 model.decoder = load_model_checkpoint(init / "motion.pt", MotionDecoder, MotionDecoderConfig)
+            if want_closure and not model.decoder.cfg.closure:  # a new closure head on the trained decoder
+                model.decoder = with_closure_head(model.decoder)
             model.cfg = mcfg = MotionConfig(model.audio.cfg, model.decoder.cfg)
         if tcfg.freeze_audio:
             model.audio.requires_grad_(False)
@@ -459,6 +314,14 @@ def train(
         return info
 
 
+def with_closure_head(decoder: MotionDecoder) -> MotionDecoder:
+    """The same decoder (weights copied) with a new closure head (``MotionDecoderConfig.closure``)."""
+    out = MotionDecoder(replace(decoder.cfg, closure=True))
+    missing, unexpected = out.load_state_dict(decoder.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("closure_head.") for k in missing), (missing, unexpected)
+    return out.train(decoder.training)
+
+
 def save_speech_model(ctx: distributed.DistContext, out_dir: Path, model: MotionModel, info: dict) -> None:
     """``audio2motion.pt`` of a motion run: the speech model with the run's info (metrics, run_id), its own
     parameter count."""
@@ -504,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("steps", "batch", "crop_frames", "seed", "threads", "eval_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "warp", "gain_db", "aux", "flat_share", "flat_weight", "real_share", "contact_w",
-                 "recorded_share"):  # fmt: skip
+                 "recorded_share", "closure_w"):  # fmt: skip
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--recorded", type=Path, help="clip store of recordings of people (tools.recordings build)")
     p.add_argument("--resume", type=Path, help="continue a run: its directory or motion.resume.pt")
@@ -527,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--freeze-audio",
         action="store_true",
         help="train the decoder only (the speech model from --init stays as it is)",
+    )
+    p.add_argument(
+        "--closure",
+        action="store_true",
+        help="give the decoder a closure head (lips shut: P/B/M or a pause), which the runtime draws the mouth "
+        "with (a trained model's: training.closure_head fits one)",
     )
     p.add_argument("--channels", type=int, default=Audio2MotionConfig.channels)
     distributed.add_arguments(p)
@@ -551,6 +420,7 @@ def run(a: argparse.Namespace) -> dict | None:
         flat_weight=a.flat_weight,
         real_share=a.real_share,
         contact_w=a.contact_w,
+        closure_w=a.closure_w,
         recorded_share=a.recorded_share,
         freeze_audio=a.freeze_audio,
         accum=a.accum,
@@ -560,7 +430,12 @@ def run(a: argparse.Namespace) -> dict | None:
     mcfg = MotionConfig(
         Audio2MotionConfig(norm="affine", hidden=a.hidden, channels=a.channels),
         MotionDecoderConfig(
-            speech_dim=a.hidden, d_model=a.d_model, layers=a.layers, window=a.window, residual=not a.no_residual
+            speech_dim=a.hidden,
+            d_model=a.d_model,
+            layers=a.layers,
+            window=a.window,
+            residual=not a.no_residual,
+            closure=a.closure,
         ),
     )
     return train(

@@ -155,6 +155,24 @@ def mouth_trajectory(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.n
 
 CLOSURES = frozenset({"p", "b", "m"})  # the lips meet
 TUCKS = frozenset({"f", "v"})  # the lower lip touches the upper teeth
+PAUSES = frozenset({"sil", "pau", "h#", "#", "brth", "sp"})  # silence in the aligner's and the TTS engines' sets
+
+
+def frame_phones(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.ndarray:
+    """[n_frames] object: the phone at each frame's centre, stress digits dropped ("sil" in pauses and outside
+    every phone)."""
+    t = (np.arange(n_frames) + 0.5) / fps
+    lab = np.full(n_frames, "sil", dtype=object)
+    for p in phones:
+        key = p.label.lower().rstrip("012")
+        lab[(t >= p.start) & (t < p.end)] = "sil" if key in PAUSES else key
+    return lab
+
+
+def closed_frames(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.ndarray:
+    """[n_frames] bool: the frames a viewer sees the lips shut -- a P, B or M (``em``, a syllabic M, too) or a
+    pause at the frame's centre. What the motion decoder's closure head learns to tell."""
+    return np.isin(frame_phones(phones, n_frames, fps), [*CLOSURES, "em", "sil"])
 
 
 def lip_contacts(phones: list[Phone], n_frames: int, fps: int = FPS) -> list[tuple[str, np.ndarray]]:

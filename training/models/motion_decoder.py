@@ -44,6 +44,9 @@ class MotionDecoderConfig:
     n_params: int = 3  # mouth: open, spread, labio
     dropout: float = 0.0
     residual: bool = False  # mouth = the audio model's mouth (an input) + a bounded correction (shipped: True)
+    # a closure head: the logit that the lips are shut (P/B/M or a pause) at each frame, read from the speech inputs
+    # alone (the speech embedding and the audio model's mouth), so that emotion and noise cannot move it
+    closure: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,6 +109,8 @@ class MotionDecoder(nn.Module):
             nn.init.zeros_(self.mouth_head.bias)
         self.pose_head = nn.Linear(cfg.d_model, 3)
         self.blink_head = nn.Linear(cfg.d_model, 1)
+        if cfg.closure:
+            self.closure_head = nn.Linear(cfg.speech_dim + (cfg.n_params if cfg.residual else 0), 1)
         self.register_buffer("basis", torch.from_numpy(mouth_basis().reshape(cfg.n_params, -1)), persistent=False)
 
     POSE_SCALE = 0.1  # pose is predicted in units of 0.1 rad
@@ -119,14 +124,29 @@ class MotionDecoder(nn.Module):
     def forward(self, speech, mouth_in, emotion, noise, cache):
         """speech [B, T, S], mouth_in [B, T, 3] (the audio model's; ignored unless ``residual``), emotion
         [B, T, 6], noise [B, T, 6], cache [layers, B, W-1, d] -> mouth [B, T, 3], landmarks [B, T, 68, 2]
-        (offsets), pose [B, T, 3] (rad), blink [B, T], cache'."""
+        (offsets), pose [B, T, 3] (rad), blink [B, T], with ``closure`` the closure logit [B, T] (the exported
+        graph gives its sigmoid, ``closed``; the runtime shapes the drawn mouth with it), and cache' (last)."""
+        x, new_cache = self.trunk(speech, mouth_in, emotion, noise, cache)
+        closure = (self.closure_logit(speech, mouth_in),) if self.cfg.closure else ()
+        return (*self.heads(x, mouth_in), *closure, new_cache)
+
+    def closure_logit(self, speech, mouth_in):
+        """The closure head: speech [B, T, S] (+ mouth_in [B, T, 3], residual decoders) -> logit [B, T]."""
+        feats = torch.cat([speech, mouth_in], dim=-1) if self.cfg.residual else speech
+        return self.closure_head(feats)[..., 0]
+
+    def trunk(self, speech, mouth_in, emotion, noise, cache):
+        """The transformer: inputs as ``forward`` -> the last hidden state [B, T, d] (what the heads read), cache'."""
         feats = [speech, mouth_in, emotion, noise] if self.cfg.residual else [speech, emotion, noise]
         x = self.inp(torch.cat(feats, dim=-1))
         caches = []
         for i, layer in enumerate(self.layers):
             x, c = layer(x, cache[i])
             caches.append(c)
-        x = self.ln(x)
+        return self.ln(x), torch.stack(caches)
+
+    def heads(self, x, mouth_in):
+        """Hidden state [B, T, d] -> mouth, landmarks, pose, blink, as ``forward``."""
         raw = self.mouth_head(x)
         if self.cfg.residual:
             m = mouth_in + self.MAX_CORRECTION * torch.tanh(raw)
@@ -140,4 +160,4 @@ class MotionDecoder(nn.Module):
         lms = (mouth @ self.basis).reshape(mouth.shape[0], mouth.shape[1], 68, 2)
         pose = self.pose_head(x) * self.POSE_SCALE
         blink = torch.sigmoid(self.blink_head(x)[..., 0])
-        return mouth, lms, pose, blink, torch.stack(caches)
+        return mouth, lms, pose, blink
