@@ -396,7 +396,7 @@ class Stream:
         # the landmark offsets are linear in the mouth parameters (mouth @ basis): one gain scales both
         mouth, offsets = prep["mouth"] * g[:, None], prep["offsets"] * g[:, None, None]
         drawn = drawn_mouth(mouth, self.mouth_gain) if self.mouth_gain != 1.0 else mouth
-        if closed is not None:  # a decoder with a closure head: shut where it says so, parted elsewhere
+        if closed is not None:  # a decoder with a closure head: shut where it says so, parted elsewhere (gain > 1)
             drawn = shape_closures(drawn, closed[0], g, self.mouth_gain)
         if drawn is not mouth:  # the drawn mouth (runtime.mouth): the offsets re-scaled (``mouth`` stays the model's)
             offsets = offsets + np.tensordot(drawn - mouth, mouth_basis(), axes=([1], [0]))

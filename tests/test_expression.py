@@ -50,8 +50,10 @@ def test_closure_head_shuts_the_lips_and_parts_them_on_other_spoken_frames():
     assert np.all(np.diff(ramp) <= 0) and ramp[0] == m[1, 0] and ramp[-1] == 0.0  # closes along a ramp, no jump
     p = np.linspace(0, 1, 101)
     assert np.all(ramp[p <= SHUT_FROM] == m[1, 0]) and np.abs(ramp[p >= SHUT_TO]).max() < 1e-5
-    np.testing.assert_array_equal(shape_closures(m, closed, presence, 0.0), m)  # gain 0: left as it is
-    assert shape_closures(m, closed, presence, 1.0)[0, 0] == pytest.approx(PARTED / MOUTH_GAIN)
+    for gain in (0.0, 0.5, 1.0):  # at most 1: the model's mouth as it says it
+        np.testing.assert_array_equal(shape_closures(m, closed, presence, gain), m)
+    assert shape_closures(m, closed, presence, 2.0)[0, 0] == pytest.approx(PARTED * 2.0 / MOUTH_GAIN)
+    assert shape_closures(m, np.full(5, np.nan, np.float32), presence)[1, 0] == m[1, 0]  # NaN: not shut
 
 
 def test_drawn_mouth_exaggerates_opening_and_rounding_but_not_a_smile_or_a_bite():
@@ -80,7 +82,7 @@ def test_gain_changes_only_the_mouth_shape_and_motion_equals_the_render(animator
     np.testing.assert_allclose(coef.T @ basis, diff, atol=1e-6)
     gap = lambda m: m.landmarks[:, [65, 66, 67], 1].mean(1) - m.landmarks[:, [61, 62, 63], 1].mean(1)  # noqa: E731
     assert np.percentile(gap(shown), 90) > 1.8 * np.percentile(gap(raw), 90)  # visibly wider when speaking
-    shut = gap(raw) < 1e-4  # drawn shut at gain 1 (a pause, or a closure the closure head is sure of)
+    shut = gap(raw) < 1e-4  # drawn shut at gain 1 (a pause, or a closure the model shuts)
     assert shut.mean() > 0.1 and (gap(shown) <= 1e-4)[shut].all()  # ... is shut at any gain
     assert np.allclose(shown.landmarks[:, 17:48], raw.landmarks[:, 17:48])  # brows, nose, eyes stay (the jaw moves)
 

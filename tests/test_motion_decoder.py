@@ -251,6 +251,38 @@ def test_runtime_uses_the_decoder_and_streams_exactly(tiny_models, speech_wav):
     assert max(float(np.abs(a.mouth - p.mouth).max()) for a, p in zip(whole, plain)) > 0
 
 
+def test_closure_head_shapes_only_the_drawn_mouth(tiny_run, tiny_models, speech_wav, tmp_path):
+    """A decoder without a closure head (a model folder of before) still runs; the head changes the drawn mouth
+    (landmarks) and nothing the model says (mouth parameters, pose, blink)."""
+    import shutil
+
+    from toonsync.export.cli import export_paired_motion
+    from toonsync.export.onnx_export import export_audio2motion
+    from toonsync.runtime.streaming import AudioModel
+
+    src, _ = tiny_run
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy2(src / "audio2motion.pt", run / "audio2motion.pt")
+    ck = torch.load(src / "motion.pt", weights_only=False)
+    ck["config"] = {**ck["config"], "closure": False}
+    ck["state_dict"] = {k: v for k, v in ck["state_dict"].items() if not k.startswith("closure_head.")}
+    torch.save(ck, run / "motion.pt")
+    plain = tmp_path / "models"
+    export_audio2motion(run / "audio2motion.pt", plain)
+    assert "closed" not in export_paired_motion(run / "audio2motion.pt", plain, required=True)["outputs"]
+    pcm = load_audio(speech_wav)[: 60 * SAMPLES_PER_FRAME]
+    with_head = _frames(AudioModel("cpu", "fp32", tiny_models), pcm, 0)
+    without = _frames(AudioModel("cpu", "fp32", plain), pcm, 0)
+    assert len(with_head) == len(without) == 60
+    for a, b in zip(with_head, without):
+        np.testing.assert_array_equal(a.mouth, b.mouth)
+        np.testing.assert_array_equal(a.pose, b.pose)
+        np.testing.assert_allclose(a.landmarks[17:48], b.landmarks[17:48], atol=1e-6)  # brows, eyes, nose...
+    lips = np.array([np.abs(a.landmarks[48:] - b.landmarks[48:]).max() for a, b in zip(with_head, without)])
+    assert lips.max() > 1e-3  # ... and the lips differ where the head shuts or parts them
+
+
 def test_batched_streams_equal_solo_with_decoder(tiny_models, speech_wav):
     from toonsync.runtime.streaming import AudioModel, Stream
 

@@ -100,6 +100,8 @@ def test_training_weighs_contacts_and_rerecords_crops(tmp_path):
     shut = shut_frames(phones, n, flat=False)  # the closure head's targets: the M and the pause, not the F
     assert shut.sum() == 3 + 23 and shut[25:28].all() and not shut[50:52].any() and shut[52:].all()
     assert (shut_frames(None, n, flat=False) == -1).all() and shut_frames(None, n, flat=True).all()
+    short = phones_array([("aa", 0.0, 1.01), ("p", 1.01, 1.03), ("aa", 1.03, 3.0)])  # a P shorter than a frame
+    assert np.flatnonzero(shut_frames(short, n, flat=False)).tolist() == [25]  # is shut on one frame, as held
     clip = TrainClip(mel, np.zeros((n, 3), np.float32), speech_energy(audio, n), False, audio, contact, shut)
     base = dict(batch=4, crop_frames=n, warp=0.0, gain_db=0.0, freq_masks=0, time_masks=0)
     plain = sample_batch([clip], MotionTrainConfig(**base, contact_w=3.0), 2, np.random.default_rng(0))

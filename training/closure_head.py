@@ -10,9 +10,11 @@ head is sure, parted on the other spoken frames.
 
 Every clip of the given stores (a TTS store and, optionally, recordings of people) is run through the frozen
 model as the runtime hears it (no augmentation; ``train_motion.predict_clip``), and the head is a logistic
-regression on those inputs, fitted on the whole set at once. Fitting the same head by SGD inside the
-augmented joint training (``train_motion --closure``) ranked the closures of the validation recordings worse
-than the mouth opening itself did; this fit ranks them better (docs/motion.md).
+regression on those inputs, fitted on the whole set at once. A head trained by SGD inside the augmented training
+loop instead (on the decoder's last hidden state, the rest frozen) ranked the closures of the validation
+recordings worse than the mouth opening itself did; this fit ranks them better (docs/motion.md).
+``train_motion --closure`` trains the head jointly with the rest (a model trained from scratch); a fine-tune
+without ``--closure`` leaves it as it is, and it is refitted here afterwards.
 
 Writes ``motion.pt`` (the decoder with the head) and ``motion.train.json`` (the run's info plus the fit's) and
 copies ``audio2motion.pt``: the pair keeps its ``run_id``.
@@ -40,9 +42,10 @@ from .visemes import Phone, closed_frames
 log = logging.getLogger(__name__)
 
 
-def store_frames(model, path: Path, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def store_frames(model, path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray]:
     """The closure head's inputs [N, S + 3] (speech embedding + the audio model's mouth) and whether the lips are
-    shut [N] (bool) at every frame of a store's clips that have phone timings (non-speech clips: shut throughout)."""
+    shut [N] (bool) at every frame of the clips of a store's ``split`` (None: all) that have phone timings
+    (non-speech clips: shut throughout)."""
     xs, ys = [], []
     with ClipStore(path) as store:
         for cid in store.ids(split):
@@ -137,7 +140,7 @@ def fit_closure_head(
         "seconds": round(time.time() - t0, 1),
     }
     if test is not None:
-        tx, ty = store_frames(model, test)
+        tx, ty = store_frames(model, test, None)
         fit["test"] = {"store": str(test), **ranking(_prob(tx, w, b), ty)}
     src = torch.load(init / "motion.pt", map_location="cpu", weights_only=False)
     info = {**src.get("info", {}), "closure_head": {**fit, "init": str(init)}}

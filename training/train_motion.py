@@ -174,7 +174,7 @@ def _loss_terms(model, micro, batch, cfg: MotionTrainConfig):
         "blink": ((blink - blink_t) ** 2).mean(),
     }
     total = terms["mouth"] + cfg.aux * terms["aux"] + cfg.pose_w * terms["pose"] + cfg.blink_w * terms["blink"]
-    if closure:  # frames of unknown closure (-1) do not count
+    if closure and cfg.closure_w > 0:  # frames of unknown closure (-1) do not count
         known = (shut_t >= 0).float()
         bce = F.binary_cross_entropy_with_logits(closure[0], shut_t.clamp(min=0.0), reduction="none")
         terms["closed"] = (bce * known).sum() / known.sum().clamp(min=1.0)
@@ -230,6 +230,8 @@ def train(
             if want_closure and not model.decoder.cfg.closure:  # a new closure head on the trained decoder
                 model.decoder = with_closure_head(model.decoder)
             model.cfg = mcfg = MotionConfig(model.audio.cfg, model.decoder.cfg)
+        if mcfg.decoder.closure and tcfg.closure_w <= 0:
+            log.warning("this run does not train the closure head: refit it (python -m toonsync.training.closure_head)")
         if tcfg.freeze_audio:
             model.audio.requires_grad_(False)
         model.to(ctx.device)
@@ -420,7 +422,7 @@ def run(a: argparse.Namespace) -> dict | None:
         flat_weight=a.flat_weight,
         real_share=a.real_share,
         contact_w=a.contact_w,
-        closure_w=a.closure_w,
+        closure_w=a.closure_w if a.closure else 0.0,  # a fitted head (training.closure_head) is left as it is
         recorded_share=a.recorded_share,
         freeze_audio=a.freeze_audio,
         accum=a.accum,

@@ -171,8 +171,13 @@ def frame_phones(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.ndarr
 
 def closed_frames(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.ndarray:
     """[n_frames] bool: the frames a viewer sees the lips shut -- a P, B or M (``em``, a syllabic M, too) or a
-    pause at the frame's centre. What the motion decoder's closure head learns to tell."""
-    return np.isin(frame_phones(phones, n_frames, fps), [*CLOSURES, "em", "sil"])
+    pause at the frame's centre, and the frame of every P/B/M shorter than a frame (``lip_contacts``, as the
+    targets hold them). What the motion decoder's closure head learns to tell."""
+    out = np.isin(frame_phones(phones, n_frames, fps), [*CLOSURES, "em", "sil"])
+    for key, idx in lip_contacts(phones, n_frames, fps):
+        if key in CLOSURES:
+            out[idx] = True
+    return out
 
 
 def lip_contacts(phones: list[Phone], n_frames: int, fps: int = FPS) -> list[tuple[str, np.ndarray]]:
