@@ -159,10 +159,14 @@ def setup(device: str = "auto") -> DistContext:
     return ctx
 
 
-def cleanup() -> None:
-    """Destroy the process group started by :func:`setup` (no-op otherwise)."""
+def cleanup(wait: bool = False) -> None:
+    """Destroy the process group started by :func:`setup` (no-op otherwise). ``wait``: first wait for every rank to
+    get here (a run that ended normally), so that no rank tears its group down while another still uses it (rank 0
+    evaluating and saving); an abort of a process whose peer is mid-teardown was seen on a loaded 2-core box."""
     global _CTX
     if _CTX is not None and dist.is_initialized():
+        if wait and _CTX.distributed:
+            dist.barrier()
         dist.destroy_process_group()
     _CTX = None
 
@@ -172,11 +176,13 @@ def session(device: str = "auto") -> Iterator[DistContext]:
     """:func:`setup` ... :func:`cleanup` of the group it started; nested sessions share the outer one's."""
     nested = _CTX is not None and dist.is_initialized()
     ctx = setup(device)
+    ended = False
     try:
         yield ctx
+        ended = True
     finally:
         if not nested:
-            cleanup()
+            cleanup(wait=ended)
 
 
 @contextlib.contextmanager
