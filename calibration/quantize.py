@@ -152,12 +152,20 @@ def accuracy_delta(ref: list[dict], got: list[dict]) -> dict:
     drift = np.concatenate([np.linalg.norm(g["landmarks"] - r["landmarks"], axis=-1).ravel() for r, g in zip(ref, got)])
     a = np.concatenate([r["mouth"][0, :, 0] for r in ref])
     b = np.concatenate([g["mouth"][0, :, 0] for g in got])
-    return {
+    out = {
         "landmark_drift_pct_iod": round(float(drift.mean() / IOD * 100), 4),
         "landmark_drift_p99_pct_iod": round(float(np.percentile(drift, 99) / IOD * 100), 4),
         "mouth_open_corr": round(float(np.corrcoef(a, b)[0, 1]), 5),
         "mouth_mae": round(float(np.abs(a - b).mean()), 5),
     }
+    if all("closed" in r for r in ref) and all("closed" in g for g in got):  # a decoder's closure head (reported)
+        from toonsync.runtime.mouth import SHUT_FROM
+
+        pa = np.concatenate([r["closed"].ravel() for r in ref])
+        pb = np.concatenate([g["closed"].ravel() for g in got])
+        out["closed_mae"] = round(float(np.abs(pa - pb).mean()), 5)
+        out["closed_flips"] = round(float(((pa >= SHUT_FROM) != (pb >= SHUT_FROM)).mean()), 5)
+    return out
 
 
 def through_decoder(model_dir: Path, outs: list[dict]) -> list[dict] | None:

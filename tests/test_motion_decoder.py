@@ -349,6 +349,7 @@ def test_int8_budget_is_judged_through_the_decoder(tiny_models, speech_wav):
     assert ref[0]["mouth"].shape == (1, 50, 3)
     assert accuracy_delta(ref, same)["landmark_drift_pct_iod"] == 0.0
     assert accuracy_delta(ref, got)["landmark_drift_pct_iod"] > 0.0
+    assert accuracy_delta(ref, same)["closed_mae"] == 0.0 < accuracy_delta(ref, got)["closed_mae"]  # the head too
 
 
 def test_toonsync_train_motion_cli(tmp_path):
