@@ -34,6 +34,7 @@ from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.backend import OrtBackend
 from toonsync.runtime.mel import MELS_PER_FRAME, N_MELS, log_mel
 from toonsync.runtime.model_card import ModelCard
+from toonsync.runtime.mouth import SHUT_FROM
 from toonsync.runtime.progress import Progress
 
 from .reader import Audio2MotionReader, CalibrationSet
@@ -159,8 +160,6 @@ def accuracy_delta(ref: list[dict], got: list[dict]) -> dict:
         "mouth_mae": round(float(np.abs(a - b).mean()), 5),
     }
     if all("closed" in r for r in ref) and all("closed" in g for g in got):  # a decoder's closure head (reported)
-        from toonsync.runtime.mouth import SHUT_FROM
-
         pa = np.concatenate([r["closed"].ravel() for r in ref])
         pb = np.concatenate([g["closed"].ravel() for g in got])
         out["closed_mae"] = round(float(np.abs(pa - pb).mean()), 5)

@@ -23,7 +23,6 @@ copies ``audio2motion.pt``: the pair keeps its ``run_id``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import time
@@ -32,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toonsync.runtime.atomic import atomic_path
 from toonsync.runtime.motion import speech_energy
 
 from .dataset import ClipStore
+from .distributed import DistContext, save_run
 from .train_motion import MELS_PER_FRAME, load_run, predict_clip, with_closure_head
 from .visemes import Phone, closed_frames
 
@@ -57,13 +56,13 @@ def store_frames(model, path: Path, split: str | None = "train") -> tuple[np.nda
                 continue
             n = min(c.mouth.shape[0], c.mel.shape[0] // MELS_PER_FRAME)
             out = predict_clip(model, c.mel[: n * MELS_PER_FRAME], speech_energy(c.audio, n))
-            hidden = closure_inputs(model, out)[:n]
+            inputs = closure_inputs(model, out)[:n]
             if flat:
-                shut = np.ones(len(hidden), bool)
+                shut = np.ones(len(inputs), bool)
             else:
                 timed = [Phone(bytes(lab).decode(), float(a), float(b)) for lab, a, b in c.phones]
-                shut = closed_frames(timed, len(hidden))
-            xs.append(hidden)
+                shut = closed_frames(timed, len(inputs))
+            xs.append(inputs)
             ys.append(shut)
     if not xs:
         raise ValueError(f"{path}: no clip with phone timings")
@@ -146,10 +145,13 @@ def fit_closure_head(
     info = {**src.get("info", {}), "closure_head": {**fit, "init": str(init)}}
     out_dir.mkdir(parents=True, exist_ok=True)
     dec = model.decoder
-    with atomic_path(out_dir / "motion.pt") as tmp:
-        torch.save({"config": dec.cfg.to_dict(), "state_dict": dec.state_dict(), "info": info}, tmp)
-    with atomic_path(out_dir / "motion.train.json") as tmp:
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
+    save_run(
+        DistContext(),
+        out_dir,
+        "motion",
+        {"config": dec.cfg.to_dict(), "state_dict": dec.state_dict(), "info": info},
+        info,
+    )
     for name in ("audio2motion.pt", "audio2motion.train.json"):
         if (init / name).exists() and (init / name).resolve() != (out_dir / name).resolve():
             shutil.copy2(init / name, out_dir / name)
