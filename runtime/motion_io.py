@@ -27,7 +27,7 @@ from .audio_io import AudioLike, iter_audio
 from .errors import InputError
 from .mel import FPS, SAMPLES_PER_FRAME
 from .motion import EMOTIONS
-from .mouth import MOUTH_GAIN
+from .mouth import CLOSED_READ, MOUTH_GAIN, PARTED_READ, SHUT_FROM, SHUT_TO
 
 # Rhubarb's basic + extended mouth shapes (https://github.com/DanielSWolf/rhubarb-lip-sync#mouth-shapes)
 VISEMES = ("X", "A", "B", "C", "D", "E", "F", "G")
@@ -43,16 +43,31 @@ VISEME_MEANING = {
 }
 
 
-def viseme_classes(mouth: np.ndarray, energy_db: np.ndarray | None = None) -> np.ndarray:
-    """Mouth parameters [T, 3] (open, spread, labio) -> viseme letters [T] (Rhubarb shapes)."""
+# A decoder with a closure head decides the closed shape "A": the cue says the lips are shut from the closure
+# probability at which a render's parted lips (``PARTED``, drawn at 0.125 of a wide-open mouth) have closed along
+# the ramp of ``shape_closures`` to under 0.10, where a mouth reads as closed; the spoken frames the mouth
+# parameters alone would call closed are parted ("B") below it, as a render draws them. So the cues close where
+# a render closes the lips.
+CUE_SHUT = SHUT_FROM + (1.0 - CLOSED_READ / PARTED_READ) * (SHUT_TO - SHUT_FROM)
+
+
+def viseme_classes(
+    mouth: np.ndarray, energy_db: np.ndarray | None = None, closed: np.ndarray | None = None
+) -> np.ndarray:
+    """Mouth parameters [T, 3] (open, spread, labio) -> viseme letters [T] (Rhubarb shapes). ``closed`` [T]: the
+    closure head's probabilities (NaN where there is none), which then decide the closed shape "A"; ``energy_db``
+    [T]: quiet frames with a closed mouth are rest ("X")."""
     o, s, lab = mouth[:, 0], mouth[:, 1], mouth[:, 2]
     out = np.full(mouth.shape[0], "B", dtype="<U1")
     out[o > 0.45] = "C"
     out[o > 0.7] = "D"
     out[(s < -0.2) & (o > 0.12)] = "E"
     out[(s < -0.45) & (o <= 0.7)] = "F"
-    out[o < 0.08] = "A"
+    head = np.zeros(out.size, bool) if closed is None else ~np.isnan(np.asarray(closed, np.float32)[: out.size])
+    out[(o < 0.08) & ~head] = "A"
     out[lab > 0.5] = "G"
+    if head.any():
+        out[head & (np.nan_to_num(np.asarray(closed, np.float32)[: out.size]) >= CUE_SHUT)] = "A"
     if energy_db is not None:
         out[(o < 0.05) & (energy_db[: out.size] < -45)] = "X"
     return out
@@ -112,7 +127,7 @@ def animate(
         energies.append(frame_energy(carry, 1))
     e = np.concatenate([np.zeros(0, np.float32), *energies])[: m.n_frames]
     e = np.pad(e, (0, m.n_frames - e.size), constant_values=-60.0)
-    m.visemes = viseme_classes(m.mouth, e)
+    m.visemes = viseme_classes(m.mouth, e, m.closed)
     return m
 
 
@@ -133,7 +148,7 @@ def _header(m: Motion) -> dict:
 
 def _visemes(m: Motion) -> np.ndarray:
     vis = getattr(m, "visemes", None)
-    return viseme_classes(m.mouth) if vis is None else vis
+    return viseme_classes(m.mouth, closed=getattr(m, "closed", None)) if vis is None else vis
 
 
 def motion_dict(m: Motion) -> dict:

@@ -28,9 +28,11 @@ DEAD_ZONE = 0.12  # openings well below this stay (nearly) closed whatever the g
 # other spoken frame (an anime mouth shows the teeth on S, T, K..., as Rhubarb Lip Sync's "B" shape). Chosen on
 # the validation recordings (the sonnets): the most closed precision at a recall of at least 0.65.
 SHUT_FROM, SHUT_TO = 0.6, 0.8  # closure probability: from SHUT_FROM the drawn lips close, fully at SHUT_TO
-PARTED = 0.22  # the least opening of a spoken frame the head calls open: drawn, 0.125 on the 0-1 scale of the
-# evaluation (an inner-lip gap of 4.4 % of the outer-eye-corner span), a little above the S and Z of the viseme
+PARTED = 0.22  # the least opening of a spoken frame the head calls open: drawn, PARTED_READ on the 0-1 scale of
+# the evaluation (an inner-lip gap of 4.4 % of the outer-eye-corner span), a little above the S and Z of the viseme
 # table (0.10), where a mouth starts to read as closed
+PARTED_READ = 0.125  # PARTED on the evaluation's 0-1 scale (1 = an inner-lip gap of 0.35 x the eye span)
+CLOSED_READ = 0.10  # a drawn opening under this on that scale reads as a closed mouth
 OPEN_LIMIT = 1.6  # a wide-open anime mouth: the inner-lip gap 0.37 x the outer-eye-corner distance
 ROUND_LIMIT = 1.25  # the most rounded drawn mouth (spread -1.25: the corners 0.035 in on each side, lips pouted)
 

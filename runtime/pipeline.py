@@ -38,6 +38,7 @@ class Motion:
     blink: np.ndarray  # [T]
     emotion: np.ndarray  # [T, 6] CREMA-D order
     visemes: np.ndarray | None = None  # [T] Rhubarb mouth shapes (runtime.motion_io), when computed
+    closed: np.ndarray | None = None  # [T] the closure head's probability that the lips are shut (NaN: no head)
 
     @property
     def n_frames(self) -> int:
@@ -101,12 +102,13 @@ class Animator:
         s = Stream(
             self.audio_model, neutral, None, seed=seed, emotion=emotion, mouth_gain=mouth_gain, head_motion=head_motion
         )
-        parts: list[list[np.ndarray]] = [[], [], [], [], []]  # mouth, landmarks, pose, blink, emotion per window
+        keys = ("mouth", "landmarks", "pose", "blink", "emotion", "closed")
+        parts: list[list[np.ndarray]] = [[] for _ in keys]  # per window
         heard = 0
 
         def take() -> None:  # the frames ready so far (at most a window's worth at a time)
             frames = [s.step(draw=False) for _ in range(s.ready())]
-            for part, key in zip(parts, ("mouth", "landmarks", "pose", "blink", "emotion")):
+            for part, key in zip(parts, keys):
                 if frames:
                     part.append(np.stack([getattr(f, key) for f in frames]).astype(np.float32))
 
@@ -121,11 +123,12 @@ class Animator:
             raise InvalidAudio("audio is empty (0 samples)")
         s.flush()
         take()
-        mouth, lms, pose, blink, emo = (np.concatenate(part) for part in parts)
+        arrays = [np.concatenate(part) for part in parts]
         if fps != FPS:
             n_out = max(1, int(round(heard / SAMPLE_RATE * fps)))
-            mouth, lms, pose, blink, emo = (_resample(x, n_out) for x in (mouth, lms, pose, blink, emo))
-        return Motion(mouth, lms, pose, blink, emo), heard
+            arrays = [_resample(x, n_out) for x in arrays]
+        mouth, lms, pose, blink, emo, closed = arrays
+        return Motion(mouth, lms, pose, blink, emo, closed=None if np.isnan(closed).all() else closed), heard
 
 
 def _resample(x: np.ndarray, n: int) -> np.ndarray:

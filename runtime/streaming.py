@@ -56,6 +56,7 @@ class Frame:
     image: np.ndarray | None = None  # [H, W, 3] uint8 RGB when drawn ([H, W, 4] RGBA: transparent bg)
     accepted_at: float = 0.0  # perf_counter() when the audio that completed this frame was accepted
     latency_ms: float | None = None  # accepted_at -> step() returned
+    closed: float = float("nan")  # the closure head's probability that the lips are shut (NaN: no head)
 
 
 def _split_batch(out: dict[str, np.ndarray], n: int, state_axis1: Sequence[str]) -> list[dict[str, np.ndarray]]:
@@ -417,6 +418,7 @@ class Stream:
                     float(prep["blink"][i]),
                     prep["emotion"][i],
                     accepted_at=prep["t"],
+                    closed=float("nan") if closed is None else float(closed[0][i]),
                 )
             )
             self._next_index += 1

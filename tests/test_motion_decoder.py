@@ -275,6 +275,7 @@ def test_closure_head_shapes_only_the_drawn_mouth(tiny_run, tiny_models, speech_
     with_head = _frames(AudioModel("cpu", "fp32", tiny_models), pcm, 0)
     without = _frames(AudioModel("cpu", "fp32", plain), pcm, 0)
     assert len(with_head) == len(without) == 60
+    assert all(0.0 <= f.closed <= 1.0 for f in with_head) and all(np.isnan(f.closed) for f in without)
     for a, b in zip(with_head, without):
         np.testing.assert_array_equal(a.mouth, b.mouth)
         np.testing.assert_array_equal(a.pose, b.pose)

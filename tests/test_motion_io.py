@@ -17,6 +17,7 @@ def test_animate_and_save_all_formats(tmp_path, speech_wav, animator):
     m = toonsync.animate(speech_wav, animator=animator, seed=1)
     T = m.n_frames
     assert m.landmarks.shape == (T, 68, 2) and m.pose.shape == (T, 3) and m.visemes.shape == (T,)
+    assert m.closed.shape == (T,) and np.all((m.closed >= 0) & (m.closed <= 1))  # the shipped decoder's head
     toonsync.save_motion(m, tmp_path / "m.npy")
     np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), m.landmarks.astype(np.float32))
     toonsync.save_motion(m, tmp_path / "m.json")
@@ -39,6 +40,11 @@ def test_visemes_and_cues():
     )
     assert "".join(viseme_classes(mouth)) == "ADCFGB"
     assert "".join(viseme_classes(mouth, np.array([-60, -10, -10, -10, -10, -10.0]))) == "XDCFGB"
+    # with a closure head its probability decides "A": shut where it is sure (even over an opening or a bite),
+    # parted ("B") where the mouth parameters alone say closed but it does not; NaN frames have no head
+    closed = np.array([0.3, 0.9, np.nan, 0.3, 0.9, 0.3], np.float32)
+    assert "".join(viseme_classes(mouth, closed=closed)) == "BACFAB"
+    assert "".join(viseme_classes(mouth, np.array([-60, -10, -10, -10, -10, -10.0]), closed)) == "XACFAB"
     assert mouth_cues(np.array(list("AAB"))) == [
         {"start": 0.0, "end": 0.08, "value": "A"},
         {"start": 0.08, "end": 0.12, "value": "B"},

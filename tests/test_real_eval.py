@@ -48,5 +48,24 @@ def test_eval_real_on_three_recordings(animator):
     assert drawn["r"] > 0.6 and raw["r"] > 0.6  # lip-sync follows the aligned phones of real voices
     assert drawn["slope"] > 1.8 * raw["slope"] and drawn["wide_open_median"] > raw["wide_open_median"]
     assert 0 < drawn["closed_recall"] <= 1 and drawn["frames"] > 150
+    # the mouth cues close where a render draws the lips closed (both from the closure head)
+    assert abs(drawn["cue_closed_recall"] - drawn["closed_recall"]) < 0.1
+    assert abs(drawn["cue_closed_precision"] - drawn["closed_precision"]) < 0.1
     still = evaluate_real(clips, animator=animator, head_motion=0.0)
     assert still["pose_std_deg"]["yaw"] == 0.0 and drawn["pose_std_deg"]["pitch"] > 0.3
+
+
+def test_cues_close_where_the_drawn_lips_read_closed():
+    """``motion_io.CUE_SHUT`` is the closure probability at which a parted spoken frame, drawn by
+    ``shape_closures``, falls under the evaluation's closed reading; ``PARTED_READ`` is ``PARTED`` measured."""
+    from toonsync.runtime.avatar_geometry import mean_face_landmarks
+    from toonsync.runtime.motion_io import CUE_SHUT
+    from toonsync.runtime.mouth import CLOSED_READ, PARTED, PARTED_READ, mouth_basis, shape_closures
+
+    def drawn(p: float) -> float:
+        m = shape_closures(np.zeros((1, 3), np.float32), np.array([p], np.float32), np.ones(1, np.float32))
+        return float(openness(mean_face_landmarks()[None] + np.tensordot(m, mouth_basis(), axes=([1], [0])))[0])
+
+    assert drawn(0.0) == pytest.approx(PARTED_READ, abs=0.005)
+    assert drawn(0.0) == pytest.approx(float(openness(mean_face_landmarks()[None] + PARTED * mouth_basis()[0])[0]))
+    assert drawn(CUE_SHUT - 0.02) > CLOSED_READ > drawn(CUE_SHUT + 0.02)

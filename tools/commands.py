@@ -343,7 +343,8 @@ def _eval_real(a: argparse.Namespace) -> int:
     pose = rep["pose_std_deg"]
     log.info(
         "%s (%d clips, %.0f s, %d speakers): r %.2f, slope %.2f, wide-open median %.2f, closed "
-        "precision %.2f / recall %.2f, head std yaw %.1f° pitch %.1f°, %.0f blinks/min; wrote %s",
+        "precision %.2f / recall %.2f (mouth cues %.2f / %.2f), head std yaw %.1f° pitch %.1f°, %.0f blinks/min; "
+        "wrote %s",
         f"recordings ({a.recordings})"
         if a.recordings
         else "real speech"
@@ -357,6 +358,8 @@ def _eval_real(a: argparse.Namespace) -> int:
         rep["wide_open_median"],
         rep["closed_precision"],
         rep["closed_recall"],
+        rep["cue_closed_precision"],
+        rep["cue_closed_recall"],
         pose["yaw"],
         pose["pitch"],
         rep["blinks_per_min"],

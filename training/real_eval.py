@@ -17,6 +17,8 @@ frames of all clips:
 - ``wide_open_median``: median predicted opening on frames of AA AE AH AO AW AY;
 - ``closed_precision`` / ``closed_recall``: frames predicted closed (opening < ``CLOSED``) against the frames of
   P/B/M and silence;
+- ``cue_closed_precision`` / ``cue_closed_recall``: the same for the mouth cues ``toonsync motion`` writes
+  (Rhubarb shapes, ``runtime.motion_io.viseme_classes``): frames cued closed ("A") or at rest ("X");
 - ``pose_std_deg``: yaw and pitch std per clip of at least 2 s (median over clips), and ``blinks_per_min``.
 """
 
@@ -33,7 +35,9 @@ import numpy as np
 from toonsync.runtime.audio_io import load_audio
 from toonsync.runtime.avatar_geometry import mean_face_landmarks
 from toonsync.runtime.mel import FPS, SAMPLES_PER_FRAME
-from toonsync.runtime.mouth import MOUTH_GAIN, inner_lip_gap
+from toonsync.runtime.motion import frame_energy
+from toonsync.runtime.motion_io import viseme_classes
+from toonsync.runtime.mouth import CLOSED_READ, MOUTH_GAIN, inner_lip_gap
 
 from .align_check import Aligner, AlignmentError
 from .visemes import Phone, frame_phones, mouth_trajectory
@@ -44,7 +48,7 @@ REAL_DIR = Path(__file__).resolve().parent / "real_speech"
 ALSA_DIR = Path("/usr/share/sounds/alsa")
 WIDE = frozenset({"aa", "ae", "ah", "ao", "aw", "ay"})
 SHUT = frozenset({"p", "b", "m", "sil"})
-CLOSED = 0.10  # predicted opening below this counts as closed (an inner-lip gap of 3.5 % of the eye span)
+CLOSED = CLOSED_READ  # predicted opening below this counts as closed (an inner-lip gap of 3.5 % of the eye span)
 ANIME_GAP = 0.35  # opening 1.0: an inner-lip gap of this fraction of the outer-eye-corner distance
 
 
@@ -83,10 +87,18 @@ def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 4) if b else None
 
 
-def figures(pred: np.ndarray, true: np.ndarray, labels: np.ndarray) -> dict:
-    """The pooled lip-sync figures of predicted vs true opening (frames of every clip together)."""
+def figures(pred: np.ndarray, true: np.ndarray, labels: np.ndarray, cues: np.ndarray | None = None) -> dict:
+    """The pooled lip-sync figures of predicted vs true opening (frames of every clip together); ``cues``: the
+    mouth cues' shapes at the same frames, for their closed precision and recall."""
     wide = np.isin(labels, list(WIDE))
     shut, said = np.isin(labels, list(SHUT)), pred < CLOSED
+    cued = {}
+    if cues is not None:
+        hit = np.isin(cues, ["A", "X"])
+        cued = {
+            "cue_closed_precision": _ratio(int((hit & shut).sum()), int(hit.sum())),
+            "cue_closed_recall": _ratio(int((hit & shut).sum()), int(shut.sum())),
+        }
     return {
         "frames": int(pred.size),
         "r": round(float(np.corrcoef(pred, true)[0, 1]), 4),
@@ -94,6 +106,7 @@ def figures(pred: np.ndarray, true: np.ndarray, labels: np.ndarray) -> dict:
         "wide_open_median": round(float(np.median(pred[wide])), 4) if wide.any() else None,
         "closed_precision": _ratio(int((said & shut).sum()), int(said.sum())),
         "closed_recall": _ratio(int((said & shut).sum()), int(shut.sum())),
+        **cued,
     }
 
 
@@ -111,22 +124,25 @@ def _score(
 
     animator = animator or Animator("cpu", precision)
     neutral = mean_face_landmarks()
-    preds, trues, labels, per_clip = [], [], [], []
+    preds, trues, labels, cues, per_clip = [], [], [], [], []
     poses, blinks, minutes = [], 0, 0.0
     for name, speaker, audio, phones in items:
         m = animator.animate(audio, neutral, mouth_gain=mouth_gain, head_motion=head_motion)
         n = min(m.n_frames, -(-audio.size // SAMPLES_PER_FRAME))
         pred, true, lab = openness(m.landmarks[:n]), mouth_trajectory(phones, n)[:, 0], frame_labels(phones, n)
-        preds.append(pred), trues.append(true), labels.append(lab)
+        cue = viseme_classes(m.mouth[:n], frame_energy(audio, n), None if m.closed is None else m.closed[:n])
+        preds.append(pred), trues.append(true), labels.append(lab), cues.append(cue)
         seconds = audio.size / 16000
         if seconds >= 2.0:
             poses.append(np.degrees(m.pose[:n, :2].std(0)))
         blinks += int(((m.blink[1:n] > 0.5) & (m.blink[: n - 1] <= 0.5)).sum())
         minutes += seconds / 60
-        per_clip.append({"clip": name, "speaker": speaker, "seconds": round(seconds, 2), **figures(pred, true, lab)})
+        per_clip.append(
+            {"clip": name, "speaker": speaker, "seconds": round(seconds, 2), **figures(pred, true, lab, cue)}
+        )
     if not preds:
         raise AlignmentError("no clip could be aligned")
-    out = figures(np.concatenate(preds), np.concatenate(trues), np.concatenate(labels))
+    out = figures(np.concatenate(preds), np.concatenate(trues), np.concatenate(labels), np.concatenate(cues))
     pose = np.median(poses, axis=0) if poses else np.full(2, np.nan)
     return {
         "schema": "toonsync-real-eval/1",
