@@ -38,7 +38,7 @@ class Motion:
     blink: np.ndarray  # [T]
     emotion: np.ndarray  # [T, 6] CREMA-D order
     visemes: np.ndarray | None = None  # [T] Rhubarb mouth shapes (runtime.motion_io), when computed
-    closed: np.ndarray | None = None  # [T] the closure head's probability that the lips are shut (NaN: no head)
+    closed: np.ndarray | None = None  # [T] the closure head's probability that the lips are shut (None: no head)
 
     @property
     def n_frames(self) -> int:
