@@ -63,11 +63,10 @@ def viseme_classes(
     out[o > 0.7] = "D"
     out[(s < -0.2) & (o > 0.12)] = "E"
     out[(s < -0.45) & (o <= 0.7)] = "F"
-    head = np.zeros(out.size, bool) if closed is None else ~np.isnan(np.asarray(closed, np.float32)[: out.size])
-    out[(o < 0.08) & ~head] = "A"
+    p = np.full(out.size, np.nan, np.float32) if closed is None else np.asarray(closed, np.float32)[: out.size]
+    out[(o < 0.08) & np.isnan(p)] = "A"
     out[lab > 0.5] = "G"
-    if head.any():
-        out[head & (np.nan_to_num(np.asarray(closed, np.float32)[: out.size]) >= CUE_SHUT)] = "A"
+    out[np.nan_to_num(p) >= CUE_SHUT] = "A"  # NaN (no head) counts as 0
     if energy_db is not None:
         out[(o < 0.05) & (energy_db[: out.size] < -45)] = "X"
     return out
