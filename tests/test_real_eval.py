@@ -26,8 +26,9 @@ def test_the_bundled_recordings_are_complete():
 def test_figures_measure_amplitude_and_closures():
     true = np.tile(np.array([0.0, 0.0, 0.5, 1.0, 0.5], np.float32), 20)
     labels = np.tile(np.array(["m", "sil", "ah", "aa", "ah"], dtype=object), 20)
-    f = figures(0.5 * true, true, labels)
+    f = figures(0.5 * true, true, labels, blended=np.roll(true, 1))
     assert f["r"] == pytest.approx(1.0) and f["slope"] == pytest.approx(0.5) and f["wide_open_median"] == 0.25
+    assert f["r_blended"] < 0.9  # the same prediction against other targets
     assert f["closed_precision"] == 1.0 and f["closed_recall"] == 1.0
     f = figures(0.5 * true + 0.2, true, labels)  # a mouth that never closes
     assert f["closed_recall"] == 0.0 and f["closed_precision"] is None
@@ -48,6 +49,7 @@ def test_eval_real_on_three_recordings(animator):
     assert drawn["r"] > 0.6 and raw["r"] > 0.6  # lip-sync follows the aligned phones of real voices
     assert drawn["slope"] > 1.8 * raw["slope"] and drawn["wide_open_median"] > raw["wide_open_median"]
     assert 0 < drawn["closed_recall"] <= 1 and drawn["frames"] > 150
+    assert 0.6 < drawn["r_blended"] <= 1  # against the targets without held lip contacts
     # the mouth cues close where a render draws the lips closed (both from the closure head)
     assert abs(drawn["cue_closed_recall"] - drawn["closed_recall"]) < 0.1
     assert abs(drawn["cue_closed_precision"] - drawn["closed_precision"]) < 0.1

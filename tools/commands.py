@@ -342,7 +342,7 @@ def _eval_real(a: argparse.Namespace) -> int:
         tmp.write_text(json.dumps(rep, indent=2) + "\n")
     pose = rep["pose_std_deg"]
     log.info(
-        "%s (%d clips, %.0f s, %d speakers): r %.2f, slope %.2f, wide-open median %.2f, closed "
+        "%s (%d clips, %.0f s, %d speakers): r %.3f (blended targets %.3f), slope %.2f, wide-open median %.2f, closed "
         "precision %.2f / recall %.2f (mouth cues %.2f / %.2f), head std yaw %.1f° pitch %.1f°, %.0f blinks/min; "
         "wrote %s",
         f"recordings ({a.recordings})"
@@ -354,6 +354,7 @@ def _eval_real(a: argparse.Namespace) -> int:
         rep["seconds"],
         len(rep["speakers"]),
         rep["r"],
+        rep["r_blended"],
         rep["slope"],
         rep["wide_open_median"],
         rep["closed_precision"],

@@ -12,7 +12,8 @@ mouth. The model's opening is measured on the landmarks that ``toonsync motion``
 the inner-lip gap over 0.35 x the outer-eye-corner distance, on the same 0-1 scale. Figures, pooled over the
 frames of all clips:
 
-- ``r``: Pearson correlation of predicted and true opening;
+- ``r``: Pearson correlation of predicted and true opening (``r_blended``: against the co-articulated opening
+  without the held lip contacts, the targets of earlier versions);
 - ``slope``: least-squares slope of predicted on true opening (1 = full amplitude);
 - ``wide_open_median``: median predicted opening on frames of AA AE AH AO AW AY;
 - ``closed_precision`` / ``closed_recall``: frames predicted closed (opening < ``CLOSED``) against the frames of
@@ -87,9 +88,16 @@ def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 4) if b else None
 
 
-def figures(pred: np.ndarray, true: np.ndarray, labels: np.ndarray, cues: np.ndarray | None = None) -> dict:
+def figures(
+    pred: np.ndarray,
+    true: np.ndarray,
+    labels: np.ndarray,
+    cues: np.ndarray | None = None,
+    blended: np.ndarray | None = None,
+) -> dict:
     """The pooled lip-sync figures of predicted vs true opening (frames of every clip together); ``cues``: the
-    mouth cues' shapes at the same frames, for their closed precision and recall."""
+    mouth cues' shapes at the same frames, for their closed precision and recall; ``blended``: the true opening
+    without held contacts, for ``r_blended``."""
     wide = np.isin(labels, list(WIDE))
     shut, said = np.isin(labels, list(SHUT)), pred < CLOSED
     cued = {}
@@ -102,6 +110,7 @@ def figures(pred: np.ndarray, true: np.ndarray, labels: np.ndarray, cues: np.nda
     return {
         "frames": int(pred.size),
         "r": round(float(np.corrcoef(pred, true)[0, 1]), 4),
+        **({} if blended is None else {"r_blended": round(float(np.corrcoef(pred, blended)[0, 1]), 4)}),
         "slope": round(float(np.polyfit(true, pred, 1)[0]), 4),
         "wide_open_median": round(float(np.median(pred[wide])), 4) if wide.any() else None,
         "closed_precision": _ratio(int((said & shut).sum()), int(said.sum())),
@@ -124,25 +133,26 @@ def _score(
 
     animator = animator or Animator("cpu", precision)
     neutral = mean_face_landmarks()
-    preds, trues, labels, cues, per_clip = [], [], [], [], []
+    preds, trues, labels, cues, blends, per_clip = [], [], [], [], [], []
     poses, blinks, minutes = [], 0, 0.0
     for name, speaker, audio, phones in items:
         m = animator.animate(audio, neutral, mouth_gain=mouth_gain, head_motion=head_motion)
         n = min(m.n_frames, -(-audio.size // SAMPLES_PER_FRAME))
         pred, true, lab = openness(m.landmarks[:n]), mouth_trajectory(phones, n)[:, 0], frame_labels(phones, n)
         cue = viseme_classes(m.mouth[:n], frame_energy(audio, n), None if m.closed is None else m.closed[:n])
-        preds.append(pred), trues.append(true), labels.append(lab), cues.append(cue)
+        blended = mouth_trajectory(phones, n, hold=False)[:, 0]
+        preds.append(pred), trues.append(true), labels.append(lab), cues.append(cue), blends.append(blended)
         seconds = audio.size / 16000
         if seconds >= 2.0:
             poses.append(np.degrees(m.pose[:n, :2].std(0)))
         blinks += int(((m.blink[1:n] > 0.5) & (m.blink[: n - 1] <= 0.5)).sum())
         minutes += seconds / 60
         per_clip.append(
-            {"clip": name, "speaker": speaker, "seconds": round(seconds, 2), **figures(pred, true, lab, cue)}
+            {"clip": name, "speaker": speaker, "seconds": round(seconds, 2), **figures(pred, true, lab, cue, blended)}
         )
     if not preds:
         raise AlignmentError("no clip could be aligned")
-    out = figures(np.concatenate(preds), np.concatenate(trues), np.concatenate(labels), np.concatenate(cues))
+    out = figures(*(np.concatenate(x) for x in (preds, trues, labels, cues, blends)))
     pose = np.median(poses, axis=0) if poses else np.full(2, np.nan)
     return {
         "schema": "toonsync-real-eval/1",

@@ -136,8 +136,9 @@ def phone_target(label: str) -> tuple[float, float, float, float, float]:
     return _TABLE.get(key, (0.3, 0.0, 0.0, 0.3, 16.0))
 
 
-def mouth_trajectory(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.ndarray:
-    """Per-video-frame mouth parameters [n_frames, 3] from timed phones (frame k sampled at its centre)."""
+def mouth_trajectory(phones: list[Phone], n_frames: int, fps: int = FPS, hold: bool = True) -> np.ndarray:
+    """Per-video-frame mouth parameters [n_frames, 3] from timed phones (frame k sampled at its centre); ``hold``:
+    every lip contact reached (``_hold_contacts``), else the co-articulated blend alone."""
     out = np.zeros((n_frames, len(MOUTH_PARAMS)), np.float32)
     if not phones or n_frames == 0:
         return out
@@ -150,7 +151,7 @@ def mouth_trajectory(phones: list[Phone], n_frames: int, fps: int = FPS) -> np.n
     dist = np.maximum(np.abs(t[:, None] - centres[None, :]) - half[None, :] * 0.6, 0.0)
     dom = params[None, :, 0] * np.exp(-params[None, :, 1] * dist) + 1e-9
     out[:] = (dom @ targets) / dom.sum(axis=1, keepdims=True)
-    return _hold_contacts(out, phones, fps)
+    return _hold_contacts(out, phones, fps) if hold else out
 
 
 CLOSURES = frozenset({"p", "b", "m"})  # the lips meet
