@@ -56,6 +56,19 @@ class Budget:
     max_drift_pct_iod: float = 1.0  # mean landmark drift, % of inter-ocular distance
     min_open_corr: float = 0.99  # correlation of the mouth-opening track with fp32's
     min_speedup: float = 1.5  # INT8 must be this much faster than fp32 on a 10 s clip to be worth it
+    max_closed_flips: float = 0.02  # share of frames whose drawn closure (the decoder's closure head at
+    # SHUT_FROM) INT8 speech embeddings flip against fp32's: one frame in two seconds at 25 fps
+
+
+def within_budget(delta: dict, budget: Budget) -> bool:
+    """Whether an ``accuracy_delta`` (and its ``through_motion_decoder`` part, when there is one) is inside
+    ``budget``: landmark drift, mouth-opening correlation and, with a closure head, its flipped closures."""
+    return all(
+        d["landmark_drift_pct_iod"] <= budget.max_drift_pct_iod
+        and d["mouth_open_corr"] >= budget.min_open_corr
+        and d.get("closed_flips", 0.0) <= budget.max_closed_flips
+        for d in (delta, delta.get("through_motion_decoder", delta))
+    )
 
 
 def quantize_audio2motion(fp32: Path, out: Path, cal: CalibrationSet, ctx: int, hidden: int) -> int:
@@ -223,10 +236,7 @@ def calibrate(
     if d32 is not None:  # what users see: the decoder's mouth from INT8 vs fp32 speech embeddings
         delta["through_motion_decoder"] = accuracy_delta(d32, d8)
     speed = {k: round(m32[k]["p50_ms"] / m8[k]["p50_ms"], 2) for k in ("frame", f"frame_b{BATCH}", "clip_10s")}
-    accurate = all(
-        d["landmark_drift_pct_iod"] <= budget.max_drift_pct_iod and d["mouth_open_corr"] >= budget.min_open_corr
-        for d in (delta, delta.get("through_motion_decoder", delta))
-    )
+    accurate = within_budget(delta, budget)
     fast = speed["clip_10s"] >= budget.min_speedup
     decision = "int8" if accurate and fast else "fp32"
     reason = ("INT8 within the accuracy budget" if accurate else "INT8 exceeds the accuracy budget") + (
@@ -289,7 +299,9 @@ def write_markdown(rep: dict, path: Path) -> None:
         f"Produced by `toonsync calibrate` on {cpu_model()} (1 onnxruntime thread; fp32 and int8 timed "
         f"interleaved, round by round). Budget for INT8 to become the default: mean landmark drift ≤ "
         f"{b['max_drift_pct_iod']} % of the inter-ocular distance, mouth-opening correlation with fp32 ≥ "
-        f"{b['min_open_corr']}, and ≥ {b.get('min_speedup', 1.5)}× faster than fp32 on a 10 s clip.",
+        f"{b['min_open_corr']}, the closure head's drawn closures flipped on ≤ "
+        f"{100 * b.get('max_closed_flips', 0.02):g} % of frames (through the motion decoder), and ≥ "
+        f"{b.get('min_speedup', 1.5)}× faster than fp32 on a 10 s clip.",
         "",
         f"| model | precision | size KiB | 40 ms frame p50 / p99 ms | {BATCH} streams' frames p50 / p99 ms | "
         "10 s clip p50 / p99 ms | drift % IOD (mean / p99) | open corr | default |",
@@ -317,7 +329,9 @@ def write_markdown(rep: dict, path: Path) -> None:
                 "",
                 f"Through the paired motion decoder (fp32, what the runtime shows): drift "
                 f"{t['landmark_drift_pct_iod']:.3f} / {t['landmark_drift_p99_pct_iod']:.3f} % IOD (mean / p99), "
-                f"open corr {t['mouth_open_corr']:.4f}; the budget applies to both.",
+                f"open corr {t['mouth_open_corr']:.4f}"
+                + (f", closures flipped on {100 * t['closed_flips']:.2f} % of frames" if "closed_flips" in t else "")
+                + "; the budget applies to both.",
             ]
         lines += [
             "",

@@ -118,9 +118,20 @@ def test_calibrate_int8_within_budget_and_auto_precision(tiny_checkpoint, tmp_pa
     assert load_model("audio2motion", directory=tmp_path).precision == "fp32"
 
 
+def test_budget_counts_the_closure_heads_flips():
+    from toonsync.calibration.quantize import Budget, within_budget
+
+    ok = {"landmark_drift_pct_iod": 0.03, "mouth_open_corr": 0.999}
+    assert within_budget(ok, Budget()) and within_budget({**ok, "through_motion_decoder": ok}, Budget())
+    flips = {**ok, "closed_flips": 0.05}  # a closure head whose drawn closures INT8 flips on 5 % of frames
+    assert not within_budget({**ok, "through_motion_decoder": flips}, Budget())
+    assert within_budget({**ok, "through_motion_decoder": flips}, Budget(max_closed_flips=0.1))
+    assert not within_budget({**ok, "mouth_open_corr": 0.9}, Budget())
+
+
 def test_shipped_int8_is_within_its_stated_budget():
     """Recompute (not read) the shipped INT8 model's drift against fp32 on held-out speech."""
-    from toonsync.calibration.quantize import Budget, accuracy_delta, measure
+    from toonsync.calibration.quantize import Budget, accuracy_delta, measure, through_decoder, within_budget
 
     side = json.loads((model_dir() / "audio2motion.onnx.json").read_text())
     if "audio2motion.int8.onnx" not in side["files"]:
@@ -130,6 +141,11 @@ def test_shipped_int8_is_within_its_stated_budget():
     d = accuracy_delta(m["fp32"]["_outs"], m["int8"]["_outs"])
     b = Budget(**side["quantization"]["int8"]["budget"])
     assert d["landmark_drift_pct_iod"] <= b.max_drift_pct_iod and d["mouth_open_corr"] >= b.min_open_corr
+    d32, d8 = through_decoder(model_dir(), m["fp32"]["_outs"]), through_decoder(model_dir(), m["int8"]["_outs"])
+    if d32 is not None:  # what the runtime shows: the decoder's mouth and closure head, from INT8 embeddings
+        d["through_motion_decoder"] = accuracy_delta(d32, d8)
+        assert "closed_flips" in d["through_motion_decoder"]  # the shipped decoder has a closure head
+    assert within_budget(d, b)
     assert side["quantization"]["int8"]["within_budget"] is True
     assert side["default_precision"] in ("int8", "fp32")  # int8 only when also >= min_speedup (a timing: not asserted)
 
