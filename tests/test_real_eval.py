@@ -29,7 +29,7 @@ def test_figures_measure_amplitude_and_closures():
     f = figures(0.5 * true, true, labels, blended=np.roll(true, 1))
     assert f["r"] == pytest.approx(1.0) and f["slope"] == pytest.approx(0.5) and f["wide_open_median"] == 0.25
     assert f["r_blended"] < 0.9  # the same prediction against other targets
-    assert f["closed_precision"] == 1.0 and f["closed_recall"] == 1.0
+    assert f["closed_precision"] == 1.0 and f["closed_recall"] == 1.0 and "r_blended" not in figures(true, true, labels)
     f = figures(0.5 * true + 0.2, true, labels)  # a mouth that never closes
     assert f["closed_recall"] == 0.0 and f["closed_precision"] is None
     lm = np.zeros((1, 68, 2), np.float32)

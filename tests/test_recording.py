@@ -81,6 +81,10 @@ def test_targets_hold_every_lip_contact_however_short():
     assert m[:, 0].max() > 0.8  # the vowels still open
     short = mouth_trajectory([Phone("aa", 0.0, 0.21), Phone("p", 0.21, 0.225), Phone("aa", 0.225, 0.5)], 12)
     assert short[5, 0] == 0.0  # a 15 ms /p/ with no frame centre inside still shuts the nearest frame
+    blended = mouth_trajectory(
+        [Phone("aa", 0.0, 0.21), Phone("p", 0.21, 0.225), Phone("aa", 0.225, 0.5)], 12, hold=False
+    )
+    assert blended[5, 0] > 0.05  # without held contacts the blend leaves that /p/ open
 
 
 def test_training_weighs_contacts_and_rerecords_crops(tmp_path):

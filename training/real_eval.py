@@ -12,8 +12,8 @@ mouth. The model's opening is measured on the landmarks that ``toonsync motion``
 the inner-lip gap over 0.35 x the outer-eye-corner distance, on the same 0-1 scale. Figures, pooled over the
 frames of all clips:
 
-- ``r``: Pearson correlation of predicted and true opening (``r_blended``: against the co-articulated opening
-  without the held lip contacts, the targets of earlier versions);
+- ``r``: Pearson correlation of predicted and true opening (``r_blended``: against the co-articulated blend
+  alone, without the held lip contacts);
 - ``slope``: least-squares slope of predicted on true opening (1 = full amplitude);
 - ``wide_open_median``: median predicted opening on frames of AA AE AH AO AW AY;
 - ``closed_precision`` / ``closed_recall``: frames predicted closed (opening < ``CLOSED``) against the frames of
