@@ -49,6 +49,7 @@ VISEME_MEANING = {
 # parameters alone would call closed are parted ("B") below it, as a render draws them. So the cues close where
 # a render closes the lips.
 CUE_SHUT = SHUT_FROM + (1.0 - CLOSED_READ / PARTED_READ) * (SHUT_TO - SHUT_FROM)
+REST_FRAMES = 6  # a closed mouth held this long (240 ms, longer than a P, B or M closes the lips) is a pause: rest
 
 
 def viseme_classes(
@@ -56,7 +57,8 @@ def viseme_classes(
 ) -> np.ndarray:
     """Mouth parameters [T, 3] (open, spread, labio) -> viseme letters [T] (Rhubarb shapes). ``closed`` [T]: the
     closure head's probabilities (NaN where there is none), which then decide the closed shape "A"; ``energy_db``
-    [T]: quiet frames with a closed mouth are rest ("X")."""
+    [T]: quiet frames with a closed mouth are rest ("X"), and so is any closed run of ``REST_FRAMES`` or more (a
+    pause over room noise: Rhubarb's idle mouth, not lips pressed together)."""
     o, s, lab = mouth[:, 0], mouth[:, 1], mouth[:, 2]
     out = np.full(mouth.shape[0], "B", dtype="<U1")
     out[o > 0.45] = "C"
@@ -69,6 +71,10 @@ def viseme_classes(
     out[np.nan_to_num(p) >= CUE_SHUT] = "A"  # NaN (no head) counts as 0
     if energy_db is not None:
         out[(o < 0.05) & (energy_db[: out.size] < -45)] = "X"
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (out == "A").astype(np.int8), [0]])))
+    for start, end in zip(edges[::2], edges[1::2]):
+        if end - start >= REST_FRAMES:
+            out[start:end] = "X"
     return out
 
 

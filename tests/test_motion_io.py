@@ -10,7 +10,7 @@ import pytest
 
 import toonsync
 from toonsync.runtime.errors import InputError
-from toonsync.runtime.motion_io import mouth_cues, viseme_classes
+from toonsync.runtime.motion_io import REST_FRAMES, mouth_cues, viseme_classes
 
 
 def test_animate_and_save_all_formats(tmp_path, speech_wav, animator):
@@ -45,6 +45,10 @@ def test_visemes_and_cues():
     closed = np.array([0.3, 0.9, np.nan, 0.3, 0.9, 0.3], np.float32)
     assert "".join(viseme_classes(mouth, closed=closed)) == "BACFAB"
     assert "".join(viseme_classes(mouth, np.array([-60, -10, -10, -10, -10, -10.0]), closed)) == "XACFAB"
+    # a closed mouth held longer than a lip closure is a pause, cued as rest even over room noise
+    shut = np.zeros((REST_FRAMES, 3), np.float32)
+    pause = np.concatenate([mouth[1:2], shut, mouth[1:2], shut[: REST_FRAMES - 1], mouth[1:2]])
+    assert "".join(viseme_classes(pause)) == "D" + "X" * REST_FRAMES + "D" + "A" * (REST_FRAMES - 1) + "D"
     assert mouth_cues(np.array(list("AAB"))) == [
         {"start": 0.0, "end": 0.08, "value": "A"},
         {"start": 0.08, "end": 0.12, "value": "B"},
