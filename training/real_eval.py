@@ -99,23 +99,23 @@ def figures(
     mouth cues' shapes at the same frames, for their closed precision and recall; ``blended``: the true opening
     without held contacts, for ``r_blended``."""
     wide = np.isin(labels, list(WIDE))
-    shut, said = np.isin(labels, list(SHUT)), pred < CLOSED
-    cued = {}
-    if cues is not None:
-        hit = np.isin(cues, ["A", "X"])
-        cued = {
-            "cue_closed_precision": _ratio(int((hit & shut).sum()), int(hit.sum())),
-            "cue_closed_recall": _ratio(int((hit & shut).sum()), int(shut.sum())),
+    shut = np.isin(labels, list(SHUT))
+
+    def closed(prefix: str, said: np.ndarray) -> dict:  # frames called closed against the shut ones
+        both = int((said & shut).sum())
+        return {
+            f"{prefix}closed_precision": _ratio(both, int(said.sum())),
+            f"{prefix}closed_recall": _ratio(both, int(shut.sum())),
         }
+
     return {
         "frames": int(pred.size),
         "r": round(float(np.corrcoef(pred, true)[0, 1]), 4),
         **({} if blended is None else {"r_blended": round(float(np.corrcoef(pred, blended)[0, 1]), 4)}),
         "slope": round(float(np.polyfit(true, pred, 1)[0]), 4),
         "wide_open_median": round(float(np.median(pred[wide])), 4) if wide.any() else None,
-        "closed_precision": _ratio(int((said & shut).sum()), int(said.sum())),
-        "closed_recall": _ratio(int((said & shut).sum()), int(shut.sum())),
-        **cued,
+        **closed("", pred < CLOSED),
+        **({} if cues is None else closed("cue_", np.isin(cues, ["A", "X"]))),
     }
 
 
